@@ -1,0 +1,65 @@
+# Coterie's build. Everything it runs is pinned: the Go tools through the
+# `tool` directives in go.mod, protoc through Debian's package.
+
+GO        ?= go
+BIN       := bin
+TOOLBIN   := .bin
+PROTO_SRC := $(wildcard protocol/*.proto)
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Packages whose tests start goroutines run under the race detector.
+RACE_PKGS ?= ./enclave/... ./cmd/...
+
+.PHONY: all build test check proto protoc demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/coterie ./cmd/coterie
+
+test:
+	$(GO) test -timeout 15m ./...
+	$(GO) test -race -timeout 15m $(RACE_PKGS)
+
+check: protoc
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	CGO_ENABLED=1 $(GO) vet -tags ego,ego_mock_eclient ./enclave/...
+	@$(MAKE) --no-print-directory proto-check
+
+# protoc comes from Debian's protobuf-compiler; the Go plugins are the
+# versions pinned in go.mod.
+protoc:
+	@command -v protoc >/dev/null || { \
+		echo "installing protoc from Debian's protobuf-compiler"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq protobuf-compiler libprotobuf-dev >/dev/null; }
+
+$(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc: go.mod
+	$(GO) build -o $(TOOLBIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+PROTOC_GO = protoc -I protocol \
+	--plugin=protoc-gen-go=$(TOOLBIN)/protoc-gen-go \
+	--plugin=protoc-gen-go-grpc=$(TOOLBIN)/protoc-gen-go-grpc \
+	--go_opt=paths=source_relative --go-grpc_opt=paths=source_relative
+
+proto: protoc $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc
+	$(PROTOC_GO) --go_out=protocol --go-grpc_out=protocol $(PROTO_SRC)
+
+# proto-check regenerates into a scratch directory and fails when the
+# committed code differs from what `make proto` would write.
+.PHONY: proto-check
+proto-check: protoc $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	if [ -n "$(PROTO_SRC)" ]; then $(PROTOC_GO) --go_out=$$tmp --go-grpc_out=$$tmp $(PROTO_SRC); fi; \
+	for f in $$(cd $$tmp && ls 2>/dev/null); do \
+		cmp -s $$tmp/$$f protocol/$$f || { echo "protocol/$$f is stale: run make proto"; exit 1; }; done; \
+	for f in $$(ls protocol/*.pb.go 2>/dev/null); do \
+		[ -f $$tmp/$$(basename $$f) ] || { echo "$$f has no .proto source"; exit 1; }; done
+
+demo: build
+	$(BIN)/coterie demo
+
+clean:
+	rm -rf $(BIN) $(TOOLBIN)
