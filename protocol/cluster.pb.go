@@ -1342,6 +1342,8 @@ type ClusterState struct {
 	ApiUsers      []*ClusterRecord       `protobuf:"bytes,4,rep,name=api_users,json=apiUsers,proto3" json:"api_users,omitempty"`
 	KeyRecords    []*ClusterRecord       `protobuf:"bytes,5,rep,name=key_records,json=keyRecords,proto3" json:"key_records,omitempty"`
 	CompletionSeq uint64                 `protobuf:"varint,6,opt,name=completion_seq,json=completionSeq,proto3" json:"completion_seq,omitempty"`
+	// applied_index is the raft index of the last command applied.
+	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1414,6 +1416,13 @@ func (x *ClusterState) GetKeyRecords() []*ClusterRecord {
 func (x *ClusterState) GetCompletionSeq() uint64 {
 	if x != nil {
 		return x.CompletionSeq
+	}
+	return 0
+}
+
+func (x *ClusterState) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
 	}
 	return 0
 }
@@ -1769,7 +1778,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
 	"\bnext_seq\x18\x02 \x01(\x04R\anextSeq\x128\n" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
-	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\"\xb2\x02\n" +
+	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\"\xd7\x02\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -1777,7 +1786,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\tapi_users\x18\x04 \x03(\v2\x19.coterie.v1.ClusterRecordR\bapiUsers\x12:\n" +
 	"\vkey_records\x18\x05 \x03(\v2\x19.coterie.v1.ClusterRecordR\n" +
 	"keyRecords\x12%\n" +
-	"\x0ecompletion_seq\x18\x06 \x01(\x04R\rcompletionSeq\"\xe4\x01\n" +
+	"\x0ecompletion_seq\x18\x06 \x01(\x04R\rcompletionSeq\x12#\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\xe4\x01\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +

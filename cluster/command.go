@@ -1,0 +1,241 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// CommandVersion is the only ClusterCommand version this build applies.
+const CommandVersion = 1
+
+// Limits on command fields. They are part of the FSM's deterministic rules,
+// so they are constants: every replica must apply the same ones.
+const (
+	// maxIDLen bounds every id (request, node, key, presignature, record).
+	maxIDLen = 256
+	// maxReasonLen bounds a Complete's reason.
+	maxReasonLen = 1024
+	// maxBatch bounds the presignatures of one PresignaturesAdded.
+	maxBatch = 1024
+	// maxDecodeBytes bounds what Apply decodes, whatever Config says; a
+	// proposer's own Config.MaxCommandBytes is smaller.
+	maxDecodeBytes = 64 << 20
+)
+
+// EncodeCommand returns the canonical encoding of cmd.
+func EncodeCommand(cmd *protocol.ClusterCommand) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand decodes and validates a command from the raft log or the
+// forwarding path. It returns ErrTooLarge, ErrBadCommand or ErrBadVersion,
+// never panics, and never echoes field contents that might be secret.
+func DecodeCommand(data []byte) (*protocol.ClusterCommand, error) {
+	if len(data) > maxDecodeBytes {
+		return nil, errorf(ErrTooLarge, "%d bytes", len(data))
+	}
+	cmd := &protocol.ClusterCommand{}
+	if err := proto.Unmarshal(data, cmd); err != nil {
+		return nil, errorf(ErrBadCommand, "decode: %v", err)
+	}
+	if err := validateCommand(cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// validateCommand checks everything about a command that does not depend on
+// the FSM's state.
+func validateCommand(cmd *protocol.ClusterCommand) error {
+	if cmd.GetVersion() != CommandVersion {
+		return errorf(ErrBadVersion, "version %d", cmd.GetVersion())
+	}
+	if err := checkID("node", cmd.GetNode()); err != nil {
+		return err
+	}
+	if cmd.GetProposedAtUnixNano() <= 0 {
+		return errorf(ErrBadCommand, "missing proposer timestamp")
+	}
+	switch b := cmd.GetBody().(type) {
+	case *protocol.ClusterCommand_Claim:
+		if err := checkID("request", b.Claim.GetRequestId()); err != nil {
+			return err
+		}
+		return checkOptionalID("api user", b.Claim.GetApiUserId())
+	case *protocol.ClusterCommand_Reserve:
+		r := b.Reserve
+		for _, f := range []struct{ name, v string }{
+			{"request", r.GetRequestId()}, {"key", r.GetKeyId()}, {"presignature", r.GetPresignatureId()},
+		} {
+			if err := checkID(f.name, f.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *protocol.ClusterCommand_Complete:
+		c := b.Complete
+		if err := checkID("request", c.GetRequestId()); err != nil {
+			return err
+		}
+		if outcomeFromProto(c.GetOutcome()) == OutcomeUnspecified {
+			return errorf(ErrBadCommand, "complete without an outcome")
+		}
+		if len(c.GetReason()) > maxReasonLen {
+			return errorf(ErrBadCommand, "reason longer than %d bytes", maxReasonLen)
+		}
+		return nil
+	case *protocol.ClusterCommand_Release:
+		return checkID("released node", b.Release.GetNode())
+	case *protocol.ClusterCommand_PresignaturesAdded:
+		return validatePresignaturesAdded(b.PresignaturesAdded)
+	case *protocol.ClusterCommand_ApiUserAdded:
+		return validateRecord("api user", b.ApiUserAdded.GetUser(), false)
+	case *protocol.ClusterCommand_KeyRecordAdded:
+		return validateRecord("key record", b.KeyRecordAdded.GetKey(), true)
+	default:
+		return errorf(ErrBadCommand, "no body")
+	}
+}
+
+func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
+	if err := checkID("key", a.GetKeyId()); err != nil {
+		return err
+	}
+	n := len(a.GetPresignatures())
+	if n == 0 || n > maxBatch {
+		return errorf(ErrBadCommand, "%d presignatures in one batch, want 1..%d", n, maxBatch)
+	}
+	seen := make(map[string]bool, n)
+	for _, p := range a.GetPresignatures() {
+		if err := checkID("presignature", p.GetId()); err != nil {
+			return err
+		}
+		if seen[p.GetId()] {
+			return errorf(ErrBadCommand, "presignature %q twice in one batch", p.GetId())
+		}
+		seen[p.GetId()] = true
+		if len(p.GetSealed()) == 0 {
+			return errorf(ErrBadCommand, "presignature %q has no sealed share", p.GetId())
+		}
+	}
+	return nil
+}
+
+func validateRecord(what string, r *protocol.ClusterRecord, needOwner bool) error {
+	if r == nil {
+		return errorf(ErrBadCommand, "%s: missing record", what)
+	}
+	if err := checkID(what, r.GetId()); err != nil {
+		return err
+	}
+	if needOwner {
+		if err := checkID(what+" owner", r.GetOwnerId()); err != nil {
+			return err
+		}
+	} else if err := checkOptionalID(what+" owner", r.GetOwnerId()); err != nil {
+		return err
+	}
+	if len(r.GetSealed()) == 0 {
+		return errorf(ErrBadCommand, "%s %q has no sealed part", what, r.GetId())
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
+	if id == "" {
+		return errorf(ErrBadCommand, "missing %s id", what)
+	}
+	return checkOptionalID(what, id)
+}
+
+func checkOptionalID(what, id string) error {
+	if len(id) > maxIDLen {
+		return errorf(ErrBadCommand, "%s id longer than %d bytes", what, maxIDLen)
+	}
+	// proto3 already rejects invalid UTF-8 in strings; this guards commands
+	// built in process.
+	if !utf8.ValidString(id) {
+		return errorf(ErrBadCommand, "%s id is not UTF-8", what)
+	}
+	return nil
+}
+
+// Command builders. Each returns a command without version, node or
+// timestamp; Cluster.Propose stamps those.
+
+// ClaimCommand returns a Claim of request for API user apiUser.
+func ClaimCommand(request, apiUser string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Claim{Claim: &protocol.ClusterClaim{
+		RequestId: request, ApiUserId: apiUser,
+	}}}
+}
+
+// ReserveCommand returns a Reserve of presignature p for request.
+func ReserveCommand(request string, p PresignatureRef) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Reserve{Reserve: &protocol.ClusterReserve{
+		RequestId: request, KeyId: p.KeyID, PresignatureId: p.ID,
+	}}}
+}
+
+// CompleteCommand returns a Complete of request with its outcome and reason.
+func CompleteCommand(request string, outcome Outcome, reason string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Complete{Complete: &protocol.ClusterComplete{
+		RequestId: request, Outcome: outcome.proto(), Reason: reason,
+	}}}
+}
+
+// ReleaseCommand returns a Release of node.
+func ReleaseCommand(node string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Release{Release: &protocol.ClusterRelease{Node: node}}}
+}
+
+// SealedPresignature is one presignature share sealed under the keyring.
+type SealedPresignature struct {
+	ID     string
+	Sealed []byte
+}
+
+// PresignaturesAddedCommand returns a command adding sealed presignatures to
+// the pool of key.
+func PresignaturesAddedCommand(key string, ps []SealedPresignature) *protocol.ClusterCommand {
+	a := &protocol.ClusterPresignaturesAdded{KeyId: key}
+	for _, p := range ps {
+		a.Presignatures = append(a.Presignatures, &protocol.ClusterSealedPresignature{Id: p.ID, Sealed: p.Sealed})
+	}
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_PresignaturesAdded{PresignaturesAdded: a}}
+}
+
+// APIUserAddedCommand returns a command recording an API user.
+func APIUserAddedCommand(r Record) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_ApiUserAdded{ApiUserAdded: &protocol.ClusterAPIUserAdded{
+		User: r.proto(),
+	}}}
+}
+
+// KeyRecordAddedCommand returns a command recording a key; r.OwnerID names
+// its API user.
+func KeyRecordAddedCommand(r Record) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRecordAdded{KeyRecordAdded: &protocol.ClusterKeyRecordAdded{
+		Key: r.proto(),
+	}}}
+}
+
+func (r Record) proto() *protocol.ClusterRecord {
+	return &protocol.ClusterRecord{Id: r.ID, OwnerId: r.OwnerID, Public: r.Public, Sealed: r.Sealed}
+}
+
+// stamp fills in the envelope of cmd.
+func stamp(cmd *protocol.ClusterCommand, node string, now time.Time) {
+	cmd.Version = CommandVersion
+	cmd.Node = node
+	cmd.ProposedAtUnixNano = now.UnixNano()
+}

@@ -1,0 +1,118 @@
+package cluster
+
+import "sync"
+
+// EventKind says what an applied command changed.
+type EventKind int
+
+// The event kinds.
+const (
+	EventClaimed EventKind = iota + 1
+	EventReserved
+	EventCompleted
+	// EventReleased is sent once per request that a Release returned to
+	// unclaimed; any node may now claim it.
+	EventReleased
+	EventPresignaturesAdded
+	EventAPIUserAdded
+	EventKeyRecordAdded
+	// EventRestored says the state was replaced by a snapshot; a subscriber
+	// should read the state again instead of relying on past events.
+	EventRestored
+)
+
+// String returns the kind's lowercase name.
+func (k EventKind) String() string {
+	switch k {
+	case EventClaimed:
+		return "claimed"
+	case EventReserved:
+		return "reserved"
+	case EventCompleted:
+		return "completed"
+	case EventReleased:
+		return "released"
+	case EventPresignaturesAdded:
+		return "presignatures-added"
+	case EventAPIUserAdded:
+		return "api-user-added"
+	case EventKeyRecordAdded:
+		return "key-record-added"
+	case EventRestored:
+		return "restored"
+	default:
+		return "unknown"
+	}
+}
+
+// Event describes one change applied to the local FSM. Fields that do not
+// apply to the kind are empty.
+type Event struct {
+	Kind EventKind
+	// Index is the raft index of the command that caused the event.
+	Index        uint64
+	RequestID    string
+	APIUserID    string
+	Node         string
+	Presignature PresignatureRef
+	Outcome      Outcome
+	KeyID        string
+	// Count is the number of presignatures added.
+	Count    int
+	RecordID string
+}
+
+// subscribers fans events out to channels without ever blocking Apply.
+type subscribers struct {
+	mu   sync.Mutex
+	next int
+	chs  map[int]chan Event
+}
+
+// publish sends evs to every subscriber whose buffer has room; a full
+// subscriber misses the event.
+func (s *subscribers) publish(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.chs {
+		for _, ev := range evs {
+			select {
+			case ch <- ev:
+			default:
+			}
+		}
+	}
+}
+
+// Subscribe returns a channel of the events the local FSM applies from now
+// on, and a function that ends the subscription and closes the channel.
+//
+// Apply never waits for a subscriber: when the buffer is full, events are
+// dropped. Events are hints; the state read through the query methods is
+// the truth, and a subscriber that may have missed events (or sees
+// EventRestored) should read it again. Each node sees every event once its
+// replica applies the command, so a follower's events lag the leader's.
+func (f *FSM) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, max(buffer, 1))
+	s := &f.subs
+	s.mu.Lock()
+	if s.chs == nil {
+		s.chs = map[int]chan Event{}
+	}
+	id := s.next
+	s.next++
+	s.chs[id] = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.chs, id)
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}

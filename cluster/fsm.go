@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// Retention limits. Like the command limits, they are constants because
+// every replica must apply the same rules.
+const (
+	// completedRetained is how many completed requests the FSM remembers.
+	// Beyond it the oldest completion is forgotten, and a Claim of that
+	// request id would start it afresh.
+	completedRetained = 16384
+	// spentRetained is how many used or burned presignatures the FSM
+	// remembers per key, so that adding or reserving one of them again gets
+	// ErrPresignatureUsed or ErrPresignatureBurned. A spent presignature is
+	// never available again in any case: only an Add of its id after it was
+	// forgotten would go unnoticed (see doc.go).
+	spentRetained = 4096
+)
+
+// FSM is the deterministic state machine behind the raft log: request
+// ownership, presignature pools, API users and key records. It holds
+// ciphertext only.
+//
+// Apply, Snapshot and Restore are called by raft from one goroutine. The
+// query methods may be called concurrently with them and with each other;
+// they read the state under a read lock and return copies the caller owns.
+// Reads see the local replica, which may lag the leader (see doc.go).
+type FSM struct {
+	mu sync.RWMutex
+	st *state
+	// applied is closed and replaced after each Apply and Restore, so that
+	// waiters learn the applied index moved.
+	applied chan struct{}
+	subs    subscribers
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// state is the FSM's data. Every method that changes it is deterministic:
+// its effect depends only on the state and the command.
+type state struct {
+	requests map[string]*protocol.ClusterRequestState
+	// completed holds the ids of completed requests, oldest first.
+	completed     []string
+	completionSeq uint64
+	pools         map[string]*keyPool
+	users         map[string]*protocol.ClusterRecord
+	keys          map[string]*protocol.ClusterRecord
+	appliedIndex  uint64
+}
+
+func newState() *state {
+	return &state{
+		requests: map[string]*protocol.ClusterRequestState{},
+		pools:    map[string]*keyPool{},
+		users:    map[string]*protocol.ClusterRecord{},
+		keys:     map[string]*protocol.ClusterRecord{},
+	}
+}
+
+// NewFSM returns an empty FSM.
+func NewFSM() *FSM {
+	return &FSM{st: newState(), applied: make(chan struct{})}
+}
+
+// Apply applies one committed log entry. It returns nil or an error (one of
+// the package's sentinels, wrapped) as the entry's response; it never
+// panics on a malformed entry.
+func (f *FSM) Apply(l *raft.Log) any {
+	cmd, err := DecodeCommand(l.Data)
+	f.mu.Lock()
+	var evs []Event
+	if err == nil {
+		evs, err = f.st.apply(cmd)
+	}
+	if l.Index > f.st.appliedIndex {
+		f.st.appliedIndex = l.Index
+	}
+	for i := range evs {
+		evs[i].Index = l.Index
+	}
+	f.subs.publish(evs)
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// apply dispatches a validated command.
+func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
+	node, at := cmd.GetNode(), cmd.GetProposedAtUnixNano()
+	switch b := cmd.GetBody().(type) {
+	case *protocol.ClusterCommand_Claim:
+		return s.claim(node, at, b.Claim)
+	case *protocol.ClusterCommand_Reserve:
+		return s.reserve(node, b.Reserve)
+	case *protocol.ClusterCommand_Complete:
+		return s.complete(node, at, b.Complete)
+	case *protocol.ClusterCommand_Release:
+		return s.release(b.Release.GetNode()), nil
+	case *protocol.ClusterCommand_PresignaturesAdded:
+		return s.addPresignatures(b.PresignaturesAdded)
+	case *protocol.ClusterCommand_ApiUserAdded:
+		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
+	case *protocol.ClusterCommand_KeyRecordAdded:
+		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	default:
+		// validateCommand already refused a missing body.
+		return nil, errorf(ErrBadCommand, "no body")
+	}
+}
+
+func (s *state) addRecord(m map[string]*protocol.ClusterRecord, kind EventKind, at int64, r *protocol.ClusterRecord) ([]Event, error) {
+	if _, ok := m[r.GetId()]; ok {
+		return nil, errorf(ErrRecordExists, "%q", r.GetId())
+	}
+	m[r.GetId()] = &protocol.ClusterRecord{
+		Id:              r.GetId(),
+		OwnerId:         r.GetOwnerId(),
+		Public:          slices.Clone(r.GetPublic()),
+		Sealed:          slices.Clone(r.GetSealed()),
+		AddedAtUnixNano: at,
+	}
+	return []Event{{Kind: kind, RecordID: r.GetId()}}, nil
+}
+
+// Snapshot captures the state for raft. The encoding happens here, under
+// the lock, so Persist can run concurrently with later Applies.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	b, err := encodeState(f.st)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{data: b}, nil
+}
+
+// Restore replaces the state with a snapshot. A snapshot that does not
+// decode, or breaks the FSM's own invariants, is refused with an error and
+// the current state is kept.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxSnapshotBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxSnapshotBytes {
+		return errorf(ErrTooLarge, "snapshot larger than %d bytes", maxSnapshotBytes)
+	}
+	st, err := decodeState(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.st = st
+	f.subs.publish([]Event{{Kind: EventRestored, Index: st.appliedIndex}})
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}
+
+// EncodeState returns the canonical encoding of the current state: the same
+// bytes a snapshot holds. Two replicas that applied the same log return the
+// same bytes.
+func (f *FSM) EncodeState() ([]byte, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return encodeState(f.st)
+}
+
+// fsmSnapshot is an encoded state waiting to be written.
+type fsmSnapshot struct{ data []byte }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
