@@ -1,0 +1,83 @@
+package backend
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/sim"
+)
+
+// ErrUnavailable is returned by New for an enclave kind this binary was not
+// built with.
+var ErrUnavailable = errors.New("backend: enclave kind not available in this build")
+
+// Config selects and configures a backend. Fields that a kind does not use
+// are ignored.
+type Config struct {
+	// Kind is the backend to open.
+	Kind enclave.Kind
+	// KeyPolicy is what the backend's sealing binds to.
+	KeyPolicy enclave.KeyPolicy
+	// Production refuses development-only backends (sim) with
+	// sim.ErrProductionMode. The node sets it from `mode: production`.
+	Production bool
+	// DataDir is the node's data directory (sim keeps its root there).
+	DataDir string
+	// Initialize is set on a node's first initialisation, when the sim
+	// backend may create its root.
+	Initialize bool
+	// SimPlatformKeyFile is the sim's per-machine platform key file.
+	SimPlatformKeyFile string
+	// SimTrustedPlatforms are other simulated machines whose evidence the
+	// sim backend accepts.
+	SimTrustedPlatforms []ed25519.PublicKey
+	// AllowDebug lets the sgx backend run in a debug enclave.
+	AllowDebug bool
+	// Logger is handed to the backend.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config for the sim backend with KeyPolicyProduct
+// and the sim's default platform key file. DataDir must still be set.
+func DefaultConfig() Config {
+	s := sim.DefaultConfig()
+	return Config{
+		Kind:               enclave.KindSim,
+		KeyPolicy:          s.KeyPolicy,
+		SimPlatformKeyFile: s.PlatformKeyFile,
+		Logger:             s.Logger,
+	}
+}
+
+// Available returns the kinds this binary can open.
+func Available() []enclave.Kind {
+	kinds := []enclave.Kind{enclave.KindSim}
+	if sgxAvailable {
+		kinds = append(kinds, enclave.KindSGX)
+	}
+	return kinds
+}
+
+// New opens the backend cfg.Kind names. Errors: ErrUnavailable for a kind
+// not built in, sim.ErrProductionMode for sim in production, and each
+// backend's own.
+func New(cfg Config) (enclave.Enclave, error) {
+	switch cfg.Kind {
+	case enclave.KindSim:
+		s := sim.DefaultConfig()
+		s.DataDir = cfg.DataDir
+		s.CreateRoot = cfg.Initialize
+		s.PlatformKeyFile = cfg.SimPlatformKeyFile
+		s.TrustedPlatforms = cfg.SimTrustedPlatforms
+		s.KeyPolicy = cfg.KeyPolicy
+		s.Production = cfg.Production
+		s.Logger = cfg.Logger
+		return sim.New(s)
+	case enclave.KindSGX:
+		return newSGX(cfg)
+	}
+	return nil, fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, cfg.Kind, Available())
+}

@@ -1,0 +1,65 @@
+// Package enclave defines how a Coterie node keeps its secrets in a trusted
+// execution environment: the Sealer, Attester and Verifier interfaces, the
+// attestation Policy and the Identity it admits, and the public framing of
+// sealed blobs and evidence that all backends share.
+//
+// A node seals exactly two things with its enclave: its identity key and its
+// copy of the cluster keyring (package enclave/keyring). Every other secret
+// is encrypted under the keyring. The node's sealed records live in one
+// bbolt file per data directory (package enclave/store).
+//
+// # Backends
+//
+//   - enclave/sim is the default build and needs no cgo. It is for
+//     development only and protects nothing: its sealing root sits in the
+//     data directory and its "attestation" is an Ed25519 statement by a key
+//     in a file. It warns on every start, and refuses to start in production
+//     mode.
+//   - enclave/sgx (build tag ego) runs on Intel SGX through EGo. It proves it
+//     runs inside a real enclave before it seals anything, because EGo
+//     outside SGX "seals" with an all-zero key.
+//   - enclave/backend picks one by Kind, so that a binary built without the
+//     ego tag never links EGo.
+//
+// # Key policy
+//
+// Each Sealer has one KeyPolicy, fixed at construction. KeyPolicyCode binds
+// sealed data to this exact code, so an upgraded node must fetch the keyring
+// again from a peer. KeyPolicyProduct binds it to the signer and product, so
+// data survives upgrades signed by the same key. Unseal accepts blobs of
+// either policy that this build satisfies, which lets a node migrate between
+// policies by unsealing and sealing again.
+//
+// # How other platforms fit
+//
+// AWS Nitro Enclaves have no sealing instruction. A Nitro Sealer would, on
+// first start, ask KMS for a data key (GenerateDataKey with the enclave's NSM
+// attestation document as the recipient), keep the KMS-encrypted data key in
+// the data directory, and on every start have KMS decrypt it, again against
+// an attestation document. The KMS key policy's conditions on PCR0 or PCR8
+// are the KeyPolicy (code or product). The plaintext data key stays in
+// enclave memory and seals through the same AEAD and SealedHeader as sim;
+// SealedHeader.Machine is a hash of the KMS key ARN and the encrypted data
+// key. Evidence is an NSM attestation document (COSE_Sign1 over CBOR, with a
+// certificate chain to the AWS Nitro root) whose user_data holds the report
+// data; Identity.Measurement is PCR0 and Identity.Signer is PCR8.
+//
+// Google Confidential Space is the same shape: the workload gets an OIDC
+// attestation token from the attestation service, and Cloud KMS releases a
+// data key to the workload identity pool only when the token's claims (image
+// digest for KeyPolicyCode, image signer for KeyPolicyProduct) satisfy the
+// pool's conditions. Evidence is a token requested with the report data as
+// its nonce (eat_nonce); its verifier checks the issuer's signature, which is
+// why Verify and Evidence take a context. Identity.Measurement is the image
+// digest.
+//
+// Both need network access at start and are not part of this package yet;
+// the interfaces here ask nothing of a backend that they cannot do.
+//
+// # Errors
+//
+// Sealing and verification failures are sentinel errors (ErrTampered,
+// ErrWrongAssociatedData, ErrForeignEnclave, ErrNotAllowed, ...) wrapped
+// with non-secret detail; match them with errors.Is. No error message, log
+// line or panic carries a secret.
+package enclave

@@ -1,0 +1,42 @@
+// Package keyring holds the cluster's versioned AES-256-GCM data keys, which
+// encrypt every secret the cluster keeps outside the enclaves: MPC key
+// shares, presignature shares, approval keys, the callback JWT key.
+//
+// # Using it
+//
+// Other packages need two calls:
+//
+//	ct, err := kr.Encrypt(recordID, plaintext)
+//	pt, err := kr.Decrypt(recordID, ct)
+//
+// The record ID is the record's stable identity in the FSM (for example
+// "presig/<key-id>/<presig-id>"). It is authenticated with the ciphertext,
+// so a ciphertext copied to another record fails with ErrWrongRecord, and
+// a modified one with ErrTampered. The ciphertext header names the key
+// version, so Decrypt works across rotations. A Keyring is safe for
+// concurrent use; hand one *Keyring to every component that needs it.
+//
+// # Rotation
+//
+// Rotate adds a fresh version and makes it current. Old versions stay and
+// still decrypt; CiphertextVersion tells which records a re-encryption pass
+// has yet to rewrite.
+//
+// # At rest and between nodes
+//
+// A node keeps its keyring sealed by its own enclave (MarshalSealed and
+// Open). A joining node gets it from a member through an attested
+// transfer:
+//
+//  1. the joiner calls NewReceiver, which makes a fresh X25519 key and
+//     evidence whose report data is TransferReportData(public key), and
+//     sends Receiver.Request to a member;
+//  2. the member calls Keyring.Wrap with its Verifier and the cluster's
+//     Policy: it checks the evidence, checks that the report data covers the
+//     key, and encrypts the keyring to that key with HPKE (RFC 9180);
+//  3. the joiner calls Receiver.Unwrap and seals the result with its own
+//     enclave.
+//
+// The plaintext keyring exists only in memory, and no error or log carries
+// it.
+package keyring
