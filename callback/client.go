@@ -1,0 +1,306 @@
+package callback
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxTimeout bounds Config.Timeout.
+const maxTimeout = 10 * time.Minute
+
+// Config configures a Client. Start from DefaultConfig.
+type Config struct {
+	// URL is the handler's base URL; the endpoint paths are appended to
+	// it. It must be https, or http to a loopback host (127.0.0.0/8, ::1,
+	// localhost) for development, and carry no user info, query or
+	// fragment. Empty means no handler is configured: every request is
+	// approved automatically, as the seed product does.
+	URL string
+	// HandlerKey verifies the handler's responses: an RSA key (RS256) or
+	// an ECDSA P-256 key (ES256). Required with URL; see ParsePublicKeyPEM.
+	HandlerKey crypto.PublicKey
+	// SigningKey is the node's callback key, which signs requests
+	// (RS256). Required with URL.
+	SigningKey *rsa.PrivateKey
+	// RootCAs verifies an https handler's certificate. Nil uses the
+	// system's roots.
+	RootCAs *x509.CertPool
+	// Timeout bounds one attempt, from sending the request to reading the
+	// whole response, measured on Clock. Default 30 seconds.
+	Timeout time.Duration
+	// Retry is the retry budget Decide follows. Actors that drive retries
+	// themselves call Retry.Next. Default DefaultBackoff().
+	Retry Backoff
+	// Clock times attempts and backoff and checks token times. Default
+	// SystemClock().
+	Clock Clock
+	// Logger receives the client's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with no handler (automatic approval) and
+// the defaults of every other field.
+func DefaultConfig() Config {
+	return Config{
+		Timeout: 30 * time.Second,
+		Retry:   DefaultBackoff(),
+		Clock:   SystemClock(),
+		Logger:  slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate reports every problem of cfg at once, wrapped in
+// ErrInvalidConfig.
+func (cfg Config) Validate() error {
+	var errs []error
+	if cfg.URL != "" {
+		if err := checkURL(cfg.URL); err != nil {
+			errs = append(errs, err)
+		}
+		if cfg.HandlerKey == nil {
+			errs = append(errs, errors.New("handler public key is required with a handler URL"))
+		} else if _, err := keyAlg(cfg.HandlerKey); err != nil {
+			errs = append(errs, fmt.Errorf("handler public key: %w", err))
+		}
+		if cfg.SigningKey == nil {
+			errs = append(errs, errors.New("request signing key is required with a handler URL"))
+		} else if _, err := keyAlg(&cfg.SigningKey.PublicKey); err != nil {
+			errs = append(errs, fmt.Errorf("request signing key: %w", err))
+		}
+	}
+	if cfg.Timeout <= 0 || cfg.Timeout > maxTimeout {
+		errs = append(errs, fmt.Errorf("timeout %s not in (0, %s]", cfg.Timeout, maxTimeout))
+	}
+	errs = append(errs, cfg.Retry.problems()...)
+	if cfg.Clock == nil {
+		errs = append(errs, errors.New("clock is nil"))
+	}
+	if cfg.Logger == nil {
+		errs = append(errs, errors.New("logger is nil"))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+}
+
+// checkURL enforces https, except for http on loopback.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("handler URL does not parse")
+	}
+	switch {
+	case u.User != nil:
+		return errors.New("handler URL must not carry user info")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("handler URL must not carry a query or fragment")
+	case u.Host == "":
+		return errors.New("handler URL has no host")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("handler URL is http to %q, which is not loopback: use https", truncate(u.Hostname(), 64))
+	default:
+		return fmt.Errorf("handler URL scheme %q is not https", truncate(u.Scheme, 16))
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Client asks one API user's callback handler about requests. It is safe
+// for concurrent use.
+type Client struct {
+	cfg  Config
+	base string
+	http *http.Client
+}
+
+// New returns a Client for cfg. With an empty cfg.URL the Client approves
+// every request by itself.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}
+	if c.base == "" {
+		cfg.Logger.Info("no callback handler configured: requests are approved automatically")
+		return c, nil
+	}
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	c.http = &http.Client{
+		Transport: transport,
+		// A signed request goes to the configured handler only: a
+		// redirect is answered as an HTTP error.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c, nil
+}
+
+// AutoApprove reports whether the Client has no handler and approves every
+// request by itself.
+func (c *Client) AutoApprove() bool { return c.base == "" }
+
+// Close releases the Client's idle connections. The Client stays usable.
+func (c *Client) Close() {
+	if c.http != nil {
+		c.http.CloseIdleConnections()
+	}
+}
+
+// Ask makes one attempt to obtain the handler's decision about req, and
+// does not retry. It returns within Config.Timeout on the Clock, or when
+// ctx is done.
+//
+// Without a handler it returns an automatic APPROVE (Decision.Auto). A
+// RETRY answer is returned as a Decision with a nil error; the caller
+// retries after Config.Retry.Next. Every failure returns a zero Decision
+// and an error wrapping a sentinel: Retryable tells whether asking again
+// may help. When ctx is canceled, the error wraps context.Cause(ctx) and
+// is not retryable; when ctx's deadline passes, it wraps ErrTimeout.
+func (c *Client) Ask(ctx context.Context, req Request) (Decision, error) {
+	if req == nil {
+		return Decision{}, fmt.Errorf("%w: nil request", ErrInvalidRequest)
+	}
+	if err := req.validate(); err != nil {
+		return Decision{}, err
+	}
+	if c.AutoApprove() {
+		return Decision{Action: ActionApprove, RequestID: req.ID(), Auto: true}, nil
+	}
+	start := c.cfg.Clock.Now()
+	token, err := EncodeRequest(req, c.cfg.SigningKey, start)
+	if err != nil {
+		return Decision{}, err
+	}
+	body, err := c.post(ctx, req.Kind().Path(), token)
+	var d Decision
+	if err == nil {
+		d, err = DecodeResponse(body, c.cfg.HandlerKey, req.Kind(), req.ID(), c.cfg.Clock.Now())
+	}
+	elapsed := c.cfg.Clock.Now().Sub(start)
+	if err != nil {
+		c.cfg.Logger.Debug("callback attempt failed", "request_id", req.ID(), "kind", req.Kind(), "elapsed", elapsed, "err", err)
+		return Decision{}, err
+	}
+	c.cfg.Logger.Debug("callback answered", "request_id", req.ID(), "kind", req.Kind(), "elapsed", elapsed, "action", d.Action)
+	return d, nil
+}
+
+// post sends the token and returns the 200 response's body.
+func (c *Client) post(ctx context.Context, path, token string) ([]byte, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := c.cfg.Clock.AfterFunc(c.cfg.Timeout, func() { cancel(ErrTimeout) })
+	defer t.Stop()
+
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, c.base+path, strings.NewReader(token))
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot build request", ErrUnreachable)
+	}
+	hreq.Header.Set("Content-Type", "text/plain")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, c.transportError(ctx, actx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, c.transportError(ctx, actx, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: status %d", ErrHTTPStatus, resp.StatusCode)
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)
+	}
+	return body, nil
+}
+
+// transportError classifies a failure to exchange the request.
+func (c *Client) transportError(parent, actx context.Context, err error) error {
+	switch {
+	case errors.Is(context.Cause(actx), ErrTimeout) && parent.Err() == nil:
+		return fmt.Errorf("%w: no answer within %s", ErrTimeout, c.cfg.Timeout)
+	case errors.Is(parent.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: the caller's deadline passed", ErrTimeout)
+	case parent.Err() != nil:
+		return fmt.Errorf("callback: attempt abandoned: %w", context.Cause(parent))
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		// url.Error repeats the method and URL; the cause is enough.
+		err = uerr.Err
+	}
+	return fmt.Errorf("%w: %v", ErrUnreachable, err)
+}
+
+// Decide asks the handler about req until it gives a final answer,
+// following Config.Retry: after a RETRY answer or a Retryable error it
+// waits Retry.Next on the Clock and asks again. It blocks; actors use Ask
+// and Retry.Next instead.
+//
+// It returns the final Decision (APPROVE, REJECT, or IGNORE for a config
+// change) with a nil error; or a zero Decision and the first error that is
+// not retryable; or, once Retry.MaxAttempts attempts are spent, an error
+// wrapping ErrBudgetExhausted and the last attempt's failure
+// (ErrRetryRequested for a RETRY answer). If ctx is done while it waits,
+// it returns ctx's cause.
+func (c *Client) Decide(ctx context.Context, req Request) (Decision, error) {
+	var (
+		attempts int
+		last     error
+	)
+	for attempts < c.cfg.Retry.MaxAttempts {
+		if attempts > 0 {
+			delay, _ := c.cfg.Retry.Next(attempts)
+			c.cfg.Logger.Info("callback retry scheduled", "request_id", req.ID(), "attempt", attempts, "delay", delay, "reason", last)
+			if err := sleep(ctx, c.cfg.Clock, delay); err != nil {
+				return Decision{}, fmt.Errorf("callback: waiting to retry: %w", err)
+			}
+		}
+		attempts++
+		d, err := c.Ask(ctx, req)
+		switch {
+		case err == nil && d.Action.Final():
+			return d, nil
+		case err == nil && d.RejectionReason != "":
+			last = fmt.Errorf("%w: %s", ErrRetryRequested, d.RejectionReason)
+		case err == nil:
+			last = ErrRetryRequested
+		case !Retryable(err):
+			return Decision{}, err
+		default:
+			last = err
+		}
+	}
+	c.cfg.Logger.Warn("callback retry budget exhausted", "request_id", req.ID(), "attempts", attempts, "reason", last)
+	return Decision{}, fmt.Errorf("%w after %d attempts: %w", ErrBudgetExhausted, attempts, last)
+}

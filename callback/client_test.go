@@ -1,0 +1,452 @@
+package callback
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// step is one scripted answer of a fake handler. req has been decoded and
+// verified with the node's key.
+type step func(t *testing.T, fc *FakeClock, w http.ResponseWriter, r *http.Request, req Request)
+
+func answer(action, reason string) step {
+	return func(t *testing.T, fc *FakeClock, w http.ResponseWriter, _ *http.Request, req Request) {
+		a, err := ParseAction(action)
+		if err != nil {
+			t.Error(err)
+		}
+		_, _ = w.Write([]byte(mustEncodeResponse(t, Decision{Action: a, RequestID: req.ID(), RejectionReason: reason}, testKeys().handlerRSA, fc.Now())))
+	}
+}
+
+// forged answers claims signed with any method and key.
+func forged(m jwt.SigningMethod, key func() any, edit func(c *responseClaims)) step {
+	return func(t *testing.T, fc *FakeClock, w http.ResponseWriter, _ *http.Request, req Request) {
+		c := response("APPROVE", req.ID(), "")
+		c.IssuedAt = jwt.NewNumericDate(fc.Now())
+		c.ExpiresAt = jwt.NewNumericDate(fc.Now().Add(time.Minute))
+		if edit != nil {
+			edit(c)
+		}
+		_, _ = w.Write([]byte(signClaims(t, m, key(), c)))
+	}
+}
+
+func status(code int) step {
+	return func(_ *testing.T, _ *FakeClock, w http.ResponseWriter, r *http.Request, _ Request) {
+		if code/100 == 3 {
+			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", code)
+			return
+		}
+		http.Error(w, "handler trouble", code)
+	}
+}
+
+func rawBody(body string) step {
+	return func(_ *testing.T, _ *FakeClock, w http.ResponseWriter, _ *http.Request, _ Request) {
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// hang makes the client's attempt time out: the client armed its timer
+// before sending, so advancing the fake clock by the timeout here fires
+// it. The handler then waits for the client to go away.
+func hang(t *testing.T, fc *FakeClock, _ http.ResponseWriter, r *http.Request, _ Request) {
+	fc.Advance(30 * time.Second)
+	select {
+	case <-r.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Error("client did not abandon the hung request")
+	}
+}
+
+// scriptServer serves steps in order, the last one repeating, and counts
+// hits.
+type scriptServer struct {
+	t     *testing.T
+	fc    *FakeClock
+	steps []step
+	mu    sync.Mutex
+	hits  int
+}
+
+func (s *scriptServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		s.t.Errorf("read request: %v", err)
+	}
+	kind := KindTransaction
+	if r.URL.Path == ConfigChangePath {
+		kind = KindConfigChange
+	} else if r.URL.Path != TxPath {
+		s.t.Errorf("request to %s", r.URL.Path)
+	}
+	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "text/plain" {
+		s.t.Errorf("request %s with content type %q", r.Method, r.Header.Get("Content-Type"))
+	}
+	req, err := DecodeRequest(body, []*rsa.PublicKey{&testKeys().node.PublicKey}, kind, s.fc.Now())
+	if err != nil {
+		s.t.Errorf("client sent a bad request token: %v", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	i := min(s.hits, len(s.steps)-1)
+	s.hits++
+	s.mu.Unlock()
+	s.steps[i](s.t, s.fc, w, r, req)
+}
+
+func (s *scriptServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits
+}
+
+func newTestClient(t *testing.T, url string, fc *FakeClock, edit func(*Config)) *Client {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.URL = url
+	cfg.HandlerKey = &testKeys().handlerRSA.PublicKey
+	cfg.SigningKey = testKeys().node
+	cfg.Clock = fc
+	cfg.Logger = testLogger(t)
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+type result struct {
+	d   Decision
+	err error
+}
+
+// decide runs Decide in the background and, playing the part of time,
+// releases the backoffs it waits for: each is at least a minute by
+// default, longer than any per-attempt timeout.
+func decide(t *testing.T, c *Client, fc *FakeClock, req Request, backoffs int) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res := make(chan result, 1)
+	go func() {
+		d, err := c.Decide(ctx, req)
+		res <- result{d, err}
+	}()
+	for i := 0; i < backoffs; i++ {
+		if err := fc.WaitForTimer(ctx, time.Minute); err != nil {
+			t.Fatalf("waiting for backoff %d: %v", i+1, err)
+		}
+		fc.Advance(4 * time.Minute)
+	}
+	select {
+	case r := <-res:
+		return r
+	case <-ctx.Done():
+		t.Fatal("Decide did not return")
+		return result{}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	k := testKeys()
+	rsaKey := func() any { return k.handlerRSA }
+	pubPEM, err := MarshalPublicKeyPEM(&k.handlerRSA.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		steps       []step
+		req         Request
+		maxAttempts int
+		wantHits    int
+		want        Action
+		reason      string
+		wantErr     []error
+	}{
+		{name: "REJECT is final", steps: []step{answer("REJECT", "too much"), answer("APPROVE", "")}, wantHits: 1, want: ActionReject, reason: "too much"},
+		{name: "APPROVE at once", steps: []step{answer("APPROVE", "")}, wantHits: 1, want: ActionApprove},
+		{name: "RETRY then APPROVE", steps: []step{answer("RETRY", "busy"), answer("RETRY", ""), answer("APPROVE", "")}, wantHits: 3, want: ActionApprove},
+		{name: "HTTP error then APPROVE", steps: []step{status(503), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
+		{name: "redirect not followed, then APPROVE", steps: []step{status(302), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
+		{name: "timeout then APPROVE", steps: []step{hang, answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
+		{name: "oversized body then APPROVE", steps: []step{rawBody(strings.Repeat("x", MaxResponseBytes+10)), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
+		{name: "IGNORE for a config change", steps: []step{answer("IGNORE", "")}, req: testConfig("c1", ConfigAddUser), wantHits: 1, want: ActionIgnore},
+		{name: "RETRY until the budget runs out", steps: []step{answer("RETRY", "not yet")}, maxAttempts: 3, wantHits: 3,
+			wantErr: []error{ErrBudgetExhausted, ErrRetryRequested}},
+		{name: "timeouts until the budget runs out", steps: []step{hang}, maxAttempts: 2, wantHits: 2,
+			wantErr: []error{ErrBudgetExhausted, ErrTimeout}},
+		{name: "bad signature is final", steps: []step{forged(jwt.SigningMethodRS256, func() any { return k.otherRSA }, nil), answer("APPROVE", "")},
+			wantHits: 1, wantErr: []error{ErrBadSignature}},
+		{name: "wrong requestId is final", steps: []step{forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.RequestID = "someone-else" })},
+			wantHits: 1, wantErr: []error{ErrRequestIDMismatch}},
+		{name: "alg none is final", steps: []step{forged(jwt.SigningMethodNone, func() any { return jwt.UnsafeAllowNoneSignatureType }, nil)},
+			wantHits: 1, wantErr: []error{ErrAlgorithm}},
+		{name: "HS256 with the public key is final", steps: []step{forged(jwt.SigningMethodHS256, func() any { return pubPEM }, nil)},
+			wantHits: 1, wantErr: []error{ErrAlgorithm}},
+		{name: "expired response is final", steps: []step{forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt = jwt.NewNumericDate(c.IssuedAt.Add(-time.Hour))
+			c.ExpiresAt = jwt.NewNumericDate(c.ExpiresAt.Add(-time.Hour))
+		})}, wantHits: 1, wantErr: []error{ErrExpired}},
+		{name: "IGNORE for a transaction is final", steps: []step{answer("IGNORE", "")}, wantHits: 1, wantErr: []error{ErrBadAction}},
+		{name: "garbage is final", steps: []step{rawBody("<html>ok</html>")}, wantHits: 1, wantErr: []error{ErrMalformed}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := NewFakeClock(t0)
+			script := &scriptServer{t: t, fc: fc, steps: tc.steps}
+			srv := httptest.NewServer(script)
+			defer srv.Close()
+			c := newTestClient(t, srv.URL, fc, func(cfg *Config) {
+				if tc.maxAttempts > 0 {
+					cfg.Retry.MaxAttempts = tc.maxAttempts
+				}
+			})
+			req := tc.req
+			if req == nil {
+				req = testTx("r1")
+			}
+			r := decide(t, c, fc, req, tc.wantHits-1)
+			if hits := script.count(); hits != tc.wantHits {
+				t.Errorf("handler hit %d times, want %d", hits, tc.wantHits)
+			}
+			if len(tc.wantErr) > 0 {
+				for _, want := range tc.wantErr {
+					if !errors.Is(r.err, want) {
+						t.Errorf("err = %v, want %v", r.err, want)
+					}
+				}
+				if r.d != (Decision{}) {
+					t.Errorf("failure came with decision %+v", r.d)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatalf("err = %v", r.err)
+			}
+			if r.d.Action != tc.want || r.d.RejectionReason != tc.reason || r.d.RequestID != req.ID() || r.d.Auto {
+				t.Fatalf("decision %+v, want %s %q", r.d, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+func TestAskIsOneAttempt(t *testing.T) {
+	fc := NewFakeClock(t0)
+	script := &scriptServer{t: t, fc: fc, steps: []step{answer("RETRY", "later"), status(500)}}
+	srv := httptest.NewServer(script)
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/", fc, nil)
+	d, err := c.Ask(context.Background(), testTx("r1"))
+	if err != nil || d.Action != ActionRetry || d.RejectionReason != "later" || d.Approved() {
+		t.Fatalf("Ask = %+v, %v", d, err)
+	}
+	_, err = c.Ask(context.Background(), testTx("r1"))
+	if !errors.Is(err, ErrHTTPStatus) || !Retryable(err) || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("Ask = %v, want a retryable ErrHTTPStatus", err)
+	}
+	if script.count() != 2 || fc.Pending() != 0 {
+		t.Fatalf("hits %d, pending timers %d", script.count(), fc.Pending())
+	}
+	if _, err := c.Ask(context.Background(), &TxRequest{}); !errors.Is(err, ErrInvalidRequest) || Retryable(err) {
+		t.Fatalf("invalid request: %v", err)
+	}
+	if _, err := c.Ask(context.Background(), nil); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("nil request: %v", err)
+	}
+}
+
+func TestAskTimeout(t *testing.T) {
+	fc := NewFakeClock(t0)
+	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{hang}})
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, fc, nil)
+	d, err := c.Ask(context.Background(), testTx("r1"))
+	if !errors.Is(err, ErrTimeout) || !Retryable(err) || d != (Decision{}) {
+		t.Fatalf("Ask = %+v, %v; want ErrTimeout", d, err)
+	}
+	if got := fc.Now().Sub(t0); got != 30*time.Second {
+		t.Fatalf("timed out after %s of fake time, want the 30 s default", got)
+	}
+}
+
+func TestAskCallerContext(t *testing.T) {
+	fc := NewFakeClock(t0)
+	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{answer("APPROVE", "")}})
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, fc, nil)
+
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := c.Ask(canceled, testTx("r1")); !errors.Is(err, context.Canceled) || Retryable(err) || d.Approved() {
+		t.Fatalf("canceled: %+v, %v", d, err)
+	}
+	past, cancel2 := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel2()
+	if d, err := c.Ask(past, testTx("r1")); !errors.Is(err, ErrTimeout) || d.Approved() {
+		t.Fatalf("deadline passed: %+v, %v", d, err)
+	}
+}
+
+func TestDecideCanceledWhileWaiting(t *testing.T) {
+	fc := NewFakeClock(t0)
+	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{answer("RETRY", "")}})
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, fc, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Decide(ctx, testTx("r1"))
+		res <- err
+	}()
+	wait, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	if err := fc.WaitForTimer(wait, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	case <-wait.Done():
+		t.Fatal("Decide did not return")
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	fc := NewFakeClock(t0)
+	c := newTestClient(t, url, fc, func(cfg *Config) { cfg.Retry.MaxAttempts = 3 })
+	d, err := c.Ask(context.Background(), testTx("r1"))
+	if !errors.Is(err, ErrUnreachable) || !Retryable(err) || d.Approved() {
+		t.Fatalf("Ask = %+v, %v", d, err)
+	}
+	if strings.Contains(err.Error(), "eyJ") {
+		t.Fatalf("error carries a token: %v", err)
+	}
+	r := decide(t, c, fc, testTx("r1"), 2)
+	if !errors.Is(r.err, ErrBudgetExhausted) || !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "3 attempts") {
+		t.Fatalf("Decide = %+v, %v", r.d, r.err)
+	}
+}
+
+func TestAutoApprove(t *testing.T) {
+	c, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.AutoApprove() {
+		t.Fatal("no URL should auto-approve")
+	}
+	for _, req := range []Request{testTx("a"), testConfig("b", ConfigAddUser)} {
+		d, err := c.Decide(context.Background(), req)
+		if err != nil || !d.Approved() || !d.Auto || d.RequestID != req.ID() {
+			t.Fatalf("Decide = %+v, %v", d, err)
+		}
+		if !strings.Contains(d.String(), "no callback handler configured") {
+			t.Fatalf("String() = %q", d.String())
+		}
+	}
+	if _, err := c.Ask(context.Background(), &TxRequest{}); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("auto-approve of an invalid request: %v", err)
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	fc := NewFakeClock(t0)
+	srv := httptest.NewTLSServer(&scriptServer{t: t, fc: fc, steps: []step{answer("APPROVE", "")}})
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newTestClient(t, srv.URL, fc, func(cfg *Config) { cfg.RootCAs = pool })
+	if d, err := c.Ask(context.Background(), testTx("r1")); err != nil || !d.Approved() {
+		t.Fatalf("with the CA: %+v, %v", d, err)
+	}
+	untrusting := newTestClient(t, srv.URL, fc, nil)
+	if d, err := untrusting.Ask(context.Background(), testTx("r1")); !errors.Is(err, ErrUnreachable) || d.Approved() {
+		t.Fatalf("without the CA: %+v, %v", d, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	k := testKeys()
+	valid := DefaultConfig()
+	valid.URL = "https://handler.example.com/cb"
+	valid.HandlerKey = &k.handlerEC.PublicKey
+	valid.SigningKey = k.node
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"valid https", func(*Config) {}, nil},
+		{"http loopback v4", func(c *Config) { c.URL = "http://127.0.0.1:8080" }, nil},
+		{"http loopback v6", func(c *Config) { c.URL = "http://[::1]:8080/" }, nil},
+		{"http localhost", func(c *Config) { c.URL = "http://localhost:8080" }, nil},
+		{"auto approve ignores keys", func(c *Config) { c.URL, c.HandlerKey, c.SigningKey = "", nil, nil }, nil},
+		{"http remote", func(c *Config) { c.URL = "http://handler.example.com" }, []string{"not loopback"}},
+		{"ftp", func(c *Config) { c.URL = "ftp://127.0.0.1" }, []string{"scheme"}},
+		{"user info", func(c *Config) { c.URL = "https://u:p@handler.example.com" }, []string{"user info"}},
+		{"query", func(c *Config) { c.URL = "https://handler.example.com/?a=b" }, []string{"query"}},
+		{"no host", func(c *Config) { c.URL = "https:///path" }, []string{"no host"}},
+		{"unparsable", func(c *Config) { c.URL = "https://a b\x7f" }, []string{"does not parse"}},
+		{"missing keys", func(c *Config) { c.HandlerKey, c.SigningKey = nil, nil }, []string{"handler public key is required", "signing key is required"}},
+		{"wrong key type", func(c *Config) { c.HandlerKey = "pem text" }, []string{"handler public key"}},
+		{"everything wrong", func(c *Config) {
+			c.URL, c.Timeout, c.Retry, c.Clock, c.Logger = "http://example.com", 0, Backoff{}, nil, nil
+		}, []string{"not loopback", "timeout", "max attempts", "clock", "logger"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := valid
+			tc.edit(&cfg)
+			err := cfg.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := New(cfg); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("err = %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("New accepted an invalid config: %v", err)
+			}
+		})
+	}
+}
