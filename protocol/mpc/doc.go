@@ -2,3 +2,5 @@
 // github.com/taurusgroup/multi-party-sig (unaudited alpha code; see the
 // README's security section).
 package mpc
+
+//go:generate go run ./internal/fixturegen -dir testdata
