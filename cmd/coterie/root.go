@@ -19,6 +19,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newNodeCmd())
+	root.AddCommand(newCallbackCmd())
 	return root
 }
 
