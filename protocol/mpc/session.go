@@ -227,12 +227,12 @@ func (s *session) accept(env *pb.MpcEnvelope) error {
 	if !ok || (env.GetBroadcast() && !sh.broadcast) || (!env.GetBroadcast() && !sh.direct) {
 		return reject(ErrMalformed, "%s has no such message in round %d", s.proto, env.GetRound())
 	}
+	if idx < s.current {
+		return reject(ErrRoundClosed, "session is in round %d", rounds[s.proto][s.current].number)
+	}
 	key := seenKey{env.GetRound(), from, env.GetBroadcast()}
 	if _, dup := s.seen[key]; dup {
 		return reject(ErrDuplicate, "")
-	}
-	if idx < s.current {
-		return reject(ErrRoundClosed, "session is in round %d", rounds[s.proto][s.current].number)
 	}
 	if idx > s.current+1 {
 		return reject(ErrRoundNotOpen, "session is in round %d", rounds[s.proto][s.current].number)
