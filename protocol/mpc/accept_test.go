@@ -109,7 +109,7 @@ func TestAcceptRoundWindow(t *testing.T) {
 	a, b := ss["a"], ss["b"]
 	defer a.Close()
 	defer b.Close()
-	_ = a.Outgoing() // a's own round-2 messages
+	_ = a.Outgoing()       // a's own round-2 messages
 	round2 := b.Outgoing() // b's round-2 broadcast and direct message
 	if len(round2) != 2 {
 		t.Fatalf("b sent %d round-2 messages, want 2", len(round2))
