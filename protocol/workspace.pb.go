@@ -2181,6 +2181,238 @@ func (x *WsAuditEntry) GetDetail() string {
 	return ""
 }
 
+// WsTokenRecord is a stored pairing token: the token's ID (the hash of its
+// secret) is the key, the secret itself is not stored.
+type WsTokenRecord struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	IssuedAt  int64                  `protobuf:"varint,2,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	UsedAt    int64                  `protobuf:"varint,4,opt,name=used_at,json=usedAt,proto3" json:"used_at,omitempty"`
+	// revoked_at is set when a newer token for the user replaced this one.
+	RevokedAt     int64 `protobuf:"varint,5,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsTokenRecord) Reset() {
+	*x = WsTokenRecord{}
+	mi := &file_workspace_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsTokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsTokenRecord) ProtoMessage() {}
+
+func (x *WsTokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsTokenRecord.ProtoReflect.Descriptor instead.
+func (*WsTokenRecord) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WsTokenRecord) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *WsTokenRecord) GetIssuedAt() int64 {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return 0
+}
+
+func (x *WsTokenRecord) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
+func (x *WsTokenRecord) GetUsedAt() int64 {
+	if x != nil {
+		return x.UsedAt
+	}
+	return 0
+}
+
+func (x *WsTokenRecord) GetRevokedAt() int64 {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return 0
+}
+
+// WsIdempotencyRecord remembers which request a submission's idempotency key
+// created, and a hash of the submission, to tell a replay from a conflict.
+type WsIdempotencyRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ContentSha256 []byte                 `protobuf:"bytes,2,opt,name=content_sha256,json=contentSha256,proto3" json:"content_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsIdempotencyRecord) Reset() {
+	*x = WsIdempotencyRecord{}
+	mi := &file_workspace_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsIdempotencyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsIdempotencyRecord) ProtoMessage() {}
+
+func (x *WsIdempotencyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsIdempotencyRecord.ProtoReflect.Descriptor instead.
+func (*WsIdempotencyRecord) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WsIdempotencyRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WsIdempotencyRecord) GetContentSha256() []byte {
+	if x != nil {
+		return x.ContentSha256
+	}
+	return nil
+}
+
+// WsPresignRecord is the cloud co-signers' side of one presignature. The
+// record outlives its use: a used record is the platform's proof that the
+// presignature may never sign again (invariant I1).
+type WsPresignRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// shares maps each cloud co-signer's party ID to its presignature share,
+	// encrypted under that co-signer's keyring. Emptied when used.
+	Shares    map[string][]byte `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	CreatedAt int64             `protobuf:"varint,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UsedAt    int64             `protobuf:"varint,4,opt,name=used_at,json=usedAt,proto3" json:"used_at,omitempty"`
+	// request_id and digest_index name what it signed (or "" when burned).
+	RequestId   string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DigestIndex uint32 `protobuf:"varint,6,opt,name=digest_index,json=digestIndex,proto3" json:"digest_index,omitempty"`
+	// burned_reason is set when it was retired without signing.
+	BurnedReason  string `protobuf:"bytes,7,opt,name=burned_reason,json=burnedReason,proto3" json:"burned_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsPresignRecord) Reset() {
+	*x = WsPresignRecord{}
+	mi := &file_workspace_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsPresignRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsPresignRecord) ProtoMessage() {}
+
+func (x *WsPresignRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsPresignRecord.ProtoReflect.Descriptor instead.
+func (*WsPresignRecord) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WsPresignRecord) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *WsPresignRecord) GetShares() map[string][]byte {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+func (x *WsPresignRecord) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *WsPresignRecord) GetUsedAt() int64 {
+	if x != nil {
+		return x.UsedAt
+	}
+	return 0
+}
+
+func (x *WsPresignRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WsPresignRecord) GetDigestIndex() uint32 {
+	if x != nil {
+		return x.DigestIndex
+	}
+	return 0
+}
+
+func (x *WsPresignRecord) GetBurnedReason() string {
+	if x != nil {
+		return x.BurnedReason
+	}
+	return ""
+}
+
 type WsPairRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -2196,7 +2428,7 @@ type WsPairRequest struct {
 
 func (x *WsPairRequest) Reset() {
 	*x = WsPairRequest{}
-	mi := &file_workspace_proto_msgTypes[21]
+	mi := &file_workspace_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2440,7 @@ func (x *WsPairRequest) String() string {
 func (*WsPairRequest) ProtoMessage() {}
 
 func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[21]
+	mi := &file_workspace_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2453,7 @@ func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairRequest.ProtoReflect.Descriptor instead.
 func (*WsPairRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{21}
+	return file_workspace_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WsPairRequest) GetToken() string {
@@ -2270,7 +2502,7 @@ type WsPairResponse struct {
 
 func (x *WsPairResponse) Reset() {
 	*x = WsPairResponse{}
-	mi := &file_workspace_proto_msgTypes[22]
+	mi := &file_workspace_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2514,7 @@ func (x *WsPairResponse) String() string {
 func (*WsPairResponse) ProtoMessage() {}
 
 func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[22]
+	mi := &file_workspace_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2527,7 @@ func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairResponse.ProtoReflect.Descriptor instead.
 func (*WsPairResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{22}
+	return file_workspace_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WsPairResponse) GetUser() *WsUser {
@@ -2348,7 +2580,7 @@ type WsWhoAmIRequest struct {
 
 func (x *WsWhoAmIRequest) Reset() {
 	*x = WsWhoAmIRequest{}
-	mi := &file_workspace_proto_msgTypes[23]
+	mi := &file_workspace_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2592,7 @@ func (x *WsWhoAmIRequest) String() string {
 func (*WsWhoAmIRequest) ProtoMessage() {}
 
 func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[23]
+	mi := &file_workspace_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2605,7 @@ func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsWhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WsWhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{23}
+	return file_workspace_proto_rawDescGZIP(), []int{26}
 }
 
 type WsPollRequest struct {
@@ -2386,7 +2618,7 @@ type WsPollRequest struct {
 
 func (x *WsPollRequest) Reset() {
 	*x = WsPollRequest{}
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2630,7 @@ func (x *WsPollRequest) String() string {
 func (*WsPollRequest) ProtoMessage() {}
 
 func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2643,7 @@ func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollRequest.ProtoReflect.Descriptor instead.
 func (*WsPollRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{24}
+	return file_workspace_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WsPollRequest) GetCursor() uint64 {
@@ -2434,7 +2666,7 @@ type WsPollEvent struct {
 
 func (x *WsPollEvent) Reset() {
 	*x = WsPollEvent{}
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2678,7 @@ func (x *WsPollEvent) String() string {
 func (*WsPollEvent) ProtoMessage() {}
 
 func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2691,7 @@ func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollEvent.ProtoReflect.Descriptor instead.
 func (*WsPollEvent) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{25}
+	return file_workspace_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WsPollEvent) GetRequest() *WsRequest {
@@ -2492,7 +2724,7 @@ type WsGetRequestRequest struct {
 
 func (x *WsGetRequestRequest) Reset() {
 	*x = WsGetRequestRequest{}
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2736,7 @@ func (x *WsGetRequestRequest) String() string {
 func (*WsGetRequestRequest) ProtoMessage() {}
 
 func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2749,7 @@ func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsGetRequestRequest.ProtoReflect.Descriptor instead.
 func (*WsGetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{26}
+	return file_workspace_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WsGetRequestRequest) GetRequestId() string {
@@ -2538,7 +2770,7 @@ type WsClaimRequest struct {
 
 func (x *WsClaimRequest) Reset() {
 	*x = WsClaimRequest{}
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2782,7 @@ func (x *WsClaimRequest) String() string {
 func (*WsClaimRequest) ProtoMessage() {}
 
 func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2795,7 @@ func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsClaimRequest.ProtoReflect.Descriptor instead.
 func (*WsClaimRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{27}
+	return file_workspace_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WsClaimRequest) GetRequestId() string {
@@ -2592,7 +2824,7 @@ type WsSubmitSignatureRequest struct {
 
 func (x *WsSubmitSignatureRequest) Reset() {
 	*x = WsSubmitSignatureRequest{}
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2836,7 @@ func (x *WsSubmitSignatureRequest) String() string {
 func (*WsSubmitSignatureRequest) ProtoMessage() {}
 
 func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2849,7 @@ func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{28}
+	return file_workspace_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WsSubmitSignatureRequest) GetRequestId() string {
@@ -2653,7 +2885,7 @@ type WsSubmitSignatureResponse struct {
 
 func (x *WsSubmitSignatureResponse) Reset() {
 	*x = WsSubmitSignatureResponse{}
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2897,7 @@ func (x *WsSubmitSignatureResponse) String() string {
 func (*WsSubmitSignatureResponse) ProtoMessage() {}
 
 func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2910,7 @@ func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{29}
+	return file_workspace_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WsSubmitSignatureResponse) GetRequest() *WsRequest {
@@ -2706,7 +2938,7 @@ type WsSubmitApprovalRequest struct {
 
 func (x *WsSubmitApprovalRequest) Reset() {
 	*x = WsSubmitApprovalRequest{}
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2950,7 @@ func (x *WsSubmitApprovalRequest) String() string {
 func (*WsSubmitApprovalRequest) ProtoMessage() {}
 
 func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2963,7 @@ func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{30}
+	return file_workspace_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WsSubmitApprovalRequest) GetRequestId() string {
@@ -2758,7 +2990,7 @@ type WsSubmitApprovalResponse struct {
 
 func (x *WsSubmitApprovalResponse) Reset() {
 	*x = WsSubmitApprovalResponse{}
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +3002,7 @@ func (x *WsSubmitApprovalResponse) String() string {
 func (*WsSubmitApprovalResponse) ProtoMessage() {}
 
 func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +3015,7 @@ func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{31}
+	return file_workspace_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WsSubmitApprovalResponse) GetRequest() *WsRequest {
@@ -2810,7 +3042,7 @@ type WsRejectRequest struct {
 
 func (x *WsRejectRequest) Reset() {
 	*x = WsRejectRequest{}
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3054,7 @@ func (x *WsRejectRequest) String() string {
 func (*WsRejectRequest) ProtoMessage() {}
 
 func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3067,7 @@ func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsRejectRequest.ProtoReflect.Descriptor instead.
 func (*WsRejectRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{32}
+	return file_workspace_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WsRejectRequest) GetRequestId() string {
@@ -2862,7 +3094,7 @@ type WsFailRequest struct {
 
 func (x *WsFailRequest) Reset() {
 	*x = WsFailRequest{}
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3106,7 @@ func (x *WsFailRequest) String() string {
 func (*WsFailRequest) ProtoMessage() {}
 
 func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3119,7 @@ func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsFailRequest.ProtoReflect.Descriptor instead.
 func (*WsFailRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{33}
+	return file_workspace_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WsFailRequest) GetRequestId() string {
@@ -2921,7 +3153,7 @@ type WsMpcStart struct {
 
 func (x *WsMpcStart) Reset() {
 	*x = WsMpcStart{}
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3165,7 @@ func (x *WsMpcStart) String() string {
 func (*WsMpcStart) ProtoMessage() {}
 
 func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3178,7 @@ func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcStart.ProtoReflect.Descriptor instead.
 func (*WsMpcStart) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{34}
+	return file_workspace_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WsMpcStart) GetKind() WsMpcKind {
@@ -2997,7 +3229,7 @@ type WsMpcClientMessage struct {
 
 func (x *WsMpcClientMessage) Reset() {
 	*x = WsMpcClientMessage{}
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3241,7 @@ func (x *WsMpcClientMessage) String() string {
 func (*WsMpcClientMessage) ProtoMessage() {}
 
 func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3254,7 @@ func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcClientMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcClientMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{35}
+	return file_workspace_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WsMpcClientMessage) GetMsg() isWsMpcClientMessage_Msg {
@@ -3084,7 +3316,7 @@ type WsMpcResult struct {
 
 func (x *WsMpcResult) Reset() {
 	*x = WsMpcResult{}
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3328,7 @@ func (x *WsMpcResult) String() string {
 func (*WsMpcResult) ProtoMessage() {}
 
 func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3341,7 @@ func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcResult.ProtoReflect.Descriptor instead.
 func (*WsMpcResult) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{36}
+	return file_workspace_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WsMpcResult) GetSigningKey() *WsSigningKey {
@@ -3160,7 +3392,7 @@ type WsMpcServerMessage struct {
 
 func (x *WsMpcServerMessage) Reset() {
 	*x = WsMpcServerMessage{}
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3404,7 @@ func (x *WsMpcServerMessage) String() string {
 func (*WsMpcServerMessage) ProtoMessage() {}
 
 func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3417,7 @@ func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcServerMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcServerMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{37}
+	return file_workspace_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WsMpcServerMessage) GetMsg() isWsMpcServerMessage_Msg {
@@ -3243,7 +3475,7 @@ type WsCreateUserRequest struct {
 
 func (x *WsCreateUserRequest) Reset() {
 	*x = WsCreateUserRequest{}
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3487,7 @@ func (x *WsCreateUserRequest) String() string {
 func (*WsCreateUserRequest) ProtoMessage() {}
 
 func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3500,7 @@ func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{38}
+	return file_workspace_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WsCreateUserRequest) GetWorkspaceId() string {
@@ -3309,7 +3541,7 @@ type WsCreateUserResponse struct {
 
 func (x *WsCreateUserResponse) Reset() {
 	*x = WsCreateUserResponse{}
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3553,7 @@ func (x *WsCreateUserResponse) String() string {
 func (*WsCreateUserResponse) ProtoMessage() {}
 
 func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3566,7 @@ func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserResponse.ProtoReflect.Descriptor instead.
 func (*WsCreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{39}
+	return file_workspace_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WsCreateUserResponse) GetUser() *WsUser {
@@ -3361,7 +3593,7 @@ type WsIssueTokenRequest struct {
 
 func (x *WsIssueTokenRequest) Reset() {
 	*x = WsIssueTokenRequest{}
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3605,7 @@ func (x *WsIssueTokenRequest) String() string {
 func (*WsIssueTokenRequest) ProtoMessage() {}
 
 func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3618,7 @@ func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*WsIssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{40}
+	return file_workspace_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WsIssueTokenRequest) GetUserId() string {
@@ -3411,7 +3643,7 @@ type WsListUsersRequest struct {
 
 func (x *WsListUsersRequest) Reset() {
 	*x = WsListUsersRequest{}
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3423,7 +3655,7 @@ func (x *WsListUsersRequest) String() string {
 func (*WsListUsersRequest) ProtoMessage() {}
 
 func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3436,7 +3668,7 @@ func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersRequest.ProtoReflect.Descriptor instead.
 func (*WsListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{41}
+	return file_workspace_proto_rawDescGZIP(), []int{44}
 }
 
 type WsListUsersResponse struct {
@@ -3448,7 +3680,7 @@ type WsListUsersResponse struct {
 
 func (x *WsListUsersResponse) Reset() {
 	*x = WsListUsersResponse{}
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3460,7 +3692,7 @@ func (x *WsListUsersResponse) String() string {
 func (*WsListUsersResponse) ProtoMessage() {}
 
 func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3473,7 +3705,7 @@ func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersResponse.ProtoReflect.Descriptor instead.
 func (*WsListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{42}
+	return file_workspace_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WsListUsersResponse) GetUsers() []*WsUser {
@@ -3493,7 +3725,7 @@ type WsCreateVaultAccountRequest struct {
 
 func (x *WsCreateVaultAccountRequest) Reset() {
 	*x = WsCreateVaultAccountRequest{}
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3737,7 @@ func (x *WsCreateVaultAccountRequest) String() string {
 func (*WsCreateVaultAccountRequest) ProtoMessage() {}
 
 func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3750,7 @@ func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateVaultAccountRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateVaultAccountRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{43}
+	return file_workspace_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WsCreateVaultAccountRequest) GetWorkspaceId() string {
@@ -3544,7 +3776,7 @@ type WsListVaultAccountsRequest struct {
 
 func (x *WsListVaultAccountsRequest) Reset() {
 	*x = WsListVaultAccountsRequest{}
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3788,7 @@ func (x *WsListVaultAccountsRequest) String() string {
 func (*WsListVaultAccountsRequest) ProtoMessage() {}
 
 func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3801,7 @@ func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsRequest.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{44}
+	return file_workspace_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WsListVaultAccountsRequest) GetWorkspaceId() string {
@@ -3589,7 +3821,7 @@ type WsListVaultAccountsResponse struct {
 
 func (x *WsListVaultAccountsResponse) Reset() {
 	*x = WsListVaultAccountsResponse{}
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3833,7 @@ func (x *WsListVaultAccountsResponse) String() string {
 func (*WsListVaultAccountsResponse) ProtoMessage() {}
 
 func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3846,7 @@ func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsResponse.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{45}
+	return file_workspace_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WsListVaultAccountsResponse) GetAccounts() []*WsVaultAccount {
@@ -3645,7 +3877,7 @@ type WsSubmitTransactionRequest struct {
 
 func (x *WsSubmitTransactionRequest) Reset() {
 	*x = WsSubmitTransactionRequest{}
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +3889,7 @@ func (x *WsSubmitTransactionRequest) String() string {
 func (*WsSubmitTransactionRequest) ProtoMessage() {}
 
 func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +3902,7 @@ func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitTransactionRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{46}
+	return file_workspace_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WsSubmitTransactionRequest) GetUserId() string {
@@ -3713,7 +3945,7 @@ type WsSubmitConfigChangeRequest struct {
 
 func (x *WsSubmitConfigChangeRequest) Reset() {
 	*x = WsSubmitConfigChangeRequest{}
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3957,7 @@ func (x *WsSubmitConfigChangeRequest) String() string {
 func (*WsSubmitConfigChangeRequest) ProtoMessage() {}
 
 func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3970,7 @@ func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitConfigChangeRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitConfigChangeRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{47}
+	return file_workspace_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WsSubmitConfigChangeRequest) GetUserId() string {
@@ -3785,7 +4017,7 @@ type WsListRequestsRequest struct {
 
 func (x *WsListRequestsRequest) Reset() {
 	*x = WsListRequestsRequest{}
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +4029,7 @@ func (x *WsListRequestsRequest) String() string {
 func (*WsListRequestsRequest) ProtoMessage() {}
 
 func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +4042,7 @@ func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*WsListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{48}
+	return file_workspace_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WsListRequestsRequest) GetState() WsRequestState {
@@ -3852,7 +4084,7 @@ type WsListRequestsResponse struct {
 
 func (x *WsListRequestsResponse) Reset() {
 	*x = WsListRequestsResponse{}
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3864,7 +4096,7 @@ func (x *WsListRequestsResponse) String() string {
 func (*WsListRequestsResponse) ProtoMessage() {}
 
 func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3877,7 +4109,7 @@ func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*WsListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{49}
+	return file_workspace_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WsListRequestsResponse) GetRequests() []*WsRequest {
@@ -3902,7 +4134,7 @@ type WsVerifyRequest struct {
 
 func (x *WsVerifyRequest) Reset() {
 	*x = WsVerifyRequest{}
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3914,7 +4146,7 @@ func (x *WsVerifyRequest) String() string {
 func (*WsVerifyRequest) ProtoMessage() {}
 
 func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3927,7 +4159,7 @@ func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyRequest.ProtoReflect.Descriptor instead.
 func (*WsVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{50}
+	return file_workspace_proto_rawDescGZIP(), []int{53}
 }
 
 type WsVerifyProblem struct {
@@ -3941,7 +4173,7 @@ type WsVerifyProblem struct {
 
 func (x *WsVerifyProblem) Reset() {
 	*x = WsVerifyProblem{}
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4185,7 @@ func (x *WsVerifyProblem) String() string {
 func (*WsVerifyProblem) ProtoMessage() {}
 
 func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4198,7 @@ func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyProblem.ProtoReflect.Descriptor instead.
 func (*WsVerifyProblem) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{51}
+	return file_workspace_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WsVerifyProblem) GetRequestId() string {
@@ -4002,7 +4234,7 @@ type WsVerifyResponse struct {
 
 func (x *WsVerifyResponse) Reset() {
 	*x = WsVerifyResponse{}
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4014,7 +4246,7 @@ func (x *WsVerifyResponse) String() string {
 func (*WsVerifyResponse) ProtoMessage() {}
 
 func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4027,7 +4259,7 @@ func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyResponse.ProtoReflect.Descriptor instead.
 func (*WsVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{52}
+	return file_workspace_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WsVerifyResponse) GetRequests() uint64 {
@@ -4068,7 +4300,7 @@ type WsListAuditRequest struct {
 
 func (x *WsListAuditRequest) Reset() {
 	*x = WsListAuditRequest{}
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4080,7 +4312,7 @@ func (x *WsListAuditRequest) String() string {
 func (*WsListAuditRequest) ProtoMessage() {}
 
 func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4093,7 +4325,7 @@ func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditRequest.ProtoReflect.Descriptor instead.
 func (*WsListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{53}
+	return file_workspace_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WsListAuditRequest) GetAfterSeq() uint64 {
@@ -4120,7 +4352,7 @@ type WsListAuditResponse struct {
 
 func (x *WsListAuditResponse) Reset() {
 	*x = WsListAuditResponse{}
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4364,7 @@ func (x *WsListAuditResponse) String() string {
 func (*WsListAuditResponse) ProtoMessage() {}
 
 func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4377,7 @@ func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditResponse.ProtoReflect.Descriptor instead.
 func (*WsListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{54}
+	return file_workspace_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WsListAuditResponse) GetEntries() []*WsAuditEntry {
@@ -4170,7 +4402,7 @@ type WsStatsRequest struct {
 
 func (x *WsStatsRequest) Reset() {
 	*x = WsStatsRequest{}
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4414,7 @@ func (x *WsStatsRequest) String() string {
 func (*WsStatsRequest) ProtoMessage() {}
 
 func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4427,7 @@ func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsRequest.ProtoReflect.Descriptor instead.
 func (*WsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{55}
+	return file_workspace_proto_rawDescGZIP(), []int{58}
 }
 
 type WsStatsResponse struct {
@@ -4213,7 +4445,7 @@ type WsStatsResponse struct {
 
 func (x *WsStatsResponse) Reset() {
 	*x = WsStatsResponse{}
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4457,7 @@ func (x *WsStatsResponse) String() string {
 func (*WsStatsResponse) ProtoMessage() {}
 
 func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4470,7 @@ func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsResponse.ProtoReflect.Descriptor instead.
 func (*WsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{56}
+	return file_workspace_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WsStatsResponse) GetRequestsByState() map[string]uint64 {
@@ -4449,7 +4681,32 @@ const file_workspace_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail\"\x97\x01\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\"\x9c\x01\n" +
+	"\rWsTokenRecord\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tissued_at\x18\x02 \x01(\x03R\bissuedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x17\n" +
+	"\aused_at\x18\x04 \x01(\x03R\x06usedAt\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\x05 \x01(\x03R\trevokedAt\"[\n" +
+	"\x13WsIdempotencyRecord\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
+	"\x0econtent_sha256\x18\x02 \x01(\fR\rcontentSha256\"\xc5\x02\n" +
+	"\x0fWsPresignRecord\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12?\n" +
+	"\x06shares\x18\x02 \x03(\v2'.coterie.v1.WsPresignRecord.SharesEntryR\x06shares\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\x03R\tcreatedAt\x12\x17\n" +
+	"\aused_at\x18\x04 \x01(\x03R\x06usedAt\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12!\n" +
+	"\fdigest_index\x18\x06 \x01(\rR\vdigestIndex\x12#\n" +
+	"\rburned_reason\x18\a \x01(\tR\fburnedReason\x1a9\n" +
+	"\vSharesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x97\x01\n" +
 	"\rWsPairRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12.\n" +
@@ -4681,7 +4938,7 @@ func file_workspace_proto_rawDescGZIP() []byte {
 }
 
 var file_workspace_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_workspace_proto_goTypes = []any{
 	(WsRole)(0),                         // 0: coterie.v1.WsRole
 	(WsUserState)(0),                    // 1: coterie.v1.WsUserState
@@ -4710,43 +4967,47 @@ var file_workspace_proto_goTypes = []any{
 	(*WsRequest)(nil),                   // 24: coterie.v1.WsRequest
 	(*WsPairingToken)(nil),              // 25: coterie.v1.WsPairingToken
 	(*WsAuditEntry)(nil),                // 26: coterie.v1.WsAuditEntry
-	(*WsPairRequest)(nil),               // 27: coterie.v1.WsPairRequest
-	(*WsPairResponse)(nil),              // 28: coterie.v1.WsPairResponse
-	(*WsWhoAmIRequest)(nil),             // 29: coterie.v1.WsWhoAmIRequest
-	(*WsPollRequest)(nil),               // 30: coterie.v1.WsPollRequest
-	(*WsPollEvent)(nil),                 // 31: coterie.v1.WsPollEvent
-	(*WsGetRequestRequest)(nil),         // 32: coterie.v1.WsGetRequestRequest
-	(*WsClaimRequest)(nil),              // 33: coterie.v1.WsClaimRequest
-	(*WsSubmitSignatureRequest)(nil),    // 34: coterie.v1.WsSubmitSignatureRequest
-	(*WsSubmitSignatureResponse)(nil),   // 35: coterie.v1.WsSubmitSignatureResponse
-	(*WsSubmitApprovalRequest)(nil),     // 36: coterie.v1.WsSubmitApprovalRequest
-	(*WsSubmitApprovalResponse)(nil),    // 37: coterie.v1.WsSubmitApprovalResponse
-	(*WsRejectRequest)(nil),             // 38: coterie.v1.WsRejectRequest
-	(*WsFailRequest)(nil),               // 39: coterie.v1.WsFailRequest
-	(*WsMpcStart)(nil),                  // 40: coterie.v1.WsMpcStart
-	(*WsMpcClientMessage)(nil),          // 41: coterie.v1.WsMpcClientMessage
-	(*WsMpcResult)(nil),                 // 42: coterie.v1.WsMpcResult
-	(*WsMpcServerMessage)(nil),          // 43: coterie.v1.WsMpcServerMessage
-	(*WsCreateUserRequest)(nil),         // 44: coterie.v1.WsCreateUserRequest
-	(*WsCreateUserResponse)(nil),        // 45: coterie.v1.WsCreateUserResponse
-	(*WsIssueTokenRequest)(nil),         // 46: coterie.v1.WsIssueTokenRequest
-	(*WsListUsersRequest)(nil),          // 47: coterie.v1.WsListUsersRequest
-	(*WsListUsersResponse)(nil),         // 48: coterie.v1.WsListUsersResponse
-	(*WsCreateVaultAccountRequest)(nil), // 49: coterie.v1.WsCreateVaultAccountRequest
-	(*WsListVaultAccountsRequest)(nil),  // 50: coterie.v1.WsListVaultAccountsRequest
-	(*WsListVaultAccountsResponse)(nil), // 51: coterie.v1.WsListVaultAccountsResponse
-	(*WsSubmitTransactionRequest)(nil),  // 52: coterie.v1.WsSubmitTransactionRequest
-	(*WsSubmitConfigChangeRequest)(nil), // 53: coterie.v1.WsSubmitConfigChangeRequest
-	(*WsListRequestsRequest)(nil),       // 54: coterie.v1.WsListRequestsRequest
-	(*WsListRequestsResponse)(nil),      // 55: coterie.v1.WsListRequestsResponse
-	(*WsVerifyRequest)(nil),             // 56: coterie.v1.WsVerifyRequest
-	(*WsVerifyProblem)(nil),             // 57: coterie.v1.WsVerifyProblem
-	(*WsVerifyResponse)(nil),            // 58: coterie.v1.WsVerifyResponse
-	(*WsListAuditRequest)(nil),          // 59: coterie.v1.WsListAuditRequest
-	(*WsListAuditResponse)(nil),         // 60: coterie.v1.WsListAuditResponse
-	(*WsStatsRequest)(nil),              // 61: coterie.v1.WsStatsRequest
-	(*WsStatsResponse)(nil),             // 62: coterie.v1.WsStatsResponse
-	nil,                                 // 63: coterie.v1.WsStatsResponse.RequestsByStateEntry
+	(*WsTokenRecord)(nil),               // 27: coterie.v1.WsTokenRecord
+	(*WsIdempotencyRecord)(nil),         // 28: coterie.v1.WsIdempotencyRecord
+	(*WsPresignRecord)(nil),             // 29: coterie.v1.WsPresignRecord
+	(*WsPairRequest)(nil),               // 30: coterie.v1.WsPairRequest
+	(*WsPairResponse)(nil),              // 31: coterie.v1.WsPairResponse
+	(*WsWhoAmIRequest)(nil),             // 32: coterie.v1.WsWhoAmIRequest
+	(*WsPollRequest)(nil),               // 33: coterie.v1.WsPollRequest
+	(*WsPollEvent)(nil),                 // 34: coterie.v1.WsPollEvent
+	(*WsGetRequestRequest)(nil),         // 35: coterie.v1.WsGetRequestRequest
+	(*WsClaimRequest)(nil),              // 36: coterie.v1.WsClaimRequest
+	(*WsSubmitSignatureRequest)(nil),    // 37: coterie.v1.WsSubmitSignatureRequest
+	(*WsSubmitSignatureResponse)(nil),   // 38: coterie.v1.WsSubmitSignatureResponse
+	(*WsSubmitApprovalRequest)(nil),     // 39: coterie.v1.WsSubmitApprovalRequest
+	(*WsSubmitApprovalResponse)(nil),    // 40: coterie.v1.WsSubmitApprovalResponse
+	(*WsRejectRequest)(nil),             // 41: coterie.v1.WsRejectRequest
+	(*WsFailRequest)(nil),               // 42: coterie.v1.WsFailRequest
+	(*WsMpcStart)(nil),                  // 43: coterie.v1.WsMpcStart
+	(*WsMpcClientMessage)(nil),          // 44: coterie.v1.WsMpcClientMessage
+	(*WsMpcResult)(nil),                 // 45: coterie.v1.WsMpcResult
+	(*WsMpcServerMessage)(nil),          // 46: coterie.v1.WsMpcServerMessage
+	(*WsCreateUserRequest)(nil),         // 47: coterie.v1.WsCreateUserRequest
+	(*WsCreateUserResponse)(nil),        // 48: coterie.v1.WsCreateUserResponse
+	(*WsIssueTokenRequest)(nil),         // 49: coterie.v1.WsIssueTokenRequest
+	(*WsListUsersRequest)(nil),          // 50: coterie.v1.WsListUsersRequest
+	(*WsListUsersResponse)(nil),         // 51: coterie.v1.WsListUsersResponse
+	(*WsCreateVaultAccountRequest)(nil), // 52: coterie.v1.WsCreateVaultAccountRequest
+	(*WsListVaultAccountsRequest)(nil),  // 53: coterie.v1.WsListVaultAccountsRequest
+	(*WsListVaultAccountsResponse)(nil), // 54: coterie.v1.WsListVaultAccountsResponse
+	(*WsSubmitTransactionRequest)(nil),  // 55: coterie.v1.WsSubmitTransactionRequest
+	(*WsSubmitConfigChangeRequest)(nil), // 56: coterie.v1.WsSubmitConfigChangeRequest
+	(*WsListRequestsRequest)(nil),       // 57: coterie.v1.WsListRequestsRequest
+	(*WsListRequestsResponse)(nil),      // 58: coterie.v1.WsListRequestsResponse
+	(*WsVerifyRequest)(nil),             // 59: coterie.v1.WsVerifyRequest
+	(*WsVerifyProblem)(nil),             // 60: coterie.v1.WsVerifyProblem
+	(*WsVerifyResponse)(nil),            // 61: coterie.v1.WsVerifyResponse
+	(*WsListAuditRequest)(nil),          // 62: coterie.v1.WsListAuditRequest
+	(*WsListAuditResponse)(nil),         // 63: coterie.v1.WsListAuditResponse
+	(*WsStatsRequest)(nil),              // 64: coterie.v1.WsStatsRequest
+	(*WsStatsResponse)(nil),             // 65: coterie.v1.WsStatsResponse
+	nil,                                 // 66: coterie.v1.WsPresignRecord.SharesEntry
+	nil,                                 // 67: coterie.v1.WsStatsResponse.RequestsByStateEntry
 }
 var file_workspace_proto_depIdxs = []int32{
 	0,  // 0: coterie.v1.WsUser.role:type_name -> coterie.v1.WsRole
@@ -4771,74 +5032,75 @@ var file_workspace_proto_depIdxs = []int32{
 	22, // 19: coterie.v1.WsRequest.config_change:type_name -> coterie.v1.WsConfigChange
 	23, // 20: coterie.v1.WsRequest.signatures:type_name -> coterie.v1.WsDigestSignature
 	0,  // 21: coterie.v1.WsPairingToken.role:type_name -> coterie.v1.WsRole
-	9,  // 22: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
-	24, // 23: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
-	24, // 24: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
-	24, // 25: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
-	5,  // 26: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
-	40, // 27: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
-	8,  // 28: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
-	24, // 29: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
-	42, // 30: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
-	0,  // 31: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
-	9,  // 32: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
-	9,  // 33: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
-	7,  // 34: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
-	6,  // 35: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
-	13, // 36: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
-	22, // 37: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
-	3,  // 38: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
-	24, // 39: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
-	57, // 40: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
-	26, // 41: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
-	63, // 42: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
-	27, // 43: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
-	29, // 44: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
-	30, // 45: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
-	32, // 46: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
-	33, // 47: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
-	41, // 48: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
-	34, // 49: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
-	36, // 50: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
-	38, // 51: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
-	39, // 52: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
-	44, // 53: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
-	46, // 54: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
-	47, // 55: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
-	49, // 56: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
-	50, // 57: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
-	52, // 58: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
-	53, // 59: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
-	54, // 60: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
-	56, // 61: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
-	59, // 62: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
-	61, // 63: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
-	28, // 64: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
-	9,  // 65: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
-	31, // 66: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
-	24, // 67: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
-	24, // 68: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
-	43, // 69: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
-	35, // 70: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
-	37, // 71: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
-	24, // 72: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
-	24, // 73: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
-	45, // 74: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
-	45, // 75: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
-	48, // 76: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
-	7,  // 77: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
-	51, // 78: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
-	24, // 79: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
-	24, // 80: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
-	55, // 81: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
-	58, // 82: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
-	60, // 83: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
-	62, // 84: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
-	64, // [64:85] is the sub-list for method output_type
-	43, // [43:64] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	66, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
+	9,  // 23: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
+	24, // 24: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
+	24, // 25: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
+	24, // 26: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
+	5,  // 27: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
+	43, // 28: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
+	8,  // 29: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
+	24, // 30: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
+	45, // 31: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
+	0,  // 32: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
+	9,  // 33: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
+	9,  // 34: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
+	7,  // 35: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
+	6,  // 36: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
+	13, // 37: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
+	22, // 38: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
+	3,  // 39: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
+	24, // 40: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
+	60, // 41: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
+	26, // 42: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
+	67, // 43: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
+	30, // 44: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
+	32, // 45: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
+	33, // 46: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
+	35, // 47: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
+	36, // 48: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
+	44, // 49: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
+	37, // 50: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
+	39, // 51: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
+	41, // 52: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
+	42, // 53: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
+	47, // 54: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
+	49, // 55: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
+	50, // 56: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
+	52, // 57: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
+	53, // 58: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
+	55, // 59: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
+	56, // 60: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
+	57, // 61: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
+	59, // 62: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
+	62, // 63: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
+	64, // 64: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
+	31, // 65: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
+	9,  // 66: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
+	34, // 67: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
+	24, // 68: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
+	24, // 69: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
+	46, // 70: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
+	38, // 71: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
+	40, // 72: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
+	24, // 73: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
+	24, // 74: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
+	48, // 75: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
+	48, // 76: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
+	51, // 77: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
+	7,  // 78: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
+	54, // 79: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
+	24, // 80: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
+	24, // 81: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
+	58, // 82: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
+	61, // 83: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
+	63, // 84: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
+	65, // 85: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
+	65, // [65:86] is the sub-list for method output_type
+	44, // [44:65] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_workspace_proto_init() }
@@ -4860,11 +5122,11 @@ func file_workspace_proto_init() {
 		(*WsRequest_Transaction)(nil),
 		(*WsRequest_ConfigChange)(nil),
 	}
-	file_workspace_proto_msgTypes[35].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[38].OneofWrappers = []any{
 		(*WsMpcClientMessage_Start)(nil),
 		(*WsMpcClientMessage_Envelope)(nil),
 	}
-	file_workspace_proto_msgTypes[37].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[40].OneofWrappers = []any{
 		(*WsMpcServerMessage_Envelope)(nil),
 		(*WsMpcServerMessage_Result)(nil),
 	}
@@ -4874,7 +5136,7 @@ func file_workspace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workspace_proto_rawDesc), len(file_workspace_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   58,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
