@@ -45,7 +45,7 @@ func DecodeCommand(data []byte) (*protocol.ClusterCommand, error) {
 	}
 	cmd := &protocol.ClusterCommand{}
 	if err := proto.Unmarshal(data, cmd); err != nil {
-		return nil, errorf(ErrBadCommand, "decode: %v", err)
+		return nil, errorf(ErrBadCommand, "not a protobuf ClusterCommand")
 	}
 	if err := validateCommand(cmd); err != nil {
 		return nil, err

@@ -60,7 +60,7 @@ func sortedRecords(m map[string]*protocol.ClusterRecord) []*protocol.ClusterReco
 func decodeState(b []byte) (*state, error) {
 	in := &protocol.ClusterState{}
 	if err := proto.Unmarshal(b, in); err != nil {
-		return nil, errorf(ErrBadCommand, "decode snapshot: %v", err)
+		return nil, errorf(ErrBadCommand, "snapshot is not a protobuf ClusterState")
 	}
 	if in.GetVersion() != StateVersion {
 		return nil, errorf(ErrBadVersion, "snapshot version %d", in.GetVersion())

@@ -1,0 +1,365 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// Cluster is one node's view of the raft cluster: it proposes commands
+// (forwarding them to the leader when it is a follower), answers queries
+// from its local FSM, serves the proposals other nodes forward to it, and,
+// while it leads, releases silent owners.
+//
+// All methods are safe for concurrent use.
+type Cluster struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	raft  *raft.Raft
+	trans Transport
+	// closers run after raft shuts down (the bolt store).
+	closers []func() error
+
+	watch *ownerWatch
+
+	// stop closes, and ctx ends, when Close starts.
+	stop      chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	forwards  chan struct{} // semaphore for forwarded applies
+}
+
+var _ Reader = (*Cluster)(nil)
+
+// New starts a node: it opens raft's storage and transport, bootstraps a
+// new cluster if asked to and there is no state yet, and starts raft. It
+// does not wait for a leader; see WaitLeader.
+func New(cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.NodeID),
+		fsm:      NewFSM(),
+		stop:     make(chan struct{}),
+		forwards: make(chan struct{}, cfg.MaxForwardsInFlight),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			c.cancel()
+			_ = c.runClosers()
+		}
+	}()
+	st := cfg.Storage
+	if st == nil {
+		var err error
+		if st, err = c.openStorage(); err != nil {
+			return nil, err
+		}
+	}
+	c.trans = cfg.Transport
+	if c.trans == nil {
+		t, err := newTCPTransport(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.trans = t
+	}
+	c.closers = append(c.closers, c.trans.Close)
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.Logger = newHCLog(cfg.Logger, "raft")
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(st.Logs, st.Stable, st.Snapshots)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: read raft state: %w", err)
+		}
+		if !has {
+			servers := []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: c.trans.LocalAddr()}}
+			for _, p := range cfg.Peers {
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+			}
+			if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snapshots, c.trans, raft.Configuration{Servers: servers}); err != nil {
+				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+			c.log.Info("cluster bootstrapped", "voters", len(servers))
+		}
+	}
+
+	r, err := raft.NewRaft(rc, c.fsm, st.Logs, st.Stable, st.Snapshots, c.trans)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	c.raft = r
+	c.watch = newOwnerWatch(c)
+	c.wg.Add(2)
+	go c.serveForwards()
+	go c.watch.run()
+	ok = true
+	c.log.Info("cluster started", "addr", string(c.trans.LocalAddr()))
+	return c, nil
+}
+
+// openStorage opens the bolt log and stable store and the file snapshot
+// store under DataDir/raft.
+func (c *Cluster) openStorage() (*Storage, error) {
+	dir := filepath.Join(c.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create %s: %w", dir, err)
+	}
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open raft log: %w", err)
+	}
+	c.closers = append(c.closers, bolt.Close)
+	logs, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, c.cfg.SnapshotRetain, newHCLog(c.cfg.Logger, "raft-snapshot"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
+	}
+	return &Storage{Logs: logs, Stable: bolt, Snapshots: snaps}, nil
+}
+
+func (c *Cluster) runClosers() error {
+	var errs []error
+	// Reverse order: the transport before the store it was opened after.
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		if err := c.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.closers = nil
+	return errors.Join(errs...)
+}
+
+// Close stops the node: raft shuts down (without handing over leadership;
+// call TransferLeadership first for a planned restart), then the transport
+// and the stores close. Calls after the first return its result.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.cancel()
+		err := c.raft.Shutdown().Error()
+		c.wg.Wait()
+		c.closeErr = errors.Join(err, c.runClosers())
+		c.log.Info("cluster stopped")
+	})
+	return c.closeErr
+}
+
+// NodeID returns this node's id.
+func (c *Cluster) NodeID() string { return c.cfg.NodeID }
+
+// Addr returns the address other nodes reach this node at.
+func (c *Cluster) Addr() string { return string(c.trans.LocalAddr()) }
+
+// FSM returns the local state machine, for queries and Subscribe.
+func (c *Cluster) FSM() *FSM { return c.fsm }
+
+// Propose stamps cmd with this node's id, the protocol version and the
+// clock's time, and commits it through the leader: directly when this node
+// leads, otherwise by forwarding it. It returns the raft index and the
+// FSM's result for the command (nil or one of the package's sentinel
+// errors). A successful return means the command committed and this node's
+// own FSM has applied it.
+//
+// While there is no leader, or the leader changes, Propose retries until
+// ctx ends (ErrNotLeader). It never retries when the command may have
+// committed: it returns ErrUncertain instead, and the caller reads the state
+// to learn the outcome. Propose takes ownership of cmd.
+func (c *Cluster) Propose(ctx context.Context, cmd *protocol.ClusterCommand) (uint64, error) {
+	stamp(cmd, c.cfg.NodeID, c.cfg.Clock.Now())
+	if err := validateCommand(cmd); err != nil {
+		return 0, err
+	}
+	data, err := EncodeCommand(cmd)
+	if err != nil {
+		return 0, err
+	}
+	if len(data) > c.cfg.MaxCommandBytes {
+		return 0, errorf(ErrTooLarge, "command of %d bytes, limit %d", len(data), c.cfg.MaxCommandBytes)
+	}
+	ctx, cancel := c.applyContext(ctx)
+	defer cancel()
+	out, err := c.submit(ctx, &protocol.ClusterForwardRequest{Body: &protocol.ClusterForwardRequest_Command{Command: data}})
+	if err != nil {
+		return 0, err
+	}
+	// Read-your-writes: the leader applied it; wait for this replica too.
+	if werr := c.fsm.WaitApplied(ctx, out.index); werr != nil {
+		c.log.Warn("cluster proposal committed but not yet applied locally", "index", out.index, "err", werr)
+	}
+	return out.index, out.result
+}
+
+// applyContext bounds ctx by ApplyTimeout when it has no deadline, and ends
+// it when the cluster closes.
+func (c *Cluster) applyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancelT := context.WithTimeout(ctx, c.cfg.ApplyTimeout)
+		ctx, cancelS := c.stopContext(ctx)
+		return ctx, func() { cancelS(); cancelT() }
+	}
+	return c.stopContext(ctx)
+}
+
+func (c *Cluster) stopContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(c.ctx, func() { cancel(ErrClosed) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// Retry pacing while no leader is known. These waits are for raft, which
+// runs on real time, so they do not use Config.Clock.
+const (
+	retryMin = 5 * time.Millisecond
+	retryMax = 100 * time.Millisecond
+)
+
+// applied is the outcome of a request the leader ran: its raft index and,
+// for a command, the FSM's result.
+type applied struct {
+	index  uint64
+	result error
+}
+
+// submit runs req on the leader, retrying while that is certainly safe. It
+// returns an error when nothing was applied or the outcome is unknown.
+func (c *Cluster) submit(ctx context.Context, req *protocol.ClusterForwardRequest) (applied, error) {
+	wait := retryMin
+	for {
+		out, err := c.submitOnce(ctx, req)
+		if err == nil || !retryable(err) {
+			return out, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(context.Cause(ctx), ErrClosed) {
+				return applied{}, ErrClosed
+			}
+			return applied{}, fmt.Errorf("%w: %w (last: %v)", ErrNotLeader, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// retryable says whether a failed attempt certainly did not commit and so
+// may run again.
+func retryable(err error) bool {
+	return errors.Is(err, errUnsent) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrTimeout)
+}
+
+// submitOnce runs req once: locally when this node leads, else on the
+// leader it knows of.
+func (c *Cluster) submitOnce(ctx context.Context, req *protocol.ClusterForwardRequest) (applied, error) {
+	var resp *protocol.ClusterForwardResponse
+	if c.raft.State() == raft.Leader {
+		resp = c.handle(ctx, req)
+	} else {
+		addr, id := c.raft.LeaderWithID()
+		if addr == "" || string(id) == c.cfg.NodeID {
+			return applied{}, errorf(ErrNotLeader, "no leader known")
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			req.TimeoutNanos = int64(time.Until(dl))
+		}
+		var err error
+		if resp, err = c.trans.Forward(ctx, addr, req); err != nil {
+			return applied{}, err
+		}
+	}
+	err := codeError(resp.GetCode(), resp.GetMessage())
+	if resp.GetIndex() > 0 {
+		return applied{index: resp.GetIndex(), result: err}, nil
+	}
+	if err == nil {
+		// Nothing applied and no error: a leader that breaks the protocol.
+		err = errorf(ErrUncertain, "leader answered without an index")
+	}
+	return applied{}, err
+}
+
+// Claim proposes that this node own request (I2). It returns ErrClaimed
+// when another node owns it and ErrCompleted when it is finished; claiming
+// a request this node already owns succeeds.
+func (c *Cluster) Claim(ctx context.Context, request, apiUser string) error {
+	_, err := c.Propose(ctx, ClaimCommand(request, apiUser))
+	return err
+}
+
+// Reserve proposes that presignature p belong to request, which this node
+// must own (I1). Once Reserve returns nil, p is this request's forever; on
+// ErrUncertain, read Request(request).Reserved to learn whether it is.
+func (c *Cluster) Reserve(ctx context.Context, request string, p PresignatureRef) error {
+	_, err := c.Propose(ctx, ReserveCommand(request, p))
+	return err
+}
+
+// Complete proposes the outcome of a request this node owns.
+func (c *Cluster) Complete(ctx context.Context, request string, outcome Outcome, reason string) error {
+	_, err := c.Propose(ctx, CompleteCommand(request, outcome, reason))
+	return err
+}
+
+// Release proposes that node's unfinished requests return to unclaimed and
+// their reserved presignatures burn. The leader's owner watch calls it for
+// silent nodes; an operator may call it for a node known to be dead.
+func (c *Cluster) Release(ctx context.Context, node string) error {
+	_, err := c.Propose(ctx, ReleaseCommand(node))
+	return err
+}
+
+// AddPresignatures proposes sealed presignatures for key's pool. On
+// ErrUncertain the caller must discard them, never propose them again: they
+// may already be in the pool, and even spent.
+func (c *Cluster) AddPresignatures(ctx context.Context, key string, ps []SealedPresignature) error {
+	_, err := c.Propose(ctx, PresignaturesAddedCommand(key, ps))
+	return err
+}
+
+// AddAPIUser proposes an API user record; ErrRecordExists if it exists.
+func (c *Cluster) AddAPIUser(ctx context.Context, r Record) error {
+	_, err := c.Propose(ctx, APIUserAddedCommand(r))
+	return err
+}
+
+// AddKeyRecord proposes a key record; ErrRecordExists if it exists.
+func (c *Cluster) AddKeyRecord(ctx context.Context, r Record) error {
+	_, err := c.Propose(ctx, KeyRecordAddedCommand(r))
+	return err
+}

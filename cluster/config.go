@@ -1,0 +1,233 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config configures a Cluster. Start from DefaultConfig.
+type Config struct {
+	// NodeID is this node's id: its raft server id and the node named in
+	// the commands it proposes. It must stay the same across restarts.
+	NodeID string
+	// DataDir is the node's data directory. Raft keeps its bolt log and
+	// stable store (raft/raft.db) and its snapshots (raft/snapshots/) under
+	// it. Required unless Storage is set.
+	DataDir string
+	// BindAddr is the TCP address that raft and forwarded proposals share,
+	// such as "127.0.0.1:7000". Required unless Transport is set.
+	BindAddr string
+	// AdvertiseAddr is the address other nodes dial; empty means BindAddr.
+	// It must name a host, not 0.0.0.0.
+	AdvertiseAddr string
+
+	// Bootstrap makes a node without raft state start a new cluster whose
+	// voters are itself and Peers. A node that already has state ignores
+	// it. Every node bootstrapped together must be given the same voters.
+	Bootstrap bool
+	// Peers are the other voters of a bootstrapped cluster; empty for a
+	// single voter.
+	Peers []Peer
+
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
+	// CommitTimeout are raft's timing. DESIGN.md: about 500 ms for the first
+	// two gives about 1 s failover; tighter risks false elections while MPC
+	// keeps the CPUs busy. CommitTimeout bounds how long a follower waits to
+	// learn of a commit when no new entries flow, so it also bounds how long
+	// a follower's Propose waits for its own FSM to catch up.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	// SnapshotInterval and SnapshotThreshold say when raft snapshots: it
+	// checks every interval and snapshots when at least threshold entries
+	// were applied since the last one. TrailingLogs entries stay in the log
+	// after a snapshot so slow followers catch up without one.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// SnapshotRetain is how many snapshots stay on disk.
+	SnapshotRetain int
+
+	// ApplyTimeout bounds a proposal when its context has no deadline.
+	ApplyTimeout time.Duration
+	// TransportTimeout bounds each raft RPC and forwarded-proposal I/O.
+	TransportTimeout time.Duration
+	// MaxCommandBytes bounds an encoded command, and so every forwarded
+	// message.
+	MaxCommandBytes int
+	// MaxForwardsInFlight bounds the forwarded proposals the leader applies
+	// at once.
+	MaxForwardsInFlight int
+
+	// OwnerTimeout is how long the leader lets a node that owns unfinished
+	// requests be silent (failing raft heartbeats, or no longer a member)
+	// before it proposes Release of that node. See doc.go.
+	OwnerTimeout time.Duration
+	// OwnerCheckInterval is how often the leader checks for silent owners.
+	OwnerCheckInterval time.Duration
+
+	// Clock gives proposer timestamps and drives the owner-timeout watcher.
+	Clock Clock
+	// Logger receives the cluster's logs, and raft's through an adapter.
+	Logger *slog.Logger
+
+	// Transport, when set, replaces the TCP transport that New would open
+	// on BindAddr. The in-process harness passes an InmemTransport.
+	Transport Transport
+	// Storage, when set, replaces the bolt stores and file snapshots that
+	// New would open under DataDir. Tests that restart a node from memory
+	// pass the same Storage again.
+	Storage *Storage
+}
+
+// Peer is a voter of a bootstrapped cluster.
+type Peer struct {
+	ID      string
+	Address string
+}
+
+// Storage is raft's persistent state.
+type Storage struct {
+	Logs      raft.LogStore
+	Stable    raft.StableStore
+	Snapshots raft.SnapshotStore
+}
+
+// NewInmemStorage returns Storage that lives in memory, for tests.
+func NewInmemStorage() *Storage {
+	s := raft.NewInmemStore()
+	return &Storage{Logs: s, Stable: s, Snapshots: raft.NewInmemSnapshotStore()}
+}
+
+// DefaultConfig returns a Config with DESIGN.md's timing and the system
+// clock. NodeID, DataDir and BindAddr must still be set.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:    500 * time.Millisecond,
+		ElectionTimeout:     500 * time.Millisecond,
+		LeaderLeaseTimeout:  250 * time.Millisecond,
+		CommitTimeout:       10 * time.Millisecond,
+		SnapshotInterval:    2 * time.Minute,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		SnapshotRetain:      2,
+		ApplyTimeout:        5 * time.Second,
+		TransportTimeout:    2 * time.Second,
+		MaxCommandBytes:     4 << 20,
+		MaxForwardsInFlight: 256,
+		OwnerTimeout:        3 * time.Second,
+		OwnerCheckInterval:  250 * time.Millisecond,
+		Clock:               SystemClock{},
+		Logger:              slog.Default(),
+	}
+}
+
+// Validate reports every problem with the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("cluster config: "+format, args...)) }
+	if c.NodeID == "" {
+		bad("NodeID is required")
+	} else if err := checkID("node", c.NodeID); err != nil {
+		bad("NodeID: %v", err)
+	}
+	if c.Transport == nil {
+		if c.BindAddr == "" {
+			bad("BindAddr is required without a Transport")
+		} else if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
+			bad("BindAddr %q: %v", c.BindAddr, err)
+		}
+		if adv := c.advertise(); adv != "" {
+			if host, _, err := net.SplitHostPort(adv); err != nil {
+				bad("AdvertiseAddr %q: %v", adv, err)
+			} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				bad("AdvertiseAddr %q must name a reachable host; set it when binding 0.0.0.0", adv)
+			}
+		}
+	} else if c.BindAddr != "" || c.AdvertiseAddr != "" {
+		bad("BindAddr and AdvertiseAddr must be empty with a Transport")
+	}
+	if c.Storage == nil && c.DataDir == "" {
+		bad("DataDir is required without Storage")
+	}
+	if c.Storage != nil && (c.Storage.Logs == nil || c.Storage.Stable == nil || c.Storage.Snapshots == nil) {
+		bad("Storage needs Logs, Stable and Snapshots")
+	}
+	ids := map[string]bool{c.NodeID: true}
+	for _, p := range c.Peers {
+		if p.ID == "" || p.Address == "" {
+			bad("peer %+v needs an ID and an Address", p)
+		} else if ids[p.ID] {
+			bad("peer id %q appears twice (or is NodeID)", p.ID)
+		}
+		ids[p.ID] = true
+	}
+	if len(c.Peers) > 0 && !c.Bootstrap {
+		bad("Peers only apply with Bootstrap")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		min  time.Duration
+	}{
+		{"HeartbeatTimeout", c.HeartbeatTimeout, 5 * time.Millisecond},
+		{"ElectionTimeout", c.ElectionTimeout, 5 * time.Millisecond},
+		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout, 5 * time.Millisecond},
+		{"CommitTimeout", c.CommitTimeout, time.Millisecond},
+		{"SnapshotInterval", c.SnapshotInterval, 5 * time.Millisecond},
+		{"ApplyTimeout", c.ApplyTimeout, time.Millisecond},
+		{"TransportTimeout", c.TransportTimeout, time.Millisecond},
+		{"OwnerTimeout", c.OwnerTimeout, time.Millisecond},
+		{"OwnerCheckInterval", c.OwnerCheckInterval, time.Millisecond},
+	} {
+		if d.v < d.min {
+			bad("%s is %v, want at least %v", d.name, d.v, d.min)
+		}
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("ElectionTimeout %v is below HeartbeatTimeout %v", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.OwnerTimeout < c.ElectionTimeout {
+		bad("OwnerTimeout %v is below ElectionTimeout %v: owners would be released during an ordinary election", c.OwnerTimeout, c.ElectionTimeout)
+	}
+	if c.SnapshotThreshold == 0 {
+		bad("SnapshotThreshold must be positive")
+	}
+	if c.SnapshotRetain < 1 {
+		bad("SnapshotRetain must be at least 1")
+	}
+	if c.MaxCommandBytes < 1024 || c.MaxCommandBytes > maxDecodeBytes {
+		bad("MaxCommandBytes %d is outside 1 KiB..%d", c.MaxCommandBytes, maxDecodeBytes)
+	}
+	if c.MaxForwardsInFlight < 1 {
+		bad("MaxForwardsInFlight must be positive")
+	}
+	if c.Clock == nil {
+		bad("Clock is required")
+	}
+	if c.Logger == nil {
+		bad("Logger is required")
+	}
+	return errors.Join(errs...)
+}
+
+// advertise returns the address other nodes dial.
+func (c Config) advertise() string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	return c.BindAddr
+}
+
+// maxFrame bounds one forwarded message: a command plus its envelope.
+func (c Config) maxFrame() int { return c.MaxCommandBytes + 4096 }

@@ -1,0 +1,128 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// serveForwards answers the requests other nodes forward to this one,
+// applying at most MaxForwardsInFlight at once so that raft can batch
+// them.
+func (c *Cluster) serveForwards() {
+	defer c.wg.Done()
+	for {
+		var rpc *ForwardRPC
+		select {
+		case rpc = <-c.trans.ForwardConsumer():
+		case <-c.stop:
+			return
+		}
+		select {
+		case c.forwards <- struct{}{}:
+		case <-c.stop:
+			rpc.Respond(errorResponse(ErrClosed))
+			return
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer func() { <-c.forwards }()
+			timeout := time.Duration(rpc.Request.GetTimeoutNanos())
+			if timeout <= 0 || timeout > c.cfg.ApplyTimeout {
+				timeout = c.cfg.ApplyTimeout
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, timeout)
+			defer cancel()
+			rpc.Respond(c.handle(ctx, rpc.Request))
+		}()
+	}
+}
+
+func errorResponse(err error) *protocol.ClusterForwardResponse {
+	return &protocol.ClusterForwardResponse{Code: errorCode(err), Message: err.Error()}
+}
+
+// handle runs a request on this node, which must be the leader. It never
+// forwards again, so a request cannot loop between nodes that disagree on
+// who leads. The response has a non-zero index exactly when the request
+// committed.
+func (c *Cluster) handle(ctx context.Context, req *protocol.ClusterForwardRequest) *protocol.ClusterForwardResponse {
+	if c.raft.State() != raft.Leader {
+		return errorResponse(errorf(ErrNotLeader, "%s is not the leader", c.cfg.NodeID))
+	}
+	timeout := c.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return errorResponse(errorf(ErrTimeout, "deadline passed before the leader got the request"))
+	}
+	var f raft.IndexFuture
+	switch b := req.GetBody().(type) {
+	case *protocol.ClusterForwardRequest_Command:
+		if len(b.Command) > c.cfg.MaxCommandBytes {
+			return errorResponse(errorf(ErrTooLarge, "command of %d bytes, limit %d", len(b.Command), c.cfg.MaxCommandBytes))
+		}
+		// Garbage never reaches the log.
+		if _, err := DecodeCommand(b.Command); err != nil {
+			return errorResponse(err)
+		}
+		f = c.raft.Apply(b.Command, timeout)
+	case *protocol.ClusterForwardRequest_AddVoter:
+		id, addr := b.AddVoter.GetId(), b.AddVoter.GetAddress()
+		if err := checkID("voter", id); err != nil || addr == "" {
+			return errorResponse(errorf(ErrBadCommand, "add voter needs an id and an address"))
+		}
+		c.log.Info("cluster adding voter", "voter", id, "addr", addr)
+		f = c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	case *protocol.ClusterForwardRequest_RemoveServer:
+		id := b.RemoveServer.GetId()
+		if err := checkID("server", id); err != nil {
+			return errorResponse(err)
+		}
+		c.log.Info("cluster removing server", "server", id)
+		f = c.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+	default:
+		return errorResponse(errorf(ErrBadCommand, "empty forwarded request"))
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return errorResponse(errorf(ErrUncertain, "waiting for the commit: %v", ctx.Err()))
+	}
+	if err != nil {
+		return errorResponse(raftError(err))
+	}
+	resp := &protocol.ClusterForwardResponse{Index: f.Index()}
+	if af, ok := f.(raft.ApplyFuture); ok {
+		if rerr, ok := af.Response().(error); ok && rerr != nil {
+			resp.Code, resp.Message = errorCode(rerr), rerr.Error()
+		}
+	}
+	return resp
+}
+
+// raftError maps raft's errors to ours, keeping apart the ones that prove
+// nothing was appended (safe to retry) from the ones that do not.
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return errorf(ErrNotLeader, "%v", err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return errorf(ErrTimeout, "%v", err)
+	case errors.Is(err, raft.ErrCantBootstrap), errors.Is(err, raft.ErrUnsupportedProtocol):
+		return errorf(ErrInternal, "%v", err)
+	default:
+		// ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore and
+		// anything new: the entry may or may not commit.
+		return errorf(ErrUncertain, "%v", err)
+	}
+}
