@@ -1,5 +1,7 @@
-// Package enclavetest helps tests check invariant I4, that no secret
-// reaches disk in plaintext. It is for tests only.
+// Package enclavetest is for tests only. It gives them simulated machines
+// (two Machines are two machines), a Sealer that records what it protects,
+// and a scan of a directory for those secrets, to check invariant I4: no
+// secret reaches disk in plaintext.
 package enclavetest
 
 import (

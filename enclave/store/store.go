@@ -227,57 +227,95 @@ func Open(cfg Config) (*Store, error) {
 	case st.Size() == 0:
 		return nil, fmt.Errorf("%w: %s is empty", ErrCorrupt, path)
 	}
-	// First a read-only pass, which maps only the meta pages, to check that
-	// the file holds every page the meta pages claim. bbolt trusts that it
-	// does, and touching a page past the end of a truncated file would
-	// crash the process rather than fail.
-	if _, err := readInfo(path, cfg.LockTimeout); err != nil {
+	// bbolt trusts its file: a damaged page can make it panic, and a page
+	// past the end of a truncated file can crash the process. So first
+	// check a private copy, taken under a shared lock so that no writer is
+	// midway, and only then open the real file.
+	data, err := snapshot(path, cfg.LockTimeout)
+	if err != nil {
 		return nil, err
 	}
-	var db *bolt.DB
-	err = guard("open", func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.LockTimeout})
-		return err
-	})
+	info, err := validate(cfg.Dir, data)
 	if err != nil {
-		return nil, openError(path, err)
-	}
-	s := &Store{db: db, logger: cfg.Logger}
-	err = guard("read", func() error {
-		return db.View(func(tx *bolt.Tx) (err error) {
-			s.info, err = checkTx(tx, st.Size())
-			return err
-		})
-	})
-	if err != nil {
-		_ = db.Close()
 		return nil, err
 	}
-	return s, nil
+	db, err := openBolt(path, &bolt.Options{Timeout: cfg.LockTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, info: info, logger: cfg.Logger}, nil
 }
 
-func readInfo(path string, timeout time.Duration) (Info, error) {
-	var db *bolt.DB
-	err := guard("open", func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: true})
-		return err
-	})
+// snapshot returns the bytes of the store file, read while holding a
+// shared lock on it. Opening read-only makes bbolt read only the two meta
+// pages, which it checksums.
+func snapshot(path string, timeout time.Duration) ([]byte, error) {
+	db, err := openBolt(path, &bolt.Options{Timeout: timeout, ReadOnly: true})
 	if err != nil {
-		return Info{}, openError(path, err)
+		return nil, err
+	}
+	defer db.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return data, nil
+}
+
+// validate opens a temporary copy of data the way the real open will, and
+// reads every record, so that any page that would make bbolt fail does so
+// on the copy. A panic there leaves at most a mapping of the deleted copy
+// behind, never a lock on the real file.
+func validate(dir string, data []byte) (Info, error) {
+	tmp, err := os.CreateTemp(dir, "."+FileName+".check-*")
+	if err != nil {
+		return Info{}, fmt.Errorf("store: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("store: %w", err)
+	}
+	db, err := openBolt(tmp.Name(), &bolt.Options{Timeout: time.Second, ReadOnly: true, PreLoadFreelist: true})
+	if err != nil {
+		return Info{}, err
 	}
 	defer db.Close()
 	var info Info
 	err = guard("read", func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			st, err := os.Stat(path)
-			if err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-			info, err = checkTx(tx, st.Size())
+		return db.View(func(tx *bolt.Tx) (err error) {
+			info, err = checkTx(tx, int64(len(data)))
 			return err
 		})
 	})
 	return info, err
+}
+
+// openBolt opens a bbolt file. If bbolt panics on a damaged page while
+// opening, it closes the file itself, which releases the file lock that
+// bbolt had taken.
+func openBolt(path string, opts *bolt.Options) (*bolt.DB, error) {
+	var file *os.File
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	var db *bolt.DB
+	err := guard("open", func() (err error) {
+		db, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
+	if errors.Is(err, ErrCorrupt) && db == nil && file != nil {
+		_ = file.Close()
+	}
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return db, nil
 }
 
 func openError(path string, err error) error {

@@ -1,0 +1,141 @@
+package enclave_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/coterie-mpc/coterie/enclave"
+)
+
+func TestKindNames(t *testing.T) {
+	for _, tc := range []struct {
+		kind enclave.Kind
+		name string
+	}{
+		{enclave.KindSim, "sim"},
+		{enclave.KindSGX, "sgx"},
+		{enclave.KindNitro, "nitro"},
+		{enclave.KindConfidentialSpace, "confidential-space"},
+	} {
+		if got := tc.kind.String(); got != tc.name {
+			t.Errorf("%d.String() = %q, want %q", tc.kind, got, tc.name)
+		}
+		got, err := enclave.ParseKind(tc.name)
+		if err != nil || got != tc.kind {
+			t.Errorf("ParseKind(%q) = %v, %v", tc.name, got, err)
+		}
+	}
+	for _, bad := range []string{"", "unknown", "SGX", "tdx"} {
+		if _, err := enclave.ParseKind(bad); !errors.Is(err, enclave.ErrUnknownKind) {
+			t.Errorf("ParseKind(%q) error = %v, want ErrUnknownKind", bad, err)
+		}
+	}
+	if s := enclave.Kind(200).String(); s != "kind(200)" {
+		t.Errorf("Kind(200).String() = %q", s)
+	}
+}
+
+func TestKeyPolicyNames(t *testing.T) {
+	for _, p := range []enclave.KeyPolicy{enclave.KeyPolicyCode, enclave.KeyPolicyProduct} {
+		got, err := enclave.ParseKeyPolicy(p.String())
+		if err != nil || got != p {
+			t.Errorf("ParseKeyPolicy(%q) = %v, %v", p, got, err)
+		}
+	}
+	for _, bad := range []string{"", "unique", "key-policy(0)"} {
+		if _, err := enclave.ParseKeyPolicy(bad); !errors.Is(err, enclave.ErrUnknownKeyPolicy) {
+			t.Errorf("ParseKeyPolicy(%q) error = %v, want ErrUnknownKeyPolicy", bad, err)
+		}
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	m := []byte("measurement")
+	for _, tc := range []struct {
+		name     string
+		policy   enclave.Policy
+		problems []string // substrings, one per expected problem
+	}{
+		{"measurement rule", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSGX, Measurement: m}}}, nil},
+		{"signer and product rule", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Signer: m, Product: m}}}, nil},
+		{"empty", enclave.Policy{}, []string{"no rules"}},
+		{"unknown kind", enclave.Policy{Allow: []enclave.Rule{{Measurement: m}}}, []string{"unknown enclave kind"}},
+		{"pins nothing", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim}}}, []string{"pins neither"}},
+		{"signer without product", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Signer: m}}},
+			[]string{"pins neither", "without a product"}},
+		{"all at once", enclave.Policy{Allow: []enclave.Rule{{Measurement: m}, {Kind: enclave.KindSGX, Signer: m}}},
+			[]string{"rule 0: unknown enclave kind", "rule 1: pins neither", "rule 1: a signer without"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.policy.Validate()
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, enclave.ErrInvalidPolicy) {
+				t.Fatalf("Validate() = %v, want ErrInvalidPolicy", err)
+			}
+			if got := strings.Count(err.Error(), "invalid attestation policy"); got != len(tc.problems) {
+				t.Errorf("Validate() reported %d problems, want %d: %v", got, len(tc.problems), err)
+			}
+			for _, p := range tc.problems {
+				if !strings.Contains(err.Error(), p) {
+					t.Errorf("Validate() = %v, missing %q", err, p)
+				}
+			}
+		})
+	}
+}
+
+func TestPolicyCheck(t *testing.T) {
+	id := enclave.Identity{
+		Kind:            enclave.KindSGX,
+		Measurement:     []byte("m1"),
+		Signer:          []byte("s1"),
+		Product:         []byte("p1"),
+		SecurityVersion: 3,
+	}
+	debug := id
+	debug.Debug = true
+	for _, tc := range []struct {
+		name    string
+		rule    enclave.Rule
+		id      enclave.Identity
+		allowed bool
+	}{
+		{"measurement", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1")}, id, true},
+		{"other measurement", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m2")}, id, false},
+		{"other kind", enclave.Rule{Kind: enclave.KindNitro, Measurement: []byte("m1")}, id, false},
+		{"signer and product", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s1"), Product: []byte("p1")}, id, true},
+		{"other product", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s1"), Product: []byte("p2")}, id, false},
+		{"other signer", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s2"), Product: []byte("p1")}, id, false},
+		{"version ok", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1"), MinSecurityVersion: 3}, id, true},
+		{"version too old", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1"), MinSecurityVersion: 4}, id, false},
+		{"debug refused", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1")}, debug, false},
+		{"debug allowed", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1"), AllowDebug: true}, debug, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := enclave.Policy{Allow: []enclave.Rule{tc.rule}}.Check(tc.id)
+			if tc.allowed && err != nil {
+				t.Fatalf("Check = %v, want allowed", err)
+			}
+			if !tc.allowed && !errors.Is(err, enclave.ErrNotAllowed) {
+				t.Fatalf("Check = %v, want ErrNotAllowed", err)
+			}
+		})
+	}
+	// Any matching rule admits.
+	p := enclave.Policy{Allow: []enclave.Rule{
+		{Kind: enclave.KindSGX, Measurement: []byte("m2")},
+		{Kind: enclave.KindSGX, Measurement: []byte("m1")},
+	}}
+	if err := p.Check(id); err != nil {
+		t.Fatalf("Check with a matching second rule = %v", err)
+	}
+	if err := (enclave.Policy{}).Check(id); !errors.Is(err, enclave.ErrInvalidPolicy) {
+		t.Fatalf("Check with an empty policy = %v, want ErrInvalidPolicy", err)
+	}
+}
