@@ -117,6 +117,14 @@ func parseDecimal(s string) (*big.Rat, bool) {
 	return new(big.Rat).SetString(s)
 }
 
+// decimalString formats a value parseDecimal made, which has at most 40
+// fraction digits, exactly and without trailing zeros.
+func decimalString(v *big.Rat) string {
+	s := v.FloatString(40)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
 // compiledPolicy is a validated Policy in the form evaluation needs.
 type compiledPolicy struct {
 	maxAmount map[string]*big.Rat // nil: no limits
@@ -287,7 +295,7 @@ func (c *compiledPolicy) evaluateTx(r *TxRequest) (Action, string) {
 		}
 		if amount.Cmp(limit) > 0 {
 			return ActionReject, fmt.Sprintf("amount %s %s exceeds the maximum %s",
-				amount.FloatString(8), truncate(r.Asset, 32), limit.FloatString(8))
+				decimalString(amount), truncate(r.Asset, 32), decimalString(limit))
 		}
 	}
 	if c.allowed != nil {

@@ -185,3 +185,12 @@ retry:
 		})
 	}
 }
+
+func TestDecimalString(t *testing.T) {
+	for in, want := range map[string]string{"0.75": "0.75", "10": "10", "10.000": "10", "0.0000000000000000000000000000000000000001": "0.0000000000000000000000000000000000000001", "0": "0"} {
+		v, ok := parseDecimal(in)
+		if !ok || decimalString(v) != want {
+			t.Errorf("decimalString(%s) = %s, %v; want %s", in, decimalString(v), ok, want)
+		}
+	}
+}
