@@ -41,6 +41,7 @@ type Cluster struct {
 	closeOnce sync.Once
 	closeErr  error
 	forwards  chan struct{} // semaphore for forwarded applies
+	nudges    chan struct{}
 }
 
 var _ Reader = (*Cluster)(nil)
@@ -58,6 +59,7 @@ func New(cfg Config) (*Cluster, error) {
 		fsm:      NewFSM(),
 		stop:     make(chan struct{}),
 		forwards: make(chan struct{}, cfg.MaxForwardsInFlight),
+		nudges:   make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -121,8 +123,9 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	c.raft = r
 	c.watch = newOwnerWatch(c)
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.serveForwards()
+	go c.nudger()
 	go c.watch.run()
 	ok = true
 	c.log.Info("cluster started", "addr", string(c.trans.LocalAddr()))

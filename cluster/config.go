@@ -37,9 +37,10 @@ type Config struct {
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are raft's timing. DESIGN.md: about 500 ms for the first
 	// two gives about 1 s failover; tighter risks false elections while MPC
-	// keeps the CPUs busy. CommitTimeout bounds how long a follower waits to
-	// learn of a commit when no new entries flow, so it also bounds how long
-	// a follower's Propose waits for its own FSM to catch up.
+	// keeps the CPUs busy. CommitTimeout is how long an idle leader waits
+	// before telling followers of its latest commits; followers learn of
+	// forwarded commits at once anyway (see nudger), so it only delays their
+	// view of the leader's own proposals.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -113,7 +114,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:    500 * time.Millisecond,
 		ElectionTimeout:     500 * time.Millisecond,
 		LeaderLeaseTimeout:  250 * time.Millisecond,
-		CommitTimeout:       10 * time.Millisecond,
+		CommitTimeout:       50 * time.Millisecond,
 		SnapshotInterval:    2 * time.Minute,
 		SnapshotThreshold:   8192,
 		TrailingLogs:        10240,

@@ -38,8 +38,44 @@ func (c *Cluster) serveForwards() {
 			}
 			ctx, cancel := context.WithTimeout(c.ctx, timeout)
 			defer cancel()
-			rpc.Respond(c.handle(ctx, rpc.Request))
+			resp := c.handle(ctx, rpc.Request)
+			rpc.Respond(resp)
+			if resp.GetIndex() > 0 {
+				c.nudge()
+			}
 		}()
+	}
+}
+
+// nudge asks the nudger to spread the commit index.
+func (c *Cluster) nudge() {
+	select {
+	case c.nudges <- struct{}{}:
+	default:
+	}
+}
+
+// nudger spreads the commit index to followers after forwarded commits.
+//
+// A follower's Propose returns once its own FSM has applied the command,
+// but raft tells followers about a commit only with the next AppendEntries:
+// with the next entry, or after CommitTimeout when the log is idle. So
+// after forwarded commits the leader appends a barrier (raft's no-op
+// entry), whose replication carries the commit index at once. Nudges
+// coalesce: at most one barrier is in flight, so a busy leader adds at most
+// one barrier per commit round trip.
+func (c *Cluster) nudger() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.nudges:
+		case <-c.stop:
+			return
+		}
+		if c.raft.State() != raft.Leader {
+			continue
+		}
+		_ = c.raft.Barrier(c.cfg.ApplyTimeout).Error()
 	}
 }
 

@@ -55,7 +55,11 @@ func (s *state) addPresignatures(a *protocol.ClusterPresignaturesAdded) ([]Event
 	kp := s.pools[key]
 	if kp != nil {
 		for _, p := range a.GetPresignatures() {
-			if _, ok := kp.live[p.GetId()]; ok {
+			if lp, ok := kp.live[p.GetId()]; ok {
+				if lp.GetStatus() == psReserved {
+					// Taken already: adding it again would offer it twice.
+					return nil, errorf(ErrPresignatureUsed, "key %q, presignature %q is reserved", key, p.GetId())
+				}
 				return nil, errorf(ErrPresignatureExists, "key %q, presignature %q", key, p.GetId())
 			}
 			if sp, ok := kp.spent[p.GetId()]; ok {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -118,6 +117,6 @@ func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 type stdWriter struct{ a *hclogAdapter }
 
 func (w stdWriter) Write(p []byte) (int, error) {
-	w.a.Info("stdlog", "line", fmt.Sprintf("%s", strings.TrimSpace(string(p))))
+	w.a.Info("stdlog", "line", strings.TrimSpace(string(p)))
 	return len(p), nil
 }

@@ -1,0 +1,95 @@
+package cluster
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.NodeID, c.DataDir, c.BindAddr = "n1", "/tmp/x", "127.0.0.1:7000"
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings of the error; none means valid
+	}{
+		{"default plus identity", func(*Config) {}, nil},
+		{"in-memory", func(c *Config) {
+			c.BindAddr, c.DataDir = "", ""
+			c.Transport = NewInmemNetwork().NewTransport("a")
+			c.Storage = NewInmemStorage()
+		}, nil},
+		{"everything missing", func(c *Config) { *c = Config{} }, []string{
+			"NodeID is required", "BindAddr is required", "DataDir is required",
+			"HeartbeatTimeout", "Clock is required", "Logger is required", "MaxCommandBytes",
+		}},
+		{"bad addresses", func(c *Config) { c.BindAddr = "nohost" }, []string{"BindAddr"}},
+		{"unspecified advertise", func(c *Config) { c.BindAddr = "0.0.0.0:7000" }, []string{"must name a reachable host"}},
+		{"advertise fixes it", func(c *Config) { c.BindAddr, c.AdvertiseAddr = "0.0.0.0:7000", "10.0.0.1:7000" }, nil},
+		{"timing", func(c *Config) {
+			c.LeaderLeaseTimeout = time.Second
+			c.ElectionTimeout = 100 * time.Millisecond
+			c.OwnerTimeout = 10 * time.Millisecond
+		}, []string{"LeaderLeaseTimeout 1s exceeds", "ElectionTimeout 100ms is below", "OwnerTimeout 10ms is below"}},
+		{"peers", func(c *Config) {
+			c.Peers = []Peer{{ID: "n1", Address: "x:1"}, {ID: "n2"}}
+		}, []string{"appears twice", "needs an ID and an Address", "Peers only apply with Bootstrap"}},
+		{"transport and address", func(c *Config) { c.Transport = NewInmemNetwork().NewTransport("a") }, []string{"must be empty with a Transport"}},
+		{"long node id", func(c *Config) { c.NodeID = strings.Repeat("n", 300) }, []string{"NodeID"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorCodesRoundTrip(t *testing.T) {
+	for _, c := range codes {
+		err := errorf(c.err, "detail %d", 1)
+		back := codeError(errorCode(err), err.Error())
+		if back == nil || back.Error() != err.Error() {
+			t.Fatalf("%v: got %v", c.err, back)
+		}
+		if !errors.Is(back, c.err) {
+			t.Fatalf("%v does not match its sentinel after the round trip", c.err)
+		}
+	}
+	if codeError(9999, "from the future") == nil || !errors.Is(codeError(9999, "x"), ErrInternal) {
+		t.Fatal("unknown code is not ErrInternal")
+	}
+}
+
+func TestEnumStrings(t *testing.T) {
+	for _, s := range []interface{ String() string }{
+		OutcomeSigned, OutcomeApproved, OutcomeRejected, OutcomeFailed, OutcomeUnspecified,
+		StatusClaimed, StatusUnclaimed, StatusCompleted, StatusUnknown,
+		PresignatureAvailable, PresignatureReserved, PresignatureUsed, PresignatureBurned, PresignatureUnknown,
+		EventClaimed, EventReserved, EventCompleted, EventReleased, EventPresignaturesAdded,
+		EventAPIUserAdded, EventKeyRecordAdded, EventRestored, EventKind(0),
+	} {
+		if s.String() == "" {
+			t.Fatalf("%#v has no name", s)
+		}
+	}
+}

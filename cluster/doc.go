@@ -1,0 +1,108 @@
+// Package cluster replicates Coterie's shared state with hashicorp/raft:
+// who owns each request, which presignature each signature consumes, and
+// the sealed API-user and key records. It is the guard of invariants I1
+// (a presignature is used at most once) and I2 (one owner per request).
+//
+// # Duties
+//
+//   - Run raft: bolt log and stable store (raft-boltdb/v2) and file
+//     snapshots under DataDir/raft, over a TCP transport (New), or over the
+//     in-memory transport for tests (package clustertest).
+//   - Apply one versioned protobuf command, protocol.ClusterCommand, in a
+//     deterministic FSM: Claim, Reserve, Complete, Release,
+//     PresignaturesAdded, APIUserAdded, KeyRecordAdded.
+//   - Forward a follower's proposals to the leader, and let any node ask
+//     the leader to add or remove a voter.
+//   - While leading, release the requests of owners that have gone silent.
+//   - Answer the node's queries from the local replica (Reader), and
+//     notify it of changes (FSM.Subscribe).
+//   - Provide the raft-backed mpc.PresignStore (PresignStore).
+//
+// # The FSM
+//
+// Apply decodes and validates the command (DecodeCommand), then applies it.
+// It is deterministic: the only time it reads is the proposer's timestamp
+// in the command; it iterates maps only in sorted order; its limits are
+// constants. Errors (ErrClaimed, ErrNotOwner, ErrPresignatureUsed,
+// ErrPresignatureBurned, ErrUnknownRequest, ErrBadVersion, ...) are the
+// entry's response and change nothing; Apply never panics on a bad entry.
+//
+// A request is claimed by the first Claim that commits (I2); only its
+// owner may Reserve presignatures for it or Complete it. Release{node}
+// returns the node's unfinished requests to unclaimed (any node may claim
+// them again, with the next attempt number) and burns every presignature
+// they had reserved. Complete marks the request's reserved presignatures
+// used, whatever the outcome, because an online round may have started.
+//
+// # Presignatures: used once, ever, in bounded memory
+//
+// Each added presignature gets the next sequence number of its key. It is
+// then live (available or reserved) until its request completes (used) or
+// its owner is released (burned), and a presignature is reserved only from
+// available: no command takes one back from reserved, used or burned. So
+// each presignature the FSM admitted is reserved at most once (I1), and
+// that survives snapshots, which carry the whole pool.
+//
+// Spent presignatures drop their sealed share at once, and the FSM keeps
+// only the most recent 4096 spent ids per key (the highest sequence
+// numbers, so replicas agree whatever order they spend in). A Put or Take
+// of a recently spent id gets ErrPresignatureUsed or ErrPresignatureBurned.
+// The one thing the bound gives up is recognising an Add of an id spent
+// longer ago: that would need every id ever spent. The engine's ids are
+// jointly random, so only re-adding the same presignature could do it;
+// producers must therefore never re-propose an Add whose outcome was
+// ErrUncertain, but discard the presignature (see Cluster.AddPresignatures).
+// Completed requests are likewise retained for the most recent 16384
+// completions.
+//
+// # Proposals and forwarding
+//
+// Propose stamps the command with the node id, the version and Config.Clock
+// time. On the leader it goes to raft directly; on a follower it is sent to
+// the leader over the forwarding path: on TCP, a second stream kind on
+// raft's own port (first byte 'F'), carrying length-prefixed protobuf
+// frames bounded by MaxCommandBytes. The leader validates the command
+// before it enters the log, so garbage never does. Typed errors travel as
+// codes and match their sentinels with errors.Is on the follower.
+//
+// Propose retries only when the command certainly did not commit (no
+// leader, not the leader, nothing sent); when it may have committed
+// (leadership lost mid-commit, connection lost after sending) it returns
+// ErrUncertain and the caller reads the state. A successful Propose means
+// the command committed and the local FSM applied it (read-your-writes):
+// after each forwarded commit the leader appends a raft barrier so that
+// followers learn of the commit at once rather than after CommitTimeout.
+//
+// The forwarding path and raft's RPCs are not authenticated yet: the port
+// must be reachable only from the cluster's nodes until mutual TLS (whose
+// peer identity must then match the command's node) is added.
+//
+// # Silent owners (owner_timeout)
+//
+// Liveness is raft's: the leader heartbeats every follower, and raft
+// reports each failed and each resumed heartbeat as an observation. The
+// leader's owner watch times silence with Config.Clock from the first
+// failed heartbeat it saw; a node that owns requests but is no longer in
+// the configuration is silent from the first check that notices. Once a
+// node that owns unfinished requests has been silent for OwnerTimeout, the
+// leader proposes Release of it. The table belongs to the current leader
+// and restarts empty on every leadership change, so after a failover a dead
+// owner is released OwnerTimeout after the new leader's first failed
+// heartbeat to it (plus up to TransportTimeout for a heartbeat to a hung
+// node to fail). Because Release burns reservations and refuses the old
+// owner's Reserve and Complete (ErrNotOwner), a released node that was only
+// slow or cut off can finish at most the online rounds whose reservations
+// had committed (I6); the workspace keeps one signature per digest.
+//
+// # Reads
+//
+// Reader methods read the local FSM under a read lock and return copies.
+// On the leader they are current; on a follower they lag by the commits it
+// has not applied yet (milliseconds normally; for as long as it is cut off
+// from the leader). A node always sees its own successful proposals.
+//
+// # Concurrency
+//
+// Cluster, FSM (queries) and PresignStore are safe for concurrent use. raft
+// calls FSM.Apply, Snapshot and Restore from one goroutine.
+package cluster
