@@ -274,6 +274,9 @@ func (c *Cluster) submit(ctx context.Context, req *protocol.ClusterForwardReques
 			if errors.Is(context.Cause(ctx), ErrClosed) {
 				return applied{}, ErrClosed
 			}
+			if errors.Is(err, ErrTimeout) {
+				return applied{}, fmt.Errorf("%w: %w", err, ctx.Err())
+			}
 			return applied{}, fmt.Errorf("%w: %w (last: %v)", ErrNotLeader, ctx.Err(), err)
 		case <-t.C:
 		}

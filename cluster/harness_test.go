@@ -230,13 +230,24 @@ func TestMinorityCannotReserve(t *testing.T) {
 
 // TestSilentOwnerIsReleased checks step 7 of the path: the leader releases
 // a node that stays silent for OwnerTimeout, its unfinished requests become
-// claimable, and its reserved presignatures burn.
+// claimable, and its reserved presignatures burn. The silent node is a
+// follower, or the leader itself (then the new leader releases it).
 func TestSilentOwnerIsReleased(t *testing.T) {
+	for _, victimLeads := range []bool{false, true} {
+		name := map[bool]string{false: "follower", true: "leader"}[victimLeads]
+		t.Run(name, func(t *testing.T) { testSilentOwner(t, victimLeads) })
+	}
+}
+
+func testSilentOwner(t *testing.T, victimLeads bool) {
 	h := clustertest.New(t, 3, clustertest.Options{})
 	leader := h.WaitLeader()
-	ctx := ctxT(t, 20*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	victim := h.Follower(leader)
-	vc := h.Node(victim)
+	if victimLeads {
+		victim = leader
+	}
+	vc, vid := h.Node(victim), h.Nodes[victim].ID
 	if err := vc.AddPresignatures(ctx, "k1", sealed("p1", "p2")); err != nil {
 		t.Fatal(err)
 	}
@@ -251,48 +262,60 @@ func TestSilentOwnerIsReleased(t *testing.T) {
 	if err := vc.Complete(ctx, "r2", cluster.OutcomeApproved, ""); err != nil {
 		t.Fatal(err)
 	}
-	events, cancel := h.Node(leader).FSM().Subscribe(16)
+	var majority []int
+	for i := range h.Nodes {
+		if i != victim {
+			majority = append(majority, i)
+		}
+	}
+	h.WaitApplied(vc.AppliedIndex())
+	watcher := h.Node(majority[0])
+	events, cancel := watcher.FSM().Subscribe(16)
 	defer cancel()
 
 	h.Partition(victim)
-	lc := h.Node(leader)
+	// Whoever leads the majority (a new leader when the victim led) notices.
 	h.Eventually(10*time.Second, "the leader to notice the silent owner", func() bool {
-		_, ok := lc.Silent()[h.Nodes[victim].ID]
-		return ok
+		for _, i := range majority {
+			if _, ok := h.Node(i).Silent()[vid]; ok && h.Node(i).IsLeader() {
+				return true
+			}
+		}
+		return false
 	})
-	// Less than OwnerTimeout: nothing happens.
-	h.Clock.Advance(2 * time.Second)
-	if owner, _ := lc.Owner("r1"); owner != h.Nodes[victim].ID {
+	// Well before OwnerTimeout, nothing happens.
+	h.Clock.Advance(time.Second)
+	if owner, _ := watcher.Owner("r1"); owner != vid {
 		t.Fatalf("released before OwnerTimeout: owner %q", owner)
 	}
 	h.Eventually(10*time.Second, "the release of the silent owner", func() bool {
 		h.Clock.Advance(200 * time.Millisecond)
-		_, owned := lc.Owner("r1")
+		_, owned := watcher.Owner("r1")
 		return !owned
 	})
 	select {
 	case ev := <-events:
-		if ev.Kind != cluster.EventReleased || ev.RequestID != "r1" || ev.Node != h.Nodes[victim].ID {
+		if ev.Kind != cluster.EventReleased || ev.RequestID != "r1" || ev.Node != vid {
 			t.Fatalf("event %+v, want released r1", ev)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no released event")
 	}
-	if un := lc.Unclaimed(); len(un) != 1 || un[0].ID != "r1" || un[0].APIUserID != "u1" {
+	if un := watcher.Unclaimed(); len(un) != 1 || un[0].ID != "r1" || un[0].APIUserID != "u1" {
 		t.Fatalf("unclaimed: %+v", un)
 	}
-	if r2, _ := lc.Request("r2"); r2.Status != cluster.StatusCompleted {
+	if r2, _ := watcher.Request("r2"); r2.Status != cluster.StatusCompleted {
 		t.Fatalf("completed request changed by the release: %+v", r2)
 	}
 	// Another node claims r1; the burned presignature stays burned.
-	if err := lc.Claim(ctx, "r1", "u1"); err != nil {
+	if err := watcher.Claim(ctx, "r1", "u1"); err != nil {
 		t.Fatalf("claim of released request: %v", err)
 	}
-	err := lc.Reserve(ctx, "r1", cluster.PresignatureRef{KeyID: "k1", ID: "p1"})
+	err := watcher.Reserve(ctx, "r1", cluster.PresignatureRef{KeyID: "k1", ID: "p1"})
 	if !errors.Is(err, cluster.ErrPresignatureBurned) {
 		t.Fatalf("reserve of burned p1: got %v, want ErrPresignatureBurned", err)
 	}
-	if err := lc.Reserve(ctx, "r1", cluster.PresignatureRef{KeyID: "k1", ID: "p2"}); err != nil {
+	if err := watcher.Reserve(ctx, "r1", cluster.PresignatureRef{KeyID: "k1", ID: "p2"}); err != nil {
 		t.Fatal(err)
 	}
 	// The old owner comes back: it has lost r1.
