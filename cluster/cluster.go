@@ -188,15 +188,19 @@ func (c *Cluster) NodeID() string { return c.cfg.NodeID }
 // Addr returns the address other nodes reach this node at.
 func (c *Cluster) Addr() string { return string(c.trans.LocalAddr()) }
 
-// FSM returns the local state machine, for queries and Subscribe.
+// FSM returns the local state machine.
 func (c *Cluster) FSM() *FSM { return c.fsm }
+
+// Subscribe returns the events this node's FSM applies from now on; see
+// FSM.Subscribe.
+func (c *Cluster) Subscribe(buffer int) (<-chan Event, func()) { return c.fsm.Subscribe(buffer) }
 
 // Propose stamps cmd with this node's id, the protocol version and the
 // clock's time, and commits it through the leader: directly when this node
 // leads, otherwise by forwarding it. It returns the raft index and the
 // FSM's result for the command (nil or one of the package's sentinel
-// errors). A successful return means the command committed and this node's
-// own FSM has applied it.
+// errors). A successful return means the command committed and, unless ctx
+// ended in the meantime, this node's own FSM has applied it.
 //
 // While there is no leader, or the leader changes, Propose retries until
 // ctx ends (ErrNotLeader). It never retries when the command may have
