@@ -1,6 +1,113 @@
-// Package mpc is Coterie's CMP threshold-ECDSA engine on secp256k1, built on
-// github.com/taurusgroup/multi-party-sig (unaudited alpha code; see the
-// README's security section).
+// Package mpc is Coterie's threshold-ECDSA engine: CMP (Canetti, Gennaro,
+// Goldfeder, Makriyannis, Peled) on secp256k1, built on
+// github.com/taurusgroup/multi-party-sig v0.7.0-alpha-2025-01-28. That
+// library is unaudited alpha code, as its README says.
+//
+// # Duties
+//
+// The package runs one party's side of five sub-protocols as sessions:
+//
+//   - Keygen: distributed key generation; every party ends with a KeyShare.
+//   - Refresh: new shares of the same key; old shares stop working with new ones.
+//   - Presign: the offline phase; every signer ends with its share of a
+//     Presignature, which belongs in a PresignStore.
+//   - PresignOnline: the one online round that turns a presignature into a
+//     signature. It takes the presignature out of the store itself, so there
+//     is no way to sign with a presignature without spending it (DESIGN
+//     invariant I1).
+//   - Sign: full signing without a presignature, the fallback.
+//
+// Signing sessions sign for a BIP-32 unhardened derivation path (Path). The
+// platform checks the result with DerivePublicKey, which needs only the
+// master public key and chain code.
+//
+// # Driving a session
+//
+// A session is a message-driven state machine in the manner of etcd's raft
+// RawNode: it reads no clock, starts no timer and does no I/O. The caller
+// (the Session actor, or the workspace's cloud co-signer) creates it with an
+// Engine constructor, sends what Outgoing returns, feeds what arrives to
+// Accept, and stops when Done reports true:
+//
+//	s, err := engine.PresignOnline(ctx, params, input, store, presigID)
+//	if err != nil { ... }
+//	defer s.Close()
+//	send(s.Outgoing())
+//	for !s.Done() {
+//		env := receive()             // the caller owns timeouts
+//		if err := s.Accept(env); err != nil {
+//			var rejected *mpc.MessageError
+//			if errors.As(err, &rejected) { continue } // env dropped; session unchanged
+//		}
+//		send(s.Outgoing())
+//	}
+//	sig, err := s.Result()
+//
+// An envelope with an empty To is a broadcast: send it to every other party
+// of the session. The constructors and Accept do the protocol's heavy
+// arithmetic (up to seconds of CPU) before they return, on the calling
+// goroutine plus at most Config.Parallelism-1 workers that the session owns
+// alone; never share the library's worker pool between sessions (a shared
+// pool deadlocks). Call them off an actor's mailbox.
+//
+// # Screening incoming messages
+//
+// Accept checks every envelope before any byte of it reaches the library:
+// the structure (ValidateEnvelope), the session ID and protocol, that the
+// sender is a peer of the session and the recipient is this party, the
+// library's transcript ID (SSID, which binds the parties' inputs), that the
+// round and message kind exist in the protocol (a table that mirrors the
+// library and is enforced on our own messages too), that the round is the
+// current one or the next (nothing further ahead can come from an honest
+// party, and the bound keeps the library's output channel from filling), no
+// duplicates, the payload's size and that it is well-formed CBOR. Each
+// failure is a *MessageError naming the claimed sender and wrapping a
+// sentinel (ErrMalformed, ErrOversize, ErrWrongSession, ErrUnknownParty,
+// ErrMisrouted, ErrDuplicate, ErrRoundClosed, ErrRoundNotOpen,
+// ErrSessionDone); the session is unchanged. The library call itself runs
+// under recover as a last line of defence.
+//
+// The envelope's From is only a claim. The transport must authenticate the
+// peer and check that From names it before calling Accept.
+//
+// # Identifiable abort
+//
+// When a party sends a bad proof, an invalid share, a payload the protocol
+// cannot decode, or an echo of the reliable broadcast that disagrees with
+// ours, the session ends with an *AbortError whose Party names it. The
+// session then queues an abort notice (an envelope with Abort set) so that
+// the other parties stop at once; they end with a *PeerAbortError, which
+// names the party that gave notice and whom it blamed, without blaming the
+// sender itself.
+//
+// # Key shares and presignatures
+//
+// KeyShare and Presignature are secret key material. Their MarshalBinary
+// output must only be stored encrypted (the keyring does that); it never
+// appears in logs or errors. UnmarshalPresignature accepts only the
+// canonical encoding and checks the presignature's algebra, so the fuzzed
+// decoder cannot be fed an inconsistent one.
+//
+// The chain code comes from key generation: every party commits to 32
+// random bytes, all commitments are exchanged before any opening, and the
+// chain code is the XOR of the openings. All parties, the platform's cloud
+// co-signers included, agree on it, and no party can bias it unless all
+// collude. Refresh keeps it. It is public in the BIP-32 sense (with the
+// public key it forms the extended public key, which links derived
+// addresses), but it is not a secret the signature depends on.
+//
+// A presignature is made for the master key and adapted to a derived key
+// x' = x + δ when it is used: with R = k⁻¹·G and additive shares kᵢ of k and
+// χᵢ of χ = k·x, each signer uses χᵢ + δ·kᵢ and every commitment
+// Sᵢ + δ·R̄ᵢ, all of which it can compute (δ is public). Groth and Shoup
+// (ePrint 2021/1330) show that presignatures combined with additive key
+// derivation allow a cube-root (about 2^85 on secp256k1) forgery attack by
+// whoever chooses messages and derivation paths after seeing R; their
+// mitigation, re-randomized presignatures, is not implemented here.
+//
+// Presignatures also record their key share's epoch (a fresh joint random
+// value at every keygen and refresh), so a refresh retires every
+// presignature made before it.
 package mpc
 
 //go:generate go run ./internal/fixturegen -dir testdata

@@ -7,7 +7,9 @@ import (
 
 	"github.com/coterie-mpc/coterie/protocol/mpc/internal/wire"
 	"github.com/taurusgroup/multi-party-sig/pkg/math/curve"
+	"github.com/taurusgroup/multi-party-sig/pkg/party"
 	"github.com/taurusgroup/multi-party-sig/protocols/cmp"
+	"github.com/taurusgroup/multi-party-sig/protocols/cmp/config"
 )
 
 // MaxKeyShareSize bounds the encoded size of a key share that
@@ -119,4 +121,35 @@ func UnmarshalKeyShare(data []byte) (k *KeyShare, err error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidKeyShare, err)
 	}
 	return k, nil
+}
+
+// sessionConfig returns a copy of the share's config for one session. The
+// library's point methods Equal, XScalar and XBytes normalize the point in
+// place, so a point that two sessions use at once is a data race that can
+// corrupt a computation. Every session therefore works on its own copies of
+// all curve points and scalars; the Paillier and Pedersen keys, which the
+// library only reads, stay shared. The KeyShare itself is never handed to the
+// library, so concurrent sessions only ever read it.
+func (k *KeyShare) sessionConfig() *cmp.Config {
+	c := k.cfg
+	public := make(map[party.ID]*config.Public, len(c.Public))
+	for id, p := range c.Public {
+		public[id] = &config.Public{
+			ECDSA:    copyPoint(p.ECDSA),
+			ElGamal:  copyPoint(p.ElGamal),
+			Paillier: p.Paillier,
+			Pedersen: p.Pedersen,
+		}
+	}
+	return &cmp.Config{
+		Group:     c.Group,
+		ID:        c.ID,
+		Threshold: c.Threshold,
+		ECDSA:     c.Group.NewScalar().Set(c.ECDSA),
+		ElGamal:   c.Group.NewScalar().Set(c.ElGamal),
+		Paillier:  c.Paillier,
+		RID:       slices.Clone(c.RID),
+		ChainKey:  slices.Clone(c.ChainKey),
+		Public:    public,
+	}
 }

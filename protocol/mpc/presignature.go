@@ -222,6 +222,28 @@ func presignatureFromRecord(rec *wire.Presignature) (*Presignature, error) {
 	return p, nil
 }
 
+// sessionCopy returns a copy of the library presignature with its own
+// points and scalars, for the one session that uses it (see
+// KeyShare.sessionConfig for why sessions never share points).
+func (p *Presignature) sessionCopy() *ecdsa.PreSignature {
+	group := curve.Secp256k1{}
+	copyMap := func(m *party.PointMap) *party.PointMap {
+		pts := make(map[party.ID]curve.Point, len(m.Points))
+		for id, pt := range m.Points {
+			pts[id] = copyPoint(pt)
+		}
+		return party.NewPointMap(pts)
+	}
+	return &ecdsa.PreSignature{
+		ID:       slices.Clone(p.pre.ID),
+		R:        copyPoint(p.pre.R),
+		RBar:     copyMap(p.pre.RBar),
+		S:        copyMap(p.pre.S),
+		KShare:   group.NewScalar().Set(p.pre.KShare),
+		ChiShare: group.NewScalar().Set(p.pre.ChiShare),
+	}
+}
+
 // newPresignature wraps the library's output for the given key share.
 func newPresignature(share *KeyShare, pre *ecdsa.PreSignature) (*Presignature, error) {
 	if err := pre.Validate(); err != nil {
@@ -268,3 +290,7 @@ func decodeScalar(b []byte) (curve.Scalar, error) {
 	}
 	return s, nil
 }
+
+// copyPoint returns a new point equal to p (adding p to the identity only
+// reads p).
+func copyPoint(p curve.Point) curve.Point { return p.Curve().NewPoint().Add(p) }

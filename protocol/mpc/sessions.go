@@ -130,8 +130,9 @@ func (e *Engine) Refresh(p Params, share *KeyShare) (*Session[*KeyShare], error)
 	if p.Self != share.Self() || p.Threshold != share.Threshold() || !slices.Equal(parties, share.Parties()) {
 		return nil, fmt.Errorf("%w: refresh must run with the key's own parties and threshold", ErrInvalidParams)
 	}
+	cfg := share.sessionConfig()
 	s, err := e.startSession(ProtocolRefresh, p.SessionID, p.Self, parties,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.Refresh(share.cfg, pl) },
+		func(pl *pool.Pool) libproto.StartFunc { return cmp.Refresh(cfg, pl) },
 		func(res any) (any, error) {
 			cfg, ok := res.(*cmp.Config)
 			if !ok {
@@ -161,8 +162,9 @@ func (e *Engine) Presign(p Params, share *KeyShare) (*Session[*Presignature], er
 	if err != nil {
 		return nil, err
 	}
+	cfg := share.sessionConfig()
 	s, err := e.startSession(ProtocolPresign, p.SessionID, p.Self, signers,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.Presign(share.cfg, toLibIDs(signers), pl) },
+		func(pl *pool.Pool) libproto.StartFunc { return cmp.Presign(cfg, toLibIDs(signers), pl) },
 		func(res any) (any, error) {
 			pre, ok := res.(*ecdsa.PreSignature)
 			if !ok {
@@ -205,7 +207,7 @@ func (e *Engine) Sign(p Params, in SignInput) (*Session[*Signature], error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	derived, _, err := deriveConfig(in.Share.cfg, in.Path)
+	derived, _, err := deriveConfig(in.Share.sessionConfig(), in.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +243,7 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	if store == nil {
 		return nil, fmt.Errorf("%w: no presignature store", ErrInvalidParams)
 	}
-	derived, delta, err := deriveConfig(in.Share.cfg, in.Path)
+	derived, delta, err := deriveConfig(in.Share.sessionConfig(), in.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +264,7 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	case !slices.Equal(pre.signers, signers):
 		return nil, fmt.Errorf("%w: its signers are %v", ErrPresignatureMismatch, pre.signers)
 	}
-	adapted := derivePresignature(pre.pre, delta)
+	adapted := derivePresignature(pre.sessionCopy(), delta)
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolPresignOnline, p.SessionID, p.Self, signers,
 		func(pl *pool.Pool) libproto.StartFunc { return cmp.PresignOnline(derived, adapted, digest, pl) },

@@ -2,10 +2,13 @@ package mpc_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/coterie-mpc/coterie/protocol/mpc"
+	"github.com/coterie-mpc/coterie/protocol/mpc/internal/mpctest"
 )
 
 // TestKeygen runs a real 2-of-2 key generation (the cheapest) and signs with
@@ -132,4 +135,67 @@ func signerNames(ids []mpc.PartyID) string {
 		b = append(b, id...)
 	}
 	return string(b)
+}
+
+// TestConcurrentSessionsShareKeyShare runs several online signings at once
+// with the same key shares (as a node does), to check that sessions do not
+// share mutable library state. Run it under -race to see data races.
+func TestConcurrentSessionsShareKeyShare(t *testing.T) {
+	e := newEngine(t)
+	fx := loadFixture(t, "3of3")
+	pub, chain := sameKey(t, fx.Shares)
+	const n = 6
+	sets := mpc.DealtPresignatures(fx.Shares, fx.Parties, n)
+	stores := memStores(fx.Parties)
+	for _, set := range sets {
+		for p, pre := range set {
+			if err := stores[p].Put(context.Background(), pre); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, set := range sets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := mpc.Path{uint32(i % 2)}
+			digest := digestOf(fmt.Sprint("concurrent ", i))
+			ss, err := mpctest.Start(fx.Parties, func(p mpc.PartyID) (*mpc.Session[*mpc.Signature], error) {
+				return e.PresignOnline(context.Background(),
+					mpc.Params{SessionID: []byte(fmt.Sprint("concurrent-", i)), Self: p, Parties: fx.Parties, Threshold: fx.Threshold},
+					mpc.SignInput{Share: fx.Shares[p], Digest: digest, Path: path}, stores[p], set[p].ID())
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			out, err := mpctest.Run(context.Background(), mpctest.Machines(ss), mpctest.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for p, o := range out {
+				if o.Err != nil {
+					errs <- fmt.Errorf("session %d party %s: %w", i, p, o.Err)
+					return
+				}
+			}
+			sig, err := ss["a"].Result()
+			if err != nil {
+				errs <- err
+				return
+			}
+			want, err := mpc.DerivePublicKey(pub, chain, path)
+			if err != nil || !sig.Verify(want, digest) {
+				errs <- fmt.Errorf("session %d: signature does not verify (%v)", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
