@@ -47,8 +47,8 @@ type cpuMeter struct {
 }
 
 func newCPUMeter(b *testing.B) *cpuMeter { return &cpuMeter{b: b} }
-func (m *cpuMeter) Start()              { m.b.StartTimer(); m.start = cpuSeconds() }
-func (m *cpuMeter) Stop()               { m.total += cpuSeconds() - m.start; m.b.StopTimer() }
+func (m *cpuMeter) Start()               { m.b.StartTimer(); m.start = cpuSeconds() }
+func (m *cpuMeter) Stop()                { m.total += cpuSeconds() - m.start; m.b.StopTimer() }
 func (m *cpuMeter) Report() {
 	m.b.ReportMetric(m.total/float64(m.b.N), "cpu-s/op")
 }
@@ -306,4 +306,3 @@ func runLibrary(b *testing.B, handlers map[party.ID]*libproto.MultiHandler) {
 	close(stop)
 	wg.Wait()
 }
-
