@@ -137,7 +137,7 @@ func Exists(dir string) (bool, error) {
 // name and then links it into place, so the data directory holds either no
 // store or a complete one; it fails with ErrAlreadyInitialized rather than
 // replace a store.
-func Create(cfg Config, s enclave.Sealer, identity ed25519.PrivateKey, kr *keyring.Keyring) (err error) {
+func Create(cfg Config, s enclave.Sealer, identity ed25519.PrivateKey, kr *keyring.Keyring) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -294,9 +294,10 @@ func validate(dir string, data []byte) (Info, error) {
 	return info, err
 }
 
-// openBolt opens a bbolt file. If bbolt panics on a damaged page while
-// opening, it closes the file itself, which releases the file lock that
-// bbolt had taken.
+// openBolt opens a bbolt file, turning a panic into ErrCorrupt and closing
+// the file descriptor bbolt had opened. A memory mapping bbolt had made
+// stays until the process exits, and with it bbolt's lock on that file:
+// hence Open lets bbolt at nothing but a private copy until it is checked.
 func openBolt(path string, opts *bolt.Options) (*bolt.DB, error) {
 	var file *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {

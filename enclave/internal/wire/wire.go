@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrShort is returned when the input ends before a field does.
@@ -28,9 +29,12 @@ func AppendU16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16
 // AppendU32 appends v in big-endian order.
 func AppendU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
 
-// AppendBytes16 appends v with a 16-bit length prefix. Callers keep v shorter
-// than 64 KiB; the formats that use it carry keys and hashes.
+// AppendBytes16 appends v with a 16-bit length prefix. The formats that use
+// it carry keys, hashes and labels; a longer v is a bug in the caller.
 func AppendBytes16(b, v []byte) []byte {
+	if len(v) > math.MaxUint16 {
+		panic("wire: field too long for a 16-bit length prefix")
+	}
 	b = AppendU16(b, uint16(len(v)))
 	return append(b, v...)
 }
