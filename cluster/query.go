@@ -280,3 +280,46 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 		}
 	}
 }
+
+// The Reader methods read the local FSM; see Reader for staleness.
+
+// Request implements Reader.
+func (c *Cluster) Request(id string) (RequestInfo, bool) { return c.fsm.Request(id) }
+
+// Owner implements Reader.
+func (c *Cluster) Owner(id string) (string, bool) { return c.fsm.Owner(id) }
+
+// Unclaimed implements Reader.
+func (c *Cluster) Unclaimed() []RequestInfo { return c.fsm.Unclaimed() }
+
+// OwnedBy implements Reader.
+func (c *Cluster) OwnedBy(node string) []string { return c.fsm.OwnedBy(node) }
+
+// PoolDepth implements Reader.
+func (c *Cluster) PoolDepth(key string) int { return c.fsm.PoolDepth(key) }
+
+// PoolDepths implements Reader.
+func (c *Cluster) PoolDepths() map[string]int { return c.fsm.PoolDepths() }
+
+// Available implements Reader.
+func (c *Cluster) Available(key string) []string { return c.fsm.Available(key) }
+
+// Presignature implements Reader.
+func (c *Cluster) Presignature(key, id string) (PresignatureInfo, bool) {
+	return c.fsm.Presignature(key, id)
+}
+
+// APIUsers implements Reader.
+func (c *Cluster) APIUsers() []Record { return c.fsm.APIUsers() }
+
+// APIUser implements Reader.
+func (c *Cluster) APIUser(id string) (Record, bool) { return c.fsm.APIUser(id) }
+
+// KeyRecords implements Reader.
+func (c *Cluster) KeyRecords() []Record { return c.fsm.KeyRecords() }
+
+// KeyRecord implements Reader.
+func (c *Cluster) KeyRecord(id string) (Record, bool) { return c.fsm.KeyRecord(id) }
+
+// AppliedIndex implements Reader.
+func (c *Cluster) AppliedIndex() uint64 { return c.fsm.AppliedIndex() }

@@ -49,11 +49,12 @@ type tcpTransport struct {
 	maxPool   int
 	log       *slog.Logger
 
-	raftCh    chan net.Conn
-	forwardCh chan *ForwardRPC
-	closed    chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	raftCh     chan net.Conn
+	forwardCh  chan *ForwardRPC
+	closed     chan struct{}
+	streamOnce sync.Once // closes closed and the listener
+	closeOnce  sync.Once
+	wg         sync.WaitGroup
 
 	mu    sync.Mutex
 	pool  map[raft.ServerAddress][]pooledConn
@@ -347,12 +348,10 @@ func (m *muxStream) Accept() (net.Conn, error) {
 // Close implements net.Listener; it stops the shared listener.
 func (m *muxStream) Close() error {
 	var err error
-	select {
-	case <-m.closed:
-	default:
+	m.streamOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
-	}
+	})
 	return err
 }
 
