@@ -2413,6 +2413,110 @@ func (x *WsPresignRecord) GetBurnedReason() string {
 	return ""
 }
 
+// WsCredentials is what pairing gives a co-signer, as the workspace client
+// package serialises it. It holds the client certificate's private key: the
+// co-signer stores it only encrypted.
+type WsCredentials struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Address           string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	CaPin             []byte                 `protobuf:"bytes,2,opt,name=ca_pin,json=caPin,proto3" json:"ca_pin,omitempty"`
+	CaCertificate     []byte                 `protobuf:"bytes,3,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
+	ClientCertificate []byte                 `protobuf:"bytes,4,opt,name=client_certificate,json=clientCertificate,proto3" json:"client_certificate,omitempty"`
+	// client_key is the PKCS#8 DER private key of client_certificate.
+	ClientKey     []byte `protobuf:"bytes,5,opt,name=client_key,json=clientKey,proto3" json:"client_key,omitempty"`
+	WorkspaceId   string `protobuf:"bytes,6,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	UserId        string `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Role          WsRole `protobuf:"varint,8,opt,name=role,proto3,enum=coterie.v1.WsRole" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsCredentials) Reset() {
+	*x = WsCredentials{}
+	mi := &file_workspace_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsCredentials) ProtoMessage() {}
+
+func (x *WsCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsCredentials.ProtoReflect.Descriptor instead.
+func (*WsCredentials) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WsCredentials) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *WsCredentials) GetCaPin() []byte {
+	if x != nil {
+		return x.CaPin
+	}
+	return nil
+}
+
+func (x *WsCredentials) GetCaCertificate() []byte {
+	if x != nil {
+		return x.CaCertificate
+	}
+	return nil
+}
+
+func (x *WsCredentials) GetClientCertificate() []byte {
+	if x != nil {
+		return x.ClientCertificate
+	}
+	return nil
+}
+
+func (x *WsCredentials) GetClientKey() []byte {
+	if x != nil {
+		return x.ClientKey
+	}
+	return nil
+}
+
+func (x *WsCredentials) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *WsCredentials) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *WsCredentials) GetRole() WsRole {
+	if x != nil {
+		return x.Role
+	}
+	return WsRole_WS_ROLE_UNSPECIFIED
+}
+
 type WsPairRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -2428,7 +2532,7 @@ type WsPairRequest struct {
 
 func (x *WsPairRequest) Reset() {
 	*x = WsPairRequest{}
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2544,7 @@ func (x *WsPairRequest) String() string {
 func (*WsPairRequest) ProtoMessage() {}
 
 func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2557,7 @@ func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairRequest.ProtoReflect.Descriptor instead.
 func (*WsPairRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{24}
+	return file_workspace_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WsPairRequest) GetToken() string {
@@ -2502,7 +2606,7 @@ type WsPairResponse struct {
 
 func (x *WsPairResponse) Reset() {
 	*x = WsPairResponse{}
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2618,7 @@ func (x *WsPairResponse) String() string {
 func (*WsPairResponse) ProtoMessage() {}
 
 func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2631,7 @@ func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairResponse.ProtoReflect.Descriptor instead.
 func (*WsPairResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{25}
+	return file_workspace_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WsPairResponse) GetUser() *WsUser {
@@ -2580,7 +2684,7 @@ type WsWhoAmIRequest struct {
 
 func (x *WsWhoAmIRequest) Reset() {
 	*x = WsWhoAmIRequest{}
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2696,7 @@ func (x *WsWhoAmIRequest) String() string {
 func (*WsWhoAmIRequest) ProtoMessage() {}
 
 func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2709,7 @@ func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsWhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WsWhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{26}
+	return file_workspace_proto_rawDescGZIP(), []int{27}
 }
 
 type WsPollRequest struct {
@@ -2618,7 +2722,7 @@ type WsPollRequest struct {
 
 func (x *WsPollRequest) Reset() {
 	*x = WsPollRequest{}
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2734,7 @@ func (x *WsPollRequest) String() string {
 func (*WsPollRequest) ProtoMessage() {}
 
 func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2747,7 @@ func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollRequest.ProtoReflect.Descriptor instead.
 func (*WsPollRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{27}
+	return file_workspace_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WsPollRequest) GetCursor() uint64 {
@@ -2666,7 +2770,7 @@ type WsPollEvent struct {
 
 func (x *WsPollEvent) Reset() {
 	*x = WsPollEvent{}
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2782,7 @@ func (x *WsPollEvent) String() string {
 func (*WsPollEvent) ProtoMessage() {}
 
 func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2795,7 @@ func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollEvent.ProtoReflect.Descriptor instead.
 func (*WsPollEvent) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{28}
+	return file_workspace_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WsPollEvent) GetRequest() *WsRequest {
@@ -2724,7 +2828,7 @@ type WsGetRequestRequest struct {
 
 func (x *WsGetRequestRequest) Reset() {
 	*x = WsGetRequestRequest{}
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +2840,7 @@ func (x *WsGetRequestRequest) String() string {
 func (*WsGetRequestRequest) ProtoMessage() {}
 
 func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +2853,7 @@ func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsGetRequestRequest.ProtoReflect.Descriptor instead.
 func (*WsGetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{29}
+	return file_workspace_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WsGetRequestRequest) GetRequestId() string {
@@ -2770,7 +2874,7 @@ type WsClaimRequest struct {
 
 func (x *WsClaimRequest) Reset() {
 	*x = WsClaimRequest{}
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2886,7 @@ func (x *WsClaimRequest) String() string {
 func (*WsClaimRequest) ProtoMessage() {}
 
 func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2899,7 @@ func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsClaimRequest.ProtoReflect.Descriptor instead.
 func (*WsClaimRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{30}
+	return file_workspace_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WsClaimRequest) GetRequestId() string {
@@ -2824,7 +2928,7 @@ type WsSubmitSignatureRequest struct {
 
 func (x *WsSubmitSignatureRequest) Reset() {
 	*x = WsSubmitSignatureRequest{}
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +2940,7 @@ func (x *WsSubmitSignatureRequest) String() string {
 func (*WsSubmitSignatureRequest) ProtoMessage() {}
 
 func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +2953,7 @@ func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{31}
+	return file_workspace_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WsSubmitSignatureRequest) GetRequestId() string {
@@ -2885,7 +2989,7 @@ type WsSubmitSignatureResponse struct {
 
 func (x *WsSubmitSignatureResponse) Reset() {
 	*x = WsSubmitSignatureResponse{}
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3001,7 @@ func (x *WsSubmitSignatureResponse) String() string {
 func (*WsSubmitSignatureResponse) ProtoMessage() {}
 
 func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3014,7 @@ func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{32}
+	return file_workspace_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WsSubmitSignatureResponse) GetRequest() *WsRequest {
@@ -2938,7 +3042,7 @@ type WsSubmitApprovalRequest struct {
 
 func (x *WsSubmitApprovalRequest) Reset() {
 	*x = WsSubmitApprovalRequest{}
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3054,7 @@ func (x *WsSubmitApprovalRequest) String() string {
 func (*WsSubmitApprovalRequest) ProtoMessage() {}
 
 func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3067,7 @@ func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{33}
+	return file_workspace_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WsSubmitApprovalRequest) GetRequestId() string {
@@ -2990,7 +3094,7 @@ type WsSubmitApprovalResponse struct {
 
 func (x *WsSubmitApprovalResponse) Reset() {
 	*x = WsSubmitApprovalResponse{}
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3106,7 @@ func (x *WsSubmitApprovalResponse) String() string {
 func (*WsSubmitApprovalResponse) ProtoMessage() {}
 
 func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3119,7 @@ func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{34}
+	return file_workspace_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WsSubmitApprovalResponse) GetRequest() *WsRequest {
@@ -3042,7 +3146,7 @@ type WsRejectRequest struct {
 
 func (x *WsRejectRequest) Reset() {
 	*x = WsRejectRequest{}
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3158,7 @@ func (x *WsRejectRequest) String() string {
 func (*WsRejectRequest) ProtoMessage() {}
 
 func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3171,7 @@ func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsRejectRequest.ProtoReflect.Descriptor instead.
 func (*WsRejectRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{35}
+	return file_workspace_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WsRejectRequest) GetRequestId() string {
@@ -3094,7 +3198,7 @@ type WsFailRequest struct {
 
 func (x *WsFailRequest) Reset() {
 	*x = WsFailRequest{}
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3210,7 @@ func (x *WsFailRequest) String() string {
 func (*WsFailRequest) ProtoMessage() {}
 
 func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3223,7 @@ func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsFailRequest.ProtoReflect.Descriptor instead.
 func (*WsFailRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{36}
+	return file_workspace_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WsFailRequest) GetRequestId() string {
@@ -3153,7 +3257,7 @@ type WsMpcStart struct {
 
 func (x *WsMpcStart) Reset() {
 	*x = WsMpcStart{}
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3269,7 @@ func (x *WsMpcStart) String() string {
 func (*WsMpcStart) ProtoMessage() {}
 
 func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3282,7 @@ func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcStart.ProtoReflect.Descriptor instead.
 func (*WsMpcStart) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{37}
+	return file_workspace_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WsMpcStart) GetKind() WsMpcKind {
@@ -3229,7 +3333,7 @@ type WsMpcClientMessage struct {
 
 func (x *WsMpcClientMessage) Reset() {
 	*x = WsMpcClientMessage{}
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3345,7 @@ func (x *WsMpcClientMessage) String() string {
 func (*WsMpcClientMessage) ProtoMessage() {}
 
 func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3358,7 @@ func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcClientMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcClientMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{38}
+	return file_workspace_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WsMpcClientMessage) GetMsg() isWsMpcClientMessage_Msg {
@@ -3316,7 +3420,7 @@ type WsMpcResult struct {
 
 func (x *WsMpcResult) Reset() {
 	*x = WsMpcResult{}
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3432,7 @@ func (x *WsMpcResult) String() string {
 func (*WsMpcResult) ProtoMessage() {}
 
 func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3341,7 +3445,7 @@ func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcResult.ProtoReflect.Descriptor instead.
 func (*WsMpcResult) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{39}
+	return file_workspace_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WsMpcResult) GetSigningKey() *WsSigningKey {
@@ -3392,7 +3496,7 @@ type WsMpcServerMessage struct {
 
 func (x *WsMpcServerMessage) Reset() {
 	*x = WsMpcServerMessage{}
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3508,7 @@ func (x *WsMpcServerMessage) String() string {
 func (*WsMpcServerMessage) ProtoMessage() {}
 
 func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3521,7 @@ func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcServerMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcServerMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{40}
+	return file_workspace_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WsMpcServerMessage) GetMsg() isWsMpcServerMessage_Msg {
@@ -3475,7 +3579,7 @@ type WsCreateUserRequest struct {
 
 func (x *WsCreateUserRequest) Reset() {
 	*x = WsCreateUserRequest{}
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3591,7 @@ func (x *WsCreateUserRequest) String() string {
 func (*WsCreateUserRequest) ProtoMessage() {}
 
 func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3500,7 +3604,7 @@ func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{41}
+	return file_workspace_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WsCreateUserRequest) GetWorkspaceId() string {
@@ -3541,7 +3645,7 @@ type WsCreateUserResponse struct {
 
 func (x *WsCreateUserResponse) Reset() {
 	*x = WsCreateUserResponse{}
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +3657,7 @@ func (x *WsCreateUserResponse) String() string {
 func (*WsCreateUserResponse) ProtoMessage() {}
 
 func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +3670,7 @@ func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserResponse.ProtoReflect.Descriptor instead.
 func (*WsCreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{42}
+	return file_workspace_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WsCreateUserResponse) GetUser() *WsUser {
@@ -3593,7 +3697,7 @@ type WsIssueTokenRequest struct {
 
 func (x *WsIssueTokenRequest) Reset() {
 	*x = WsIssueTokenRequest{}
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +3709,7 @@ func (x *WsIssueTokenRequest) String() string {
 func (*WsIssueTokenRequest) ProtoMessage() {}
 
 func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +3722,7 @@ func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*WsIssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{43}
+	return file_workspace_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WsIssueTokenRequest) GetUserId() string {
@@ -3643,7 +3747,7 @@ type WsListUsersRequest struct {
 
 func (x *WsListUsersRequest) Reset() {
 	*x = WsListUsersRequest{}
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3655,7 +3759,7 @@ func (x *WsListUsersRequest) String() string {
 func (*WsListUsersRequest) ProtoMessage() {}
 
 func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3668,7 +3772,7 @@ func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersRequest.ProtoReflect.Descriptor instead.
 func (*WsListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{44}
+	return file_workspace_proto_rawDescGZIP(), []int{45}
 }
 
 type WsListUsersResponse struct {
@@ -3680,7 +3784,7 @@ type WsListUsersResponse struct {
 
 func (x *WsListUsersResponse) Reset() {
 	*x = WsListUsersResponse{}
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3796,7 @@ func (x *WsListUsersResponse) String() string {
 func (*WsListUsersResponse) ProtoMessage() {}
 
 func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3809,7 @@ func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersResponse.ProtoReflect.Descriptor instead.
 func (*WsListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{45}
+	return file_workspace_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WsListUsersResponse) GetUsers() []*WsUser {
@@ -3725,7 +3829,7 @@ type WsCreateVaultAccountRequest struct {
 
 func (x *WsCreateVaultAccountRequest) Reset() {
 	*x = WsCreateVaultAccountRequest{}
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3737,7 +3841,7 @@ func (x *WsCreateVaultAccountRequest) String() string {
 func (*WsCreateVaultAccountRequest) ProtoMessage() {}
 
 func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3750,7 +3854,7 @@ func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateVaultAccountRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateVaultAccountRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{46}
+	return file_workspace_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WsCreateVaultAccountRequest) GetWorkspaceId() string {
@@ -3776,7 +3880,7 @@ type WsListVaultAccountsRequest struct {
 
 func (x *WsListVaultAccountsRequest) Reset() {
 	*x = WsListVaultAccountsRequest{}
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +3892,7 @@ func (x *WsListVaultAccountsRequest) String() string {
 func (*WsListVaultAccountsRequest) ProtoMessage() {}
 
 func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +3905,7 @@ func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsRequest.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{47}
+	return file_workspace_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WsListVaultAccountsRequest) GetWorkspaceId() string {
@@ -3821,7 +3925,7 @@ type WsListVaultAccountsResponse struct {
 
 func (x *WsListVaultAccountsResponse) Reset() {
 	*x = WsListVaultAccountsResponse{}
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +3937,7 @@ func (x *WsListVaultAccountsResponse) String() string {
 func (*WsListVaultAccountsResponse) ProtoMessage() {}
 
 func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +3950,7 @@ func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsResponse.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{48}
+	return file_workspace_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WsListVaultAccountsResponse) GetAccounts() []*WsVaultAccount {
@@ -3877,7 +3981,7 @@ type WsSubmitTransactionRequest struct {
 
 func (x *WsSubmitTransactionRequest) Reset() {
 	*x = WsSubmitTransactionRequest{}
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +3993,7 @@ func (x *WsSubmitTransactionRequest) String() string {
 func (*WsSubmitTransactionRequest) ProtoMessage() {}
 
 func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4006,7 @@ func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitTransactionRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{49}
+	return file_workspace_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WsSubmitTransactionRequest) GetUserId() string {
@@ -3945,7 +4049,7 @@ type WsSubmitConfigChangeRequest struct {
 
 func (x *WsSubmitConfigChangeRequest) Reset() {
 	*x = WsSubmitConfigChangeRequest{}
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3957,7 +4061,7 @@ func (x *WsSubmitConfigChangeRequest) String() string {
 func (*WsSubmitConfigChangeRequest) ProtoMessage() {}
 
 func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3970,7 +4074,7 @@ func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitConfigChangeRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitConfigChangeRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{50}
+	return file_workspace_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WsSubmitConfigChangeRequest) GetUserId() string {
@@ -4017,7 +4121,7 @@ type WsListRequestsRequest struct {
 
 func (x *WsListRequestsRequest) Reset() {
 	*x = WsListRequestsRequest{}
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4029,7 +4133,7 @@ func (x *WsListRequestsRequest) String() string {
 func (*WsListRequestsRequest) ProtoMessage() {}
 
 func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4042,7 +4146,7 @@ func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*WsListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{51}
+	return file_workspace_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WsListRequestsRequest) GetState() WsRequestState {
@@ -4084,7 +4188,7 @@ type WsListRequestsResponse struct {
 
 func (x *WsListRequestsResponse) Reset() {
 	*x = WsListRequestsResponse{}
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4200,7 @@ func (x *WsListRequestsResponse) String() string {
 func (*WsListRequestsResponse) ProtoMessage() {}
 
 func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4213,7 @@ func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*WsListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{52}
+	return file_workspace_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WsListRequestsResponse) GetRequests() []*WsRequest {
@@ -4134,7 +4238,7 @@ type WsVerifyRequest struct {
 
 func (x *WsVerifyRequest) Reset() {
 	*x = WsVerifyRequest{}
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4250,7 @@ func (x *WsVerifyRequest) String() string {
 func (*WsVerifyRequest) ProtoMessage() {}
 
 func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4263,7 @@ func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyRequest.ProtoReflect.Descriptor instead.
 func (*WsVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{53}
+	return file_workspace_proto_rawDescGZIP(), []int{54}
 }
 
 type WsVerifyProblem struct {
@@ -4173,7 +4277,7 @@ type WsVerifyProblem struct {
 
 func (x *WsVerifyProblem) Reset() {
 	*x = WsVerifyProblem{}
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4185,7 +4289,7 @@ func (x *WsVerifyProblem) String() string {
 func (*WsVerifyProblem) ProtoMessage() {}
 
 func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4198,7 +4302,7 @@ func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyProblem.ProtoReflect.Descriptor instead.
 func (*WsVerifyProblem) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{54}
+	return file_workspace_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WsVerifyProblem) GetRequestId() string {
@@ -4234,7 +4338,7 @@ type WsVerifyResponse struct {
 
 func (x *WsVerifyResponse) Reset() {
 	*x = WsVerifyResponse{}
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4350,7 @@ func (x *WsVerifyResponse) String() string {
 func (*WsVerifyResponse) ProtoMessage() {}
 
 func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4363,7 @@ func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyResponse.ProtoReflect.Descriptor instead.
 func (*WsVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{55}
+	return file_workspace_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WsVerifyResponse) GetRequests() uint64 {
@@ -4300,7 +4404,7 @@ type WsListAuditRequest struct {
 
 func (x *WsListAuditRequest) Reset() {
 	*x = WsListAuditRequest{}
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4312,7 +4416,7 @@ func (x *WsListAuditRequest) String() string {
 func (*WsListAuditRequest) ProtoMessage() {}
 
 func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4325,7 +4429,7 @@ func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditRequest.ProtoReflect.Descriptor instead.
 func (*WsListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{56}
+	return file_workspace_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WsListAuditRequest) GetAfterSeq() uint64 {
@@ -4352,7 +4456,7 @@ type WsListAuditResponse struct {
 
 func (x *WsListAuditResponse) Reset() {
 	*x = WsListAuditResponse{}
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4468,7 @@ func (x *WsListAuditResponse) String() string {
 func (*WsListAuditResponse) ProtoMessage() {}
 
 func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4481,7 @@ func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditResponse.ProtoReflect.Descriptor instead.
 func (*WsListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{57}
+	return file_workspace_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WsListAuditResponse) GetEntries() []*WsAuditEntry {
@@ -4402,7 +4506,7 @@ type WsStatsRequest struct {
 
 func (x *WsStatsRequest) Reset() {
 	*x = WsStatsRequest{}
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4518,7 @@ func (x *WsStatsRequest) String() string {
 func (*WsStatsRequest) ProtoMessage() {}
 
 func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4531,7 @@ func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsRequest.ProtoReflect.Descriptor instead.
 func (*WsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{58}
+	return file_workspace_proto_rawDescGZIP(), []int{59}
 }
 
 type WsStatsResponse struct {
@@ -4445,7 +4549,7 @@ type WsStatsResponse struct {
 
 func (x *WsStatsResponse) Reset() {
 	*x = WsStatsResponse{}
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4457,7 +4561,7 @@ func (x *WsStatsResponse) String() string {
 func (*WsStatsResponse) ProtoMessage() {}
 
 func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4470,7 +4574,7 @@ func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsResponse.ProtoReflect.Descriptor instead.
 func (*WsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{59}
+	return file_workspace_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WsStatsResponse) GetRequestsByState() map[string]uint64 {
@@ -4706,7 +4810,17 @@ const file_workspace_proto_rawDesc = "" +
 	"\rburned_reason\x18\a \x01(\tR\fburnedReason\x1a9\n" +
 	"\vSharesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x99\x02\n" +
+	"\rWsCredentials\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x15\n" +
+	"\x06ca_pin\x18\x02 \x01(\fR\x05caPin\x12%\n" +
+	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\x12-\n" +
+	"\x12client_certificate\x18\x04 \x01(\fR\x11clientCertificate\x12\x1d\n" +
+	"\n" +
+	"client_key\x18\x05 \x01(\fR\tclientKey\x12!\n" +
+	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\x12&\n" +
+	"\x04role\x18\b \x01(\x0e2\x12.coterie.v1.WsRoleR\x04role\"\x97\x01\n" +
 	"\rWsPairRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x10\n" +
 	"\x03csr\x18\x02 \x01(\fR\x03csr\x12.\n" +
@@ -4938,7 +5052,7 @@ func file_workspace_proto_rawDescGZIP() []byte {
 }
 
 var file_workspace_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_workspace_proto_goTypes = []any{
 	(WsRole)(0),                         // 0: coterie.v1.WsRole
 	(WsUserState)(0),                    // 1: coterie.v1.WsUserState
@@ -4970,44 +5084,45 @@ var file_workspace_proto_goTypes = []any{
 	(*WsTokenRecord)(nil),               // 27: coterie.v1.WsTokenRecord
 	(*WsIdempotencyRecord)(nil),         // 28: coterie.v1.WsIdempotencyRecord
 	(*WsPresignRecord)(nil),             // 29: coterie.v1.WsPresignRecord
-	(*WsPairRequest)(nil),               // 30: coterie.v1.WsPairRequest
-	(*WsPairResponse)(nil),              // 31: coterie.v1.WsPairResponse
-	(*WsWhoAmIRequest)(nil),             // 32: coterie.v1.WsWhoAmIRequest
-	(*WsPollRequest)(nil),               // 33: coterie.v1.WsPollRequest
-	(*WsPollEvent)(nil),                 // 34: coterie.v1.WsPollEvent
-	(*WsGetRequestRequest)(nil),         // 35: coterie.v1.WsGetRequestRequest
-	(*WsClaimRequest)(nil),              // 36: coterie.v1.WsClaimRequest
-	(*WsSubmitSignatureRequest)(nil),    // 37: coterie.v1.WsSubmitSignatureRequest
-	(*WsSubmitSignatureResponse)(nil),   // 38: coterie.v1.WsSubmitSignatureResponse
-	(*WsSubmitApprovalRequest)(nil),     // 39: coterie.v1.WsSubmitApprovalRequest
-	(*WsSubmitApprovalResponse)(nil),    // 40: coterie.v1.WsSubmitApprovalResponse
-	(*WsRejectRequest)(nil),             // 41: coterie.v1.WsRejectRequest
-	(*WsFailRequest)(nil),               // 42: coterie.v1.WsFailRequest
-	(*WsMpcStart)(nil),                  // 43: coterie.v1.WsMpcStart
-	(*WsMpcClientMessage)(nil),          // 44: coterie.v1.WsMpcClientMessage
-	(*WsMpcResult)(nil),                 // 45: coterie.v1.WsMpcResult
-	(*WsMpcServerMessage)(nil),          // 46: coterie.v1.WsMpcServerMessage
-	(*WsCreateUserRequest)(nil),         // 47: coterie.v1.WsCreateUserRequest
-	(*WsCreateUserResponse)(nil),        // 48: coterie.v1.WsCreateUserResponse
-	(*WsIssueTokenRequest)(nil),         // 49: coterie.v1.WsIssueTokenRequest
-	(*WsListUsersRequest)(nil),          // 50: coterie.v1.WsListUsersRequest
-	(*WsListUsersResponse)(nil),         // 51: coterie.v1.WsListUsersResponse
-	(*WsCreateVaultAccountRequest)(nil), // 52: coterie.v1.WsCreateVaultAccountRequest
-	(*WsListVaultAccountsRequest)(nil),  // 53: coterie.v1.WsListVaultAccountsRequest
-	(*WsListVaultAccountsResponse)(nil), // 54: coterie.v1.WsListVaultAccountsResponse
-	(*WsSubmitTransactionRequest)(nil),  // 55: coterie.v1.WsSubmitTransactionRequest
-	(*WsSubmitConfigChangeRequest)(nil), // 56: coterie.v1.WsSubmitConfigChangeRequest
-	(*WsListRequestsRequest)(nil),       // 57: coterie.v1.WsListRequestsRequest
-	(*WsListRequestsResponse)(nil),      // 58: coterie.v1.WsListRequestsResponse
-	(*WsVerifyRequest)(nil),             // 59: coterie.v1.WsVerifyRequest
-	(*WsVerifyProblem)(nil),             // 60: coterie.v1.WsVerifyProblem
-	(*WsVerifyResponse)(nil),            // 61: coterie.v1.WsVerifyResponse
-	(*WsListAuditRequest)(nil),          // 62: coterie.v1.WsListAuditRequest
-	(*WsListAuditResponse)(nil),         // 63: coterie.v1.WsListAuditResponse
-	(*WsStatsRequest)(nil),              // 64: coterie.v1.WsStatsRequest
-	(*WsStatsResponse)(nil),             // 65: coterie.v1.WsStatsResponse
-	nil,                                 // 66: coterie.v1.WsPresignRecord.SharesEntry
-	nil,                                 // 67: coterie.v1.WsStatsResponse.RequestsByStateEntry
+	(*WsCredentials)(nil),               // 30: coterie.v1.WsCredentials
+	(*WsPairRequest)(nil),               // 31: coterie.v1.WsPairRequest
+	(*WsPairResponse)(nil),              // 32: coterie.v1.WsPairResponse
+	(*WsWhoAmIRequest)(nil),             // 33: coterie.v1.WsWhoAmIRequest
+	(*WsPollRequest)(nil),               // 34: coterie.v1.WsPollRequest
+	(*WsPollEvent)(nil),                 // 35: coterie.v1.WsPollEvent
+	(*WsGetRequestRequest)(nil),         // 36: coterie.v1.WsGetRequestRequest
+	(*WsClaimRequest)(nil),              // 37: coterie.v1.WsClaimRequest
+	(*WsSubmitSignatureRequest)(nil),    // 38: coterie.v1.WsSubmitSignatureRequest
+	(*WsSubmitSignatureResponse)(nil),   // 39: coterie.v1.WsSubmitSignatureResponse
+	(*WsSubmitApprovalRequest)(nil),     // 40: coterie.v1.WsSubmitApprovalRequest
+	(*WsSubmitApprovalResponse)(nil),    // 41: coterie.v1.WsSubmitApprovalResponse
+	(*WsRejectRequest)(nil),             // 42: coterie.v1.WsRejectRequest
+	(*WsFailRequest)(nil),               // 43: coterie.v1.WsFailRequest
+	(*WsMpcStart)(nil),                  // 44: coterie.v1.WsMpcStart
+	(*WsMpcClientMessage)(nil),          // 45: coterie.v1.WsMpcClientMessage
+	(*WsMpcResult)(nil),                 // 46: coterie.v1.WsMpcResult
+	(*WsMpcServerMessage)(nil),          // 47: coterie.v1.WsMpcServerMessage
+	(*WsCreateUserRequest)(nil),         // 48: coterie.v1.WsCreateUserRequest
+	(*WsCreateUserResponse)(nil),        // 49: coterie.v1.WsCreateUserResponse
+	(*WsIssueTokenRequest)(nil),         // 50: coterie.v1.WsIssueTokenRequest
+	(*WsListUsersRequest)(nil),          // 51: coterie.v1.WsListUsersRequest
+	(*WsListUsersResponse)(nil),         // 52: coterie.v1.WsListUsersResponse
+	(*WsCreateVaultAccountRequest)(nil), // 53: coterie.v1.WsCreateVaultAccountRequest
+	(*WsListVaultAccountsRequest)(nil),  // 54: coterie.v1.WsListVaultAccountsRequest
+	(*WsListVaultAccountsResponse)(nil), // 55: coterie.v1.WsListVaultAccountsResponse
+	(*WsSubmitTransactionRequest)(nil),  // 56: coterie.v1.WsSubmitTransactionRequest
+	(*WsSubmitConfigChangeRequest)(nil), // 57: coterie.v1.WsSubmitConfigChangeRequest
+	(*WsListRequestsRequest)(nil),       // 58: coterie.v1.WsListRequestsRequest
+	(*WsListRequestsResponse)(nil),      // 59: coterie.v1.WsListRequestsResponse
+	(*WsVerifyRequest)(nil),             // 60: coterie.v1.WsVerifyRequest
+	(*WsVerifyProblem)(nil),             // 61: coterie.v1.WsVerifyProblem
+	(*WsVerifyResponse)(nil),            // 62: coterie.v1.WsVerifyResponse
+	(*WsListAuditRequest)(nil),          // 63: coterie.v1.WsListAuditRequest
+	(*WsListAuditResponse)(nil),         // 64: coterie.v1.WsListAuditResponse
+	(*WsStatsRequest)(nil),              // 65: coterie.v1.WsStatsRequest
+	(*WsStatsResponse)(nil),             // 66: coterie.v1.WsStatsResponse
+	nil,                                 // 67: coterie.v1.WsPresignRecord.SharesEntry
+	nil,                                 // 68: coterie.v1.WsStatsResponse.RequestsByStateEntry
 }
 var file_workspace_proto_depIdxs = []int32{
 	0,  // 0: coterie.v1.WsUser.role:type_name -> coterie.v1.WsRole
@@ -5032,75 +5147,76 @@ var file_workspace_proto_depIdxs = []int32{
 	22, // 19: coterie.v1.WsRequest.config_change:type_name -> coterie.v1.WsConfigChange
 	23, // 20: coterie.v1.WsRequest.signatures:type_name -> coterie.v1.WsDigestSignature
 	0,  // 21: coterie.v1.WsPairingToken.role:type_name -> coterie.v1.WsRole
-	66, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
-	9,  // 23: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
-	24, // 24: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
-	24, // 25: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
-	24, // 26: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
-	5,  // 27: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
-	43, // 28: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
-	8,  // 29: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
-	24, // 30: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
-	45, // 31: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
-	0,  // 32: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
-	9,  // 33: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
-	9,  // 34: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
-	7,  // 35: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
-	6,  // 36: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
-	13, // 37: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
-	22, // 38: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
-	3,  // 39: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
-	24, // 40: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
-	60, // 41: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
-	26, // 42: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
-	67, // 43: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
-	30, // 44: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
-	32, // 45: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
-	33, // 46: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
-	35, // 47: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
-	36, // 48: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
-	44, // 49: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
-	37, // 50: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
-	39, // 51: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
-	41, // 52: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
-	42, // 53: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
-	47, // 54: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
-	49, // 55: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
-	50, // 56: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
-	52, // 57: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
-	53, // 58: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
-	55, // 59: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
-	56, // 60: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
-	57, // 61: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
-	59, // 62: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
-	62, // 63: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
-	64, // 64: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
-	31, // 65: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
-	9,  // 66: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
-	34, // 67: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
-	24, // 68: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
-	24, // 69: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
-	46, // 70: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
-	38, // 71: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
-	40, // 72: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
-	24, // 73: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
-	24, // 74: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
-	48, // 75: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
-	48, // 76: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
-	51, // 77: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
-	7,  // 78: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
-	54, // 79: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
-	24, // 80: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
-	24, // 81: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
-	58, // 82: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
-	61, // 83: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
-	63, // 84: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
-	65, // 85: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
-	65, // [65:86] is the sub-list for method output_type
-	44, // [44:65] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	67, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
+	0,  // 23: coterie.v1.WsCredentials.role:type_name -> coterie.v1.WsRole
+	9,  // 24: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
+	24, // 25: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
+	24, // 26: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
+	24, // 27: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
+	5,  // 28: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
+	44, // 29: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
+	8,  // 30: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
+	24, // 31: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
+	46, // 32: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
+	0,  // 33: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
+	9,  // 34: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
+	9,  // 35: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
+	7,  // 36: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
+	6,  // 37: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
+	13, // 38: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
+	22, // 39: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
+	3,  // 40: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
+	24, // 41: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
+	61, // 42: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
+	26, // 43: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
+	68, // 44: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
+	31, // 45: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
+	33, // 46: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
+	34, // 47: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
+	36, // 48: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
+	37, // 49: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
+	45, // 50: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
+	38, // 51: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
+	40, // 52: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
+	42, // 53: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
+	43, // 54: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
+	48, // 55: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
+	50, // 56: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
+	51, // 57: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
+	53, // 58: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
+	54, // 59: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
+	56, // 60: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
+	57, // 61: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
+	58, // 62: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
+	60, // 63: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
+	63, // 64: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
+	65, // 65: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
+	32, // 66: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
+	9,  // 67: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
+	35, // 68: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
+	24, // 69: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
+	24, // 70: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
+	47, // 71: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
+	39, // 72: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
+	41, // 73: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
+	24, // 74: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
+	24, // 75: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
+	49, // 76: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
+	49, // 77: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
+	52, // 78: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
+	7,  // 79: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
+	55, // 80: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
+	24, // 81: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
+	24, // 82: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
+	59, // 83: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
+	62, // 84: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
+	64, // 85: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
+	66, // 86: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
+	66, // [66:87] is the sub-list for method output_type
+	45, // [45:66] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_workspace_proto_init() }
@@ -5122,11 +5238,11 @@ func file_workspace_proto_init() {
 		(*WsRequest_Transaction)(nil),
 		(*WsRequest_ConfigChange)(nil),
 	}
-	file_workspace_proto_msgTypes[38].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[39].OneofWrappers = []any{
 		(*WsMpcClientMessage_Start)(nil),
 		(*WsMpcClientMessage_Envelope)(nil),
 	}
-	file_workspace_proto_msgTypes[40].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[41].OneofWrappers = []any{
 		(*WsMpcServerMessage_Envelope)(nil),
 		(*WsMpcServerMessage_Result)(nil),
 	}
@@ -5136,7 +5252,7 @@ func file_workspace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workspace_proto_rawDesc), len(file_workspace_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   62,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,381 @@
+package cosigner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
+	"github.com/coterie-mpc/coterie/workspace/verify"
+	"google.golang.org/protobuf/proto"
+)
+
+// Run carries out the cloud co-signers' side of one relay session of user
+// u, as start describes. in delivers the node's envelopes, decoded, in
+// order; the caller closes it when the node hangs up. send delivers an
+// envelope to the node; Run calls it from one goroutine at a time. Run
+// returns when the session has finished or failed, or ctx ends, and never
+// leaves a goroutine behind.
+//
+// The caller has authenticated u and checked its role and state. Errors:
+// ErrBadStart, ErrNodeMessage, ErrNodeGone, ErrBusy, ErrNotConfigured,
+// ErrDisagree, the store's errors (for SIGN: store.ErrNotOpen,
+// store.ErrDigestSigned, store.ErrPresignatureUsed, ...), verify's errors,
+// and the MPC engine's (*mpc.AbortError, *mpc.PeerAbortError, ...).
+func (c *Cosigners) Run(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
+	if n := len(start.GetSessionId()); n == 0 || n > mpc.MaxSessionIDLen {
+		return nil, fmt.Errorf("%w: session ID of %d bytes, want 1 to %d", ErrBadStart, n, mpc.MaxSessionIDLen)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.SessionTimeout)
+	defer cancel()
+	switch start.GetKind() {
+	case protocol.WsMpcKind_WS_MPC_KIND_KEYGEN:
+		return c.keygen(ctx, u, start, in, send)
+	case protocol.WsMpcKind_WS_MPC_KIND_REFRESH:
+		return c.refresh(ctx, u, start, in, send)
+	case protocol.WsMpcKind_WS_MPC_KIND_PRESIGN:
+		return c.presign(ctx, u, start, in, send)
+	case protocol.WsMpcKind_WS_MPC_KIND_SIGN:
+		return c.sign(ctx, u, start, in, send)
+	default:
+		return nil, fmt.Errorf("%w: kind %d", ErrBadStart, start.GetKind())
+	}
+}
+
+func toParties(ids []string) []mpc.PartyID {
+	out := make([]mpc.PartyID, len(ids))
+	for i, id := range ids {
+		out[i] = mpc.PartyID(id)
+	}
+	return out
+}
+
+func fromParties(ids []mpc.PartyID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
+}
+
+// cloudOf returns the configured cloud co-signers among ids.
+func (c *Cosigners) cloudOf(ids []string, node string) ([]*party, error) {
+	var out []*party
+	for _, id := range ids {
+		if id == node {
+			continue
+		}
+		p, err := c.party(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the user's key names no cloud co-signer", ErrNotConfigured)
+	}
+	return out, nil
+}
+
+// build constructs one session per cloud party, concurrently (each
+// constructor may run seconds of key sampling), and closes them all if any
+// fails.
+func build[T any](parties []*party, mk func(p *party) (*mpc.Session[T], error)) (map[mpc.PartyID]*mpc.Session[T], error) {
+	out := make(map[mpc.PartyID]*mpc.Session[T], len(parties))
+	errs := make([]error, len(parties))
+	sessions := make([]*mpc.Session[T], len(parties))
+	var wg sync.WaitGroup
+	for i, p := range parties {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sessions[i], errs[i] = mk(p)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range sessions {
+			if s != nil {
+				s.Close()
+			}
+		}
+		return nil, err
+	}
+	for i, p := range parties {
+		out[p.id] = sessions[i]
+	}
+	return out, nil
+}
+
+func closeAll[T any](sessions map[mpc.PartyID]*mpc.Session[T]) {
+	for _, s := range sessions {
+		s.Close()
+	}
+}
+
+func machines[T any](sessions map[mpc.PartyID]*mpc.Session[T]) map[mpc.PartyID]mpc.Machine {
+	out := make(map[mpc.PartyID]mpc.Machine, len(sessions))
+	for id, s := range sessions {
+		out[id] = s
+	}
+	return out
+}
+
+// results collects every session's result, all of which must exist.
+func results[T any](sessions map[mpc.PartyID]*mpc.Session[T]) (map[mpc.PartyID]T, error) {
+	out := make(map[mpc.PartyID]T, len(sessions))
+	for id, s := range sessions {
+		r, err := s.Result()
+		if err != nil {
+			return nil, err
+		}
+		out[id] = r
+	}
+	return out, nil
+}
+
+func (c *Cosigners) keygen(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
+	plan := c.Plan()
+	all := append([]mpc.PartyID{plan.NodeParty}, plan.CloudParties...)
+	cloud, err := c.cloudOf(fromParties(plan.CloudParties), "")
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := build(cloud, func(p *party) (*mpc.Session[*mpc.KeyShare], error) {
+		return c.engine.Keygen(mpc.Params{SessionID: start.SessionId, Self: p.id, Parties: all, Threshold: plan.Threshold})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	if err := c.drive(ctx, plan.NodeParty, machines(sessions), in, send); err != nil {
+		return nil, err
+	}
+	shares, err := results(sessions)
+	if err != nil {
+		return nil, err
+	}
+	key, sealed, err := c.sealShares(u.Id, cloud, shares)
+	if err != nil {
+		return nil, err
+	}
+	key.NodePartyId = string(plan.NodeParty)
+	key.CloudPartyIds = fromParties(plan.CloudParties)
+	key.SignerPartyIds = fromParties(plan.Signers)
+	key.Threshold = uint32(plan.Threshold)
+	saved, err := c.store.CompleteKeygen(u.Id, key, sealed)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("key generated", "user", u.Id, "public_key", fmt.Sprintf("%x", key.PublicKey))
+	return &protocol.WsMpcResult{SigningKey: saved.SigningKey}, nil
+}
+
+// sealShares checks that every cloud co-signer got the same public key and
+// chain code, and encrypts each share under its co-signer's keyring.
+func (c *Cosigners) sealShares(userID string, cloud []*party, shares map[mpc.PartyID]*mpc.KeyShare) (*protocol.WsSigningKey, map[string][]byte, error) {
+	key := &protocol.WsSigningKey{}
+	sealed := make(map[string][]byte, len(cloud))
+	for _, p := range cloud {
+		s := shares[p.id]
+		if key.PublicKey == nil {
+			key.PublicKey, key.ChainCode = s.PublicKey(), s.ChainCode()
+		} else if !bytes.Equal(key.PublicKey, s.PublicKey()) || !bytes.Equal(key.ChainCode, s.ChainCode()) {
+			return nil, nil, fmt.Errorf("%w: public key or chain code", ErrDisagree)
+		}
+		ct, err := c.sealShare(userID, p, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		sealed[string(p.id)] = ct
+	}
+	return key, sealed, nil
+}
+
+func (c *Cosigners) refresh(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
+	key := u.GetSigningKey()
+	all := toParties(append([]string{key.GetNodePartyId()}, key.GetCloudPartyIds()...))
+	cloud, err := c.cloudOf(key.GetCloudPartyIds(), "")
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := build(cloud, func(p *party) (*mpc.Session[*mpc.KeyShare], error) {
+		share, err := c.loadShare(u.Id, p)
+		if err != nil {
+			return nil, err
+		}
+		return c.engine.Refresh(mpc.Params{SessionID: start.SessionId, Self: p.id, Parties: all, Threshold: int(key.GetThreshold())}, share)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	if err := c.drive(ctx, mpc.PartyID(key.GetNodePartyId()), machines(sessions), in, send); err != nil {
+		return nil, err
+	}
+	shares, err := results(sessions)
+	if err != nil {
+		return nil, err
+	}
+	fresh, sealed, err := c.sealShares(u.Id, cloud, shares)
+	if err != nil {
+		return nil, err
+	}
+	next := proto.Clone(key).(*protocol.WsSigningKey)
+	next.PublicKey, next.ChainCode = fresh.PublicKey, fresh.ChainCode
+	saved, err := c.store.RefreshKey(u.Id, next, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.WsMpcResult{SigningKey: saved.SigningKey}, nil
+}
+
+func (c *Cosigners) presign(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
+	key := u.GetSigningKey()
+	signers := toParties(key.GetSignerPartyIds())
+	cloud, err := c.cloudOf(key.GetSignerPartyIds(), key.GetNodePartyId())
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := build(cloud, func(p *party) (*mpc.Session[*mpc.Presignature], error) {
+		share, err := c.loadShare(u.Id, p)
+		if err != nil {
+			return nil, err
+		}
+		return c.engine.Presign(mpc.Params{SessionID: start.SessionId, Self: p.id, Parties: signers, Threshold: int(key.GetThreshold())}, share)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	if err := c.drive(ctx, mpc.PartyID(key.GetNodePartyId()), machines(sessions), in, send); err != nil {
+		return nil, err
+	}
+	pres, err := results(sessions)
+	if err != nil {
+		return nil, err
+	}
+	var id mpc.PresignatureID
+	sealed := make(map[string][]byte, len(cloud))
+	for i, p := range cloud {
+		pre := pres[p.id]
+		if i == 0 {
+			id = pre.ID()
+		} else if pre.ID() != id {
+			return nil, fmt.Errorf("%w: presignature ID", ErrDisagree)
+		}
+		plain, err := pre.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		ct, err := p.kr.Encrypt(presigRecord(u.Id, id, p.id), plain)
+		clear(plain)
+		if err != nil {
+			return nil, err
+		}
+		sealed[string(p.id)] = ct
+	}
+	if err := c.store.PutPresignature(u.Id, id, sealed); err != nil {
+		return nil, err
+	}
+	return &protocol.WsMpcResult{PresignId: id.String()}, nil
+}
+
+func (c *Cosigners) sign(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
+	id, err := mpc.ParsePresignatureID(start.GetPresignId())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadStart, err)
+	}
+	key := u.GetSigningKey()
+	cloud, err := c.cloudOf(key.GetSignerPartyIds(), key.GetNodePartyId())
+	if err != nil {
+		return nil, err
+	}
+	slot := fmt.Sprintf("%s/%d", start.GetRequestId(), start.GetDigestIndex())
+	c.mu.Lock()
+	_, busy := c.signing[slot]
+	c.signing[slot] = struct{}{}
+	c.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("%w: %s digest %d", ErrBusy, start.GetRequestId(), start.GetDigestIndex())
+	}
+	defer func() {
+		c.mu.Lock()
+		delete(c.signing, slot)
+		c.mu.Unlock()
+	}()
+
+	// From here on the presignature is spent, whatever happens (I1).
+	req, shares, err := c.store.StartSign(u.Id, start.GetRequestId(), start.GetDigestIndex(), id)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("online signing", "user", u.Id, "request", req.Id, "digest", start.GetDigestIndex(), "presignature", id.String())
+	digest := req.GetTransaction().GetDigests()[start.GetDigestIndex()]
+	signers := toParties(key.GetSignerPartyIds())
+	sessions, err := build(cloud, func(p *party) (*mpc.Session[*mpc.Signature], error) {
+		share, err := c.loadShare(u.Id, p)
+		if err != nil {
+			return nil, err
+		}
+		plain, err := p.kr.Decrypt(presigRecord(u.Id, id, p.id), shares[string(p.id)])
+		if err != nil {
+			return nil, fmt.Errorf("cosigner: %s: presignature %s: %w", p.id, id, err)
+		}
+		pre, err := mpc.UnmarshalPresignature(plain)
+		clear(plain)
+		if err != nil {
+			return nil, err
+		}
+		// The presignature was taken from the durable store above; this
+		// one-use store hands it to the engine, which takes it again.
+		once := mpc.NewMemPresignStore()
+		if err := once.Put(ctx, pre); err != nil {
+			return nil, err
+		}
+		in := mpc.SignInput{Share: share, Digest: digest.GetDigest(), Path: mpc.Path(digest.GetDerivationPath())}
+		return c.engine.PresignOnline(ctx, mpc.Params{SessionID: start.SessionId, Self: p.id, Parties: signers, Threshold: int(key.GetThreshold())}, in, once, id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(sessions)
+	if err := c.drive(ctx, mpc.PartyID(key.GetNodePartyId()), machines(sessions), in, send); err != nil {
+		return nil, err
+	}
+	sigs, err := results(sessions)
+	if err != nil {
+		return nil, err
+	}
+	var sig []byte
+	for _, p := range cloud {
+		b := sigs[p.id].Bytes()
+		if sig != nil && !bytes.Equal(sig, b) {
+			return nil, fmt.Errorf("%w: signature", ErrDisagree)
+		}
+		sig = b
+	}
+	// The engine verified it; the workspace is the judge and checks again,
+	// independently, against the key derived for the digest's path.
+	if err := verify.Signature(key, digest, sig); err != nil {
+		return nil, err
+	}
+	done, _, err := c.store.RecordSignature(u.Id, req.Id, start.GetDigestIndex(), sig, id.String(), "cosigner")
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.WsMpcResult{Signature: sig, Recorded: true, Request: done}, nil
+}
+
+// IsNodeFault reports whether err from Run blames the node: a bad message,
+// or an identifiable abort that names the node's party.
+func IsNodeFault(err error, node string) bool {
+	if errors.Is(err, ErrNodeMessage) {
+		return true
+	}
+	var abort *mpc.AbortError
+	return errors.As(err, &abort) && string(abort.Party) == node
+}

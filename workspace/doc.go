@@ -1,0 +1,31 @@
+// Package workspace is the custody-platform simulator: what a Coterie
+// cluster pairs with, polls, signs through and reports to. It is what the
+// tests, `coterie demo`, the benchmarks and the failover drills run against,
+// and it is the judge of correctness: it verifies every signature and
+// approval it receives.
+//
+// This package wires the parts together and owns the data directory:
+//
+//	workspace.db        the store (package store): users, requests, audit, ...
+//	ca.pem              the workspace CA certificate (public)
+//	ca-key.sealed       the CA key, sealed by the workspace's simulated enclave
+//	sim-root            that enclave's root (enclave/sim)
+//	sim-platform.key    the simulated machine key shared by the enclaves here
+//	admin.pem           the admin client certificate and key (0600)
+//	address             host:port of the running server
+//	cosigners/cloud-N/  each cloud co-signer's enclave root and sealed keyring
+//
+// A client needs only the directory: the address, the CA and the admin
+// credential (package client, DialAdmin). The pairing-token MAC key is
+// derived from the CA key, so there is no other secret to keep.
+//
+// The parts:
+//   - pki: the CA, TLS configurations with CA pinning, client certificates;
+//   - token: pairing tokens;
+//   - request: validation of submissions and reports, built digests;
+//   - store: the bbolt store and the request state machine;
+//   - cosigner: the cloud co-signers and the MPC relay's routing;
+//   - verify: signature and approval checks;
+//   - server: the gRPC services;
+//   - client: the Go client for co-signer nodes and for the operator.
+package workspace
