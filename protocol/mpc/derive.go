@@ -83,6 +83,24 @@ func (p Path) validate() error {
 // public key and chain code. It returns ErrInvalidKey for a malformed key
 // or chain code and ErrInvalidPath for a hardened or unusable index.
 func DerivePublicKey(masterPub, chainCode []byte, path Path) ([]byte, error) {
+	d, err := derive(masterPub, chainCode, path)
+	if err != nil {
+		return nil, err
+	}
+	return d.publicKey, nil
+}
+
+// derivation is the outcome of BIP-32 public derivation along a path.
+type derivation struct {
+	tweak     curve.Scalar // δ: the child's secret key is x + δ
+	chainCode []byte       // the child's chain code
+	publicKey []byte       // the child's public key, compressed SEC1
+}
+
+// derive runs CKDpub along path. Signing uses the same function (through
+// deriveConfig) as the verifier's DerivePublicKey, and tests check both
+// against an independent implementation.
+func derive(masterPub, chainCode []byte, path Path) (*derivation, error) {
 	if err := path.validate(); err != nil {
 		return nil, err
 	}
@@ -93,14 +111,16 @@ func DerivePublicKey(masterPub, chainCode []byte, path Path) ([]byte, error) {
 	if len(chainCode) != 32 {
 		return nil, fmt.Errorf("%w: chain code of %d bytes, want 32", ErrInvalidKey, len(chainCode))
 	}
-	chain := chainCode
-	ser := masterPub
+	group := curve.Secp256k1{}
+	d := &derivation{tweak: group.NewScalar(), chainCode: chainCode, publicKey: masterPub}
 	for _, i := range path {
-		mac := hmac.New(sha512.New, chain)
-		mac.Write(ser)
+		mac := hmac.New(sha512.New, d.chainCode)
+		mac.Write(d.publicKey)
 		mac.Write(binary.BigEndian.AppendUint32(nil, i))
 		sum := mac.Sum(nil)
-		il := curve.Secp256k1{}.NewScalar()
+		// BIP-32: the index is unusable if I_L ≥ n (UnmarshalBinary refuses
+		// it), if I_L = 0, or if the child key is the point at infinity.
+		il := group.NewScalar()
 		if err := il.UnmarshalBinary(sum[:32]); err != nil || il.IsZero() {
 			return nil, fmt.Errorf("%w: index %d gives an invalid key; use another", ErrInvalidPath, i)
 		}
@@ -108,35 +128,32 @@ func DerivePublicKey(masterPub, chainCode []byte, path Path) ([]byte, error) {
 		if pub.IsIdentity() {
 			return nil, fmt.Errorf("%w: index %d gives an invalid key; use another", ErrInvalidPath, i)
 		}
-		if ser, err = pub.MarshalBinary(); err != nil {
+		if d.publicKey, err = pub.MarshalBinary(); err != nil {
 			return nil, err
 		}
-		chain = sum[32:]
+		d.tweak.Add(il)
+		d.chainCode = sum[32:]
 	}
-	return ser, nil
+	return d, nil
 }
 
-// deriveConfig derives the key share for path with the library's own BIP-32
-// hook (cmp.Config.DeriveBIP32), and returns the total tweak δ that it added
-// to the secret key: x' = x + δ.
-func deriveConfig(cfg *cmp.Config, path Path) (*cmp.Config, curve.Scalar, error) {
-	if err := path.validate(); err != nil {
+// deriveConfig derives a session's config for path with the library's
+// derivation hook, cmp.Config.Derive, which adds the tweak δ to every share
+// (x' = x + δ). It returns the derived config and the derivation.
+func deriveConfig(share *KeyShare, path Path) (*cmp.Config, *derivation, error) {
+	d, err := derive(share.publicKey, share.cfg.ChainKey, path)
+	if err != nil {
 		return nil, nil, err
 	}
-	derived := cfg
-	for _, i := range path {
-		next, err := derived.DeriveBIP32(i)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: index %d gives an invalid key; use another", ErrInvalidPath, i)
-		}
-		derived = next
+	cfg := share.sessionConfig()
+	if len(path) == 0 {
+		return cfg, d, nil
 	}
-	// Derive adds δ to every share, so the difference of our own shares is δ.
-	delta := cfg.Group.NewScalar().Set(derived.ECDSA).Sub(cfg.ECDSA)
-	if derived.PublicPoint().IsIdentity() {
-		return nil, nil, fmt.Errorf("%w: path gives an invalid key", ErrInvalidPath)
+	derived, err := cfg.Derive(d.tweak, d.chainCode)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidPath, err)
 	}
-	return derived, delta, nil
+	return derived, d, nil
 }
 
 // derivePresignature adapts a presignature for the master key x to the

@@ -154,7 +154,9 @@ func (e *Engine) startSession(proto Protocol, id []byte, self PartyID, parties [
 		peerBV:     make(map[uint32]map[PartyID][]byte),
 		seen:       make(map[seenKey]struct{}),
 	}
-	if e.cfg.Parallelism > 1 {
+	// The online round is one signature share and one verification: a pool
+	// would only add goroutine hand-offs.
+	if e.cfg.Parallelism > 1 && proto != ProtocolPresignOnline {
 		s.pl = pool.NewPool(e.cfg.Parallelism)
 	}
 	h, err := newHandler(start(s.pl), s.id)

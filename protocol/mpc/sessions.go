@@ -207,14 +207,14 @@ func (e *Engine) Sign(p Params, in SignInput) (*Session[*Signature], error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	derived, _, err := deriveConfig(in.Share.sessionConfig(), in.Path)
+	derived, d, err := deriveConfig(in.Share, in.Path)
 	if err != nil {
 		return nil, err
 	}
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolSign, p.SessionID, p.Self, signers,
 		func(pl *pool.Pool) libproto.StartFunc { return cmp.Sign(derived, toLibIDs(signers), digest, pl) },
-		signatureFinisher(derived, digest))
+		signatureFinisher(d.publicKey, digest))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	if store == nil {
 		return nil, fmt.Errorf("%w: no presignature store", ErrInvalidParams)
 	}
-	derived, delta, err := deriveConfig(in.Share.sessionConfig(), in.Path)
+	derived, d, err := deriveConfig(in.Share, in.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -264,11 +264,11 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	case !slices.Equal(pre.signers, signers):
 		return nil, fmt.Errorf("%w: its signers are %v", ErrPresignatureMismatch, pre.signers)
 	}
-	adapted := derivePresignature(pre.sessionCopy(), delta)
+	adapted := derivePresignature(pre.sessionCopy(), d.tweak)
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolPresignOnline, p.SessionID, p.Self, signers,
 		func(pl *pool.Pool) libproto.StartFunc { return cmp.PresignOnline(derived, adapted, digest, pl) },
-		signatureFinisher(derived, digest))
+		signatureFinisher(d.publicKey, digest))
 	if err != nil {
 		return nil, err
 	}
@@ -277,17 +277,13 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 
 // signatureFinisher converts the library's signature and checks it, with an
 // independent verifier, against the derived public key.
-func signatureFinisher(derived *cmp.Config, digest []byte) func(any) (any, error) {
+func signatureFinisher(pub, digest []byte) func(any) (any, error) {
 	return func(res any) (any, error) {
 		sig, ok := res.(*ecdsa.Signature)
 		if !ok {
 			return nil, fmt.Errorf("unexpected result %T", res)
 		}
 		out, err := newSignature(sig)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := derived.PublicPoint().MarshalBinary()
 		if err != nil {
 			return nil, err
 		}
