@@ -14,7 +14,8 @@ type Config struct {
 	// closed. 1 runs everything on the goroutine that calls the session.
 	Parallelism int
 	// MaxPayloadBytes bounds the payload of an incoming envelope. The largest
-	// CMP message (a keygen proof) is about 30 KiB for three parties.
+	// CMP message, a keygen round with the Paillier proofs, is about 85 KB;
+	// presign and sign messages stay under 12 KB (three parties).
 	MaxPayloadBytes int
 	// Logger receives the engine's logs; nil discards them. Logs never hold
 	// secret material.

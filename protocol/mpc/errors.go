@@ -104,7 +104,9 @@ func (e *MessageError) Unwrap() error { return e.Err }
 
 // AbortError is the terminal error of a session that a misbehaving party
 // caused: a bad proof, an invalid share, a message the protocol could not
-// decode, or a broadcast echo that disagrees. Party names the culprit.
+// decode, or a broadcast echo that disagrees. Party names the culprit; it is
+// empty only when the protocol could not tell who misbehaved (a final
+// signature check in full signing that fails without a failed proof).
 type AbortError struct {
 	// Party is the first culprit; Culprits holds them all (usually one).
 	Party PartyID
