@@ -29,3 +29,5 @@
 //   - server: the gRPC services;
 //   - client: the Go client for co-signer nodes and for the operator.
 package workspace
+
+//go:generate go run ./internal/fixturegen -out testdata/signer-2of2

@@ -6,7 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +22,7 @@ import (
 	"github.com/coterie-mpc/coterie/workspace/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // env is a served workspace and its admin client.
@@ -96,6 +101,91 @@ type node struct {
 	// copies keeps each presignature's encoding, so a test can play a node
 	// that tries to use one twice.
 	copies map[mpc.PresignatureID][]byte
+}
+
+// fixtureNode mirrors internal/fixturegen's node.json.
+type fixtureNode struct {
+	Credentials   []byte   `json:"credentials"`
+	ApprovalKey   []byte   `json:"approval_key"`
+	KeyShare      []byte   `json:"key_share"`
+	SigningKey    []byte   `json:"signing_key"`
+	Presignatures [][]byte `json:"presignatures"`
+}
+
+// fixtureDir copies the generated fixture's workspace into a fresh
+// directory (see internal/fixturegen).
+func fixtureDir(t testing.TB) string {
+	t.Helper()
+	src := filepath.Join("testdata", "signer-2of2", "ws")
+	dst := filepath.Join(t.TempDir(), "ws")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// fixtureSigner returns the fixture's paired signer (role both), connected
+// to e, with its key share and presignatures in its pool.
+func (e *env) fixtureSigner() *node {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "signer-2of2", "node.json"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var f fixtureNode
+	if err := json.Unmarshal(b, &f); err != nil {
+		e.t.Fatal(err)
+	}
+	creds, err := client.UnmarshalCredentials(f.Credentials)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	creds.Address = e.ws.Addr()
+	c, err := client.Dial(creds)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	cfg := mpc.DefaultConfig()
+	cfg.Parallelism = 1
+	eng, err := mpc.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := &node{c: c, creds: creds, approval: ed25519.NewKeyFromSeed(f.ApprovalKey), engine: eng, presigs: mpc.NewMemPresignStore(), copies: map[mpc.PresignatureID][]byte{}}
+	if n.share, err = mpc.UnmarshalKeyShare(f.KeyShare); err != nil {
+		e.t.Fatal(err)
+	}
+	n.key = &protocol.WsSigningKey{}
+	if err := proto.Unmarshal(f.SigningKey, n.key); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, raw := range f.Presignatures {
+		pre, err := mpc.UnmarshalPresignature(raw)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := n.presigs.Put(context.Background(), pre); err != nil {
+			e.t.Fatal(err)
+		}
+		n.presignIDs = append(n.presignIDs, pre.ID())
+		n.copies[pre.ID()] = raw
+	}
+	return n
 }
 
 // createUser makes a user and returns its pairing token.

@@ -12,22 +12,44 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// TestPairSignVerifyRestart is the main path: pairing with key generation,
-// presignatures, a request delivered to two pollers, signing through the
-// relay, verification, idempotent completion, then a restart that keeps
-// everything, including the cloud co-signer's sealed state.
-func TestPairSignVerifyRestart(t *testing.T) {
-	dir := t.TempDir()
-	e := serve(t, dir, clock.Real{})
+// TestPairKeygenPresignSign pairs a signer with a live key generation,
+// makes a presignature and signs a request with it: the whole MPC path with
+// an in-process co-signer party built on protocol/mpc.
+func TestPairKeygenPresignSign(t *testing.T) {
+	if raceEnabled {
+		t.Skip("key generation and presigning take minutes under the race detector; " +
+			"TestSignVerifyRestart races the same relay from a pre-generated key")
+	}
+	e := serve(t, t.TempDir(), clock.Real{})
 	n := e.pair(protocol.WsRole_WS_ROLE_SIGNER)
-	if n.key == nil || len(n.key.PublicKey) != 33 || n.key.NodePartyId != "cosigner" {
+	if n.key == nil || len(n.key.PublicKey) != 33 || n.key.NodePartyId != "cosigner" || n.key.Threshold != 1 {
 		t.Fatalf("signing key = %v", n.key)
 	}
 	who, err := n.c.WhoAmI(ctx(t), &protocol.WsWhoAmIRequest{})
-	if err != nil || who.State != protocol.WsUserState_WS_USER_STATE_ACTIVE {
+	if err != nil || who.State != protocol.WsUserState_WS_USER_STATE_ACTIVE || string(who.SigningKey.PublicKey) != string(n.share.PublicKey()) {
 		t.Fatalf("WhoAmI = %v, %v", who, err)
 	}
-	n.presign(t, 2)
+	n.presign(t, 1)
+	r := e.submitTx(n.creds.UserID, "")
+	_, res, err := n.c.Sign(ctx(t), n.engine, n.share, n.key, n.presigs, n.nextPresign(t), r, 0)
+	if err != nil || !res.Recorded || res.Request.State != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
+		t.Fatalf("sign = %v, %v", res, err)
+	}
+	v, err := e.admin.Verify(ctx(t), &protocol.WsVerifyRequest{})
+	if err != nil || v.SignaturesChecked != 1 || len(v.Problems) != 0 {
+		t.Fatalf("verify = %v, %v", v, err)
+	}
+}
+
+// TestSignVerifyRestart is the main path from a paired signer (the
+// generated fixture): a request delivered to two pollers, signing through
+// the relay, verification, idempotent completion, each bad completion, then
+// a restart that keeps everything, including the cloud co-signer's sealed
+// state.
+func TestSignVerifyRestart(t *testing.T) {
+	dir := fixtureDir(t)
+	e := serve(t, dir, clock.Real{})
+	n := e.fixtureSigner()
 
 	// Two pollers, both connected before the submission.
 	var polls []chan *protocol.WsPollEvent
@@ -146,7 +168,7 @@ func TestPairSignVerifyRestart(t *testing.T) {
 		t.Fatalf("sign after restart: %v, %v", res, err)
 	}
 	stats, err := e.admin.Stats(ctx(t), &protocol.WsStatsRequest{})
-	if err != nil || stats.RequestsByState["signed"] != 2 || stats.RequestsByState["rejected"] != 1 || stats.PresignaturesUsed != 2 || stats.PresignaturesStored != 0 || stats.DuplicateCompletions != 1 {
+	if err != nil || stats.RequestsByState["signed"] != 2 || stats.RequestsByState["rejected"] != 1 || stats.PresignaturesUsed != 2 || stats.PresignaturesStored != 1 || stats.DuplicateCompletions != 1 {
 		t.Fatalf("stats = %v, %v", stats, err)
 	}
 	v, err = e.admin.Verify(ctx(t), &protocol.WsVerifyRequest{})
