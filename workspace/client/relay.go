@@ -233,17 +233,17 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 	d := digests[index]
 	sid := SessionID()
 	start := &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: sid, PresignId: id.String(), RequestId: req.GetId(), DigestIndex: index}
-	var s *mpc.Session[*mpc.Signature]
-	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) {
-		var err error
-		in := mpc.SignInput{Share: share, Digest: d.GetDigest(), Path: mpc.Path(d.GetDerivationPath())}
-		s, err = e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, store, id)
-		return s, err
-	})
-	if s == nil {
+	// The node takes its presignature before the workspace takes its own,
+	// so that a presignature the node no longer holds costs the workspace
+	// nothing. (The other sessions start the workspace first, to overlap
+	// their seconds of CPU; the online round takes a millisecond.)
+	in := mpc.SignInput{Share: share, Digest: d.GetDigest(), Path: mpc.Path(d.GetDerivationPath())}
+	s, err := e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, store, id)
+	if err != nil {
 		return nil, nil, err
 	}
 	defer s.Close()
+	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) { return s, nil })
 	if s.Done() {
 		sig, _ = s.Result()
 	}
