@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/request"
@@ -86,6 +88,7 @@ func runWorkspaceSubmitTx(cmd *cobra.Command, f wsTxFlags) error {
 		defer tick.Stop()
 	}
 	start := time.Now()
+	replayed := 0
 	for i := 1; i <= f.count; i++ {
 		if tick != nil && i > 1 {
 			select {
@@ -103,13 +106,20 @@ func runWorkspaceSubmitTx(cmd *cobra.Command, f wsTxFlags) error {
 			UserId: f.user, IdempotencyKey: key, Transaction: tx, TtlSeconds: uint32(f.ttl / time.Second),
 		})
 		cancel()
+		if first := wsReplayed(err); first != nil {
+			// A rerun with the same key: the request exists, nothing new.
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (already submitted with key %s)\n", first.Id, key)
+			replayed++
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("submission %d of %d: %w", i, f.count, wsErr(cmd, a, err))
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), r.Id)
 	}
 	el := time.Since(start)
-	fmt.Fprintf(cmd.ErrOrStderr(), "submitted %d transactions in %s (%.0f/s)\n", f.count, el.Round(time.Millisecond), float64(f.count)/el.Seconds())
+	fmt.Fprintf(cmd.ErrOrStderr(), "submitted %d transactions (%d new, %d already submitted) in %s (%.0f/s)\n",
+		f.count, f.count-replayed, replayed, el.Round(time.Millisecond), float64(f.count)/el.Seconds())
 	return nil
 }
 
@@ -163,6 +173,10 @@ func newWorkspaceSubmitConfigChangeCmd() *cobra.Command {
 			r, err := a.SubmitConfigChange(ctx, &protocol.WsSubmitConfigChangeRequest{
 				UserId: f.user, IdempotencyKey: f.idem, ConfigChange: cc, TtlSeconds: uint32(f.ttl / time.Second),
 			})
+			if first := wsReplayed(err); first != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (already submitted with key %s)\n", first.Id, f.idem)
+				return nil
+			}
 			if err != nil {
 				return wsErr(cmd, a, err)
 			}
@@ -220,4 +234,19 @@ func wsConfigChange(t protocol.WsConfigChangeType, f wsCCFlags) *protocol.WsConf
 		cc.Payload = &protocol.WsConfigChange_OneTimeAddress{OneTimeAddress: &protocol.WsOneTimeAddress{Enabled: f.enabled}}
 	}
 	return cc
+}
+
+// wsReplayed returns the request that an identical earlier submission with
+// the same idempotency key created, when err says so.
+func wsReplayed(err error) *protocol.WsRequest {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.AlreadyExists {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*protocol.WsRequest); ok {
+			return r
+		}
+	}
+	return nil
 }
