@@ -176,3 +176,43 @@ func TestSignVerifyRestart(t *testing.T) {
 		t.Fatalf("verify after restart = %v, %v", v, err)
 	}
 }
+
+// TestRefresh refreshes the fixture signer's key through the relay: the
+// public key stays, the presignatures made before are burned on the
+// platform's side, and a new presignature signs under the same key.
+func TestRefresh(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a refresh takes minutes under the race detector")
+	}
+	e := serve(t, fixtureDir(t), clock.Real{})
+	n := e.fixtureSigner()
+	old := n.nextPresign(t)
+	fresh, err := n.c.Refresh(ctx(t), n.engine, n.share, n.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(fresh.PublicKey()) != string(n.share.PublicKey()) {
+		t.Fatal("refresh changed the public key")
+	}
+	n.share = fresh
+	r := e.submitTx(n.creds.UserID, "")
+	stream, err := n.c.Mpc(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.Send(&protocol.WsMpcClientMessage{Msg: &protocol.WsMpcClientMessage_Start{Start: &protocol.WsMpcStart{
+		Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: client.SessionID(), PresignId: old.String(), RequestId: r.Id,
+	}}})
+	_, err = stream.Recv()
+	wantCode(t, "presignature from before the refresh", err, codes.FailedPrecondition, "burned, key refreshed")
+
+	n.presign(t, 1)
+	_, res, err := n.c.Sign(ctx(t), n.engine, n.share, n.key, n.presigs, n.presignIDs[len(n.presignIDs)-1], r, 0)
+	if err != nil || !res.Recorded {
+		t.Fatalf("sign after refresh: %v, %v", res, err)
+	}
+	v, err := e.admin.Verify(ctx(t), &protocol.WsVerifyRequest{})
+	if err != nil || v.SignaturesChecked != 1 || len(v.Problems) != 0 {
+		t.Fatalf("verify = %v, %v", v, err)
+	}
+}
