@@ -597,31 +597,43 @@ func (s *Store) finish(userID, id string, state protocol.WsRequestState, reason,
 }
 
 // ExpireDue moves every open request whose expiry has passed to EXPIRED and
-// returns how many it moved.
+// returns how many it moved. It finds them in a read transaction, so the
+// scan does not hold up writers, and writes only when something is due.
 func (s *Store) ExpireDue() (int, error) {
-	var n int
-	err := s.update(func(t *txn) error {
-		n = 0
-		var due []*protocol.WsRequest
-		reqs := t.tx.Bucket(bRequests)
-		err := t.tx.Bucket(bOpen).ForEach(func(k, _ []byte) error {
+	now := s.clock.Now().UnixNano()
+	var due []uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		reqs := tx.Bucket(bRequests)
+		return tx.Bucket(bOpen).ForEach(func(k, _ []byte) error {
 			i := bytes.IndexByte(k, 0)
-			if i < 0 {
+			if i < 0 || len(k)-i-1 != 8 {
 				return fmt.Errorf("%w: open index key %x", ErrCorrupt, k)
 			}
 			r, ok, err := get(reqs, k[i+1:], &protocol.WsRequest{})
 			if err != nil || !ok {
 				return errors.Join(err, fmt.Errorf("%w: open index names missing request", ErrCorrupt))
 			}
-			if r.ExpiresAt <= t.nanos() {
-				due = append(due, r)
+			if r.ExpiresAt <= now {
+				due = append(due, r.Seq)
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, r := range due {
+	})
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	var n int
+	err = s.update(func(t *txn) error {
+		n = 0
+		for _, seq := range due {
+			r, ok, err := get(t.tx.Bucket(bRequests), u64(seq), &protocol.WsRequest{})
+			if err != nil {
+				return err
+			}
+			// Re-check: it may have completed since the scan.
+			if !ok || Terminal(r.State) || r.ExpiresAt > t.nanos() {
+				continue
+			}
 			r.State = protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED
 			r.Reason = "expired at " + time.Unix(0, r.ExpiresAt).UTC().Format(time.RFC3339) + " with no outcome"
 			r.CompletedAt = t.nanos()
@@ -631,8 +643,8 @@ func (s *Store) ExpireDue() (int, error) {
 			if err := t.audit(ActorSystem, "request.expire", r.UserId, r.Id, ""); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(due)
 		return nil
 	})
 	return n, err
