@@ -1,0 +1,218 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// Messages of the Poller.
+type (
+	// pollEvent is one event of the poll stream of generation gen.
+	pollEvent struct {
+		gen int
+		ev  *protocol.WsPollEvent
+	}
+	// pollBroken says the stream of generation gen ended.
+	pollBroken struct {
+		gen int
+		err error
+	}
+	// pollReconnect opens a new stream after the backoff.
+	pollReconnect struct{ gen int }
+	// claimDone is the outcome of a Claim proposal.
+	claimDone struct {
+		request string
+		err     error
+		took    time.Duration
+	}
+	// claimRetry retries the claims that waited (capacity or an unsure
+	// outcome).
+	claimRetry struct{}
+	// reclaim asks the Poller to claim a request a Release returned.
+	reclaim struct{ request string }
+)
+
+// poller is Poller(U): it consumes the workspace's poll stream of one API
+// user from a cursor (reconnecting with backoff, resuming from the last
+// cursor seen), and proposes Claim{R} for each open request, unless the
+// node is at its session capacity; the first claim that commits wins and
+// the other nodes drop R. Claims that could not decide (no leader, an
+// uncertain outcome that left R unclaimed) and claims deferred for
+// capacity are retried after Config.RetryDelay.
+//
+// Supervision: Config.Services. A restart opens a new stream from cursor 0:
+// the stream is at least once and claims are idempotent.
+type poller struct {
+	sys     *System
+	user    *userState
+	cursor  uint64
+	gen     int
+	cancel  context.CancelFunc
+	backoff time.Duration
+	// claiming holds requests with a Claim in flight; waiting holds those
+	// to retry, with the attempts made.
+	claiming map[string]bool
+	waiting  map[string]int
+	retrying bool
+}
+
+func newPoller(s *System, u *userState) *poller {
+	return &poller{sys: s, user: u, claiming: map[string]bool{}, waiting: map[string]int{}}
+}
+
+// Receive implements actor.Actor.
+func (p *poller) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.backoff = p.sys.cfg.PollBackoffMin
+		p.connect(ctx)
+	case *actor.Restarting, *actor.Stopping:
+		if p.cancel != nil {
+			p.cancel()
+		}
+	case *pollEvent:
+		if m.gen != p.gen {
+			return
+		}
+		p.backoff = p.sys.cfg.PollBackoffMin
+		if m.ev.GetCursor() > p.cursor {
+			p.cursor = m.ev.GetCursor()
+		}
+		if r := m.ev.GetRequest(); r != nil && open(r.GetState()) {
+			if r.GetState() == protocol.WsRequestState_WS_REQUEST_STATE_PENDING && r.GetCreatedAt() > 0 {
+				p.sys.metrics.stage(stagePoll, p.sys.cfg.Clock.Now().Sub(time.Unix(0, r.GetCreatedAt())))
+			}
+			p.consider(ctx, r.GetId())
+		}
+	case *pollBroken:
+		if m.gen != p.gen {
+			return
+		}
+		p.sys.log.Warn("poll stream ended, reconnecting", "user", p.user.ID, "cursor", p.cursor, "delay", p.backoff, "err", m.err)
+		p.sys.later(p.backoff, ctx.Self(), &pollReconnect{gen: p.gen})
+		p.backoff = min(2*p.backoff, p.sys.cfg.PollBackoffMax)
+	case *pollReconnect:
+		if m.gen == p.gen {
+			p.connect(ctx)
+		}
+	case *reclaim:
+		p.consider(ctx, m.request)
+	case *claimDone:
+		p.claimed(ctx, m)
+	case *claimRetry:
+		p.retrying = false
+		for r := range p.waiting {
+			p.consider(ctx, r)
+		}
+	}
+}
+
+// open reports whether a workspace request still needs a co-signer.
+func open(s protocol.WsRequestState) bool {
+	switch s {
+	case protocol.WsRequestState_WS_REQUEST_STATE_PENDING, protocol.WsRequestState_WS_REQUEST_STATE_DELIVERED,
+		protocol.WsRequestState_WS_REQUEST_STATE_CLAIMED:
+		return true
+	}
+	return false
+}
+
+// connect opens a new poll stream from the cursor, read by a goroutine
+// that reports each event as a message.
+func (p *poller) connect(ctx actor.Context) {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.gen++
+	gen, cursor, self := p.gen, p.cursor, ctx.Self()
+	sctx, cancel := context.WithCancel(p.sys.ctx)
+	p.cancel = cancel
+	ws, root := p.user.Workspace, p.sys.root
+	p.sys.goTracked(func(context.Context) {
+		stream, err := ws.Poll(sctx, &protocol.WsPollRequest{Cursor: cursor})
+		for err == nil {
+			var ev *protocol.WsPollEvent
+			if ev, err = stream.Recv(); err == nil {
+				root.Send(self, &pollEvent{gen: gen, ev: ev})
+			}
+		}
+		if sctx.Err() == nil {
+			root.Send(self, &pollBroken{gen: gen, err: err})
+		}
+	})
+}
+
+// consider decides whether to claim a request.
+func (p *poller) consider(ctx actor.Context, request string) {
+	if p.claiming[request] {
+		return
+	}
+	cl := p.sys.cfg.Cluster
+	if info, ok := cl.Request(request); ok {
+		switch {
+		case info.Status == cluster.StatusCompleted:
+			delete(p.waiting, request)
+			return
+		case info.Status == cluster.StatusClaimed && info.Owner == p.sys.self:
+			delete(p.waiting, request)
+			ctx.Send(ctx.Parent(), &ensureSession{request: request, user: p.user.ID})
+			return
+		case info.Status == cluster.StatusClaimed:
+			delete(p.waiting, request) // another node won it
+			return
+		}
+	}
+	if !p.sys.hasCapacity() {
+		if _, ok := p.waiting[request]; !ok {
+			p.waiting[request] = 0
+		}
+		p.retryLater(ctx)
+		return
+	}
+	p.claiming[request] = true
+	cl, clock, self, root, user, timeout := p.sys.cfg.Cluster, p.sys.cfg.Clock, ctx.Self(), p.sys.root, p.user.ID, p.sys.cfg.CallTimeout
+	p.sys.goTracked(func(sctx context.Context) {
+		cctx, cancel := context.WithTimeout(sctx, timeout)
+		defer cancel()
+		t0 := clock.Now()
+		err := cl.Claim(cctx, request, user)
+		root.Send(self, &claimDone{request: request, err: err, took: clock.Now().Sub(t0)})
+	})
+}
+
+func (p *poller) claimed(ctx actor.Context, m *claimDone) {
+	delete(p.claiming, m.request)
+	switch {
+	case m.err == nil:
+		delete(p.waiting, m.request)
+		p.sys.metrics.stage(stageClaimCommit, m.took)
+		ctx.Send(ctx.Parent(), &ensureSession{request: m.request, user: p.user.ID})
+	case errors.Is(m.err, cluster.ErrClaimed), errors.Is(m.err, cluster.ErrCompleted):
+		delete(p.waiting, m.request) // the losers drop R
+	default:
+		// No leader, a timeout, or an uncertain outcome: consider reads the
+		// FSM first, so a claim that did commit is not proposed again.
+		n := p.waiting[m.request] + 1
+		if n > p.sys.cfg.ClaimRetries {
+			delete(p.waiting, m.request)
+			p.sys.log.Error("giving up claiming a request", "user", p.user.ID, "request", m.request, "err", m.err)
+			return
+		}
+		p.waiting[m.request] = n
+		p.sys.log.Warn("claim undecided, retrying", "user", p.user.ID, "request", m.request, "attempt", n, "err", m.err)
+		p.retryLater(ctx)
+	}
+}
+
+func (p *poller) retryLater(ctx actor.Context) {
+	if !p.retrying {
+		p.retrying = true
+		p.sys.later(p.sys.cfg.RetryDelay, ctx.Self(), &claimRetry{})
+	}
+}

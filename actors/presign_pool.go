@@ -1,0 +1,140 @@
+package actors
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Messages of the PresignPool.
+type (
+	// poolCheck re-reads the depth and refills if needed.
+	poolCheck struct{}
+	// poolTick is the periodic check.
+	poolTick struct{}
+	// poolTake says a presignature of the key was reserved.
+	poolTake struct{}
+	// presignJobDone is the end of one background presign.
+	presignJobDone struct {
+		took time.Duration
+		err  error
+	}
+)
+
+// presignPool is PresignPool(key): it keeps the key's pool of available
+// presignatures (as the FSM counts them) at a target depth, refilling in the
+// background on the bounded presign worker pool; the MPC work never runs in
+// Receive. Each refill runs presign with the cloud co-signers through the
+// workspace relay, seals the node's share under the keyring and proposes
+// PresignaturesAdded.
+//
+// The target is a demand forecast: an EWMA of the take rate (takes/s, from
+// the cluster's Reserve events) times an EWMA of the refill latency, times
+// Headroom, clamped to [MinDepth, MaxDepth]. So the pool holds about what
+// is taken while one refill runs.
+//
+// Only the raft leader refills (every node runs the actor, and reports the
+// depth): one node refills a key at a time, and leadership moves the duty
+// with it. A new leader may briefly overlap with the old one's last jobs,
+// which only adds a few presignatures.
+//
+// Supervision: Config.Services.
+type presignPool struct {
+	sys      *System
+	user     *userState
+	key      string
+	rate     float64 // takes per second (EWMA)
+	lastTake time.Time
+	latency  time.Duration // refill latency (EWMA)
+	inflight int
+}
+
+func newPresignPool(s *System, u *userState) *presignPool {
+	return &presignPool{sys: s, user: u, key: u.ShareRecordID, latency: s.cfg.Pool.InitialRefillLatency}
+}
+
+// Receive implements actor.Actor.
+func (p *presignPool) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.check(ctx)
+		p.sys.later(p.sys.cfg.Pool.RefillInterval, ctx.Self(), &poolTick{})
+	case *actor.Restarting, *actor.Stopping, *actor.Stopped:
+	case *poolTick:
+		p.check(ctx)
+		p.sys.later(p.sys.cfg.Pool.RefillInterval, ctx.Self(), &poolTick{})
+	case *poolCheck:
+		p.check(ctx)
+	case *poolTake:
+		p.take(p.sys.cfg.Clock.Now())
+		p.check(ctx)
+	case *presignJobDone:
+		p.inflight = max(0, p.inflight-1) // a restart forgets jobs still running
+		if m.err != nil {
+			p.sys.metrics.Presigns.WithLabelValues("error").Inc()
+			p.sys.log.Warn("background presign failed", "key", p.key, "err", m.err)
+		} else {
+			p.sys.metrics.Presigns.WithLabelValues("ok").Inc()
+			a := p.sys.cfg.Pool.Alpha
+			p.latency = time.Duration(a*float64(m.took) + (1-a)*float64(p.latency))
+		}
+		p.check(ctx)
+	}
+}
+
+// take feeds one take at now into the rate EWMA.
+func (p *presignPool) take(now time.Time) {
+	if !p.lastTake.IsZero() {
+		gap := now.Sub(p.lastTake).Seconds()
+		if gap < 1e-3 {
+			gap = 1e-3 // a burst: count it as at most 1000/s
+		}
+		a := p.sys.cfg.Pool.Alpha
+		p.rate = a/gap + (1-a)*p.rate
+	}
+	p.lastTake = now
+}
+
+// target is the depth the pool refills to.
+func (p *presignPool) target(now time.Time) int {
+	rate := p.rate
+	if !p.lastTake.IsZero() {
+		// Decay while nothing is taken: the rate cannot exceed one take
+		// per the time since the last.
+		if idle := now.Sub(p.lastTake).Seconds(); idle > 0 {
+			rate = math.Min(rate, 1/idle)
+		}
+	}
+	return forecast(rate, p.latency, p.sys.cfg.Pool)
+}
+
+// forecast is the target depth for a take rate and a refill latency.
+func forecast(rate float64, latency time.Duration, c PoolConfig) int {
+	n := int(math.Ceil(rate * latency.Seconds() * c.Headroom))
+	return max(c.MinDepth, min(n, c.MaxDepth))
+}
+
+func (p *presignPool) check(ctx actor.Context) {
+	now := p.sys.cfg.Clock.Now()
+	depth := p.sys.cfg.Cluster.PoolDepth(p.key)
+	target := p.target(now)
+	leader := p.sys.cfg.Cluster.IsLeader()
+	if leader && p.sys.cfg.Pool.MaxDepth > 0 {
+		self, root, u, clock := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock
+		for depth+p.inflight < target {
+			err := p.sys.presign.Submit(func(c context.Context) {
+				t0 := clock.Now()
+				err := p.sys.presignOne(c, u)
+				root.Send(self, &presignJobDone{took: clock.Now().Sub(t0), err: err})
+			})
+			if err != nil {
+				break // the pool is busy; the next check tries again
+			}
+			p.inflight++
+		}
+	}
+	p.sys.setPool(PoolStatus{Key: p.key, Depth: depth, Target: target, InFlight: p.inflight, Refilling: leader,
+		TakesPerSecond: p.rate, RefillSeconds: p.latency.Seconds()})
+}

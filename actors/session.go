@@ -1,0 +1,628 @@
+package actors
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// Messages of the Session. Each result carries the incarnation that
+// started the work, so that a restarted Session ignores its predecessor's.
+type (
+	loadDone struct {
+		inc   int
+		req   *protocol.WsRequest
+		info  cluster.RequestInfo
+		known bool
+		err   error
+	}
+	reserveDone struct {
+		inc   int
+		index uint32
+		ref   cluster.PresignatureRef
+		empty bool
+		took  time.Duration
+		err   error
+	}
+	presignDone struct {
+		inc   int
+		index uint32
+		took  time.Duration
+		err   error
+	}
+	signDone struct {
+		inc   int
+		index uint32
+		out   signOutcome
+		err   error
+	}
+	// submitDone ends a workspace report: approval, rejection, failure or
+	// a signature submitted after a broken relay.
+	submitDone struct {
+		inc  int
+		what string
+		took time.Duration
+		err  error
+	}
+	completeDone struct {
+		inc int
+		err error
+	}
+	// reload re-reads the request after a failed step.
+	reload struct{ inc int }
+	// completeRetry proposes Complete again.
+	completeRetry struct {
+		inc     int
+		outcome cluster.Outcome
+		reason  string
+	}
+)
+
+// sessionShared is what a Session's incarnations share: the supervisor
+// keeps it across restarts (the actor itself is created anew).
+type sessionShared struct {
+	request  string
+	user     *userState
+	callback *actor.PID
+
+	incarnation int
+	// prev tracks the goroutines of the latest incarnation; the next one
+	// waits for them before it reads the recorded state, so two
+	// incarnations never act on a request at once.
+	prev *sync.WaitGroup
+	// approved remembers the handler's APPROVE across restarts on this
+	// node, so a crash does not ask the handler twice.
+	approved bool
+	started  time.Time
+	// failures counts failed steps; onlineFailures failed online rounds;
+	// presigns on-demand presigns.
+	failures, onlineFailures, presigns int
+	outcome                            cluster.Outcome
+	reason                             string
+}
+
+// session is Session(R): it carries one request this node owns to its
+// terminal outcome, following DESIGN's path of one transaction.
+//
+//  1. load: read R from the workspace and the FSM. A request the FSM shows
+//     completed, or owned by another node, ends the Session; one the
+//     workspace already finished is just Completed.
+//  2. callback: ask Callback(U); APPROVE goes on, REJECT is final, an error
+//     fails the request (I5: nothing is signed or approved without APPROVE).
+//  3. transaction: for each digest not yet signed, Reserve a presignature
+//     through raft (I6: the online round starts only after the Reserve
+//     committed), then run the online round on the worker pool; the
+//     workspace combines, verifies and records. With the pool empty it
+//     presigns on demand (the slow path) and reserves that one.
+//     config change: sign the approval digest with the approval key and
+//     submit it.
+//  4. Complete{R, outcome} through raft.
+//
+// Every terminal outcome is reported to the workspace and recorded with
+// Complete (I3). A crashed Session is restarted by its supervisor and
+// starts again at step 1: presignatures reserved by the crashed
+// incarnation are never reused (a fresh Reserve only takes available ones,
+// and Complete marks them all used), and a digest the workspace already
+// recorded is not signed again (I1, I2).
+type session struct {
+	sys    *System
+	sh     *sessionShared
+	inc    int
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup
+	req    *protocol.WsRequest
+	step   string
+	at     time.Time
+}
+
+func newSession(s *System, sh *sessionShared) *session { return &session{sys: s, sh: sh} }
+
+// Receive implements actor.Actor.
+func (s *session) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.start(ctx)
+	case *actor.Restarting, *actor.Stopping:
+		if s.cancel != nil {
+			s.cancel()
+		}
+	case *actor.Stopped:
+	case *loadDone:
+		if m.inc == s.inc {
+			s.loaded(ctx, m)
+		}
+	case *reload:
+		if m.inc == s.inc {
+			s.load(ctx, nil)
+		}
+	case *callbackAnswer:
+		if s.step == "callback" && m.request == s.sh.request {
+			s.answered(ctx, m)
+		}
+	case *reserveDone:
+		if m.inc == s.inc {
+			s.reserved(ctx, m)
+		}
+	case *presignDone:
+		if m.inc == s.inc {
+			s.presigned(ctx, m)
+		}
+	case *signDone:
+		if m.inc == s.inc {
+			s.signed(ctx, m)
+		}
+	case *submitDone:
+		if m.inc == s.inc {
+			s.submitted(ctx, m)
+		}
+	case *completeDone:
+		if m.inc == s.inc {
+			s.completed(ctx, m)
+		}
+	case *completeRetry:
+		if m.inc == s.inc {
+			s.complete(ctx, m.outcome, m.reason)
+		}
+	}
+}
+
+func (s *session) start(ctx actor.Context) {
+	sh := s.sh
+	sh.incarnation++
+	s.inc = sh.incarnation
+	s.ctx, s.cancel = context.WithCancel(s.sys.ctx)
+	prev := sh.prev
+	s.wg = &sync.WaitGroup{}
+	sh.prev = s.wg
+	if sh.started.IsZero() {
+		sh.started = s.sys.cfg.Clock.Now()
+	}
+	if s.inc > 1 {
+		s.sys.log.Warn("session restarted, resuming from the recorded state", "request", sh.request, "incarnation", s.inc)
+	}
+	s.load(ctx, prev)
+}
+
+// setStep records the step for Status and for stage latencies.
+func (s *session) setStep(step string) {
+	s.step = step
+	s.at = s.sys.cfg.Clock.Now()
+	s.sys.setSession(SessionStatus{Request: s.sh.request, User: s.sh.user.ID, Step: step, Since: s.at, Incarnation: s.inc})
+}
+
+// fault calls the test hook at a stage boundary, inside Receive.
+func (s *session) fault(st Stage) {
+	if h := s.sys.cfg.FaultHook; h != nil {
+		h(s.sh.request, st)
+	}
+}
+
+// run runs f on a tracked goroutine and sends its result to the Session.
+func (s *session) run(ctx actor.Context, f func(ctx context.Context) any) {
+	self, root, sctx := ctx.Self(), s.sys.root, s.ctx
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		root.Send(self, f(sctx))
+	}()
+}
+
+// runOn runs f on a worker pool; a full pool retries after RetryDelay.
+func (s *session) runOn(ctx actor.Context, w *workers, f func(ctx context.Context) any) {
+	self, root, sctx := ctx.Self(), s.sys.root, s.ctx
+	s.wg.Add(1)
+	err := w.Submit(func(context.Context) {
+		defer s.wg.Done()
+		root.Send(self, f(sctx))
+	})
+	if err != nil {
+		s.wg.Done()
+		s.stepFailed(ctx, err)
+	}
+}
+
+// call bounds one workspace call or proposal.
+func (s *session) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.sys.cfg.CallTimeout)
+}
+
+func (s *session) load(ctx actor.Context, prev *sync.WaitGroup) {
+	s.setStep("load")
+	inc, r, ws, cl := s.inc, s.sh.request, s.sh.user.Workspace, s.sys.cfg.Cluster
+	s.run(ctx, func(c context.Context) any {
+		if prev != nil {
+			prev.Wait()
+		}
+		cc, cancel := s.call(c)
+		defer cancel()
+		req, err := ws.GetRequest(cc, &protocol.WsGetRequestRequest{RequestId: r})
+		info, known := cl.Request(r)
+		return &loadDone{inc: inc, req: req, info: info, known: known, err: err}
+	})
+}
+
+func (s *session) loaded(ctx actor.Context, m *loadDone) {
+	switch {
+	case m.known && m.info.Status == cluster.StatusCompleted:
+		s.end(ctx, false) // recorded already (by a predecessor)
+		return
+	case !m.known || m.info.Status != cluster.StatusClaimed || m.info.Owner != s.sys.self:
+		s.lost(ctx, "the FSM does not show this node as the owner")
+		return
+	case m.err != nil:
+		s.stepFailed(ctx, fmt.Errorf("read request: %w", m.err))
+		return
+	}
+	s.req = m.req
+	switch m.req.GetState() {
+	case protocol.WsRequestState_WS_REQUEST_STATE_SIGNED:
+		s.complete(ctx, cluster.OutcomeSigned, "")
+		return
+	case protocol.WsRequestState_WS_REQUEST_STATE_APPROVED:
+		s.complete(ctx, cluster.OutcomeApproved, "")
+		return
+	case protocol.WsRequestState_WS_REQUEST_STATE_REJECTED:
+		s.complete(ctx, cluster.OutcomeRejected, m.req.GetReason())
+		return
+	case protocol.WsRequestState_WS_REQUEST_STATE_FAILED, protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED:
+		reason := m.req.GetReason()
+		if reason == "" {
+			reason = "request " + m.req.GetState().String()
+		}
+		s.complete(ctx, cluster.OutcomeFailed, reason)
+		return
+	}
+	s.fault(StageLoaded)
+	if s.sh.approved {
+		s.proceed(ctx)
+		return
+	}
+	s.ask(ctx)
+}
+
+func (s *session) ask(ctx actor.Context) {
+	req, err := callbackRequest(s.req)
+	if err != nil {
+		s.fail(ctx, err.Error())
+		return
+	}
+	s.setStep("callback")
+	ctx.Send(s.sh.callback, &askCallback{request: s.sh.request, req: req, replyTo: ctx.Self()})
+}
+
+func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
+	s.sys.metrics.stage(stageCallback, s.sys.cfg.Clock.Now().Sub(s.at))
+	switch {
+	case errors.Is(m.err, errCallbackRestarted):
+		s.ask(ctx)
+	case m.err != nil:
+		s.fail(ctx, fmt.Sprintf("callback handler gave no decision: %v", m.err))
+	case m.decision.Approved():
+		s.sh.approved = true
+		s.fault(StageApproved)
+		s.proceed(ctx)
+	case m.decision.Action == callback.ActionReject:
+		reason := m.decision.RejectionReason
+		if reason == "" {
+			reason = "rejected by the callback handler"
+		}
+		s.report(ctx, "reject", cluster.OutcomeRejected, reason)
+	default:
+		s.fail(ctx, fmt.Sprintf("callback handler answered %s", m.decision.Action))
+	}
+}
+
+func (s *session) proceed(ctx actor.Context) {
+	u := s.sh.user
+	switch s.req.GetKind() {
+	case protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION:
+		if u.SigningKey == nil {
+			s.fail(ctx, "the API user has no signing key on this cluster")
+			return
+		}
+		s.nextDigest(ctx)
+	case protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE:
+		s.approve(ctx)
+	default:
+		s.fail(ctx, "unknown request kind")
+	}
+}
+
+// nextDigest signs the first digest the workspace has not recorded.
+func (s *session) nextDigest(ctx actor.Context) {
+	signed := map[uint32]bool{}
+	for _, sig := range s.req.GetSignatures() {
+		signed[sig.GetIndex()] = true
+	}
+	for i := range s.req.GetTransaction().GetDigests() {
+		if !signed[uint32(i)] {
+			s.reserve(ctx, uint32(i))
+			return
+		}
+	}
+	s.complete(ctx, cluster.OutcomeSigned, "")
+}
+
+// maxReserveTries bounds the presignatures one reserve step tries (others
+// may win some of them).
+const maxReserveTries = 16
+
+func (s *session) reserve(ctx actor.Context, index uint32) {
+	s.setStep(fmt.Sprintf("reserve digest %d", index))
+	inc, r, key, cl, clock := s.inc, s.sh.request, s.sh.user.ShareRecordID, s.sys.cfg.Cluster, s.sys.cfg.Clock
+	s.run(ctx, func(c context.Context) any {
+		ids := cl.Available(key)
+		if len(ids) > maxReserveTries {
+			ids = ids[:maxReserveTries]
+		}
+		for _, id := range ids {
+			ref := cluster.PresignatureRef{KeyID: key, ID: id}
+			cc, cancel := s.call(c)
+			t0 := clock.Now()
+			err := cl.Reserve(cc, r, ref)
+			cancel()
+			switch {
+			case err == nil:
+				return &reserveDone{inc: inc, index: index, ref: ref, took: clock.Now().Sub(t0)}
+			case errors.Is(err, cluster.ErrPresignatureUsed), errors.Is(err, cluster.ErrPresignatureBurned),
+				errors.Is(err, cluster.ErrUnknownPresignature):
+				continue // another request won it
+			case errors.Is(err, cluster.ErrNotOwner), errors.Is(err, cluster.ErrCompleted):
+				return &reserveDone{inc: inc, index: index, err: fmt.Errorf("%w: %w", ErrLostOwnership, err)}
+			default:
+				// Possibly committed (ErrUncertain): that presignature
+				// stays R's, unused, and is never taken again.
+				return &reserveDone{inc: inc, index: index, err: err}
+			}
+		}
+		return &reserveDone{inc: inc, index: index, empty: true}
+	})
+}
+
+func (s *session) reserved(ctx actor.Context, m *reserveDone) {
+	switch {
+	case errors.Is(m.err, ErrLostOwnership):
+		s.lost(ctx, m.err.Error())
+	case m.err != nil:
+		s.stepFailed(ctx, fmt.Errorf("reserve: %w", m.err))
+	case m.empty:
+		s.presignNow(ctx, m.index)
+	default:
+		s.sys.metrics.stage(stageReserveCommit, m.took)
+		s.fault(StageReserved)
+		s.sign(ctx, m.index, m.ref)
+	}
+}
+
+// presignNow is the slow path: the pool is empty, so make one presignature
+// now (it enters the pool through raft like any other) and reserve again.
+func (s *session) presignNow(ctx actor.Context, index uint32) {
+	s.sh.presigns++
+	if s.sh.presigns > s.sys.cfg.OnlineAttempts {
+		s.fail(ctx, ErrNoPresignature.Error())
+		return
+	}
+	s.setStep(fmt.Sprintf("presign digest %d", index))
+	inc, u, clock := s.inc, s.sh.user, s.sys.cfg.Clock
+	s.runOn(ctx, s.sys.presign, func(c context.Context) any {
+		t0 := clock.Now()
+		err := s.sys.presignOne(c, u)
+		return &presignDone{inc: inc, index: index, took: clock.Now().Sub(t0), err: err}
+	})
+}
+
+func (s *session) presigned(ctx actor.Context, m *presignDone) {
+	if m.err != nil {
+		s.stepFailed(ctx, m.err)
+		return
+	}
+	s.sys.metrics.stage(stagePresignSlow, m.took)
+	s.reserve(ctx, m.index)
+}
+
+func (s *session) sign(ctx actor.Context, index uint32, ref cluster.PresignatureRef) {
+	s.setStep(fmt.Sprintf("sign digest %d", index))
+	inc, u, req := s.inc, s.sh.user, s.req
+	s.runOn(ctx, s.sys.online, func(c context.Context) any {
+		out, err := s.sys.onlineRound(c, u, req, index, ref)
+		return &signDone{inc: inc, index: index, out: out, err: err}
+	})
+}
+
+func (s *session) signed(ctx actor.Context, m *signDone) {
+	var inv *InvariantError
+	if errors.As(m.err, &inv) {
+		panic(inv) // the supervisor escalates it
+	}
+	if m.err != nil {
+		s.sh.onlineFailures++
+		s.sys.log.Warn("online round failed", "request", s.sh.request, "digest", m.index, "err", m.err)
+		if m.out.sig != nil {
+			s.submitSignature(ctx, m.index, m.out.sig)
+			return
+		}
+		if s.sh.onlineFailures >= s.sys.cfg.OnlineAttempts {
+			s.fail(ctx, fmt.Sprintf("online round failed %d times: %v", s.sh.onlineFailures, m.err))
+			return
+		}
+		s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &reload{inc: s.inc})
+		return
+	}
+	s.sys.metrics.stage(stageOnlineRound, m.out.online)
+	s.sys.metrics.stage(stageVerification, m.out.verify)
+	if r := m.out.res.GetRequest(); r != nil {
+		s.req = r
+	}
+	s.fault(StageSigned)
+	s.nextDigest(ctx)
+}
+
+// submitSignature completes a digest whose relay broke after the node's
+// session finished; the workspace verifies it and answers a duplicate
+// idempotently. Then the request is read again.
+func (s *session) submitSignature(ctx actor.Context, index uint32, sig []byte) {
+	s.setStep(fmt.Sprintf("submit signature %d", index))
+	inc, r, ws := s.inc, s.sh.request, s.sh.user.Workspace
+	s.run(ctx, func(c context.Context) any {
+		cc, cancel := s.call(c)
+		defer cancel()
+		_, err := ws.SubmitSignature(cc, &protocol.WsSubmitSignatureRequest{RequestId: r, DigestIndex: index, Signature: sig})
+		return &submitDone{inc: inc, what: "signature", err: err}
+	})
+}
+
+func (s *session) approve(ctx actor.Context) {
+	s.setStep("approve")
+	inc, u, req, clock := s.inc, s.sh.user, s.req, s.sys.cfg.Clock
+	s.run(ctx, func(c context.Context) any {
+		t0 := clock.Now()
+		key, err := s.sys.approvalKey(u)
+		if err != nil {
+			return &submitDone{inc: inc, what: "approval", err: err}
+		}
+		d, err := protocol.ApprovalDigest(req)
+		if err != nil {
+			return &submitDone{inc: inc, what: "approval", err: err}
+		}
+		cc, cancel := s.call(c)
+		defer cancel()
+		_, err = u.Workspace.SubmitApproval(cc, &protocol.WsSubmitApprovalRequest{RequestId: req.GetId(), Signature: ed25519.Sign(key, d[:])})
+		return &submitDone{inc: inc, what: "approval", took: clock.Now().Sub(t0), err: err}
+	})
+}
+
+// report tells the workspace of a rejection ("reject") or failure ("fail"),
+// then Completes with outcome.
+func (s *session) report(ctx actor.Context, what string, outcome cluster.Outcome, reason string) {
+	s.sh.outcome, s.sh.reason = outcome, reason
+	s.setStep(what)
+	inc, r, ws := s.inc, s.sh.request, s.sh.user.Workspace
+	s.run(ctx, func(c context.Context) any {
+		cc, cancel := s.call(c)
+		defer cancel()
+		var err error
+		if what == "reject" {
+			_, err = ws.RejectRequest(cc, &protocol.WsRejectRequest{RequestId: r, Reason: reason})
+		} else {
+			_, err = ws.FailRequest(cc, &protocol.WsFailRequest{RequestId: r, Reason: reason})
+		}
+		return &submitDone{inc: inc, what: what, err: err}
+	})
+}
+
+// fail fails the request with a reason (never a secret).
+func (s *session) fail(ctx actor.Context, reason string) {
+	s.sys.log.Warn("request failed", "request", s.sh.request, "reason", reason)
+	s.report(ctx, "fail", cluster.OutcomeFailed, reason)
+}
+
+func (s *session) submitted(ctx actor.Context, m *submitDone) {
+	if m.err != nil {
+		if errors.Is(m.err, ErrKeyRecord) {
+			s.fail(ctx, m.err.Error())
+			return
+		}
+		if m.what == "fail" && s.sh.failures >= s.sys.cfg.StepRetries {
+			// The workspace does not take the failure; record it anyway.
+			s.complete(ctx, s.sh.outcome, s.sh.reason)
+			return
+		}
+		// A reload sees whether the workspace finished the request anyway.
+		s.stepFailed(ctx, fmt.Errorf("%s: %w", m.what, m.err))
+		return
+	}
+	switch m.what {
+	case "signature":
+		s.load(ctx, nil)
+	case "approval":
+		s.sys.metrics.stage(stageApproval, m.took)
+		s.fault(StageSubmitted)
+		s.complete(ctx, cluster.OutcomeApproved, "")
+	default:
+		s.fault(StageSubmitted)
+		s.complete(ctx, s.sh.outcome, s.sh.reason)
+	}
+}
+
+// maxReason bounds a reason recorded in the FSM.
+const maxReason = 256
+
+func (s *session) complete(ctx actor.Context, outcome cluster.Outcome, reason string) {
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	s.sh.outcome, s.sh.reason = outcome, reason
+	s.setStep("complete")
+	inc, r, cl := s.inc, s.sh.request, s.sys.cfg.Cluster
+	s.run(ctx, func(c context.Context) any {
+		cc, cancel := s.call(c)
+		defer cancel()
+		return &completeDone{inc: inc, err: cl.Complete(cc, r, outcome, reason)}
+	})
+}
+
+func (s *session) completed(ctx actor.Context, m *completeDone) {
+	switch {
+	case m.err == nil:
+		s.sys.metrics.Requests.WithLabelValues(s.sh.outcome.String()).Inc()
+		s.sys.metrics.stage(stageTotal, s.sys.cfg.Clock.Now().Sub(s.sh.started))
+		s.sys.log.Info("request completed", "request", s.sh.request, "outcome", s.sh.outcome.String(), "reason", s.sh.reason)
+		s.end(ctx, false)
+	case errors.Is(m.err, cluster.ErrCompleted):
+		s.end(ctx, false)
+	case errors.Is(m.err, cluster.ErrNotOwner):
+		s.lost(ctx, m.err.Error())
+	default:
+		s.sh.failures++
+		if s.sh.failures > s.sys.cfg.StepRetries+s.sys.cfg.StepRetries {
+			// No quorum for this long: leave the request claimed; it
+			// resumes when the node restarts, or another node takes it
+			// after a Release.
+			s.sys.log.Error("cannot record the outcome, leaving the request claimed", "request", s.sh.request, "err", m.err)
+			s.end(ctx, true)
+			return
+		}
+		o, reason := s.sh.outcome, s.sh.reason
+		s.sys.log.Warn("complete failed, retrying", "request", s.sh.request, "err", m.err)
+		s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &completeRetry{inc: s.inc, outcome: o, reason: reason})
+	}
+}
+
+// stepFailed retries a failed step by reading the request again after
+// RetryDelay, and fails the request once the step budget is spent.
+func (s *session) stepFailed(ctx actor.Context, err error) {
+	s.sh.failures++
+	s.sys.log.Warn("session step failed", "request", s.sh.request, "step", s.step, "failures", s.sh.failures, "err", err)
+	if s.sh.failures > s.sys.cfg.StepRetries {
+		if s.step == "fail" {
+			s.complete(ctx, s.sh.outcome, s.sh.reason)
+			return
+		}
+		s.fail(ctx, fmt.Sprintf("%s: %v", s.step, err))
+		return
+	}
+	s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &reload{inc: s.inc})
+}
+
+// lost ends a Session whose request this node no longer owns: another node
+// finishes it.
+func (s *session) lost(ctx actor.Context, why string) {
+	s.sys.log.Warn("request no longer owned by this node", "request", s.sh.request, "why", why)
+	s.end(ctx, true)
+}
+
+// end tells the supervisor the Session is finished and stops it.
+func (s *session) end(ctx actor.Context, lost bool) {
+	ctx.Send(ctx.Parent(), &sessionDone{request: s.sh.request, lost: lost})
+	ctx.Stop(ctx.Self())
+}

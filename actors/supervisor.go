@@ -1,0 +1,152 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// InvariantError is the panic value of an actor that found a safety
+// invariant broken (a presignature reserved for another request, say).
+// Supervisors never restart a child over it: they escalate it to their
+// own parent.
+type InvariantError struct {
+	// What describes the broken invariant; it never holds a secret.
+	What string
+}
+
+// Error implements error.
+func (e *InvariantError) Error() string { return "actors: invariant broken: " + e.What }
+
+// exhaustedAction is what a strategy does with a child that failed more
+// than MaxRestarts times within Window.
+type exhaustedAction int
+
+const (
+	// exhaustedStop stops the child; its parent sees it terminate and
+	// handles the loss (a Session's request fails with a reason).
+	exhaustedStop exhaustedAction = iota + 1
+	// exhaustedEscalate hands the failure to the parent's own supervisor.
+	exhaustedEscalate
+)
+
+func (a exhaustedAction) String() string {
+	switch a {
+	case exhaustedStop:
+		return "stop"
+	case exhaustedEscalate:
+		return "escalate"
+	default:
+		return fmt.Sprintf("exhausted-%d", int(a))
+	}
+}
+
+// strategy is the actors' supervision strategy, a one-for-one strategy
+// with the parts protoactor's OneForOne lacks: the restart waits a backoff
+// on the injected clock (doubling per failure within the window), and the
+// failure window is timed on that clock too.
+//
+//   - *InvariantError: escalate at once.
+//   - any other panic: restart after the backoff, unless the child failed
+//     more than MaxRestarts times within Window: then stop or escalate,
+//     as the strategy says.
+type strategy struct {
+	name      string
+	cfg       SupervisorConfig
+	exhausted exhaustedAction
+	clock     Clock
+	log       *slog.Logger
+	metrics   *Metrics
+
+	mu       sync.Mutex
+	failures map[string][]time.Time // by child PID id
+}
+
+var _ actor.SupervisorStrategy = (*strategy)(nil)
+
+func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, clock Clock, log *slog.Logger, m *Metrics) *strategy {
+	return &strategy{name: name, cfg: cfg, exhausted: exhausted, clock: clock, log: log, metrics: m, failures: map[string][]time.Time{}}
+}
+
+// HandleFailure implements actor.SupervisorStrategy. protoactor calls it on
+// the supervisor's mailbox; RestartChildren and StopChildren only send
+// system messages, so calling them from a timer is safe.
+func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	if inv, ok := reason.(*InvariantError); ok {
+		s.log.Error("actor broke an invariant, escalating", "supervisor", s.name, "child", child.Id, "what", inv.What)
+		s.metrics.SessionRestarts.WithLabelValues("escalate").Inc()
+		sup.EscalateFailure(reason, nil)
+		return
+	}
+	n := s.fail(child.Id)
+	if n > s.cfg.MaxRestarts {
+		s.forget(child.Id)
+		s.log.Error("actor failed too often", "supervisor", s.name, "child", child.Id,
+			"failures", n, "window", s.cfg.Window, "action", s.exhausted.String(), "reason", panicReason(reason))
+		s.metrics.SessionRestarts.WithLabelValues(s.exhausted.String()).Inc()
+		if s.exhausted == exhaustedEscalate {
+			sup.EscalateFailure(reason, nil)
+		} else {
+			sup.StopChildren(child)
+		}
+		return
+	}
+	delay := s.backoff(n)
+	s.log.Warn("actor crashed, restarting", "supervisor", s.name, "child", child.Id, "failures", n,
+		"delay", delay, "reason", panicReason(reason))
+	s.metrics.SessionRestarts.WithLabelValues("restart").Inc()
+	if delay <= 0 {
+		sup.RestartChildren(child)
+		return
+	}
+	s.clock.AfterFunc(delay, func() { sup.RestartChildren(child) })
+}
+
+// fail records a failure of child now and returns its failures within the
+// window.
+func (s *strategy) fail(child string) int {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.failures[child][:0]
+	for _, t := range s.failures[child] {
+		if now.Sub(t) < s.cfg.Window {
+			kept = append(kept, t)
+		}
+	}
+	kept = append(kept, now)
+	s.failures[child] = kept
+	return len(kept)
+}
+
+// forget drops a child's failure history (it stopped).
+func (s *strategy) forget(child string) {
+	s.mu.Lock()
+	delete(s.failures, child)
+	s.mu.Unlock()
+}
+
+// backoff is the delay before the n-th restart within the window.
+func (s *strategy) backoff(n int) time.Duration {
+	d := s.cfg.Backoff
+	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.MaxBackoff)
+}
+
+// panicReason renders a panic value for a log line. Actors never panic
+// with secret material (STYLE: no secret in a panic).
+func panicReason(r any) string {
+	switch v := r.(type) {
+	case error:
+		return v.Error()
+	case string:
+		return v
+	default:
+		return fmt.Sprintf("%T", r)
+	}
+}
