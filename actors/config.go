@@ -207,7 +207,7 @@ func (s SupervisorConfig) validate() error {
 		errs = append(errs, fmt.Errorf("MaxRestarts must not be negative, not %d", s.MaxRestarts))
 	}
 	if s.Window <= 0 {
-		errs = append(errs, errors.New("Window must be positive"))
+		errs = append(errs, errors.New("the window must be positive"))
 	}
 	if s.Backoff < 0 || s.MaxBackoff < s.Backoff {
 		errs = append(errs, errors.New("need 0 <= Backoff <= MaxBackoff"))
