@@ -25,6 +25,7 @@ RACE_RE := ^$(shell $(GO) list -m)/($(subst $(eval) ,|,$(RACE_DIRS)))(/|$$)
 test:
 	$(GO) test -timeout 15m $$($(GO) list ./... | grep -vE '$(RACE_RE)')
 	$(GO) test -race -timeout 15m $(RACE_PKGS)
+	CGO_ENABLED=1 $(GO) test -tags ego,ego_mock_eclient ./enclave/sgx/
 
 check: protoc
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
