@@ -66,6 +66,11 @@ func TestSignAndApproveEndToEnd(t *testing.T) {
 			t.Errorf("request %s completed %d times", id, n)
 		}
 	}
+	for outcome, want := range map[string]float64{"signed": 1, "approved": 8, "failed": 0, "rejected": 0} {
+		if got := counter(e.metrics.Requests.WithLabelValues(outcome)); got != want {
+			t.Errorf("requests %s = %v, want %v", outcome, got, want)
+		}
+	}
 	st, err := e.sys.Status()
 	if err != nil || len(st.Users) != 1 {
 		t.Errorf("status %+v, %v", st, err)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/coterie-mpc/coterie/actors"
@@ -220,6 +222,7 @@ func (e *env) withHandler(policy string) {
 	scfg.Policy = p
 	scfg.Key = hk
 	scfg.CosignerKeys = []*rsa.PublicKey{&e.nodeKey.PublicKey}
+	scfg.Clock = e.clock
 	srv, err := callback.NewServer(scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +317,7 @@ func (e *env) submitTx(amount, note string) string {
 // returns the workspace's view of it.
 func (e *env) wait(request string) (*protocol.WsRequest, cluster.RequestInfo) {
 	e.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if info, ok := e.cl.Request(request); ok && info.Status == cluster.StatusCompleted {
 			r, err := e.wc.GetRequest(tctx(e.t), &protocol.WsGetRequestRequest{RequestId: request})
@@ -362,6 +365,15 @@ func (e *env) countCompletions() *completions {
 		}
 	}()
 	return c
+}
+
+// counter reads a counter's value.
+func counter(c prometheus.Counter) float64 {
+	m := &dto.Metric{}
+	if err := c.Write(m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 func (c *completions) get(r string) int {

@@ -621,8 +621,10 @@ func (s *session) lost(ctx actor.Context, why string) {
 	s.end(ctx, true)
 }
 
-// end tells the supervisor the Session is finished and stops it.
+// end tells the supervisor the Session is finished; the supervisor stops
+// it (so that it knows the stop was not a give-up: protoactor delivers the
+// Terminated system message ahead of user messages).
 func (s *session) end(ctx actor.Context, lost bool) {
+	s.step = "done"
 	ctx.Send(ctx.Parent(), &sessionDone{request: s.sh.request, lost: lost})
-	ctx.Stop(ctx.Self())
 }

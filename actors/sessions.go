@@ -70,8 +70,9 @@ func (s *sessions) Receive(ctx actor.Context) {
 		s.byPID[pid.Id] = m.request
 		s.sys.sessionStarted()
 	case *sessionDone:
-		if e, ok := s.byReq[m.request]; ok {
+		if e, ok := s.byReq[m.request]; ok && !e.done {
 			e.done = true
+			ctx.Stop(e.pid)
 		}
 	case *actor.Terminated:
 		r, ok := s.byPID[m.Who.Id]
@@ -98,6 +99,9 @@ func (s *System) failAbandoned(request string, u *userState) {
 	s.goTracked(func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 		defer cancel()
+		if info, ok := s.cfg.Cluster.Request(request); ok && info.Status == cluster.StatusCompleted {
+			return
+		}
 		if _, err := u.Workspace.FailRequest(cctx, &protocol.WsFailRequest{RequestId: request, Reason: reason}); err != nil {
 			s.log.Warn("workspace did not take the failure", "request", request, "err", err)
 		}
