@@ -105,7 +105,11 @@ func tctx(t testing.TB) context.Context {
 // newEnv serves the fixture's workspace, starts a one-node cluster and
 // records the user, its keys and its presignatures in the FSM, as pairing
 // would have.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, -1) }
+
+// newEnvWith is newEnv with only the first presigs of the fixture's
+// presignatures in the pool (all of them when presigs < 0).
+func newEnvWith(t *testing.T, presigs int) *env {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ws")
 	copyDir(t, filepath.Join(fixture, "ws"), dir)
@@ -184,6 +188,12 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	var sealed []cluster.SealedPresignature
+	if presigs >= 0 {
+		f.Presignatures = f.Presignatures[:presigs]
+	}
+	if len(f.Presignatures) == 0 {
+		return e
+	}
 	for _, raw := range f.Presignatures {
 		p, err := mpc.UnmarshalPresignature(raw)
 		if err != nil {
@@ -317,7 +327,13 @@ func (e *env) submitTx(amount, note string) string {
 // returns the workspace's view of it.
 func (e *env) wait(request string) (*protocol.WsRequest, cluster.RequestInfo) {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return e.waitFor(request, 30*time.Second)
+}
+
+// waitFor is wait with a timeout.
+func (e *env) waitFor(request string, timeout time.Duration) (*protocol.WsRequest, cluster.RequestInfo) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if info, ok := e.cl.Request(request); ok && info.Status == cluster.StatusCompleted {
 			r, err := e.wc.GetRequest(tctx(e.t), &protocol.WsGetRequestRequest{RequestId: request})
@@ -330,6 +346,18 @@ func (e *env) wait(request string) (*protocol.WsRequest, cluster.RequestInfo) {
 	}
 	e.t.Fatalf("request %s did not complete", request)
 	return nil, cluster.RequestInfo{}
+}
+
+// eventually polls cond (real time, bounded) until it holds.
+func (e *env) eventually(timeout time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // verify asks the workspace to check every signature and approval.
