@@ -105,11 +105,11 @@ func tctx(t testing.TB) context.Context {
 // newEnv serves the fixture's workspace, starts a one-node cluster and
 // records the user, its keys and its presignatures in the FSM, as pairing
 // would have.
-func newEnv(t *testing.T) *env { return newEnvWith(t, -1) }
+func newEnv(t testing.TB) *env { return newEnvWith(t, -1) }
 
 // newEnvWith is newEnv with only the first presigs of the fixture's
 // presignatures in the pool (all of them when presigs < 0).
-func newEnvWith(t *testing.T, presigs int) *env {
+func newEnvWith(t testing.TB, presigs int) *env {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ws")
 	copyDir(t, filepath.Join(fixture, "ws"), dir)

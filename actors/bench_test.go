@@ -1,0 +1,150 @@
+package actors_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
+)
+
+// BenchmarkSigningLatency measures, in one run and on one workspace, the
+// end-to-end latency of a transaction through the actors (poll, claim
+// commit, auto-approving callback, reserve commit, online round,
+// verification, complete) with a warm presignature pool, and a bare online
+// round (client.Sign with a presignature in memory, no raft, no actors) for
+// comparison. It reports the p50 of both, their ratio, and the mean of
+// each stage.
+//
+// Setup presigns about 2·b.N presignatures (seconds each), so run it with
+// a fixed count:
+//
+//	go test -run '^$' -bench SigningLatency -benchtime 10x ./actors/
+func BenchmarkSigningLatency(b *testing.B) {
+	e := newEnv(b)
+	n := b.N
+	ctx := context.Background()
+	share := e.shareOf(b)
+	key := shareID(e.userID)
+
+	// Presignatures for the bare rounds (in memory) and the pool (raft).
+	bare := mpc.NewMemPresignStore()
+	var bareIDs []mpc.PresignatureID
+	for range n {
+		p, err := e.wc.Presign(ctx, e.engine, share, e.key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := bare.Put(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+		bareIDs = append(bareIDs, p.ID())
+	}
+	for e.cl.PoolDepth(key) < n {
+		p, err := e.wc.Presign(ctx, e.engine, share, e.key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, _ := p.MarshalBinary()
+		ct, err := e.kr.Encrypt(cluster.PresignatureRecordID(key, p.ID().String()), raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.cl.AddPresignatures(ctx, key, []cluster.SealedPresignature{{ID: p.ID().String(), Sealed: ct}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	// Bare online rounds, before the actors run (they would claim the
+	// requests): the requests are signed and no longer open afterwards.
+	var bareTimes []time.Duration
+	for i := range n {
+		r, err := e.admin.SubmitTransaction(ctx, &protocol.WsSubmitTransactionRequest{UserId: e.userID, Transaction: tx("1", "bare")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, res, err := e.wc.Sign(ctx, e.engine, share, e.key, bare, bareIDs[i], r, 0); err != nil || !res.GetRecorded() {
+			b.Fatalf("bare online round: %v", err)
+		}
+		bareTimes = append(bareTimes, time.Since(t0))
+	}
+
+	events, stop := e.cl.Subscribe(4096)
+	defer stop()
+	e.start(func(c *actors.Config) { c.Clock = callback.SystemClock() }, callback.DefaultBackoff())
+	var times []time.Duration
+	b.ResetTimer()
+	for range n {
+		t0 := time.Now()
+		r, err := e.admin.SubmitTransaction(ctx, &protocol.WsSubmitTransactionRequest{UserId: e.userID, Transaction: tx("1", "e2e")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitCompleted(b, events, r.GetId())
+		times = append(times, time.Since(t0))
+	}
+	b.StopTimer()
+	p50, bp50 := median(times), median(bareTimes)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "e2e-p50-ms")
+	b.ReportMetric(float64(bp50.Microseconds())/1000, "bare-online-p50-ms")
+	b.ReportMetric(float64(p50)/float64(bp50), "e2e/bare")
+	for _, st := range []string{"poll", "claim_commit", "callback", "reserve_commit", "online_round", "verification", "total"} {
+		m := &dto.Metric{}
+		if err := e.metrics.StageSeconds.WithLabelValues(st).(prometheus.Metric).Write(m); err == nil && m.GetHistogram().GetSampleCount() > 0 {
+			h := m.GetHistogram()
+			b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1000, st+"-mean-ms")
+		}
+	}
+}
+
+func waitCompleted(b *testing.B, events <-chan cluster.Event, id string) {
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == cluster.EventCompleted && ev.RequestID == id {
+				if ev.Outcome != cluster.OutcomeSigned {
+					b.Fatalf("request %s: %v", id, ev.Outcome)
+				}
+				return
+			}
+		case <-timeout:
+			b.Fatalf("request %s did not complete", id)
+		}
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// shareOf decodes the fixture's key share.
+func (e *env) shareOf(b *testing.B) *mpc.KeyShare {
+	raw, err := os.ReadFile(filepath.Join(fixture, "node.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var f fixtureNode
+	if err := json.Unmarshal(raw, &f); err != nil {
+		b.Fatal(err)
+	}
+	s, err := mpc.UnmarshalKeyShare(f.KeyShare)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
