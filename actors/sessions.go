@@ -40,9 +40,11 @@ type sessions struct {
 }
 
 type sessionEntry struct {
-	pid  *actor.PID
-	user *userState
-	done bool
+	pid      *actor.PID
+	user     *userState
+	callback *actor.PID
+	done     bool
+	lost     bool
 }
 
 func newSessions(s *System) *sessions {
@@ -64,14 +66,10 @@ func (s *sessions) Receive(ctx actor.Context) {
 		if _, ok := s.byReq[m.request]; ok || s.draining {
 			return
 		}
-		sh := &sessionShared{request: m.request, user: m.user, callback: m.callback}
-		pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(s.sys, sh) }))
-		s.byReq[m.request] = &sessionEntry{pid: pid, user: m.user}
-		s.byPID[pid.Id] = m.request
-		s.sys.sessionStarted()
+		s.spawn(ctx, m)
 	case *sessionDone:
 		if e, ok := s.byReq[m.request]; ok && !e.done {
-			e.done = true
+			e.done, e.lost = true, m.lost
 			ctx.Stop(e.pid)
 		}
 	case *actor.Terminated:
@@ -83,12 +81,31 @@ func (s *sessions) Receive(ctx actor.Context) {
 		delete(s.byPID, m.Who.Id)
 		delete(s.byReq, r)
 		s.sys.sessionEnded(r)
-		if !e.done && !s.stopping && s.sys.ctx.Err() == nil {
+		if s.stopping || s.sys.ctx.Err() != nil {
+			return
+		}
+		switch {
+		case !e.done:
 			// Its supervisor gave up on it: the request fails here so
 			// that it still reaches a terminal outcome (I3).
 			s.sys.failAbandoned(r, e.user)
+		case e.lost && !s.draining:
+			// This node may have claimed the request again while the
+			// Session that lost it was ending (its start was then
+			// ignored as a duplicate): start a fresh one if so.
+			if info, ok := s.sys.cfg.Cluster.Request(r); ok && info.Status == cluster.StatusClaimed && info.Owner == s.sys.self {
+				s.spawn(ctx, &startSession{request: r, user: e.user, callback: e.callback})
+			}
 		}
 	}
+}
+
+func (s *sessions) spawn(ctx actor.Context, m *startSession) {
+	sh := &sessionShared{request: m.request, user: m.user, callback: m.callback}
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSession(s.sys, sh) }))
+	s.byReq[m.request] = &sessionEntry{pid: pid, user: m.user, callback: m.callback}
+	s.byPID[pid.Id] = m.request
+	s.sys.sessionStarted()
 }
 
 // failAbandoned reports a request whose Session crashed too often as

@@ -46,3 +46,28 @@ func TestStopThenResume(t *testing.T) {
 	}
 	e.verify()
 }
+
+// TestReleasedRequestIsClaimedAgain: a Release of this node (as the leader
+// proposes for a silent owner) returns its request to unclaimed; the
+// Poller claims it again from the cluster's event, and the request is
+// signed under the new claim.
+func TestReleasedRequestIsClaimedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.withHandler("retry:\n  - times: 1\n    noteContains: later\n")
+	e.start(nil, minuteApart(3))
+	id := e.submitTx("1", "later please")
+	e.waitTimer(time.Minute)
+	if err := e.cl.Release(tctx(t), e.cl.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(10*time.Second, "claimed again", func() bool {
+		info, _ := e.cl.Request(id)
+		return info.Status == cluster.StatusClaimed && info.Attempt == 2
+	})
+	e.clock.Advance(time.Minute)
+	r, info := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || info.Attempt != 2 {
+		t.Fatalf("workspace %v, FSM %+v", r.GetState(), info)
+	}
+	e.verify()
+}
