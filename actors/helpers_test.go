@@ -55,19 +55,20 @@ func testLogger(t testing.TB) *slog.Logger {
 // env is one node (a single raft voter), a workspace from the fixture,
 // and optionally a callback handler.
 type env struct {
-	t       testing.TB
-	ws      *workspace.Workspace
-	admin   *client.Admin
-	wc      *client.Client
-	cl      *cluster.Cluster
-	kr      *keyring.Keyring
-	engine  *mpc.Engine
-	clock   *callback.FakeClock
-	userID  string
-	key     *protocol.WsSigningKey
-	presigs []string
-	sys     *actors.System
-	metrics *actors.Metrics
+	t        testing.TB
+	ws       *workspace.Workspace
+	wsConfig workspace.Config
+	admin    *client.Admin
+	wc       *client.Client
+	cl       *cluster.Cluster
+	kr       *keyring.Keyring
+	engine   *mpc.Engine
+	clock    *callback.FakeClock
+	userID   string
+	key      *protocol.WsSigningKey
+	presigs  []string
+	sys      *actors.System
+	metrics  *actors.Metrics
 
 	// policy server
 	handlerURL string
@@ -126,9 +127,9 @@ func newEnvWith(t testing.TB, presigs int) *env {
 		t.Fatal(err)
 	}
 	ws.Start()
-	e := &env{t: t, ws: ws, clock: callback.NewFakeClock(time.Now())}
+	e := &env{t: t, ws: ws, wsConfig: wcfg, clock: callback.NewFakeClock(time.Now())}
 	t.Cleanup(func() {
-		if err := ws.Close(); err != nil {
+		if err := e.ws.Close(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -211,6 +212,24 @@ func newEnvWith(t testing.TB, presigs int) *env {
 
 func shareID(user string) string    { return "share/" + user }
 func approvalID(user string) string { return "approval/" + user }
+
+// restartWorkspace closes the workspace and serves it again from its
+// directory on the same address, as a workspace restart would.
+func (e *env) restartWorkspace() {
+	e.t.Helper()
+	addr := e.ws.Addr()
+	if err := e.ws.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := e.wsConfig
+	cfg.Listen = addr
+	ws, err := workspace.Open(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ws.Start()
+	e.ws = ws
+}
 
 // withHandler serves the reference callback server with policy.
 func (e *env) withHandler(policy string) {
