@@ -61,6 +61,7 @@ type env struct {
 	admin    *client.Admin
 	wc       *client.Client
 	cl       *cluster.Cluster
+	h        *clustertest.Harness
 	kr       *keyring.Keyring
 	engine   *mpc.Engine
 	clock    *callback.FakeClock
@@ -106,11 +107,12 @@ func tctx(t testing.TB) context.Context {
 // newEnv serves the fixture's workspace, starts a one-node cluster and
 // records the user, its keys and its presignatures in the FSM, as pairing
 // would have.
-func newEnv(t testing.TB) *env { return newEnvWith(t, -1) }
+func newEnv(t testing.TB) *env { return newEnvWith(t, -1, 1) }
 
 // newEnvWith is newEnv with only the first presigs of the fixture's
-// presignatures in the pool (all of them when presigs < 0).
-func newEnvWith(t testing.TB, presigs int) *env {
+// presignatures in the pool (all of them when presigs < 0), and a cluster
+// of nodes voters; e.cl is the leader.
+func newEnvWith(t testing.TB, presigs, nodes int) *env {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ws")
 	copyDir(t, filepath.Join(fixture, "ws"), dir)
@@ -169,9 +171,8 @@ func newEnvWith(t testing.TB, presigs int) *env {
 		t.Fatal(err)
 	}
 
-	h := clustertest.New(t, 1, clustertest.Options{})
-	h.WaitLeader()
-	e.cl = h.Node(0)
+	e.h = clustertest.New(t, nodes, clustertest.Options{})
+	e.cl = e.h.Node(e.h.WaitLeader())
 	c := tctx(t)
 	seal := func(id string, plain []byte) []byte {
 		ct, err := e.kr.Encrypt(id, plain)
@@ -281,20 +282,24 @@ func (e *env) decider(retry callback.Backoff) *callback.Client {
 	return c
 }
 
-// start builds and starts the actors with the user added.
+// start builds and starts the actors of the leader with the user added.
 func (e *env) start(adjust func(*actors.Config), retry callback.Backoff) {
+	e.sys, e.metrics = e.startOn(e.cl, adjust, retry)
+}
+
+// startOn builds and starts the actors of one node with the user added.
+func (e *env) startOn(cl *cluster.Cluster, adjust func(*actors.Config), retry callback.Backoff) (*actors.System, *actors.Metrics) {
 	t := e.t
 	m, err := actors.NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.metrics = m
 	cfg := actors.DefaultConfig()
-	cfg.Cluster = e.cl
+	cfg.Cluster = cl
 	cfg.Cipher = e.kr
 	cfg.Engine = e.engine
 	cfg.Clock = e.clock
-	cfg.Logger = testLogger(t)
+	cfg.Logger = testLogger(t).With("node", cl.NodeID())
 	cfg.Metrics = m
 	cfg.Pool.MinDepth, cfg.Pool.MaxDepth = 0, 0 // the fixture's presignatures; no refill
 	if adjust != nil {
@@ -307,7 +312,6 @@ func (e *env) start(adjust func(*actors.Config), retry callback.Backoff) {
 	if err := sys.Start(tctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	e.sys = sys
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -322,6 +326,7 @@ func (e *env) start(adjust func(*actors.Config), retry callback.Backoff) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sys, m
 }
 
 func tx(amount, note string) *protocol.WsTransaction {

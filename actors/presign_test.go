@@ -22,7 +22,7 @@ func skipUnderRace(t *testing.T) {
 // other presignature), reserves that one and is signed.
 func TestEmptyPoolSignsOnTheSlowPath(t *testing.T) {
 	skipUnderRace(t)
-	e := newEnvWith(t, 0)
+	e := newEnvWith(t, 0, 1)
 	e.start(nil, minuteApart(3))
 	id := e.submitTx("1", "slow")
 	r, info := e.waitFor(id, 60*time.Second)
@@ -40,7 +40,7 @@ func TestEmptyPoolSignsOnTheSlowPath(t *testing.T) {
 // presigning itself, and the pool refills after the take.
 func TestPoolRefills(t *testing.T) {
 	skipUnderRace(t)
-	e := newEnvWith(t, 0)
+	e := newEnvWith(t, 0, 1)
 	key := shareID(e.userID)
 	e.start(func(c *actors.Config) { c.Pool.MinDepth, c.Pool.MaxDepth = 1, 1 }, minuteApart(3))
 	e.eventually(60*time.Second, "pool filled", func() bool { return e.cl.PoolDepth(key) == 1 })
