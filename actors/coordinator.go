@@ -61,10 +61,11 @@ func (c *coordinator) Receive(ctx actor.Context) {
 			c.ensure(ctx, r, m.user.ID)
 		}
 		delete(c.waiting, m.user.ID)
-		for _, r := range c.reclaims[m.user.ID] {
-			ctx.Send(c.pollers[m.user.ID], &reclaim{request: r})
-		}
+		rs := c.reclaims[m.user.ID]
 		delete(c.reclaims, m.user.ID)
+		for _, r := range rs {
+			c.reclaim(ctx, r, m.user.ID)
+		}
 	case *ensureSession:
 		c.ensure(ctx, m.request, m.user)
 	case *clusterEvent:
