@@ -49,7 +49,17 @@
 // backoff that doubles per failure; a child that failed more than
 // MaxRestarts times within Window is stopped (a Session: its request then
 // fails with a reason) or, for the coordinator's services, escalated; a
-// panic with *InvariantError is always escalated.
+// panic with *InvariantError is always escalated. An escalation reaches the
+// coordinator's own supervisor (protoactor's root strategy), which restarts
+// the whole tree: every Session then resumes from the FSM.
+//
+// # The slow path
+//
+// When a key's pool is empty a Session does not wait for the PresignPool:
+// it presigns one presignature itself (on the presign worker pool, through
+// raft like any other), reserves it and signs. The workspace's relay has no
+// full-signing session kind, so this stands in for CMP's full Sign; it
+// costs the same offline work.
 //
 // A restarted Session resumes from the recorded state: it waits for its
 // predecessor's goroutines, reads R from the FSM and the workspace, and
