@@ -124,7 +124,7 @@ func TestSessionCrashResumes(t *testing.T) {
 		t.Errorf("workspace stats: %d presignatures used, %d signatures, %d duplicates", st.GetPresignaturesUsed(), st.GetSignatures(), st.GetDuplicateCompletions())
 	}
 	e.verify()
-	if got := counter(e.metrics.SessionRestarts.WithLabelValues("restart")); got != 3 {
+	if got := counter(e.metrics.Failures.WithLabelValues("restart")); got != 3 {
 		t.Errorf("restarts = %v, want 3", got)
 	}
 }
@@ -147,7 +147,7 @@ func TestSessionGivesUpAfterRepeatedCrashes(t *testing.T) {
 	if c.count() != 3 || info.Reason != "session crashed repeatedly" || len(info.Reserved) != 0 {
 		t.Errorf("crashes %d, reason %q, reserved %v", c.count(), info.Reason, info.Reserved)
 	}
-	if got := counter(e.metrics.SessionRestarts.WithLabelValues("stop")); got != 1 {
+	if got := counter(e.metrics.Failures.WithLabelValues("stop")); got != 1 {
 		t.Errorf("stops = %v, want 1", got)
 	}
 }

@@ -26,9 +26,9 @@ type Metrics struct {
 	// CallbackOutcomes counts callback attempts by outcome (approve, reject,
 	// retry, ignore, auto, error).
 	CallbackOutcomes *prometheus.CounterVec
-	// SessionRestarts counts Session crashes that their supervisor handled,
-	// by directive (restart, stop, escalate).
-	SessionRestarts *prometheus.CounterVec
+	// Failures counts actor crashes that a supervisor handled, by
+	// directive (restart, stop, escalate).
+	Failures *prometheus.CounterVec
 	// Sessions is the number of Sessions running on this node.
 	Sessions prometheus.Gauge
 }
@@ -77,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "coterie", Name: "callback_outcomes_total",
 			Help: "Callback-handler attempts by outcome.",
 		}, []string{"outcome"}),
-		SessionRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "coterie", Name: "actor_failures_total",
 			Help: "Actor crashes handled by a supervisor, by directive.",
 		}, []string{"directive"}),
@@ -88,7 +88,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.StageSeconds, m.Requests, m.PoolDepth, m.Presigns,
-			m.CallbackSeconds, m.CallbackOutcomes, m.SessionRestarts, m.Sessions} {
+			m.CallbackSeconds, m.CallbackOutcomes, m.Failures, m.Sessions} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

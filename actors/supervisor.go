@@ -77,7 +77,7 @@ func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, c
 func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
 	if inv, ok := reason.(*InvariantError); ok {
 		s.log.Error("actor broke an invariant, escalating", "supervisor", s.name, "child", child.Id, "what", inv.What)
-		s.metrics.SessionRestarts.WithLabelValues("escalate").Inc()
+		s.metrics.Failures.WithLabelValues("escalate").Inc()
 		sup.EscalateFailure(reason, nil)
 		return
 	}
@@ -86,7 +86,7 @@ func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 		s.forget(child.Id)
 		s.log.Error("actor failed too often", "supervisor", s.name, "child", child.Id,
 			"failures", n, "window", s.cfg.Window, "action", s.exhausted.String(), "reason", panicReason(reason))
-		s.metrics.SessionRestarts.WithLabelValues(s.exhausted.String()).Inc()
+		s.metrics.Failures.WithLabelValues(s.exhausted.String()).Inc()
 		if s.exhausted == exhaustedEscalate {
 			sup.EscalateFailure(reason, nil)
 		} else {
@@ -97,7 +97,7 @@ func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 	delay := s.backoff(n)
 	s.log.Warn("actor crashed, restarting", "supervisor", s.name, "child", child.Id, "failures", n,
 		"delay", delay, "reason", panicReason(reason))
-	s.metrics.SessionRestarts.WithLabelValues("restart").Inc()
+	s.metrics.Failures.WithLabelValues("restart").Inc()
 	if delay <= 0 {
 		sup.RestartChildren(child)
 		return
