@@ -53,6 +53,12 @@
 // coordinator's own supervisor (protoactor's root strategy), which restarts
 // the whole tree: every Session then resumes from the FSM.
 //
+// A restarted Session resumes from the recorded state: it waits for its
+// predecessor's goroutines, reads R from the FSM and the workspace, and
+// goes on from there (a digest the workspace recorded is not signed again;
+// a request the workspace finished is only Completed). Config.FaultHook
+// lets tests crash a Session at each Stage.
+//
 // # The slow path
 //
 // When a key's pool is empty a Session does not wait for the PresignPool:
@@ -60,12 +66,6 @@
 // raft like any other), reserves it and signs. The workspace's relay has no
 // full-signing session kind, so this stands in for CMP's full Sign; it
 // costs the same offline work.
-//
-// A restarted Session resumes from the recorded state: it waits for its
-// predecessor's goroutines, reads R from the FSM and the workspace, and
-// goes on from there (a digest the workspace recorded is not signed again;
-// a request the workspace finished is only Completed). Config.FaultHook
-// lets tests crash a Session at each Stage.
 //
 // # For the node
 //
