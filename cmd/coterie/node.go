@@ -22,6 +22,7 @@ func newNodeCmd() *cobra.Command {
 		Short: "Initialize and inspect a Coterie cluster node",
 	}
 	cmd.AddCommand(newNodeInitCmd(), newNodeStatusCmd())
+	cmd.AddCommand(nodeCommands()...)
 	return cmd
 }
 

@@ -21,6 +21,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newNodeCmd())
 	root.AddCommand(newCallbackCmd())
 	root.AddCommand(newWorkspaceCmd())
+	root.AddCommand(newDemoCmd())
 	return root
 }
 

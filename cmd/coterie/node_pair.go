@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coterie-mpc/coterie/node"
+)
+
+// adminClient loads the config at path and returns a client of the node's
+// admin API.
+func adminClient(path string) (*node.AdminClient, error) {
+	cfg, err := node.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return node.NewAdminClient(cfg)
+}
+
+func newNodePairCmd() *cobra.Command {
+	var configPath, tok, role string
+	cmd := &cobra.Command{
+		Use:   "pair --config FILE --token TOKEN [--role signer|approver|both]",
+		Short: "Pair the running node's cluster with a workspace API user",
+		Long: "pair hands a pairing token to the running node through its admin API. The node redeems it with " +
+			"the workspace, runs the MPC key generation with the cloud co-signers (signer roles; several seconds), " +
+			"creates and registers the user's approval key and the cluster's callback key, stores the sealed " +
+			"records through raft and starts serving the user. --role refuses a token issued for another role.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(configPath)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "pairing (key generation takes a few seconds)...")
+			info, err := c.Pair(cmd.Context(), node.PairRequest{Token: strings.TrimSpace(tok), Role: role})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "paired API user %s (workspace %s, role %s)\n", info.ID, info.WorkspaceID, info.Role)
+			if info.PublicKey != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "signing key      %s\n", info.PublicKey)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "approval key     %s\n", info.ApprovalPublicKey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
+	cmd.Flags().StringVar(&tok, "token", "", "the pairing token from the workspace (required)")
+	cmd.Flags().StringVar(&role, "role", "", "refuse a token that is not for this role: signer, approver or both")
+	_ = cmd.MarkFlagRequired("config")
+	_ = cmd.MarkFlagRequired("token")
+	return cmd
+}
+
+func newNodeUsersCmd() *cobra.Command {
+	var configPath string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "users --config FILE [--json]",
+		Short: "List the API users the running node's cluster is paired with (no secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(configPath)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			users, err := c.Users(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(users)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USER\tWORKSPACE\tROLE\tSIGNING KEY\tPAIRED")
+			for _, u := range users {
+				key := u.PublicKey
+				if key == "" {
+					key = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.WorkspaceID, u.Role, key, u.PairedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func newNodePrintPublicKeyCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "print-public-key --config FILE",
+		Short: "Print the cluster's callback JWT public key (PEM), for the callback handler",
+		Long: "print-public-key prints the RSA public key with which every node of the cluster signs its " +
+			"callback requests. Give it to the callback handler (coterie callback serve --cosigner-key FILE).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(configPath)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			pem, err := c.CallbackPublicKey(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(pem)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

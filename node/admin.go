@@ -1,0 +1,234 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coterie-mpc/coterie/callback"
+)
+
+// maxAdminBody bounds a request body of the admin API.
+const maxAdminBody = 16 << 10
+
+// The admin API's paths.
+const (
+	PathHealth    = "/v1/health"
+	PathStatus    = "/v1/status"
+	PathMetrics   = "/metrics"
+	PathPair      = "/v1/pair"
+	PathUsers     = "/v1/users"
+	PathPublicKey = "/v1/callback-public-key"
+)
+
+// Error codes the admin API answers with, which the client maps back to
+// the sentinels.
+const (
+	codeNotReady      = "not_ready"
+	codeUnauthorized  = "unauthorized"
+	codeBadToken      = "bad_token"
+	codeRoleMismatch  = "role_mismatch"
+	codeAlreadyPaired = "already_paired"
+	codeBadRequest    = "bad_request"
+	codeFailed        = "failed"
+)
+
+// Status is the JSON that GET /v1/status answers.
+type Status struct {
+	NodeID string `json:"node_id"`
+	Ready  bool   `json:"ready"`
+	Raft   struct {
+		State        string `json:"state"`
+		LeaderID     string `json:"leader_id"`
+		LeaderAddr   string `json:"leader_addr"`
+		Term         uint64 `json:"term"`
+		LastIndex    uint64 `json:"last_index"`
+		CommitIndex  uint64 `json:"commit_index"`
+		AppliedIndex uint64 `json:"applied_index"`
+	} `json:"raft"`
+	Users      []string       `json:"users"`
+	PoolDepths map[string]int `json:"pool_depths"`
+	// Requests counts the unfinished requests this node owns.
+	Requests int `json:"requests_owned"`
+	// Actors is the actor system's own snapshot (sessions, pools, ...).
+	Actors any `json:"actors,omitempty"`
+}
+
+// adminError is the JSON body of an error answer.
+type adminError struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// adminServer serves the admin API: health, status and metrics without
+// authentication; pairing and the user list with the admin token.
+type adminServer struct {
+	n     *Node
+	token string
+	ln    net.Listener
+	srv   *http.Server
+	done  chan struct{}
+}
+
+func newAdminServer(n *Node, listen, token string) (*adminServer, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("node: admin API: %w", err)
+	}
+	a := &adminServer{n: n, token: token, ln: ln, done: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathHealth, a.health)
+	mux.HandleFunc("GET "+PathStatus, a.status)
+	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+PathPublicKey, a.publicKey)
+	mux.HandleFunc("POST "+PathPair, a.auth(a.pair))
+	mux.HandleFunc("GET "+PathUsers, a.auth(a.users))
+	a.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Pairing answers after the key generation.
+		WriteTimeout: pairTimeout + time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	return a, nil
+}
+
+func (a *adminServer) addr() string { return a.ln.Addr().String() }
+
+func (a *adminServer) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		_ = a.srv.Close()
+	}
+	<-a.done
+	return err
+}
+
+func (a *adminServer) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing or wrong admin token (see admin.token in the data directory)")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *adminServer) health(w http.ResponseWriter, _ *http.Request) {
+	if !a.n.Ready() {
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *adminServer) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Status())
+}
+
+func (a *adminServer) publicKey(w http.ResponseWriter, _ *http.Request) {
+	pub := a.n.CallbackPublicKey()
+	if pub == nil {
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
+		return
+	}
+	pem, err := callback.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, codeFailed, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(pem)
+}
+
+func (a *adminServer) users(w http.ResponseWriter, _ *http.Request) {
+	if !a.n.Ready() {
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.n.Users())
+}
+
+func (a *adminServer) pair(w http.ResponseWriter, r *http.Request) {
+	var req PairRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "the body is not a pairing request")
+		return
+	}
+	info, err := a.n.Pair(r.Context(), req)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, info)
+	case errors.Is(err, ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
+	case errors.Is(err, ErrBadToken):
+		writeError(w, http.StatusBadRequest, codeBadToken, err.Error())
+	case errors.Is(err, ErrRoleMismatch):
+		writeError(w, http.StatusBadRequest, codeRoleMismatch, err.Error())
+	case errors.Is(err, ErrAlreadyPaired):
+		writeError(w, http.StatusConflict, codeAlreadyPaired, err.Error())
+	default:
+		a.n.log.Warn("pairing failed", "err", err)
+		writeError(w, http.StatusBadGateway, codeFailed, err.Error())
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, adminError{Code: code, Error: msg})
+}
+
+// Status returns the node's status: raft, users, pools and the actors'
+// snapshot.
+func (n *Node) Status() Status {
+	var s Status
+	s.NodeID = n.cfg.NodeID
+	s.Ready = n.Ready()
+	rs := n.cluster.Status()
+	s.Raft.State, s.Raft.LeaderID, s.Raft.Term = rs.State, rs.LeaderID, rs.Term
+	s.Raft.LastIndex, s.Raft.CommitIndex, s.Raft.AppliedIndex = rs.LastIndex, rs.CommitIndex, rs.AppliedIndex
+	_, s.Raft.LeaderAddr = n.cluster.Leader()
+	s.Users = []string{}
+	for _, u := range n.Users() {
+		s.Users = append(s.Users, u.ID)
+	}
+	s.PoolDepths = n.cluster.PoolDepths()
+	s.Requests = len(n.cluster.OwnedBy(n.cfg.NodeID))
+	n.mu.Lock()
+	srv := n.serve
+	n.mu.Unlock()
+	if srv != nil {
+		s.Actors = srv.status()
+	}
+	return s
+}

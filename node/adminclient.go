@@ -1,0 +1,151 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// maxAdminAnswer bounds an answer the admin client reads.
+const maxAdminAnswer = 4 << 20
+
+// AdminClient talks to a running node's admin API: what `coterie node
+// pair`, `node users` and `node print-public-key` use. It is safe for
+// concurrent use.
+type AdminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewAdminClient returns a client for the node that cfg configures. It
+// finds the admin API's address in the data directory (the node writes it
+// there once it listens) or else in cfg.Admin.Listen, and reads the admin
+// token from the data directory.
+func NewAdminClient(cfg Config) (*AdminClient, error) {
+	addr := cfg.Admin.Listen
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminAddressFile)); err == nil {
+		addr = strings.TrimSpace(string(b))
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: admin address %q", ErrInvalidConfig, addr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminTokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("node: admin token (has the node started once?): %w", err)
+	}
+	return &AdminClient{
+		base:  "http://" + net.JoinHostPort(host, port),
+		token: strings.TrimSpace(string(tok)),
+		http:  &http.Client{Timeout: pairTimeout + time.Minute},
+	}, nil
+}
+
+// Pair asks the node to pair with the token's API user; it returns when the
+// key generation is done and the user is served.
+func (c *AdminClient) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return UserInfo{}, err
+	}
+	var info UserInfo
+	return info, c.do(ctx, http.MethodPost, PathPair, body, true, &info)
+}
+
+// Users lists the paired API users.
+func (c *AdminClient) Users(ctx context.Context) ([]UserInfo, error) {
+	var users []UserInfo
+	return users, c.do(ctx, http.MethodGet, PathUsers, nil, true, &users)
+}
+
+// Status returns the node's status.
+func (c *AdminClient) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, PathStatus, nil, false, &s)
+}
+
+// Healthy reports whether /v1/health answers 200.
+func (c *AdminClient) Healthy(ctx context.Context) bool {
+	return c.do(ctx, http.MethodGet, PathHealth, nil, false, nil) == nil
+}
+
+// CallbackPublicKey returns the cluster's callback public key, PEM.
+func (c *AdminClient) CallbackPublicKey(ctx context.Context) ([]byte, error) {
+	var pem []byte
+	return pem, c.do(ctx, http.MethodGet, PathPublicKey, nil, false, &pem)
+}
+
+func (c *AdminClient) do(ctx context.Context, method, path string, body []byte, auth bool, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("node: admin API at %s (is the node running?): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminAnswer))
+	if err != nil {
+		return fmt.Errorf("node: admin API: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e adminError
+		if json.Unmarshal(data, &e) != nil || e.Code == "" {
+			return fmt.Errorf("%w: %s %s answered %s", ErrAdminAPI, method, path, resp.Status)
+		}
+		sentinel := codeError(e.Code)
+		if rest, ok := strings.CutPrefix(e.Error, sentinel.Error()); ok {
+			return fmt.Errorf("%w%s", sentinel, rest)
+		}
+		return fmt.Errorf("%w: %s", sentinel, e.Error)
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = data
+		return nil
+	default:
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%w: %s %s: answer does not decode", ErrAdminAPI, method, path)
+		}
+		return nil
+	}
+}
+
+// codeError maps an admin API error code to its sentinel.
+func codeError(code string) error {
+	switch code {
+	case codeNotReady:
+		return ErrNotReady
+	case codeUnauthorized:
+		return ErrUnauthorized
+	case codeBadToken:
+		return ErrBadToken
+	case codeRoleMismatch:
+		return ErrRoleMismatch
+	case codeAlreadyPaired:
+		return ErrAlreadyPaired
+	default:
+		return ErrAdminAPI
+	}
+}

@@ -1,0 +1,402 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/enclave"
+)
+
+// Mode says whether a node may run on development-only parts.
+type Mode int
+
+// The modes.
+const (
+	ModeUnknown Mode = iota
+	// ModeDevelopment allows the simulated enclave.
+	ModeDevelopment
+	// ModeProduction refuses the simulated enclave.
+	ModeProduction
+)
+
+// String returns the mode's name as the config file spells it.
+func (m Mode) String() string {
+	switch m {
+	case ModeDevelopment:
+		return "development"
+	case ModeProduction:
+		return "production"
+	default:
+		return "unknown"
+	}
+}
+
+// ParseMode returns the Mode named s.
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "development":
+		return ModeDevelopment, nil
+	case "production":
+		return ModeProduction, nil
+	}
+	return ModeUnknown, fmt.Errorf("%w: mode %q is not development or production", ErrInvalidConfig, s)
+}
+
+// maxConfigBytes bounds a config file.
+const maxConfigBytes = 1 << 20
+
+// Config is a node's configuration: the YAML file `coterie node run
+// --config FILE` reads. Every field is documented in the example config,
+// node/testdata/example.yaml. Start from DefaultConfig; Validate reports
+// every problem at once.
+type Config struct {
+	// NodeID is this node's id in the cluster: its raft server id and the
+	// owner named in its claims. It must never change for a data directory.
+	NodeID string `yaml:"node_id"`
+	// Mode is "development" (the default) or "production"; production
+	// refuses the simulated enclave.
+	Mode string `yaml:"mode"`
+	// DataDir holds the node's sealed store (node.db), its raft state
+	// (raft/), the admin token (admin.token) and, for the sim enclave, its
+	// sealing root.
+	DataDir string `yaml:"data_dir"`
+
+	Enclave  EnclaveConfig  `yaml:"enclave"`
+	Raft     RaftConfig     `yaml:"raft"`
+	Admin    AdminConfig    `yaml:"admin"`
+	Sessions SessionsConfig `yaml:"sessions"`
+	Presign  PresignConfig  `yaml:"presign"`
+	Callback CallbackConfig `yaml:"callback"`
+	Log      LogConfig      `yaml:"log"`
+
+	// OwnerTimeout is how long the leader lets a node that owns unfinished
+	// requests be silent before it releases them to other nodes and burns
+	// their reserved presignatures.
+	OwnerTimeout time.Duration `yaml:"owner_timeout"`
+
+	// Logger receives the node's logs. It is not read from YAML; when nil,
+	// the node builds one from Log.
+	Logger *slog.Logger `yaml:"-"`
+	// TuneActors, when set, adjusts the actor system's config after the
+	// node has filled it in: for tests and benchmarks (fault hooks, short
+	// retry delays). It is not read from YAML.
+	TuneActors func(*actors.Config) `yaml:"-"`
+}
+
+// EnclaveConfig selects the enclave backend that seals the node's identity
+// and keyring.
+type EnclaveConfig struct {
+	// Kind is the backend: "sim" (development only) or "sgx" (a binary
+	// built with -tags ego).
+	Kind string `yaml:"kind"`
+	// KeyPolicy is what sealing binds to: "product" (survives upgrades by
+	// the same signer) or "code" (this exact build).
+	KeyPolicy string `yaml:"key_policy"`
+	// SimPlatformKey is the sim backend's simulated machine key file.
+	// Empty means the sim's default under the user's configuration
+	// directory.
+	SimPlatformKey string `yaml:"sim_platform_key"`
+	// AllowDebug lets the sgx backend run in a debug enclave.
+	AllowDebug bool `yaml:"allow_debug"`
+}
+
+// RaftConfig places the node in its raft cluster.
+type RaftConfig struct {
+	// Bind is the TCP address raft and forwarded proposals listen on.
+	Bind string `yaml:"bind"`
+	// Advertise is the address other nodes dial; empty means Bind.
+	Advertise string `yaml:"advertise"`
+	// Bootstrap makes a node without raft state start a new cluster whose
+	// voters are itself and Peers. It is ignored once raft state exists.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Peers are the other voters of a bootstrapped cluster. Empty for a
+	// single voter, which is all this release runs.
+	Peers []PeerConfig `yaml:"peers"`
+}
+
+// PeerConfig is one other voter.
+type PeerConfig struct {
+	ID      string `yaml:"id"`
+	Address string `yaml:"address"`
+}
+
+// AdminConfig configures the admin HTTP API.
+type AdminConfig struct {
+	// Listen is the admin API's address. The default is loopback; the API
+	// serves health, status and metrics without authentication, and pairing
+	// and the user list with the admin token.
+	Listen string `yaml:"listen"`
+}
+
+// SessionsConfig bounds the node's concurrent work.
+type SessionsConfig struct {
+	// Capacity is how many requests the node works on at once; a node at
+	// capacity claims nothing new, so load spreads across the cluster.
+	Capacity int `yaml:"capacity"`
+}
+
+// PresignConfig sizes the presignature pools.
+type PresignConfig struct {
+	// TargetDepth is how many ready presignatures each key's pool keeps at
+	// least; the pool forecasts demand and may keep more, up to MaxDepth.
+	TargetDepth int `yaml:"target_depth"`
+	// MaxDepth caps each pool; 0 turns background presigning off.
+	MaxDepth int `yaml:"max_depth"`
+	// Workers bounds the presignatures made at once, across keys. Each
+	// takes seconds of CPU.
+	Workers int `yaml:"workers"`
+}
+
+// CallbackConfig says how to reach the customer's callback handler. With
+// an empty URL every request is approved automatically.
+type CallbackConfig struct {
+	// URL is the handler's base URL: https, or http to a loopback host.
+	URL string `yaml:"url"`
+	// HandlerPublicKey is the PEM file of the key the handler signs its
+	// answers with (RSA or ECDSA P-256). Required with URL.
+	HandlerPublicKey string `yaml:"handler_public_key"`
+	// CAFile is a PEM bundle that verifies an https handler; empty uses the
+	// system's roots.
+	CAFile string `yaml:"ca_file"`
+	// Timeout bounds one attempt.
+	Timeout time.Duration `yaml:"timeout"`
+	// RetryAttempts is the budget of attempts per request, the first
+	// included, for RETRY answers and an unreachable handler.
+	RetryAttempts int `yaml:"retry_attempts"`
+	// RetryInterval is the wait between attempts, before jitter.
+	RetryInterval time.Duration `yaml:"retry_interval"`
+}
+
+// LogConfig configures the logger the node builds when Config.Logger is
+// nil.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+	// File receives the logs; empty means standard error.
+	File string `yaml:"file"`
+}
+
+// DefaultConfig returns the defaults: development mode, the sim enclave,
+// a single bootstrapping voter on 127.0.0.1:7000, the admin API on
+// 127.0.0.1:7080, 64 sessions, pools of 4 presignatures made by one
+// worker, no callback handler (30 s timeout and 20 tries 3 minutes apart
+// once one is set), and a 10 s owner timeout. NodeID and DataDir must
+// still be set.
+func DefaultConfig() Config {
+	return Config{
+		Mode:     ModeDevelopment.String(),
+		Enclave:  EnclaveConfig{Kind: enclave.KindSim.String(), KeyPolicy: enclave.KeyPolicyProduct.String()},
+		Raft:     RaftConfig{Bind: "127.0.0.1:7000", Bootstrap: true},
+		Admin:    AdminConfig{Listen: "127.0.0.1:7080"},
+		Sessions: SessionsConfig{Capacity: 64},
+		Presign:  PresignConfig{TargetDepth: 4, MaxDepth: 32, Workers: 1},
+		Callback: CallbackConfig{
+			Timeout:       30 * time.Second,
+			RetryAttempts: 20,
+			RetryInterval: 3 * time.Minute,
+		},
+		Log:          LogConfig{Level: "info", Format: "text"},
+		OwnerTimeout: 10 * time.Second,
+	}
+}
+
+// ParseConfig decodes a YAML config over DefaultConfig and validates it.
+// Unknown fields are errors, so that a misspelt setting is not silently
+// ignored. Relative paths are resolved against baseDir.
+func ParseConfig(data []byte, baseDir string) (Config, error) {
+	cfg := DefaultConfig()
+	if len(data) > maxConfigBytes {
+		return Config{}, fmt.Errorf("%w: config larger than %d bytes", ErrInvalidConfig, maxConfigBytes)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	cfg.resolvePaths(baseDir)
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// LoadConfig reads and parses a config file; relative paths in it are
+// relative to the file's directory.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("node: config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("node: config: %w", err)
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	if b, err := filepath.Abs(base); err == nil && base != "" {
+		base = b
+	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && base != "" {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.Enclave.SimPlatformKey)
+	abs(&c.Callback.HandlerPublicKey)
+	abs(&c.Callback.CAFile)
+	abs(&c.Log.File)
+}
+
+// Validate reports every problem with c at once, each wrapped in
+// ErrInvalidConfig.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.NodeID == "" {
+		bad("node_id is required")
+	} else if len(c.NodeID) > 64 || strings.ContainsAny(c.NodeID, " \t\n/") {
+		bad("node_id %q must be at most 64 characters without spaces or slashes", c.NodeID)
+	}
+	mode, err := ParseMode(c.Mode)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is required")
+	}
+	kind, err := enclave.ParseKind(c.Enclave.Kind)
+	if err != nil {
+		bad("enclave.kind %q: %v", c.Enclave.Kind, err)
+	} else if mode == ModeProduction && kind == enclave.KindSim {
+		bad("mode production refuses enclave.kind sim, which protects nothing")
+	}
+	if _, err := enclave.ParseKeyPolicy(c.Enclave.KeyPolicy); err != nil {
+		bad("enclave.key_policy %q: %v", c.Enclave.KeyPolicy, err)
+	}
+	if !validHostPort(c.Raft.Bind) {
+		bad("raft.bind %q is not host:port", c.Raft.Bind)
+	}
+	if c.Raft.Advertise != "" && !validHostPort(c.Raft.Advertise) {
+		bad("raft.advertise %q is not host:port", c.Raft.Advertise)
+	}
+	seen := map[string]bool{c.NodeID: true}
+	for i, p := range c.Raft.Peers {
+		if p.ID == "" || seen[p.ID] {
+			bad("raft.peers[%d]: id %q is empty or repeated", i, p.ID)
+		}
+		seen[p.ID] = true
+		if !validHostPort(p.Address) {
+			bad("raft.peers[%d]: address %q is not host:port", i, p.Address)
+		}
+	}
+	if !validHostPort(c.Admin.Listen) {
+		bad("admin.listen %q is not host:port", c.Admin.Listen)
+	}
+	if c.Sessions.Capacity < 1 || c.Sessions.Capacity > 100000 {
+		bad("sessions.capacity %d is not in [1, 100000]", c.Sessions.Capacity)
+	}
+	if c.Presign.TargetDepth < 0 || c.Presign.MaxDepth > 10000 || c.Presign.TargetDepth > c.Presign.MaxDepth {
+		bad("presign depths need 0 <= target_depth (%d) <= max_depth (%d) <= 10000", c.Presign.TargetDepth, c.Presign.MaxDepth)
+	}
+	if c.Presign.Workers < 1 || c.Presign.Workers > 256 {
+		bad("presign.workers %d is not in [1, 256]", c.Presign.Workers)
+	}
+	errs = append(errs, c.Callback.validate()...)
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format %q is not text or json", c.Log.Format)
+	}
+	if c.OwnerTimeout < time.Second {
+		bad("owner_timeout %v is shorter than 1s", c.OwnerTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func (c CallbackConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("callback.url %q is not an http(s) URL", c.URL)
+		}
+		if c.HandlerPublicKey == "" {
+			bad("callback.handler_public_key is required with callback.url")
+		}
+	}
+	if c.Timeout <= 0 {
+		bad("callback.timeout %v must be positive", c.Timeout)
+	}
+	if c.RetryAttempts < 1 {
+		bad("callback.retry_attempts %d must be at least 1", c.RetryAttempts)
+	}
+	if c.RetryInterval <= 0 {
+		bad("callback.retry_interval %v must be positive", c.RetryInterval)
+	}
+	return errs
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && port != "" && (host != "" || s[0] == ':')
+}
+
+// mode returns the parsed mode of a validated config.
+func (c Config) mode() Mode {
+	m, _ := ParseMode(c.Mode)
+	return m
+}
+
+// logger returns the configured logger, building one from Log when
+// Logger is nil. The returned closer closes a log file.
+func (c Config) logger() (*slog.Logger, io.Closer, error) {
+	if c.Logger != nil {
+		return c.Logger, io.NopCloser(nil), nil
+	}
+	var w io.Writer = os.Stderr
+	var closer io.Closer = io.NopCloser(nil)
+	if c.Log.File != "" {
+		f, err := os.OpenFile(c.Log.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("node: log file: %w", err)
+		}
+		w, closer = f, f
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), closer, nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
+}

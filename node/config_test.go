@@ -1,0 +1,168 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestExampleConfigParses(t *testing.T) {
+	data, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data, "/etc/coterie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example shows the defaults, so it must equal them apart from the
+	// required fields it sets.
+	want := DefaultConfig()
+	want.NodeID = "node-1"
+	want.DataDir = "/etc/coterie/node-1-data"
+	want.Raft.Peers = []PeerConfig{}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("example config differs from the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	const base = "node_id: n1\ndata_dir: /d\n"
+	tests := []struct {
+		name string
+		yaml string
+		// want lists substrings every one of which must be in the error;
+		// none means the config is valid.
+		want  []string
+		check func(t *testing.T, c Config)
+	}{
+		{name: "minimal", yaml: base, check: func(t *testing.T, c Config) {
+			if c.Callback.Timeout != 30*time.Second || c.Callback.RetryAttempts != 20 || c.Callback.RetryInterval != 3*time.Minute {
+				t.Errorf("callback defaults: %+v", c.Callback)
+			}
+			if c.Admin.Listen != "127.0.0.1:7080" || !c.Raft.Bootstrap {
+				t.Errorf("defaults: %+v %+v", c.Admin, c.Raft)
+			}
+		}},
+		{name: "empty", yaml: "", want: []string{"node_id is required", "data_dir is required"}},
+		{name: "unknown field", yaml: base + "colour: blue\n", want: []string{"colour"}},
+		{name: "unknown nested field", yaml: base + "callback:\n  urll: x\n", want: []string{"urll"}},
+		{name: "production refuses sim", yaml: base + "mode: production\n", want: []string{"refuses enclave.kind sim"}},
+		{name: "bad mode", yaml: base + "mode: staging\n", want: []string{"staging"}},
+		{name: "bad enclave", yaml: base + "enclave:\n  kind: tpm\n  key_policy: x\n", want: []string{"enclave.kind", "enclave.key_policy"}},
+		{name: "durations", yaml: base + "callback:\n  timeout: 5s\n  retry_interval: 1m\nowner_timeout: 3s\n", check: func(t *testing.T, c Config) {
+			if c.Callback.Timeout != 5*time.Second || c.Callback.RetryInterval != time.Minute || c.OwnerTimeout != 3*time.Second {
+				t.Errorf("durations: %+v %v", c.Callback, c.OwnerTimeout)
+			}
+		}},
+		{name: "bad duration", yaml: base + "callback:\n  timeout: soon\n", want: []string{"soon"}},
+		{name: "all problems at once", yaml: base + "raft:\n  bind: nope\nadmin:\n  listen: x\nsessions:\n  capacity: 0\npresign:\n  workers: 0\n  target_depth: 40\n  max_depth: 8\nlog:\n  level: loud\n  format: xml\nowner_timeout: 1ms\n",
+			want: []string{"raft.bind", "admin.listen", "sessions.capacity", "presign.workers", "target_depth", "log.level", "log.format", "owner_timeout"}},
+		{name: "callback url needs key", yaml: base + "callback:\n  url: http://127.0.0.1:8090\n", want: []string{"handler_public_key is required"}},
+		{name: "callback url scheme", yaml: base + "callback:\n  url: ftp://x\n  handler_public_key: k.pem\n", want: []string{"callback.url"}},
+		{name: "peers", yaml: base + "raft:\n  peers:\n    - id: n1\n      address: 127.0.0.1:1\n    - id: n2\n      address: bad\n", want: []string{"raft.peers[0]", "raft.peers[1]"}},
+		{name: "relative paths", yaml: "node_id: n1\ndata_dir: d\ncallback:\n  url: https://h.example\n  handler_public_key: k.pem\n", check: func(t *testing.T, c Config) {
+			if c.DataDir != "/etc/c/d" || c.Callback.HandlerPublicKey != "/etc/c/k.pem" {
+				t.Errorf("paths not resolved: %q %q", c.DataDir, c.Callback.HandlerPublicKey)
+			}
+		}},
+		{name: "bad node id", yaml: "node_id: a/b\ndata_dir: /d\n", want: []string{"node_id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.yaml), "/etc/c")
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, c)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not match ErrInvalidConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigRelativeToFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(path, []byte("node_id: n1\ndata_dir: data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != filepath.Join(dir, "data") {
+		t.Fatalf("data_dir %q", c.DataDir)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file loaded")
+	}
+}
+
+func TestModeString(t *testing.T) {
+	for _, m := range []Mode{ModeDevelopment, ModeProduction} {
+		got, err := ParseMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("%v round trip: %v %v", m, got, err)
+		}
+	}
+	if ModeUnknown.String() != "unknown" {
+		t.Error(ModeUnknown.String())
+	}
+}
+
+// FuzzParseConfig feeds arbitrary YAML to the config parser: it must not
+// panic, and a config it accepts must encode and parse back to itself.
+func FuzzParseConfig(f *testing.F) {
+	if data, err := os.ReadFile("testdata/example.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("node_id: n1\ndata_dir: /d\n"))
+	f.Add([]byte("node_id: n1\ndata_dir: /d\nraft:\n  peers: [{id: n2, address: '1.2.3.4:5'}]\n"))
+	f.Add([]byte("[1, 2"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data, "/base")
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not match ErrInvalidConfig", err)
+			}
+			return
+		}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := ParseConfig(out, "/base")
+		if err != nil {
+			t.Fatalf("re-parse of an accepted config: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(normalize(c), normalize(c2)) {
+			t.Fatalf("round trip differs:\n%+v\n%+v", c, c2)
+		}
+	})
+}
+
+// normalize makes an empty and a nil peer list equal.
+func normalize(c Config) Config {
+	if len(c.Raft.Peers) == 0 {
+		c.Raft.Peers = nil
+	}
+	return c
+}

@@ -1,0 +1,439 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/backend"
+	"github.com/coterie-mpc/coterie/enclave/keyring"
+	"github.com/coterie-mpc/coterie/enclave/store"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
+)
+
+// Files of the data directory that the node package owns.
+const (
+	// AdminTokenFile holds the admin API's bearer token, mode 0600.
+	AdminTokenFile = "admin.token"
+	// AdminAddressFile holds the admin API's address once it listens.
+	AdminAddressFile = "admin.address"
+)
+
+// callbackKeyBits is the size of the cluster's RSA callback key.
+const callbackKeyBits = 2048
+
+// Node is one running Coterie node: its enclave-sealed store, its raft
+// cluster member, the admin API and the actors that serve its API users.
+// Its methods are safe for concurrent use.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	logCloser io.Closer
+
+	store    *store.Store
+	identity ed25519.PublicKey
+	kr       *keyring.Keyring
+	cluster  *TimedCluster
+	engine   *mpc.Engine
+	metrics  *nodeMetrics
+	admin    *adminServer
+
+	ready   atomic.Bool
+	pairMu  sync.Mutex // one pairing at a time
+	closing sync.Once
+	closeFn []func() error // run in reverse order by Close
+
+	mu          sync.Mutex
+	callbackKey *rsa.PrivateKey
+	users       map[string]*User
+	serve       userServer
+}
+
+// New opens a node: it initialises the data directory on first start,
+// unseals the store with the enclave, starts raft and binds the admin API
+// (which answers 503 on /v1/health until Start has finished). On error
+// everything New opened is closed again.
+func New(cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, users: map[string]*User{}}
+	if n.log, n.logCloser, err = cfg.logger(); err != nil {
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, n.logCloser.Close)
+	defer func() {
+		if err != nil {
+			n.runClosers()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data directory: %w", err)
+	}
+	if err := n.openStore(); err != nil {
+		return nil, err
+	}
+	eng, err := mpc.New(mpc.Config{Parallelism: 1, MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.engine = eng
+	n.metrics = newNodeMetrics(n.userCount, n.readyGauge)
+	if err := n.openCluster(); err != nil {
+		return nil, err
+	}
+	token, err := ensureAdminToken(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if n.admin, err = newAdminServer(n, cfg.Admin.Listen, token); err != nil {
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, n.admin.close)
+	if err := writeFileAtomic(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.addr(),
+		"identity", hex.EncodeToString(n.identity))
+	return n, nil
+}
+
+// openStore opens the sealed store, creating it on first start, and
+// unseals the identity and keyring.
+func (n *Node) openStore() error {
+	kind, _ := enclave.ParseKind(n.cfg.Enclave.Kind)
+	policy, _ := enclave.ParseKeyPolicy(n.cfg.Enclave.KeyPolicy)
+	bcfg := backend.DefaultConfig()
+	bcfg.Kind, bcfg.KeyPolicy, bcfg.DataDir = kind, policy, n.cfg.DataDir
+	bcfg.Production = n.cfg.mode() == ModeProduction
+	bcfg.AllowDebug = n.cfg.Enclave.AllowDebug
+	if n.cfg.Enclave.SimPlatformKey != "" {
+		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
+	}
+	bcfg.Logger = n.log
+	scfg := store.DefaultConfig()
+	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.log
+
+	exists, err := store.Exists(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft")); err == nil {
+			return fmt.Errorf("node: %s has raft state but no node store: refusing to create a new identity over it", n.cfg.DataDir)
+		}
+		if err := initialize(bcfg, scfg); err != nil {
+			return err
+		}
+		n.log.Info("node initialized", "data_dir", n.cfg.DataDir, "enclave", kind, "key_policy", policy)
+	}
+	st, err := store.Open(scfg)
+	if err != nil {
+		return err
+	}
+	n.store = st
+	n.closeFn = append(n.closeFn, st.Close)
+	info := st.Info()
+	if info.Kind != kind || info.KeyPolicy != policy {
+		return fmt.Errorf("%w: the data directory was sealed by enclave %s (key policy %s), the config says %s (%s)",
+			ErrInvalidConfig, info.Kind, info.KeyPolicy, kind, policy)
+	}
+	enc, err := backend.New(bcfg)
+	if err != nil {
+		return err
+	}
+	id, err := st.Identity(enc)
+	if err != nil {
+		return err
+	}
+	pub := id.Public().(ed25519.PublicKey)
+	clear(id)
+	if !pub.Equal(info.Identity) {
+		return errors.New("node: the sealed identity key does not match its public key")
+	}
+	n.identity = pub
+	if n.kr, err = st.Keyring(enc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// initialize creates the sealed store of a new node.
+func initialize(bcfg backend.Config, scfg store.Config) error {
+	bcfg.Initialize = true
+	enc, err := backend.New(bcfg)
+	if err != nil {
+		return err
+	}
+	_, identity, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return fmt.Errorf("node: generate identity: %w", err)
+	}
+	defer clear(identity)
+	kr, err := keyring.Generate()
+	if err != nil {
+		return err
+	}
+	return store.Create(scfg, enc, identity, kr)
+}
+
+func (n *Node) openCluster() error {
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID = n.cfg.NodeID
+	ccfg.DataDir = n.cfg.DataDir
+	ccfg.BindAddr = n.cfg.Raft.Bind
+	ccfg.AdvertiseAddr = n.cfg.Raft.Advertise
+	ccfg.Bootstrap = n.cfg.Raft.Bootstrap
+	for _, p := range n.cfg.Raft.Peers {
+		ccfg.Peers = append(ccfg.Peers, cluster.Peer{ID: p.ID, Address: p.Address})
+	}
+	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
+	ccfg.Logger = n.log.With("component", "cluster")
+	c, err := cluster.New(ccfg)
+	if err != nil {
+		return err
+	}
+	n.cluster = &TimedCluster{Cluster: c, hist: n.metrics.raftApply}
+	n.closeFn = append(n.closeFn, c.Close)
+	return nil
+}
+
+// Start waits for a raft leader, makes sure the cluster's callback key
+// exists (the leader creates it once), opens every paired API user and
+// starts serving them. It returns when the node is ready, or ctx ends.
+func (n *Node) Start(ctx context.Context) error {
+	leader, err := n.cluster.WaitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("node: waiting for a raft leader: %w", err)
+	}
+	n.log.Info("raft leader known", "leader", leader)
+	key, err := n.ensureCallbackKey(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.callbackKey = key
+	n.mu.Unlock()
+	srv, err := n.newUserServer()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.serve = srv
+	n.mu.Unlock()
+	n.closeFn = append(n.closeFn, srv.stop)
+	for _, r := range n.cluster.APIUsers() {
+		u, err := openUser(n.kr, n.cluster, r)
+		if err != nil {
+			return err
+		}
+		if err := n.addUser(u); err != nil {
+			return err
+		}
+	}
+	n.ready.Store(true)
+	n.log.Info("node ready", "node", n.cfg.NodeID, "users", n.userCount())
+	return nil
+}
+
+// ensureCallbackKey returns the cluster's callback key, creating it when
+// this node leads and nobody has yet. A follower waits for the record.
+func (n *Node) ensureCallbackKey(ctx context.Context) (*rsa.PrivateKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		if r, ok := n.cluster.KeyRecord(callbackKeyRecord); ok {
+			return openCallbackKey(n.kr, r)
+		}
+		if n.cluster.IsLeader() {
+			key, err := rsa.GenerateKey(rand.Reader, callbackKeyBits)
+			if err != nil {
+				return nil, fmt.Errorf("node: generate callback key: %w", err)
+			}
+			rec, err := callbackKeyRecordFor(n.kr, key)
+			if err != nil {
+				return nil, err
+			}
+			err = n.cluster.AddKeyRecord(ctx, rec)
+			switch {
+			case err == nil:
+				n.log.Info("cluster callback key created")
+				return key, nil
+			case errors.Is(err, cluster.ErrRecordExists), errors.Is(err, cluster.ErrUncertain):
+				continue // read what committed
+			default:
+				return nil, fmt.Errorf("node: record callback key: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNoCallbackKey, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the node in the reverse order of starting: the actors, the
+// admin API, raft, the store and the log file. Calls after the first
+// return nil.
+func (n *Node) Close() error {
+	var err error
+	n.closing.Do(func() {
+		n.ready.Store(false)
+		err = n.runClosers()
+	})
+	return err
+}
+
+func (n *Node) runClosers() error {
+	var errs []error
+	for i := len(n.closeFn) - 1; i >= 0; i-- {
+		if err := n.closeFn[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.closeFn = nil
+	return errors.Join(errs...)
+}
+
+// Ready reports whether the node is serving.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// AdminAddr returns the address the admin API listens on.
+func (n *Node) AdminAddr() string { return n.admin.addr() }
+
+// Cluster returns the node's cluster member.
+func (n *Node) Cluster() *TimedCluster { return n.cluster }
+
+// Logger returns the node's logger.
+func (n *Node) Logger() *slog.Logger { return n.log }
+
+// CallbackPublicKey returns the cluster's callback public key, or nil
+// before Start has found it.
+func (n *Node) CallbackPublicKey() *rsa.PublicKey {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.callbackKey == nil {
+		return nil
+	}
+	return &n.callbackKey.PublicKey
+}
+
+// Users returns the public part of every paired API user, sorted by id.
+func (n *Node) Users() []UserInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]UserInfo, 0, len(n.users))
+	for _, u := range n.users {
+		out = append(out, u.Info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (n *Node) userCount() float64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return float64(len(n.users))
+}
+
+func (n *Node) readyGauge() float64 {
+	if n.ready.Load() {
+		return 1
+	}
+	return 0
+}
+
+// addUser hands a user to the actors and remembers it.
+func (n *Node) addUser(u *User) error {
+	n.mu.Lock()
+	srv := n.serve
+	_, dup := n.users[u.Info.ID]
+	n.mu.Unlock()
+	if dup {
+		return nil
+	}
+	if err := srv.add(u); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.users[u.Info.ID] = u
+	n.mu.Unlock()
+	n.log.Info("serving API user", "user", u.Info.ID, "role", u.Info.Role)
+	return nil
+}
+
+// ensureAdminToken returns the admin token, creating it on first start.
+func ensureAdminToken(dir string) (string, error) {
+	path := filepath.Join(dir, AdminTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := string(trimSpace(b))
+		if len(tok) < 32 {
+			return "", fmt.Errorf("node: %s is too short to be an admin token", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node: admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeFileAtomic writes a file under a temporary name and renames it into
+// place, so readers see the old or the new content, never a part.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,13 @@
+package node
+
+// userServer serves the paired API users: the actor system. The node
+// starts it in Start, hands it every user (those in the cluster state at
+// start, then each new pairing) and stops it first in Close.
+type userServer interface {
+	// add starts serving u.
+	add(u *User) error
+	// status returns a JSON-encodable snapshot for /v1/status.
+	status() any
+	// stop stops serving, waiting a bounded time for sessions in flight.
+	stop() error
+}
