@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -104,3 +105,5 @@ func createUser(t testing.TB, admin *client.Admin, role protocol.WsRole) (string
 	}
 	return resp.GetUser().GetId(), resp.GetPairingToken()
 }
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }
