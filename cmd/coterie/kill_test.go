@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,40 @@ import (
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
 )
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// buildBinary builds the coterie binary once per test process, without the
+// race detector, so that the processes' MPC runs at full speed.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "coterie-bin-"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "coterie"), ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "coterie")
+}
+
+// TestMain removes the binary the real-process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // proc is a coterie process the test started.
 type proc struct {
@@ -108,11 +143,7 @@ func TestKillNineMidLoad(t *testing.T) {
 		t.Skip("builds the binary and runs real processes")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "coterie")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 
 	wsDir := filepath.Join(dir, "ws")
 	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir,
