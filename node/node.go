@@ -41,6 +41,7 @@ const callbackKeyBits = 2048
 // Its methods are safe for concurrent use.
 type Node struct {
 	cfg       Config
+	clock     cluster.Clock
 	log       *slog.Logger
 	logCloser io.Closer
 
@@ -71,7 +72,10 @@ func New(cfg Config) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, users: map[string]*User{}}
+	n = &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}}
+	if n.clock == nil {
+		n.clock = cluster.SystemClock{}
+	}
 	if n.log, n.logCloser, err = cfg.logger(); err != nil {
 		return nil, err
 	}
@@ -202,6 +206,7 @@ func (n *Node) openCluster() error {
 		ccfg.Peers = append(ccfg.Peers, cluster.Peer{ID: p.ID, Address: p.Address})
 	}
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
+	ccfg.Clock = n.clock
 	ccfg.Logger = n.log.With("component", "cluster")
 	c, err := cluster.New(ccfg)
 	if err != nil {

@@ -51,7 +51,7 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	if err != nil {
 		return UserInfo{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
-	if err := tok.CheckExpiry(time.Now()); err != nil {
+	if err := tok.CheckExpiry(n.clock.Now()); err != nil {
 		return UserInfo{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
 	f := tok.Fields
@@ -84,7 +84,7 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	log := n.log.With("user", f.GetUserId(), "workspace", f.GetWorkspaceId())
 	log.Info("pairing", "role", store.RoleName(role), "address", f.GetAddress())
 	creds, resp, err := client.Pair(ctx, client.PairConfig{
-		Token: req.Token, ApprovalKey: approvalPub, CallbackKey: &cbKey.PublicKey,
+		Token: req.Token, ApprovalKey: approvalPub, CallbackKey: &cbKey.PublicKey, Clock: n.clock,
 	})
 	if err != nil {
 		return UserInfo{}, fmt.Errorf("node: pair with the workspace: %w", err)
@@ -92,7 +92,7 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	u := &User{
 		Info: UserInfo{
 			ID: creds.UserID, WorkspaceID: creds.WorkspaceID, Name: resp.GetUser().GetName(),
-			Role: store.RoleName(role), WorkspaceAddress: creds.Address, PairedAt: time.Now().UTC(),
+			Role: store.RoleName(role), WorkspaceAddress: creds.Address, PairedAt: n.clock.Now().UTC(),
 		},
 		Credentials: creds,
 	}
