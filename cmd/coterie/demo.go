@@ -77,18 +77,23 @@ type demoEnv struct {
 func (e *demoEnv) close() {
 	if e.node != nil {
 		_ = e.node.Close()
+		e.node = nil
 	}
 	if e.cbSrv != nil {
 		_ = e.cbSrv.Close()
+		e.cbSrv = nil
 	}
 	if e.admin != nil {
 		_ = e.admin.Close()
+		e.admin = nil
 	}
 	if e.ws != nil {
 		_ = e.ws.Close()
+		e.ws = nil
 	}
 	if e.logFile != nil {
 		_ = e.logFile.Close()
+		e.logFile = nil
 	}
 }
 
