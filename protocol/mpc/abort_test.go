@@ -67,6 +67,29 @@ func TestCorruptedMessageNamesSender(t *testing.T) {
 		}
 	})
 
+	t.Run("online signature share for a derived key", func(t *testing.T) {
+		// The online round signs for m/44/60/0/0/3 with a master-key
+		// presignature; a bad share must still be traced to its sender.
+		fx := loadFixture(t, "3of3")
+		stores, id, signers := fixtureStores(t, fx, 0)
+		ss := startOnline(t, e, fx.Shares, signers, stores, id, digestOf("corrupt derived online"), mpc.Path{44, 60, 0, 0, 3})
+		out := run(t, mpctest.Machines(ss), mpctest.Options{Tamper: corruptFrom("b", 8, false)})
+		blamed := false
+		for p, o := range out {
+			if p == "b" {
+				continue
+			}
+			var ab *mpc.AbortError
+			if errors.As(o.Err, &ab) {
+				requireAbortBy(t, o.Err, "b")
+				blamed = true
+			}
+		}
+		if !blamed {
+			t.Fatalf("no party blamed b: %v", outcomes(out))
+		}
+	})
+
 	t.Run("presign proof", func(t *testing.T) {
 		fx := loadFixture(t, "2of2")
 		sid := sessionID(t)

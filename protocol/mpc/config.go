@@ -46,11 +46,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Engine creates MPC sessions. It holds only configuration, so one Engine
-// serves any number of concurrent sessions and is safe for concurrent use.
+// Engine creates MPC sessions. It holds configuration and a bounded cache of
+// BIP-32 derivations (public data only); one Engine serves any number of
+// concurrent sessions and is safe for concurrent use.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg         Config
+	log         *slog.Logger
+	derivations derivationCache
 }
 
 // New returns an Engine for cfg.

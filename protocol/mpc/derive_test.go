@@ -6,7 +6,9 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/coterie-mpc/coterie/protocol/mpc"
@@ -168,6 +170,78 @@ func TestParsePath(t *testing.T) {
 		}
 		if !slices.Equal(got, tc.want) || got.String() != tc.in {
 			t.Errorf("ParsePath(%q) = %v (%s), want %v", tc.in, got, got, tc.want)
+		}
+	}
+}
+
+// TestDerivationCache derives through the engine's cache from many
+// goroutines at once (run under -race), for repeated addresses and for
+// fresh addresses of a cached account, and checks every result against the
+// uncached derivation and the independent one, and the cache's bound.
+func TestDerivationCache(t *testing.T) {
+	e := newEngine(t)
+	fx := loadFixture(t, "3of3")
+	pub, chain := sameKey(t, fx.Shares)
+	paths := []mpc.Path{nil, {7}, {44, 60, 0, 0, 7}, {44, 60, 0, 0, 8}, {44, 60, 0, 1, 7}, {0, 1}}
+	want := make([][]byte, len(paths))
+	for i, p := range paths {
+		want[i] = deriveIndependently(t, pub, chain, p)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range 3 {
+				for i := range paths {
+					i := (i + g + r) % len(paths)
+					got, tweak, err := e.DeriveCached(pub, chain, paths[i])
+					if err != nil {
+						errs <- err
+						return
+					}
+					if !slices.Equal(got, want[i]) {
+						errs <- fmt.Errorf("%s: got %x, want %x", paths[i], got, want[i])
+						return
+					}
+					// The tweak is the caller's own: changing it must not
+					// reach the cache.
+					clear(tweak)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, _, err := e.DeriveCached(pub, chain, mpc.Path{44, 1 << 31}); !errors.Is(err, mpc.ErrInvalidPath) {
+		t.Fatalf("hardened step below a cached account: got %v, want ErrInvalidPath", err)
+	}
+	if _, _, err := e.DeriveCached(pub[:32], chain, mpc.Path{1}); !errors.Is(err, mpc.ErrInvalidKey) {
+		t.Fatalf("bad master key: got %v, want ErrInvalidKey", err)
+	}
+
+	for i := range mpc.DerivationCacheSize/2 + 10 {
+		p := mpc.Path{44, 60, 0, 0, uint32(i)}
+		got, _, err := e.DeriveCached(pub, chain, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			if w, _ := mpc.DerivePublicKey(pub, chain, p); !slices.Equal(got, w) {
+				t.Fatalf("%s: got %x, want %x", p, got, w)
+			}
+		}
+	}
+	if n := e.DerivationCacheLen(); n > mpc.DerivationCacheSize {
+		t.Fatalf("cache holds %d derivations, bound is %d", n, mpc.DerivationCacheSize)
+	}
+	for _, i := range []int{0, len(paths) - 1} {
+		if got, _, err := e.DeriveCached(pub, chain, paths[i]); err != nil || !slices.Equal(got, want[i]) {
+			t.Fatalf("%s after eviction: got %x (%v), want %x", paths[i], got, err, want[i])
 		}
 	}
 }

@@ -96,10 +96,16 @@
 // public key it forms the extended public key, which links derived
 // addresses), but it is not a secret the signature depends on.
 //
-// A presignature is made for the master key and adapted to a derived key
-// x' = x + δ when it is used: with R = k⁻¹·G and additive shares kᵢ of k and
-// χᵢ of χ = k·x, each signer uses χᵢ + δ·kᵢ and every commitment
-// Sᵢ + δ·R̄ᵢ, all of which it can compute (δ is public). Groth and Shoup
+// A presignature is made for the master key and serves a derived key
+// x' = x + δ when it is used: with R = k⁻¹·G, r its x-coordinate and
+// additive shares kᵢ of k and χᵢ of χ = k·x, the derived signature share
+// kᵢ·m + r·(χᵢ + δ·kᵢ) equals the master presignature's share for the
+// message m' = m + r·δ, which every signer can compute (δ is public). So
+// the online round runs on the master key's config and presignature with m',
+// the library's check of the result is the derived key's verification
+// equation, a bad share is traced with the presignature's own commitments,
+// and every signer also verifies the final signature of the caller's digest
+// under the derived public key with decred's secp256k1. Groth and Shoup
 // (ePrint 2021/1330) show that presignatures combined with additive key
 // derivation allow a cube-root (about 2^85 on secp256k1) forgery attack by
 // whoever chooses messages and derivation paths after seeing R; their

@@ -72,3 +72,24 @@ func dealShares(group curve.Curve, secret curve.Scalar, n int) []curve.Scalar {
 	out[0] = group.NewScalar().Set(secret).Sub(sum)
 	return out
 }
+
+// DeriveCached derives through the engine's derivation cache and returns the
+// public key and the tweak.
+func (e *Engine) DeriveCached(masterPub, chainCode []byte, path Path) (pub, tweak []byte, err error) {
+	d, err := e.derive(masterPub, chainCode, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	tweak, err = d.tweak.MarshalBinary()
+	return d.publicKey, tweak, err
+}
+
+// DerivationCacheLen returns the number of cached derivations.
+func (e *Engine) DerivationCacheLen() int {
+	e.derivations.mu.Lock()
+	defer e.derivations.mu.Unlock()
+	return len(e.derivations.entries)
+}
+
+// DerivationCacheSize is the cache's bound.
+const DerivationCacheSize = derivationCacheSize

@@ -207,7 +207,7 @@ func (e *Engine) Sign(p Params, in SignInput) (*Session[*Signature], error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	derived, d, err := deriveConfig(in.Share, in.Path)
+	derived, d, err := e.deriveConfig(in.Share, in.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	if store == nil {
 		return nil, fmt.Errorf("%w: no presignature store", ErrInvalidParams)
 	}
-	derived, d, err := deriveConfig(in.Share, in.Path)
+	d, err := e.derive(in.Share.publicKey, in.Share.cfg.ChainKey, in.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -264,10 +264,18 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	case !slices.Equal(pre.signers, signers):
 		return nil, fmt.Errorf("%w: its signers are %v", ErrPresignatureMismatch, pre.signers)
 	}
-	adapted := derivePresignature(pre.sessionCopy(), d.tweak)
+	// The library signs with the master key's config and presignature for
+	// the derived message m' (see derivedMessage); the finisher checks the
+	// signature of the caller's digest under the derived public key.
+	lib := pre.sessionCopy()
+	msg, err := derivedMessage(lib, in.Digest, d.tweak)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
+	}
+	cfg := in.Share.sessionConfig()
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolPresignOnline, p.SessionID, p.Self, signers,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.PresignOnline(derived, adapted, digest, pl) },
+		func(pl *pool.Pool) libproto.StartFunc { return cmp.PresignOnline(cfg, lib, msg, pl) },
 		signatureFinisher(d.publicKey, digest))
 	if err != nil {
 		return nil, err
