@@ -177,15 +177,22 @@ func TestSignVerifyRestart(t *testing.T) {
 	}
 }
 
-// TestRefresh refreshes the fixture signer's key through the relay: the
-// public key stays, the presignatures made before are burned on the
-// platform's side, and a new presignature signs under the same key.
+// TestRefresh refreshes the fixture signer's key through the relay after a
+// signature: the public key stays, the presignatures made before are burned
+// on the platform's side, and a new presignature, made and used with the
+// new shares, signs under the same key.
 func TestRefresh(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a refresh takes minutes under the race detector")
 	}
 	e := serve(t, fixtureDir(t), clock.Real{})
 	n := e.fixtureSigner()
+	// A signature first, so that the cloud co-signer holds the old key
+	// share in memory: the refresh must replace it there too.
+	warm := e.submitTx(n.creds.UserID, "")
+	if _, res, err := n.c.Sign(ctx(t), n.engine, n.share, n.key, n.presigs, n.nextPresign(t), warm, 0); err != nil || !res.Recorded {
+		t.Fatalf("sign before refresh: %v, %v", res, err)
+	}
 	old := n.nextPresign(t)
 	fresh, err := n.c.Refresh(ctx(t), n.engine, n.share, n.key)
 	if err != nil {
@@ -212,7 +219,7 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("sign after refresh: %v, %v", res, err)
 	}
 	v, err := e.admin.Verify(ctx(t), &protocol.WsVerifyRequest{})
-	if err != nil || v.SignaturesChecked != 1 || len(v.Problems) != 0 {
+	if err != nil || v.SignaturesChecked != 2 || len(v.Problems) != 0 {
 		t.Fatalf("verify = %v, %v", v, err)
 	}
 }

@@ -62,13 +62,17 @@ type Config struct {
 	// SessionTimeout bounds one relay session; key generation with three
 	// parties takes about ten seconds of CPU.
 	SessionTimeout time.Duration
+	// KeyShareCache is how many decoded key shares (one per user and cloud
+	// co-signer) stay in memory between sessions; decoding one costs
+	// milliseconds. 0 decodes the share for every session.
+	KeyShareCache int
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns two cloud co-signers signing 3-of-3 with the node,
-// party ID "cosigner" for the node, and a five-minute session bound. Dir,
-// PlatformKeyFile and Store must still be set.
+// party ID "cosigner" for the node, a five-minute session bound and up to
+// 1024 cached key shares. Dir, PlatformKeyFile and Store must still be set.
 func DefaultConfig() Config {
 	return Config{
 		Count:          2,
@@ -76,6 +80,7 @@ func DefaultConfig() Config {
 		NodeParty:      "cosigner",
 		Engine:         mpc.DefaultConfig(),
 		SessionTimeout: 5 * time.Minute,
+		KeyShareCache:  1024,
 	}
 }
 
@@ -106,6 +111,9 @@ func (c Config) Validate() error {
 	if c.SessionTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("cosigner: SessionTimeout must be positive, got %s", c.SessionTimeout))
 	}
+	if c.KeyShareCache < 0 {
+		errs = append(errs, fmt.Errorf("cosigner: KeyShareCache must not be negative, got %d", c.KeyShareCache))
+	}
 	return errors.Join(errs...)
 }
 
@@ -130,6 +138,8 @@ type Cosigners struct {
 	store   *store.Store
 	parties map[mpc.PartyID]*party
 	plan    Plan
+	shares  *shareCache
+	derived *derivedKeys
 
 	mu      sync.Mutex
 	signing map[string]struct{} // request/digest pairs with a SIGN session running
@@ -144,6 +154,10 @@ type party struct {
 // measurement is the simulated code measurement of the cloud co-signers, so
 // that their sealed keyrings survive a rebuilt binary.
 var measurement = func() []byte { m := sha256.Sum256([]byte("coterie workspace cloud co-signer v1")); return m[:] }()
+
+// derivedKeyCache is how many derived public keys stay cached: a few per
+// user (one per asset and vault account path) for many users.
+const derivedKeyCache = 4096
 
 // keyringFile is where each cloud co-signer keeps its sealed keyring.
 const keyringFile = "keyring.sealed"
@@ -166,6 +180,8 @@ func New(cfg Config) (*Cosigners, error) {
 		cfg: cfg, log: log, engine: engine, store: cfg.Store,
 		parties: make(map[mpc.PartyID]*party),
 		signing: make(map[string]struct{}),
+		shares:  newShareCache(cfg.KeyShareCache),
+		derived: newDerivedKeys(derivedKeyCache),
 	}
 	c.plan = Plan{NodeParty: cfg.NodeParty, Threshold: cfg.Quorum - 1, Signers: []mpc.PartyID{cfg.NodeParty}}
 	for i := range cfg.Count {
@@ -280,18 +296,28 @@ func (c *Cosigners) party(id string) (*party, error) {
 	return p, nil
 }
 
-// loadShare decrypts a cloud co-signer's key share of a user.
+// loadShare returns a cloud co-signer's key share of a user: the cached
+// share when the stored ciphertext is still the one it was decrypted from,
+// otherwise the decrypted and decoded ciphertext, which it caches.
 func (c *Cosigners) loadShare(userID string, p *party) (*mpc.KeyShare, error) {
 	ct, err := c.store.CloudKeyShare(userID, string(p.id))
 	if err != nil {
 		return nil, err
+	}
+	if share, ok := c.shares.get(userID, p.id, ct); ok {
+		return share, nil
 	}
 	plain, err := p.kr.Decrypt(shareRecord(userID, p.id), ct)
 	if err != nil {
 		return nil, fmt.Errorf("cosigner: %s: key share of %s: %w", p.id, userID, err)
 	}
 	defer clear(plain)
-	return mpc.UnmarshalKeyShare(plain)
+	share, err := mpc.UnmarshalKeyShare(plain)
+	if err != nil {
+		return nil, err
+	}
+	c.shares.put(userID, p.id, ct, share)
+	return share, nil
 }
 
 func (c *Cosigners) sealShare(userID string, p *party, share *mpc.KeyShare) ([]byte, error) {

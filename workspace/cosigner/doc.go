@@ -16,15 +16,28 @@
 //     digest, only at that digest's derivation path, only while the request
 //     is open and the digest unsigned, and only for the user that owns the
 //     request. A node alone cannot get an arbitrary message signed.
-//   - Invariant I1 from the platform's side: before a SIGN session runs,
-//     store.StartSign marks its presignature used and drops the encrypted
-//     shares in the same committed transaction that checks the request. A
-//     second online round with the same presignature ID is refused, across
-//     restarts, whether or not the first one finished.
+//   - Invariant I1 from the platform's side: before any envelope of a SIGN
+//     session goes out, store.StartSign marks its presignature used and
+//     drops the encrypted shares in the same committed (fsync'd)
+//     transaction that checks the request. A second online round with the
+//     same presignature ID is refused, across restarts, whether or not the
+//     first one finished. While that commit runs, the cloud co-signers
+//     build their sessions from the record as it was read before it; only
+//     after the commit are the sessions' messages routed.
 //   - The cloud co-signers combine the signature in the online round; Run
 //     checks it against the key derived for the digest's path (package
 //     verify) and records it, so the request is signed by the time the node
 //     receives the result.
+//
+// # Speed
+//
+// Decoding a key share costs milliseconds (the library checks the Paillier
+// primes), so decoded shares stay in a bounded in-memory cache, keyed by
+// user and party and valid only for the ciphertext they were decrypted
+// from: key generation and refresh re-seal the shares, and also drop the
+// user's entries. Derived public keys, which are public, are cached too.
+// Each SIGN session still checks the combined signature against the key
+// derived for the digest's path before recording it.
 //
 // # Routing
 //

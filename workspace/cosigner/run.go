@@ -9,7 +9,6 @@ import (
 
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
-	"github.com/coterie-mpc/coterie/workspace/verify"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -167,6 +166,7 @@ func (c *Cosigners) keygen(ctx context.Context, u *protocol.WsUser, start *proto
 	key.SignerPartyIds = fromParties(plan.Signers)
 	key.Threshold = uint32(plan.Threshold)
 	saved, err := c.store.CompleteKeygen(u.Id, key, sealed)
+	c.shares.drop(u.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +227,9 @@ func (c *Cosigners) refresh(ctx context.Context, u *protocol.WsUser, start *prot
 	next := proto.Clone(key).(*protocol.WsSigningKey)
 	next.PublicKey, next.ChainCode = fresh.PublicKey, fresh.ChainCode
 	saved, err := c.store.RefreshKey(u.Id, next, sealed)
+	// The cache would not serve the old shares again (their ciphertext is
+	// gone), but they should leave memory now.
+	c.shares.drop(u.Id)
 	if err != nil {
 		return nil, err
 	}
@@ -282,92 +285,6 @@ func (c *Cosigners) presign(ctx context.Context, u *protocol.WsUser, start *prot
 		return nil, err
 	}
 	return &protocol.WsMpcResult{PresignId: id.String()}, nil
-}
-
-func (c *Cosigners) sign(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {
-	id, err := mpc.ParsePresignatureID(start.GetPresignId())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadStart, err)
-	}
-	key := u.GetSigningKey()
-	cloud, err := c.cloudOf(key.GetSignerPartyIds(), key.GetNodePartyId())
-	if err != nil {
-		return nil, err
-	}
-	slot := fmt.Sprintf("%s/%d", start.GetRequestId(), start.GetDigestIndex())
-	c.mu.Lock()
-	_, busy := c.signing[slot]
-	c.signing[slot] = struct{}{}
-	c.mu.Unlock()
-	if busy {
-		return nil, fmt.Errorf("%w: %s digest %d", ErrBusy, start.GetRequestId(), start.GetDigestIndex())
-	}
-	defer func() {
-		c.mu.Lock()
-		delete(c.signing, slot)
-		c.mu.Unlock()
-	}()
-
-	// From here on the presignature is spent, whatever happens (I1).
-	req, shares, err := c.store.StartSign(u.Id, start.GetRequestId(), start.GetDigestIndex(), id)
-	if err != nil {
-		return nil, err
-	}
-	c.log.Info("online signing", "user", u.Id, "request", req.Id, "digest", start.GetDigestIndex(), "presignature", id.String())
-	digest := req.GetTransaction().GetDigests()[start.GetDigestIndex()]
-	signers := toParties(key.GetSignerPartyIds())
-	sessions, err := build(cloud, func(p *party) (*mpc.Session[*mpc.Signature], error) {
-		share, err := c.loadShare(u.Id, p)
-		if err != nil {
-			return nil, err
-		}
-		plain, err := p.kr.Decrypt(presigRecord(u.Id, id, p.id), shares[string(p.id)])
-		if err != nil {
-			return nil, fmt.Errorf("cosigner: %s: presignature %s: %w", p.id, id, err)
-		}
-		pre, err := mpc.UnmarshalPresignature(plain)
-		clear(plain)
-		if err != nil {
-			return nil, err
-		}
-		// The presignature was taken from the durable store above; this
-		// one-use store hands it to the engine, which takes it again.
-		once := mpc.NewMemPresignStore()
-		if err := once.Put(ctx, pre); err != nil {
-			return nil, err
-		}
-		in := mpc.SignInput{Share: share, Digest: digest.GetDigest(), Path: mpc.Path(digest.GetDerivationPath())}
-		return c.engine.PresignOnline(ctx, mpc.Params{SessionID: start.SessionId, Self: p.id, Parties: signers, Threshold: int(key.GetThreshold())}, in, once, id)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer closeAll(sessions)
-	if err := c.drive(ctx, mpc.PartyID(key.GetNodePartyId()), machines(sessions), in, send); err != nil {
-		return nil, err
-	}
-	sigs, err := results(sessions)
-	if err != nil {
-		return nil, err
-	}
-	var sig []byte
-	for _, p := range cloud {
-		b := sigs[p.id].Bytes()
-		if sig != nil && !bytes.Equal(sig, b) {
-			return nil, fmt.Errorf("%w: signature", ErrDisagree)
-		}
-		sig = b
-	}
-	// The engine verified it; the workspace is the judge and checks again,
-	// independently, against the key derived for the digest's path.
-	if err := verify.Signature(key, digest, sig); err != nil {
-		return nil, err
-	}
-	done, _, err := c.store.RecordSignature(u.Id, req.Id, start.GetDigestIndex(), sig, id.String(), "cosigner")
-	if err != nil {
-		return nil, err
-	}
-	return &protocol.WsMpcResult{Signature: sig, Recorded: true, Request: done}, nil
 }
 
 // IsNodeFault reports whether err from Run blames the node: a bad message,

@@ -42,6 +42,12 @@ func Signature(key *protocol.WsSigningKey, d *protocol.WsDigestToSign, sig []byt
 	if err != nil {
 		return err
 	}
+	return SignatureUnder(pub, d, sig)
+}
+
+// SignatureUnder is Signature with the derived public key already computed
+// by DerivedKey (compressed SEC1), for callers that cache it.
+func SignatureUnder(pub []byte, d *protocol.WsDigestToSign, sig []byte) error {
 	if len(sig) != 64 {
 		return fmt.Errorf("%w: %d bytes, want 64", ErrBadSignature, len(sig))
 	}
