@@ -218,9 +218,12 @@ func (c *Client) Presign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare
 }
 
 // Sign runs the online round for digest index of request req with
-// presignature id, which PresignOnline takes out of store. The workspace
-// combines the signature, verifies it against the derived public key and
-// records it; res.Recorded says so and res.Request is the updated request.
+// presignature id. It takes id out of store before the workspace hears of
+// the session, having first refused a digest or path that PresignOnline
+// would refuse; once taken, id is spent whether or not the round succeeds.
+// The workspace combines the signature, verifies it against the derived
+// public key and records it; res.Recorded says so and res.Request is the
+// updated request.
 //
 // sig is the node's own combined signature. When the relay fails after the
 // node's session finished, Sign returns sig with the error: the caller can
@@ -233,17 +236,35 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 	d := digests[index]
 	sid := SessionID()
 	start := &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: sid, PresignId: id.String(), RequestId: req.GetId(), DigestIndex: index}
-	// The node takes its presignature before the workspace takes its own,
-	// so that a presignature the node no longer holds costs the workspace
-	// nothing. (The other sessions start the workspace first, to overlap
-	// their seconds of CPU; the online round takes a millisecond.)
+	// The node takes its presignature out of store before the workspace
+	// takes its own, so that a presignature the node no longer holds costs
+	// the workspace nothing. It builds its session only after the start has
+	// gone out, so that the work overlaps the workspace's durable mark of
+	// its own presignature. (Should PresignOnline still refuse the taken
+	// presignature, for another key or epoch, the workspace's half is lost
+	// with it; it was of no use without the node's half.)
 	in := mpc.SignInput{Share: share, Digest: d.GetDigest(), Path: mpc.Path(d.GetDerivationPath())}
-	s, err := e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, store, id)
+	if err := checkSignInput(in); err != nil {
+		return nil, nil, err
+	}
+	pre, err := store.Take(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
+	once := mpc.NewMemPresignStore()
+	if err := once.Put(ctx, pre); err != nil {
+		return nil, nil, err
+	}
+	var s *mpc.Session[*mpc.Signature]
+	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) {
+		var err error
+		s, err = e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, once, id)
+		return s, err
+	})
+	if s == nil {
+		return nil, nil, err
+	}
 	defer s.Close()
-	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) { return s, nil })
 	if s.Done() {
 		sig, _ = s.Result()
 	}
@@ -254,6 +275,24 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 		return sig, res, fmt.Errorf("%w: signature", ErrSessionMismatch)
 	}
 	return sig, res, nil
+}
+
+// checkSignInput refuses, before the presignature is taken, the inputs that
+// PresignOnline would refuse after: a digest that is not 32 bytes, and a
+// path that is too deep or hardened.
+func checkSignInput(in mpc.SignInput) error {
+	if len(in.Digest) != 32 {
+		return fmt.Errorf("%w: digest of %d bytes, want 32", mpc.ErrInvalidParams, len(in.Digest))
+	}
+	if len(in.Path) > mpc.MaxPathDepth {
+		return fmt.Errorf("%w: deeper than %d", mpc.ErrInvalidPath, mpc.MaxPathDepth)
+	}
+	for _, i := range in.Path {
+		if i >= 1<<31 {
+			return fmt.Errorf("%w: hardened index %d", mpc.ErrInvalidPath, i)
+		}
+	}
+	return nil
 }
 
 // Approve signs the approval digest of config-change request req with the
