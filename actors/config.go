@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,16 @@ type Config struct {
 	// a request while this many Sessions run, so load balances itself
 	// across the cluster.
 	MaxSessions int
-	// PresignWorkers bounds the presign (offline MPC) jobs that run at
-	// once: CPU-heavy, seconds each. DESIGN: 1 on 2 cores.
+	// PresignWorkers bounds the background presign (offline MPC) jobs, the
+	// PresignPools' refills, that run at once: CPU-heavy, seconds each.
+	// DESIGN: 1 on 2 cores.
 	PresignWorkers int
+	// SlowPathWorkers bounds the presigns that Sessions which found their
+	// pool empty run on the spot at once (the slow path). They never share
+	// a slot with a refill, so a Session never queues behind one; a
+	// Session waiting for a slot takes a presignature that enters the pool
+	// meanwhile instead.
+	SlowPathWorkers int
 	// OnlineWorkers bounds the online rounds that run at once (about a
 	// millisecond of CPU each, plus the round trip to the workspace).
 	OnlineWorkers int
@@ -74,6 +82,11 @@ type Config struct {
 	// Stage, with the request id. A panic in it crashes the Session, which
 	// its supervisor restarts. For tests only.
 	FaultHook func(request string, stage Stage)
+	// RefillHook, when set, is called on the presign worker at the start
+	// of every background presign job (a PresignPool's refill), with the
+	// job's context and the key, before the MPC work. It may block: the job
+	// holds its worker meanwhile. For tests only.
+	RefillHook func(ctx context.Context, key string)
 }
 
 // PoolConfig configures the PresignPools.
@@ -111,11 +124,12 @@ type SupervisorConfig struct {
 // Cluster, Cipher and Engine.
 func DefaultConfig() Config {
 	return Config{
-		Clock:          callback.SystemClock(),
-		MaxSessions:    256,
-		PresignWorkers: 1,
-		OnlineWorkers:  8,
-		WorkerQueue:    1024,
+		Clock:           callback.SystemClock(),
+		MaxSessions:     256,
+		PresignWorkers:  1,
+		SlowPathWorkers: 2,
+		OnlineWorkers:   8,
+		WorkerQueue:     1024,
 		Pool: PoolConfig{
 			MinDepth:             2,
 			MaxDepth:             32,
@@ -156,8 +170,8 @@ func (c Config) Validate() error {
 	if c.MaxSessions < 1 {
 		add("MaxSessions must be at least 1, not %d", c.MaxSessions)
 	}
-	if c.PresignWorkers < 1 || c.OnlineWorkers < 1 {
-		add("PresignWorkers and OnlineWorkers must be at least 1")
+	if c.PresignWorkers < 1 || c.SlowPathWorkers < 1 || c.OnlineWorkers < 1 {
+		add("PresignWorkers, SlowPathWorkers and OnlineWorkers must be at least 1")
 	}
 	if c.WorkerQueue < 1 {
 		add("WorkerQueue must be at least 1")

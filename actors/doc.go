@@ -40,8 +40,9 @@
 //
 // The tree is coordinator → {sessions → Session(R)…, Poller(U)…,
 // Callback(U)…, PresignPool(key)…}. Receive never blocks: workspace calls,
-// proposals and callback attempts run on goroutines, MPC work on two
-// bounded worker pools (presign: Config.PresignWorkers; online rounds:
+// proposals and callback attempts run on goroutines, MPC work on bounded
+// worker pools (the PresignPools' refills: Config.PresignWorkers; the
+// Sessions' on-the-spot presigns: Config.SlowPathWorkers; online rounds:
 // Config.OnlineWorkers), and each reports back with a message. Timers run
 // on the injected Clock.
 //
@@ -62,8 +63,12 @@
 // # The slow path
 //
 // When a key's pool is empty a Session does not wait for the PresignPool:
-// it presigns one presignature itself (on the presign worker pool, through
-// raft like any other), reserves it and signs. The workspace's relay has no
+// it presigns one presignature itself (on a slow-path slot, never behind a
+// refill job; through raft like any other), reserves it and signs. While
+// it waits for a slot, a presignature that enters the pool (a refill's)
+// is its to take, so a signature never waits while the pool holds one; a
+// presignature a Session made on the spot is left to it by the node's
+// other Sessions. The workspace's relay has no
 // full-signing session kind, so this stands in for CMP's full Sign; it
 // costs the same offline work.
 //

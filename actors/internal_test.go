@@ -33,6 +33,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"missing parts", func(c *Config) { c.Cluster, c.Cipher, c.Engine = nil, nil, nil }, []string{"Cluster is required", "Cipher is required", "Engine is required"}},
 		{"capacity", func(c *Config) { c.MaxSessions = 0; c.PresignWorkers = 0 }, []string{"MaxSessions", "PresignWorkers"}},
+		{"slow path", func(c *Config) { c.SlowPathWorkers = 0 }, []string{"SlowPathWorkers"}},
 		{"pool", func(c *Config) { c.Pool.MinDepth = 5; c.Pool.MaxDepth = 2; c.Pool.Alpha = 2; c.Pool.Headroom = 0.5 }, []string{"MinDepth <= MaxDepth", "Alpha", "Headroom"}},
 		{"supervision", func(c *Config) { c.Sessions.Window = 0; c.Services.MaxBackoff = -1 }, []string{"Sessions: the window", "Services: need 0 <= Backoff"}},
 		{"timing", func(c *Config) { c.PollBackoffMax = 0; c.CallTimeout = 0; c.OnlineAttempts = 0 }, []string{"poll backoff", "CallTimeout", "OnlineAttempts"}},

@@ -25,14 +25,16 @@ func partyIDs(ids []string) []mpc.PartyID {
 
 // presignOne runs the offline phase for u's key with the cloud co-signers,
 // seals the node's share under the keyring and adds it to the key's pool
-// through raft. On cluster.ErrUncertain the presignature is discarded, never
+// through raft, and returns its id. With hold, the presignature is held
+// for the caller (slowPath.hold) before it enters the pool; the caller
+// releases it. On cluster.ErrUncertain the presignature is discarded, never
 // proposed again (it may be in the pool already).
-func (s *System) presignOne(ctx context.Context, u *userState) error {
+func (s *System) presignOne(ctx context.Context, u *userState, hold bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MPCTimeout)
 	defer cancel()
 	share, err := s.share(u)
 	if err != nil {
-		return err
+		return "", err
 	}
 	key := u.SigningKey
 	sid := client.SessionID()
@@ -48,31 +50,38 @@ func (s *System) presignOne(ctx context.Context, u *userState) error {
 		defer sess.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("presign: %w", err)
+		return "", fmt.Errorf("presign: %w", err)
 	}
 	pre, err := sess.Result()
 	if err != nil {
-		return fmt.Errorf("presign: %w", err)
+		return "", fmt.Errorf("presign: %w", err)
 	}
 	id := pre.ID().String()
 	if id != res.GetPresignId() {
-		return fmt.Errorf("presign: %w: presignature id", client.ErrSessionMismatch)
+		return "", fmt.Errorf("presign: %w: presignature id", client.ErrSessionMismatch)
 	}
 	plain, err := pre.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("presign: encode: %w", err)
+		return "", fmt.Errorf("presign: encode: %w", err)
 	}
 	ct, err := s.cfg.Cipher.Encrypt(cluster.PresignatureRecordID(u.ShareRecordID, id), plain)
 	clear(plain)
 	if err != nil {
-		return fmt.Errorf("presign: seal: %w", err)
+		return "", fmt.Errorf("presign: seal: %w", err)
+	}
+	ref := cluster.PresignatureRef{KeyID: u.ShareRecordID, ID: id}
+	if hold {
+		s.slow.hold(ref)
 	}
 	cctx, ccancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer ccancel()
 	if err := s.cfg.Cluster.AddPresignatures(cctx, u.ShareRecordID, []cluster.SealedPresignature{{ID: id, Sealed: ct}}); err != nil {
-		return fmt.Errorf("presign: add to pool: %w", err)
+		if hold {
+			s.slow.release(ref)
+		}
+		return "", fmt.Errorf("presign: add to pool: %w", err)
 	}
-	return nil
+	return id, nil
 }
 
 // signOutcome is what an online round produced.

@@ -122,11 +122,14 @@ func (p *presignPool) check(ctx actor.Context) {
 	target := p.target(now)
 	leader := p.sys.cfg.Cluster.IsLeader()
 	if leader && p.sys.cfg.Pool.MaxDepth > 0 {
-		self, root, u, clock := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock
+		self, root, u, clock, key, hook := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock, p.key, p.sys.cfg.RefillHook
 		for depth+p.inflight < target {
 			err := p.sys.presign.Submit(func(c context.Context) {
+				if hook != nil {
+					hook(c, key)
+				}
 				t0 := clock.Now()
-				err := p.sys.presignOne(c, u)
+				_, err := p.sys.presignOne(c, u, false)
 				root.Send(self, &presignJobDone{took: clock.Now().Sub(t0), err: err})
 			})
 			if err != nil {

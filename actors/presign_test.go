@@ -1,6 +1,9 @@
 package actors_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,5 +61,74 @@ func TestPoolRefills(t *testing.T) {
 	if got := counter(e.metrics.Presigns.WithLabelValues("ok")); got < 2 {
 		t.Errorf("presign jobs ok = %v, want at least 2", got)
 	}
+	e.verify()
+}
+
+// TestSessionsNeverWaitForRefills: while a refill job holds the only
+// presign worker (a gate in Config.RefillHook keeps it there, doing no
+// MPC work), the warm pool's presignatures are taken at once and the one
+// transaction more than the pool holds presigns on the spot: every
+// transaction completes while the refill job still waits at the gate.
+func TestSessionsNeverWaitForRefills(t *testing.T) {
+	skipUnderRace(t)
+	e := newEnvWith(t, -1, 1) // the fixture's presignatures
+	key := shareID(e.userID)
+	warm := len(e.presigs)
+	entered := make(chan string, 1)
+	gate := make(chan struct{})
+	var open sync.Once
+	e.start(func(c *actors.Config) {
+		c.PresignWorkers = 1
+		c.Pool.MinDepth, c.Pool.MaxDepth = warm+1, warm+1
+		c.RefillHook = func(ctx context.Context, k string) {
+			select {
+			case entered <- k:
+			default:
+			}
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+	}, minuteApart(3))
+	t.Cleanup(func() { open.Do(func() { close(gate) }) }) // runs before the System stops
+	select {
+	case k := <-entered:
+		if k != key {
+			t.Fatalf("refill of key %q, want %q", k, key)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no refill job started")
+	}
+	if d := e.cl.PoolDepth(key); d != warm {
+		t.Fatalf("pool depth %d before the transactions, want %d", d, warm)
+	}
+
+	ids := make([]string, warm+1)
+	for i := range ids {
+		ids[i] = e.submitTx("1", fmt.Sprintf("burst %d", i))
+	}
+	fromPool := map[string]bool{}
+	for _, p := range e.presigs {
+		fromPool[p] = true
+	}
+	took := 0
+	for _, id := range ids {
+		r, info := e.waitFor(id, 45*time.Second)
+		if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || len(info.Reserved) != 1 {
+			t.Fatalf("%s: workspace %v, FSM %v (%s), reserved %v", id, r.GetState(), info.Outcome, info.Reason, info.Reserved)
+		}
+		if fromPool[info.Reserved[0].ID] {
+			took++
+		}
+	}
+	if took != warm {
+		t.Errorf("%d transactions signed with the warm pool's presignatures, want %d (the rest on the slow path)", took, warm)
+	}
+	// Every transaction finished with the refill job still at the gate.
+	if got := counter(e.metrics.Presigns.WithLabelValues("ok")) + counter(e.metrics.Presigns.WithLabelValues("error")); got != 0 {
+		t.Errorf("%v refill jobs finished before the gate opened", got)
+	}
+	open.Do(func() { close(gate) })
 	e.verify()
 }

@@ -25,19 +25,17 @@ type (
 		known bool
 		err   error
 	}
+	// reserveDone ends the reserve step of a digest.
 	reserveDone struct {
 		inc   int
 		index uint32
-		ref   cluster.PresignatureRef
-		empty bool
-		took  time.Duration
-		err   error
+		acquired
 	}
-	presignDone struct {
+	// presigning says the reserve step of a digest found the pool empty
+	// and presigns on the spot.
+	presigning struct {
 		inc   int
 		index uint32
-		took  time.Duration
-		err   error
 	}
 	signDone struct {
 		inc   int
@@ -153,9 +151,9 @@ func (s *session) Receive(ctx actor.Context) {
 		if m.inc == s.inc {
 			s.reserved(ctx, m)
 		}
-	case *presignDone:
-		if m.inc == s.inc {
-			s.presigned(ctx, m)
+	case *presigning:
+		if m.inc == s.inc && s.step == fmt.Sprintf("reserve digest %d", m.index) {
+			s.setStep(fmt.Sprintf("presign digest %d", m.index))
 		}
 	case *signDone:
 		if m.inc == s.inc {
@@ -353,81 +351,38 @@ func (s *session) nextDigest(ctx actor.Context) {
 	s.complete(ctx, cluster.OutcomeSigned, "")
 }
 
-// maxReserveTries bounds the presignatures one reserve step tries (others
-// may win some of them).
-const maxReserveTries = 16
-
+// reserve gets digest index a presignature through raft (I6: the online
+// round starts only after the Reserve committed): one from the key's pool
+// while it holds any, else whichever comes first of a presignature entering
+// the pool and an on-the-spot presign on a slow-path slot (System.acquire).
+// It never waits for a refill job.
 func (s *session) reserve(ctx actor.Context, index uint32) {
 	s.setStep(fmt.Sprintf("reserve digest %d", index))
-	inc, r, key, cl, clock := s.inc, s.sh.request, s.sh.user.ShareRecordID, s.sys.cfg.Cluster, s.sys.cfg.Clock
+	inc, r, u, sys, self := s.inc, s.sh.request, s.sh.user, s.sys, ctx.Self()
+	budget := s.sys.cfg.OnlineAttempts - s.sh.presigns
 	s.run(ctx, func(c context.Context) any {
-		ids := cl.Available(key)
-		if len(ids) > maxReserveTries {
-			ids = ids[:maxReserveTries]
-		}
-		for _, id := range ids {
-			ref := cluster.PresignatureRef{KeyID: key, ID: id}
-			cc, cancel := s.call(c)
-			t0 := clock.Now()
-			err := cl.Reserve(cc, r, ref)
-			cancel()
-			switch {
-			case err == nil:
-				return &reserveDone{inc: inc, index: index, ref: ref, took: clock.Now().Sub(t0)}
-			case errors.Is(err, cluster.ErrPresignatureUsed), errors.Is(err, cluster.ErrPresignatureBurned),
-				errors.Is(err, cluster.ErrUnknownPresignature):
-				continue // another request won it
-			case errors.Is(err, cluster.ErrNotOwner), errors.Is(err, cluster.ErrCompleted):
-				return &reserveDone{inc: inc, index: index, err: fmt.Errorf("%w: %w", ErrLostOwnership, err)}
-			default:
-				// Possibly committed (ErrUncertain): that presignature
-				// stays R's, unused, and is never taken again.
-				return &reserveDone{inc: inc, index: index, err: err}
-			}
-		}
-		return &reserveDone{inc: inc, index: index, empty: true}
+		a := sys.acquire(c, r, u, budget, func() { sys.root.Send(self, &presigning{inc: inc, index: index}) })
+		return &reserveDone{inc: inc, index: index, acquired: a}
 	})
 }
 
 func (s *session) reserved(ctx actor.Context, m *reserveDone) {
+	s.sh.presigns += m.presigns
+	if m.presigns > 0 && m.err == nil {
+		s.sys.metrics.stage(stagePresignSlow, m.presignTook)
+	}
 	switch {
 	case errors.Is(m.err, ErrLostOwnership):
 		s.lost(ctx, m.err.Error())
 	case m.err != nil:
 		s.stepFailed(ctx, fmt.Errorf("reserve: %w", m.err))
 	case m.empty:
-		s.presignNow(ctx, m.index)
+		s.fail(ctx, ErrNoPresignature.Error())
 	default:
 		s.sys.metrics.stage(stageReserveCommit, m.took)
 		s.fault(StageReserved)
 		s.sign(ctx, m.index, m.ref)
 	}
-}
-
-// presignNow is the slow path: the pool is empty, so make one presignature
-// now (it enters the pool through raft like any other) and reserve again.
-func (s *session) presignNow(ctx actor.Context, index uint32) {
-	s.sh.presigns++
-	if s.sh.presigns > s.sys.cfg.OnlineAttempts {
-		s.fail(ctx, ErrNoPresignature.Error())
-		return
-	}
-	s.setStep(fmt.Sprintf("presign digest %d", index))
-	inc, u, clock := s.inc, s.sh.user, s.sys.cfg.Clock
-	s.runOn(ctx, s.sys.presign, func(c context.Context) any {
-		t0 := clock.Now()
-		err := s.sys.presignOne(c, u)
-		return &presignDone{inc: inc, index: index, took: clock.Now().Sub(t0), err: err}
-	})
-}
-
-func (s *session) presigned(ctx actor.Context, m *presignDone) {
-	if m.err != nil {
-		s.stepFailed(ctx, m.err)
-		return
-	}
-	s.sys.metrics.stage(stagePresignSlow, m.took)
-	s.reserve(ctx, m.index)
 }
 
 func (s *session) sign(ctx actor.Context, index uint32, ref cluster.PresignatureRef) {

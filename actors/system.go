@@ -27,8 +27,9 @@ type System struct {
 	metrics *Metrics
 	self    string
 
-	presign *workers // offline MPC jobs
-	online  *workers // online rounds
+	presign *workers  // background presigns (refills)
+	online  *workers  // online rounds
+	slow    *slowPath // the Sessions' on-the-spot presigns
 
 	as   *actor.ActorSystem
 	root *actor.RootContext
@@ -74,7 +75,7 @@ func New(cfg Config) (*System, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &System{
 		cfg: cfg, log: log, metrics: m, self: cfg.Cluster.NodeID(),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, slow: newSlowPath(cfg.SlowPathWorkers),
 		users: map[string]*userState{}, status: map[string]SessionStatus{}, pools: map[string]PoolStatus{},
 		activity: make(chan struct{}, 1),
 	}, nil
@@ -120,7 +121,8 @@ func (s *System) Start(ctx context.Context) error {
 	return nil
 }
 
-// forward turns the cluster's events into messages to the coordinator.
+// forward turns the cluster's events into messages to the coordinator,
+// and wakes the Sessions waiting for a pool that grew.
 func (s *System) forward(events <-chan cluster.Event) {
 	defer s.wg.Done()
 	for {
@@ -130,6 +132,12 @@ func (s *System) forward(events <-chan cluster.Event) {
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			switch ev.Kind {
+			case cluster.EventPresignaturesAdded:
+				s.slow.poolGrew(ev.KeyID)
+			case cluster.EventRestored:
+				s.slow.restored()
 			}
 			s.root.Send(s.coord, &clusterEvent{ev: ev})
 		}
