@@ -64,12 +64,12 @@ func TestPoolRefills(t *testing.T) {
 	e.verify()
 }
 
-// TestSessionsNeverWaitForRefills: while a refill job holds the only
+// TestPoolRefillsNeverDelaySessions: while a refill job holds the only
 // presign worker (a gate in Config.RefillHook keeps it there, doing no
 // MPC work), the warm pool's presignatures are taken at once and the one
 // transaction more than the pool holds presigns on the spot: every
 // transaction completes while the refill job still waits at the gate.
-func TestSessionsNeverWaitForRefills(t *testing.T) {
+func TestPoolRefillsNeverDelaySessions(t *testing.T) {
 	skipUnderRace(t)
 	e := newEnvWith(t, -1, 1) // the fixture's presignatures
 	key := shareID(e.userID)
