@@ -12,6 +12,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/workspace/request"
 )
 
 // callbackRequest turns a workspace request into what the callback
@@ -122,4 +123,74 @@ func payload(cc *protocol.WsConfigChange) proto.Message {
 		return p.OneTimeAddress
 	}
 	return nil
+}
+
+// checkRequest checks the workspace's record of request id of user before
+// the Session acts on it: it must be that request's and that user's, of a
+// known kind, and carry what signing or approving it needs, in the shape
+// the workspace itself accepts (package request's limits). A garbled record
+// is never signed or approved. Errors wrap ErrMalformedRequest; they quote
+// no more of the record than lengths and numbers.
+func checkRequest(r *protocol.WsRequest, id, user string) error {
+	if err := checkIdentity(r, id, user); err != nil {
+		return err
+	}
+	return checkBody(r)
+}
+
+// checkIdentity checks that r is the record of request id of user.
+func checkIdentity(r *protocol.WsRequest, id, user string) error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("%w: no record of request %s", ErrMalformedRequest, id)
+	case r.GetId() != id:
+		return fmt.Errorf("%w: asked for request %s, got the record of another request", ErrMalformedRequest, id)
+	case r.GetUserId() != user:
+		return fmt.Errorf("%w: request %s belongs to another API user", ErrMalformedRequest, id)
+	}
+	return nil
+}
+
+// checkBody checks r's kind and body.
+func checkBody(r *protocol.WsRequest) error {
+	switch r.GetKind() {
+	case protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION:
+		tx := r.GetTransaction()
+		if tx == nil {
+			return fmt.Errorf("%w: transaction request %s has no transaction", ErrMalformedRequest, r.GetId())
+		}
+		ds := tx.GetDigests()
+		if len(ds) == 0 || len(ds) > request.MaxDigests {
+			return fmt.Errorf("%w: transaction request %s has %d digests, want 1 to %d", ErrMalformedRequest, r.GetId(), len(ds), request.MaxDigests)
+		}
+		for i, d := range ds {
+			if n := len(d.GetDigest()); n != request.DigestLen {
+				return fmt.Errorf("%w: request %s: digest %d is %d bytes, want %d", ErrMalformedRequest, r.GetId(), i, n, request.DigestLen)
+			}
+			path := d.GetDerivationPath()
+			if len(path) == 0 || len(path) > request.MaxPathDepth {
+				return fmt.Errorf("%w: request %s: digest %d has a derivation path of %d elements, want 1 to %d", ErrMalformedRequest, r.GetId(), i, len(path), request.MaxPathDepth)
+			}
+			for j, e := range path {
+				if e >= request.MaxHardened {
+					return fmt.Errorf("%w: request %s: digest %d: derivation path element %d is hardened", ErrMalformedRequest, r.GetId(), i, j)
+				}
+			}
+		}
+		return nil
+	case protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE:
+		cc := r.GetConfigChange()
+		if cc == nil {
+			return fmt.Errorf("%w: config-change request %s has no config change", ErrMalformedRequest, r.GetId())
+		}
+		if r.GetWorkspaceId() == "" {
+			return fmt.Errorf("%w: config-change request %s names no workspace", ErrMalformedRequest, r.GetId())
+		}
+		if err := request.ValidateConfigChange(cc); err != nil {
+			return fmt.Errorf("%w: request %s: %w", ErrMalformedRequest, r.GetId(), err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: request %s has unknown kind %d", ErrMalformedRequest, r.GetId(), int32(r.GetKind()))
+	}
 }

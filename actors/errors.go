@@ -27,6 +27,13 @@ var (
 	// finish a request (it was released); the Session stops without a
 	// terminal report, another node finishes the request.
 	ErrLostOwnership = errors.New("actors: request no longer owned by this node")
+	// ErrMalformedRequest is returned (wrapped) by the Session's check of
+	// what the workspace says about a request: another request's or user's
+	// record, an unknown kind, a digest that is not 32 bytes, a hardened or
+	// over-long derivation path, a config change of an unknown type or
+	// without its payload. The request fails with it and is never signed
+	// or approved.
+	ErrMalformedRequest = errors.New("actors: malformed workspace request")
 	// ErrStopTimeout is returned by Stop when sessions were still running
 	// at its deadline.
 	ErrStopTimeout = errors.New("actors: sessions still running at the stop deadline")

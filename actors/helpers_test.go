@@ -70,6 +70,9 @@ type env struct {
 	presigs  []string
 	sys      *actors.System
 	metrics  *actors.Metrics
+	// wrap, when set, wraps the user's workspace connection as the actors
+	// see it (a fault injector).
+	wrap func(actors.Workspace) actors.Workspace
 
 	// policy server
 	handlerURL string
@@ -319,8 +322,12 @@ func (e *env) startOn(cl *cluster.Cluster, adjust func(*actors.Config), retry ca
 			t.Error(err)
 		}
 	})
+	var ws actors.Workspace = e.wc
+	if e.wrap != nil {
+		ws = e.wrap(ws)
+	}
 	err = sys.AddUser(actors.User{
-		ID: e.userID, Workspace: e.wc, Decider: e.decider(retry), Retry: retry,
+		ID: e.userID, Workspace: ws, Decider: e.decider(retry), Retry: retry,
 		SigningKey: e.key, ShareRecordID: shareID(e.userID), ApprovalRecordID: approvalID(e.userID),
 	})
 	if err != nil {

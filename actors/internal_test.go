@@ -177,9 +177,10 @@ func TestCallbackRequestConfigChange(t *testing.T) {
 	}
 }
 
-// FuzzCallbackRequest feeds the conversion of workspace requests (outside
-// input) arbitrary messages: it never panics, and what it produces carries
-// the request's identity and, for transactions, every digest and path
+// FuzzCallbackRequest feeds the check and the conversion of workspace
+// requests (outside input) arbitrary messages: neither panics, a record the
+// check passes converts, and what the conversion produces carries the
+// request's identity and, for transactions, every digest and path
 // unchanged (the round trip back from the hex payload).
 func FuzzCallbackRequest(f *testing.F) {
 	seed, _ := proto.Marshal(&protocol.WsRequest{Id: "r-1", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION,
@@ -189,12 +190,26 @@ func FuzzCallbackRequest(f *testing.F) {
 	seed, _ = proto.Marshal(&protocol.WsRequest{Id: "r-2", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE,
 		Body: &protocol.WsRequest_ConfigChange{ConfigChange: &protocol.WsConfigChange{Type: protocol.WsConfigChangeType_WS_CONFIG_CHANGE_TYPE_EXCHANGE}}})
 	f.Add(seed)
+	seed, _ = proto.Marshal(&protocol.WsRequest{Id: "r-3", UserId: "u", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION,
+		Body: &protocol.WsRequest_Transaction{Transaction: &protocol.WsTransaction{Amount: "1",
+			Digests: []*protocol.WsDigestToSign{{Digest: make([]byte, 32), DerivationPath: []uint32{44, 60, 0, 0, 1}}}}}})
+	f.Add(seed)
+	seed, _ = proto.Marshal(&protocol.WsRequest{Id: "r-4", UserId: "u", WorkspaceId: "w", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE,
+		Body: &protocol.WsRequest_ConfigChange{ConfigChange: configChangeOneTime()}})
+	f.Add(seed)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := &protocol.WsRequest{}
 		if proto.Unmarshal(b, r) != nil {
 			return
 		}
+		checkErr := checkRequest(r, r.GetId(), r.GetUserId())
+		if checkErr != nil && !errors.Is(checkErr, ErrMalformedRequest) {
+			t.Fatalf("check error %v does not wrap ErrMalformedRequest", checkErr)
+		}
 		got, err := callbackRequest(r)
+		if err != nil && checkErr == nil {
+			t.Fatalf("the check passed a request the conversion refuses: %v", err)
+		}
 		if err != nil {
 			if !errors.Is(err, callback.ErrInvalidRequest) {
 				t.Fatalf("error %v does not wrap ErrInvalidRequest", err)
@@ -217,4 +232,9 @@ func FuzzCallbackRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+func configChangeOneTime() *protocol.WsConfigChange {
+	return &protocol.WsConfigChange{Type: protocol.WsConfigChangeType_WS_CONFIG_CHANGE_TYPE_ENABLE_ONE_TIME_ADDRESS,
+		Payload: &protocol.WsConfigChange_OneTimeAddress{OneTimeAddress: &protocol.WsOneTimeAddress{Enabled: true}}}
 }

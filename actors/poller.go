@@ -9,6 +9,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/workspace/request"
 )
 
 // Messages of the Poller.
@@ -84,7 +85,13 @@ func (p *poller) Receive(ctx actor.Context) {
 		if m.ev.GetCursor() > p.cursor {
 			p.cursor = m.ev.GetCursor()
 		}
-		if r := m.ev.GetRequest(); r != nil && open(r.GetState()) {
+		switch r := m.ev.GetRequest(); {
+		case r == nil:
+		case !request.ValidID(r.GetId()):
+			// Nothing can be claimed or reported under it; the Session
+			// checks the rest of a request's record.
+			p.sys.log.Warn("poll event names a malformed request id, skipping it", "user", p.user.ID, "cursor", m.ev.GetCursor(), "len", len(r.GetId()))
+		case open(r.GetState()):
 			if r.GetState() == protocol.WsRequestState_WS_REQUEST_STATE_PENDING && r.GetCreatedAt() > 0 {
 				p.sys.metrics.stage(stagePoll, p.sys.cfg.Clock.Now().Sub(time.Unix(0, r.GetCreatedAt())))
 			}

@@ -261,6 +261,11 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		s.stepFailed(ctx, fmt.Errorf("read request: %w", m.err))
 		return
 	}
+	// A record of another request or user must not end this one.
+	if err := checkIdentity(m.req, s.sh.request, s.sh.user.ID); err != nil {
+		s.fail(ctx, err.Error())
+		return
+	}
 	s.req = m.req
 	switch m.req.GetState() {
 	case protocol.WsRequestState_WS_REQUEST_STATE_SIGNED:
@@ -278,6 +283,11 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 			reason = "request " + m.req.GetState().String()
 		}
 		s.complete(ctx, cluster.OutcomeFailed, reason)
+		return
+	}
+	// Nothing garbled reaches the handler, a Reserve or a signing key.
+	if err := checkBody(m.req); err != nil {
+		s.fail(ctx, err.Error())
 		return
 	}
 	s.fault(StageLoaded)
@@ -416,6 +426,10 @@ func (s *session) signed(ctx actor.Context, m *signDone) {
 	s.sys.metrics.stage(stageOnlineRound, m.out.online)
 	s.sys.metrics.stage(stageVerification, m.out.verify)
 	if r := m.out.res.GetRequest(); r != nil {
+		if err := checkRequest(r, s.sh.request, s.sh.user.ID); err != nil {
+			s.fail(ctx, err.Error())
+			return
+		}
 		s.req = r
 	}
 	s.fault(StageSigned)
