@@ -272,6 +272,15 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := mpc.New(bad); err == nil {
 		t.Fatal("New accepted an invalid config")
 	}
+	// Only one goroutine per session: the library's worker pool can hang
+	// (see Config.Parallelism).
+	for _, n := range []int{-1, 2, 256} {
+		cfg := mpc.DefaultConfig()
+		cfg.Parallelism = n
+		if err := cfg.Validate(); err == nil || !containsString(err.Error(), "Parallelism") {
+			t.Errorf("Parallelism %d: Validate = %v, want an error about Parallelism", n, err)
+		}
+	}
 }
 
 func containsString(s, sub string) bool {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/taurusgroup/multi-party-sig/pkg/party"
-	"github.com/taurusgroup/multi-party-sig/pkg/pool"
 	libproto "github.com/taurusgroup/multi-party-sig/pkg/protocol"
 	"github.com/taurusgroup/multi-party-sig/protocols/cmp"
 )
@@ -155,8 +154,8 @@ func BenchmarkPresignOnline(b *testing.B) {
 
 // BenchmarkPresignEngineVsLibrary does the same 2-of-2 presign through the
 // engine (envelopes encoded and decoded, every message screened) and by
-// driving the library's handlers directly with the same routing and the same
-// per-session worker pools. The ratio of the two is the engine's overhead.
+// driving the library's handlers directly with the same routing and, like
+// the engine, no worker pool. The ratio of the two is the engine's overhead.
 func BenchmarkPresignEngineVsLibrary(b *testing.B) {
 	fx := loadFixture(b, "2of2")
 	parties := fx.Parties
@@ -173,7 +172,6 @@ func BenchmarkPresignEngineVsLibrary(b *testing.B) {
 		m.Report()
 	})
 	b.Run("library", func(b *testing.B) {
-		workers := mpc.DefaultConfig().Parallelism
 		m := newCPUMeter(b)
 		b.StopTimer()
 		for range b.N {
@@ -182,14 +180,11 @@ func BenchmarkPresignEngineVsLibrary(b *testing.B) {
 			handlers := make(map[party.ID]*libproto.MultiHandler, len(parties))
 			var mu sync.Mutex
 			var wg sync.WaitGroup
-			var pools []*pool.Pool
 			for _, p := range parties {
-				pl := pool.NewPool(workers)
-				pools = append(pools, pl)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					h, err := libproto.NewMultiHandler(cmp.Presign(mpc.LibraryConfig(fx.Shares[p]), []party.ID{"a", "b"}, pl), sid)
+					h, err := libproto.NewMultiHandler(cmp.Presign(mpc.LibraryConfig(fx.Shares[p]), []party.ID{"a", "b"}, nil), sid)
 					if err != nil {
 						b.Error(err)
 						return
@@ -205,9 +200,6 @@ func BenchmarkPresignEngineVsLibrary(b *testing.B) {
 				if _, err := h.Result(); err != nil {
 					b.Fatalf("library presign %s: %v", id, err)
 				}
-			}
-			for _, pl := range pools {
-				pl.TearDown()
 			}
 			m.Stop()
 		}

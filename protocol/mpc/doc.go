@@ -46,9 +46,8 @@
 // An envelope with an empty To is a broadcast: send it to every other party
 // of the session. The constructors and Accept do the protocol's heavy
 // arithmetic (up to seconds of CPU) before they return, on the calling
-// goroutine plus at most Config.Parallelism-1 workers that the session owns
-// alone; never share the library's worker pool between sessions (a shared
-// pool deadlocks). Call them off an actor's mailbox.
+// goroutine alone: sessions never use the library's worker pool, which can
+// hang for ever (see Config.Parallelism). Call them off an actor's mailbox.
 //
 // # Screening incoming messages
 //

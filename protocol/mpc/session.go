@@ -12,7 +12,6 @@ import (
 	pb "github.com/coterie-mpc/coterie/protocol"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/taurusgroup/multi-party-sig/pkg/party"
-	"github.com/taurusgroup/multi-party-sig/pkg/pool"
 	libproto "github.com/taurusgroup/multi-party-sig/pkg/protocol"
 )
 
@@ -21,8 +20,7 @@ import (
 //
 // All methods are safe for concurrent use; calls are serialized. Accept and
 // the session constructors do the protocol's CPU-heavy work (up to seconds)
-// on the calling goroutine and on the session's own workers, so an actor
-// must call them off its mailbox.
+// on the calling goroutine, so an actor must call them off its mailbox.
 type Machine interface {
 	// Accept checks env and, if it passes, feeds it to the protocol.
 	//
@@ -40,10 +38,11 @@ type Machine interface {
 	Done() bool
 	// Err returns the terminal error, or nil while running or on success.
 	Err() error
-	// Close stops the session's workers and abandons it if it is still
-	// running; Result then returns ErrClosed. Close is idempotent. The caller
-	// must Close every session it abandons (on its own timeout, say); a
-	// finished session has already released its workers.
+	// Close abandons the session if it is still running: Result then
+	// returns ErrClosed and Accept refuses every envelope. Close is
+	// idempotent. A session holds no goroutine or other resource besides
+	// memory, so a caller that gives up (on its own timeout, say) loses
+	// nothing by closing it late.
 	Close()
 }
 
@@ -122,7 +121,6 @@ type session struct {
 	finish     func(any) (any, error)
 
 	h       *libproto.MultiHandler
-	pl      *pool.Pool
 	ssid    []byte // the library's transcript ID, from our first message
 	libID   string // the library's protocol ID, from our first message
 	current int    // index in rounds[proto] of the round being collected
@@ -140,7 +138,7 @@ type session struct {
 // startSession builds the library handler for start and runs the protocol's
 // first round. finish converts the library's result.
 func (e *Engine) startSession(proto Protocol, id []byte, self PartyID, parties []PartyID,
-	start func(pl *pool.Pool) libproto.StartFunc, finish func(any) (any, error)) (*session, error) {
+	start libproto.StartFunc, finish func(any) (any, error)) (*session, error) {
 	s := &session{
 		proto:      proto,
 		id:         slices.Clone(id),
@@ -154,14 +152,8 @@ func (e *Engine) startSession(proto Protocol, id []byte, self PartyID, parties [
 		peerBV:     make(map[uint32]map[PartyID][]byte),
 		seen:       make(map[seenKey]struct{}),
 	}
-	// The online round is one signature share and one verification: a pool
-	// would only add goroutine hand-offs.
-	if e.cfg.Parallelism > 1 && proto != ProtocolPresignOnline {
-		s.pl = pool.NewPool(e.cfg.Parallelism)
-	}
-	h, err := newHandler(start(s.pl), s.id)
+	h, err := newHandler(start, s.id)
 	if err != nil {
-		s.pl.TearDown()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidParams, err)
 	}
 	s.h = h
@@ -399,8 +391,6 @@ func (s *session) finishHandler() {
 	}
 	s.result = out
 	s.done = true
-	s.pl.TearDown()
-	s.pl = nil
 	s.log.Debug("mpc session finished")
 }
 
@@ -420,8 +410,6 @@ func (s *session) fail(err error) {
 	}
 	s.done = true
 	s.err = err
-	s.pl.TearDown()
-	s.pl = nil
 	s.log.Warn("mpc session failed", "err", err)
 	var peer *PeerAbortError
 	if errors.As(err, &peer) {
@@ -476,6 +464,4 @@ func (s *session) close() {
 		s.err = ErrClosed
 		s.log.Debug("mpc session closed")
 	}
-	s.pl.TearDown()
-	s.pl = nil
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/taurusgroup/multi-party-sig/pkg/ecdsa"
 	"github.com/taurusgroup/multi-party-sig/pkg/math/curve"
 	"github.com/taurusgroup/multi-party-sig/pkg/party"
-	"github.com/taurusgroup/multi-party-sig/pkg/pool"
-	libproto "github.com/taurusgroup/multi-party-sig/pkg/protocol"
 	"github.com/taurusgroup/multi-party-sig/protocols/cmp"
 )
 
@@ -98,9 +96,7 @@ func (e *Engine) Keygen(p Params) (*Session[*KeyShare], error) {
 		return nil, err
 	}
 	s, err := e.startSession(ProtocolKeygen, p.SessionID, p.Self, parties,
-		func(pl *pool.Pool) libproto.StartFunc {
-			return cmp.Keygen(curve.Secp256k1{}, party.ID(p.Self), toLibIDs(parties), p.Threshold, pl)
-		},
+		cmp.Keygen(curve.Secp256k1{}, party.ID(p.Self), toLibIDs(parties), p.Threshold, nil),
 		func(res any) (any, error) {
 			cfg, ok := res.(*cmp.Config)
 			if !ok {
@@ -132,7 +128,7 @@ func (e *Engine) Refresh(p Params, share *KeyShare) (*Session[*KeyShare], error)
 	}
 	cfg := share.sessionConfig()
 	s, err := e.startSession(ProtocolRefresh, p.SessionID, p.Self, parties,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.Refresh(cfg, pl) },
+		cmp.Refresh(cfg, nil),
 		func(res any) (any, error) {
 			cfg, ok := res.(*cmp.Config)
 			if !ok {
@@ -164,7 +160,7 @@ func (e *Engine) Presign(p Params, share *KeyShare) (*Session[*Presignature], er
 	}
 	cfg := share.sessionConfig()
 	s, err := e.startSession(ProtocolPresign, p.SessionID, p.Self, signers,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.Presign(cfg, toLibIDs(signers), pl) },
+		cmp.Presign(cfg, toLibIDs(signers), nil),
 		func(res any) (any, error) {
 			pre, ok := res.(*ecdsa.PreSignature)
 			if !ok {
@@ -213,7 +209,7 @@ func (e *Engine) Sign(p Params, in SignInput) (*Session[*Signature], error) {
 	}
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolSign, p.SessionID, p.Self, signers,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.Sign(derived, toLibIDs(signers), digest, pl) },
+		cmp.Sign(derived, toLibIDs(signers), digest, nil),
 		signatureFinisher(d.publicKey, digest))
 	if err != nil {
 		return nil, err
@@ -275,7 +271,7 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	cfg := in.Share.sessionConfig()
 	digest := slices.Clone(in.Digest)
 	s, err := e.startSession(ProtocolPresignOnline, p.SessionID, p.Self, signers,
-		func(pl *pool.Pool) libproto.StartFunc { return cmp.PresignOnline(cfg, lib, msg, pl) },
+		cmp.PresignOnline(cfg, lib, msg, nil),
 		signatureFinisher(d.publicKey, digest))
 	if err != nil {
 		return nil, err
