@@ -173,11 +173,26 @@ func (r *router) deliver(ch chan<- *protocol.MpcEnvelope, env *protocol.MpcEnvel
 	}
 }
 
+// toNode sends env to the node. A node that stops reading holds a send
+// (the stream's flow control) for as long as it keeps the stream open, out
+// of reach of the session's timeout; so the send runs on its own goroutine
+// and is given up when the session ends. It returns once the relay's caller
+// ends the stream, and no send starts after the session has ended.
 func (r *router) toNode(env *protocol.MpcEnvelope) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
-	if err := r.send(env); err != nil {
-		return fmt.Errorf("%w: %v", ErrNodeGone, err)
+	if r.ctx.Err() != nil {
+		return context.Cause(r.ctx)
 	}
-	return nil
+	sent := make(chan error, 1)
+	go func() { sent <- r.send(env) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrNodeGone, err)
+		}
+		return nil
+	case <-r.ctx.Done():
+		return context.Cause(r.ctx)
+	}
 }

@@ -86,6 +86,15 @@ func (n *nodeSide) send(env *protocol.MpcEnvelope) error {
 	return n.fail
 }
 
+// stuckNode is a node that keeps the stream open but reads nothing: every
+// send blocks until the stream ends.
+type stuckNode struct{ ended chan struct{} }
+
+func (n *stuckNode) send(*protocol.MpcEnvelope) error {
+	<-n.ended
+	return errors.New("stream ended")
+}
+
 func TestRouting(t *testing.T) {
 	const node = mpc.PartyID("cosigner")
 	all := []mpc.PartyID{node, "cloud-1", "cloud-2"}
@@ -103,6 +112,7 @@ func TestRouting(t *testing.T) {
 		name     string
 		fromNode []*protocol.MpcEnvelope
 		close    bool
+		stuck    bool
 		timeout  time.Duration
 		want     error
 	}{
@@ -111,6 +121,7 @@ func TestRouting(t *testing.T) {
 		{name: "unknown recipient", fromNode: []*protocol.MpcEnvelope{{From: string(node), To: "cloud-9", Payload: []byte("hello")}}, want: ErrNodeMessage},
 		{name: "rejected envelope", fromNode: []*protocol.MpcEnvelope{{From: string(node), To: "cloud-1", Payload: []byte("bad")}}, want: ErrNodeMessage},
 		{name: "node silent", close: true, timeout: 50 * time.Millisecond, want: context.DeadlineExceeded},
+		{name: "node not reading", stuck: true, timeout: 50 * time.Millisecond, want: context.DeadlineExceeded},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +143,13 @@ func TestRouting(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			ns := &nodeSide{}
-			err := c.drive(ctx, node, ms, in, ns.send)
+			send := ns.send
+			if tc.stuck {
+				stuck := &stuckNode{ended: make(chan struct{})}
+				defer close(stuck.ended) // the relay's caller ends the stream
+				send = stuck.send
+			}
+			err := c.drive(ctx, node, ms, in, send)
 			if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
 				t.Fatalf("drive = %v, want %v", err, tc.want)
 			}

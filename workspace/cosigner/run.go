@@ -16,8 +16,10 @@ import (
 // u, as start describes. in delivers the node's envelopes, decoded, in
 // order; the caller closes it when the node hangs up. send delivers an
 // envelope to the node; Run calls it from one goroutine at a time. Run
-// returns when the session has finished or failed, or ctx ends, and never
-// leaves a goroutine behind.
+// returns when the session has finished or failed, or ctx ends (also when
+// the node has stopped reading), and leaves no goroutine behind but a send
+// that the node did not take, which returns when the caller ends the
+// stream.
 //
 // The caller has authenticated u and checked its role and state. Errors:
 // ErrBadStart, ErrNodeMessage, ErrNodeGone, ErrBusy, ErrNotConfigured,
