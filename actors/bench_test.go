@@ -14,6 +14,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
@@ -83,7 +84,7 @@ func BenchmarkSigningLatency(b *testing.B) {
 
 	events, stop := e.cl.Subscribe(4096)
 	defer stop()
-	e.start(func(c *actors.Config) { c.Clock = callback.SystemClock() }, callback.DefaultBackoff())
+	e.start(func(c *actors.Config) { c.Clock = clock.Real() }, callback.DefaultBackoff())
 	var times []time.Duration
 	b.ResetTimer()
 	for range n {

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // Messages of the Callback actor.
@@ -70,7 +71,7 @@ type pendingAsk struct {
 	replyTo  *actor.PID
 	attempts int
 	gen      int
-	timer    callback.Timer
+	timer    clock.Timer
 }
 
 func newCallbackActor(s *System, u *userState) *callbackActor {

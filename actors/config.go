@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
@@ -19,8 +19,9 @@ type Config struct {
 	Cipher Cipher
 	// Engine runs the node's side of MPC sessions. Required.
 	Engine *mpc.Engine
-	// Clock times stages, backoff and refills. Default callback.SystemClock().
-	Clock Clock
+	// Clock times stages, backoff and refills; Config.Clock is a
+	// clock.Clock. Default clock.Real().
+	Clock clock.Clock
 	// Logger receives the actors' logs (and protoactor's, at warn and
 	// above). Default: discard.
 	Logger *slog.Logger
@@ -124,7 +125,7 @@ type SupervisorConfig struct {
 // Cluster, Cipher and Engine.
 func DefaultConfig() Config {
 	return Config{
-		Clock:           callback.SystemClock(),
+		Clock:           clock.Real(),
 		MaxSessions:     256,
 		PresignWorkers:  1,
 		SlowPathWorkers: 2,

@@ -120,12 +120,6 @@ type Decider interface {
 
 var _ Decider = (*callback.Client)(nil)
 
-// Clock is the actors' time source: timestamps for stage latencies and
-// the timers of backoff and refill. It is the callback package's Clock, so
-// callback.SystemClock and callback.FakeClock serve both. Implementations
-// are safe for concurrent use; AfterFunc's f must not block.
-type Clock = callback.Clock
-
 // Stage is a point in a Session's life at which the fault hook runs.
 type Stage int
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/clustertest"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
@@ -28,7 +29,6 @@ import (
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 )
 
 // The tests start from the workspace's generated fixture (TEST ONLY keys):
@@ -64,7 +64,7 @@ type env struct {
 	h        *clustertest.Harness
 	kr       *keyring.Keyring
 	engine   *mpc.Engine
-	clock    *callback.FakeClock
+	clock    *clock.Fake
 	userID   string
 	key      *protocol.WsSigningKey
 	presigs  []string
@@ -124,7 +124,7 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 	wcfg.Listen = "127.0.0.1:0"
 	wcfg.CloudCosigners = 1
 	wcfg.Quorum = 2
-	wcfg.Clock = clock.Real{}
+	wcfg.Clock = clock.Real()
 	wcfg.Engine.Parallelism = 1
 	wcfg.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ws, err := workspace.Open(wcfg)
@@ -132,7 +132,7 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 		t.Fatal(err)
 	}
 	ws.Start()
-	e := &env{t: t, ws: ws, wsConfig: wcfg, clock: callback.NewFakeClock(time.Now())}
+	e := &env{t: t, ws: ws, wsConfig: wcfg, clock: clock.NewFake(time.Now())}
 	t.Cleanup(func() {
 		if err := e.ws.Close(); err != nil {
 			t.Error(err)

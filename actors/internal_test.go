@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/coterie-mpc/coterie/callback"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/protocol"
@@ -124,7 +125,7 @@ func TestStrategyBackoff(t *testing.T) {
 			t.Errorf("backoff(%d) = %v, want %v", i+1, got, w)
 		}
 	}
-	clock := callback.NewFakeClock(time.Unix(0, 0))
+	clock := clock.NewFake(time.Unix(0, 0))
 	s.clock, s.failures = clock, map[string][]time.Time{}
 	for i := 1; i <= 3; i++ {
 		if n := s.fail("c"); n != i {

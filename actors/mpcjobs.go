@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
@@ -164,7 +165,7 @@ func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.Ws
 // the online round from the workspace's combining and verification.
 type timedMachine struct {
 	mpc.Machine
-	clock Clock
+	clock clock.Clock
 	mu    sync.Mutex
 	at    time.Time
 }

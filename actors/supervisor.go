@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // InvariantError is the panic value of an actor that found a safety
@@ -57,7 +59,7 @@ type strategy struct {
 	name      string
 	cfg       SupervisorConfig
 	exhausted exhaustedAction
-	clock     Clock
+	clock     clock.Clock
 	log       *slog.Logger
 	metrics   *Metrics
 
@@ -67,8 +69,8 @@ type strategy struct {
 
 var _ actor.SupervisorStrategy = (*strategy)(nil)
 
-func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, clock Clock, log *slog.Logger, m *Metrics) *strategy {
-	return &strategy{name: name, cfg: cfg, exhausted: exhausted, clock: clock, log: log, metrics: m, failures: map[string][]time.Time{}}
+func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, clk clock.Clock, log *slog.Logger, m *Metrics) *strategy {
+	return &strategy{name: name, cfg: cfg, exhausted: exhausted, clock: clk, log: log, metrics: m, failures: map[string][]time.Time{}}
 }
 
 // HandleFailure implements actor.SupervisorStrategy. protoactor calls it on

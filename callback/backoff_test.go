@@ -1,7 +1,6 @@
 package callback
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -114,73 +113,5 @@ func TestBackoffValidate(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestFakeClock(t *testing.T) {
-	c := NewFakeClock(t0)
-	var fired []string
-	c.AfterFunc(2*time.Second, func() { fired = append(fired, "b") })
-	c.AfterFunc(time.Second, func() { fired = append(fired, "a") })
-	stopped := c.AfterFunc(time.Second, func() { fired = append(fired, "stopped") })
-	if !stopped.Stop() || stopped.Stop() {
-		t.Fatal("Stop should succeed once")
-	}
-	if c.Pending() != 2 {
-		t.Fatalf("pending = %d", c.Pending())
-	}
-	c.Advance(1500 * time.Millisecond)
-	if strings.Join(fired, ",") != "a" || !c.Now().Equal(t0.Add(1500*time.Millisecond)) {
-		t.Fatalf("fired %v at %v", fired, c.Now())
-	}
-	c.Advance(time.Hour)
-	if strings.Join(fired, ",") != "a,b" || c.Pending() != 0 {
-		t.Fatalf("fired %v, pending %d", fired, c.Pending())
-	}
-
-	done := make(chan struct{})
-	c.AfterFunc(0, func() { close(done) })
-	<-done // a zero delay fires without Advance
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go func() {
-		c.AfterFunc(time.Second, func() {})
-		c.AfterFunc(time.Minute, func() {})
-	}()
-	if err := c.WaitForTimer(ctx, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	short, cancelShort := context.WithCancel(context.Background())
-	cancelShort()
-	if err := c.WaitForTimer(short, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("WaitForTimer on a canceled context: %v", err)
-	}
-}
-
-func TestSleep(t *testing.T) {
-	c := NewFakeClock(t0)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- sleep(ctx, c, time.Minute) }()
-	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	if err := c.WaitForTimer(wait, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	c.Advance(time.Minute)
-	if err := <-errc; err != nil {
-		t.Fatalf("sleep: %v", err)
-	}
-	go func() { errc <- sleep(ctx, c, time.Minute) }()
-	if err := c.WaitForTimer(wait, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("sleep after cancel: %v", err)
-	}
-	if c.Pending() != 0 {
-		t.Fatal("canceled sleep left its timer pending")
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // maxTimeout bounds Config.Timeout.
@@ -44,8 +46,8 @@ type Config struct {
 	// themselves call Retry.Next. Default DefaultBackoff().
 	Retry Backoff
 	// Clock times attempts and backoff and checks token times. Default
-	// SystemClock().
-	Clock Clock
+	// clock.Real().
+	Clock clock.Clock
 	// Logger receives the client's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -56,7 +58,7 @@ func DefaultConfig() Config {
 	return Config{
 		Timeout: 30 * time.Second,
 		Retry:   DefaultBackoff(),
-		Clock:   SystemClock(),
+		Clock:   clock.Real(),
 		Logger:  slog.New(slog.DiscardHandler),
 	}
 }
@@ -282,7 +284,7 @@ func (c *Client) Decide(ctx context.Context, req Request) (Decision, error) {
 		if attempts > 0 {
 			delay, _ := c.cfg.Retry.Next(attempts)
 			c.cfg.Logger.Info("callback retry scheduled", "request_id", req.ID(), "attempt", attempts, "delay", delay, "reason", last)
-			if err := sleep(ctx, c.cfg.Clock, delay); err != nil {
+			if err := clock.Sleep(ctx, c.cfg.Clock, delay); err != nil {
 				return Decision{}, fmt.Errorf("callback: waiting to retry: %w", err)
 			}
 		}

@@ -15,14 +15,16 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // step is one scripted answer of a fake handler. req has been decoded and
 // verified with the node's key.
-type step func(t *testing.T, fc *FakeClock, w http.ResponseWriter, r *http.Request, req Request)
+type step func(t *testing.T, fc *clock.Fake, w http.ResponseWriter, r *http.Request, req Request)
 
 func answer(action, reason string) step {
-	return func(t *testing.T, fc *FakeClock, w http.ResponseWriter, _ *http.Request, req Request) {
+	return func(t *testing.T, fc *clock.Fake, w http.ResponseWriter, _ *http.Request, req Request) {
 		a, err := ParseAction(action)
 		if err != nil {
 			t.Error(err)
@@ -33,7 +35,7 @@ func answer(action, reason string) step {
 
 // forged answers claims signed with any method and key.
 func forged(m jwt.SigningMethod, key func() any, edit func(c *responseClaims)) step {
-	return func(t *testing.T, fc *FakeClock, w http.ResponseWriter, _ *http.Request, req Request) {
+	return func(t *testing.T, fc *clock.Fake, w http.ResponseWriter, _ *http.Request, req Request) {
 		c := response("APPROVE", req.ID(), "")
 		c.IssuedAt = jwt.NewNumericDate(fc.Now())
 		c.ExpiresAt = jwt.NewNumericDate(fc.Now().Add(time.Minute))
@@ -45,7 +47,7 @@ func forged(m jwt.SigningMethod, key func() any, edit func(c *responseClaims)) s
 }
 
 func status(code int) step {
-	return func(_ *testing.T, _ *FakeClock, w http.ResponseWriter, r *http.Request, _ Request) {
+	return func(_ *testing.T, _ *clock.Fake, w http.ResponseWriter, r *http.Request, _ Request) {
 		if code/100 == 3 {
 			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", code)
 			return
@@ -55,7 +57,7 @@ func status(code int) step {
 }
 
 func rawBody(body string) step {
-	return func(_ *testing.T, _ *FakeClock, w http.ResponseWriter, _ *http.Request, _ Request) {
+	return func(_ *testing.T, _ *clock.Fake, w http.ResponseWriter, _ *http.Request, _ Request) {
 		_, _ = w.Write([]byte(body))
 	}
 }
@@ -63,7 +65,7 @@ func rawBody(body string) step {
 // hang makes the client's attempt time out: the client armed its timer
 // before sending, so advancing the fake clock by the timeout here fires
 // it. The handler then waits for the client to go away.
-func hang(t *testing.T, fc *FakeClock, _ http.ResponseWriter, r *http.Request, _ Request) {
+func hang(t *testing.T, fc *clock.Fake, _ http.ResponseWriter, r *http.Request, _ Request) {
 	fc.Advance(30 * time.Second)
 	select {
 	case <-r.Context().Done():
@@ -76,7 +78,7 @@ func hang(t *testing.T, fc *FakeClock, _ http.ResponseWriter, r *http.Request, _
 // hits.
 type scriptServer struct {
 	t     *testing.T
-	fc    *FakeClock
+	fc    *clock.Fake
 	steps []step
 	mu    sync.Mutex
 	hits  int
@@ -115,7 +117,7 @@ func (s *scriptServer) count() int {
 	return s.hits
 }
 
-func newTestClient(t *testing.T, url string, fc *FakeClock, edit func(*Config)) *Client {
+func newTestClient(t *testing.T, url string, fc *clock.Fake, edit func(*Config)) *Client {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URL = url
@@ -142,7 +144,7 @@ type result struct {
 // decide runs Decide in the background and, playing the part of time,
 // releases the backoffs it waits for: each is at least a minute by
 // default, longer than any per-attempt timeout.
-func decide(t *testing.T, c *Client, fc *FakeClock, req Request, backoffs int) result {
+func decide(t *testing.T, c *Client, fc *clock.Fake, req Request, backoffs int) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -212,7 +214,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fc := NewFakeClock(t0)
+			fc := clock.NewFake(t0)
 			script := &scriptServer{t: t, fc: fc, steps: tc.steps}
 			srv := httptest.NewServer(script)
 			defer srv.Close()
@@ -251,7 +253,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestAskIsOneAttempt(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	script := &scriptServer{t: t, fc: fc, steps: []step{answer("RETRY", "later"), status(500)}}
 	srv := httptest.NewServer(script)
 	defer srv.Close()
@@ -276,7 +278,7 @@ func TestAskIsOneAttempt(t *testing.T) {
 }
 
 func TestAskTimeout(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{hang}})
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, fc, nil)
@@ -290,7 +292,7 @@ func TestAskTimeout(t *testing.T) {
 }
 
 func TestAskCallerContext(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{answer("APPROVE", "")}})
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, fc, nil)
@@ -308,7 +310,7 @@ func TestAskCallerContext(t *testing.T) {
 }
 
 func TestDecideCanceledWhileWaiting(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{answer("RETRY", "")}})
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, fc, nil)
@@ -341,7 +343,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	url := "http://" + ln.Addr().String()
 	ln.Close()
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	c := newTestClient(t, url, fc, func(cfg *Config) { cfg.Retry.MaxAttempts = 3 })
 	d, err := c.Ask(context.Background(), testTx("r1"))
 	if !errors.Is(err, ErrUnreachable) || !Retryable(err) || d.Approved() {
@@ -379,7 +381,7 @@ func TestAutoApprove(t *testing.T) {
 }
 
 func TestHTTPS(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	srv := httptest.NewTLSServer(&scriptServer{t: t, fc: fc, steps: []step{answer("APPROVE", "")}})
 	defer srv.Close()
 	pool := x509.NewCertPool()

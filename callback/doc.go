@@ -38,8 +38,8 @@
 //
 // # Time
 //
-// Everything that reads the time or waits takes a Clock, so tests drive
-// timeouts and backoff with a FakeClock instead of sleeping.
+// Everything that reads the time or waits takes a clock.Clock, so tests drive
+// timeouts and backoff with a clock.Fake instead of sleeping.
 //
 // # For actors
 //

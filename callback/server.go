@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // maxRetryEntries bounds the Server's memory of retry counts. When full,
@@ -38,8 +40,8 @@ type ServerConfig struct {
 	// MaxRequestBytes bounds a request body. Default 1 MiB.
 	MaxRequestBytes int64
 	// Clock stamps responses and checks request times. Default
-	// SystemClock().
-	Clock Clock
+	// clock.Real().
+	Clock clock.Clock
 	// Logger receives one line per request. Default: discard.
 	Logger *slog.Logger
 }
@@ -50,7 +52,7 @@ func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		ResponseTTL:     time.Minute,
 		MaxRequestBytes: 1 << 20,
-		Clock:           SystemClock(),
+		Clock:           clock.Real(),
 		Logger:          slog.New(slog.DiscardHandler),
 	}
 }

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
-func newTestServer(t *testing.T, fc *FakeClock, key crypto.Signer, edit func(*ServerConfig)) *Server {
+func newTestServer(t *testing.T, fc *clock.Fake, key crypto.Signer, edit func(*ServerConfig)) *Server {
 	t.Helper()
 	p, err := LoadPolicy("testdata/policy.yaml")
 	if err != nil {
@@ -79,7 +81,7 @@ func TestEndToEnd(t *testing.T) {
 
 	for _, key := range []crypto.Signer{k.handlerRSA, k.handlerEC} {
 		t.Run(fmt.Sprintf("%T", key), func(t *testing.T) {
-			fc := NewFakeClock(t0)
+			fc := clock.NewFake(t0)
 			srv := httptest.NewServer(newTestServer(t, fc, key, nil))
 			defer srv.Close()
 			c := newTestClient(t, srv.URL, fc, func(cfg *Config) { cfg.HandlerKey = key.Public() })
@@ -112,7 +114,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestServerConcurrentRetries(t *testing.T) {
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	srv := httptest.NewServer(newTestServer(t, fc, testKeys().handlerEC, nil))
 	defer srv.Close()
 	c := newTestClient(t, srv.URL, fc, func(cfg *Config) { cfg.HandlerKey = testKeys().handlerEC.Public() })
@@ -142,7 +144,7 @@ func TestServerConcurrentRetries(t *testing.T) {
 
 func TestServerHTTP(t *testing.T) {
 	k := testKeys()
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	s := newTestServer(t, fc, k.handlerRSA, nil)
 	good, err := EncodeRequest(testTx("h1"), k.node, t0)
 	if err != nil {
@@ -195,7 +197,7 @@ func TestServerHTTP(t *testing.T) {
 
 func TestServerInsecureSkipVerify(t *testing.T) {
 	k := testKeys()
-	fc := NewFakeClock(t0)
+	fc := clock.NewFake(t0)
 	s := newTestServer(t, fc, k.handlerEC, func(cfg *ServerConfig) {
 		cfg.CosignerKeys = nil
 		cfg.InsecureSkipRequestVerify = true

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // Config configures a Cluster. Start from DefaultConfig.
@@ -75,7 +77,7 @@ type Config struct {
 	OwnerCheckInterval time.Duration
 
 	// Clock gives proposer timestamps and drives the owner-timeout watcher.
-	Clock Clock
+	Clock clock.Clock
 	// Logger receives the cluster's logs, and raft's through an adapter.
 	Logger *slog.Logger
 
@@ -125,7 +127,7 @@ func DefaultConfig() Config {
 		MaxForwardsInFlight: 256,
 		OwnerTimeout:        3 * time.Second,
 		OwnerCheckInterval:  250 * time.Millisecond,
-		Clock:               SystemClock{},
+		Clock:               clock.Real(),
 		Logger:              slog.Default(),
 	}
 }

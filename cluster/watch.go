@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 // ownerWatch is the leader's detector of silent owners (DESIGN "path of one
@@ -87,10 +89,12 @@ func (w *ownerWatch) observe(o raft.Observation) {
 func (w *ownerWatch) checkLoop() {
 	defer w.c.wg.Done()
 	for {
+		tick, t := clock.After(w.c.cfg.Clock, w.c.cfg.OwnerCheckInterval)
 		select {
-		case <-w.c.cfg.Clock.After(w.c.cfg.OwnerCheckInterval):
+		case <-tick:
 			w.check()
 		case <-w.c.stop:
+			t.Stop()
 			return
 		}
 	}

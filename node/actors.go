@@ -46,6 +46,7 @@ func (n *Node) newUserServer() (userServer, error) {
 	acfg.Cipher = n.kr
 	acfg.Engine = n.engine
 	acfg.Logger = n.log.With("component", "actors")
+	acfg.Clock = n.clock
 	acfg.Metrics = m
 	acfg.MaxSessions = n.cfg.Sessions.Capacity
 	acfg.PresignWorkers = n.cfg.Presign.Workers
@@ -74,6 +75,7 @@ func (n *Node) callbackConfig() (callback.Config, error) {
 	cb.Retry.Max = n.cfg.Callback.RetryInterval
 	cb.Retry.Multiplier = 1
 	cb.Logger = n.log.With("component", "callback")
+	cb.Clock = n.clock
 	if n.cfg.Callback.URL == "" {
 		n.log.Info("no callback handler configured: every request is approved automatically")
 		return cb, cb.Validate()

@@ -16,7 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/coterie-mpc/coterie/actors"
-	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
 )
 
@@ -90,10 +90,11 @@ type Config struct {
 	// Logger receives the node's logs. It is not read from YAML; when nil,
 	// the node builds one from Log.
 	Logger *slog.Logger `yaml:"-"`
-	// Clock is the node's time source: pairing-token expiry, pairing
-	// times, and the cluster's proposer timestamps and owner watch. Nil
-	// means the system clock. It is not read from YAML.
-	Clock cluster.Clock `yaml:"-"`
+	// Clock is the node's time source, a clock.Clock: pairing-token
+	// expiry, pairing times, the cluster's proposer timestamps and owner
+	// watch, the actors' timers and the callback client's timeouts and
+	// backoff. Nil means the system clock. It is not read from YAML.
+	Clock clock.Clock `yaml:"-"`
 	// TuneActors, when set, adjusts the actor system's config after the
 	// node has filled it in: for tests and benchmarks (fault hooks, short
 	// retry delays). It is not read from YAML.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/backend"
@@ -41,7 +42,7 @@ const callbackKeyBits = 2048
 // Its methods are safe for concurrent use.
 type Node struct {
 	cfg       Config
-	clock     cluster.Clock
+	clock     clock.Clock
 	log       *slog.Logger
 	logCloser io.Closer
 
@@ -74,7 +75,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n = &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}}
 	if n.clock == nil {
-		n.clock = cluster.SystemClock{}
+		n.clock = clock.Real()
 	}
 	if n.log, n.logCloser, err = cfg.logger(); err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coterie-mpc/coterie/cluster/clustertest"
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/token"
 )
@@ -36,7 +36,7 @@ func TestPairLive(t *testing.T) {
 // contacts anyone: garbled, expired (on the node's clock) and for another
 // role than the operator asked for.
 func TestPairRefusesTokens(t *testing.T) {
-	clk := clustertest.NewClock(time.Now())
+	clk := clock.NewFake(time.Now())
 	cfg := testConfig(t, t.TempDir())
 	cfg.Clock = clk
 	n := startNode(t, cfg)

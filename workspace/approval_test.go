@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"google.golang.org/grpc/codes"
 )
 
@@ -27,7 +27,7 @@ func allConfigChanges() []*protocol.WsConfigChange {
 // types through a poller, and checks that a bad approval is refused and the
 // request stays pending, and that rejections and failures are recorded.
 func TestApprovals(t *testing.T) {
-	e := serve(t, t.TempDir(), clock.Real{})
+	e := serve(t, t.TempDir(), clock.Real())
 	c := ctx(t)
 	n := e.pair(protocol.WsRole_WS_ROLE_APPROVER)
 	uid := n.creds.UserID

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/token"
 	"google.golang.org/grpc"

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 )
 
 // benchPollers is how many pollers of the user listen: one per node of a
@@ -49,7 +49,7 @@ func startPollers(b *testing.B, n *node, count int) <-chan delivery {
 }
 
 func benchEnv(b *testing.B) (*env, *node) {
-	e := serve(b, b.TempDir(), clock.Real{})
+	e := serve(b, b.TempDir(), clock.Real())
 	return e, e.pair(protocol.WsRole_WS_ROLE_APPROVER)
 }
 

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"

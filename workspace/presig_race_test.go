@@ -5,9 +5,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -19,7 +19,7 @@ import (
 // co-signer's first envelope, and the other gets only an error: no
 // envelope of a second online round ever leaves (I1).
 func TestConcurrentPresignatureUse(t *testing.T) {
-	e := serve(t, fixtureDir(t), clock.Real{})
+	e := serve(t, fixtureDir(t), clock.Real())
 	n := e.fixtureSigner()
 	for round := range len(n.presignIDs) {
 		id := n.presignIDs[round]

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 )
 
 // BenchmarkSignLatency measures the workspace's SIGN path over loopback:
@@ -49,7 +49,7 @@ func BenchmarkSignLatency(b *testing.B) {
 			if e != nil {
 				e.stop()
 			}
-			e = serve(b, fixtureDir(b), clock.Real{})
+			e = serve(b, fixtureDir(b), clock.Real())
 			n = e.fixtureSigner()
 			// Connect first, so that no call pays the TLS handshake.
 			if _, err := n.c.WhoAmI(ctx(b), &protocol.WsWhoAmIRequest{}); err != nil {

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"github.com/coterie-mpc/coterie/workspace/cosigner"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/server"
@@ -76,7 +76,7 @@ func DefaultConfig() Config {
 		TokenTTL:       24 * time.Hour,
 		SessionTimeout: cs.SessionTimeout,
 		Engine:         cs.Engine,
-		Clock:          clock.Real{},
+		Clock:          clock.Real(),
 	}
 }
 

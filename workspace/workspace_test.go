@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/client"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"github.com/coterie-mpc/coterie/workspace/store"
 	"google.golang.org/grpc/codes"
 )
@@ -20,7 +20,7 @@ func TestPairKeygenPresignSign(t *testing.T) {
 		t.Skip("key generation and presigning take minutes under the race detector; " +
 			"TestSignVerifyRestart races the same relay from a pre-generated key")
 	}
-	e := serve(t, t.TempDir(), clock.Real{})
+	e := serve(t, t.TempDir(), clock.Real())
 	n := e.pair(protocol.WsRole_WS_ROLE_SIGNER)
 	if n.key == nil || len(n.key.PublicKey) != 33 || n.key.NodePartyId != "cosigner" || n.key.Threshold != 1 {
 		t.Fatalf("signing key = %v", n.key)
@@ -48,7 +48,7 @@ func TestPairKeygenPresignSign(t *testing.T) {
 // state.
 func TestSignVerifyRestart(t *testing.T) {
 	dir := fixtureDir(t)
-	e := serve(t, dir, clock.Real{})
+	e := serve(t, dir, clock.Real())
 	n := e.fixtureSigner()
 
 	// Two pollers, both connected before the submission.
@@ -155,7 +155,7 @@ func TestSignVerifyRestart(t *testing.T) {
 	// its sealed key share and presignature share.
 	addr := e.ws.Addr()
 	e.stop()
-	e = serveAt(t, dir, addr, clock.Real{})
+	e = serveAt(t, dir, addr, clock.Real())
 	list, err := e.admin.ListRequests(ctx(t), &protocol.WsListRequestsRequest{})
 	if err != nil || len(list.Requests) != 3 {
 		t.Fatalf("requests after restart = %v, %v", list, err)
@@ -185,7 +185,7 @@ func TestRefresh(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a refresh takes minutes under the race detector")
 	}
-	e := serve(t, fixtureDir(t), clock.Real{})
+	e := serve(t, fixtureDir(t), clock.Real())
 	n := e.fixtureSigner()
 	// A signature first, so that the cloud co-signer holds the old key
 	// share in memory: the refresh must replace it there too.

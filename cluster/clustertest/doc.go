@@ -5,5 +5,5 @@
 //
 // Raft itself runs on real time (elections, heartbeats), so tests wait for
 // it with bounded polling (Eventually); the cluster's own timers (the owner
-// timeout) run on the fake Clock, which the test advances.
+// timeout) run on the Harness's clock.Fake, which the test advances.
 package clustertest

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 )
 
@@ -32,7 +33,7 @@ type Harness struct {
 	opts  Options
 	log   *slog.Logger
 	Net   *cluster.InmemNetwork
-	Clock *Clock
+	Clock *clock.Fake
 	Nodes []*Node
 }
 
@@ -64,7 +65,7 @@ func New(t testing.TB, n int, opts Options) *Harness {
 		opts:  opts,
 		log:   Logger(t, opts.LogLevel),
 		Net:   cluster.NewInmemNetwork(),
-		Clock: NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
+		Clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 	}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)

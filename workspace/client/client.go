@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/token"
 	"google.golang.org/grpc"
@@ -125,7 +125,7 @@ type PairConfig struct {
 func Pair(ctx context.Context, cfg PairConfig, opts ...grpc.DialOption) (*Credentials, *protocol.WsPairResponse, error) {
 	clk := cfg.Clock
 	if clk == nil {
-		clk = clock.Real{}
+		clk = clock.Real()
 	}
 	tok, err := token.Parse(cfg.Token)
 	if err != nil {
@@ -203,7 +203,7 @@ func Dial(creds *Credentials, opts ...grpc.DialOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dial(creds.Address, creds.CAPin, &kp, clock.Real{}, opts)
+	conn, err := dial(creds.Address, creds.CAPin, &kp, clock.Real(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func DialAdmin(dataDir string, opts ...grpc.DialOption) (*Admin, error) {
 		return nil, err
 	}
 	a := strings.TrimSpace(string(addr))
-	conn, err := dial(a, pki.Pin(ca), &kp, clock.Real{}, opts)
+	conn, err := dial(a, pki.Pin(ca), &kp, clock.Real(), opts)
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
-	"github.com/coterie-mpc/coterie/workspace/clock"
 	"github.com/coterie-mpc/coterie/workspace/cosigner"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/store"
@@ -63,7 +63,7 @@ type Config struct {
 // envelope limit plus 64 KiB, and 64 relay sessions per user.
 func DefaultConfig() Config {
 	return Config{
-		Clock:              clock.Real{},
+		Clock:              clock.Real(),
 		TokenTTL:           24 * time.Hour,
 		ClientCertValidity: 10 * 365 * 24 * time.Hour,
 		PollBatch:          256,

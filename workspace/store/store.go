@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coterie-mpc/coterie/workspace/clock"
+	"github.com/coterie-mpc/coterie/clock"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
@@ -36,7 +36,7 @@ type Config struct {
 // still be set.
 func DefaultConfig() Config {
 	return Config{
-		Clock:       clock.Real{},
+		Clock:       clock.Real(),
 		RequestTTL:  24 * time.Hour,
 		MaxBatch:    256,
 		OpenTimeout: time.Second,
