@@ -125,7 +125,6 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 	wcfg.CloudCosigners = 1
 	wcfg.Quorum = 2
 	wcfg.Clock = clock.Real()
-	wcfg.Engine.Parallelism = 1
 	wcfg.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ws, err := workspace.Open(wcfg)
 	if err != nil {
@@ -165,9 +164,7 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 	if err := proto.Unmarshal(f.SigningKey, e.key); err != nil {
 		t.Fatal(err)
 	}
-	mcfg := mpc.DefaultConfig()
-	mcfg.Parallelism = 1
-	if e.engine, err = mpc.New(mcfg); err != nil {
+	if e.engine, err = mpc.New(mpc.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
 	if e.kr, err = keyring.Generate(); err != nil {

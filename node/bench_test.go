@@ -78,7 +78,6 @@ func newBenchEnv(b *testing.B) (*benchEnv, error) {
 	wcfg.Listen = "127.0.0.1:0"
 	wcfg.CloudCosigners = 1
 	wcfg.Quorum = 2
-	wcfg.Engine.Parallelism = 1
 	ws, err := workspace.Open(wcfg)
 	if err != nil {
 		return nil, err
@@ -255,7 +254,7 @@ func bareOnlineP50(b *testing.B) time.Duration {
 			b.Fatal(err)
 		}
 	}
-	eng, err := mpc.New(mpc.Config{Parallelism: 1, MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes})
+	eng, err := mpc.New(mpc.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,7 +31,6 @@ func testWorkspace(t testing.TB, dir string) (*workspace.Workspace, *client.Admi
 	cfg.Listen = "127.0.0.1:0"
 	cfg.CloudCosigners = 1
 	cfg.Quorum = 2
-	cfg.Engine.Parallelism = 1
 	cfg.Logger = testLogger(t, slog.LevelWarn)
 	ws, err := workspace.Open(cfg)
 	if err != nil {

@@ -54,7 +54,6 @@ func serveAt(t testing.TB, dir, listen string, clk clock.Clock) *env {
 	cfg.CloudCosigners = 1
 	cfg.Quorum = 2
 	cfg.Clock = clk
-	cfg.Engine.Parallelism = 1
 	cfg.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ws, err := workspace.Open(cfg)
 	if err != nil {
@@ -160,9 +159,7 @@ func (e *env) fixtureSigner() *node {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { c.Close() })
-	cfg := mpc.DefaultConfig()
-	cfg.Parallelism = 1
-	eng, err := mpc.New(cfg)
+	eng, err := mpc.New(mpc.DefaultConfig())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -232,9 +229,7 @@ func (e *env) pairOnly(tok string) *node {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { c.Close() })
-	cfg := mpc.DefaultConfig()
-	cfg.Parallelism = 1
-	eng, err := mpc.New(cfg)
+	eng, err := mpc.New(mpc.DefaultConfig())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -198,9 +198,6 @@ func (e *demoEnv) startWorkspace(context.Context) error {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.CloudCosigners = 1
 	cfg.Quorum = 2
-	// One worker per MPC session: the two cores are shared with the node's
-	// party, which runs in this process too.
-	cfg.Engine.Parallelism = 1
 	cfg.Logger = e.log.With("component", "workspace")
 	ws, err := workspace.Open(cfg)
 	if err != nil {

@@ -8,17 +8,6 @@ import (
 
 // Config configures an Engine.
 type Config struct {
-	// Parallelism is the number of goroutines that each session may use for
-	// its CPU-heavy steps (prime sampling, proofs). It must be 1: every step
-	// runs on the goroutine that calls the session. The library's worker
-	// pool (multi-party-sig pkg/pool) cannot be used safely: a worker that
-	// reports a result after the pool's caller has already counted the last
-	// one blocks for ever on a channel that nobody reads any more, and once
-	// no worker is left the pool's next call blocks for ever too. That
-	// happens with a pool of any size, more often on a loaded machine; the
-	// session then hangs inside Accept, holding its lock, out of reach of
-	// the caller's timeout. The parties of a session still run in parallel.
-	Parallelism int
 	// MaxPayloadBytes bounds the payload of an incoming envelope. The largest
 	// CMP message, a keygen round with the Paillier proofs, is about 85 KB;
 	// presign and sign messages stay under 12 KB (three parties).
@@ -28,28 +17,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the default configuration: no workers besides the
-// caller's goroutine, and a 1 MiB payload limit.
+// DefaultConfig returns the default configuration: a 1 MiB payload limit.
 func DefaultConfig() Config {
-	return Config{
-		Parallelism:     1,
-		MaxPayloadBytes: 1 << 20,
-	}
+	return Config{MaxPayloadBytes: 1 << 20}
 }
 
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Parallelism != 1 {
-		errs = append(errs, fmt.Errorf("mpc: Parallelism must be 1 (the library's worker pool can deadlock), got %d", c.Parallelism))
-	}
 	if c.MaxPayloadBytes < 1<<10 || c.MaxPayloadBytes > MaxEnvelopeSize {
 		errs = append(errs, fmt.Errorf("mpc: MaxPayloadBytes must be %d to %d, got %d", 1<<10, MaxEnvelopeSize, c.MaxPayloadBytes))
 	}
 	return errors.Join(errs...)
 }
 
-// Engine creates MPC sessions. It holds configuration and a bounded cache of
+// Engine creates MPC sessions. Each session runs the library's CPU-heavy
+// steps (prime sampling, proofs) on the goroutine that calls it, never on
+// the library's worker pool (multi-party-sig pkg/pool), which cannot be used
+// safely: a worker that reports a result after the pool's caller has already
+// counted the last one blocks for ever on a channel nobody reads any more,
+// and once no worker is left the pool's next call blocks for ever too. That
+// happens with a pool of any size, more often on a loaded machine, and the
+// session would hang inside Accept, holding its lock, out of the caller's
+// reach. Callers bound CPU use by how many sessions they run at once.
+//
+// An Engine holds configuration and a bounded cache of
 // BIP-32 derivations (public data only); one Engine serves any number of
 // concurrent sessions and is safe for concurrent use.
 type Engine struct {

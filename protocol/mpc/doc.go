@@ -47,7 +47,7 @@
 // of the session. The constructors and Accept do the protocol's heavy
 // arithmetic (up to seconds of CPU) before they return, on the calling
 // goroutine alone: sessions never use the library's worker pool, which can
-// hang for ever (see Config.Parallelism). Call them off an actor's mailbox.
+// hang for ever (see Engine). Call them off an actor's mailbox.
 //
 // # Screening incoming messages
 //

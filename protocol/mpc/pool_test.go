@@ -25,7 +25,7 @@ func libraryWorkers() int {
 // that hung for good: with the default configuration, sessions ran the
 // library's worker pool, whose workers can block for ever after a call
 // returns, so that a later call in the same session waits for ever inside
-// Accept (see Config.Parallelism). A session must run the library on the
+// Accept (see Engine). A session must run the library on the
 // calling goroutine alone.
 func TestSessionsUseNoLibraryPool(t *testing.T) {
 	fx := loadFixture(t, "2of2")
