@@ -99,12 +99,14 @@ func (c *Cluster) TransferLeadership() error {
 
 // Status is a summary of this node's raft state, for the admin API.
 type Status struct {
-	NodeID       string
-	State        string
-	LeaderID     string
-	Term         uint64
-	LastIndex    uint64
-	CommitIndex  uint64
+	NodeID      string
+	State       string
+	LeaderID    string
+	Term        uint64
+	LastIndex   uint64
+	CommitIndex uint64
+	// AppliedIndex is raft's: the last entry handed to the FSM, which may
+	// not have applied it yet. Barrier waits until it has.
 	AppliedIndex uint64
 	LastContact  time.Time
 }
@@ -122,6 +124,17 @@ func (c *Cluster) Status() Status {
 		AppliedIndex: c.raft.AppliedIndex(),
 		LastContact:  c.raft.LastContact(),
 	}
+}
+
+// Barrier waits, for at most timeout, until this node's FSM has applied
+// every entry committed before the call, so that reads from it reflect
+// them; a new leader's FSM replays the log this way. Only the leader can run
+// it: elsewhere it fails with ErrNotLeader.
+func (c *Cluster) Barrier(timeout time.Duration) error {
+	if err := c.raft.Barrier(timeout).Error(); err != nil {
+		return raftError(err)
+	}
+	return nil
 }
 
 // Snapshot asks raft to take a snapshot now.

@@ -92,7 +92,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err := n.openStore(); err != nil {
 		return nil, err
 	}
-	eng, err := mpc.New(mpc.Config{Parallelism: 1, MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.log})
+	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +227,14 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: waiting for a raft leader: %w", err)
 	}
 	n.log.Info("raft leader known", "leader", leader)
+	// A restarted leader's FSM replays the log only after its election:
+	// read no user or key from it before it has. (A follower catches up from
+	// the leader; multi-node start-up will need the same wait there.)
+	if n.cluster.IsLeader() {
+		if err := n.cluster.Barrier(30 * time.Second); err != nil {
+			return fmt.Errorf("node: waiting for the raft log to replay: %w", err)
+		}
+	}
 	key, err := n.ensureCallbackKey(ctx)
 	if err != nil {
 		return err

@@ -327,11 +327,10 @@ log:
 	if _, err := c.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The leader replays the log after its election: wait until it has
-	// applied its own first entry, the last one.
+	// The leader replays the log after its election; a barrier returns once
+	// the FSM has applied all of it.
 	waitFor(t, 30*time.Second, "the offline FSM to replay the log", func() bool {
-		s := c.Status()
-		return s.State == "Leader" && s.AppliedIndex >= s.LastIndex
+		return c.Barrier(5*time.Second) == nil
 	})
 	fsmUsed := map[string]string{}
 	for _, id := range ids {
