@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 
 # Packages whose tests start goroutines run under the race detector. The MPC
 # engine is left out: its CPU-bound proofs run many times slower under it.
-RACE_DIRS := enclave callback cluster workspace actors node cmd
+RACE_DIRS := clock enclave callback cluster workspace actors node cmd
 RACE_PKGS ?= $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 
 .PHONY: all build test check proto protoc demo clean
