@@ -138,12 +138,23 @@ func TestAdminAPI(t *testing.T) {
 		}
 	}
 
-	// A restart serves the user again, with the same callback key.
+	// A second user paired after a snapshot lives only in the log, which a
+	// restarted node replays after its election: Start must wait for that.
+	if err := n.cluster.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	_, tok2 := createUser(t, admin, protocol.WsRole_WS_ROLE_APPROVER)
+	info2, err := ac.Pair(ctx, PairRequest{Token: tok2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart serves both users again, with the same callback key.
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
 	n2 := startNode(t, cfg)
-	if got := n2.Users(); len(got) != 1 || !reflect.DeepEqual(got[0], info) {
+	if got := n2.Users(); len(got) != 2 || !reflect.DeepEqual(got, []UserInfo{info, info2}) {
 		t.Fatalf("after restart: %+v", got)
 	}
 	if !n2.CallbackPublicKey().Equal(pub) {
