@@ -71,8 +71,24 @@ func wsErr(cmd *cobra.Command, a *client.Admin, err error) error {
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
 }
 
+// wsTimeout bounds one admin call.
+const wsTimeout = 30 * time.Second
+
 func wsCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), 30*time.Second)
+	return context.WithTimeout(cmd.Context(), wsTimeout)
+}
+
+// withAdmin runs call with the workspace's admin client and a context that
+// ends after timeout, and makes the gRPC error it returns readable.
+func withAdmin(cmd *cobra.Command, timeout time.Duration, call func(context.Context, *client.Admin) error) error {
+	a, err := wsAdmin(cmd)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	return wsErr(cmd, a, call(ctx, a))
 }
 
 // ---------------------------------------------------------------- serve
@@ -146,20 +162,15 @@ func newWorkspaceCreateUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			resp, err := a.CreateUser(ctx, &protocol.WsCreateUserRequest{WorkspaceId: wsID, Name: name, Role: r, TokenTtlSeconds: uint32(ttl / time.Second)})
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "created %s user %s; pairing token valid until %s:\n", role, resp.User.Id, wsTokenExpiry(resp.PairingToken))
-			fmt.Fprintln(cmd.OutOrStdout(), resp.PairingToken)
-			return nil
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				resp, err := a.CreateUser(ctx, &protocol.WsCreateUserRequest{WorkspaceId: wsID, Name: name, Role: r, TokenTtlSeconds: uint32(ttl / time.Second)})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "created %s user %s; pairing token valid until %s:\n", role, resp.User.Id, wsTokenExpiry(resp.PairingToken))
+				fmt.Fprintln(cmd.OutOrStdout(), resp.PairingToken)
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -189,19 +200,14 @@ func newWorkspaceIssueTokenCmd() *cobra.Command {
 		Long:  "issue-token replaces the user's outstanding pairing token (for example an expired one) and prints the new one.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			resp, err := a.IssueToken(ctx, &protocol.WsIssueTokenRequest{UserId: user, TokenTtlSeconds: uint32(ttl / time.Second)})
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), resp.PairingToken)
-			return nil
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				resp, err := a.IssueToken(ctx, &protocol.WsIssueTokenRequest{UserId: user, TokenTtlSeconds: uint32(ttl / time.Second)})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), resp.PairingToken)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "the user ID (required)")
@@ -217,27 +223,22 @@ func newWorkspaceUsersCmd() *cobra.Command {
 		Short: "List the API users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			resp, err := a.ListUsers(ctx, &protocol.WsListUsersRequest{})
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			if asJSON {
-				return wsPrintJSON(cmd.OutOrStdout(), resp.Users)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tSTATE\tNAME\tPUBLIC KEY\tLAST SEEN")
-			for _, u := range resp.Users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%x\t%s\n", u.Id, store.RoleName(u.Role), store.StateName(u.State), u.Name,
-					u.GetSigningKey().GetPublicKey(), wsTime(u.LastSeenAt))
-			}
-			return tw.Flush()
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				resp, err := a.ListUsers(ctx, &protocol.WsListUsersRequest{})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return wsPrintJSON(cmd.OutOrStdout(), resp.Users)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tROLE\tSTATE\tNAME\tPUBLIC KEY\tLAST SEEN")
+				for _, u := range resp.Users {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%x\t%s\n", u.Id, store.RoleName(u.Role), store.StateName(u.State), u.Name,
+						u.GetSigningKey().GetPublicKey(), wsTime(u.LastSeenAt))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -263,38 +264,33 @@ func newWorkspaceRequestsCmd() *cobra.Command {
 					return err
 				}
 			}
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			var all []*protocol.WsRequest
-			var after uint64
-			for page := 0; page < 1<<20; page++ { // bounded: a million pages of 1000
-				resp, err := a.ListRequests(ctx, &protocol.WsListRequestsRequest{State: state, UserId: user, AfterSeq: after})
-				if err != nil {
-					return wsErr(cmd, a, err)
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				var all []*protocol.WsRequest
+				var after uint64
+				for page := 0; page < 1<<20; page++ { // bounded: a million pages of 1000
+					resp, err := a.ListRequests(ctx, &protocol.WsListRequestsRequest{State: state, UserId: user, AfterSeq: after})
+					if err != nil {
+						return err
+					}
+					all = append(all, resp.Requests...)
+					if after = resp.NextAfterSeq; after == 0 {
+						break
+					}
 				}
-				all = append(all, resp.Requests...)
-				if after = resp.NextAfterSeq; after == 0 {
-					break
+				if asJSON {
+					return wsPrintJSON(cmd.OutOrStdout(), all)
 				}
-			}
-			if asJSON {
-				return wsPrintJSON(cmd.OutOrStdout(), all)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSER\tSTATE\tWHAT\tCREATED\tREASON")
-			for _, r := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Id, r.UserId, store.RequestStateName(r.State), wsDescribe(r), wsTime(r.CreatedAt), r.Reason)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%d requests\n", len(all))
-			return nil
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tUSER\tSTATE\tWHAT\tCREATED\tREASON")
+				for _, r := range all {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Id, r.UserId, store.RequestStateName(r.State), wsDescribe(r), wsTime(r.CreatedAt), r.Reason)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d requests\n", len(all))
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -355,26 +351,21 @@ func newWorkspaceVerifyCmd() *cobra.Command {
 		Short: "Re-verify every stored signature and approval; exit non-zero if any is invalid",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-			defer cancel()
-			v, err := a.Verify(ctx, &protocol.WsVerifyRequest{})
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			for _, p := range v.Problems {
-				fmt.Fprintf(cmd.OutOrStdout(), "INVALID %s digest %d: %s\n", p.RequestId, p.DigestIndex, p.Problem)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d requests, %d signatures and %d approvals checked, %d invalid\n",
-				v.Requests, v.SignaturesChecked, v.ApprovalsChecked, len(v.Problems))
-			if len(v.Problems) > 0 {
-				return errors.New("workspace verify: invalid signatures or approvals found")
-			}
-			return nil
+			return withAdmin(cmd, 10*time.Minute, func(ctx context.Context, a *client.Admin) error {
+				v, err := a.Verify(ctx, &protocol.WsVerifyRequest{})
+				if err != nil {
+					return err
+				}
+				for _, p := range v.Problems {
+					fmt.Fprintf(cmd.OutOrStdout(), "INVALID %s digest %d: %s\n", p.RequestId, p.DigestIndex, p.Problem)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d requests, %d signatures and %d approvals checked, %d invalid\n",
+					v.Requests, v.SignaturesChecked, v.ApprovalsChecked, len(v.Problems))
+				if len(v.Problems) > 0 {
+					return errors.New("workspace verify: invalid signatures or approvals found")
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -385,26 +376,21 @@ func newWorkspaceStatsCmd() *cobra.Command {
 		Short: "Print counts of requests by state, users, presignatures and duplicates, as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			s, err := a.Stats(ctx, &protocol.WsStatsRequest{})
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(s)
-			if err != nil {
-				return err
-			}
-			var out any
-			_ = json.Unmarshal(b, &out)
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				s, err := a.Stats(ctx, &protocol.WsStatsRequest{})
+				if err != nil {
+					return err
+				}
+				b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(s)
+				if err != nil {
+					return err
+				}
+				var out any
+				_ = json.Unmarshal(b, &out)
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			})
 		},
 	}
 }
@@ -415,29 +401,24 @@ func newWorkspaceAuditCmd() *cobra.Command {
 		Short: "Print the audit log",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tREQUEST\tDETAIL")
-			var after uint64
-			for page := 0; page < 1<<20; page++ { // bounded
-				resp, err := a.ListAudit(ctx, &protocol.WsListAuditRequest{AfterSeq: after})
-				if err != nil {
-					return wsErr(cmd, a, err)
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tREQUEST\tDETAIL")
+				var after uint64
+				for page := 0; page < 1<<20; page++ { // bounded
+					resp, err := a.ListAudit(ctx, &protocol.WsListAuditRequest{AfterSeq: after})
+					if err != nil {
+						return err
+					}
+					for _, e := range resp.Entries {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, wsTime(e.At), e.Actor, e.Action, e.UserId, e.RequestId, e.Detail)
+					}
+					if after = resp.NextAfterSeq; after == 0 {
+						break
+					}
 				}
-				for _, e := range resp.Entries {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, wsTime(e.At), e.Actor, e.Action, e.UserId, e.RequestId, e.Detail)
-				}
-				if after = resp.NextAfterSeq; after == 0 {
-					break
-				}
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 }

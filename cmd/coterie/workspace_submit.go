@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/workspace/client"
 	"github.com/coterie-mpc/coterie/workspace/request"
 )
 
@@ -163,25 +165,20 @@ func newWorkspaceSubmitConfigChangeCmd() *cobra.Command {
 			if err := request.ValidateConfigChange(cc); err != nil {
 				return err
 			}
-			a, err := wsAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			ctx, cancel := wsCtx(cmd)
-			defer cancel()
-			r, err := a.SubmitConfigChange(ctx, &protocol.WsSubmitConfigChangeRequest{
-				UserId: f.user, IdempotencyKey: f.idem, ConfigChange: cc, TtlSeconds: uint32(f.ttl / time.Second),
-			})
-			if first := wsReplayed(err); first != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s (already submitted with key %s)\n", first.Id, f.idem)
+			return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+				r, err := a.SubmitConfigChange(ctx, &protocol.WsSubmitConfigChangeRequest{
+					UserId: f.user, IdempotencyKey: f.idem, ConfigChange: cc, TtlSeconds: uint32(f.ttl / time.Second),
+				})
+				if first := wsReplayed(err); first != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s (already submitted with key %s)\n", first.Id, f.idem)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), r.Id)
 				return nil
-			}
-			if err != nil {
-				return wsErr(cmd, a, err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), r.Id)
-			return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
