@@ -75,7 +75,23 @@ func (c *Cluster) nudger() {
 		if c.raft.State() != raft.Leader {
 			continue
 		}
-		_ = c.raft.Barrier(c.cfg.ApplyTimeout).Error()
+		_ = c.await(c.raft.Barrier(c.cfg.ApplyTimeout))
+	}
+}
+
+// await returns f's error, or ErrClosed once the cluster is closing. raft
+// never answers a barrier still queued when it shuts down (its future has
+// no shutdown channel, and Barrier's timeout bounds only the queueing), so
+// a plain f.Error() could block Close for ever; the goroutine left waiting
+// then ends with the process.
+func (c *Cluster) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-c.stop:
+		return ErrClosed
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -131,10 +132,11 @@ func (c *Cluster) Status() Status {
 // them; a new leader's FSM replays the log this way. Only the leader can run
 // it: elsewhere it fails with ErrNotLeader.
 func (c *Cluster) Barrier(timeout time.Duration) error {
-	if err := c.raft.Barrier(timeout).Error(); err != nil {
+	err := c.await(c.raft.Barrier(timeout))
+	if err != nil && !errors.Is(err, ErrClosed) {
 		return raftError(err)
 	}
-	return nil
+	return err
 }
 
 // Snapshot asks raft to take a snapshot now.
