@@ -23,6 +23,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/backend"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/store"
+	"github.com/coterie-mpc/coterie/internal/atomicfile"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
@@ -109,8 +110,8 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.closeFn = append(n.closeFn, n.admin.close)
-	if err := writeFileAtomic(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
 	}
 	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.addr(),
 		"identity", hex.EncodeToString(n.identity))
@@ -141,7 +142,7 @@ func (n *Node) openStore() error {
 		if _, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft")); err == nil {
 			return fmt.Errorf("node: %s has raft state but no node store: refusing to create a new identity over it", n.cfg.DataDir)
 		}
-		if err := initialize(bcfg, scfg); err != nil {
+		if _, _, err := Initialize(bcfg, scfg); err != nil {
 			return err
 		}
 		n.log.Info("node initialized", "data_dir", n.cfg.DataDir, "enclave", kind, "key_policy", policy)
@@ -177,23 +178,28 @@ func (n *Node) openStore() error {
 	return nil
 }
 
-// initialize creates the sealed store of a new node.
-func initialize(bcfg backend.Config, scfg store.Config) error {
+// Initialize creates the sealed store of a new node: an Ed25519 identity
+// key and a fresh keyring, both sealed by the enclave bcfg describes. It
+// returns the identity's public key and the keyring, for display.
+func Initialize(bcfg backend.Config, scfg store.Config) (ed25519.PublicKey, *keyring.Keyring, error) {
 	bcfg.Initialize = true
 	enc, err := backend.New(bcfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	_, identity, err := ed25519.GenerateKey(nil)
+	pub, identity, err := ed25519.GenerateKey(nil)
 	if err != nil {
-		return fmt.Errorf("node: generate identity: %w", err)
+		return nil, nil, fmt.Errorf("node: generate identity: %w", err)
 	}
 	defer clear(identity)
 	kr, err := keyring.Generate()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return store.Create(scfg, enc, identity, kr)
+	if err := store.Create(scfg, enc, identity, kr); err != nil {
+		return nil, nil, err
+	}
+	return pub, kr, nil
 }
 
 func (n *Node) openCluster() error {
@@ -410,8 +416,8 @@ func ensureAdminToken(dir string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(raw)
-	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", err
+	if err := atomicfile.Write(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node: write %s: %w", path, err)
 	}
 	return tok, nil
 }
@@ -421,33 +427,4 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// writeFileAtomic writes a file under a temporary name and renames it into
-// place, so readers see the old or the new content, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("node: write %s: %w", path, err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave/sim"
+	"github.com/coterie-mpc/coterie/internal/atomicfile"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/cosigner"
 	"github.com/coterie-mpc/coterie/workspace/pki"
@@ -202,7 +203,7 @@ func Open(cfg Config) (w *Workspace, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(filepath.Join(cfg.DataDir, FileAddress), []byte(addr+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, FileAddress), []byte(addr+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("workspace: write address: %w", err)
 	}
 	return &Workspace{cfg: cfg, log: log, store: st, srv: srv, lis: lis, addr: addr}, nil
@@ -306,10 +307,10 @@ func loadOrCreateCA(cfg Config, log *slog.Logger, now time.Time) (*pki.CA, error
 		return nil, fmt.Errorf("workspace: seal CA key: %w", err)
 	}
 	// The key first, so that a crash leaves no certificate without its key.
-	if err := writeFileSync(keyPath, sealed, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, sealed, 0o600); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	if err := writeFileSync(certPath, ca.CertPEM(), 0o644); err != nil {
+	if err := atomicfile.Write(certPath, ca.CertPEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
 	return ca, nil
@@ -338,38 +339,8 @@ func loadOrCreateAdmin(dir string, ca *pki.CA, now time.Time) ([32]byte, error) 
 	if err != nil {
 		return [32]byte{}, err
 	}
-	if err := writeFileSync(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return [32]byte{}, fmt.Errorf("workspace: %w", err)
 	}
 	return sha256.Sum256(kp.Certificate[0]), nil
-}
-
-// writeFileSync replaces path durably: temporary file, fsync, rename, fsync
-// of the directory.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

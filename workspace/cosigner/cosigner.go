@@ -14,6 +14,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/sim"
+	"github.com/coterie-mpc/coterie/internal/atomicfile"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/store"
 )
@@ -235,40 +236,10 @@ func openParty(cfg Config, log *slog.Logger, id mpc.PartyID) (*party, error) {
 	if sealed, err = kr.MarshalSealed(sealer); err != nil {
 		return nil, fmt.Errorf("cosigner: %s: %w", id, err)
 	}
-	if err := writeFileSync(path, sealed); err != nil {
+	if err := atomicfile.Write(path, sealed, 0o600); err != nil {
 		return nil, fmt.Errorf("cosigner: %s: write keyring: %w", id, err)
 	}
 	return &party{id: id, kr: kr}, nil
-}
-
-// writeFileSync writes a new file durably: temporary file, fsync, rename,
-// fsync of the directory.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Plan returns the party layout that key generation uses.
