@@ -14,6 +14,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/backend"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/store"
+	"github.com/coterie-mpc/coterie/node"
 )
 
 func newNodeCmd() *cobra.Command {
@@ -88,24 +89,11 @@ func newNodeInitCmd() *cobra.Command {
 				}
 				return err
 			}
-			bcfg := f.backendConfig(cmd, kind, policy)
-			bcfg.Initialize = true
-			enc, err := backend.New(bcfg)
+			pub, kr, err := node.Initialize(f.backendConfig(cmd, kind, policy), storeConfig(cmd, f.dataDir))
 			if err != nil {
 				return err
 			}
-			_, identity, err := ed25519.GenerateKey(nil)
-			if err != nil {
-				return fmt.Errorf("generate identity: %w", err)
-			}
-			kr, err := keyring.Generate()
-			if err != nil {
-				return err
-			}
-			if err := store.Create(storeConfig(cmd, f.dataDir), enc, identity, kr); err != nil {
-				return err
-			}
-			return printStatus(cmd.OutOrStdout(), f.dataDir, kind, policy, identity.Public().(ed25519.PublicKey), kr, store.SchemaVersion)
+			return printStatus(cmd.OutOrStdout(), f.dataDir, kind, policy, pub, kr, store.SchemaVersion)
 		},
 	}
 	f.register(cmd)
