@@ -66,8 +66,10 @@ type Config struct {
 	// unclaimed), RetryDelay apart.
 	ClaimRetries int
 	// RetryDelay is the delay before retrying a failed workspace call or
-	// proposal inside a Session, and before a Poller's claim retry.
-	RetryDelay time.Duration
+	// proposal inside a Session, a failed background presign, and a
+	// Poller's claim. Consecutive failures double it, up to MaxRetryDelay.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
 	// StepRetries is how many times a Session retries one failed step
 	// (a workspace call or proposal) before it fails the request.
 	StepRetries int
@@ -145,6 +147,7 @@ func DefaultConfig() Config {
 		PollBackoffMax: 10 * time.Second,
 		ClaimRetries:   5,
 		RetryDelay:     500 * time.Millisecond,
+		MaxRetryDelay:  30 * time.Second,
 		StepRetries:    5,
 		CallTimeout:    30 * time.Second,
 		MPCTimeout:     2 * time.Minute,
@@ -206,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay <= 0 || c.CallTimeout <= 0 || c.MPCTimeout <= 0 {
 		add("RetryDelay, CallTimeout and MPCTimeout must be positive")
+	}
+	if c.MaxRetryDelay < c.RetryDelay {
+		add("MaxRetryDelay must be at least RetryDelay")
 	}
 	if c.OnlineAttempts < 1 {
 		add("OnlineAttempts must be at least 1")

@@ -57,25 +57,20 @@ var _ Workspace = (*client.Client)(nil)
 // until the command commits (and the local FSM applied it) or ctx ends, so
 // the actors call them off their mailboxes; they return the cluster's
 // sentinel errors (cluster.ErrClaimed, ErrCompleted, ErrNotOwner,
-// ErrPresignatureUsed, ErrPresignatureBurned, ErrUncertain, ErrNotLeader,
-// ...). ErrUncertain means the command may have committed: the actors then
+// ErrPoolEmpty, ErrPresignatureUsed, ErrUncertain, ErrNotLeader, ...). ErrUncertain means the command may have committed: the actors then
 // read the state instead of proposing it again. The reading methods read the
 // local replica and return copies the caller owns.
 type Cluster interface {
-	// NodeID returns this node's id.
-	NodeID() string
+	// PresignCluster is what each key's cluster.PresignStore uses:
+	// NodeID, AddPresignatures, Reserve, ReserveNext and Presignature.
+	cluster.PresignCluster
 	// IsLeader reports whether this node leads now. Only the leader refills
 	// presignature pools, so that one node refills a key at a time.
 	IsLeader() bool
 	// Claim proposes that this node own request (I2).
 	Claim(ctx context.Context, request, apiUser string) error
-	// Reserve proposes that presignature p belong to request forever (I1).
-	Reserve(ctx context.Context, request string, p cluster.PresignatureRef) error
 	// Complete records the terminal outcome of a request this node owns.
 	Complete(ctx context.Context, request string, outcome cluster.Outcome, reason string) error
-	// AddPresignatures adds sealed presignatures to a key's pool. On
-	// ErrUncertain the caller discards them.
-	AddPresignatures(ctx context.Context, key string, ps []cluster.SealedPresignature) error
 	// Subscribe returns the events the local FSM applies from now on, and
 	// a function that ends the subscription. Events are hints: the
 	// channel drops events when full.
@@ -89,10 +84,6 @@ type Cluster interface {
 	OwnedBy(node string) []string
 	// PoolDepth returns how many presignatures of key are available.
 	PoolDepth(key string) int
-	// Available returns the available presignatures of key, oldest first.
-	Available(key string) []string
-	// Presignature returns one presignature of key.
-	Presignature(key, id string) (cluster.PresignatureInfo, bool)
 	// KeyRecord returns one key record (sealed MPC share or approval key).
 	KeyRecord(id string) (cluster.Record, bool)
 }

@@ -34,6 +34,11 @@ var (
 	// without its payload. The request fails with it and is never signed
 	// or approved.
 	ErrMalformedRequest = errors.New("actors: malformed workspace request")
+	// ErrContentChanged fails a request whose content (digests, paths,
+	// amounts, destinations, payload) differs from what the callback
+	// handler approved: an APPROVE covers exactly the content it was asked
+	// about (I5).
+	ErrContentChanged = errors.New("actors: the request changed after the callback handler approved it")
 	// ErrStopTimeout is returned by Stop when sessions were still running
 	// at its deadline.
 	ErrStopTimeout = errors.New("actors: sessions still running at the stop deadline")

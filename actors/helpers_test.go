@@ -117,6 +117,12 @@ func newEnv(t testing.TB) *env { return newEnvWith(t, -1, 1) }
 // of nodes voters; e.cl is the leader.
 func newEnvWith(t testing.TB, presigs, nodes int) *env {
 	t.Helper()
+	return newEnvOpts(t, presigs, nodes, clustertest.Options{})
+}
+
+// newEnvOpts is newEnvWith with the cluster harness's options.
+func newEnvOpts(t testing.TB, presigs, nodes int, opts clustertest.Options) *env {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ws")
 	copyDir(t, filepath.Join(fixture, "ws"), dir)
 	wcfg := workspace.DefaultConfig()
@@ -171,7 +177,7 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 		t.Fatal(err)
 	}
 
-	e.h = clustertest.New(t, nodes, clustertest.Options{})
+	e.h = clustertest.New(t, nodes, opts)
 	e.cl = e.h.Node(e.h.WaitLeader())
 	c := tctx(t)
 	seal := func(id string, plain []byte) []byte {
@@ -189,24 +195,22 @@ func newEnvWith(t testing.TB, presigs, nodes int) *env {
 			t.Fatal(err)
 		}
 	}
-	var sealed []cluster.SealedPresignature
 	if presigs >= 0 {
 		f.Presignatures = f.Presignatures[:presigs]
 	}
-	if len(f.Presignatures) == 0 {
-		return e
+	pool, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: e.cl, Cipher: e.kr, KeyID: shareID(e.userID)})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, raw := range f.Presignatures {
 		p, err := mpc.UnmarshalPresignature(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := p.ID().String()
-		e.presigs = append(e.presigs, id)
-		sealed = append(sealed, cluster.SealedPresignature{ID: id, Sealed: seal(cluster.PresignatureRecordID(shareID(e.userID), id), raw)})
-	}
-	if err := e.cl.AddPresignatures(c, shareID(e.userID), sealed); err != nil {
-		t.Fatal(err)
+		e.presigs = append(e.presigs, p.ID().String())
+		if err := pool.Add(c, p, ""); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return e
 }

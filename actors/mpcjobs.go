@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,18 +25,24 @@ func partyIDs(ids []string) []mpc.PartyID {
 	return out
 }
 
-// presignOne runs the offline phase for u's key with the cloud co-signers,
-// seals the node's share under the keyring and adds it to the key's pool
-// through raft, and returns its id. With hold, the presignature is held
-// for the caller (slowPath.hold) before it enters the pool; the caller
-// releases it. On cluster.ErrUncertain the presignature is discarded, never
-// proposed again (it may be in the pool already).
-func (s *System) presignOne(ctx context.Context, u *userState, hold bool) (string, error) {
+// made is a presignature presignOne added to its key's pool: its ref and
+// the time its commit took.
+type made struct {
+	ref  cluster.PresignatureRef
+	took time.Duration
+}
+
+// presignOne runs the offline phase for u's key with the cloud co-signers
+// and adds the node's share, sealed under the keyring, to the key's pool
+// through raft. With a non-empty reserveFor the same commit reserves it for
+// that request (the slow path). On cluster.ErrUncertain the presignature is
+// discarded, never proposed again (it may be in the pool already).
+func (s *System) presignOne(ctx context.Context, u *userState, reserveFor string) (made, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MPCTimeout)
 	defer cancel()
 	share, err := s.share(u)
 	if err != nil {
-		return "", err
+		return made{}, err
 	}
 	key := u.SigningKey
 	sid := client.SessionID()
@@ -51,38 +58,22 @@ func (s *System) presignOne(ctx context.Context, u *userState, hold bool) (strin
 		defer sess.Close()
 	}
 	if err != nil {
-		return "", fmt.Errorf("presign: %w", err)
+		return made{}, fmt.Errorf("presign: %w", err)
 	}
 	pre, err := sess.Result()
 	if err != nil {
-		return "", fmt.Errorf("presign: %w", err)
+		return made{}, fmt.Errorf("presign: %w", err)
 	}
-	id := pre.ID().String()
-	if id != res.GetPresignId() {
-		return "", fmt.Errorf("presign: %w: presignature id", client.ErrSessionMismatch)
-	}
-	plain, err := pre.MarshalBinary()
-	if err != nil {
-		return "", fmt.Errorf("presign: encode: %w", err)
-	}
-	ct, err := s.cfg.Cipher.Encrypt(cluster.PresignatureRecordID(u.ShareRecordID, id), plain)
-	clear(plain)
-	if err != nil {
-		return "", fmt.Errorf("presign: seal: %w", err)
-	}
-	ref := cluster.PresignatureRef{KeyID: u.ShareRecordID, ID: id}
-	if hold {
-		s.slow.hold(ref)
+	if pre.ID().String() != res.GetPresignId() {
+		return made{}, fmt.Errorf("presign: %w: presignature id", client.ErrSessionMismatch)
 	}
 	cctx, ccancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer ccancel()
-	if err := s.cfg.Cluster.AddPresignatures(cctx, u.ShareRecordID, []cluster.SealedPresignature{{ID: id, Sealed: ct}}); err != nil {
-		if hold {
-			s.slow.release(ref)
-		}
-		return "", fmt.Errorf("presign: add to pool: %w", err)
+	t0 := s.cfg.Clock.Now()
+	if err := u.pool.Add(cctx, pre, reserveFor); err != nil {
+		return made{}, fmt.Errorf("presign: add to pool: %w", err)
 	}
-	return id, nil
+	return made{ref: cluster.PresignatureRef{KeyID: u.ShareRecordID, ID: pre.ID().String()}, took: s.cfg.Clock.Now().Sub(t0)}, nil
 }
 
 // signOutcome is what an online round produced.
@@ -100,34 +91,24 @@ type signOutcome struct {
 
 // onlineRound signs digest index of req with presignature ref, which this
 // node reserved for req (the Reserve committed: I6). It opens the sealed
-// share from the FSM and runs the one online round through the relay; the
+// share from the pool and runs the one online round through the relay; the
 // engine takes the presignature from a one-use store, so it can sign once.
 func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.WsRequest, index uint32, ref cluster.PresignatureRef) (signOutcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.MPCTimeout)
 	defer cancel()
 	var out signOutcome
-	info, ok := s.cfg.Cluster.Presignature(ref.KeyID, ref.ID)
-	if !ok || info.Status != cluster.PresignatureReserved || info.RequestID != req.GetId() || len(info.Sealed) == 0 {
-		// The Reserve committed, so this replica must show it reserved
-		// for req; anything else means the FSM broke I1.
-		return out, &InvariantError{What: fmt.Sprintf("presignature %s is not reserved for request %s after its Reserve committed", ref.ID, req.GetId())}
-	}
 	share, err := s.share(u)
 	if err != nil {
 		return out, err
 	}
-	plain, err := s.cfg.Cipher.Decrypt(cluster.PresignatureRecordID(ref.KeyID, ref.ID), info.Sealed)
-	if err != nil {
-		return out, fmt.Errorf("%w: presignature %s: %w", ErrKeyRecord, ref.ID, err)
-	}
-	pre, err := mpc.UnmarshalPresignature(plain)
-	clear(plain)
-	if err != nil {
-		return out, fmt.Errorf("%w: presignature %s: %w", ErrKeyRecord, ref.ID, err)
-	}
-	once := mpc.NewMemPresignStore()
-	if err := once.Put(ctx, pre); err != nil {
-		return out, err
+	pre, err := u.pool.Open(req.GetId(), ref)
+	switch {
+	case errors.Is(err, cluster.ErrNotReserved):
+		// The Reserve committed, so this replica must show it reserved
+		// for req; anything else means the FSM broke I1.
+		return out, &InvariantError{What: fmt.Sprintf("presignature %s is not reserved for request %s after its Reserve committed", ref.ID, req.GetId())}
+	case err != nil:
+		return out, fmt.Errorf("%w: %w", ErrKeyRecord, err)
 	}
 	d := req.GetTransaction().GetDigests()[index]
 	key := u.SigningKey
@@ -135,7 +116,7 @@ func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.Ws
 	t0 := s.cfg.Clock.Now()
 	sess, err := s.cfg.Engine.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(),
 		Parties: partyIDs(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())},
-		mpc.SignInput{Share: share, Digest: d.GetDigest(), Path: mpc.Path(d.GetDerivationPath())}, once, pre.ID())
+		mpc.SignInput{Share: share, Digest: d.GetDigest(), Path: mpc.Path(d.GetDerivationPath())}, mpc.OneUse(pre), pre.ID())
 	if err != nil {
 		return out, fmt.Errorf("online round: %w", err)
 	}

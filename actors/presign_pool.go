@@ -40,6 +40,11 @@ type (
 // with it. A new leader may briefly overlap with the old one's last jobs,
 // which only adds a few presignatures.
 //
+// A failed refill (the workspace down, say) backs off on the Clock:
+// RetryDelay doubling per consecutive failure up to MaxRetryDelay, during
+// which the pool starts no refill, so a dead peer costs one attempt and
+// one warning per backoff, not a busy loop.
+//
 // Supervision: Config.Services.
 type presignPool struct {
 	sys      *System
@@ -49,6 +54,10 @@ type presignPool struct {
 	lastTake time.Time
 	latency  time.Duration // refill latency (EWMA)
 	inflight int
+	// failures counts consecutive failed refills; no refill starts before
+	// retryAt.
+	failures int
+	retryAt  time.Time
 }
 
 func newPresignPool(s *System, u *userState) *presignPool {
@@ -73,9 +82,14 @@ func (p *presignPool) Receive(ctx actor.Context) {
 	case *presignJobDone:
 		p.inflight = max(0, p.inflight-1) // a restart forgets jobs still running
 		if m.err != nil {
+			p.failures++
+			delay := p.sys.retryDelay(p.failures)
+			p.retryAt = p.sys.cfg.Clock.Now().Add(delay)
 			p.sys.metrics.Presigns.WithLabelValues("error").Inc()
-			p.sys.log.Warn("background presign failed", "key", p.key, "err", m.err)
+			p.sys.log.Warn("background presign failed, backing off", "key", p.key, "failures", p.failures, "retry_in", delay, "err", m.err)
+			p.sys.later(delay, ctx.Self(), &poolCheck{})
 		} else {
+			p.failures, p.retryAt = 0, time.Time{}
 			p.sys.metrics.Presigns.WithLabelValues("ok").Inc()
 			a := p.sys.cfg.Pool.Alpha
 			p.latency = time.Duration(a*float64(m.took) + (1-a)*float64(p.latency))
@@ -121,7 +135,7 @@ func (p *presignPool) check(ctx actor.Context) {
 	depth := p.sys.cfg.Cluster.PoolDepth(p.key)
 	target := p.target(now)
 	leader := p.sys.cfg.Cluster.IsLeader()
-	if leader && p.sys.cfg.Pool.MaxDepth > 0 {
+	if leader && p.sys.cfg.Pool.MaxDepth > 0 && !now.Before(p.retryAt) {
 		self, root, u, clock, key, hook := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock, p.key, p.sys.cfg.RefillHook
 		for depth+p.inflight < target {
 			err := p.sys.presign.Submit(func(c context.Context) {
@@ -129,7 +143,7 @@ func (p *presignPool) check(ctx actor.Context) {
 					hook(c, key)
 				}
 				t0 := clock.Now()
-				_, err := p.sys.presignOne(c, u, false)
+				_, err := p.sys.presignOne(c, u, "")
 				root.Send(self, &presignJobDone{took: clock.Now().Sub(t0), err: err})
 			})
 			if err != nil {
@@ -138,6 +152,7 @@ func (p *presignPool) check(ctx actor.Context) {
 			p.inflight++
 		}
 	}
-	p.sys.setPool(PoolStatus{Key: p.key, Depth: depth, Target: target, InFlight: p.inflight, Refilling: leader,
+	p.sys.setPool(PoolStatus{Key: p.key, Depth: depth, Target: target, InFlight: p.inflight,
+		Refilling: p.inflight > 0, Refiller: leader, Failures: p.failures,
 		TakesPerSecond: p.rate, RefillSeconds: p.latency.Seconds()})
 }

@@ -54,9 +54,14 @@ func TestPoolRefills(t *testing.T) {
 		t.Fatalf("workspace %v, reserved %v, want the pool's %s", r.GetState(), info.Reserved, first)
 	}
 	e.eventually(60*time.Second, "pool refilled", func() bool { return e.cl.PoolDepth(key) == 1 })
+	// At its target the pool is not refilling; this node is its refiller.
+	e.eventually(10*time.Second, "refill jobs finished", func() bool {
+		st, err := e.sys.Status()
+		return err == nil && len(st.Pools) == 1 && st.Pools[0].InFlight == 0
+	})
 	st, err := e.sys.Status()
-	if err != nil || len(st.Pools) != 1 || st.Pools[0].Target != 1 || !st.Pools[0].Refilling {
-		t.Errorf("status %+v, %v", st.Pools, err)
+	if err != nil || len(st.Pools) != 1 || st.Pools[0].Target != 1 || st.Pools[0].Refilling || !st.Pools[0].Refiller {
+		t.Errorf("status %+v, %v; want target 1, refiller, not refilling", st.Pools, err)
 	}
 	if got := counter(e.metrics.Presigns.WithLabelValues("ok")); got < 2 {
 		t.Errorf("presign jobs ok = %v, want at least 2", got)

@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,10 +47,10 @@ type (
 		err   error
 	}
 	// submitDone ends a workspace report: approval, rejection, failure or
-	// a signature submitted after a broken relay.
+	// a signature submitted after a broken relay; step says which.
 	submitDone struct {
 		inc  int
-		what string
+		step stepKind
 		took time.Duration
 		err  error
 	}
@@ -78,8 +81,10 @@ type sessionShared struct {
 	// incarnations never act on a request at once.
 	prev *sync.WaitGroup
 	// approved remembers the handler's APPROVE across restarts on this
-	// node, so a crash does not ask the handler twice.
-	approved bool
+	// node, so a crash does not ask the handler twice: it is the digest of
+	// the content the handler approved (contentDigest), nil until then. A
+	// request whose content no longer matches it is never signed.
+	approved []byte
 	started  time.Time
 	// failures counts failed steps; onlineFailures failed online rounds;
 	// presigns on-demand presigns.
@@ -119,8 +124,10 @@ type session struct {
 	cancel context.CancelFunc
 	wg     *sync.WaitGroup
 	req    *protocol.WsRequest
-	step   string
-	at     time.Time
+	// asked is the content digest of the callback request in flight.
+	asked []byte
+	step  step
+	at    time.Time
 }
 
 func newSession(s *System, sh *sessionShared) *session { return &session{sys: s, sh: sh} }
@@ -144,7 +151,7 @@ func (s *session) Receive(ctx actor.Context) {
 			s.load(ctx, nil)
 		}
 	case *callbackAnswer:
-		if s.step == "callback" && m.request == s.sh.request {
+		if s.step.kind == stepCallback && m.request == s.sh.request {
 			s.answered(ctx, m)
 		}
 	case *reserveDone:
@@ -152,8 +159,8 @@ func (s *session) Receive(ctx actor.Context) {
 			s.reserved(ctx, m)
 		}
 	case *presigning:
-		if m.inc == s.inc && s.step == fmt.Sprintf("reserve digest %d", m.index) {
-			s.setStep(fmt.Sprintf("presign digest %d", m.index))
+		if m.inc == s.inc && s.step == (step{stepReserve, m.index}) {
+			s.setStep(step{stepPresign, m.index})
 		}
 	case *signDone:
 		if m.inc == s.inc {
@@ -192,10 +199,10 @@ func (s *session) start(ctx actor.Context) {
 }
 
 // setStep records the step for Status and for stage latencies.
-func (s *session) setStep(step string) {
-	s.step = step
+func (s *session) setStep(st step) {
+	s.step = st
 	s.at = s.sys.cfg.Clock.Now()
-	s.sys.setSession(SessionStatus{Request: s.sh.request, User: s.sh.user.ID, Step: step, Since: s.at, Incarnation: s.inc})
+	s.sys.setSession(SessionStatus{Request: s.sh.request, User: s.sh.user.ID, Step: st.String(), Since: s.at, Incarnation: s.inc})
 }
 
 // fault calls the test hook at a stage boundary, inside Receive.
@@ -235,7 +242,7 @@ func (s *session) call(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 func (s *session) load(ctx actor.Context, prev *sync.WaitGroup) {
-	s.setStep("load")
+	s.setStep(step{kind: stepLoad})
 	inc, r, ws, cl := s.inc, s.sh.request, s.sh.user.Workspace, s.sys.cfg.Cluster
 	s.run(ctx, func(c context.Context) any {
 		if prev != nil {
@@ -291,7 +298,11 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		return
 	}
 	s.fault(StageLoaded)
-	if s.sh.approved {
+	if s.sh.approved != nil {
+		if err := s.stillApproved(m.req); err != nil {
+			s.fail(ctx, err.Error())
+			return
+		}
 		s.proceed(ctx)
 		return
 	}
@@ -304,8 +315,41 @@ func (s *session) ask(ctx actor.Context) {
 		s.fail(ctx, err.Error())
 		return
 	}
-	s.setStep("callback")
+	if s.asked, err = contentDigest(req); err != nil {
+		s.fail(ctx, err.Error())
+		return
+	}
+	s.setStep(step{kind: stepCallback})
 	ctx.Send(s.sh.callback, &askCallback{request: s.sh.request, req: req, replyTo: ctx.Self()})
+}
+
+// contentDigest is the SHA-256 of what the callback handler is asked
+// about: an APPROVE covers exactly that content.
+func contentDigest(req callback.Request) ([]byte, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode: %v", callback.ErrInvalidRequest, err)
+	}
+	d := sha256.Sum256(b)
+	return d[:], nil
+}
+
+// stillApproved checks that r says what the handler approved. A workspace
+// that changes a request's digests or payload under the same id after the
+// APPROVE gets nothing signed or approved for it (I5).
+func (s *session) stillApproved(r *protocol.WsRequest) error {
+	req, err := callbackRequest(r)
+	if err != nil {
+		return err
+	}
+	d, err := contentDigest(req)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(d, s.sh.approved) {
+		return ErrContentChanged
+	}
+	return nil
 }
 
 func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
@@ -316,7 +360,7 @@ func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
 	case m.err != nil:
 		s.fail(ctx, fmt.Sprintf("callback handler gave no decision: %v", m.err))
 	case m.decision.Approved():
-		s.sh.approved = true
+		s.sh.approved = s.asked
 		s.fault(StageApproved)
 		s.proceed(ctx)
 	case m.decision.Action == callback.ActionReject:
@@ -324,7 +368,7 @@ func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
 		if reason == "" {
 			reason = "rejected by the callback handler"
 		}
-		s.report(ctx, "reject", cluster.OutcomeRejected, reason)
+		s.report(ctx, stepReject, cluster.OutcomeRejected, reason)
 	default:
 		s.fail(ctx, fmt.Sprintf("callback handler answered %s", m.decision.Action))
 	}
@@ -367,7 +411,7 @@ func (s *session) nextDigest(ctx actor.Context) {
 // the pool and an on-the-spot presign on a slow-path slot (System.acquire).
 // It never waits for a refill job.
 func (s *session) reserve(ctx actor.Context, index uint32) {
-	s.setStep(fmt.Sprintf("reserve digest %d", index))
+	s.setStep(step{stepReserve, index})
 	inc, r, u, sys, self := s.inc, s.sh.request, s.sh.user, s.sys, ctx.Self()
 	budget := s.sys.cfg.OnlineAttempts - s.sh.presigns
 	s.run(ctx, func(c context.Context) any {
@@ -396,7 +440,7 @@ func (s *session) reserved(ctx actor.Context, m *reserveDone) {
 }
 
 func (s *session) sign(ctx actor.Context, index uint32, ref cluster.PresignatureRef) {
-	s.setStep(fmt.Sprintf("sign digest %d", index))
+	s.setStep(step{stepSign, index})
 	inc, u, req := s.inc, s.sh.user, s.req
 	s.runOn(ctx, s.sys.online, func(c context.Context) any {
 		out, err := s.sys.onlineRound(c, u, req, index, ref)
@@ -420,13 +464,17 @@ func (s *session) signed(ctx actor.Context, m *signDone) {
 			s.fail(ctx, fmt.Sprintf("online round failed %d times: %v", s.sh.onlineFailures, m.err))
 			return
 		}
-		s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &reload{inc: s.inc})
+		s.sys.later(s.sys.retryDelay(s.sh.onlineFailures), ctx.Self(), &reload{inc: s.inc})
 		return
 	}
 	s.sys.metrics.stage(stageOnlineRound, m.out.online)
 	s.sys.metrics.stage(stageVerification, m.out.verify)
 	if r := m.out.res.GetRequest(); r != nil {
 		if err := checkRequest(r, s.sh.request, s.sh.user.ID); err != nil {
+			s.fail(ctx, err.Error())
+			return
+		}
+		if err := s.stillApproved(r); err != nil {
 			s.fail(ctx, err.Error())
 			return
 		}
@@ -440,59 +488,60 @@ func (s *session) signed(ctx actor.Context, m *signDone) {
 // session finished; the workspace verifies it and answers a duplicate
 // idempotently. Then the request is read again.
 func (s *session) submitSignature(ctx actor.Context, index uint32, sig []byte) {
-	s.setStep(fmt.Sprintf("submit signature %d", index))
+	s.setStep(step{stepSubmitSignature, index})
 	inc, r, ws := s.inc, s.sh.request, s.sh.user.Workspace
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
 		defer cancel()
 		_, err := ws.SubmitSignature(cc, &protocol.WsSubmitSignatureRequest{RequestId: r, DigestIndex: index, Signature: sig})
-		return &submitDone{inc: inc, what: "signature", err: err}
+		return &submitDone{inc: inc, step: stepSubmitSignature, err: err}
 	})
 }
 
 func (s *session) approve(ctx actor.Context) {
-	s.setStep("approve")
+	s.setStep(step{kind: stepApprove})
 	inc, u, req, clock := s.inc, s.sh.user, s.req, s.sys.cfg.Clock
 	s.run(ctx, func(c context.Context) any {
 		t0 := clock.Now()
 		key, err := s.sys.approvalKey(u)
 		if err != nil {
-			return &submitDone{inc: inc, what: "approval", err: err}
+			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
 		d, err := protocol.ApprovalDigest(req)
 		if err != nil {
-			return &submitDone{inc: inc, what: "approval", err: err}
+			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
 		cc, cancel := s.call(c)
 		defer cancel()
 		_, err = u.Workspace.SubmitApproval(cc, &protocol.WsSubmitApprovalRequest{RequestId: req.GetId(), Signature: ed25519.Sign(key, d[:])})
-		return &submitDone{inc: inc, what: "approval", took: clock.Now().Sub(t0), err: err}
+		return &submitDone{inc: inc, step: stepApprove, took: clock.Now().Sub(t0), err: err}
 	})
 }
 
-// report tells the workspace of a rejection ("reject") or failure ("fail"),
-// then Completes with outcome.
-func (s *session) report(ctx actor.Context, what string, outcome cluster.Outcome, reason string) {
+// report tells the workspace of a rejection (stepReject) or a failure
+// (stepFail), then Completes with outcome.
+func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outcome, reason string) {
 	s.sh.outcome, s.sh.reason = outcome, reason
-	s.setStep(what)
+	s.setStep(step{kind: kind})
 	inc, r, ws := s.inc, s.sh.request, s.sh.user.Workspace
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
 		defer cancel()
 		var err error
-		if what == "reject" {
+		switch kind {
+		case stepReject:
 			_, err = ws.RejectRequest(cc, &protocol.WsRejectRequest{RequestId: r, Reason: reason})
-		} else {
+		default:
 			_, err = ws.FailRequest(cc, &protocol.WsFailRequest{RequestId: r, Reason: reason})
 		}
-		return &submitDone{inc: inc, what: what, err: err}
+		return &submitDone{inc: inc, step: kind, err: err}
 	})
 }
 
 // fail fails the request with a reason (never a secret).
 func (s *session) fail(ctx actor.Context, reason string) {
 	s.sys.log.Warn("request failed", "request", s.sh.request, "reason", reason)
-	s.report(ctx, "fail", cluster.OutcomeFailed, reason)
+	s.report(ctx, stepFail, cluster.OutcomeFailed, reason)
 }
 
 func (s *session) submitted(ctx actor.Context, m *submitDone) {
@@ -501,19 +550,19 @@ func (s *session) submitted(ctx actor.Context, m *submitDone) {
 			s.fail(ctx, m.err.Error())
 			return
 		}
-		if m.what == "fail" && s.sh.failures >= s.sys.cfg.StepRetries {
+		if m.step == stepFail && s.sh.failures >= s.sys.cfg.StepRetries {
 			// The workspace does not take the failure; record it anyway.
 			s.complete(ctx, s.sh.outcome, s.sh.reason)
 			return
 		}
 		// A reload sees whether the workspace finished the request anyway.
-		s.stepFailed(ctx, fmt.Errorf("%s: %w", m.what, m.err))
+		s.stepFailed(ctx, fmt.Errorf("%s: %w", m.step, m.err))
 		return
 	}
-	switch m.what {
-	case "signature":
+	switch m.step {
+	case stepSubmitSignature:
 		s.load(ctx, nil)
-	case "approval":
+	case stepApprove:
 		s.sys.metrics.stage(stageApproval, m.took)
 		s.fault(StageSubmitted)
 		s.complete(ctx, cluster.OutcomeApproved, "")
@@ -531,7 +580,7 @@ func (s *session) complete(ctx actor.Context, outcome cluster.Outcome, reason st
 		reason = reason[:maxReason]
 	}
 	s.sh.outcome, s.sh.reason = outcome, reason
-	s.setStep("complete")
+	s.setStep(step{kind: stepComplete})
 	inc, r, cl := s.inc, s.sh.request, s.sys.cfg.Cluster
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
@@ -563,24 +612,25 @@ func (s *session) completed(ctx actor.Context, m *completeDone) {
 		}
 		o, reason := s.sh.outcome, s.sh.reason
 		s.sys.log.Warn("complete failed, retrying", "request", s.sh.request, "err", m.err)
-		s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &completeRetry{inc: s.inc, outcome: o, reason: reason})
+		s.sys.later(s.sys.retryDelay(s.sh.failures), ctx.Self(), &completeRetry{inc: s.inc, outcome: o, reason: reason})
 	}
 }
 
-// stepFailed retries a failed step by reading the request again after
-// RetryDelay, and fails the request once the step budget is spent.
+// stepFailed retries a failed step by reading the request again after a
+// backoff (retryDelay), and fails the request once the step budget is
+// spent.
 func (s *session) stepFailed(ctx actor.Context, err error) {
 	s.sh.failures++
-	s.sys.log.Warn("session step failed", "request", s.sh.request, "step", s.step, "failures", s.sh.failures, "err", err)
+	s.sys.log.Warn("session step failed", "request", s.sh.request, "step", s.step.String(), "failures", s.sh.failures, "err", err)
 	if s.sh.failures > s.sys.cfg.StepRetries {
-		if s.step == "fail" {
+		if s.step.kind == stepFail {
 			s.complete(ctx, s.sh.outcome, s.sh.reason)
 			return
 		}
 		s.fail(ctx, fmt.Sprintf("%s: %v", s.step, err))
 		return
 	}
-	s.sys.later(s.sys.cfg.RetryDelay, ctx.Self(), &reload{inc: s.inc})
+	s.sys.later(s.sys.retryDelay(s.sh.failures), ctx.Self(), &reload{inc: s.inc})
 }
 
 // lost ends a Session whose request this node no longer owns: another node
@@ -594,6 +644,6 @@ func (s *session) lost(ctx actor.Context, why string) {
 // it (so that it knows the stop was not a give-up: protoactor delivers the
 // Terminated system message ahead of user messages).
 func (s *session) end(ctx actor.Context, lost bool) {
-	s.step = "done"
+	s.step = step{kind: stepDone}
 	ctx.Send(ctx.Parent(), &sessionDone{request: s.sh.request, lost: lost})
 }

@@ -13,8 +13,7 @@ import (
 
 // TestAcquireTakesWhatEntersThePool: a Session that finds the pool empty
 // while every slow-path slot is busy takes the presignature that enters
-// the pool meanwhile (a refill's) at once, without presigning itself, and
-// skips the one another Session of the node made on the spot and holds.
+// the pool meanwhile (a refill's) at once, without presigning itself.
 func TestAcquireTakesWhatEntersThePool(t *testing.T) {
 	h := clustertest.New(t, 1, clustertest.Options{})
 	cl := h.Node(h.WaitLeader())
@@ -41,18 +40,21 @@ func TestAcquireTakesWhatEntersThePool(t *testing.T) {
 	}
 	add := func(id string) {
 		t.Helper()
-		if err := cl.AddPresignatures(ctx, key, []cluster.SealedPresignature{{ID: id, Sealed: []byte{1}}}); err != nil {
+		err := cl.AddPresignatures(ctx, key, "", func(seq uint64) ([]cluster.SealedPresignature, error) {
+			return []cluster.SealedPresignature{{ID: id, OriginSeq: seq, Sealed: []byte{1}}}, nil
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Another Session's on-the-spot presignature, held for it.
-	held := cluster.PresignatureRef{KeyID: key, ID: "held"}
-	s.slow.hold(held)
-	add(held.ID)
 	// Every slow-path slot is busy.
 	s.slow.slots <- struct{}{}
 
-	u := &userState{User: User{ID: "u", ShareRecordID: key}}
+	pool, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: cl, Cipher: kr, KeyID: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &userState{User: User{ID: "u", ShareRecordID: key}, pool: pool}
 	got := make(chan acquired, 1)
 	go func() {
 		got <- s.acquire(ctx, request, u, 3, func() { t.Error("presigned on the spot with every slot busy") })
@@ -79,8 +81,5 @@ func TestAcquireTakesWhatEntersThePool(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the waiting Session did not take the presignature that entered the pool")
-	}
-	if info, ok := cl.Presignature(key, held.ID); !ok || info.Status != cluster.PresignatureAvailable {
-		t.Errorf("held presignature: %+v, %v; want it still available", info, ok)
 	}
 }

@@ -38,8 +38,14 @@ type PoolStatus struct {
 	Target int `json:"target"`
 	// InFlight is the presign jobs running or queued.
 	InFlight int `json:"in_flight"`
-	// Refilling says whether this node refills the key (it leads).
+	// Refilling says whether refill jobs are running or queued on this
+	// node; a full pool is not refilling.
 	Refilling bool `json:"refilling"`
+	// Refiller says whether this node refills the key (it leads).
+	Refiller bool `json:"refiller"`
+	// Failures counts consecutive failed refills; the pool backs off
+	// while it is not zero.
+	Failures int `json:"failures"`
 	// TakesPerSecond and RefillSeconds are the forecast's inputs.
 	TakesPerSecond float64 `json:"takes_per_second"`
 	RefillSeconds  float64 `json:"refill_seconds"`

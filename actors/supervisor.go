@@ -108,20 +108,35 @@ func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, chi
 }
 
 // fail records a failure of child now and returns its failures within the
-// window.
+// window. It also forgets every child whose failures have all left the
+// window, so the table holds only recent failures, however many children
+// crashed once and then finished.
 func (s *strategy) fail(child string) int {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	kept := s.failures[child][:0]
-	for _, t := range s.failures[child] {
-		if now.Sub(t) < s.cfg.Window {
-			kept = append(kept, t)
+	for id, ts := range s.failures {
+		kept := ts[:0]
+		for _, t := range ts {
+			if now.Sub(t) < s.cfg.Window {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) == 0 {
+			delete(s.failures, id)
+		} else {
+			s.failures[id] = kept
 		}
 	}
-	kept = append(kept, now)
-	s.failures[child] = kept
-	return len(kept)
+	s.failures[child] = append(s.failures[child], now)
+	return len(s.failures[child])
+}
+
+// tracked returns how many children have failures on record.
+func (s *strategy) tracked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.failures)
 }
 
 // forget drops a child's failure history (it stopped).
@@ -132,12 +147,16 @@ func (s *strategy) forget(child string) {
 }
 
 // backoff is the delay before the n-th restart within the window.
-func (s *strategy) backoff(n int) time.Duration {
-	d := s.cfg.Backoff
-	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+func (s *strategy) backoff(n int) time.Duration { return doubling(s.cfg.Backoff, s.cfg.MaxBackoff, n) }
+
+// doubling is the n-th delay (from 1) of a backoff that starts at base and
+// doubles up to limit.
+func doubling(base, limit time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, s.cfg.MaxBackoff)
+	return min(d, limit)
 }
 
 // panicReason renders a panic value for a log line. Actors never panic

@@ -51,6 +51,8 @@ type System struct {
 
 type userState struct {
 	User
+	// pool is the signing key's presignature pool; nil for an approver.
+	pool     *cluster.PresignStore
 	mu       sync.Mutex
 	share    *mpc.KeyShare
 	approval ed25519.PrivateKey
@@ -163,6 +165,13 @@ func (s *System) AddUser(u User) error {
 		return fmt.Errorf("%w: %s", ErrUserExists, u.ID)
 	}
 	us := &userState{User: u}
+	if u.SigningKey != nil {
+		pool, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: s.cfg.Cluster, Cipher: s.cfg.Cipher, KeyID: u.ShareRecordID})
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		us.pool = pool
+	}
 	s.users[u.ID] = us
 	s.root.Send(s.coord, &addUser{user: us})
 	return nil
@@ -239,6 +248,12 @@ func (s *System) later(d time.Duration, pid *actor.PID, msg any) {
 			s.root.Send(pid, msg)
 		}
 	})
+}
+
+// retryDelay is the delay before the n-th consecutive retry (from 1) of a
+// failed step: RetryDelay, doubling up to MaxRetryDelay.
+func (s *System) retryDelay(n int) time.Duration {
+	return doubling(s.cfg.RetryDelay, s.cfg.MaxRetryDelay, n)
 }
 
 // sessionStarted and sessionEnded keep the count that capacity and Stop use.

@@ -42,6 +42,12 @@ type Cluster struct {
 	closeErr  error
 	forwards  chan struct{} // semaphore for forwarded applies
 	nudges    chan struct{}
+
+	// adders orders this node's presignature Adds per key; nextOrigin (under
+	// the key's adder lock) is the next origin number this node may use.
+	addersMu   sync.Mutex
+	adders     map[string]*sync.Mutex
+	nextOrigin map[string]uint64
 }
 
 var _ Reader = (*Cluster)(nil)
@@ -60,6 +66,9 @@ func New(cfg Config) (*Cluster, error) {
 		stop:     make(chan struct{}),
 		forwards: make(chan struct{}, cfg.MaxForwardsInFlight),
 		nudges:   make(chan struct{}, 1),
+
+		adders:     map[string]*sync.Mutex{},
+		nextOrigin: map[string]uint64{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -340,6 +349,35 @@ func (c *Cluster) Reserve(ctx context.Context, request string, p PresignatureRef
 	return err
 }
 
+// ReserveNext proposes a Reserve in which the FSM picks the oldest
+// available presignature of key for request, so that concurrent Reserves
+// never collide, and returns the one it picked. It returns ErrPoolEmpty
+// when the pool has none, and ErrNotOwner or ErrCompleted when this node no
+// longer owns request. On ErrUncertain a presignature may have been
+// reserved; it stays the request's and is never used.
+func (c *Cluster) ReserveNext(ctx context.Context, request, key string) (PresignatureRef, error) {
+	if _, err := c.Propose(ctx, ReserveCommand(request, PresignatureRef{KeyID: key})); err != nil {
+		return PresignatureRef{}, err
+	}
+	return c.lastReserved(request, key)
+}
+
+// lastReserved returns the presignature of key that this node's Reserve
+// just committed for request: the last in its list. A node runs one
+// Session per request, so nothing else of this node's appended to it since.
+func (c *Cluster) lastReserved(request, key string) (PresignatureRef, error) {
+	r, ok := c.fsm.Request(request)
+	switch {
+	case !ok || r.Status == StatusCompleted:
+		return PresignatureRef{}, errorf(ErrCompleted, "request %q", request)
+	case r.Status != StatusClaimed || r.Owner != c.cfg.NodeID:
+		return PresignatureRef{}, errorf(ErrNotOwner, "node %q, request %q", c.cfg.NodeID, request)
+	case len(r.Reserved) == 0 || r.Reserved[len(r.Reserved)-1].KeyID != key:
+		return PresignatureRef{}, errorf(ErrInternal, "request %q: committed reservation not in the local replica", request)
+	}
+	return r.Reserved[len(r.Reserved)-1], nil
+}
+
 // Complete proposes the outcome of a request this node owns.
 func (c *Cluster) Complete(ctx context.Context, request string, outcome Outcome, reason string) error {
 	_, err := c.Propose(ctx, CompleteCommand(request, outcome, reason))
@@ -354,12 +392,48 @@ func (c *Cluster) Release(ctx context.Context, node string) error {
 	return err
 }
 
-// AddPresignatures proposes sealed presignatures for key's pool. On
-// ErrUncertain the caller must discard them, never propose them again: they
-// may already be in the pool, and even spent.
-func (c *Cluster) AddPresignatures(ctx context.Context, key string, ps []SealedPresignature) error {
-	_, err := c.Propose(ctx, PresignaturesAddedCommand(key, ps))
+// AddPresignatures adds presignatures to key's pool under this node's next
+// origin sequence numbers. It calls seal once, with the number the first
+// presignature must carry; seal returns the presignatures, numbered from
+// there without gaps, each sealed with PresignatureRecordID(key, NodeID(),
+// OriginSeq, ID) as its record id. With a non-empty reserveFor (one
+// presignature only) the same entry reserves it for that request, which
+// this node must own.
+//
+// This node's Adds of one key are proposed one at a time, in number order,
+// so the FSM's high-water mark never refuses a fresh one. On ErrUncertain
+// the caller must discard the presignatures: they may be in the pool, or
+// even spent, and their numbers are used up either way.
+func (c *Cluster) AddPresignatures(ctx context.Context, key, reserveFor string, seal func(firstSeq uint64) ([]SealedPresignature, error)) error {
+	mu := c.adder(key)
+	mu.Lock()
+	defer mu.Unlock()
+	first := max(c.nextOrigin[key], c.fsm.HighWater(key, c.cfg.NodeID)+1)
+	ps, err := seal(first)
+	if err != nil {
+		return err
+	}
+	for i, p := range ps {
+		if p.OriginSeq != first+uint64(i) {
+			return errorf(ErrBadCommand, "presignature %q numbered %d, want %d", p.ID, p.OriginSeq, first+uint64(i))
+		}
+	}
+	// Numbers are never reused, whatever the outcome.
+	c.nextOrigin[key] = first + uint64(len(ps))
+	_, err = c.Propose(ctx, PresignaturesAddedCommand(key, reserveFor, ps))
 	return err
+}
+
+// adder returns the lock that orders this node's Adds of key.
+func (c *Cluster) adder(key string) *sync.Mutex {
+	c.addersMu.Lock()
+	defer c.addersMu.Unlock()
+	mu, ok := c.adders[key]
+	if !ok {
+		mu = &sync.Mutex{}
+		c.adders[key] = mu
+	}
+	return mu
 }
 
 // AddAPIUser proposes an API user record; ErrRecordExists if it exists.

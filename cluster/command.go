@@ -73,14 +73,13 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return checkOptionalID("api user", b.Claim.GetApiUserId())
 	case *protocol.ClusterCommand_Reserve:
 		r := b.Reserve
-		for _, f := range []struct{ name, v string }{
-			{"request", r.GetRequestId()}, {"key", r.GetKeyId()}, {"presignature", r.GetPresignatureId()},
-		} {
-			if err := checkID(f.name, f.v); err != nil {
-				return err
-			}
+		if err := checkID("request", r.GetRequestId()); err != nil {
+			return err
 		}
-		return nil
+		if err := checkID("key", r.GetKeyId()); err != nil {
+			return err
+		}
+		return checkOptionalID("presignature", r.GetPresignatureId())
 	case *protocol.ClusterCommand_Complete:
 		c := b.Complete
 		if err := checkID("request", c.GetRequestId()); err != nil {
@@ -114,7 +113,14 @@ func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 	if n == 0 || n > maxBatch {
 		return errorf(ErrBadCommand, "%d presignatures in one batch, want 1..%d", n, maxBatch)
 	}
+	if err := checkOptionalID("reserving request", a.GetReserveFor()); err != nil {
+		return err
+	}
+	if a.GetReserveFor() != "" && n != 1 {
+		return errorf(ErrBadCommand, "%d presignatures added to reserve for one request, want 1", n)
+	}
 	seen := make(map[string]bool, n)
+	var last uint64
 	for _, p := range a.GetPresignatures() {
 		if err := checkID("presignature", p.GetId()); err != nil {
 			return err
@@ -126,6 +132,10 @@ func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 		if len(p.GetSealed()) == 0 {
 			return errorf(ErrBadCommand, "presignature %q has no sealed share", p.GetId())
 		}
+		if p.GetOriginSeq() <= last {
+			return errorf(ErrBadCommand, "presignature %q: origin numbers must start at 1 and ascend", p.GetId())
+		}
+		last = p.GetOriginSeq()
 	}
 	return nil
 }
@@ -179,7 +189,8 @@ func ClaimCommand(request, apiUser string) *protocol.ClusterCommand {
 	}}}
 }
 
-// ReserveCommand returns a Reserve of presignature p for request.
+// ReserveCommand returns a Reserve of presignature p for request; an empty
+// p.ID lets the FSM pick the oldest available presignature of p.KeyID.
 func ReserveCommand(request string, p PresignatureRef) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Reserve{Reserve: &protocol.ClusterReserve{
 		RequestId: request, KeyId: p.KeyID, PresignatureId: p.ID,
@@ -198,18 +209,21 @@ func ReleaseCommand(node string) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Release{Release: &protocol.ClusterRelease{Node: node}}}
 }
 
-// SealedPresignature is one presignature share sealed under the keyring.
+// SealedPresignature is one presignature share sealed under the keyring
+// with PresignatureRecordID(key, proposer, OriginSeq, ID) as its record id.
 type SealedPresignature struct {
-	ID     string
-	Sealed []byte
+	ID        string
+	OriginSeq uint64
+	Sealed    []byte
 }
 
 // PresignaturesAddedCommand returns a command adding sealed presignatures to
-// the pool of key.
-func PresignaturesAddedCommand(key string, ps []SealedPresignature) *protocol.ClusterCommand {
-	a := &protocol.ClusterPresignaturesAdded{KeyId: key}
+// the pool of key and, with a non-empty reserveFor, reserving the one
+// presignature for that request.
+func PresignaturesAddedCommand(key, reserveFor string, ps []SealedPresignature) *protocol.ClusterCommand {
+	a := &protocol.ClusterPresignaturesAdded{KeyId: key, ReserveFor: reserveFor}
 	for _, p := range ps {
-		a.Presignatures = append(a.Presignatures, &protocol.ClusterSealedPresignature{Id: p.ID, Sealed: p.Sealed})
+		a.Presignatures = append(a.Presignatures, &protocol.ClusterSealedPresignature{Id: p.ID, Sealed: p.Sealed, OriginSeq: p.OriginSeq})
 	}
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_PresignaturesAdded{PresignaturesAdded: a}}
 }

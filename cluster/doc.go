@@ -16,7 +16,9 @@
 //   - While leading, release the requests of owners that have gone silent.
 //   - Answer the node's queries from the local replica (Reader), and
 //     notify it of changes (FSM.Subscribe).
-//   - Provide the raft-backed mpc.PresignStore (PresignStore).
+//   - Provide each key's presignature pool (PresignStore): the one place
+//     where presignature shares are sealed into the pool and opened out of
+//     it.
 //
 // # The FSM
 //
@@ -36,25 +38,32 @@
 //
 // # Presignatures: used once, ever, in bounded memory
 //
-// Each added presignature gets the next sequence number of its key. It is
-// then live (available or reserved) until its request completes (used) or
-// its owner is released (burned), and a presignature is reserved only from
-// available: no command takes one back from reserved, used or burned. So
-// each presignature the FSM admitted is reserved at most once (I1), and
-// that survives snapshots, which carry the whole pool.
+// A presignature enters a key's pool by an Add that carries the proposing
+// node's number for that key (its origin number). The sealed share's
+// associated data binds the key, the node, the number and the id
+// (PresignatureRecordID), and the FSM admits an Add only when its numbers
+// are above the node's high-water mark for the key. So an Add applied once
+// can never be applied again, however long ago, and the same ciphertext
+// under a fresh number or another node's name does not decrypt: a spent
+// presignature cannot come back. Cluster.AddPresignatures numbers a node's
+// Adds and proposes them one at a time per key, so fresh ones are never
+// refused. Memory is one mark per node and key.
 //
-// Spent presignatures drop their sealed share at once, and the FSM keeps
-// only the most recent 4096 spent ids per key (the highest sequence
-// numbers, so replicas agree whatever order they spend in). A Put or Take
-// of a recently spent id gets ErrPresignatureUsed or ErrPresignatureBurned.
-// The one thing the bound gives up is recognising an Add of an id spent
-// longer ago: that would need every id ever spent. The engine's ids are
-// jointly random, so only re-adding the same presignature could do it;
-// producers must therefore never re-propose an Add whose outcome was
-// ErrUncertain, but discard the presignature (see Cluster.AddPresignatures).
-// Completed requests are likewise retained for the most recent 16384
-// completions.
+// An admitted presignature is live (available or reserved) until its
+// request completes (used) or its owner is released (burned), and a
+// presignature is reserved only from available: no command takes one back
+// from reserved, used or burned. So each presignature is reserved at most
+// once (I1), and that survives snapshots, which carry the whole pool and
+// the marks. A Reserve may name the presignature or let the FSM pick the
+// oldest available one (ReserveNext), so that Sessions reserving at once
+// never collide; a Session that presigned on the spot adds and reserves its
+// presignature in one entry (PresignaturesAdded.reserve_for).
 //
+// Spent presignatures drop their sealed share at once; the FSM remembers
+// the most recent 4096 spent ids per key only to name the reason
+// (ErrPresignatureUsed, ErrPresignatureBurned) when one is asked for again.
+// Completed requests are retained for the most recent 16384 completions.
+
 // # Proposals and forwarding
 //
 // Propose stamps the command with the node id, the version and Config.Clock

@@ -37,6 +37,14 @@ var (
 	// ErrPresignatureExists is returned when an added presignature id is
 	// already in the pool of its key.
 	ErrPresignatureExists = errors.New("cluster: presignature already added")
+	// ErrPresignatureReplayed is returned when an added presignature's
+	// origin sequence number is not above its node's high-water mark for
+	// the key: the Add was applied before (a replay), or the node's numbers
+	// went backwards. Nothing is added.
+	ErrPresignatureReplayed = errors.New("cluster: presignature sequence not above the node's high-water mark")
+	// ErrPoolEmpty is returned when a Reserve asks the FSM to pick a
+	// presignature and the key's pool has none available.
+	ErrPoolEmpty = errors.New("cluster: no presignature available")
 	// ErrRecordExists is returned when an API user or key record id is
 	// already recorded.
 	ErrRecordExists = errors.New("cluster: record already exists")
@@ -79,6 +87,8 @@ var codes = []struct {
 	{ErrPresignatureBurned, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_PRESIGNATURE_BURNED},
 	{ErrUnknownPresignature, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_PRESIGNATURE},
 	{ErrPresignatureExists, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_PRESIGNATURE_EXISTS},
+	{ErrPresignatureReplayed, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED},
+	{ErrPoolEmpty, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY},
 	{ErrRecordExists, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_RECORD_EXISTS},
 	{ErrUncertain, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNCERTAIN},
 	{ErrTooLarge, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TOO_LARGE},

@@ -34,11 +34,14 @@ func Example() {
 
 	// The PresignPool adds sealed presignatures; a Poller claims a request;
 	// its Session reserves a presignature, signs, and completes.
-	_ = c.AddPresignatures(ctx, "key-1", []cluster.SealedPresignature{{ID: "p1", Sealed: []byte("ciphertext")}})
+	// (cluster.PresignStore seals real presignatures; see its Add.)
+	_ = c.AddPresignatures(ctx, "key-1", "", func(seq uint64) ([]cluster.SealedPresignature, error) {
+		return []cluster.SealedPresignature{{ID: "p1", OriginSeq: seq, Sealed: []byte("ciphertext")}}, nil
+	})
 	_ = c.Claim(ctx, "req-1", "user-1")
-	_ = c.Reserve(ctx, "req-1", cluster.PresignatureRef{KeyID: "key-1", ID: "p1"})
+	ref, _ := c.ReserveNext(ctx, "req-1", "key-1")
 	owner, _ := c.Owner("req-1")
-	fmt.Println("owner:", owner, "pool depth:", c.PoolDepth("key-1"))
+	fmt.Println("owner:", owner, "reserved:", ref.ID, "pool depth:", c.PoolDepth("key-1"))
 	_ = c.Complete(ctx, "req-1", cluster.OutcomeSigned, "")
 
 	r, _ := c.Request("req-1")
@@ -46,7 +49,7 @@ func Example() {
 	err = c.Claim(ctx, "req-1", "user-1")
 	fmt.Println(errors.Is(err, cluster.ErrCompleted))
 	// Output:
-	// owner: n1 pool depth: 0
+	// owner: n1 reserved: p1 pool depth: 0
 	// request: completed signed
 	// true
 }

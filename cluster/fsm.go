@@ -18,10 +18,11 @@ const (
 	// request id would start it afresh.
 	completedRetained = 16384
 	// spentRetained is how many used or burned presignatures the FSM
-	// remembers per key, so that adding or reserving one of them again gets
-	// ErrPresignatureUsed or ErrPresignatureBurned. A spent presignature is
-	// never available again in any case: only an Add of its id after it was
-	// forgotten would go unnoticed (see doc.go).
+	// remembers per key, so that reserving one of them again names the
+	// reason (ErrPresignatureUsed or ErrPresignatureBurned) instead of
+	// ErrUnknownPresignature. Safety does not rest on it: a spent
+	// presignature is never available again, and the high-water marks
+	// refuse any Add that was applied before (see keyPool).
 	spentRetained = 4096
 )
 
@@ -110,7 +111,7 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 	case *protocol.ClusterCommand_Release:
 		return s.release(b.Release.GetNode()), nil
 	case *protocol.ClusterCommand_PresignaturesAdded:
-		return s.addPresignatures(b.PresignaturesAdded)
+		return s.addPresignatures(node, b.PresignaturesAdded)
 	case *protocol.ClusterCommand_ApiUserAdded:
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:

@@ -38,17 +38,22 @@ func (a *applier) must(node string, cmd *protocol.ClusterCommand) {
 }
 
 // TestSpentSetIsBounded spends more presignatures than the FSM remembers:
-// memory stays bounded, the newest spent ids are still recognised, and the
-// forgotten ones can never be reserved again either.
+// memory stays bounded, the newest spent ids are still recognised, the
+// forgotten ones can never be reserved again either, and no Add of any of
+// them, however long ago it was spent, is admitted again.
 func TestSpentSetIsBounded(t *testing.T) {
 	a := &applier{t: t, f: NewFSM()}
 	const n = spentRetained + 100
+	adds := map[string]*protocol.ClusterCommand{} // by id, as first proposed
 	for batch := 0; batch < n; batch += maxBatch {
 		var ps []SealedPresignature
 		for i := batch; i < min(batch+maxBatch, n); i++ {
-			ps = append(ps, SealedPresignature{ID: fmt.Sprintf("p%05d", i), Sealed: []byte{1}})
+			ps = append(ps, SealedPresignature{ID: fmt.Sprintf("p%05d", i), OriginSeq: uint64(i + 1), Sealed: []byte{1}})
 		}
-		a.must("n1", PresignaturesAddedCommand("k1", ps))
+		for _, p := range ps {
+			adds[p.ID] = PresignaturesAddedCommand("k1", "", []SealedPresignature{p})
+		}
+		a.must("n1", PresignaturesAddedCommand("k1", "", ps))
 	}
 	a.must("n1", ClaimCommand("r1", "u1"))
 	for i := range n {
@@ -64,12 +69,20 @@ func TestSpentSetIsBounded(t *testing.T) {
 	if err := a.apply("n1", ReserveCommand("r2", PresignatureRef{KeyID: "k1", ID: last})); !errors.Is(err, ErrPresignatureUsed) {
 		t.Fatalf("recent spent id: got %v", err)
 	}
-	if err := a.apply("n1", PresignaturesAddedCommand("k1", []SealedPresignature{{ID: last, Sealed: []byte{2}}})); !errors.Is(err, ErrPresignatureUsed) {
-		t.Fatalf("re-add of a recent spent id: got %v", err)
-	}
 	// The oldest were forgotten: not reservable, whatever the error.
 	if err := a.apply("n1", ReserveCommand("r2", PresignatureRef{KeyID: "k1", ID: "p00000"})); !errors.Is(err, ErrUnknownPresignature) {
 		t.Fatalf("forgotten spent id: got %v", err)
+	}
+	// Replaying any Add, of a recently or a long spent presignature, by its
+	// node or another, is refused: its number is at or below the mark, or
+	// its sealed share is bound to another node (TestPresignStoreBindsOrigin).
+	for _, id := range []string{last, "p00000", "p00001"} {
+		if err := a.apply("n1", adds[id]); !errors.Is(err, ErrPresignatureReplayed) {
+			t.Fatalf("replayed Add of spent %s: got %v", id, err)
+		}
+	}
+	if d := a.f.PoolDepth("k1"); d != 0 {
+		t.Fatalf("pool depth %d after replays, want 0", d)
 	}
 	// The snapshot of a full window restores to the same bytes.
 	st, _ := a.f.EncodeState()

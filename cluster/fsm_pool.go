@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/coterie-mpc/coterie/protocol"
@@ -15,18 +16,27 @@ const (
 
 // keyPool is the presignature pool of one key.
 //
-// Every added presignature gets the next sequence number of its key, so
-// each presignature the FSM has ever seen is either live (available or
-// reserved) or spent (used or burned), and a spent one never comes back:
-// reserving is possible only from live, and only from available. The
-// spent set keeps the spentRetained highest sequence numbers, so memory
-// stays bounded; dropping the lowest is order-independent, so replicas that
-// spend in different batches still agree.
+// Each presignature is admitted once, by construction: its Add carries the
+// proposing node's sequence number for the key (origin_seq), which the
+// sealed share's associated data binds, and the FSM admits only numbers
+// above the node's high-water mark. Replaying an Add, however long ago it
+// was applied, is refused, and the same sealed share under another number
+// or node does not open. Once admitted, a presignature is live (available or
+// reserved) and then spent (used or burned); reserving is possible only from
+// available, so it is reserved at most once (I1).
+//
+// Memory is bounded: one high-water mark per node and key, the live
+// presignatures, and the spentRetained most recent spent ones (kept only
+// to name the reason when one is asked for again; the highest seqs, so
+// that replicas that spend in different batches still agree).
 type keyPool struct {
-	keyID   string
+	keyID string
+	// nextSeq orders the pool: each added presignature gets the next.
 	nextSeq uint64
-	live    map[string]*protocol.ClusterPresignatureState
-	spent   map[string]*protocol.ClusterPresignatureState
+	// high is each node's highest admitted origin_seq.
+	high  map[string]uint64
+	live  map[string]*protocol.ClusterPresignatureState
+	spent map[string]*protocol.ClusterPresignatureState
 	// spentSeqs holds the seqs of spent, ascending; spentIDs maps them back.
 	spentSeqs []uint64
 	spentIDs  map[uint64]string
@@ -35,6 +45,7 @@ type keyPool struct {
 func newKeyPool(key string) *keyPool {
 	return &keyPool{
 		keyID:    key,
+		high:     map[string]uint64{},
 		live:     map[string]*protocol.ClusterPresignatureState{},
 		spent:    map[string]*protocol.ClusterPresignatureState{},
 		spentIDs: map[uint64]string{},
@@ -49,42 +60,70 @@ func spentError(key string, p *protocol.ClusterPresignatureState) error {
 	return errorf(ErrPresignatureUsed, "key %q, presignature %q", key, p.GetId())
 }
 
-// addPresignatures adds a batch to a key's pool, all or nothing.
-func (s *state) addPresignatures(a *protocol.ClusterPresignaturesAdded) ([]Event, error) {
+// addPresignatures admits a batch to a key's pool, all or nothing, and with
+// reserve_for reserves it for a request the proposer owns in the same step.
+func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAdded) ([]Event, error) {
 	key := a.GetKeyId()
-	kp := s.pools[key]
-	if kp != nil {
-		for _, p := range a.GetPresignatures() {
-			if lp, ok := kp.live[p.GetId()]; ok {
-				if lp.GetStatus() == psReserved {
-					// Taken already: adding it again would offer it twice.
-					return nil, errorf(ErrPresignatureUsed, "key %q, presignature %q is reserved", key, p.GetId())
-				}
-				return nil, errorf(ErrPresignatureExists, "key %q, presignature %q", key, p.GetId())
-			}
-			if sp, ok := kp.spent[p.GetId()]; ok {
-				return nil, spentError(key, sp)
-			}
+	var owned *protocol.ClusterRequestState
+	if a.GetReserveFor() != "" {
+		r, err := s.owned(node, a.GetReserveFor())
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		kp = newKeyPool(key)
-		s.pools[key] = kp
+		owned = r
 	}
+	kp := s.pools[key]
+	if kp == nil {
+		kp = newKeyPool(key)
+	}
+	high := kp.high[node]
+	for _, p := range a.GetPresignatures() {
+		if p.GetOriginSeq() <= high {
+			return nil, errorf(ErrPresignatureReplayed, "key %q, node %q, presignature %q has number %d, high-water mark %d",
+				key, node, p.GetId(), p.GetOriginSeq(), high)
+		}
+		high = p.GetOriginSeq()
+		if lp, ok := kp.live[p.GetId()]; ok {
+			if lp.GetStatus() == psReserved {
+				return nil, errorf(ErrPresignatureUsed, "key %q, presignature %q is reserved", key, p.GetId())
+			}
+			return nil, errorf(ErrPresignatureExists, "key %q, presignature %q", key, p.GetId())
+		}
+		if sp, ok := kp.spent[p.GetId()]; ok {
+			return nil, spentError(key, sp)
+		}
+	}
+	s.pools[key] = kp
+	kp.high[node] = high
 	for _, p := range a.GetPresignatures() {
 		kp.live[p.GetId()] = &protocol.ClusterPresignatureState{
-			Id:     p.GetId(),
-			Seq:    kp.nextSeq,
-			Status: psAvailable,
-			Sealed: slices.Clone(p.GetSealed()),
+			Id:        p.GetId(),
+			Seq:       kp.nextSeq,
+			Status:    psAvailable,
+			Sealed:    slices.Clone(p.GetSealed()),
+			Origin:    node,
+			OriginSeq: p.GetOriginSeq(),
 		}
 		kp.nextSeq++
 	}
-	return []Event{{Kind: EventPresignaturesAdded, KeyID: key, Count: len(a.GetPresignatures())}}, nil
+	evs := []Event{{Kind: EventPresignaturesAdded, KeyID: key, Count: len(a.GetPresignatures())}}
+	if owned != nil {
+		// validateCommand allows reserve_for with exactly one presignature.
+		evs = append(evs, s.reserveFor(node, owned, key, kp.live[a.GetPresignatures()[0].GetId()]))
+	}
+	return evs, nil
 }
 
-// available returns a presignature that may be reserved, or why not.
+// available returns a presignature that may be reserved, or why not. An
+// empty id picks the key's oldest available presignature.
 func (s *state) available(key, id string) (*protocol.ClusterPresignatureState, error) {
 	kp := s.pools[key]
+	if id == "" {
+		if p := kp.oldestAvailable(); p != nil {
+			return p, nil
+		}
+		return nil, errorf(ErrPoolEmpty, "key %q", key)
+	}
 	if kp == nil {
 		return nil, errorf(ErrUnknownPresignature, "key %q, presignature %q", key, id)
 	}
@@ -98,6 +137,22 @@ func (s *state) available(key, id string) (*protocol.ClusterPresignatureState, e
 		return nil, spentError(key, p)
 	}
 	return nil, errorf(ErrUnknownPresignature, "key %q, presignature %q", key, id)
+}
+
+// oldestAvailable returns the available presignature with the lowest seq,
+// or nil. Live presignatures are few (the pool's target depth plus those
+// in flight), so a scan is cheap.
+func (kp *keyPool) oldestAvailable() *protocol.ClusterPresignatureState {
+	if kp == nil {
+		return nil
+	}
+	var best *protocol.ClusterPresignatureState
+	for _, p := range kp.live {
+		if p.GetStatus() == psAvailable && (best == nil || p.GetSeq() < best.GetSeq()) {
+			best = p
+		}
+	}
+	return best
 }
 
 // spend moves a reserved presignature from live to spent, dropping its
@@ -129,4 +184,13 @@ func (kp *keyPool) addSpent(p *protocol.ClusterPresignatureState) {
 		delete(kp.spent, kp.spentIDs[seq])
 		delete(kp.spentIDs, seq)
 	}
+}
+
+// highWater returns the pool's high-water marks sorted by node.
+func (kp *keyPool) highWater() []*protocol.ClusterHighWater {
+	out := make([]*protocol.ClusterHighWater, 0, len(kp.high))
+	for _, n := range slices.Sorted(maps.Keys(kp.high)) {
+		out = append(out, &protocol.ClusterHighWater{Node: n, Seq: kp.high[n]})
+	}
+	return out
 }

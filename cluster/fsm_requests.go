@@ -58,7 +58,9 @@ func (s *state) owned(node, id string) (*protocol.ClusterRequestState, error) {
 }
 
 // reserve binds an available presignature to a request its proposer owns
-// (I1): a presignature is reserved at most once, ever.
+// (I1): a presignature is reserved at most once, ever. With no presignature
+// id the FSM picks the key's oldest available one, so Sessions reserving at
+// once never collide.
 func (s *state) reserve(node string, c *protocol.ClusterReserve) ([]Event, error) {
 	r, err := s.owned(node, c.GetRequestId())
 	if err != nil {
@@ -68,13 +70,18 @@ func (s *state) reserve(node string, c *protocol.ClusterReserve) ([]Event, error
 	if err != nil {
 		return nil, err
 	}
+	return []Event{s.reserveFor(node, r, c.GetKeyId(), p)}, nil
+}
+
+// reserveFor reserves the available presignature p of key for r.
+func (s *state) reserveFor(node string, r *protocol.ClusterRequestState, key string, p *protocol.ClusterPresignatureState) Event {
 	p.Status = psReserved
 	p.RequestId = r.GetId()
-	r.Reserved = append(r.Reserved, &protocol.ClusterPresignatureRef{KeyId: c.GetKeyId(), Id: p.GetId()})
-	return []Event{{
+	r.Reserved = append(r.Reserved, &protocol.ClusterPresignatureRef{KeyId: key, Id: p.GetId()})
+	return Event{
 		Kind: EventReserved, RequestID: r.GetId(), APIUserID: r.GetApiUserId(), Node: node,
-		Presignature: PresignatureRef{KeyID: c.GetKeyId(), ID: p.GetId()},
-	}}, nil
+		Presignature: PresignatureRef{KeyID: key, ID: p.GetId()},
+	}
 }
 
 // complete records a request's outcome. Every presignature the request

@@ -60,11 +60,26 @@ func (d *fsmDriver) run(c scriptCase) string {
 	case "release":
 		return d.apply(c, ReleaseCommand(arg("target")))
 	case "add-presignatures":
-		var ps []SealedPresignature
-		for _, id := range splitList(arg("ids")) {
-			ps = append(ps, SealedPresignature{ID: id, Sealed: []byte("sealed:" + id)})
+		// Origin numbers follow on from the node's last Add of the key, as
+		// Cluster.AddPresignatures numbers them, unless seqs= gives them.
+		ids, seqs := splitList(arg("ids")), splitList(arg("seqs"))
+		if seqs != nil && len(seqs) != len(ids) {
+			d.t.Fatalf("%s: %d seqs for %d ids", c.pos, len(seqs), len(ids))
 		}
-		return d.apply(c, PresignaturesAddedCommand(arg("key"), ps))
+		next := d.fsm.HighWater(arg("key"), arg("node")) + 1
+		var ps []SealedPresignature
+		for i, id := range ids {
+			seq := next + uint64(i)
+			if seqs != nil {
+				n, err := strconv.ParseUint(seqs[i], 10, 64)
+				if err != nil {
+					d.t.Fatalf("%s: seqs: %v", c.pos, err)
+				}
+				seq = n
+			}
+			ps = append(ps, SealedPresignature{ID: id, OriginSeq: seq, Sealed: []byte("sealed:" + id)})
+		}
+		return d.apply(c, PresignaturesAddedCommand(arg("key"), arg("reserve-for"), ps))
 	case "add-user":
 		return d.apply(c, APIUserAddedCommand(d.record(c)))
 	case "add-key":
@@ -121,7 +136,7 @@ func (d *fsmDriver) record(c scriptCase) Record {
 }
 
 func parseOutcome(s string) Outcome {
-	for o := OutcomeUnspecified; o <= OutcomeFailed; o++ {
+	for o := OutcomeUnspecified; o <= OutcomeIgnored; o++ {
 		if o.String() == s {
 			return o
 		}
@@ -240,7 +255,7 @@ func formatPool(f *FSM, key string) string {
 	var lines []string
 	for _, id := range ids {
 		p, _ := f.Presignature(key, id)
-		line := fmt.Sprintf("  %s seq=%d %s", p.ID, p.Seq, p.Status)
+		line := fmt.Sprintf("  %s seq=%d from=%s#%d %s", p.ID, p.Seq, p.Origin, p.OriginSeq, p.Status)
 		if p.RequestID != "" {
 			line += " req=" + p.RequestID
 		}

@@ -17,7 +17,9 @@ func fuzzSeeds() [][]byte {
 		ReserveCommand("r1", PresignatureRef{KeyID: "k1", ID: "p1"}),
 		CompleteCommand("r1", OutcomeRejected, "policy"),
 		ReleaseCommand("n2"),
-		PresignaturesAddedCommand("k1", []SealedPresignature{{ID: "p1", Sealed: []byte{1}}, {ID: "p2", Sealed: []byte{2}}}),
+		PresignaturesAddedCommand("k1", "", []SealedPresignature{{ID: "p1", OriginSeq: 1, Sealed: []byte{1}}, {ID: "p2", OriginSeq: 2, Sealed: []byte{2}}}),
+		PresignaturesAddedCommand("k1", "r1", []SealedPresignature{{ID: "p3", OriginSeq: 3, Sealed: []byte{3}}}),
+		ReserveCommand("r1", PresignatureRef{KeyID: "k1"}),
 		APIUserAddedCommand(Record{ID: "u1", Public: []byte("x"), Sealed: []byte{3}}),
 		KeyRecordAddedCommand(Record{ID: "k1", OwnerID: "u1", Sealed: []byte{4}}),
 	}

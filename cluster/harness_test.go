@@ -17,12 +17,16 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func sealed(ids ...string) []cluster.SealedPresignature {
-	var out []cluster.SealedPresignature
-	for _, id := range ids {
-		out = append(out, cluster.SealedPresignature{ID: id, Sealed: []byte("ct:" + id)})
+// sealed returns a seal function for Cluster.AddPresignatures that
+// numbers ids from the first number it is given.
+func sealed(ids ...string) func(uint64) ([]cluster.SealedPresignature, error) {
+	return func(first uint64) ([]cluster.SealedPresignature, error) {
+		var out []cluster.SealedPresignature
+		for i, id := range ids {
+			out = append(out, cluster.SealedPresignature{ID: id, OriginSeq: first + uint64(i), Sealed: []byte("ct:" + id)})
+		}
+		return out, nil
 	}
-	return out
 }
 
 func TestFollowerForwardsProposals(t *testing.T) {
@@ -112,7 +116,7 @@ func TestLeaderFailover(t *testing.T) {
 	h := clustertest.New(t, 3, clustertest.Options{})
 	old := h.WaitLeader()
 	ctx := ctxT(t, 15*time.Second)
-	if err := h.Node(old).AddPresignatures(ctx, "k1", sealed("p1", "p2")); err != nil {
+	if err := h.Node(old).AddPresignatures(ctx, "k1", "", sealed("p1", "p2")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Node(old).Claim(ctx, "r1", "u1"); err != nil {
@@ -168,7 +172,7 @@ func TestMinorityCannotReserve(t *testing.T) {
 	leader := h.WaitLeader()
 	ctx := ctxT(t, 20*time.Second)
 	lc := h.Node(leader)
-	if err := lc.AddPresignatures(ctx, "k1", sealed("p1", "p2", "p3")); err != nil {
+	if err := lc.AddPresignatures(ctx, "k1", "", sealed("p1", "p2", "p3")); err != nil {
 		t.Fatal(err)
 	}
 	fol := h.Follower(leader)
@@ -248,7 +252,7 @@ func testSilentOwner(t *testing.T, victimLeads bool) {
 		victim = leader
 	}
 	vc, vid := h.Node(victim), h.Nodes[victim].ID
-	if err := vc.AddPresignatures(ctx, "k1", sealed("p1", "p2")); err != nil {
+	if err := vc.AddPresignatures(ctx, "k1", "", sealed("p1", "p2")); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []string{"r1", "r2"} {
@@ -331,7 +335,7 @@ func TestJoinAndLeave(t *testing.T) {
 	h := clustertest.New(t, 3, clustertest.Options{})
 	leader := h.WaitLeader()
 	ctx := ctxT(t, 15*time.Second)
-	if err := h.Node(leader).AddPresignatures(ctx, "k1", sealed("p1")); err != nil {
+	if err := h.Node(leader).AddPresignatures(ctx, "k1", "", sealed("p1")); err != nil {
 		t.Fatal(err)
 	}
 	n4 := h.AddNode()

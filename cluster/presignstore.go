@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
@@ -17,31 +18,31 @@ type Cipher interface {
 	Decrypt(recordID string, ciphertext []byte) ([]byte, error)
 }
 
-// ErrNoRequest is returned by PresignStore.Take when the store was made
-// without a request to reserve for.
-var ErrNoRequest = errors.New("cluster: presignature store has no request to reserve for")
+// ErrNotReserved is returned by PresignStore.Open when the local replica
+// does not show the presignature reserved for the request. After a
+// committed Reserve that means the FSM broke I1.
+var ErrNotReserved = errors.New("cluster: presignature not reserved for the request")
 
-// presignCluster is what a PresignStore needs from the cluster.
-type presignCluster interface {
-	AddPresignatures(ctx context.Context, key string, ps []SealedPresignature) error
+// PresignCluster is what a PresignStore needs from the cluster. *Cluster
+// implements it; see its methods for the contracts.
+type PresignCluster interface {
+	NodeID() string
+	AddPresignatures(ctx context.Context, key, reserveFor string, seal func(firstSeq uint64) ([]SealedPresignature, error)) error
 	Reserve(ctx context.Context, request string, p PresignatureRef) error
+	ReserveNext(ctx context.Context, request, key string) (PresignatureRef, error)
 	Presignature(key, id string) (PresignatureInfo, bool)
 }
 
-var _ presignCluster = (*Cluster)(nil)
+var _ PresignCluster = (*Cluster)(nil)
 
 // PresignStoreConfig configures a PresignStore.
 type PresignStoreConfig struct {
 	// Cluster is the node's cluster.
-	Cluster *Cluster
+	Cluster PresignCluster
 	// Cipher seals presignatures before they enter the raft log.
 	Cipher Cipher
 	// KeyID names the key whose pool the store reads and writes.
 	KeyID string
-	// RequestID is the request that Take reserves presignatures for; this
-	// node must own it. A store that only adds presignatures (the
-	// PresignPool's) leaves it empty.
-	RequestID string
 }
 
 // Validate reports every problem with the config at once.
@@ -56,64 +57,68 @@ func (c PresignStoreConfig) Validate() error {
 	if err := checkID("key", c.KeyID); err != nil {
 		errs = append(errs, fmt.Errorf("presign store config: KeyID: %w", err))
 	}
-	if err := checkOptionalID("request", c.RequestID); err != nil {
-		errs = append(errs, fmt.Errorf("presign store config: RequestID: %w", err))
-	}
 	return errors.Join(errs...)
 }
 
-// PresignStore is the raft-backed mpc.PresignStore of one key's pool.
+// PresignStore is one key's raft-backed presignature pool, as the node's
+// actors use it: it is the one place where presignature shares are sealed
+// into the pool and opened out of it.
 //
-// Put seals the presignature with the Cipher (the record id, and so the
-// associated data, is PresignatureRecordID) and commits it to the pool; the
-// raft log and snapshots hold only the ciphertext. Take commits a Reserve
-// of the presignature for the store's request before it opens anything, so
-// of two nodes racing to take one presignature, exactly one wins (I1),
-// whichever node each runs on.
+// Add seals a presignature under the keyring, with a record id that binds
+// the key, this node, its origin number and the presignature's id, and
+// commits it to the pool; the raft log and snapshots hold only ciphertext.
+// ReserveNext commits a Reserve in which the FSM picks the presignature.
+// Open decrypts a presignature only once the local replica shows it
+// reserved for the request, so nothing is opened before its Reserve
+// committed (I1, I6). For(request) views the pool as an mpc.PresignStore.
 //
-// The store is safe for concurrent use. Its errors match both the mpc
-// sentinels (mpc.ErrPresignatureUsed, ErrPresignatureNotFound,
-// ErrPresignatureExists) and the cluster's. After an error that matches
-// ErrUncertain the presignature may or may not be reserved (for Take) or
-// added (for Put): the caller must not retry it but move on to another
-// presignature, or discard the one it tried to add.
+// The store is safe for concurrent use. After an error that matches
+// ErrUncertain the presignature may or may not be reserved (ReserveNext,
+// Take) or added (Add, Put): the caller must not retry it but move on, and
+// discard a presignature it tried to add.
 type PresignStore struct {
-	c       presignCluster
-	cipher  Cipher
-	key     string
-	request string
+	c      PresignCluster
+	cipher Cipher
+	key    string
 }
 
-var _ mpc.PresignStore = (*PresignStore)(nil)
-
-// NewPresignStore returns a store over one key's pool.
+// NewPresignStore returns the store of one key's pool.
 func NewPresignStore(cfg PresignStoreConfig) (*PresignStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &PresignStore{c: cfg.Cluster, cipher: cfg.Cipher, key: cfg.KeyID, request: cfg.RequestID}, nil
+	return &PresignStore{c: cfg.Cluster, cipher: cfg.Cipher, key: cfg.KeyID}, nil
 }
 
-// PresignatureRecordID is the record id that binds a sealed presignature of
-// key to its id.
-func PresignatureRecordID(key, id string) string { return "presig/" + key + "/" + id }
+// PresignatureRecordID is the record id, and so the associated data, of the
+// sealed share of presignature id of key, added by node origin under its
+// number originSeq. Each part is quoted, so no two tuples share an id.
+func PresignatureRecordID(key, origin string, originSeq uint64, id string) string {
+	return "presig/" + strconv.Quote(key) + "/" + strconv.Quote(origin) + "/" + strconv.FormatUint(originSeq, 10) + "/" + strconv.Quote(id)
+}
 
-// Put implements mpc.PresignStore.
-func (s *PresignStore) Put(ctx context.Context, p *mpc.Presignature) error {
+// Add seals p and adds it to the pool. With a non-empty reserveFor, the same
+// commit reserves it for that request, which this node must own. Its errors
+// match the mpc sentinels (mpc.ErrPresignatureExists, ErrPresignatureUsed)
+// as well as the cluster's.
+func (s *PresignStore) Add(ctx context.Context, p *mpc.Presignature, reserveFor string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	id := p.ID().String()
-	plain, err := p.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("cluster: encode presignature %s: %w", id, err)
-	}
-	ct, err := s.cipher.Encrypt(PresignatureRecordID(s.key, id), plain)
-	clear(plain)
-	if err != nil {
-		return fmt.Errorf("cluster: seal presignature %s: %w", id, err)
-	}
-	err = s.c.AddPresignatures(ctx, s.key, []SealedPresignature{{ID: id, Sealed: ct}})
+	self := s.c.NodeID()
+	err := s.c.AddPresignatures(ctx, s.key, reserveFor, func(seq uint64) ([]SealedPresignature, error) {
+		plain, err := p.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: encode presignature %s: %w", id, err)
+		}
+		ct, err := s.cipher.Encrypt(PresignatureRecordID(s.key, self, seq, id), plain)
+		clear(plain)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: seal presignature %s: %w", id, err)
+		}
+		return []SealedPresignature{{ID: id, OriginSeq: seq, Sealed: ct}}, nil
+	})
 	switch {
 	case err == nil:
 		return nil
@@ -126,17 +131,57 @@ func (s *PresignStore) Put(ctx context.Context, p *mpc.Presignature) error {
 	}
 }
 
-// Take implements mpc.PresignStore: it reserves the presignature for the
-// store's request through raft, then opens it.
-func (s *PresignStore) Take(ctx context.Context, id mpc.PresignatureID) (*mpc.Presignature, error) {
+// ReserveNext reserves the pool's oldest available presignature for
+// request; see Cluster.ReserveNext.
+func (s *PresignStore) ReserveNext(ctx context.Context, request string) (PresignatureRef, error) {
+	return s.c.ReserveNext(ctx, request, s.key)
+}
+
+// Open decrypts the presignature ref, which a committed Reserve gave to
+// request. It returns ErrNotReserved when the local replica does not show
+// it reserved for request (a Reserve that did not commit, or another
+// request's presignature), without decrypting anything.
+func (s *PresignStore) Open(request string, ref PresignatureRef) (*mpc.Presignature, error) {
+	info, ok := s.c.Presignature(ref.KeyID, ref.ID)
+	if ref.KeyID != s.key || !ok || info.Status != PresignatureReserved || info.RequestID != request || len(info.Sealed) == 0 {
+		return nil, errorf(ErrNotReserved, "key %q, presignature %q, request %q", ref.KeyID, ref.ID, request)
+	}
+	plain, err := s.cipher.Decrypt(PresignatureRecordID(ref.KeyID, info.Origin, info.OriginSeq, ref.ID), info.Sealed)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open presignature %s: %w", ref.ID, err)
+	}
+	p, err := mpc.UnmarshalPresignature(plain)
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: decode presignature %s: %w", ref.ID, err)
+	}
+	if p.ID().String() != ref.ID {
+		return nil, fmt.Errorf("%w: presignature %s holds another id", ErrInternal, ref.ID)
+	}
+	return p, nil
+}
+
+// For returns the pool as an mpc.PresignStore whose Take reserves for
+// request, which this node must own.
+func (s *PresignStore) For(request string) mpc.PresignStore { return requestView{s, request} }
+
+// requestView is a PresignStore seen by one request.
+type requestView struct {
+	s       *PresignStore
+	request string
+}
+
+// Put implements mpc.PresignStore.
+func (v requestView) Put(ctx context.Context, p *mpc.Presignature) error { return v.s.Add(ctx, p, "") }
+
+// Take implements mpc.PresignStore: it commits a Reserve of the
+// presignature for the request, then opens it.
+func (v requestView) Take(ctx context.Context, id mpc.PresignatureID) (*mpc.Presignature, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if s.request == "" {
-		return nil, ErrNoRequest
-	}
-	ref := PresignatureRef{KeyID: s.key, ID: id.String()}
-	err := s.c.Reserve(ctx, s.request, ref)
+	ref := PresignatureRef{KeyID: v.s.key, ID: id.String()}
+	err := v.s.c.Reserve(ctx, v.request, ref)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrPresignatureUsed), errors.Is(err, ErrPresignatureBurned):
@@ -146,22 +191,5 @@ func (s *PresignStore) Take(ctx context.Context, id mpc.PresignatureID) (*mpc.Pr
 	default:
 		return nil, err
 	}
-	// Propose returned, so the local FSM has applied the reservation.
-	info, ok := s.c.Presignature(ref.KeyID, ref.ID)
-	if !ok || info.Status != PresignatureReserved || info.RequestID != s.request || len(info.Sealed) == 0 {
-		return nil, fmt.Errorf("%w: presignature %s reserved, but not readable from the local replica", ErrInternal, ref.ID)
-	}
-	plain, err := s.cipher.Decrypt(PresignatureRecordID(ref.KeyID, ref.ID), info.Sealed)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: open presignature %s: %w", ref.ID, err)
-	}
-	p, err := mpc.UnmarshalPresignature(plain)
-	clear(plain)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: decode presignature %s: %w", ref.ID, err)
-	}
-	if p.ID() != id {
-		return nil, fmt.Errorf("%w: presignature %s holds another id", ErrInternal, ref.ID)
-	}
-	return p, nil
+	return v.s.Open(v.request, ref)
 }

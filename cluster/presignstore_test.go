@@ -25,7 +25,7 @@ func newKeyring(t *testing.T) *keyring.Keyring {
 }
 
 // contractStores returns a newStore for presigntest.Run: each store is a
-// fresh key's pool on node c, taking for a fresh request that c owns.
+// fresh key's pool on node c, seen by a fresh request that c owns.
 func contractStores(c *cluster.Cluster, kr cluster.Cipher) func(t *testing.T) mpc.PresignStore {
 	var n atomic.Int64
 	return func(t *testing.T) mpc.PresignStore {
@@ -36,13 +36,11 @@ func contractStores(c *cluster.Cluster, kr cluster.Cipher) func(t *testing.T) mp
 		if err := c.Claim(ctx, req, "u1"); err != nil {
 			t.Fatal(err)
 		}
-		s, err := cluster.NewPresignStore(cluster.PresignStoreConfig{
-			Cluster: c, Cipher: kr, KeyID: fmt.Sprintf("key-%d", i), RequestID: req,
-		})
+		s, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: kr, KeyID: fmt.Sprintf("key-%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return s.For(req)
 	}
 }
 
@@ -70,17 +68,17 @@ func TestPresignStoreRaceAcrossNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ps := presigntest.Presignatures(t, 4)
-	stores := make([]*cluster.PresignStore, len(h.Nodes))
+	stores := make([]mpc.PresignStore, len(h.Nodes))
 	for i := range h.Nodes {
 		req := "req-" + h.Nodes[i].ID
 		if err := h.Node(i).Claim(ctx, req, "u1"); err != nil {
 			t.Fatal(err)
 		}
-		s, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: h.Node(i), Cipher: kr, KeyID: "k1", RequestID: req})
+		s, err := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: h.Node(i), Cipher: kr, KeyID: "k1"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		stores[i] = s
+		stores[i] = s.For(req)
 	}
 	for _, p := range ps {
 		if err := stores[0].Put(ctx, p); err != nil {
@@ -151,42 +149,169 @@ func TestPresignStoreErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := presigntest.Presignatures(t, 1)[0]
-	if err := pool.Put(ctx, p); err != nil {
+	if err := pool.Add(ctx, p, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Take(ctx, p.ID()); !errors.Is(err, cluster.ErrNoRequest) {
-		t.Fatalf("take without a request: got %v, want ErrNoRequest", err)
-	}
-	// A store for a request this node does not own cannot take.
-	other, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: kr, KeyID: "k1", RequestID: "not-mine"})
-	if _, err := other.Take(ctx, p.ID()); !errors.Is(err, cluster.ErrUnknownRequest) {
+	// A request this node does not own cannot take.
+	if _, err := pool.For("not-mine").Take(ctx, p.ID()); !errors.Is(err, cluster.ErrUnknownRequest) {
 		t.Fatalf("take for an unclaimed request: got %v, want ErrUnknownRequest", err)
+	}
+	// Nothing opens before its Reserve committed.
+	ref := cluster.PresignatureRef{KeyID: "k1", ID: p.ID().String()}
+	if _, err := pool.Open("r1", ref); !errors.Is(err, cluster.ErrNotReserved) {
+		t.Fatalf("open of an available presignature: got %v, want ErrNotReserved", err)
 	}
 	// A keyring that did not seal it cannot open it, and says so without
 	// leaking anything; the presignature stays taken.
 	if err := c.Claim(ctx, "r1", "u1"); err != nil {
 		t.Fatal(err)
 	}
-	wrong, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: newKeyring(t), KeyID: "k1", RequestID: "r1"})
-	if _, err := wrong.Take(ctx, p.ID()); err == nil {
+	wrong, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: newKeyring(t), KeyID: "k1"})
+	if _, err := wrong.For("r1").Take(ctx, p.ID()); err == nil {
 		t.Fatal("a foreign keyring opened the presignature")
 	}
-	right, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: kr, KeyID: "k1", RequestID: "r1"})
-	if _, err := right.Take(ctx, p.ID()); !errors.Is(err, mpc.ErrPresignatureUsed) {
+	if _, err := pool.For("r1").Take(ctx, p.ID()); !errors.Is(err, mpc.ErrPresignatureUsed) {
 		t.Fatalf("take after a failed open: got %v, want ErrPresignatureUsed", err)
 	}
-	// A released request's presignatures burn: Put and Take both refuse.
+	if _, err := pool.Open("r2", ref); !errors.Is(err, cluster.ErrNotReserved) {
+		t.Fatalf("open for another request: got %v, want ErrNotReserved", err)
+	}
+	// Adding and reserving in one commit needs the request's ownership,
+	// and adds nothing without it.
 	q := presigntest.Presignatures(t, 1)[0]
-	if err := pool.Put(ctx, q); err != nil {
+	if err := pool.Add(ctx, q, "not-mine"); !errors.Is(err, cluster.ErrUnknownRequest) {
+		t.Fatalf("add reserving for an unclaimed request: got %v", err)
+	}
+	if d := c.PoolDepth("k1"); d != 0 {
+		t.Fatalf("pool depth %d after a refused add, want 0", d)
+	}
+	if err := pool.Add(ctx, q, "r1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := right.Take(ctx, q.ID()); err != nil {
-		t.Fatal(err)
+	qref := cluster.PresignatureRef{KeyID: "k1", ID: q.ID().String()}
+	if got, err := pool.Open("r1", qref); err != nil || got.ID() != q.ID() {
+		t.Fatalf("open of a presignature added for r1: %v", err)
 	}
+	// A released request's presignatures burn: Put and Take both refuse.
 	if err := c.Release(ctx, c.NodeID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.Put(ctx, q); !errors.Is(err, mpc.ErrPresignatureUsed) || !errors.Is(err, cluster.ErrPresignatureBurned) {
+	if err := pool.For("r1").Put(ctx, q); !errors.Is(err, mpc.ErrPresignatureUsed) || !errors.Is(err, cluster.ErrPresignatureBurned) {
 		t.Fatalf("put of a burned presignature: got %v", err)
+	}
+	if _, err := pool.Open("r1", qref); !errors.Is(err, cluster.ErrNotReserved) {
+		t.Fatalf("open of a burned presignature: got %v, want ErrNotReserved", err)
+	}
+}
+
+// TestPresignStoreBindsOrigin: a sealed share opens only as the
+// presignature its one Add admitted. Re-proposing it under a fresh number
+// (the only Add the high-water mark lets through) or as another node's
+// leaves a presignature that does not decrypt, so replaying a spent share
+// cannot bring it back.
+func TestPresignStoreBindsOrigin(t *testing.T) {
+	h := clustertest.New(t, 3, clustertest.Options{})
+	leader := h.WaitLeader()
+	kr := newKeyring(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n0, n1 := h.Node(leader), h.Node(h.Follower(leader))
+	pool, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: n0, Cipher: kr, KeyID: "k1"})
+	p := presigntest.Presignatures(t, 1)[0]
+	if err := pool.Add(ctx, p, ""); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := n0.Presignature("k1", p.ID().String())
+	if info.Origin != n0.NodeID() || info.OriginSeq != 1 || n0.HighWater("k1", n0.NodeID()) != 1 {
+		t.Fatalf("added as %s#%d, high-water %d; want %s#1, 1", info.Origin, info.OriginSeq, n0.HighWater("k1", n0.NodeID()), n0.NodeID())
+	}
+	// Spend it.
+	if err := n0.Claim(ctx, "r1", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.ReserveNext(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n0.Complete(ctx, "r1", cluster.OutcomeSigned, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Replay its ciphertext under a fresh id (so that no spent set can
+	// recognise it), by the same node with a fresh number and by another
+	// node: both are admitted as numbers, and neither opens.
+	for i, c := range []*cluster.Cluster{n0, n1} {
+		id := fmt.Sprintf("replayed-%d", i)
+		err := c.AddPresignatures(ctx, "k1", "", func(seq uint64) ([]cluster.SealedPresignature, error) {
+			return []cluster.SealedPresignature{{ID: id, OriginSeq: seq, Sealed: info.Sealed}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := "r-" + id
+		if err := c.Claim(ctx, req, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		view, _ := cluster.NewPresignStore(cluster.PresignStoreConfig{Cluster: c, Cipher: kr, KeyID: "k1"})
+		ref, err := view.ReserveNext(ctx, req)
+		if err != nil || ref.ID != id {
+			t.Fatalf("reserve: %v %v", ref, err)
+		}
+		if _, err := view.Open(req, ref); err == nil {
+			t.Fatalf("a replayed share opened as %s", id)
+		}
+	}
+}
+
+// TestReserveNextNeverCollides: Sessions on every node reserve at once from
+// one pool; the FSM hands each a distinct presignature, every Reserve
+// commits or finds the pool empty, and none is refused for a collision.
+func TestReserveNextNeverCollides(t *testing.T) {
+	h := clustertest.New(t, 3, clustertest.Options{})
+	h.WaitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const pool, perNode = 12, 5
+	var ids []string
+	for i := range pool {
+		ids = append(ids, fmt.Sprintf("p%02d", i))
+	}
+	if err := h.Node(0).AddPresignatures(ctx, "k1", "", sealed(ids...)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		got   = map[string]string{}
+		empty int
+		wg    sync.WaitGroup
+	)
+	for i := range h.Nodes {
+		c := h.Node(i)
+		for j := range perNode {
+			req := fmt.Sprintf("r-%d-%d", i, j)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.Claim(ctx, req, "u1"); err != nil {
+					t.Error(err)
+					return
+				}
+				ref, err := c.ReserveNext(ctx, req, "k1")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, cluster.ErrPoolEmpty):
+					empty++
+				case err != nil:
+					t.Errorf("%s: %v", req, err)
+				case got[ref.ID] != "":
+					t.Errorf("%s and %s both reserved %s", got[ref.ID], req, ref.ID)
+				default:
+					got[ref.ID] = req
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(got) != pool || empty != len(h.Nodes)*perNode-pool {
+		t.Fatalf("%d reserved, %d found the pool empty; want %d and %d", len(got), empty, pool, len(h.Nodes)*perNode-pool)
 	}
 }

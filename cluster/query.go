@@ -36,6 +36,9 @@ type Reader interface {
 	Available(key string) []string
 	// Presignature returns a presignature of key, live or recently spent.
 	Presignature(key, id string) (PresignatureInfo, bool)
+	// HighWater returns the highest origin number node has added for key,
+	// 0 if none.
+	HighWater(key, node string) uint64
 	// APIUsers returns every API user record, sorted by id.
 	APIUsers() []Record
 	// APIUser returns one API user record.
@@ -203,10 +206,22 @@ func (f *FSM) Presignature(key, id string) (PresignatureInfo, bool) {
 		KeyID:     key,
 		ID:        p.GetId(),
 		Seq:       p.GetSeq(),
+		Origin:    p.GetOrigin(),
+		OriginSeq: p.GetOriginSeq(),
 		Status:    presignatureStatusFromProto(p.GetStatus()),
 		RequestID: p.GetRequestId(),
 		Sealed:    slices.Clone(p.GetSealed()),
 	}, true
+}
+
+// HighWater implements Reader.
+func (f *FSM) HighWater(key, node string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if kp := f.st.pools[key]; kp != nil {
+		return kp.high[node]
+	}
+	return 0
 }
 
 func record(r *protocol.ClusterRecord) Record {
@@ -308,6 +323,9 @@ func (c *Cluster) Available(key string) []string { return c.fsm.Available(key) }
 func (c *Cluster) Presignature(key, id string) (PresignatureInfo, bool) {
 	return c.fsm.Presignature(key, id)
 }
+
+// HighWater implements Reader.
+func (c *Cluster) HighWater(key, node string) uint64 { return c.fsm.HighWater(key, node) }
 
 // APIUsers implements Reader.
 func (c *Cluster) APIUsers() []Record { return c.fsm.APIUsers() }

@@ -34,6 +34,7 @@ func encodeState(st *state) ([]byte, error) {
 		pool := &protocol.ClusterKeyPool{KeyId: key, NextSeq: kp.nextSeq}
 		pool.Live = slices.SortedFunc(maps.Values(kp.live), bySeq)
 		pool.Spent = slices.SortedFunc(maps.Values(kp.spent), bySeq)
+		pool.HighWater = kp.highWater()
 		out.Pools = append(out.Pools, pool)
 	}
 	out.ApiUsers = sortedRecords(st.users)
@@ -121,6 +122,15 @@ func decodePool(in *protocol.ClusterKeyPool) (*keyPool, error) {
 	}
 	kp := newKeyPool(in.GetKeyId())
 	kp.nextSeq = in.GetNextSeq()
+	for _, hw := range in.GetHighWater() {
+		if err := checkID("snapshot high-water node", hw.GetNode()); err != nil {
+			return nil, err
+		}
+		if _, dup := kp.high[hw.GetNode()]; dup || hw.GetSeq() == 0 {
+			return nil, errorf(ErrBadCommand, "snapshot: key %q, bad high-water mark of node %q", kp.keyID, hw.GetNode())
+		}
+		kp.high[hw.GetNode()] = hw.GetSeq()
+	}
 	seqs := map[uint64]bool{}
 	check := func(p *protocol.ClusterPresignatureState) error {
 		if err := checkID("snapshot presignature", p.GetId()); err != nil {
@@ -130,6 +140,9 @@ func decodePool(in *protocol.ClusterKeyPool) (*keyPool, error) {
 			return errorf(ErrBadCommand, "snapshot: key %q, presignature %q has a bad seq", kp.keyID, p.GetId())
 		}
 		seqs[p.GetSeq()] = true
+		if p.GetOriginSeq() == 0 || p.GetOriginSeq() > kp.high[p.GetOrigin()] {
+			return errorf(ErrBadCommand, "snapshot: key %q, presignature %q is above its node's high-water mark", kp.keyID, p.GetId())
+		}
 		if _, ok := kp.live[p.GetId()]; ok {
 			return errorf(ErrBadCommand, "snapshot: key %q, presignature %q twice", kp.keyID, p.GetId())
 		}

@@ -66,7 +66,7 @@ func TestTCPSingleVoterRestart(t *testing.T) {
 	if err := c.AddAPIUser(ctx, cluster.Record{ID: "u1", Public: []byte("alice"), Sealed: []byte("ct-u1")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddPresignatures(ctx, "k1", sealed("p1", "p2", "p3")); err != nil {
+	if err := c.AddPresignatures(ctx, "k1", "", sealed("p1", "p2", "p3")); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Claim(ctx, "r1", "u1"); err != nil {
@@ -144,7 +144,7 @@ func TestTCPForwarding(t *testing.T) {
 			followers = append(followers, c)
 		}
 	}
-	if err := followers[0].AddPresignatures(ctx, "k1", sealed("p1")); err != nil {
+	if err := followers[0].AddPresignatures(ctx, "k1", "", sealed("p1")); err != nil {
 		t.Fatalf("forwarded add: %v", err)
 	}
 	for i := range 20 {
@@ -163,8 +163,10 @@ func TestTCPForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A command over the size limit is refused before it is sent.
-	big := cluster.SealedPresignature{ID: "big", Sealed: make([]byte, 5<<20)}
-	if err := followers[1].AddPresignatures(ctx, "k1", []cluster.SealedPresignature{big}); !errors.Is(err, cluster.ErrTooLarge) {
+	big := func(seq uint64) ([]cluster.SealedPresignature, error) {
+		return []cluster.SealedPresignature{{ID: "big", OriginSeq: seq, Sealed: make([]byte, 5<<20)}}, nil
+	}
+	if err := followers[1].AddPresignatures(ctx, "k1", "", big); !errors.Is(err, cluster.ErrTooLarge) {
 		t.Fatalf("oversized command: got %v, want ErrTooLarge", err)
 	}
 }

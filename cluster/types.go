@@ -16,6 +16,9 @@ const (
 	OutcomeApproved
 	OutcomeRejected
 	OutcomeFailed
+	// OutcomeIgnored: the callback handler answered IGNORE to a config
+	// change, leaving the decision to the workspace's other approvers.
+	OutcomeIgnored
 )
 
 // String returns the outcome's lowercase name.
@@ -29,6 +32,8 @@ func (o Outcome) String() string {
 		return "rejected"
 	case OutcomeFailed:
 		return "failed"
+	case OutcomeIgnored:
+		return "ignored"
 	default:
 		return "unspecified"
 	}
@@ -44,6 +49,8 @@ func (o Outcome) proto() protocol.ClusterOutcome {
 		return protocol.ClusterOutcome_CLUSTER_OUTCOME_REJECTED
 	case OutcomeFailed:
 		return protocol.ClusterOutcome_CLUSTER_OUTCOME_FAILED
+	case OutcomeIgnored:
+		return protocol.ClusterOutcome_CLUSTER_OUTCOME_IGNORED
 	default:
 		return protocol.ClusterOutcome_CLUSTER_OUTCOME_UNSPECIFIED
 	}
@@ -59,6 +66,8 @@ func outcomeFromProto(o protocol.ClusterOutcome) Outcome {
 		return OutcomeRejected
 	case protocol.ClusterOutcome_CLUSTER_OUTCOME_FAILED:
 		return OutcomeFailed
+	case protocol.ClusterOutcome_CLUSTER_OUTCOME_IGNORED:
+		return OutcomeIgnored
 	default:
 		return OutcomeUnspecified
 	}
@@ -183,9 +192,14 @@ type RequestInfo struct {
 
 // PresignatureInfo is a copy of the FSM's record of one presignature.
 type PresignatureInfo struct {
-	KeyID     string
-	ID        string
-	Seq       uint64
+	KeyID string
+	ID    string
+	// Seq orders the key's presignatures by when they were added.
+	Seq uint64
+	// Origin is the node that added the presignature and OriginSeq its
+	// number there; PresignatureRecordID binds both into the sealed share.
+	Origin    string
+	OriginSeq uint64
 	Status    PresignatureStatus
 	RequestID string
 	// Sealed is the presignature share sealed under the keyring; it is empty

@@ -35,6 +35,9 @@ const (
 	ClusterOutcome_CLUSTER_OUTCOME_APPROVED    ClusterOutcome = 2
 	ClusterOutcome_CLUSTER_OUTCOME_REJECTED    ClusterOutcome = 3
 	ClusterOutcome_CLUSTER_OUTCOME_FAILED      ClusterOutcome = 4
+	// IGNORED: the callback handler answered IGNORE to a config change; the
+	// decision is left to the workspace's other approvers.
+	ClusterOutcome_CLUSTER_OUTCOME_IGNORED ClusterOutcome = 5
 )
 
 // Enum value maps for ClusterOutcome.
@@ -45,6 +48,7 @@ var (
 		2: "CLUSTER_OUTCOME_APPROVED",
 		3: "CLUSTER_OUTCOME_REJECTED",
 		4: "CLUSTER_OUTCOME_FAILED",
+		5: "CLUSTER_OUTCOME_IGNORED",
 	}
 	ClusterOutcome_value = map[string]int32{
 		"CLUSTER_OUTCOME_UNSPECIFIED": 0,
@@ -52,6 +56,7 @@ var (
 		"CLUSTER_OUTCOME_APPROVED":    2,
 		"CLUSTER_OUTCOME_REJECTED":    3,
 		"CLUSTER_OUTCOME_FAILED":      4,
+		"CLUSTER_OUTCOME_IGNORED":     5,
 	}
 )
 
@@ -214,6 +219,8 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_TOO_LARGE            ClusterErrorCode = 15
 	ClusterErrorCode_CLUSTER_ERROR_CODE_TIMEOUT              ClusterErrorCode = 16
 	ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED               ClusterErrorCode = 17
+	ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED             ClusterErrorCode = 18
+	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -237,6 +244,8 @@ var (
 		15: "CLUSTER_ERROR_CODE_TOO_LARGE",
 		16: "CLUSTER_ERROR_CODE_TIMEOUT",
 		17: "CLUSTER_ERROR_CODE_CLOSED",
+		18: "CLUSTER_ERROR_CODE_REPLAYED",
+		19: "CLUSTER_ERROR_CODE_POOL_EMPTY",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -257,6 +266,8 @@ var (
 		"CLUSTER_ERROR_CODE_TOO_LARGE":            15,
 		"CLUSTER_ERROR_CODE_TIMEOUT":              16,
 		"CLUSTER_ERROR_CODE_CLOSED":               17,
+		"CLUSTER_ERROR_CODE_REPLAYED":             18,
+		"CLUSTER_ERROR_CODE_POOL_EMPTY":           19,
 	}
 )
 
@@ -536,10 +547,13 @@ func (x *ClusterClaim) GetApiUserId() string {
 
 // ClusterReserve binds one presignature to a request the proposer owns.
 type ClusterReserve struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	RequestId      string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	KeyId          string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	PresignatureId string                 `protobuf:"bytes,3,opt,name=presignature_id,json=presignatureId,proto3" json:"presignature_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	KeyId     string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// presignature_id names the presignature to reserve. Empty asks the FSM to
+	// pick the oldest available one, so that concurrent Reserves of one key
+	// never collide.
+	PresignatureId string `protobuf:"bytes,3,opt,name=presignature_id,json=presignatureId,proto3" json:"presignature_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -704,11 +718,17 @@ func (x *ClusterRelease) GetNode() string {
 }
 
 // ClusterSealedPresignature is one presignature share, sealed under the
-// keyring with its record id as associated data.
+// keyring with its record id as associated data. The record id names the
+// key, the proposing node, origin_seq and id, so a sealed share opens only as
+// the presignature its one Add admitted.
 type ClusterSealedPresignature struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Sealed        []byte                 `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Sealed []byte                 `protobuf:"bytes,2,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// origin_seq is the proposing node's sequence number of this presignature
+	// for its key. The FSM admits only numbers above the node's high-water
+	// mark, so no Add can be replayed, however long ago it was applied.
+	OriginSeq     uint64 `protobuf:"varint,3,opt,name=origin_seq,json=originSeq,proto3" json:"origin_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,11 +777,23 @@ func (x *ClusterSealedPresignature) GetSealed() []byte {
 	return nil
 }
 
+func (x *ClusterSealedPresignature) GetOriginSeq() uint64 {
+	if x != nil {
+		return x.OriginSeq
+	}
+	return 0
+}
+
 // ClusterPresignaturesAdded adds presignatures to the pool of one key.
 type ClusterPresignaturesAdded struct {
-	state         protoimpl.MessageState       `protogen:"open.v1"`
-	KeyId         string                       `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// presignatures are in ascending origin_seq order.
 	Presignatures []*ClusterSealedPresignature `protobuf:"bytes,2,rep,name=presignatures,proto3" json:"presignatures,omitempty"`
+	// reserve_for, when set, reserves the one added presignature for this
+	// request (which the proposer must own) in the same entry: a Session that
+	// presigned on the spot gets its presignature in one commit.
+	ReserveFor    string `protobuf:"bytes,3,opt,name=reserve_for,json=reserveFor,proto3" json:"reserve_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -808,6 +840,13 @@ func (x *ClusterPresignaturesAdded) GetPresignatures() []*ClusterSealedPresignat
 		return x.Presignatures
 	}
 	return nil
+}
+
+func (x *ClusterPresignaturesAdded) GetReserveFor() string {
+	if x != nil {
+		return x.ReserveFor
+	}
+	return ""
 }
 
 // ClusterAPIUserAdded records a paired API user.
@@ -1185,12 +1224,17 @@ func (x *ClusterRequestState) GetLastOwner() string {
 // ClusterPresignatureState is one presignature in a key's pool. sealed is
 // empty once the presignature is used or burned.
 type ClusterPresignatureState struct {
-	state         protoimpl.MessageState    `protogen:"open.v1"`
-	Id            string                    `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Seq           uint64                    `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	Status        ClusterPresignatureStatus `protobuf:"varint,3,opt,name=status,proto3,enum=coterie.v1.ClusterPresignatureStatus" json:"status,omitempty"`
-	Sealed        []byte                    `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
-	RequestId     string                    `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// seq orders the presignatures of a key by when they were added.
+	Seq       uint64                    `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Status    ClusterPresignatureStatus `protobuf:"varint,3,opt,name=status,proto3,enum=coterie.v1.ClusterPresignatureStatus" json:"status,omitempty"`
+	Sealed    []byte                    `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	RequestId string                    `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// origin is the node that added the presignature, origin_seq its number
+	// there; both are bound into the sealed share's associated data.
+	Origin        string `protobuf:"bytes,6,opt,name=origin,proto3" json:"origin,omitempty"`
+	OriginSeq     uint64 `protobuf:"varint,7,opt,name=origin_seq,json=originSeq,proto3" json:"origin_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1260,6 +1304,73 @@ func (x *ClusterPresignatureState) GetRequestId() string {
 	return ""
 }
 
+func (x *ClusterPresignatureState) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ClusterPresignatureState) GetOriginSeq() uint64 {
+	if x != nil {
+		return x.OriginSeq
+	}
+	return 0
+}
+
+// ClusterHighWater is the highest origin_seq a node has added for a key.
+type ClusterHighWater struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterHighWater) Reset() {
+	*x = ClusterHighWater{}
+	mi := &file_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterHighWater) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterHighWater) ProtoMessage() {}
+
+func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
+func (*ClusterHighWater) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ClusterHighWater) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterHighWater) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // ClusterKeyPool is the presignature pool of one key.
 type ClusterKeyPool struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1269,14 +1380,16 @@ type ClusterKeyPool struct {
 	// live holds available and reserved presignatures, by seq.
 	Live []*ClusterPresignatureState `protobuf:"bytes,3,rep,name=live,proto3" json:"live,omitempty"`
 	// spent holds the most recent used and burned presignatures, by seq.
-	Spent         []*ClusterPresignatureState `protobuf:"bytes,4,rep,name=spent,proto3" json:"spent,omitempty"`
+	Spent []*ClusterPresignatureState `protobuf:"bytes,4,rep,name=spent,proto3" json:"spent,omitempty"`
+	// high_water holds each node's highest added origin_seq, by node.
+	HighWater     []*ClusterHighWater `protobuf:"bytes,5,rep,name=high_water,json=highWater,proto3" json:"high_water,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1401,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1414,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -1332,6 +1445,13 @@ func (x *ClusterKeyPool) GetSpent() []*ClusterPresignatureState {
 	return nil
 }
 
+func (x *ClusterKeyPool) GetHighWater() []*ClusterHighWater {
+	if x != nil {
+		return x.HighWater
+	}
+	return nil
+}
+
 // ClusterState is the whole FSM state; a raft snapshot is its encoding.
 type ClusterState struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1350,7 +1470,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1482,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1495,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -1444,7 +1564,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1576,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1589,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -1547,7 +1667,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1679,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1692,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -1599,7 +1719,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1731,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1744,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -1648,7 +1768,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1780,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1793,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -1731,13 +1851,17 @@ const file_cluster_proto_rawDesc = "" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1a.coterie.v1.ClusterOutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"$\n" +
 	"\x0eClusterRelease\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"C\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"b\n" +
 	"\x19ClusterSealedPresignature\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06sealed\x18\x02 \x01(\fR\x06sealed\"\x7f\n" +
+	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12\x1d\n" +
+	"\n" +
+	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"\xa0\x01\n" +
 	"\x19ClusterPresignaturesAdded\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12K\n" +
-	"\rpresignatures\x18\x02 \x03(\v2%.coterie.v1.ClusterSealedPresignatureR\rpresignatures\"D\n" +
+	"\rpresignatures\x18\x02 \x03(\v2%.coterie.v1.ClusterSealedPresignatureR\rpresignatures\x12\x1f\n" +
+	"\vreserve_for\x18\x03 \x01(\tR\n" +
+	"reserveFor\"D\n" +
 	"\x13ClusterAPIUserAdded\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x04user\"D\n" +
 	"\x15ClusterKeyRecordAdded\x12+\n" +
@@ -1766,19 +1890,27 @@ const file_cluster_proto_rawDesc = "" +
 	"\x16completed_at_unix_nano\x18\v \x01(\x03R\x13completedAtUnixNano\x12%\n" +
 	"\x0ecompletion_seq\x18\f \x01(\x04R\rcompletionSeq\x12\x1d\n" +
 	"\n" +
-	"last_owner\x18\r \x01(\tR\tlastOwner\"\xb2\x01\n" +
+	"last_owner\x18\r \x01(\tR\tlastOwner\"\xe9\x01\n" +
 	"\x18ClusterPresignatureState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12=\n" +
 	"\x06status\x18\x03 \x01(\x0e2%.coterie.v1.ClusterPresignatureStatusR\x06status\x12\x16\n" +
 	"\x06sealed\x18\x04 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"\xb8\x01\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06origin\x18\x06 \x01(\tR\x06origin\x12\x1d\n" +
+	"\n" +
+	"origin_seq\x18\a \x01(\x04R\toriginSeq\"8\n" +
+	"\x10ClusterHighWater\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xf5\x01\n" +
 	"\x0eClusterKeyPool\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
 	"\bnext_seq\x18\x02 \x01(\x04R\anextSeq\x128\n" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
-	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\"\xd7\x02\n" +
+	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
+	"\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xd7\x02\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -1802,13 +1934,14 @@ const file_cluster_proto_rawDesc = "" +
 	"\x16ClusterForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1c.coterie.v1.ClusterErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage*\xa5\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage*\xc2\x01\n" +
 	"\x0eClusterOutcome\x12\x1f\n" +
 	"\x1bCLUSTER_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CLUSTER_OUTCOME_SIGNED\x10\x01\x12\x1c\n" +
 	"\x18CLUSTER_OUTCOME_APPROVED\x10\x02\x12\x1c\n" +
 	"\x18CLUSTER_OUTCOME_REJECTED\x10\x03\x12\x1a\n" +
-	"\x16CLUSTER_OUTCOME_FAILED\x10\x04*\xae\x01\n" +
+	"\x16CLUSTER_OUTCOME_FAILED\x10\x04\x12\x1b\n" +
+	"\x17CLUSTER_OUTCOME_IGNORED\x10\x05*\xae\x01\n" +
 	"\x14ClusterRequestStatus\x12&\n" +
 	"\"CLUSTER_REQUEST_STATUS_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eCLUSTER_REQUEST_STATUS_CLAIMED\x10\x01\x12$\n" +
@@ -1819,7 +1952,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\x9f\x05\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xe3\x05\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -1839,7 +1972,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1cCLUSTER_ERROR_CODE_UNCERTAIN\x10\x0e\x12 \n" +
 	"\x1cCLUSTER_ERROR_CODE_TOO_LARGE\x10\x0f\x12\x1e\n" +
 	"\x1aCLUSTER_ERROR_CODE_TIMEOUT\x10\x10\x12\x1d\n" +
-	"\x19CLUSTER_ERROR_CODE_CLOSED\x10\x11B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x19CLUSTER_ERROR_CODE_CLOSED\x10\x11\x12\x1f\n" +
+	"\x1bCLUSTER_ERROR_CODE_REPLAYED\x10\x12\x12!\n" +
+	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -1854,7 +1989,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
@@ -1873,12 +2008,13 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterPresignatureRef)(nil),    // 14: coterie.v1.ClusterPresignatureRef
 	(*ClusterRequestState)(nil),       // 15: coterie.v1.ClusterRequestState
 	(*ClusterPresignatureState)(nil),  // 16: coterie.v1.ClusterPresignatureState
-	(*ClusterKeyPool)(nil),            // 17: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 18: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 19: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 20: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 21: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 22: coterie.v1.ClusterForwardResponse
+	(*ClusterHighWater)(nil),          // 17: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),            // 18: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),              // 19: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),     // 20: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),           // 21: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),       // 22: coterie.v1.ClusterRemoveServer
+	(*ClusterForwardResponse)(nil),    // 23: coterie.v1.ClusterForwardResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	5,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -1898,18 +2034,19 @@ var file_cluster_proto_depIdxs = []int32{
 	2,  // 14: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
 	16, // 15: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
 	16, // 16: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	15, // 17: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	17, // 18: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	13, // 19: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	13, // 20: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	20, // 21: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	21, // 22: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 23: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 17: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	15, // 18: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	18, // 19: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	13, // 20: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	13, // 21: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	21, // 22: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	22, // 23: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 24: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1926,7 +2063,7 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_ApiUserAdded)(nil),
 		(*ClusterCommand_KeyRecordAdded)(nil),
 	}
-	file_cluster_proto_msgTypes[15].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[16].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -1937,7 +2074,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -95,3 +95,11 @@ func (s *MemPresignStore) Len() int {
 	defer s.mu.Unlock()
 	return len(s.avail)
 }
+
+// OneUse returns a store that holds only p, for Engine.PresignOnline to take
+// once. It is for a presignature its caller has already taken out of its
+// durable store (a raft reservation, a co-signer's used mark), which is
+// what keeps it from being used twice.
+func OneUse(p *Presignature) PresignStore {
+	return &MemPresignStore{avail: map[PresignatureID]*Presignature{p.id: p}}
+}
