@@ -20,10 +20,35 @@ type slowPath struct {
 
 	mu    sync.Mutex
 	added map[string]chan struct{} // by key: closed when presignatures enter its pool
+	// reserving counts this node's Reserves in flight per key.
+	reserving map[string]int
 }
 
 func newSlowPath(workers int) *slowPath {
-	return &slowPath{slots: make(chan struct{}, workers), added: map[string]chan struct{}{}}
+	return &slowPath{slots: make(chan struct{}, workers), added: map[string]chan struct{}{}, reserving: map[string]int{}}
+}
+
+// claim reserves one of key's depth available presignatures for a
+// Reserve this node is about to propose, and reports whether one was left:
+// the node's Sessions propose no more Reserves than the pool can satisfy,
+// so they do not fill the raft log with Reserves that find it empty. The
+// caller calls unclaim when the proposal returns.
+func (p *slowPath) claim(key string, depth int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if depth-p.reserving[key] <= 0 {
+		return false
+	}
+	p.reserving[key]++
+	return true
+}
+
+func (p *slowPath) unclaim(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reserving[key]--; p.reserving[key] <= 0 {
+		delete(p.reserving, key)
+	}
 }
 
 // wait returns a channel that is closed when presignatures next enter key's
@@ -123,9 +148,16 @@ func (s *System) acquire(ctx context.Context, request string, u *userState, budg
 }
 
 // reserveNext proposes a Reserve of the oldest available presignature of
-// u's key for request. It reports whether it is done: a Reserve committed
-// (out.ref) or failed for good (out.err); false means the pool is empty.
+// u's key for request, unless the local replica shows none left that this
+// node's other Sessions are not already reserving. It reports whether it
+// is done: a Reserve committed (out.ref) or failed for good (out.err);
+// false means the pool is empty.
 func (s *System) reserveNext(ctx context.Context, request string, u *userState, out *acquired) bool {
+	key := u.ShareRecordID
+	if !s.slow.claim(key, s.cfg.Cluster.PoolDepth(key)) {
+		return false
+	}
+	defer s.slow.unclaim(key)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	t0 := s.cfg.Clock.Now()
