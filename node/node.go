@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -87,8 +88,8 @@ func New(cfg Config) (n *Node, err error) {
 			n.runClosers()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("node: data directory: %w", err)
+	if err := n.prepareDataDir(); err != nil {
+		return nil, err
 	}
 	if err := n.openStore(); err != nil {
 		return nil, err
@@ -116,6 +117,27 @@ func New(cfg Config) (n *Node, err error) {
 	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.addr(),
 		"identity", hex.EncodeToString(n.identity))
 	return n, nil
+}
+
+// prepareDataDir creates the data directory, or makes an existing one
+// private: everything in it is the node's alone (directories 0700, files
+// 0600), and an operator's mkdir gives 0755.
+func (n *Node) prepareDataDir() error {
+	dir := n.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("node: data directory: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("node: data directory: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("node: data directory: %w", err)
+		}
+		n.log.Info("data directory made private", "data_dir", dir, "was", perm.String(), "now", fs.FileMode(0o700).String())
+	}
+	return nil
 }
 
 // openStore opens the sealed store, creating it on first start, and
