@@ -180,24 +180,43 @@ func (n *Node) openStore() error {
 		return fmt.Errorf("%w: the data directory was sealed by enclave %s (key policy %s), the config says %s (%s)",
 			ErrInvalidConfig, info.Kind, info.KeyPolicy, kind, policy)
 	}
+	n.identity, n.kr, err = Unseal(st, bcfg)
+	return err
+}
+
+// Unseal opens a node store's sealed records with the enclave that bcfg
+// describes: it unseals the identity key, checks it against the store's
+// public key, and unseals the keyring. It returns the identity's public key
+// and the keyring. When the sim enclave finds the records sealed by another
+// enclave, the error names the platform key file it tried: for the sim,
+// that file is the machine, and a node made with another one (a demo's,
+// say) looks like another machine's.
+func Unseal(st *store.Store, bcfg backend.Config) (ed25519.PublicKey, *keyring.Keyring, error) {
 	enc, err := backend.New(bcfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	explain := func(err error) error {
+		if bcfg.Kind == enclave.KindSim && st.Info().Kind == enclave.KindSim && errors.Is(err, enclave.ErrForeignEnclave) {
+			return fmt.Errorf("%w; the sim enclave unsealed with platform key %s: a node made with another platform "+
+				"key file needs that file (--sim-platform-key, or enclave.sim_platform_key in the config)", err, bcfg.SimPlatformKeyFile)
+		}
 		return err
 	}
 	id, err := st.Identity(enc)
 	if err != nil {
-		return err
+		return nil, nil, explain(err)
 	}
 	pub := id.Public().(ed25519.PublicKey)
 	clear(id)
-	if !pub.Equal(info.Identity) {
-		return errors.New("node: the sealed identity key does not match its public key")
+	if !pub.Equal(st.Info().Identity) {
+		return nil, nil, errors.New("node: the sealed identity key does not match its public key")
 	}
-	n.identity = pub
-	if n.kr, err = st.Keyring(enc); err != nil {
-		return err
+	kr, err := st.Keyring(enc)
+	if err != nil {
+		return nil, nil, explain(err)
 	}
-	return nil
+	return pub, kr, nil
 }
 
 // Initialize creates the sealed store of a new node: an Ed25519 identity
