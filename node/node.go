@@ -107,14 +107,14 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.admin, err = newAdminServer(n, cfg.Admin.Listen, token); err != nil {
+	if n.admin, err = newAdminServer(n, cfg.Admin, token); err != nil {
 		return nil, err
 	}
 	n.closeFn = append(n.closeFn, n.admin.close)
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
 	}
-	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.addr(),
+	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.url(),
 		"identity", hex.EncodeToString(n.identity))
 	return n, nil
 }
@@ -376,6 +376,9 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 
 // AdminAddr returns the address the admin API listens on.
 func (n *Node) AdminAddr() string { return n.admin.addr() }
+
+// AdminURL returns the admin API's base URL: https when it serves TLS.
+func (n *Node) AdminURL() string { return n.admin.url() }
 
 // Cluster returns the node's cluster member.
 func (n *Node) Cluster() *TimedCluster { return n.cluster }
