@@ -43,7 +43,7 @@ func (n *Node) newUserServer() (userServer, error) {
 	acfg.Cluster = n.cluster
 	acfg.Cipher = n.kr
 	acfg.Engine = n.engine
-	acfg.Logger = n.log.With("component", "actors")
+	acfg.Logger = n.componentLogger("actors")
 	acfg.Clock = n.clock
 	acfg.Metrics = m
 	acfg.MaxSessions = n.cfg.Sessions.Capacity
@@ -69,7 +69,7 @@ func (n *Node) callbackConfig() (callback.Config, error) {
 	cb := callback.DefaultConfig()
 	cb.Timeout = n.cfg.Callback.Timeout
 	cb.Retry = n.cfg.Callback.backoff()
-	cb.Logger = n.log.With("component", "callback")
+	cb.Logger = n.componentLogger("callback")
 	cb.Clock = n.clock
 	if n.cfg.Callback.URL == "" {
 		n.log.Info("no callback handler configured: every request is approved automatically")

@@ -94,7 +94,9 @@ type Config struct {
 	OwnerTimeout time.Duration `yaml:"owner_timeout"`
 
 	// Logger receives the node's logs. It is not read from YAML; when nil,
-	// the node builds one from Log.
+	// the node builds one from Log. The node adds a component attribute to
+	// every record (node, cluster, actors, callback, enclave, store, mpc),
+	// so pass a logger that has none of its own.
 	Logger *slog.Logger `yaml:"-"`
 	// Clock is the node's time source, a clock.Clock: pairing-token
 	// expiry, pairing times, the cluster's proposer timestamps and owner

@@ -43,8 +43,11 @@ const callbackKeyBits = 2048
 // cluster member, the admin API and the actors that serve its API users.
 // Its methods are safe for concurrent use.
 type Node struct {
-	cfg       Config
-	clock     clock.Clock
+	cfg   Config
+	clock clock.Clock
+	// base is the configured logger; log, the node's own, is base with
+	// component=node, and each subsystem gets base with its own component.
+	base      *slog.Logger
 	log       *slog.Logger
 	logCloser io.Closer
 
@@ -79,9 +82,10 @@ func New(cfg Config) (n *Node, err error) {
 	if n.clock == nil {
 		n.clock = clock.Real()
 	}
-	if n.log, n.logCloser, err = cfg.logger(); err != nil {
+	if n.base, n.logCloser, err = cfg.logger(); err != nil {
 		return nil, err
 	}
+	n.log = n.componentLogger("node")
 	n.closeFn = append(n.closeFn, n.logCloser.Close)
 	defer func() {
 		if err != nil {
@@ -94,7 +98,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err := n.openStore(); err != nil {
 		return nil, err
 	}
-	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.log})
+	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.componentLogger("mpc")})
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +156,9 @@ func (n *Node) openStore() error {
 	if n.cfg.Enclave.SimPlatformKey != "" {
 		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
 	}
-	bcfg.Logger = n.log
+	bcfg.Logger = n.componentLogger("enclave")
 	scfg := store.DefaultConfig()
-	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.log
+	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.componentLogger("store")
 
 	exists, err := store.Exists(n.cfg.DataDir)
 	if err != nil {
@@ -255,7 +259,7 @@ func (n *Node) openCluster() error {
 	}
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
 	ccfg.Clock = n.clock
-	ccfg.Logger = n.log.With("component", "cluster")
+	ccfg.Logger = n.componentLogger("cluster")
 	c, err := cluster.New(ccfg)
 	if err != nil {
 		return err
@@ -385,6 +389,13 @@ func (n *Node) Cluster() *TimedCluster { return n.cluster }
 
 // Logger returns the node's logger.
 func (n *Node) Logger() *slog.Logger { return n.log }
+
+// componentLogger returns the logger of one part of the node: the
+// configured logger with component=name. It is derived from the configured
+// logger, never from another component's, so a record names one component.
+func (n *Node) componentLogger(name string) *slog.Logger {
+	return n.base.With("component", name)
+}
 
 // CallbackPublicKey returns the cluster's callback public key, or nil
 // before Start has found it.
