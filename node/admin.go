@@ -184,7 +184,7 @@ func (a *adminServer) users(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, a.n.Users())
+	writeJSON(w, http.StatusOK, userListings(a.n.Users()))
 }
 
 func (a *adminServer) pair(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +198,7 @@ func (a *adminServer) pair(w http.ResponseWriter, r *http.Request) {
 	info, err := a.n.Pair(r.Context(), req)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, info)
+		writeJSON(w, http.StatusOK, info.Listing())
 	case errors.Is(err, ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
 	case errors.Is(err, ErrBadToken):

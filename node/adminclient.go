@@ -99,18 +99,18 @@ func pinnedTLS(path string) (*tls.Config, error) {
 
 // Pair asks the node to pair with the token's API user; it returns when the
 // key generation is done and the user is served.
-func (c *AdminClient) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
+func (c *AdminClient) Pair(ctx context.Context, req PairRequest) (UserListing, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return UserInfo{}, err
+		return UserListing{}, err
 	}
-	var info UserInfo
+	var info UserListing
 	return info, c.do(ctx, http.MethodPost, PathPair, body, true, &info)
 }
 
 // Users lists the paired API users.
-func (c *AdminClient) Users(ctx context.Context) ([]UserInfo, error) {
-	var users []UserInfo
+func (c *AdminClient) Users(ctx context.Context) ([]UserListing, error) {
+	var users []UserListing
 	return users, c.do(ctx, http.MethodGet, PathUsers, nil, true, &users)
 }
 
