@@ -27,6 +27,10 @@
 //     writes (0600) to data_dir/admin.token on first start; over TLS 1.3
 //     when the config names a certificate. AdminClient is its Go client,
 //     used by the `coterie node` commands.
+//   - Log through the configured logger: each record names its component
+//     (node, cluster, actors, ...), and identical records past a few per
+//     window are held back and counted (internal/logthrottle), so a part
+//     failing in a loop cannot flood the log.
 //
 // # Secrets
 //

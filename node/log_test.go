@@ -2,10 +2,15 @@ package node
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/internal/logthrottle"
 )
 
 // syncBuffer is a bytes.Buffer for concurrent writers.
@@ -56,5 +61,42 @@ func TestLogComponents(t *testing.T) {
 		if !seen[c] {
 			t.Errorf("no record of component %s in\n%s", c, buf.String())
 		}
+	}
+}
+
+// TestRepeatedRecordsThrottled checks that the node's logger lets a few
+// identical records through and counts the rest: the summary is written
+// at the end of the window on the node's clock, or when the node closes.
+func TestRepeatedRecordsThrottled(t *testing.T) {
+	var buf syncBuffer
+	cfg := testConfig(t, t.TempDir())
+	fake := clock.NewFake(time.Now())
+	cfg.Clock = fake
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	n := startNode(t, cfg)
+	const msg = "workspace unreachable"
+	flood := func() {
+		for range 1000 {
+			n.componentLogger("actors").Warn(msg, "user", "u-0001")
+		}
+	}
+	count := func(s string) int { return strings.Count(buf.String(), s) }
+
+	flood()
+	burst := logthrottle.DefaultConfig().Burst
+	if got := count(`msg="workspace unreachable"`); got != burst {
+		t.Fatalf("%d of 1000 identical records passed, want %d", got, burst)
+	}
+	fake.Advance(logthrottle.DefaultConfig().Interval)
+	want := fmt.Sprintf(`msg="%s" component=actors suppressed=%d`, logthrottle.SummaryMessage, 1000-burst)
+	if count(want) != 1 {
+		t.Fatalf("no summary %s in\n%s", want, buf.String())
+	}
+	flood()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if count(want) != 2 || count(`msg="workspace unreachable"`) != 2*burst {
+		t.Fatalf("after the next window and Close:\n%s", buf.String())
 	}
 }

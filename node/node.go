@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
+	"github.com/coterie-mpc/coterie/internal/logthrottle"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
@@ -47,9 +47,8 @@ type Node struct {
 	clock clock.Clock
 	// base is the configured logger; log, the node's own, is base with
 	// component=node, and each subsystem gets base with its own component.
-	base      *slog.Logger
-	log       *slog.Logger
-	logCloser io.Closer
+	base *slog.Logger
+	log  *slog.Logger
 
 	store    *store.Store
 	identity ed25519.PublicKey
@@ -82,11 +81,24 @@ func New(cfg Config) (n *Node, err error) {
 	if n.clock == nil {
 		n.clock = clock.Real()
 	}
-	if n.base, n.logCloser, err = cfg.logger(); err != nil {
+	configured, closer, err := cfg.logger()
+	if err != nil {
 		return nil, err
 	}
+	n.closeFn = append(n.closeFn, closer.Close)
+	// A part that fails in a loop (a pool refilling against a workspace
+	// that is down) writes the same record over and over: pass a few per
+	// window and a count of the rest.
+	tcfg := logthrottle.DefaultConfig()
+	tcfg.Clock = n.clock
+	throttle, err := logthrottle.New(configured.Handler(), tcfg)
+	if err != nil {
+		_ = closer.Close()
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, func() error { throttle.Flush(); return nil })
+	n.base = slog.New(throttle)
 	n.log = n.componentLogger("node")
-	n.closeFn = append(n.closeFn, n.logCloser.Close)
 	defer func() {
 		if err != nil {
 			n.runClosers()
