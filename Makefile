@@ -21,13 +21,32 @@ build:
 
 RACE_RE := ^$(shell $(GO) list -m)/($(subst $(eval) ,|,$(RACE_DIRS)))(/|$$)
 
-# Each package runs once: with the race detector when it is in RACE_DIRS. The
-# actors' presigning tests are too slow under it, so they also run without.
-test:
-	$(GO) test -timeout 15m $$($(GO) list ./... | grep -vE '$(RACE_RE)')
-	$(GO) test -race -timeout 15m $(RACE_PKGS)
-	$(GO) test -run 'TestEmptyPool|TestPoolRefills' ./actors/
-	CGO_ENABLED=1 $(GO) test -tags ego,ego_mock_eclient ./enclave/sgx/
+# Tests that skip themselves under the race detector, because their MPC key
+# generation or presigning would take minutes there, and the packages that
+# hold them. They run once more without it, alone.
+NORACE_TESTS := TestEmptyPoolSignsOnTheSlowPath TestPoolRefills TestPoolRefillsNeverDelaySessions \
+	TestPairLive TestPairKeygenPresignSign TestRefresh
+NORACE_PKGS  := ./actors/ ./node/ ./workspace/
+
+# Every test must run in at least one pass. Each pass saves its go test
+# events in TESTLOG; skipcheck then lists the tests skipped in every pass and
+# fails on any that .ci/allowed-skips does not name (see internal/skipcheck).
+TESTLOG   := $(TOOLBIN)/testlog
+SKIPCHECK := $(TOOLBIN)/skipcheck
+
+$(SKIPCHECK): $(wildcard internal/skipcheck/*.go)
+	$(GO) build -o $@ ./internal/skipcheck
+
+# Each package runs once: with the race detector when it is in RACE_DIRS.
+# Then the tests that skip under it run without, and the SGX build's tests.
+test: $(SKIPCHECK)
+	@rm -rf $(TESTLOG) && mkdir -p $(TESTLOG)
+	$(SKIPCHECK) run -json $(TESTLOG)/plain.json -- $(GO) test -json -timeout 15m $$($(GO) list ./... | grep -vE '$(RACE_RE)')
+	$(SKIPCHECK) run -json $(TESTLOG)/race.json -- $(GO) test -json -race -timeout 15m $(RACE_PKGS)
+	$(SKIPCHECK) run -json $(TESTLOG)/norace.json -- $(GO) test -json -timeout 15m \
+		-run '^($(subst $(eval) ,|,$(strip $(NORACE_TESTS))))$$' $(NORACE_PKGS)
+	CGO_ENABLED=1 $(SKIPCHECK) run -json $(TESTLOG)/sgx.json -- $(GO) test -json -tags ego,ego_mock_eclient ./enclave/sgx/
+	$(SKIPCHECK) check -allow .ci/allowed-skips $(TESTLOG)/*.json
 
 check: protoc
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

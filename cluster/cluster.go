@@ -142,11 +142,18 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 // openStorage opens the bolt log and stable store and the file snapshot
-// store under DataDir/raft.
+// store under DataDir/raft. Everything in it is private to the node's
+// user: directories 0700, files 0600, including what an older build made
+// with raft's own wider modes.
 func (c *Cluster) openStorage() (*Storage, error) {
 	dir := filepath.Join(c.cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cluster: create %s: %w", dir, err)
+	snapDir := filepath.Join(dir, "snapshots")
+	// raft's snapshot store would make its directory 0755.
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create %s: %w", snapDir, err)
+	}
+	if err := makePrivate(dir); err != nil {
+		return nil, err
 	}
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {
@@ -161,7 +168,7 @@ func (c *Cluster) openStorage() (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
-	return &Storage{Logs: logs, Stable: bolt, Snapshots: snaps}, nil
+	return &Storage{Logs: logs, Stable: bolt, Snapshots: privateSnapshots{SnapshotStore: snaps, dir: snapDir}}, nil
 }
 
 func (c *Cluster) runClosers() error {

@@ -2,10 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -45,7 +43,7 @@ func (n *Node) newUserServer() (userServer, error) {
 	acfg.Cluster = n.cluster
 	acfg.Cipher = n.kr
 	acfg.Engine = n.engine
-	acfg.Logger = n.log.With("component", "actors")
+	acfg.Logger = n.componentLogger("actors")
 	acfg.Clock = n.clock
 	acfg.Metrics = m
 	acfg.MaxSessions = n.cfg.Sessions.Capacity
@@ -70,32 +68,21 @@ func (n *Node) newUserServer() (userServer, error) {
 func (n *Node) callbackConfig() (callback.Config, error) {
 	cb := callback.DefaultConfig()
 	cb.Timeout = n.cfg.Callback.Timeout
-	cb.Retry.MaxAttempts = n.cfg.Callback.RetryAttempts
-	cb.Retry.Initial = n.cfg.Callback.RetryInterval
-	cb.Retry.Max = n.cfg.Callback.RetryInterval
-	cb.Retry.Multiplier = 1
-	cb.Logger = n.log.With("component", "callback")
+	cb.Retry = n.cfg.Callback.backoff()
+	cb.Logger = n.componentLogger("callback")
 	cb.Clock = n.clock
 	if n.cfg.Callback.URL == "" {
 		n.log.Info("no callback handler configured: every request is approved automatically")
 		return cb, cb.Validate()
 	}
 	cb.URL = n.cfg.Callback.URL
-	pem, err := os.ReadFile(n.cfg.Callback.HandlerPublicKey)
-	if err != nil {
-		return cb, fmt.Errorf("node: callback.handler_public_key: %w", err)
-	}
-	if cb.HandlerKey, err = callback.ParsePublicKeyPEM(pem); err != nil {
+	var err error
+	if cb.HandlerKey, err = loadHandlerKey(n.cfg.Callback.HandlerPublicKey); err != nil {
 		return cb, fmt.Errorf("node: callback.handler_public_key: %w", err)
 	}
 	if n.cfg.Callback.CAFile != "" {
-		ca, err := os.ReadFile(n.cfg.Callback.CAFile)
-		if err != nil {
+		if cb.RootCAs, err = loadCAFile(n.cfg.Callback.CAFile); err != nil {
 			return cb, fmt.Errorf("node: callback.ca_file: %w", err)
-		}
-		cb.RootCAs = x509.NewCertPool()
-		if !cb.RootCAs.AppendCertsFromPEM(ca) {
-			return cb, fmt.Errorf("%w: callback.ca_file holds no PEM certificate", ErrInvalidConfig)
 		}
 	}
 	n.mu.Lock()

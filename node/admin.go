@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,19 +74,33 @@ type adminError struct {
 // adminServer serves the admin API: health, status and metrics without
 // authentication; pairing and the user list with the admin token.
 type adminServer struct {
-	n     *Node
-	token string
-	ln    net.Listener
-	srv   *http.Server
-	done  chan struct{}
+	n      *Node
+	token  string
+	ln     net.Listener
+	scheme string // http or https
+	srv    *http.Server
+	done   chan struct{}
 }
 
-func newAdminServer(n *Node, listen, token string) (*adminServer, error) {
-	ln, err := net.Listen("tcp", listen)
+// newAdminServer serves the admin API on cfg.Listen: over TLS 1.3 when cfg
+// names a certificate.
+func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error) {
+	var tcfg *tls.Config
+	if cfg.tls() {
+		cert, err := cfg.loadTLS()
+		if err != nil {
+			return nil, fmt.Errorf("%w: admin.tls_cert, admin.tls_key: %v", ErrInvalidConfig, err)
+		}
+		tcfg = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("node: admin API: %w", err)
 	}
-	a := &adminServer{n: n, token: token, ln: ln, done: make(chan struct{})}
+	a := &adminServer{n: n, token: token, ln: ln, scheme: "http", done: make(chan struct{})}
+	if tcfg != nil {
+		a.ln, a.scheme = tls.NewListener(ln, tcfg), "https"
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathHealth, a.health)
 	mux.HandleFunc("GET "+PathStatus, a.status)
@@ -104,7 +119,7 @@ func newAdminServer(n *Node, listen, token string) (*adminServer, error) {
 	}
 	go func() {
 		defer close(a.done)
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("admin API stopped", "err", err)
 		}
 	}()
@@ -112,6 +127,8 @@ func newAdminServer(n *Node, listen, token string) (*adminServer, error) {
 }
 
 func (a *adminServer) addr() string { return a.ln.Addr().String() }
+
+func (a *adminServer) url() string { return a.scheme + "://" + a.addr() }
 
 func (a *adminServer) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -167,7 +184,7 @@ func (a *adminServer) users(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
 		return
 	}
-	writeJSON(w, http.StatusOK, a.n.Users())
+	writeJSON(w, http.StatusOK, userListings(a.n.Users()))
 }
 
 func (a *adminServer) pair(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +198,7 @@ func (a *adminServer) pair(w http.ResponseWriter, r *http.Request) {
 	info, err := a.n.Pair(r.Context(), req)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, info)
+		writeJSON(w, http.StatusOK, info.Listing())
 	case errors.Is(err, ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
 	case errors.Is(err, ErrBadToken):

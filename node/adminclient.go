@@ -3,7 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -29,7 +32,9 @@ type AdminClient struct {
 // NewAdminClient returns a client for the node that cfg configures. It
 // finds the admin API's address in the data directory (the node writes it
 // there once it listens) or else in cfg.Admin.Listen, and reads the admin
-// token from the data directory.
+// token from the data directory. When the admin API serves TLS, the client
+// trusts exactly the certificate in cfg.Admin.TLSCert, whatever names it
+// carries: it dials loopback for an API that listens everywhere.
 func NewAdminClient(cfg Config) (*AdminClient, error) {
 	addr := cfg.Admin.Listen
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminAddressFile)); err == nil {
@@ -46,27 +51,66 @@ func NewAdminClient(cfg Config) (*AdminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: admin token (has the node started once?): %w", err)
 	}
-	return &AdminClient{
+	c := &AdminClient{
 		base:  "http://" + net.JoinHostPort(host, port),
 		token: strings.TrimSpace(string(tok)),
 		http:  &http.Client{Timeout: pairTimeout + time.Minute},
+	}
+	if cfg.Admin.tls() {
+		tcfg, err := pinnedTLS(cfg.Admin.TLSCert)
+		if err != nil {
+			return nil, err
+		}
+		c.base = "https://" + net.JoinHostPort(host, port)
+		c.http.Transport = &http.Transport{TLSClientConfig: tcfg}
+	}
+	return c, nil
+}
+
+// pinnedTLS returns a TLS 1.3 client config that accepts one server
+// certificate: the first in the PEM file at path.
+func pinnedTLS(path string) (*tls.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: admin.tls_cert: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%w: admin.tls_cert %s holds no PEM certificate", ErrInvalidConfig, path)
+	}
+	want, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: admin.tls_cert %s: %v", ErrInvalidConfig, path, err)
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// The pin below replaces the chain and name checks: the admin
+		// API's certificate may be self-signed, and may not name the
+		// loopback address the client dials.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !cs.PeerCertificates[0].Equal(want) {
+				return fmt.Errorf("%w: the admin API's certificate is not the one in admin.tls_cert", ErrAdminAPI)
+			}
+			return nil
+		},
 	}, nil
 }
 
 // Pair asks the node to pair with the token's API user; it returns when the
 // key generation is done and the user is served.
-func (c *AdminClient) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
+func (c *AdminClient) Pair(ctx context.Context, req PairRequest) (UserListing, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return UserInfo{}, err
+		return UserListing{}, err
 	}
-	var info UserInfo
+	var info UserListing
 	return info, c.do(ctx, http.MethodPost, PathPair, body, true, &info)
 }
 
 // Users lists the paired API users.
-func (c *AdminClient) Users(ctx context.Context) ([]UserInfo, error) {
-	var users []UserInfo
+func (c *AdminClient) Users(ctx context.Context) ([]UserListing, error) {
+	var users []UserListing
 	return users, c.do(ctx, http.MethodGet, PathUsers, nil, true, &users)
 }
 

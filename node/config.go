@@ -2,6 +2,9 @@ package node
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +13,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/backend"
 )
 
 // Mode says whether a node may run on development-only parts.
@@ -88,7 +94,9 @@ type Config struct {
 	OwnerTimeout time.Duration `yaml:"owner_timeout"`
 
 	// Logger receives the node's logs. It is not read from YAML; when nil,
-	// the node builds one from Log.
+	// the node builds one from Log. The node adds a component attribute to
+	// every record (node, cluster, actors, callback, enclave, store, mpc),
+	// so pass a logger that has none of its own.
 	Logger *slog.Logger `yaml:"-"`
 	// Clock is the node's time source, a clock.Clock: pairing-token
 	// expiry, pairing times, the cluster's proposer timestamps and owner
@@ -142,9 +150,18 @@ type PeerConfig struct {
 type AdminConfig struct {
 	// Listen is the admin API's address. The default is loopback; the API
 	// serves health, status and metrics without authentication, and pairing
-	// and the user list with the admin token.
+	// and the user list with the admin token. In production mode an address
+	// off loopback needs TLS.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of the admin API's certificate
+	// (chain) and private key. Set, the API serves HTTPS with TLS 1.3 only,
+	// and the node commands trust exactly that certificate.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
+
+// tls reports whether the admin API serves TLS.
+func (a AdminConfig) tls() bool { return a.TLSCert != "" }
 
 // SessionsConfig bounds the node's concurrent work.
 type SessionsConfig struct {
@@ -272,11 +289,16 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.Enclave.SimPlatformKey)
 	abs(&c.Callback.HandlerPublicKey)
 	abs(&c.Callback.CAFile)
+	abs(&c.Admin.TLSCert)
+	abs(&c.Admin.TLSKey)
 	abs(&c.Log.File)
 }
 
 // Validate reports every problem with c at once, each wrapped in
-// ErrInvalidConfig.
+// ErrInvalidConfig. It also reads the files the config names (the callback
+// handler's key and CA bundle, the admin API's certificate and key) and
+// checks that they parse, so that a node never creates its data directory,
+// raft state or keys and then stops on its config.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -295,10 +317,13 @@ func (c Config) Validate() error {
 		bad("data_dir is required")
 	}
 	kind, err := enclave.ParseKind(c.Enclave.Kind)
-	if err != nil {
+	switch {
+	case err != nil:
 		bad("enclave.kind %q: %v", c.Enclave.Kind, err)
-	} else if mode == ModeProduction && kind == enclave.KindSim {
+	case mode == ModeProduction && kind == enclave.KindSim:
 		bad("mode production refuses enclave.kind sim, which protects nothing")
+	case !slices.Contains(backend.Available(), kind):
+		bad("enclave.kind %s is not built into this binary, which has %v", kind, backend.Available())
 	}
 	if _, err := enclave.ParseKeyPolicy(c.Enclave.KeyPolicy); err != nil {
 		bad("enclave.key_policy %q: %v", c.Enclave.KeyPolicy, err)
@@ -321,7 +346,10 @@ func (c Config) Validate() error {
 	}
 	if !validHostPort(c.Admin.Listen) {
 		bad("admin.listen %q is not host:port", c.Admin.Listen)
+	} else if mode == ModeProduction && !loopbackHostPort(c.Admin.Listen) && !c.Admin.tls() {
+		bad("admin.listen %q is not loopback: in production the admin API serves other hosts only over TLS (admin.tls_cert, admin.tls_key)", c.Admin.Listen)
 	}
+	errs = append(errs, c.Admin.tlsProblems()...)
 	if c.Sessions.Capacity < 1 || c.Sessions.Capacity > 100000 {
 		bad("sessions.capacity %d is not in [1, 100000]", c.Sessions.Capacity)
 	}
@@ -331,7 +359,11 @@ func (c Config) Validate() error {
 	if c.Presign.Workers < 1 || c.Presign.Workers > 256 {
 		bad("presign.workers %d is not in [1, 256]", c.Presign.Workers)
 	}
-	errs = append(errs, c.Callback.validate()...)
+	if cbErrs := c.Callback.validate(); len(cbErrs) > 0 {
+		errs = append(errs, cbErrs...)
+	} else {
+		errs = append(errs, c.Callback.clientProblems()...)
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -370,6 +402,97 @@ func (c CallbackConfig) validate() []error {
 		bad("callback.retry_interval %v must be positive", c.RetryInterval)
 	}
 	return errs
+}
+
+// clientProblems checks the callback settings as the callback client will
+// take them at start: its own bounds on the timeout and the retry budget,
+// and the handler key and CA files, read and parsed.
+func (c CallbackConfig) clientProblems() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	cb := callback.DefaultConfig()
+	cb.Timeout, cb.Retry = c.Timeout, c.backoff()
+	if err := cb.Validate(); err != nil {
+		bad("callback timeout or retries: %v", err)
+	}
+	if c.HandlerPublicKey != "" {
+		if _, err := loadHandlerKey(c.HandlerPublicKey); err != nil {
+			bad("callback.handler_public_key: %v", err)
+		}
+	}
+	if c.CAFile != "" {
+		if _, err := loadCAFile(c.CAFile); err != nil {
+			bad("callback.ca_file: %v", err)
+		}
+	}
+	return errs
+}
+
+// backoff is the callback client's retry budget: RetryAttempts tries,
+// RetryInterval apart.
+func (c CallbackConfig) backoff() callback.Backoff {
+	b := callback.DefaultBackoff()
+	b.MaxAttempts = c.RetryAttempts
+	b.Initial, b.Max, b.Multiplier = c.RetryInterval, c.RetryInterval, 1
+	return b
+}
+
+// loadHandlerKey reads the callback handler's public key file.
+func loadHandlerKey(path string) (crypto.PublicKey, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return callback.ParsePublicKeyPEM(pem)
+}
+
+// loadCAFile reads a PEM bundle of CA certificates.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// tlsProblems checks that the admin API's certificate and key come
+// together and load.
+func (a AdminConfig) tlsProblems() []error {
+	switch {
+	case a.TLSCert == "" && a.TLSKey == "":
+		return nil
+	case a.TLSCert == "" || a.TLSKey == "":
+		return []error{fmt.Errorf("%w: admin.tls_cert and admin.tls_key are set together or not at all", ErrInvalidConfig)}
+	}
+	if _, err := a.loadTLS(); err != nil {
+		return []error{fmt.Errorf("%w: admin.tls_cert, admin.tls_key: %v", ErrInvalidConfig, err)}
+	}
+	return nil
+}
+
+// loadTLS loads the admin API's certificate and key.
+func (a AdminConfig) loadTLS() (tls.Certificate, error) {
+	return tls.LoadX509KeyPair(a.TLSCert, a.TLSKey)
+}
+
+// loopbackHostPort reports whether a listen address is on loopback only.
+// An empty or unspecified host listens on every interface.
+func loopbackHostPort(s string) bool {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validHostPort(s string) bool {

@@ -67,11 +67,23 @@ func TestParseConfig(t *testing.T) {
 		{name: "callback url needs key", yaml: base + "callback:\n  url: http://127.0.0.1:8090\n", want: []string{"handler_public_key is required"}},
 		{name: "callback url scheme", yaml: base + "callback:\n  url: ftp://x\n  handler_public_key: k.pem\n", want: []string{"callback.url"}},
 		{name: "peers", yaml: base + "raft:\n  peers:\n    - id: n1\n      address: 127.0.0.1:1\n    - id: n2\n      address: bad\n", want: []string{"raft.peers[0]", "raft.peers[1]"}},
-		{name: "relative paths", yaml: "node_id: n1\ndata_dir: d\ncallback:\n  url: https://h.example\n  handler_public_key: k.pem\n", check: func(t *testing.T, c Config) {
-			if c.DataDir != "/etc/c/d" || c.Callback.HandlerPublicKey != "/etc/c/k.pem" {
-				t.Errorf("paths not resolved: %q %q", c.DataDir, c.Callback.HandlerPublicKey)
+		{name: "relative paths", yaml: "node_id: n1\ndata_dir: d\nlog:\n  file: node.log\n", check: func(t *testing.T, c Config) {
+			if c.DataDir != "/etc/c/d" || c.Log.File != "/etc/c/node.log" {
+				t.Errorf("paths not resolved: %q %q", c.DataDir, c.Log.File)
 			}
 		}},
+		{name: "missing handler key file", yaml: base + "callback:\n  url: https://h.example\n  handler_public_key: k.pem\n",
+			want: []string{"callback.handler_public_key", "/etc/c/k.pem"}},
+		{name: "missing ca file", yaml: base + "callback:\n  ca_file: ca.pem\n", want: []string{"callback.ca_file"}},
+		{name: "callback client bounds", yaml: base + "callback:\n  timeout: 11m\n  retry_attempts: 20000\n  retry_interval: 25h\n",
+			want: []string{"timeout 11m0s not in", "max attempts 20000", "initial delay 25h0m0s"}},
+		{name: "enclave not built in", yaml: base + "enclave:\n  kind: sgx\n", want: []string{"enclave.kind sgx is not built into this binary"}},
+		{name: "admin tls half", yaml: base + "admin:\n  tls_cert: c.pem\n", want: []string{"set together or not at all"}},
+		{name: "admin tls files", yaml: base + "admin:\n  tls_cert: c.pem\n  tls_key: k.pem\n", want: []string{"admin.tls_cert, admin.tls_key", "/etc/c/c.pem"}},
+		{name: "production admin off loopback", yaml: base + "mode: production\nenclave:\n  kind: sgx\nadmin:\n  listen: 0.0.0.0:7080\n",
+			want: []string{`admin.listen "0.0.0.0:7080" is not loopback`}},
+		{name: "production admin on every interface", yaml: base + "mode: production\nenclave:\n  kind: sgx\nadmin:\n  listen: :7080\n",
+			want: []string{`admin.listen ":7080" is not loopback`}},
 		{name: "bad node id", yaml: "node_id: a/b\ndata_dir: /d\n", want: []string{"node_id"}},
 	}
 	for _, tt := range tests {
@@ -101,18 +113,41 @@ func TestParseConfig(t *testing.T) {
 func TestLoadConfigRelativeToFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.yaml")
-	if err := os.WriteFile(path, []byte("node_id: n1\ndata_dir: data\n"), 0o600); err != nil {
+	writeHandlerKey(t, filepath.Join(dir, "handler.pem"))
+	conf := "node_id: n1\ndata_dir: data\ncallback:\n  url: https://h.example\n  handler_public_key: handler.pem\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DataDir != filepath.Join(dir, "data") {
-		t.Fatalf("data_dir %q", c.DataDir)
+	if c.DataDir != filepath.Join(dir, "data") || c.Callback.HandlerPublicKey != filepath.Join(dir, "handler.pem") {
+		t.Fatalf("paths not resolved: %q %q", c.DataDir, c.Callback.HandlerPublicKey)
 	}
 	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Fatal("missing file loaded")
+	}
+}
+
+// TestAdminOffLoopbackWithTLS accepts a production admin API off loopback
+// once it has a certificate and key, and refuses a key that does not match
+// the certificate.
+func TestAdminOffLoopbackWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeAdminCert(t, dir)
+	conf := func(keyFile string) string {
+		return "node_id: n1\ndata_dir: d\nmode: production\nenclave:\n  kind: sgx\nadmin:\n  listen: 0.0.0.0:7080\n" +
+			"  tls_cert: " + cert + "\n  tls_key: " + keyFile + "\n"
+	}
+	_, err := ParseConfig([]byte(conf(key)), dir)
+	// The default build has no sgx backend, which is the only complaint.
+	if err == nil || strings.Contains(err.Error(), "admin") || !strings.Contains(err.Error(), "enclave.kind sgx") {
+		t.Fatalf("production admin API with TLS: %v", err)
+	}
+	_, otherKey := writeAdminCert(t, t.TempDir())
+	if _, err := ParseConfig([]byte(conf(otherKey)), dir); err == nil || !strings.Contains(err.Error(), "admin.tls_cert, admin.tls_key") {
+		t.Fatalf("mismatched key: %v", err)
 	}
 }
 

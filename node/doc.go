@@ -5,7 +5,8 @@
 //
 //   - Read the YAML config (Config, LoadConfig): every field is documented
 //     in testdata/example.yaml, unknown fields are errors, and Validate
-//     reports every problem at once.
+//     reports every problem at once, the files the config names included,
+//     before New creates anything.
 //   - Open the node's secrets: on first start create the enclave-sealed
 //     store (identity key and keyring) in the data directory; on every start
 //     unseal it with the configured enclave backend. The sim backend warns in
@@ -23,8 +24,13 @@
 //     keyring, workspace clients and callback clients.
 //   - Serve the admin HTTP API: /v1/health, /v1/status, /metrics without
 //     authentication; /v1/pair and /v1/users with the bearer token the node
-//     writes (0600) to data_dir/admin.token on first start. AdminClient is
-//     its Go client, used by the `coterie node` commands.
+//     writes (0600) to data_dir/admin.token on first start; over TLS 1.3
+//     when the config names a certificate. AdminClient is its Go client,
+//     used by the `coterie node` commands.
+//   - Log through the configured logger: each record names its component
+//     (node, cluster, actors, ...), and identical records past a few per
+//     window are held back and counted (internal/logthrottle), so a part
+//     failing in a loop cannot flood the log.
 //
 // # Secrets
 //

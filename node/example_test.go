@@ -13,22 +13,21 @@ func ExampleParseConfig() {
 	cfg, err := node.ParseConfig([]byte(`
 node_id: node-1
 data_dir: node-1-data
-callback:
-  url: http://127.0.0.1:8090
-  handler_public_key: handler.pem
+log:
+  file: node-1.log
 `), "/etc/coterie")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(cfg.DataDir, cfg.Raft.Bind, cfg.Admin.Listen)
-	fmt.Println(cfg.Callback.HandlerPublicKey, cfg.Callback.Timeout, cfg.Callback.RetryAttempts, cfg.Callback.RetryInterval)
+	fmt.Println(cfg.Log.File, cfg.Callback.Timeout, cfg.Callback.RetryAttempts, cfg.Callback.RetryInterval)
 
 	_, err = node.ParseConfig([]byte("node_id: n1\nmode: production\n"), "/etc/coterie")
 	fmt.Println(err)
 	// Output:
 	// /etc/coterie/node-1-data 127.0.0.1:7000 127.0.0.1:7080
-	// /etc/coterie/handler.pem 30s 20 3m0s
+	// /etc/coterie/node-1.log 30s 20 3m0s
 	// node: invalid config: data_dir is required
 	// node: invalid config: mode production refuses enclave.kind sim, which protects nothing
 }

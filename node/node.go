@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,6 +24,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
+	"github.com/coterie-mpc/coterie/internal/logthrottle"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
@@ -42,10 +43,12 @@ const callbackKeyBits = 2048
 // cluster member, the admin API and the actors that serve its API users.
 // Its methods are safe for concurrent use.
 type Node struct {
-	cfg       Config
-	clock     clock.Clock
-	log       *slog.Logger
-	logCloser io.Closer
+	cfg   Config
+	clock clock.Clock
+	// base is the configured logger; log, the node's own, is base with
+	// component=node, and each subsystem gets base with its own component.
+	base *slog.Logger
+	log  *slog.Logger
 
 	store    *store.Store
 	identity ed25519.PublicKey
@@ -78,22 +81,36 @@ func New(cfg Config) (n *Node, err error) {
 	if n.clock == nil {
 		n.clock = clock.Real()
 	}
-	if n.log, n.logCloser, err = cfg.logger(); err != nil {
+	configured, closer, err := cfg.logger()
+	if err != nil {
 		return nil, err
 	}
-	n.closeFn = append(n.closeFn, n.logCloser.Close)
+	n.closeFn = append(n.closeFn, closer.Close)
+	// A part that fails in a loop (a pool refilling against a workspace
+	// that is down) writes the same record over and over: pass a few per
+	// window and a count of the rest.
+	tcfg := logthrottle.DefaultConfig()
+	tcfg.Clock = n.clock
+	throttle, err := logthrottle.New(configured.Handler(), tcfg)
+	if err != nil {
+		_ = closer.Close()
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, func() error { throttle.Flush(); return nil })
+	n.base = slog.New(throttle)
+	n.log = n.componentLogger("node")
 	defer func() {
 		if err != nil {
 			n.runClosers()
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("node: data directory: %w", err)
+	if err := n.prepareDataDir(); err != nil {
+		return nil, err
 	}
 	if err := n.openStore(); err != nil {
 		return nil, err
 	}
-	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.log})
+	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.componentLogger("mpc")})
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +123,37 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.admin, err = newAdminServer(n, cfg.Admin.Listen, token); err != nil {
+	if n.admin, err = newAdminServer(n, cfg.Admin, token); err != nil {
 		return nil, err
 	}
 	n.closeFn = append(n.closeFn, n.admin.close)
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
 	}
-	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.addr(),
+	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.url(),
 		"identity", hex.EncodeToString(n.identity))
 	return n, nil
+}
+
+// prepareDataDir creates the data directory, or makes an existing one
+// private: everything in it is the node's alone (directories 0700, files
+// 0600), and an operator's mkdir gives 0755.
+func (n *Node) prepareDataDir() error {
+	dir := n.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("node: data directory: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("node: data directory: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("node: data directory: %w", err)
+		}
+		n.log.Info("data directory made private", "data_dir", dir, "was", perm.String(), "now", fs.FileMode(0o700).String())
+	}
+	return nil
 }
 
 // openStore opens the sealed store, creating it on first start, and
@@ -130,9 +168,9 @@ func (n *Node) openStore() error {
 	if n.cfg.Enclave.SimPlatformKey != "" {
 		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
 	}
-	bcfg.Logger = n.log
+	bcfg.Logger = n.componentLogger("enclave")
 	scfg := store.DefaultConfig()
-	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.log
+	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.componentLogger("store")
 
 	exists, err := store.Exists(n.cfg.DataDir)
 	if err != nil {
@@ -158,24 +196,43 @@ func (n *Node) openStore() error {
 		return fmt.Errorf("%w: the data directory was sealed by enclave %s (key policy %s), the config says %s (%s)",
 			ErrInvalidConfig, info.Kind, info.KeyPolicy, kind, policy)
 	}
+	n.identity, n.kr, err = Unseal(st, bcfg)
+	return err
+}
+
+// Unseal opens a node store's sealed records with the enclave that bcfg
+// describes: it unseals the identity key, checks it against the store's
+// public key, and unseals the keyring. It returns the identity's public key
+// and the keyring. When the sim enclave finds the records sealed by another
+// enclave, the error names the platform key file it tried: for the sim,
+// that file is the machine, and a node made with another one (a demo's,
+// say) looks like another machine's.
+func Unseal(st *store.Store, bcfg backend.Config) (ed25519.PublicKey, *keyring.Keyring, error) {
 	enc, err := backend.New(bcfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	explain := func(err error) error {
+		if bcfg.Kind == enclave.KindSim && st.Info().Kind == enclave.KindSim && errors.Is(err, enclave.ErrForeignEnclave) {
+			return fmt.Errorf("%w; the sim enclave unsealed with platform key %s: a node made with another platform "+
+				"key file needs that file (--sim-platform-key, or enclave.sim_platform_key in the config)", err, bcfg.SimPlatformKeyFile)
+		}
 		return err
 	}
 	id, err := st.Identity(enc)
 	if err != nil {
-		return err
+		return nil, nil, explain(err)
 	}
 	pub := id.Public().(ed25519.PublicKey)
 	clear(id)
-	if !pub.Equal(info.Identity) {
-		return errors.New("node: the sealed identity key does not match its public key")
+	if !pub.Equal(st.Info().Identity) {
+		return nil, nil, errors.New("node: the sealed identity key does not match its public key")
 	}
-	n.identity = pub
-	if n.kr, err = st.Keyring(enc); err != nil {
-		return err
+	kr, err := st.Keyring(enc)
+	if err != nil {
+		return nil, nil, explain(err)
 	}
-	return nil
+	return pub, kr, nil
 }
 
 // Initialize creates the sealed store of a new node: an Ed25519 identity
@@ -214,7 +271,7 @@ func (n *Node) openCluster() error {
 	}
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
 	ccfg.Clock = n.clock
-	ccfg.Logger = n.log.With("component", "cluster")
+	ccfg.Logger = n.componentLogger("cluster")
 	c, err := cluster.New(ccfg)
 	if err != nil {
 		return err
@@ -336,11 +393,21 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 // AdminAddr returns the address the admin API listens on.
 func (n *Node) AdminAddr() string { return n.admin.addr() }
 
+// AdminURL returns the admin API's base URL: https when it serves TLS.
+func (n *Node) AdminURL() string { return n.admin.url() }
+
 // Cluster returns the node's cluster member.
 func (n *Node) Cluster() *TimedCluster { return n.cluster }
 
 // Logger returns the node's logger.
 func (n *Node) Logger() *slog.Logger { return n.log }
+
+// componentLogger returns the logger of one part of the node: the
+// configured logger with component=name. It is derived from the configured
+// logger, never from another component's, so a record names one component.
+func (n *Node) componentLogger(name string) *slog.Logger {
+	return n.base.With("component", name)
+}
 
 // CallbackPublicKey returns the cluster's callback public key, or nil
 // before Start has found it.

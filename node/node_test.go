@@ -99,7 +99,7 @@ func TestAdminAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ID != id || info.Signer() || info.Role != "approver" || len(info.ApprovalPublicKey) != 64 {
+	if info.ID != id || info.PublicKey != "" || info.Quorum != 0 || info.Role != "approver" || len(info.ApprovalPublicKey) != 64 {
 		t.Fatalf("paired %+v", info)
 	}
 	if _, err := ac.Pair(ctx, PairRequest{Token: tok}); !errors.Is(err, ErrAlreadyPaired) {
@@ -154,7 +154,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2 := startNode(t, cfg)
-	if got := n2.Users(); len(got) != 2 || !reflect.DeepEqual(got, []UserInfo{info, info2}) {
+	if got := userListings(n2.Users()); len(got) != 2 || !reflect.DeepEqual(got, []UserListing{info, info2}) {
 		t.Fatalf("after restart: %+v", got)
 	}
 	if !n2.CallbackPublicKey().Equal(pub) {

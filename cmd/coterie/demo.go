@@ -258,7 +258,8 @@ func (e *demoEnv) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = e.log.With("component", "node")
+	// The node names its components (node, cluster, actors, ...) itself.
+	cfg.Logger = e.log
 	if e.node, err = node.New(cfg); err != nil {
 		return err
 	}

@@ -213,7 +213,8 @@ log:
 		t.Fatal(err)
 	}
 	user := created.GetUser().GetId()
-	pair := exec.Command(bin, "node", "pair", "--config", confPath, "--token", created.GetPairingToken())
+	pair := exec.Command(bin, "node", "pair", "--config", confPath, "--token-file", "-")
+	pair.Stdin = strings.NewReader(created.GetPairingToken())
 	if out, err := pair.CombinedOutput(); err != nil {
 		t.Fatalf("node pair: %v\n%s\nnode log:\n%s", err, out, n1.tail())
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,14 +32,31 @@ type nodeFlags struct {
 	platformKey   string
 	enclaveName   string
 	keyPolicyName string
+	configPath    string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
 	def := backend.DefaultConfig()
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "the node's data directory (required)")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "the node's data directory")
 	cmd.Flags().StringVar(&f.platformKey, "sim-platform-key", def.SimPlatformKeyFile,
 		"sim enclave only: the simulated machine's platform key file, created if missing")
-	_ = cmd.MarkFlagRequired("data-dir")
+}
+
+// fromConfig takes the data directory and, unless --sim-platform-key was
+// given, the platform key file from the node's config file.
+func (f *nodeFlags) fromConfig(cmd *cobra.Command) error {
+	if f.configPath == "" {
+		return nil
+	}
+	cfg, err := node.LoadConfig(f.configPath)
+	if err != nil {
+		return err
+	}
+	f.dataDir = cfg.DataDir
+	if cfg.Enclave.SimPlatformKey != "" && !cmd.Flags().Changed("sim-platform-key") {
+		f.platformKey = cfg.Enclave.SimPlatformKey
+	}
+	return nil
 }
 
 func (f *nodeFlags) backendConfig(cmd *cobra.Command, kind enclave.Kind, policy enclave.KeyPolicy) backend.Config {
@@ -97,6 +113,7 @@ func newNodeInitCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	_ = cmd.MarkFlagRequired("data-dir")
 	cmd.Flags().StringVar(&f.enclaveName, "enclave", enclave.KindSim.String(),
 		fmt.Sprintf("the enclave backend; this binary has %v", backend.Available()))
 	cmd.Flags().StringVar(&f.keyPolicyName, "key-policy", enclave.KeyPolicyProduct.String(),
@@ -107,37 +124,34 @@ func newNodeInitCmd() *cobra.Command {
 func newNodeStatusCmd() *cobra.Command {
 	var f nodeFlags
 	cmd := &cobra.Command{
-		Use:   "status --data-dir DIR",
+		Use:   "status --config FILE | --data-dir DIR [--sim-platform-key FILE]",
 		Short: "Show the node's enclave, identity public key and keyring version",
 		Long: "status opens the node's store, unseals its records with its enclave to prove they are intact and " +
-			"belong to this machine, and prints public facts only.",
+			"belong to this machine, and prints public facts only. --config takes the data directory and the sim " +
+			"enclave's platform key file from the node's config; --data-dir names the directory alone. The node " +
+			"must be stopped: a running node holds the store's lock.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.fromConfig(cmd); err != nil {
+				return err
+			}
 			st, err := store.Open(storeConfig(cmd, f.dataDir))
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			info := st.Info()
-			enc, err := backend.New(f.backendConfig(cmd, info.Kind, info.KeyPolicy))
+			pub, kr, err := node.Unseal(st, f.backendConfig(cmd, info.Kind, info.KeyPolicy))
 			if err != nil {
 				return err
 			}
-			identity, err := st.Identity(enc)
-			if err != nil {
-				return err
-			}
-			if !identity.Public().(ed25519.PublicKey).Equal(info.Identity) {
-				return errors.New("the sealed identity key does not match its public key")
-			}
-			kr, err := st.Keyring(enc)
-			if err != nil {
-				return err
-			}
-			return printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, info.Identity, kr, info.Schema)
+			return printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, pub, kr, info.Schema)
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.configPath, "config", "", "the node's YAML config file")
+	cmd.MarkFlagsOneRequired("config", "data-dir")
+	cmd.MarkFlagsMutuallyExclusive("config", "data-dir")
 	return cmd
 }
 

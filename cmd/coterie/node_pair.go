@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,23 +25,34 @@ func adminClient(path string) (*node.AdminClient, error) {
 	return node.NewAdminClient(cfg)
 }
 
+// maxTokenBytes bounds what --token-file reads: a pairing token is a few
+// hundred bytes.
+const maxTokenBytes = 64 << 10
+
 func newNodePairCmd() *cobra.Command {
-	var configPath, tok, role string
+	var configPath, tok, tokFile, role string
 	cmd := &cobra.Command{
-		Use:   "pair --config FILE --token TOKEN [--role signer|approver|both]",
+		Use:   "pair --config FILE --token-file -|PATH [--role signer|approver|both]",
 		Short: "Pair the running node's cluster with a workspace API user",
 		Long: "pair hands a pairing token to the running node through its admin API. The node redeems it with " +
 			"the workspace, runs the MPC key generation with the cloud co-signers (signer roles; several seconds), " +
 			"creates and registers the user's approval key and the cluster's callback key, stores the sealed " +
-			"records through raft and starts serving the user. --role refuses a token issued for another role.",
-		Args: cobra.NoArgs,
+			"records through raft and starts serving the user. --role refuses a token issued for another role.\n\n" +
+			"The token is a secret until it is redeemed: give it on standard input (--token-file -) or in a file " +
+			"(--token-file PATH), not with --token, which shows it to everyone who can list processes.",
+		Example: "  coterie workspace create-user --data-dir ws --role both | coterie node pair --config node.yaml --token-file -",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := pairingToken(cmd, tok, tokFile)
+			if err != nil {
+				return err
+			}
 			c, err := adminClient(configPath)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "pairing (key generation takes a few seconds)...")
-			info, err := c.Pair(cmd.Context(), node.PairRequest{Token: strings.TrimSpace(tok), Role: role})
+			info, err := c.Pair(cmd.Context(), node.PairRequest{Token: token, Role: role})
 			if err != nil {
 				return err
 			}
@@ -52,11 +65,45 @@ func newNodePairCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
-	cmd.Flags().StringVar(&tok, "token", "", "the pairing token from the workspace (required)")
+	cmd.Flags().StringVar(&tokFile, "token-file", "", "read the pairing token from this file, or from standard input for -")
+	cmd.Flags().StringVar(&tok, "token", "", "the pairing token itself (deprecated: visible in the process list; use --token-file)")
 	cmd.Flags().StringVar(&role, "role", "", "refuse a token that is not for this role: signer, approver or both")
 	_ = cmd.MarkFlagRequired("config")
-	_ = cmd.MarkFlagRequired("token")
+	cmd.MarkFlagsOneRequired("token-file", "token")
+	cmd.MarkFlagsMutuallyExclusive("token-file", "token")
 	return cmd
+}
+
+// pairingToken returns the token from --token-file (a path, or - for
+// standard input) or, with a warning, from --token.
+func pairingToken(cmd *cobra.Command, tok, file string) (string, error) {
+	if file == "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: --token shows the pairing token to everyone who can list processes "+
+			"while the key generation runs; pass it on standard input with --token-file - or in a file with --token-file PATH")
+		return strings.TrimSpace(tok), nil
+	}
+	r := cmd.InOrStdin()
+	name := "standard input"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		defer f.Close()
+		r, name = f, file
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxTokenBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("--token-file: read %s: %w", name, err)
+	}
+	if len(b) > maxTokenBytes {
+		return "", fmt.Errorf("--token-file: %s holds more than %d bytes, which is no pairing token", name, maxTokenBytes)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--token-file: %s holds no pairing token", name)
+	}
+	return token, nil
 }
 
 func newNodeUsersCmd() *cobra.Command {

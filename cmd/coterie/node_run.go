@@ -50,7 +50,7 @@ func newNodeRunCmd() *cobra.Command {
 			if err != nil {
 				return errors.Join(err, n.Close())
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "node %s ready: admin API http://%s, raft %s\n", cfg.NodeID, n.AdminAddr(), n.Cluster().Addr())
+			fmt.Fprintf(cmd.ErrOrStderr(), "node %s ready: admin API %s, raft %s\n", cfg.NodeID, n.AdminURL(), n.Cluster().Addr())
 			<-ctx.Done()
 			fmt.Fprintf(cmd.ErrOrStderr(), "node %s stopping\n", cfg.NodeID)
 			return n.Close()

@@ -187,6 +187,34 @@ func dirBytes(t *testing.T, dir string) []byte {
 	return all
 }
 
+// TestNodeStatusWithConfig runs status with --config, as the other node
+// commands take it: the data directory and the platform key file come from
+// the config, and --sim-platform-key overrides the latter.
+func TestNodeStatusWithConfig(t *testing.T) {
+	n := newTestNode(t)
+	initOut, err := n.init(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "node.yaml")
+	yaml := "node_id: n1\ndata_dir: " + n.dir + "\nenclave:\n  sim_platform_key: " + n.platformKey + "\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "node", "status", "--config", conf)
+	if err != nil || out != initOut {
+		t.Fatalf("status --config = %v\n%s\nwant\n%s", err, out, initOut)
+	}
+	other := filepath.Join(t.TempDir(), "other.key")
+	_, err = run(t, "node", "status", "--config", conf, "--sim-platform-key", other)
+	if !errors.Is(err, enclave.ErrForeignEnclave) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("status --config --sim-platform-key OTHER = %v", err)
+	}
+	if _, err := run(t, "node", "status", "--config", conf, "--data-dir", n.dir); err == nil {
+		t.Fatal("status took both --config and --data-dir")
+	}
+}
+
 func TestNodeCommandErrors(t *testing.T) {
 	t.Run("status of an empty directory", func(t *testing.T) {
 		if _, err := newTestNode(t).status(t); !errors.Is(err, store.ErrNotInitialized) {
@@ -202,6 +230,13 @@ func TestNodeCommandErrors(t *testing.T) {
 		_, err := n.status(t)
 		if !errors.Is(err, enclave.ErrForeignEnclave) || !strings.Contains(err.Error(), "this data directory belongs to another machine") {
 			t.Fatalf("status on another machine = %v, want ErrForeignEnclave", err)
+		}
+		// For the sim, the machine is its platform key file: the error
+		// names the one it tried and how to give another.
+		for _, want := range []string{"platform key " + n.platformKey, "--sim-platform-key", "enclave.sim_platform_key"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
 		}
 	})
 	t.Run("truncated store", func(t *testing.T) {

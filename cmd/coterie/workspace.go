@@ -155,7 +155,8 @@ func newWorkspaceCreateUserCmd() *cobra.Command {
 		Use:   "create-user --data-dir DIR --role signer|approver|both [--name NAME]",
 		Short: "Create an API user and print its pairing token",
 		Long: "create-user creates an API user and prints its one-time pairing token on stdout (the " +
-			"user's ID goes to stderr). Paste the token into the co-signer: `coterie node pair --token T`.",
+			"user's ID goes to stderr). Give it to the co-signer on standard input, out of the process list: " +
+			"`coterie workspace create-user ... | coterie node pair --config FILE --token-file -`.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := store.ParseRole(role)

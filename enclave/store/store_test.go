@@ -356,6 +356,22 @@ func TestTamperedRecords(t *testing.T) {
 			t.Fatalf("Identity = %v, want a foreign or wrong-record error", err)
 		}
 	})
+	t.Run("identity sealed by the same enclave for another key", func(t *testing.T) {
+		// The same sealer makes a second store: its identity blob opens
+		// with this enclave, so only the public key in the associated data
+		// keeps it from passing as this store's identity.
+		f := newFixture(t)
+		gdir := filepath.Join(t.TempDir(), "other")
+		_, other, _ := ed25519.GenerateKey(nil)
+		kr, _ := keyring.Generate()
+		if err := Create(testConfig(t, gdir), f.enclave, other, kr); err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, f.path(), bucketNode, keyIdentity, readRecord(t, filepath.Join(gdir, FileName), keyIdentity))
+		if id, err := f.open(t).Identity(f.enclave); !errors.Is(err, enclave.ErrWrongAssociatedData) {
+			t.Fatalf("Identity = %v (key of the other store: %v), want ErrWrongAssociatedData", err, id.Equal(other))
+		}
+	})
 }
 
 func TestAnotherMachinesDirectory(t *testing.T) {
