@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.URL != "" {
-		if err := checkURL(cfg.URL); err != nil {
+		if err := CheckURL(cfg.URL); err != nil {
 			errs = append(errs, err)
 		}
 		if cfg.HandlerKey == nil {
@@ -96,38 +96,6 @@ func (cfg Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-}
-
-// checkURL enforces https, except for http on loopback.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("handler URL does not parse")
-	}
-	switch {
-	case u.User != nil:
-		return errors.New("handler URL must not carry user info")
-	case u.RawQuery != "" || u.Fragment != "":
-		return errors.New("handler URL must not carry a query or fragment")
-	case u.Host == "":
-		return errors.New("handler URL has no host")
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("handler URL is http to %q, which is not loopback: use https", truncate(u.Hostname(), 64))
-	default:
-		return fmt.Errorf("handler URL scheme %q is not https", truncate(u.Scheme, 16))
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Client asks one API user's callback handler about requests. It is safe

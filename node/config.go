@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
 )
@@ -352,9 +352,8 @@ func (c CallbackConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
 	if c.URL != "" {
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("callback.url %q is not an http(s) URL", c.URL)
+		if err := callback.CheckURL(c.URL); err != nil {
+			bad("callback.url: %v", err)
 		}
 		if c.HandlerPublicKey == "" {
 			bad("callback.handler_public_key is required with callback.url")

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,4 +166,43 @@ func normalize(c Config) Config {
 		c.Raft.Peers = nil
 	}
 	return c
+}
+
+// TestCallbackURLValidated: the node refuses at validation, before it
+// creates anything, every handler URL the callback client would refuse,
+// with callback.CheckURL's reason.
+func TestCallbackURLValidated(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // "" means valid
+	}{
+		{"https://handler.example.com/cb", ""},
+		{"http://127.0.0.1:8090", ""},
+		{"http://localhost:8090", ""},
+		{"http://[::1]:8090", ""},
+		{"http://handler.example.com", "not loopback"},
+		{"http://10.0.0.7:8090", "not loopback"},
+		{"https://u:secret@handler.example.com", "user info"},
+		{"https://handler.example.com/?token=x", "query"},
+		{"ftp://127.0.0.1", "scheme"},
+		{"not a url", "scheme"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			yaml := fmt.Sprintf("node_id: n1\ndata_dir: /d\ncallback:\n  url: %q\n  handler_public_key: k.pem\n", tc.url)
+			_, err := ParseConfig([]byte(yaml), "/etc/c")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "callback.url") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want callback.url: …%s…", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error quotes the URL's password: %v", err)
+			}
+		})
+	}
 }
