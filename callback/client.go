@@ -42,8 +42,10 @@ type Config struct {
 	// Timeout bounds one attempt, from sending the request to reading the
 	// whole response, measured on Clock. Default 30 seconds.
 	Timeout time.Duration
-	// Retry is the retry budget Decide follows. Actors that drive retries
-	// themselves call Retry.Next. Default DefaultBackoff().
+	// Retry is the retry budget for RETRY answers and retryable
+	// failures. The Client makes one attempt per Ask and never waits: the
+	// caller (the node's callback actor) calls Retry.Next between
+	// attempts. Default DefaultBackoff().
 	Retry Backoff
 	// Clock times attempts and backoff and checks token times. Default
 	// clock.Real().
@@ -230,47 +232,4 @@ func (c *Client) transportError(parent, actx context.Context, err error) error {
 		err = uerr.Err
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)
-}
-
-// Decide asks the handler about req until it gives a final answer,
-// following Config.Retry: after a RETRY answer or a Retryable error it
-// waits Retry.Next on the Clock and asks again. It blocks; actors use Ask
-// and Retry.Next instead.
-//
-// It returns the final Decision (APPROVE, REJECT, or IGNORE for a config
-// change) with a nil error; or a zero Decision and the first error that is
-// not retryable; or, once Retry.MaxAttempts attempts are spent, an error
-// wrapping ErrBudgetExhausted and the last attempt's failure
-// (ErrRetryRequested for a RETRY answer). If ctx is done while it waits,
-// it returns ctx's cause.
-func (c *Client) Decide(ctx context.Context, req Request) (Decision, error) {
-	var (
-		attempts int
-		last     error
-	)
-	for attempts < c.cfg.Retry.MaxAttempts {
-		if attempts > 0 {
-			delay, _ := c.cfg.Retry.Next(attempts)
-			c.cfg.Logger.Info("callback retry scheduled", "request_id", req.ID(), "attempt", attempts, "delay", delay, "reason", last)
-			if err := clock.Sleep(ctx, c.cfg.Clock, delay); err != nil {
-				return Decision{}, fmt.Errorf("callback: waiting to retry: %w", err)
-			}
-		}
-		attempts++
-		d, err := c.Ask(ctx, req)
-		switch {
-		case err == nil && d.Action.Final():
-			return d, nil
-		case err == nil && d.RejectionReason != "":
-			last = fmt.Errorf("%w: %s", ErrRetryRequested, d.RejectionReason)
-		case err == nil:
-			last = ErrRetryRequested
-		case !Retryable(err):
-			return Decision{}, err
-		default:
-			last = err
-		}
-	}
-	c.cfg.Logger.Warn("callback retry budget exhausted", "request_id", req.ID(), "attempts", attempts, "reason", last)
-	return Decision{}, fmt.Errorf("%w after %d attempts: %w", ErrBudgetExhausted, attempts, last)
 }

@@ -10,8 +10,8 @@
 //     callback key, and responses are RS256 or ES256 tokens signed with the
 //     handler's key (EncodeRequest, DecodeRequest, EncodeResponse,
 //     DecodeResponse);
-//   - the HTTP Client, whose Ask makes exactly one attempt and whose Decide
-//     loops over attempts with a Backoff;
+//   - the HTTP Client, whose Ask makes exactly one attempt, and the
+//     Backoff that spaces attempts;
 //   - the reference handler, Server, which answers from a small YAML Policy.
 //
 // # The protocol
@@ -46,6 +46,7 @@
 // Client.Ask blocks for at most Config.Timeout (on the Clock) and does no
 // retrying, so an actor runs it off its mailbox and, on a RETRY answer or
 // an error for which Retryable reports true, asks Config.Retry.Next for
-// the delay before the next attempt. Client.Decide is the same loop for
-// callers that may block.
+// the delay before the next attempt. The retry loop lives in one place
+// only, the node's callback actor; once the budget is spent it reports
+// ErrBudgetExhausted.
 package callback

@@ -66,13 +66,14 @@ var (
 	// MaxResponseBytes.
 	ErrResponseTooLarge = errors.New("callback: response too large")
 
-	// ErrRetryRequested is wrapped in the error Decide returns when the
-	// retry budget ran out and the handler's last answer was RETRY.
+	// ErrRetryRequested is wrapped in the error a retry loop (the node's
+	// callback actor) reports when the retry budget ran out and the
+	// handler's last answer was RETRY.
 	ErrRetryRequested = errors.New("callback: handler answered RETRY")
 
-	// ErrBudgetExhausted is returned by Decide when every attempt the
-	// Backoff allows has been made without a final answer. The error also
-	// wraps the last attempt's failure.
+	// ErrBudgetExhausted is reported by a retry loop (the node's callback
+	// actor) when every attempt the Backoff allows has been made without
+	// a final answer. The error also wraps the last attempt's failure.
 	ErrBudgetExhausted = errors.New("callback: retry budget exhausted")
 )
 

@@ -52,7 +52,7 @@ func TestEndToEnd(t *testing.T) {
 	type tcase struct {
 		name     string
 		req      Request
-		backoffs int
+		retries  int // RETRY answers before the final one
 		want     Action
 		reason   string
 	}
@@ -72,11 +72,11 @@ func TestEndToEnd(t *testing.T) {
 		if !ok {
 			want = ActionApprove
 		}
-		backoffs := 0
+		retries := 0
 		if typ == ConfigEnableOneTimeAddress {
-			backoffs = 1
+			retries = 1
 		}
-		tests = append(tests, tcase{"config change " + typ.String(), testConfig("c-"+typ.String(), typ), backoffs, want, ""})
+		tests = append(tests, tcase{"config change " + typ.String(), testConfig("c-"+typ.String(), typ), retries, want, ""})
 	}
 
 	for _, key := range []crypto.Signer{k.handlerRSA, k.handlerEC} {
@@ -87,15 +87,21 @@ func TestEndToEnd(t *testing.T) {
 			c := newTestClient(t, srv.URL, fc, func(cfg *Config) { cfg.HandlerKey = key.Public() })
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					r := decide(t, c, fc, tc.req, tc.backoffs)
-					if r.err != nil {
-						t.Fatal(r.err)
+					for i := range tc.retries {
+						d, err := c.Ask(context.Background(), tc.req)
+						if err != nil || d.Action != ActionRetry {
+							t.Fatalf("attempt %d: %+v, %v; want RETRY", i+1, d, err)
+						}
 					}
-					if r.d.Action != tc.want || !strings.Contains(r.d.RejectionReason, tc.reason) {
-						t.Fatalf("decision %+v, want %s %q", r.d, tc.want, tc.reason)
+					d, err := c.Ask(context.Background(), tc.req)
+					if err != nil {
+						t.Fatal(err)
 					}
-					if (r.d.Action == ActionReject) != (r.d.RejectionReason != "") {
-						t.Fatalf("decision %+v: a REJECT needs a reason, other actions have none", r.d)
+					if d.Action != tc.want || !strings.Contains(d.RejectionReason, tc.reason) {
+						t.Fatalf("decision %+v, want %s %q", d, tc.want, tc.reason)
+					}
+					if (d.Action == ActionReject) != (d.RejectionReason != "") {
+						t.Fatalf("decision %+v: a REJECT needs a reason, other actions have none", d)
 					}
 				})
 			}
