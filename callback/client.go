@@ -19,8 +19,14 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 )
 
-// maxTimeout bounds Config.Timeout.
-const maxTimeout = 10 * time.Minute
+// Bounds of Config's durations, exported so that a node can check its
+// settings before it builds a Config.
+const (
+	// MaxTimeout bounds Config.Timeout.
+	MaxTimeout = 10 * time.Minute
+	// MaxAnswerAgeLimit bounds Config.MaxAnswerAge.
+	MaxAnswerAgeLimit = time.Hour
+)
 
 // Config configures a Client. Start from DefaultConfig.
 type Config struct {
@@ -47,6 +53,25 @@ type Config struct {
 	// caller (the node's callback actor) calls Retry.Next between
 	// attempts. Default DefaultBackoff().
 	Retry Backoff
+	// MaxAnswerAge bounds how old an answer may be when it arrives: its
+	// iat must lie at most MaxAnswerAge (plus ClockSkew) in the past, so
+	// that an answer recorded earlier cannot be played back for long.
+	// Default 2 minutes, at most MaxAnswerAgeLimit.
+	MaxAnswerAge time.Duration
+	// AllowAnswersWithoutIAT accepts answers that carry no iat, for
+	// handlers that cannot send one. Their age cannot be checked, so such
+	// an answer could be replayed at any later time: turn on
+	// RequireRequestTokenHash too where the handler can send it. An iat
+	// that is present is always checked. Default false.
+	AllowAnswersWithoutIAT bool
+	// RequireRequestTokenHash refuses answers that do not carry the
+	// requestTokenHash claim, the hash of the request token they answer
+	// (see RequestTokenHash), which binds an answer to one request token.
+	// Protocol v2 handlers do not send it, so the default is false and
+	// such answers are bound by requestId alone; the reference Server
+	// always sends it. An answer that carries the claim is checked
+	// whatever this says.
+	RequireRequestTokenHash bool
 	// Clock times attempts and backoff and checks token times. Default
 	// clock.Real().
 	Clock clock.Clock
@@ -58,10 +83,11 @@ type Config struct {
 // the defaults of every other field.
 func DefaultConfig() Config {
 	return Config{
-		Timeout: 30 * time.Second,
-		Retry:   DefaultBackoff(),
-		Clock:   clock.Real(),
-		Logger:  slog.New(slog.DiscardHandler),
+		Timeout:      30 * time.Second,
+		MaxAnswerAge: 2 * time.Minute,
+		Retry:        DefaultBackoff(),
+		Clock:        clock.Real(),
+		Logger:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -84,8 +110,11 @@ func (cfg Config) Validate() error {
 			errs = append(errs, fmt.Errorf("request signing key: %w", err))
 		}
 	}
-	if cfg.Timeout <= 0 || cfg.Timeout > maxTimeout {
-		errs = append(errs, fmt.Errorf("timeout %s not in (0, %s]", cfg.Timeout, maxTimeout))
+	if cfg.Timeout <= 0 || cfg.Timeout > MaxTimeout {
+		errs = append(errs, fmt.Errorf("timeout %s not in (0, %s]", cfg.Timeout, MaxTimeout))
+	}
+	if cfg.MaxAnswerAge <= 0 || cfg.MaxAnswerAge > MaxAnswerAgeLimit {
+		errs = append(errs, fmt.Errorf("max answer age %s not in (0, %s]", cfg.MaxAnswerAge, MaxAnswerAgeLimit))
 	}
 	errs = append(errs, cfg.Retry.problems()...)
 	if cfg.Clock == nil {
@@ -175,7 +204,14 @@ func (c *Client) Ask(ctx context.Context, req Request) (Decision, error) {
 	body, err := c.post(ctx, req.Kind().Path(), token)
 	var d Decision
 	if err == nil {
-		d, err = DecodeResponse(body, c.cfg.HandlerKey, req.Kind(), req.ID(), c.cfg.Clock.Now())
+		d, err = DecodeResponse(body, c.cfg.HandlerKey, Expected{
+			Kind:             req.Kind(),
+			RequestID:        req.ID(),
+			RequestToken:     token,
+			RequireTokenHash: c.cfg.RequireRequestTokenHash,
+			MaxAge:           c.cfg.MaxAnswerAge,
+			AllowMissingIAT:  c.cfg.AllowAnswersWithoutIAT,
+		}, c.cfg.Clock.Now())
 	}
 	elapsed := c.cfg.Clock.Now().Sub(start)
 	if err != nil {

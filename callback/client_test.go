@@ -46,6 +46,18 @@ func forged(m jwt.SigningMethod, key func() any, edit func(c *responseClaims)) s
 	}
 }
 
+// bound answers APPROVE with the requestTokenHash of token, or of the
+// request token received when token is "".
+func bound(token string) step {
+	return func(t *testing.T, fc *clock.Fake, w http.ResponseWriter, r *http.Request, req Request) {
+		if token == "" {
+			token = r.Header.Get(requestTokenHeader)
+		}
+		d := Decision{Action: ActionApprove, RequestID: req.ID(), RequestTokenHash: RequestTokenHash(token)}
+		_, _ = w.Write([]byte(mustEncodeResponse(t, d, testKeys().handlerRSA, fc.Now())))
+	}
+}
+
 func status(code int) step {
 	return func(_ *testing.T, _ *clock.Fake, w http.ResponseWriter, r *http.Request, _ Request) {
 		if code/100 == 3 {
@@ -73,6 +85,10 @@ func hang(t *testing.T, fc *clock.Fake, _ http.ResponseWriter, r *http.Request, 
 		t.Error("client did not abandon the hung request")
 	}
 }
+
+// requestTokenHeader carries the request token to a step, inside the
+// test's scriptServer only.
+const requestTokenHeader = "X-Test-Request-Token"
 
 // scriptServer serves steps in order, the last one repeating, and counts
 // hits.
@@ -104,6 +120,8 @@ func (s *scriptServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// Steps that need the raw token find it here.
+	r.Header.Set(requestTokenHeader, string(body))
 	s.mu.Lock()
 	i := min(s.hits, len(s.steps)-1)
 	s.hits++
@@ -146,6 +164,7 @@ func TestAsk(t *testing.T) {
 	tests := []struct {
 		name    string
 		step    step
+		edit    func(*Config)
 		req     Request
 		want    Action
 		reason  string
@@ -172,6 +191,25 @@ func TestAsk(t *testing.T) {
 			c.ExpiresAt = jwt.NewNumericDate(c.ExpiresAt.Add(-time.Hour))
 		}), wantErr: ErrExpired},
 		{name: "IGNORE for a transaction", step: answer("IGNORE", ""), wantErr: ErrBadAction},
+		{name: "no iat refused by default", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = nil, nil }),
+			wantErr: ErrStaleResponse},
+		{name: "no iat accepted with the opt-out", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = nil, nil }),
+			edit: func(c *Config) { c.AllowAnswersWithoutIAT = true }, want: ActionApprove},
+		{name: "old iat refused", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), wantErr: ErrStaleResponse},
+		{name: "old iat refused with the opt-out too", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), edit: func(c *Config) { c.AllowAnswersWithoutIAT = true }, wantErr: ErrStaleResponse},
+		{name: "iat within a longer max answer age", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), edit: func(c *Config) { c.MaxAnswerAge = 15 * time.Minute }, want: ActionApprove},
+		{name: "v2 answer without requestTokenHash accepted by default", step: answer("APPROVE", ""), want: ActionApprove},
+		{name: "v2 answer without requestTokenHash refused when required", step: answer("APPROVE", ""),
+			edit: func(c *Config) { c.RequireRequestTokenHash = true }, wantErr: ErrUnboundResponse},
+		{name: "requestTokenHash of this request accepted when required", step: bound(""),
+			edit: func(c *Config) { c.RequireRequestTokenHash = true }, want: ActionApprove},
+		{name: "requestTokenHash of another request refused", step: bound("another request token"), wantErr: ErrUnboundResponse},
 		{name: "garbage", step: rawBody("<html>ok</html>"), wantErr: ErrMalformed},
 	}
 	for _, tc := range tests {
@@ -180,7 +218,7 @@ func TestAsk(t *testing.T) {
 			script := &scriptServer{t: t, fc: fc, steps: []step{tc.step}}
 			srv := httptest.NewServer(script)
 			defer srv.Close()
-			c := newTestClient(t, srv.URL, fc, nil)
+			c := newTestClient(t, srv.URL, fc, tc.edit)
 			req := tc.req
 			if req == nil {
 				req = testTx("r1")

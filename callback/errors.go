@@ -41,6 +41,17 @@ var (
 	// future, beyond the allowed clock skew.
 	ErrNotYetValid = errors.New("callback: token not yet valid")
 
+	// ErrStaleResponse is returned when a response carries no iat (and
+	// Config.AllowAnswersWithoutIAT is off) or its iat is older than
+	// Config.MaxAnswerAge: an answer recorded earlier, played back.
+	ErrStaleResponse = errors.New("callback: response too old or without iat")
+
+	// ErrUnboundResponse is returned when a response's requestTokenHash is
+	// not the hash of the request token it answers, or when it carries none
+	// and Config.RequireRequestTokenHash is on: the answer may have been
+	// given to another request with the same requestId.
+	ErrUnboundResponse = errors.New("callback: response not bound to this request token")
+
 	// ErrRequestIDMismatch is returned when a response's requestId differs
 	// from the request's.
 	ErrRequestIDMismatch = errors.New("callback: response requestId does not match the request")
@@ -80,8 +91,9 @@ var (
 // Retryable reports whether err is a transient failure of one attempt
 // after which asking again may succeed: a timeout, an unreachable handler,
 // an HTTP error status or an oversized response. Verification failures
-// (signature, algorithm, expiry, requestId, action) are not retryable: the
-// handler or its configuration is wrong, and the request fails.
+// (signature, algorithm, expiry, age, requestId, request token hash,
+// action) are not retryable: the handler or its configuration is wrong, or
+// the answer was replayed, and the request fails.
 func Retryable(err error) bool {
 	return errors.Is(err, ErrTimeout) ||
 		errors.Is(err, ErrUnreachable) ||

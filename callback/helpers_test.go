@@ -102,6 +102,16 @@ func response(action, requestID, reason string) *responseClaims {
 	}
 }
 
+// testRequestToken stands for the request token a response answers, in
+// tests that decode responses directly.
+const testRequestToken = "header.claims.signature"
+
+// expect returns what a node with the default settings expects of an
+// answer to request id of kind k sent as testRequestToken.
+func expect(k Kind, id string) Expected {
+	return Expected{Kind: k, RequestID: id, RequestToken: testRequestToken, MaxAge: DefaultConfig().MaxAnswerAge}
+}
+
 func mustEncodeResponse(t testing.TB, d Decision, key crypto.Signer, now time.Time) string {
 	t.Helper()
 	s, err := EncodeResponse(d, key, now, time.Minute)
@@ -128,7 +138,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func isSentinel(err error) bool {
 	for _, s := range []error{
 		ErrInvalidConfig, ErrInvalidRequest, ErrKey, ErrMalformed, ErrAlgorithm, ErrBadSignature,
-		ErrExpired, ErrNotYetValid, ErrRequestIDMismatch, ErrBadAction, ErrTimeout, ErrUnreachable,
+		ErrExpired, ErrNotYetValid, ErrStaleResponse, ErrRequestIDMismatch, ErrUnboundResponse, ErrBadAction, ErrTimeout, ErrUnreachable,
 		ErrHTTPStatus, ErrResponseTooLarge, ErrRetryRequested, ErrBudgetExhausted,
 	} {
 		if errors.Is(err, s) {

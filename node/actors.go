@@ -70,6 +70,9 @@ func (n *Node) newUserServer() (userServer, error) {
 func (n *Node) callbackConfig() (callback.Config, error) {
 	cb := callback.DefaultConfig()
 	cb.Timeout = n.cfg.Callback.Timeout
+	cb.MaxAnswerAge = n.cfg.Callback.MaxAnswerAge
+	cb.AllowAnswersWithoutIAT = n.cfg.Callback.AllowAnswersWithoutIAT
+	cb.RequireRequestTokenHash = n.cfg.Callback.RequireRequestTokenHash
 	cb.Retry.MaxAttempts = n.cfg.Callback.RetryAttempts
 	cb.Retry.Initial = n.cfg.Callback.RetryInterval
 	cb.Retry.Max = n.cfg.Callback.RetryInterval

@@ -183,6 +183,16 @@ type CallbackConfig struct {
 	RetryAttempts int `yaml:"retry_attempts"`
 	// RetryInterval is the wait between attempts, before jitter.
 	RetryInterval time.Duration `yaml:"retry_interval"`
+	// MaxAnswerAge bounds the age of an answer's iat when it arrives, so
+	// that an old answer cannot be played back (callback.Config).
+	MaxAnswerAge time.Duration `yaml:"max_answer_age"`
+	// AllowAnswersWithoutIAT accepts answers that carry no iat, for
+	// handlers that cannot send one.
+	AllowAnswersWithoutIAT bool `yaml:"allow_answers_without_iat"`
+	// RequireRequestTokenHash refuses answers that do not echo the hash of
+	// the request token (the reference handler does; protocol v2 handlers
+	// do not).
+	RequireRequestTokenHash bool `yaml:"require_request_token_hash"`
 }
 
 // LogConfig configures the logger the node builds when Config.Logger is
@@ -199,8 +209,9 @@ type LogConfig struct {
 // DefaultConfig returns the defaults: development mode, the sim enclave,
 // a single bootstrapping voter on 127.0.0.1:7000, the admin API on
 // 127.0.0.1:7080, 64 sessions, pools of 4 presignatures made by one
-// worker, no callback handler (30 s timeout and 20 tries 3 minutes apart
-// once one is set), and a 10 s owner timeout. NodeID and DataDir must
+// worker, no callback handler (30 s timeout, 20 tries 3 minutes apart and
+// answers at most 2 minutes old once one is set), and a 10 s owner
+// timeout. NodeID and DataDir must
 // still be set.
 func DefaultConfig() Config {
 	return Config{
@@ -214,6 +225,7 @@ func DefaultConfig() Config {
 			Timeout:       30 * time.Second,
 			RetryAttempts: 20,
 			RetryInterval: 3 * time.Minute,
+			MaxAnswerAge:  callback.DefaultConfig().MaxAnswerAge,
 		},
 		Log:          LogConfig{Level: "info", Format: "text"},
 		OwnerTimeout: 10 * time.Second,
@@ -359,8 +371,11 @@ func (c CallbackConfig) validate() []error {
 			bad("callback.handler_public_key is required with callback.url")
 		}
 	}
-	if c.Timeout <= 0 {
-		bad("callback.timeout %v must be positive", c.Timeout)
+	if c.Timeout <= 0 || c.Timeout > callback.MaxTimeout {
+		bad("callback.timeout %v is not in (0, %v]", c.Timeout, callback.MaxTimeout)
+	}
+	if c.MaxAnswerAge <= 0 || c.MaxAnswerAge > callback.MaxAnswerAgeLimit {
+		bad("callback.max_answer_age %v is not in (0, %v]", c.MaxAnswerAge, callback.MaxAnswerAgeLimit)
 	}
 	if c.RetryAttempts < 1 {
 		bad("callback.retry_attempts %d must be at least 1", c.RetryAttempts)
