@@ -334,6 +334,47 @@ func TestRequestClaimsShape(t *testing.T) {
 	}
 }
 
+// TestAbsentAmountsEncodeAsNull: an amount the request does not give goes
+// to the handler as null, never as 0, and comes back absent.
+func TestAbsentAmountsEncodeAsNull(t *testing.T) {
+	k := testKeys()
+	req := &TxRequest{RequestID: "t1", Asset: "ETH", Destinations: []Destination{{DestAddress: "0xabc"}}}
+	tok, err := EncodeRequest(req, k.node, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	var c struct {
+		Amount       json.RawMessage `json:"amount"`
+		Destinations []struct {
+			AmountNative json.RawMessage `json:"amountNative"`
+		} `json:"destinations"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.Amount) != "null" || len(c.Destinations) != 1 || string(c.Destinations[0].AmountNative) != "null" {
+		t.Fatalf("absent amounts encoded as %s", payload)
+	}
+	got, err := DecodeRequest([]byte(tok), []*rsa.PublicKey{&k.node.PublicKey}, KindTransaction, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx := got.(*TxRequest); tx.Amount != nil || tx.Destinations[0].AmountNative != nil {
+		t.Fatalf("absent amounts decoded as %v, %v", tx.Amount, tx.Destinations[0].AmountNative)
+	}
+
+	// A zero that was given stays a zero.
+	req.Amount, req.Destinations[0].AmountNative = num(0), num(0)
+	if tok, err = EncodeRequest(req, k.node, t0); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ = base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if !strings.Contains(string(payload), `"amount":0,`) || !strings.Contains(string(payload), `"amountNative":0,`) {
+		t.Fatalf("given zeros encoded as %s", payload)
+	}
+}
+
 func TestEncodeRequestErrors(t *testing.T) {
 	k := testKeys()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -351,8 +392,8 @@ func TestEncodeRequestErrors(t *testing.T) {
 		{"nil pointer", nilTx, k.node, ErrInvalidRequest},
 		{"empty requestId", &TxRequest{}, k.node, ErrInvalidRequest},
 		{"long requestId", &TxRequest{RequestID: strings.Repeat("x", maxIDLen+1)}, k.node, ErrInvalidRequest},
-		{"NaN amount", &TxRequest{RequestID: "a", Amount: math.NaN()}, k.node, ErrInvalidRequest},
-		{"Inf destination amount", &TxRequest{RequestID: "a", Destinations: []Destination{{AmountNative: math.Inf(1)}}}, k.node, ErrInvalidRequest},
+		{"NaN amount", &TxRequest{RequestID: "a", Amount: num(math.NaN())}, k.node, ErrInvalidRequest},
+		{"Inf destination amount", &TxRequest{RequestID: "a", Destinations: []Destination{{AmountNative: num(math.Inf(1))}}}, k.node, ErrInvalidRequest},
 		{"unknown config type", &ConfigChangeRequest{RequestID: "a"}, k.node, ErrInvalidRequest},
 		{"unencodable extraInfo", &ConfigChangeRequest{RequestID: "a", Type: ConfigAddUser, ExtraInfo: map[string]any{"x": math.NaN()}}, k.node, ErrInvalidRequest},
 		{"nil key", testTx("a"), nil, ErrKey},

@@ -55,13 +55,13 @@ func testTx(id string) *TxRequest {
 		SourceID:        "0",
 		DestType:        "ONE_TIME_ADDRESS",
 		Asset:           "BTC",
-		Amount:          0.25,
+		Amount:          num(0.25),
 		AmountStr:       "0.25",
 		Fee:             "0.0001",
 		DestAddressType: "ONE_TIME",
 		DestAddress:     "bc1qexampleallowedaddress0000000000000000",
 		Destinations: []Destination{{
-			AmountNative: 0.25, AmountNativeStr: "0.25",
+			AmountNative: num(0.25), AmountNativeStr: "0.25",
 			DestAddress: "bc1qexampleallowedaddress0000000000000000", DestType: "ONE_TIME_ADDRESS",
 		}},
 		RawTx:     []RawTx{{KeyDerivationPath: []uint32{44, 0, 0, 0, 0}, Payload: strings.Repeat("ab", 32)}},
@@ -70,6 +70,9 @@ func testTx(id string) *TxRequest {
 		SignerID:  "api-user-1",
 	}
 }
+
+// num returns a pointer to f, for the optional amounts of the payload.
+func num(f float64) *float64 { return &f }
 
 func testConfig(id string, t ConfigChangeType) *ConfigChangeRequest {
 	return &ConfigChangeRequest{
