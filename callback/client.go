@@ -159,7 +159,7 @@ func New(cfg Config) (*Client, error) {
 	c.http = &http.Client{
 		Transport: transport,
 		// A signed request goes to the configured handler only: a
-		// redirect is answered as an HTTP error.
+		// redirect is answered as a StatusError.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
@@ -244,7 +244,7 @@ func (c *Client) post(ctx context.Context, path, token string) ([]byte, error) {
 		return nil, c.transportError(ctx, actx, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: status %d", ErrHTTPStatus, resp.StatusCode)
+		return nil, &StatusError{Code: resp.StatusCode}
 	}
 	if len(body) > MaxResponseBytes {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)

@@ -169,6 +169,8 @@ func TestAsk(t *testing.T) {
 		want    Action
 		reason  string
 		wantErr error
+		// status is the *StatusError's code, for an HTTP status.
+		status int
 		// retryable is what Retryable must say of wantErr.
 		retryable bool
 	}{
@@ -177,8 +179,8 @@ func TestAsk(t *testing.T) {
 		{name: "RETRY with a reason", step: answer("RETRY", "busy"), want: ActionRetry, reason: "busy"},
 		{name: "RETRY without a reason", step: answer("RETRY", ""), want: ActionRetry},
 		{name: "IGNORE for a config change", step: answer("IGNORE", ""), req: testConfig("c1", ConfigAddUser), want: ActionIgnore},
-		{name: "HTTP error", step: status(503), wantErr: ErrHTTPStatus, retryable: true},
-		{name: "redirect not followed", step: status(302), wantErr: ErrHTTPStatus, retryable: true},
+		{name: "HTTP error", step: status(503), wantErr: ErrHTTPStatus, status: 503, retryable: true},
+		{name: "redirect not followed", step: status(302), wantErr: ErrHTTPStatus, status: 302, retryable: true},
 		{name: "timeout", step: hang, wantErr: ErrTimeout, retryable: true},
 		{name: "oversized body", step: rawBody(strings.Repeat("x", MaxResponseBytes+10)), wantErr: ErrResponseTooLarge, retryable: true},
 		{name: "bad signature", step: forged(jwt.SigningMethodRS256, func() any { return k.otherRSA }, nil), wantErr: ErrBadSignature},
@@ -233,6 +235,10 @@ func TestAsk(t *testing.T) {
 				}
 				if d != (Decision{}) {
 					t.Errorf("failure came with decision %+v", d)
+				}
+				var se *StatusError
+				if got := errors.As(err, &se); got != (tc.status != 0) || got && (se.Code != tc.status || se.Redirect() != (tc.status/100 == 3)) {
+					t.Errorf("err %v: StatusError %+v, want status %d", err, se, tc.status)
 				}
 				return
 			}

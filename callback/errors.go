@@ -1,6 +1,9 @@
 package callback
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error this package returns for a failed callback
 // wraps exactly one of them, so callers match with errors.Is. None of them
@@ -69,8 +72,8 @@ var (
 	// refused connection, a DNS or TLS failure, a connection cut short.
 	ErrUnreachable = errors.New("callback: handler unreachable")
 
-	// ErrHTTPStatus is returned when the handler answers with an HTTP
-	// status other than 200.
+	// ErrHTTPStatus is returned, inside a *StatusError, when the handler
+	// answers with an HTTP status other than 200.
 	ErrHTTPStatus = errors.New("callback: handler answered an HTTP error")
 
 	// ErrResponseTooLarge is returned when a response body exceeds
@@ -87,6 +90,29 @@ var (
 	// a final answer. The error also wraps the last attempt's failure.
 	ErrBudgetExhausted = errors.New("callback: retry budget exhausted")
 )
+
+// StatusError is the failure of an attempt that the handler answered with
+// an HTTP status other than 200. It wraps ErrHTTPStatus; match it with
+// errors.As to tell a redirect from an error status.
+type StatusError struct {
+	// Code is the HTTP status code.
+	Code int
+}
+
+// Error names the status and, for a redirect, says it was not followed.
+func (e *StatusError) Error() string {
+	if e.Redirect() {
+		return fmt.Sprintf("%v: status %d, a redirect, which is not followed", ErrHTTPStatus, e.Code)
+	}
+	return fmt.Sprintf("%v: status %d", ErrHTTPStatus, e.Code)
+}
+
+// Unwrap returns ErrHTTPStatus.
+func (e *StatusError) Unwrap() error { return ErrHTTPStatus }
+
+// Redirect reports whether the status is a redirect (3xx). The Client
+// never follows one: a signed request goes to the configured handler only.
+func (e *StatusError) Redirect() bool { return e.Code >= 300 && e.Code < 400 }
 
 // Retryable reports whether err is a transient failure of one attempt
 // after which asking again may succeed: a timeout, an unreachable handler,
