@@ -186,7 +186,7 @@ func (c *callbackActor) logRetry(m *attemptDone, attempt int, delay time.Duratio
 		c.sys.log.Warn("callback handler answered a redirect, which is not followed", append(args, "status", status.Code)...)
 	case errors.As(m.err, &status):
 		c.sys.log.Warn("callback handler answered an http error", append(args, "status", status.Code)...)
-	default: // an oversized answer
+	default: // any other retryable failure: an oversized answer
 		c.sys.log.Warn("callback attempt failed", append(args, "err", m.err)...)
 	}
 }

@@ -211,8 +211,7 @@ type LogConfig struct {
 // 127.0.0.1:7080, 64 sessions, pools of 4 presignatures made by one
 // worker, no callback handler (30 s timeout, 20 tries 3 minutes apart and
 // answers at most 2 minutes old once one is set), and a 10 s owner
-// timeout. NodeID and DataDir must
-// still be set.
+// timeout. NodeID and DataDir must still be set.
 func DefaultConfig() Config {
 	return Config{
 		Mode:     ModeDevelopment.String(),
