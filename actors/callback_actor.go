@@ -145,20 +145,50 @@ func (c *callbackActor) done(ctx actor.Context, m *attemptDone, p *pendingAsk) {
 	// RETRY, or a transient failure: back off within the budget.
 	last := m.err
 	if last == nil {
-		last = fmt.Errorf("%w: %s", callback.ErrRetryRequested, m.decision.RejectionReason)
+		last = callback.ErrRetryRequested
+		if reason := m.decision.RejectionReason; reason != "" {
+			last = fmt.Errorf("%w: %s", callback.ErrRetryRequested, reason)
+		}
 	}
 	delay, ok := c.retry.Next(p.attempts)
 	if !ok {
+		c.sys.log.Warn("callback retry budget exhausted", "user", c.user.ID, "request", m.request, "attempts", p.attempts, "err", last)
 		final(&callbackAnswer{request: m.request, err: fmt.Errorf("%w after %d attempts: %w", callback.ErrBudgetExhausted, p.attempts, last)})
 		return
 	}
-	c.sys.log.Info("callback handler asked to wait", "user", c.user.ID, "request", m.request, "attempt", p.attempts, "delay", delay, "err", last)
+	c.logRetry(m, p.attempts, delay)
 	self, gen, root, request := ctx.Self(), p.gen, c.sys.root, m.request
 	p.timer = c.sys.cfg.Clock.AfterFunc(delay, func() {
 		if c.sys.ctx.Err() == nil {
 			root.Send(self, &retryDue{request: request, gen: gen})
 		}
 	})
+}
+
+// logRetry says why a request waits for another attempt, with one message
+// per cause, and when that attempt is due: until then a request answered
+// RETRY sits in the workspace as delivered, for the whole retry interval
+// (3 minutes by default).
+func (c *callbackActor) logRetry(m *attemptDone, attempt int, delay time.Duration) {
+	args := []any{"user", c.user.ID, "request", m.request, "attempt", attempt, "max_attempts", c.retry.MaxAttempts,
+		"retry_in", delay, "next_attempt", c.sys.cfg.Clock.Now().Add(delay)}
+	var status *callback.StatusError
+	switch {
+	case m.err == nil && m.decision.RejectionReason != "":
+		c.sys.log.Info("callback handler answered retry", append(args, "reason", m.decision.RejectionReason)...)
+	case m.err == nil:
+		c.sys.log.Info("callback handler answered retry", args...)
+	case errors.Is(m.err, callback.ErrTimeout):
+		c.sys.log.Warn("callback handler did not answer in time", append(args, "err", m.err)...)
+	case errors.Is(m.err, callback.ErrUnreachable):
+		c.sys.log.Warn("callback handler unreachable", append(args, "err", m.err)...)
+	case errors.As(m.err, &status) && status.Redirect():
+		c.sys.log.Warn("callback handler answered a redirect, which is not followed", append(args, "status", status.Code)...)
+	case errors.As(m.err, &status):
+		c.sys.log.Warn("callback handler answered an http error", append(args, "status", status.Code)...)
+	default: // any other retryable failure: an oversized answer
+		c.sys.log.Warn("callback attempt failed", append(args, "err", m.err)...)
+	}
 }
 
 func outcomeLabel(d callback.Decision, err error) string {

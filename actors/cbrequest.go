@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -63,14 +64,16 @@ func txRequest(r *protocol.WsRequest) (*callback.TxRequest, error) {
 	return out, nil
 }
 
-// decimal is the float form protocol v2 carries next to the exact string;
-// an unparsable amount is 0 (the policy reads the string).
-func decimal(s string) float64 {
+// decimal is the float form protocol v2 carries next to the exact string.
+// An absent or unparsable amount is nil, which the handler receives as
+// null: never 0, which would pass any amount limit. The string goes to the
+// handler as it is.
+func decimal(s string) *float64 {
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil
 	}
-	return f
+	return &f
 }
 
 func addressType(p *protocol.WsPeer) string {

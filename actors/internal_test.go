@@ -151,12 +151,50 @@ func TestCallbackRequestTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := got.(*callback.TxRequest)
-	if tx.RequestID != "r-1" || tx.SignerID != "u-1" || tx.Operation != "TRANSFER" || tx.AmountStr != "0.25" || tx.Amount != 0.25 ||
+	if tx.RequestID != "r-1" || tx.SignerID != "u-1" || tx.Operation != "TRANSFER" || tx.AmountStr != "0.25" || tx.Amount == nil || *tx.Amount != 0.25 ||
 		tx.DestAddress != "bc1q" || tx.DestType != "EXCHANGE_ACCOUNT" || tx.DestAddressType != "WHITELISTED" || len(tx.RawTx) != 1 ||
 		tx.RawTx[0].Payload != strings.Repeat("00", 32) || len(tx.RawTx[0].KeyDerivationPath) != 3 {
 		t.Errorf("converted %+v", tx)
 	}
 }
+
+// TestCallbackRequestAbsentAmounts: an amount the workspace did not give,
+// or gave in a form that is not a number, reaches the handler absent
+// (null, with its string as given), never as 0.
+func TestCallbackRequestAbsentAmounts(t *testing.T) {
+	tests := []struct {
+		amount  string
+		wantNum *float64
+	}{
+		{"", nil},
+		{"lots", nil},
+		{"NaN", nil},
+		{"1e400", nil},
+		{"0", numPtr(0.0)},
+		{"1.5", numPtr(1.5)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.amount, func(t *testing.T) {
+			r := &protocol.WsRequest{Id: "r-1", UserId: "u-1", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION,
+				Body: &protocol.WsRequest_Transaction{Transaction: &protocol.WsTransaction{
+					Asset: "ETH", Amount: tc.amount,
+					Destinations: []*protocol.WsDestination{{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: "0xabc"}, Amount: tc.amount}},
+				}}}
+			got, err := callbackRequest(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx := got.(*callback.TxRequest)
+			d := tx.Destinations[0]
+			same := func(a, b *float64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+			if !same(tx.Amount, tc.wantNum) || !same(d.AmountNative, tc.wantNum) || tx.AmountStr != tc.amount || d.AmountNativeStr != tc.amount {
+				t.Fatalf("amount %v %q, destination %v %q; want %v %q", tx.Amount, tx.AmountStr, d.AmountNative, d.AmountNativeStr, tc.wantNum, tc.amount)
+			}
+		})
+	}
+}
+
+func numPtr(v float64) *float64 { return &v }
 
 func TestCallbackRequestConfigChange(t *testing.T) {
 	r := &protocol.WsRequest{Id: "r-2", UserId: "u-1", Kind: protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE,

@@ -87,6 +87,11 @@ type Decision struct {
 	// RejectionReason is the handler's reason, for REJECT (and sometimes
 	// RETRY). Control characters are replaced and it is cut to 512 runes.
 	RejectionReason string
+	// RequestTokenHash is the answer's requestTokenHash claim, which
+	// DecodeResponse has checked is the hash of the request token it
+	// answers (see RequestTokenHash); empty when the handler sends none.
+	// EncodeResponse encodes it when set.
+	RequestTokenHash string
 	// Auto is true when no handler is configured and the Client approved
 	// by itself, as the seed product does.
 	Auto bool

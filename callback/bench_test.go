@@ -19,7 +19,7 @@ func BenchmarkDecodeResponse(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			tok := []byte(mustEncodeResponse(b, Decision{Action: ActionApprove, RequestID: "r1"}, key, t0))
 			for b.Loop() {
-				if _, err := DecodeResponse(tok, key.Public(), KindTransaction, "r1", t0); err != nil {
+				if _, err := DecodeResponse(tok, key.Public(), expect(KindTransaction, "r1"), t0); err != nil {
 					b.Fatal(err)
 				}
 			}

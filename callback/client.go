@@ -19,8 +19,14 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 )
 
-// maxTimeout bounds Config.Timeout.
-const maxTimeout = 10 * time.Minute
+// Bounds of Config's durations, exported so that a node can check its
+// settings before it builds a Config.
+const (
+	// MaxTimeout bounds Config.Timeout.
+	MaxTimeout = 10 * time.Minute
+	// MaxAnswerAgeLimit bounds Config.MaxAnswerAge.
+	MaxAnswerAgeLimit = time.Hour
+)
 
 // Config configures a Client. Start from DefaultConfig.
 type Config struct {
@@ -42,9 +48,30 @@ type Config struct {
 	// Timeout bounds one attempt, from sending the request to reading the
 	// whole response, measured on Clock. Default 30 seconds.
 	Timeout time.Duration
-	// Retry is the retry budget Decide follows. Actors that drive retries
-	// themselves call Retry.Next. Default DefaultBackoff().
+	// Retry is the retry budget for RETRY answers and retryable
+	// failures. The Client makes one attempt per Ask and never waits: the
+	// caller (the node's callback actor) calls Retry.Next between
+	// attempts. Default DefaultBackoff().
 	Retry Backoff
+	// MaxAnswerAge bounds how old an answer may be when it arrives: its
+	// iat must lie at most MaxAnswerAge (plus ClockSkew) in the past, so
+	// that an answer recorded earlier cannot be played back for long.
+	// Default 2 minutes, at most MaxAnswerAgeLimit.
+	MaxAnswerAge time.Duration
+	// AllowAnswersWithoutIAT accepts answers that carry no iat, for
+	// handlers that cannot send one. Their age cannot be checked, so such
+	// an answer could be replayed at any later time: turn on
+	// RequireRequestTokenHash too where the handler can send it. An iat
+	// that is present is always checked. Default false.
+	AllowAnswersWithoutIAT bool
+	// RequireRequestTokenHash refuses answers that do not carry the
+	// requestTokenHash claim, the hash of the request token they answer
+	// (see RequestTokenHash), which binds an answer to one request token.
+	// Protocol v2 handlers do not send it, so the default is false and
+	// such answers are bound by requestId alone; the reference Server
+	// always sends it. An answer that carries the claim is checked
+	// whatever this says.
+	RequireRequestTokenHash bool
 	// Clock times attempts and backoff and checks token times. Default
 	// clock.Real().
 	Clock clock.Clock
@@ -56,10 +83,11 @@ type Config struct {
 // the defaults of every other field.
 func DefaultConfig() Config {
 	return Config{
-		Timeout: 30 * time.Second,
-		Retry:   DefaultBackoff(),
-		Clock:   clock.Real(),
-		Logger:  slog.New(slog.DiscardHandler),
+		Timeout:      30 * time.Second,
+		MaxAnswerAge: 2 * time.Minute,
+		Retry:        DefaultBackoff(),
+		Clock:        clock.Real(),
+		Logger:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -68,7 +96,7 @@ func DefaultConfig() Config {
 func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.URL != "" {
-		if err := checkURL(cfg.URL); err != nil {
+		if err := CheckURL(cfg.URL); err != nil {
 			errs = append(errs, err)
 		}
 		if cfg.HandlerKey == nil {
@@ -82,8 +110,11 @@ func (cfg Config) Validate() error {
 			errs = append(errs, fmt.Errorf("request signing key: %w", err))
 		}
 	}
-	if cfg.Timeout <= 0 || cfg.Timeout > maxTimeout {
-		errs = append(errs, fmt.Errorf("timeout %s not in (0, %s]", cfg.Timeout, maxTimeout))
+	if cfg.Timeout <= 0 || cfg.Timeout > MaxTimeout {
+		errs = append(errs, fmt.Errorf("timeout %s not in (0, %s]", cfg.Timeout, MaxTimeout))
+	}
+	if cfg.MaxAnswerAge <= 0 || cfg.MaxAnswerAge > MaxAnswerAgeLimit {
+		errs = append(errs, fmt.Errorf("max answer age %s not in (0, %s]", cfg.MaxAnswerAge, MaxAnswerAgeLimit))
 	}
 	errs = append(errs, cfg.Retry.problems()...)
 	if cfg.Clock == nil {
@@ -96,38 +127,6 @@ func (cfg Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
-}
-
-// checkURL enforces https, except for http on loopback.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("handler URL does not parse")
-	}
-	switch {
-	case u.User != nil:
-		return errors.New("handler URL must not carry user info")
-	case u.RawQuery != "" || u.Fragment != "":
-		return errors.New("handler URL must not carry a query or fragment")
-	case u.Host == "":
-		return errors.New("handler URL has no host")
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("handler URL is http to %q, which is not loopback: use https", truncate(u.Hostname(), 64))
-	default:
-		return fmt.Errorf("handler URL scheme %q is not https", truncate(u.Scheme, 16))
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Client asks one API user's callback handler about requests. It is safe
@@ -160,7 +159,7 @@ func New(cfg Config) (*Client, error) {
 	c.http = &http.Client{
 		Transport: transport,
 		// A signed request goes to the configured handler only: a
-		// redirect is answered as an HTTP error.
+		// redirect is answered as a StatusError.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
@@ -205,7 +204,14 @@ func (c *Client) Ask(ctx context.Context, req Request) (Decision, error) {
 	body, err := c.post(ctx, req.Kind().Path(), token)
 	var d Decision
 	if err == nil {
-		d, err = DecodeResponse(body, c.cfg.HandlerKey, req.Kind(), req.ID(), c.cfg.Clock.Now())
+		d, err = DecodeResponse(body, c.cfg.HandlerKey, Expected{
+			Kind:             req.Kind(),
+			RequestID:        req.ID(),
+			RequestToken:     token,
+			RequireTokenHash: c.cfg.RequireRequestTokenHash,
+			MaxAge:           c.cfg.MaxAnswerAge,
+			AllowMissingIAT:  c.cfg.AllowAnswersWithoutIAT,
+		}, c.cfg.Clock.Now())
 	}
 	elapsed := c.cfg.Clock.Now().Sub(start)
 	if err != nil {
@@ -238,7 +244,7 @@ func (c *Client) post(ctx context.Context, path, token string) ([]byte, error) {
 		return nil, c.transportError(ctx, actx, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: status %d", ErrHTTPStatus, resp.StatusCode)
+		return nil, &StatusError{Code: resp.StatusCode}
 	}
 	if len(body) > MaxResponseBytes {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)
@@ -262,47 +268,4 @@ func (c *Client) transportError(parent, actx context.Context, err error) error {
 		err = uerr.Err
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)
-}
-
-// Decide asks the handler about req until it gives a final answer,
-// following Config.Retry: after a RETRY answer or a Retryable error it
-// waits Retry.Next on the Clock and asks again. It blocks; actors use Ask
-// and Retry.Next instead.
-//
-// It returns the final Decision (APPROVE, REJECT, or IGNORE for a config
-// change) with a nil error; or a zero Decision and the first error that is
-// not retryable; or, once Retry.MaxAttempts attempts are spent, an error
-// wrapping ErrBudgetExhausted and the last attempt's failure
-// (ErrRetryRequested for a RETRY answer). If ctx is done while it waits,
-// it returns ctx's cause.
-func (c *Client) Decide(ctx context.Context, req Request) (Decision, error) {
-	var (
-		attempts int
-		last     error
-	)
-	for attempts < c.cfg.Retry.MaxAttempts {
-		if attempts > 0 {
-			delay, _ := c.cfg.Retry.Next(attempts)
-			c.cfg.Logger.Info("callback retry scheduled", "request_id", req.ID(), "attempt", attempts, "delay", delay, "reason", last)
-			if err := clock.Sleep(ctx, c.cfg.Clock, delay); err != nil {
-				return Decision{}, fmt.Errorf("callback: waiting to retry: %w", err)
-			}
-		}
-		attempts++
-		d, err := c.Ask(ctx, req)
-		switch {
-		case err == nil && d.Action.Final():
-			return d, nil
-		case err == nil && d.RejectionReason != "":
-			last = fmt.Errorf("%w: %s", ErrRetryRequested, d.RejectionReason)
-		case err == nil:
-			last = ErrRetryRequested
-		case !Retryable(err):
-			return Decision{}, err
-		default:
-			last = err
-		}
-	}
-	c.cfg.Logger.Warn("callback retry budget exhausted", "request_id", req.ID(), "attempts", attempts, "reason", last)
-	return Decision{}, fmt.Errorf("%w after %d attempts: %w", ErrBudgetExhausted, attempts, last)
 }

@@ -46,6 +46,18 @@ func forged(m jwt.SigningMethod, key func() any, edit func(c *responseClaims)) s
 	}
 }
 
+// bound answers APPROVE with the requestTokenHash of token, or of the
+// request token received when token is "".
+func bound(token string) step {
+	return func(t *testing.T, fc *clock.Fake, w http.ResponseWriter, r *http.Request, req Request) {
+		if token == "" {
+			token = r.Header.Get(requestTokenHeader)
+		}
+		d := Decision{Action: ActionApprove, RequestID: req.ID(), RequestTokenHash: RequestTokenHash(token)}
+		_, _ = w.Write([]byte(mustEncodeResponse(t, d, testKeys().handlerRSA, fc.Now())))
+	}
+}
+
 func status(code int) step {
 	return func(_ *testing.T, _ *clock.Fake, w http.ResponseWriter, r *http.Request, _ Request) {
 		if code/100 == 3 {
@@ -73,6 +85,10 @@ func hang(t *testing.T, fc *clock.Fake, _ http.ResponseWriter, r *http.Request, 
 		t.Error("client did not abandon the hung request")
 	}
 }
+
+// requestTokenHeader carries the request token to a step, inside the
+// test's scriptServer only.
+const requestTokenHeader = "X-Test-Request-Token"
 
 // scriptServer serves steps in order, the last one repeating, and counts
 // hits.
@@ -104,6 +120,8 @@ func (s *scriptServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// Steps that need the raw token find it here.
+	r.Header.Set(requestTokenHeader, string(body))
 	s.mu.Lock()
 	i := min(s.hits, len(s.steps)-1)
 	s.hits++
@@ -136,39 +154,7 @@ func newTestClient(t *testing.T, url string, fc *clock.Fake, edit func(*Config))
 	return c
 }
 
-type result struct {
-	d   Decision
-	err error
-}
-
-// decide runs Decide in the background and, playing the part of time,
-// releases the backoffs it waits for: each is at least a minute by
-// default, longer than any per-attempt timeout.
-func decide(t *testing.T, c *Client, fc *clock.Fake, req Request, backoffs int) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	res := make(chan result, 1)
-	go func() {
-		d, err := c.Decide(ctx, req)
-		res <- result{d, err}
-	}()
-	for i := 0; i < backoffs; i++ {
-		if err := fc.WaitForTimer(ctx, time.Minute); err != nil {
-			t.Fatalf("waiting for backoff %d: %v", i+1, err)
-		}
-		fc.Advance(4 * time.Minute)
-	}
-	select {
-	case r := <-res:
-		return r
-	case <-ctx.Done():
-		t.Fatal("Decide did not return")
-		return result{}
-	}
-}
-
-func TestDecide(t *testing.T) {
+func TestAsk(t *testing.T) {
 	k := testKeys()
 	rsaKey := func() any { return k.handlerRSA }
 	pubPEM, err := MarshalPublicKeyPEM(&k.handlerRSA.PublicKey)
@@ -176,77 +162,91 @@ func TestDecide(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name        string
-		steps       []step
-		req         Request
-		maxAttempts int
-		wantHits    int
-		want        Action
-		reason      string
-		wantErr     []error
+		name    string
+		step    step
+		edit    func(*Config)
+		req     Request
+		want    Action
+		reason  string
+		wantErr error
+		// status is the *StatusError's code, for an HTTP status.
+		status int
+		// retryable is what Retryable must say of wantErr.
+		retryable bool
 	}{
-		{name: "REJECT is final", steps: []step{answer("REJECT", "too much"), answer("APPROVE", "")}, wantHits: 1, want: ActionReject, reason: "too much"},
-		{name: "APPROVE at once", steps: []step{answer("APPROVE", "")}, wantHits: 1, want: ActionApprove},
-		{name: "RETRY then APPROVE", steps: []step{answer("RETRY", "busy"), answer("RETRY", ""), answer("APPROVE", "")}, wantHits: 3, want: ActionApprove},
-		{name: "HTTP error then APPROVE", steps: []step{status(503), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
-		{name: "redirect not followed, then APPROVE", steps: []step{status(302), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
-		{name: "timeout then APPROVE", steps: []step{hang, answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
-		{name: "oversized body then APPROVE", steps: []step{rawBody(strings.Repeat("x", MaxResponseBytes+10)), answer("APPROVE", "")}, wantHits: 2, want: ActionApprove},
-		{name: "IGNORE for a config change", steps: []step{answer("IGNORE", "")}, req: testConfig("c1", ConfigAddUser), wantHits: 1, want: ActionIgnore},
-		{name: "RETRY until the budget runs out", steps: []step{answer("RETRY", "not yet")}, maxAttempts: 3, wantHits: 3,
-			wantErr: []error{ErrBudgetExhausted, ErrRetryRequested}},
-		{name: "timeouts until the budget runs out", steps: []step{hang}, maxAttempts: 2, wantHits: 2,
-			wantErr: []error{ErrBudgetExhausted, ErrTimeout}},
-		{name: "bad signature is final", steps: []step{forged(jwt.SigningMethodRS256, func() any { return k.otherRSA }, nil), answer("APPROVE", "")},
-			wantHits: 1, wantErr: []error{ErrBadSignature}},
-		{name: "wrong requestId is final", steps: []step{forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.RequestID = "someone-else" })},
-			wantHits: 1, wantErr: []error{ErrRequestIDMismatch}},
-		{name: "alg none is final", steps: []step{forged(jwt.SigningMethodNone, func() any { return jwt.UnsafeAllowNoneSignatureType }, nil)},
-			wantHits: 1, wantErr: []error{ErrAlgorithm}},
-		{name: "HS256 with the public key is final", steps: []step{forged(jwt.SigningMethodHS256, func() any { return pubPEM }, nil)},
-			wantHits: 1, wantErr: []error{ErrAlgorithm}},
-		{name: "expired response is final", steps: []step{forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+		{name: "APPROVE", step: answer("APPROVE", ""), want: ActionApprove},
+		{name: "REJECT with its reason", step: answer("REJECT", "too much"), want: ActionReject, reason: "too much"},
+		{name: "RETRY with a reason", step: answer("RETRY", "busy"), want: ActionRetry, reason: "busy"},
+		{name: "RETRY without a reason", step: answer("RETRY", ""), want: ActionRetry},
+		{name: "IGNORE for a config change", step: answer("IGNORE", ""), req: testConfig("c1", ConfigAddUser), want: ActionIgnore},
+		{name: "HTTP error", step: status(503), wantErr: ErrHTTPStatus, status: 503, retryable: true},
+		{name: "redirect not followed", step: status(302), wantErr: ErrHTTPStatus, status: 302, retryable: true},
+		{name: "timeout", step: hang, wantErr: ErrTimeout, retryable: true},
+		{name: "oversized body", step: rawBody(strings.Repeat("x", MaxResponseBytes+10)), wantErr: ErrResponseTooLarge, retryable: true},
+		{name: "bad signature", step: forged(jwt.SigningMethodRS256, func() any { return k.otherRSA }, nil), wantErr: ErrBadSignature},
+		{name: "wrong requestId", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.RequestID = "someone-else" }),
+			wantErr: ErrRequestIDMismatch},
+		{name: "alg none", step: forged(jwt.SigningMethodNone, func() any { return jwt.UnsafeAllowNoneSignatureType }, nil), wantErr: ErrAlgorithm},
+		{name: "HS256 with the public key", step: forged(jwt.SigningMethodHS256, func() any { return pubPEM }, nil), wantErr: ErrAlgorithm},
+		{name: "expired response", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
 			c.IssuedAt = jwt.NewNumericDate(c.IssuedAt.Add(-time.Hour))
 			c.ExpiresAt = jwt.NewNumericDate(c.ExpiresAt.Add(-time.Hour))
-		})}, wantHits: 1, wantErr: []error{ErrExpired}},
-		{name: "IGNORE for a transaction is final", steps: []step{answer("IGNORE", "")}, wantHits: 1, wantErr: []error{ErrBadAction}},
-		{name: "garbage is final", steps: []step{rawBody("<html>ok</html>")}, wantHits: 1, wantErr: []error{ErrMalformed}},
+		}), wantErr: ErrExpired},
+		{name: "IGNORE for a transaction", step: answer("IGNORE", ""), wantErr: ErrBadAction},
+		{name: "no iat refused by default", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = nil, nil }),
+			wantErr: ErrStaleResponse},
+		{name: "no iat accepted with the opt-out", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = nil, nil }),
+			edit: func(c *Config) { c.AllowAnswersWithoutIAT = true }, want: ActionApprove},
+		{name: "old iat refused", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), wantErr: ErrStaleResponse},
+		{name: "old iat refused with the opt-out too", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), edit: func(c *Config) { c.AllowAnswersWithoutIAT = true }, wantErr: ErrStaleResponse},
+		{name: "iat within a longer max answer age", step: forged(jwt.SigningMethodRS256, rsaKey, func(c *responseClaims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(-10*time.Minute)), nil
+		}), edit: func(c *Config) { c.MaxAnswerAge = 15 * time.Minute }, want: ActionApprove},
+		{name: "v2 answer without requestTokenHash accepted by default", step: answer("APPROVE", ""), want: ActionApprove},
+		{name: "v2 answer without requestTokenHash refused when required", step: answer("APPROVE", ""),
+			edit: func(c *Config) { c.RequireRequestTokenHash = true }, wantErr: ErrUnboundResponse},
+		{name: "requestTokenHash of this request accepted when required", step: bound(""),
+			edit: func(c *Config) { c.RequireRequestTokenHash = true }, want: ActionApprove},
+		{name: "requestTokenHash of another request refused", step: bound("another request token"), wantErr: ErrUnboundResponse},
+		{name: "garbage", step: rawBody("<html>ok</html>"), wantErr: ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := clock.NewFake(t0)
-			script := &scriptServer{t: t, fc: fc, steps: tc.steps}
+			script := &scriptServer{t: t, fc: fc, steps: []step{tc.step}}
 			srv := httptest.NewServer(script)
 			defer srv.Close()
-			c := newTestClient(t, srv.URL, fc, func(cfg *Config) {
-				if tc.maxAttempts > 0 {
-					cfg.Retry.MaxAttempts = tc.maxAttempts
-				}
-			})
+			c := newTestClient(t, srv.URL, fc, tc.edit)
 			req := tc.req
 			if req == nil {
 				req = testTx("r1")
 			}
-			r := decide(t, c, fc, req, tc.wantHits-1)
-			if hits := script.count(); hits != tc.wantHits {
-				t.Errorf("handler hit %d times, want %d", hits, tc.wantHits)
+			d, err := c.Ask(context.Background(), req)
+			if hits := script.count(); hits != 1 {
+				t.Errorf("handler hit %d times, want 1: Ask makes one attempt", hits)
 			}
-			if len(tc.wantErr) > 0 {
-				for _, want := range tc.wantErr {
-					if !errors.Is(r.err, want) {
-						t.Errorf("err = %v, want %v", r.err, want)
-					}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || Retryable(err) != tc.retryable {
+					t.Fatalf("err = %v (retryable %v), want %v (retryable %v)", err, Retryable(err), tc.wantErr, tc.retryable)
 				}
-				if r.d != (Decision{}) {
-					t.Errorf("failure came with decision %+v", r.d)
+				if d != (Decision{}) {
+					t.Errorf("failure came with decision %+v", d)
+				}
+				var se *StatusError
+				if got := errors.As(err, &se); got != (tc.status != 0) || got && (se.Code != tc.status || se.Redirect() != (tc.status/100 == 3)) {
+					t.Errorf("err %v: StatusError %+v, want status %d", err, se, tc.status)
 				}
 				return
 			}
-			if r.err != nil {
-				t.Fatalf("err = %v", r.err)
+			if err != nil {
+				t.Fatalf("err = %v", err)
 			}
-			if r.d.Action != tc.want || r.d.RejectionReason != tc.reason || r.d.RequestID != req.ID() || r.d.Auto {
-				t.Fatalf("decision %+v, want %s %q", r.d, tc.want, tc.reason)
+			if d.Action != tc.want || d.RejectionReason != tc.reason || d.RequestID != req.ID() || d.Auto {
+				t.Fatalf("decision %+v, want %s %q", d, tc.want, tc.reason)
 			}
 		})
 	}
@@ -309,33 +309,6 @@ func TestAskCallerContext(t *testing.T) {
 	}
 }
 
-func TestDecideCanceledWhileWaiting(t *testing.T) {
-	fc := clock.NewFake(t0)
-	srv := httptest.NewServer(&scriptServer{t: t, fc: fc, steps: []step{answer("RETRY", "")}})
-	defer srv.Close()
-	c := newTestClient(t, srv.URL, fc, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	res := make(chan error, 1)
-	go func() {
-		_, err := c.Decide(ctx, testTx("r1"))
-		res <- err
-	}()
-	wait, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	if err := fc.WaitForTimer(wait, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	select {
-	case err := <-res:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("err = %v", err)
-		}
-	case <-wait.Done():
-		t.Fatal("Decide did not return")
-	}
-}
-
 func TestUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -344,17 +317,13 @@ func TestUnreachable(t *testing.T) {
 	url := "http://" + ln.Addr().String()
 	ln.Close()
 	fc := clock.NewFake(t0)
-	c := newTestClient(t, url, fc, func(cfg *Config) { cfg.Retry.MaxAttempts = 3 })
+	c := newTestClient(t, url, fc, nil)
 	d, err := c.Ask(context.Background(), testTx("r1"))
 	if !errors.Is(err, ErrUnreachable) || !Retryable(err) || d.Approved() {
 		t.Fatalf("Ask = %+v, %v", d, err)
 	}
 	if strings.Contains(err.Error(), "eyJ") {
 		t.Fatalf("error carries a token: %v", err)
-	}
-	r := decide(t, c, fc, testTx("r1"), 2)
-	if !errors.Is(r.err, ErrBudgetExhausted) || !errors.Is(r.err, ErrUnreachable) || !strings.Contains(r.err.Error(), "3 attempts") {
-		t.Fatalf("Decide = %+v, %v", r.d, r.err)
 	}
 }
 
@@ -367,9 +336,9 @@ func TestAutoApprove(t *testing.T) {
 		t.Fatal("no URL should auto-approve")
 	}
 	for _, req := range []Request{testTx("a"), testConfig("b", ConfigAddUser)} {
-		d, err := c.Decide(context.Background(), req)
+		d, err := c.Ask(context.Background(), req)
 		if err != nil || !d.Approved() || !d.Auto || d.RequestID != req.ID() {
-			t.Fatalf("Decide = %+v, %v", d, err)
+			t.Fatalf("Ask = %+v, %v", d, err)
 		}
 		if !strings.Contains(d.String(), "no callback handler configured") {
 			t.Fatalf("String() = %q", d.String())

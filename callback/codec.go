@@ -3,6 +3,8 @@ package callback
 import (
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,11 +43,25 @@ type configClaims struct {
 
 // responseClaims are a response token's claims. Action stays a string here
 // so that an unknown action is reported as ErrBadAction, not ErrMalformed.
+// RequestTokenHash is Coterie's extension of protocol v2, which binds the
+// answer to one request token; v2 handlers do not send it.
 type responseClaims struct {
-	Action          string `json:"action"`
-	RequestID       string `json:"requestId"`
-	RejectionReason string `json:"rejectionReason,omitempty"`
+	Action           string `json:"action"`
+	RequestID        string `json:"requestId"`
+	RejectionReason  string `json:"rejectionReason,omitempty"`
+	RequestTokenHash string `json:"requestTokenHash,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// RequestTokenHash returns the value of a response's requestTokenHash
+// claim for a request token: the unpadded base64url encoding of the
+// SHA-256 of the compact JWT, without surrounding whitespace, exactly as
+// the handler received it. A handler that echoes it binds its answer to
+// that one request token, so the answer cannot be replayed for another
+// request, even one with the same requestId.
+func RequestTokenHash(token string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // EncodeRequest signs req with the node's callback key (RS256) and returns
@@ -163,7 +179,8 @@ func decodeRequest(token []byte, keys []*rsa.PublicKey, k Kind, now time.Time, v
 
 // EncodeResponse signs a handler's decision with the handler's key: RS256
 // for an RSA key, ES256 for an ECDSA P-256 key. The token's iat is now and,
-// when ttl > 0, its exp is now+ttl. d.Auto is not encoded. Failures wrap
+// when ttl > 0, its exp is now+ttl; d.RequestTokenHash, when set, becomes
+// the requestTokenHash claim. d.Auto is not encoded. Failures wrap
 // ErrBadAction, ErrInvalidRequest or ErrKey.
 func EncodeResponse(d Decision, key crypto.Signer, now time.Time, ttl time.Duration) (string, error) {
 	if key == nil {
@@ -180,9 +197,10 @@ func EncodeResponse(d Decision, key crypto.Signer, now time.Time, ttl time.Durat
 		return "", err
 	}
 	c := responseClaims{
-		Action:          d.Action.String(),
-		RequestID:       d.RequestID,
-		RejectionReason: d.RejectionReason,
+		Action:           d.Action.String(),
+		RequestID:        d.RequestID,
+		RejectionReason:  d.RejectionReason,
+		RequestTokenHash: d.RequestTokenHash,
 		RegisteredClaims: jwt.RegisteredClaims{
 			IssuedAt: jwt.NewNumericDate(now),
 		},
@@ -209,25 +227,58 @@ func actionName(a Action) string {
 	return ""
 }
 
+// Expected is what DecodeResponse checks a response against: the request
+// it answers, and how fresh and how closely bound to that request the
+// answer must be.
+type Expected struct {
+	// Kind is the request's kind; the action must be allowed for it.
+	Kind Kind
+	// RequestID is the request's requestId, which the response must echo.
+	RequestID string
+	// RequestToken is the request token the response answers. A response
+	// that carries requestTokenHash must carry RequestTokenHash of it.
+	// Required.
+	RequestToken string
+	// RequireTokenHash refuses a response that carries no
+	// requestTokenHash. Without it such a response is bound to the request
+	// by requestId alone, as in protocol v2.
+	RequireTokenHash bool
+	// MaxAge bounds the response's age: its iat may lie at most MaxAge,
+	// plus ClockSkew, before now. It must be positive.
+	MaxAge time.Duration
+	// AllowMissingIAT accepts a response that carries no iat, whose age
+	// cannot be known. An iat that is present is checked all the same.
+	AllowMissingIAT bool
+}
+
 // DecodeResponse verifies a handler's response body against the handler's
-// public key and returns its decision about the request of kind k with
-// requestId requestID.
+// public key and returns its decision about the request that want
+// describes.
 //
 // The token's alg must match the key (RS256 for RSA, ES256 for ECDSA
-// P-256); exp, when present, must not be past at now, and iat must not be
-// in the future. The requestId must equal requestID and the action must be
-// allowed for k. Every failure wraps one of ErrKey, ErrInvalidRequest,
-// ErrResponseTooLarge, ErrMalformed, ErrAlgorithm, ErrBadSignature,
-// ErrExpired, ErrNotYetValid, ErrRequestIDMismatch or ErrBadAction, and
-// comes with a zero Decision: a response that fails any check is never an
+// P-256). Its iat is required, unless want.AllowMissingIAT, and must lie
+// within want.MaxAge before now and not in the future, with ClockSkew
+// either way; exp, when present, must not be past. The requestId must
+// equal want.RequestID; a requestTokenHash, when present or required,
+// must be the hash of want.RequestToken; and the action must be allowed
+// for want.Kind. Every failure wraps one of ErrKey, ErrInvalidConfig,
+// ErrInvalidRequest, ErrResponseTooLarge, ErrMalformed, ErrAlgorithm,
+// ErrBadSignature, ErrExpired, ErrNotYetValid, ErrStaleResponse,
+// ErrRequestIDMismatch, ErrUnboundResponse or ErrBadAction, and comes
+// with a zero Decision: a response that fails any check is never an
 // approval.
-func DecodeResponse(body []byte, key crypto.PublicKey, k Kind, requestID string, now time.Time) (Decision, error) {
+func DecodeResponse(body []byte, key crypto.PublicKey, want Expected, now time.Time) (Decision, error) {
 	alg, err := keyAlg(key)
 	if err != nil {
 		return Decision{}, err
 	}
-	if k.Path() == "" {
-		return Decision{}, fmt.Errorf("%w: unknown request kind %s", ErrInvalidRequest, k)
+	switch {
+	case want.Kind.Path() == "":
+		return Decision{}, fmt.Errorf("%w: unknown request kind %s", ErrInvalidRequest, want.Kind)
+	case strings.TrimSpace(want.RequestToken) == "":
+		return Decision{}, fmt.Errorf("%w: no request token to check the answer against", ErrInvalidRequest)
+	case want.MaxAge <= 0:
+		return Decision{}, fmt.Errorf("%w: maximum answer age %s is not positive", ErrInvalidConfig, want.MaxAge)
 	}
 	if len(body) > MaxResponseBytes {
 		return Decision{}, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, MaxResponseBytes)
@@ -255,17 +306,35 @@ func DecodeResponse(body []byte, key crypto.PublicKey, k Kind, requestID string,
 	if err != nil {
 		return Decision{}, jwtError(err, tok, alg)
 	}
-	if c.RequestID != requestID {
+	if c.RequestID != want.RequestID {
 		return Decision{}, fmt.Errorf("%w: got %q", ErrRequestIDMismatch, truncate(c.RequestID, 64))
+	}
+	switch {
+	case c.RequestTokenHash == "" && want.RequireTokenHash:
+		return Decision{}, fmt.Errorf("%w: the answer carries no requestTokenHash", ErrUnboundResponse)
+	case c.RequestTokenHash != "" && c.RequestTokenHash != RequestTokenHash(want.RequestToken):
+		return Decision{}, fmt.Errorf("%w: its requestTokenHash is not the hash of this request's token", ErrUnboundResponse)
+	}
+	switch {
+	case c.IssuedAt == nil && !want.AllowMissingIAT:
+		return Decision{}, fmt.Errorf("%w: the answer carries no iat", ErrStaleResponse)
+	case c.IssuedAt != nil && now.Sub(c.IssuedAt.Time) > want.MaxAge+ClockSkew:
+		return Decision{}, fmt.Errorf("%w: issued %s ago, more than the maximum answer age %s",
+			ErrStaleResponse, now.Sub(c.IssuedAt.Time).Truncate(time.Second), want.MaxAge)
 	}
 	a, err := ParseAction(c.Action)
 	if err != nil {
 		return Decision{}, err
 	}
-	if !a.AllowedFor(k) {
-		return Decision{}, fmt.Errorf("%w: %s is not allowed for a %s request", ErrBadAction, a, k)
+	if !a.AllowedFor(want.Kind) {
+		return Decision{}, fmt.Errorf("%w: %s is not allowed for a %s request", ErrBadAction, a, want.Kind)
 	}
-	return Decision{Action: a, RequestID: c.RequestID, RejectionReason: truncate(c.RejectionReason, maxReasonLen)}, nil
+	return Decision{
+		Action:           a,
+		RequestID:        c.RequestID,
+		RejectionReason:  truncate(c.RejectionReason, maxReasonLen),
+		RequestTokenHash: c.RequestTokenHash,
+	}, nil
 }
 
 // methodIs reports whether m is the implementation of alg for its key

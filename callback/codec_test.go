@@ -117,7 +117,7 @@ func TestDecodeResponse(t *testing.T) {
 			if kind == 0 {
 				kind = KindTransaction
 			}
-			d, err := DecodeResponse([]byte(tc.body), tc.key, kind, "r1", t0)
+			d, err := DecodeResponse([]byte(tc.body), tc.key, expect(kind, "r1"), t0)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -143,10 +143,84 @@ func TestDecodeResponse(t *testing.T) {
 	}
 }
 
+// TestDecodeResponseFreshness: an answer needs an iat no older than the
+// maximum answer age (unless the node allows answers without one), and a
+// requestTokenHash, when present or required, must be this token's.
+func TestDecodeResponseFreshness(t *testing.T) {
+	k := testKeys()
+	maxAge := DefaultConfig().MaxAnswerAge
+	issued := func(age time.Duration) func(*responseClaims) {
+		return func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(t0.Add(-age)), nil }
+	}
+	noIAT := func(c *responseClaims) { c.IssuedAt, c.ExpiresAt = nil, nil }
+	noIATWithExp := func(c *responseClaims) { c.IssuedAt = nil }
+	hashOf := func(token string) func(*responseClaims) {
+		return func(c *responseClaims) { c.RequestTokenHash = RequestTokenHash(token) }
+	}
+	tests := []struct {
+		name    string
+		edit    func(*responseClaims)
+		want    func(*Expected)
+		wantErr error
+	}{
+		{name: "fresh", edit: issued(0)},
+		{name: "at the maximum age plus skew", edit: issued(maxAge + ClockSkew)},
+		{name: "a second past it", edit: issued(maxAge + ClockSkew + time.Second), wantErr: ErrStaleResponse},
+		{name: "an hour old", edit: issued(time.Hour), wantErr: ErrStaleResponse},
+		{name: "an hour old, answers without iat allowed", edit: issued(time.Hour), want: func(e *Expected) { e.AllowMissingIAT = true }, wantErr: ErrStaleResponse},
+		{name: "an hour old, a longer maximum age", edit: issued(time.Hour), want: func(e *Expected) { e.MaxAge = 2 * time.Hour }},
+		{name: "no iat", edit: noIAT, wantErr: ErrStaleResponse},
+		{name: "no iat but a valid exp", edit: noIATWithExp, wantErr: ErrStaleResponse},
+		{name: "no iat, allowed", edit: noIAT, want: func(e *Expected) { e.AllowMissingIAT = true }},
+		{name: "hash of this token", edit: hashOf(testRequestToken)},
+		{name: "hash of this token with whitespace around it", edit: hashOf(" " + testRequestToken + "\n"),
+			want: func(e *Expected) { e.RequireTokenHash = true }},
+		{name: "hash of this token, required", edit: hashOf(testRequestToken), want: func(e *Expected) { e.RequireTokenHash = true }},
+		{name: "no hash, not required (protocol v2)", edit: func(*responseClaims) {}},
+		{name: "no hash, required", edit: func(*responseClaims) {}, want: func(e *Expected) { e.RequireTokenHash = true }, wantErr: ErrUnboundResponse},
+		{name: "hash of another token", edit: hashOf("another.request.token"), wantErr: ErrUnboundResponse},
+		{name: "hash of another token, required", edit: hashOf("another.request.token"), want: func(e *Expected) { e.RequireTokenHash = true }, wantErr: ErrUnboundResponse},
+		{name: "hash not base64", edit: func(c *responseClaims) { c.RequestTokenHash = "!" }, wantErr: ErrUnboundResponse},
+		{name: "no request token to check against", edit: hashOf(testRequestToken), want: func(e *Expected) { e.RequestToken = " " }, wantErr: ErrInvalidRequest},
+		{name: "no maximum age", edit: issued(0), want: func(e *Expected) { e.MaxAge = 0 }, wantErr: ErrInvalidConfig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := response("APPROVE", "r1", "")
+			tc.edit(c)
+			want := expect(KindTransaction, "r1")
+			if tc.want != nil {
+				tc.want(&want)
+			}
+			d, err := DecodeResponse([]byte(signClaims(t, jwt.SigningMethodES256, k.handlerEC, c)), k.handlerEC.Public(), want, t0)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || Retryable(err) || d != (Decision{}) {
+					t.Fatalf("%+v, %v; want %v", d, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !d.Approved() || d.RequestTokenHash != c.RequestTokenHash {
+				t.Fatalf("%+v, %v; want an APPROVE", d, err)
+			}
+		})
+	}
+}
+
+func TestRequestTokenHash(t *testing.T) {
+	// SHA-256("abc"), unpadded base64url: the value a handler in any
+	// language computes from the request body it received.
+	const want = "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+	for _, token := range []string{"abc", "abc\n", " abc\r\n"} {
+		if got := RequestTokenHash(token); got != want {
+			t.Errorf("RequestTokenHash(%q) = %s, want %s", token, got, want)
+		}
+	}
+}
+
 func TestDecodeResponseReasonBounded(t *testing.T) {
 	k := testKeys()
 	tok := signClaims(t, jwt.SigningMethodRS256, k.handlerRSA, response("REJECT", "r1", strings.Repeat("é", 2000)))
-	d, err := DecodeResponse([]byte(tok), &k.handlerRSA.PublicKey, KindTransaction, "r1", t0)
+	d, err := DecodeResponse([]byte(tok), &k.handlerRSA.PublicKey, expect(KindTransaction, "r1"), t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +233,13 @@ func TestEncodeResponseRoundTrip(t *testing.T) {
 	k := testKeys()
 	for _, key := range []crypto.Signer{k.handlerRSA, k.handlerEC} {
 		for _, a := range []Action{ActionApprove, ActionReject, ActionRetry, ActionIgnore} {
-			want := Decision{Action: a, RequestID: "req-9", RejectionReason: "because"}
+			want := Decision{Action: a, RequestID: "req-9", RejectionReason: "because", RequestTokenHash: RequestTokenHash(testRequestToken)}
 			tok := mustEncodeResponse(t, want, key, t0)
-			got, err := DecodeResponse([]byte(tok), key.Public(), KindConfigChange, "req-9", t0.Add(30*time.Second))
+			got, err := DecodeResponse([]byte(tok), key.Public(), expect(KindConfigChange, "req-9"), t0.Add(30*time.Second))
 			if err != nil || got != want {
 				t.Fatalf("%T %s: got %+v, %v", key, a, got, err)
 			}
-			if _, err := DecodeResponse([]byte(tok), key.Public(), KindConfigChange, "req-9", t0.Add(2*time.Minute)); !errors.Is(err, ErrExpired) {
+			if _, err := DecodeResponse([]byte(tok), key.Public(), expect(KindConfigChange, "req-9"), t0.Add(2*time.Minute)); !errors.Is(err, ErrExpired) {
 				t.Fatalf("after ttl: err = %v, want ErrExpired", err)
 			}
 		}
@@ -260,6 +334,47 @@ func TestRequestClaimsShape(t *testing.T) {
 	}
 }
 
+// TestAbsentAmountsEncodeAsNull: an amount the request does not give goes
+// to the handler as null, never as 0, and comes back absent.
+func TestAbsentAmountsEncodeAsNull(t *testing.T) {
+	k := testKeys()
+	req := &TxRequest{RequestID: "t1", Asset: "ETH", Destinations: []Destination{{DestAddress: "0xabc"}}}
+	tok, err := EncodeRequest(req, k.node, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	var c struct {
+		Amount       json.RawMessage `json:"amount"`
+		Destinations []struct {
+			AmountNative json.RawMessage `json:"amountNative"`
+		} `json:"destinations"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.Amount) != "null" || len(c.Destinations) != 1 || string(c.Destinations[0].AmountNative) != "null" {
+		t.Fatalf("absent amounts encoded as %s", payload)
+	}
+	got, err := DecodeRequest([]byte(tok), []*rsa.PublicKey{&k.node.PublicKey}, KindTransaction, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx := got.(*TxRequest); tx.Amount != nil || tx.Destinations[0].AmountNative != nil {
+		t.Fatalf("absent amounts decoded as %v, %v", tx.Amount, tx.Destinations[0].AmountNative)
+	}
+
+	// A zero that was given stays a zero.
+	req.Amount, req.Destinations[0].AmountNative = num(0), num(0)
+	if tok, err = EncodeRequest(req, k.node, t0); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ = base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if !strings.Contains(string(payload), `"amount":0,`) || !strings.Contains(string(payload), `"amountNative":0,`) {
+		t.Fatalf("given zeros encoded as %s", payload)
+	}
+}
+
 func TestEncodeRequestErrors(t *testing.T) {
 	k := testKeys()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
@@ -277,8 +392,8 @@ func TestEncodeRequestErrors(t *testing.T) {
 		{"nil pointer", nilTx, k.node, ErrInvalidRequest},
 		{"empty requestId", &TxRequest{}, k.node, ErrInvalidRequest},
 		{"long requestId", &TxRequest{RequestID: strings.Repeat("x", maxIDLen+1)}, k.node, ErrInvalidRequest},
-		{"NaN amount", &TxRequest{RequestID: "a", Amount: math.NaN()}, k.node, ErrInvalidRequest},
-		{"Inf destination amount", &TxRequest{RequestID: "a", Destinations: []Destination{{AmountNative: math.Inf(1)}}}, k.node, ErrInvalidRequest},
+		{"NaN amount", &TxRequest{RequestID: "a", Amount: num(math.NaN())}, k.node, ErrInvalidRequest},
+		{"Inf destination amount", &TxRequest{RequestID: "a", Destinations: []Destination{{AmountNative: num(math.Inf(1))}}}, k.node, ErrInvalidRequest},
 		{"unknown config type", &ConfigChangeRequest{RequestID: "a"}, k.node, ErrInvalidRequest},
 		{"unencodable extraInfo", &ConfigChangeRequest{RequestID: "a", Type: ConfigAddUser, ExtraInfo: map[string]any{"x": math.NaN()}}, k.node, ErrInvalidRequest},
 		{"nil key", testTx("a"), nil, ErrKey},

@@ -49,9 +49,12 @@ transactions:
 	}
 	defer client.Close()
 
+	// Ask makes one attempt; on a RETRY answer or an error for which
+	// callback.Retryable is true, the caller waits cfg.Retry.Next and
+	// asks again.
 	for _, amount := range []string{"0.25", "0.75"} {
 		req := &callback.TxRequest{RequestID: "req-" + amount, Asset: "BTC", AmountStr: amount}
-		d, err := client.Decide(context.Background(), req)
+		d, err := client.Ask(context.Background(), req)
 		fmt.Println(d, err)
 	}
 	// Output:

@@ -31,6 +31,11 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add([]byte(signClaims(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, response("APPROVE", "req-1", ""))))
 	f.Add([]byte(signClaims(f, jwt.SigningMethodHS256, pubPEM, response("APPROVE", "req-1", ""))))
 	f.Add([]byte(b64(`{"alg":"RS256"}`) + "." + b64(`{"action":"APPROVE","requestId":"req-1","exp":"soon"}`) + "."))
+	bound := response("APPROVE", "req-1", "")
+	bound.RequestTokenHash = RequestTokenHash(testRequestToken)
+	f.Add([]byte(signClaims(f, jwt.SigningMethodES256, k.handlerEC, bound)))
+	bound.RequestTokenHash = RequestTokenHash("another request token")
+	f.Add([]byte(signClaims(f, jwt.SigningMethodES256, k.handlerEC, bound)))
 	f.Add([]byte("not.a.jwt"))
 	f.Add([]byte(""))
 
@@ -38,7 +43,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, key := range signers {
 			for _, kind := range []Kind{KindTransaction, KindConfigChange} {
-				d, err := DecodeResponse(body, key.Public(), kind, "req-1", t0)
+				d, err := DecodeResponse(body, key.Public(), expect(kind, "req-1"), t0)
 				if err != nil {
 					if d != (Decision{}) {
 						t.Fatalf("error %v came with decision %+v", err, d)
@@ -58,7 +63,7 @@ func FuzzDecodeResponse(f *testing.F) {
 				if err != nil {
 					t.Fatalf("re-encode %+v: %v", d, err)
 				}
-				again, err := DecodeResponse([]byte(tok), key.Public(), kind, "req-1", t0)
+				again, err := DecodeResponse([]byte(tok), key.Public(), expect(kind, "req-1"), t0)
 				if err != nil || again != d {
 					t.Fatalf("round trip: %+v, %v; want %+v", again, err, d)
 				}

@@ -55,13 +55,13 @@ func testTx(id string) *TxRequest {
 		SourceID:        "0",
 		DestType:        "ONE_TIME_ADDRESS",
 		Asset:           "BTC",
-		Amount:          0.25,
+		Amount:          num(0.25),
 		AmountStr:       "0.25",
 		Fee:             "0.0001",
 		DestAddressType: "ONE_TIME",
 		DestAddress:     "bc1qexampleallowedaddress0000000000000000",
 		Destinations: []Destination{{
-			AmountNative: 0.25, AmountNativeStr: "0.25",
+			AmountNative: num(0.25), AmountNativeStr: "0.25",
 			DestAddress: "bc1qexampleallowedaddress0000000000000000", DestType: "ONE_TIME_ADDRESS",
 		}},
 		RawTx:     []RawTx{{KeyDerivationPath: []uint32{44, 0, 0, 0, 0}, Payload: strings.Repeat("ab", 32)}},
@@ -70,6 +70,9 @@ func testTx(id string) *TxRequest {
 		SignerID:  "api-user-1",
 	}
 }
+
+// num returns a pointer to f, for the optional amounts of the payload.
+func num(f float64) *float64 { return &f }
 
 func testConfig(id string, t ConfigChangeType) *ConfigChangeRequest {
 	return &ConfigChangeRequest{
@@ -102,6 +105,16 @@ func response(action, requestID, reason string) *responseClaims {
 	}
 }
 
+// testRequestToken stands for the request token a response answers, in
+// tests that decode responses directly.
+const testRequestToken = "header.claims.signature"
+
+// expect returns what a node with the default settings expects of an
+// answer to request id of kind k sent as testRequestToken.
+func expect(k Kind, id string) Expected {
+	return Expected{Kind: k, RequestID: id, RequestToken: testRequestToken, MaxAge: DefaultConfig().MaxAnswerAge}
+}
+
 func mustEncodeResponse(t testing.TB, d Decision, key crypto.Signer, now time.Time) string {
 	t.Helper()
 	s, err := EncodeResponse(d, key, now, time.Minute)
@@ -128,7 +141,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func isSentinel(err error) bool {
 	for _, s := range []error{
 		ErrInvalidConfig, ErrInvalidRequest, ErrKey, ErrMalformed, ErrAlgorithm, ErrBadSignature,
-		ErrExpired, ErrNotYetValid, ErrRequestIDMismatch, ErrBadAction, ErrTimeout, ErrUnreachable,
+		ErrExpired, ErrNotYetValid, ErrStaleResponse, ErrRequestIDMismatch, ErrUnboundResponse, ErrBadAction, ErrTimeout, ErrUnreachable,
 		ErrHTTPStatus, ErrResponseTooLarge, ErrRetryRequested, ErrBudgetExhausted,
 	} {
 		if errors.Is(err, s) {

@@ -69,6 +69,13 @@ var (
 
 // TxRequest is a transaction signing request, sent to TxPath. The JSON
 // names are those of protocol v2.
+//
+// An amount the workspace did not give is absent, never zero: its number
+// (Amount, Destination.AmountNative) is nil and encodes as JSON null, and
+// its string (AmountStr, Destination.AmountNativeStr) is empty. A handler
+// that reads a missing amount as 0 would pass any amount limit; the
+// reference Policy refuses a transaction whose amount it must check and
+// cannot find.
 type TxRequest struct {
 	TxID            string        `json:"txId"`
 	Operation       string        `json:"operation"`
@@ -77,7 +84,7 @@ type TxRequest struct {
 	DestType        string        `json:"destType"`
 	DestID          string        `json:"destId"`
 	Asset           string        `json:"asset"`
-	Amount          float64       `json:"amount"`
+	Amount          *float64      `json:"amount"`
 	AmountStr       string        `json:"amountStr"`
 	Fee             string        `json:"fee"`
 	DestAddressType string        `json:"destAddressType"`
@@ -89,15 +96,16 @@ type TxRequest struct {
 	SignerID        string        `json:"signerId"`
 }
 
-// Destination is one output of a transaction.
+// Destination is one output of a transaction. Its amount may be absent:
+// AmountNative nil (JSON null) and AmountNativeStr empty.
 type Destination struct {
-	AmountNative    float64 `json:"amountNative"`
-	AmountNativeStr string  `json:"amountNativeStr"`
-	DestAddress     string  `json:"dstAddress"`
-	DestAddressType string  `json:"dstAddressType"`
-	DestID          string  `json:"dstId"`
-	DestType        string  `json:"dstType"`
-	DestName        string  `json:"dstName"`
+	AmountNative    *float64 `json:"amountNative"`
+	AmountNativeStr string   `json:"amountNativeStr"`
+	DestAddress     string   `json:"dstAddress"`
+	DestAddressType string   `json:"dstAddressType"`
+	DestID          string   `json:"dstId"`
+	DestType        string   `json:"dstType"`
+	DestName        string   `json:"dstName"`
 }
 
 // RawTx is one message to sign: its hex-encoded payload (the digest) and
@@ -120,11 +128,11 @@ func (r *TxRequest) validate() error {
 	if err := validateID(r.RequestID); err != nil {
 		return err
 	}
-	if !finite(r.Amount) {
+	if r.Amount != nil && !finite(*r.Amount) {
 		return fmt.Errorf("%w: amount is not a finite number", ErrInvalidRequest)
 	}
 	for i, d := range r.Destinations {
-		if !finite(d.AmountNative) {
+		if d.AmountNative != nil && !finite(*d.AmountNative) {
 			return fmt.Errorf("%w: destinations[%d].amountNative is not a finite number", ErrInvalidRequest, i)
 		}
 	}

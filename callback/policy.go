@@ -18,9 +18,11 @@ import (
 // with every key optional:
 //
 //	transactions:
-//	  maxAmount:            # per-asset maximum amount, inclusive, as a decimal
-//	    BTC: "0.5"          # "*" applies to assets not listed; when the map is
-//	    "*": "100"          # not empty, an asset matching no key is rejected
+//	  maxAmount:            # per-asset maximum amount, inclusive, as a decimal,
+//	    BTC: "0.5"          # of the amount and of each destination's amount;
+//	    "*": "100"          # an absent amount is rejected. "*" applies to assets
+//	                        # not listed; when the map is not empty, an asset
+//	                        # matching no key is rejected
 //	  allowedDestinations:  # when not empty, destAddress and every
 //	    - "bc1q..."         # destinations[].dstAddress must be listed (exact match)
 //	configChanges:          # approve, reject or ignore, per type; "*" for the
@@ -244,8 +246,8 @@ func (r *retryRule) matches(req Request) bool {
 			return false
 		}
 		if r.amount != nil {
-			v, ok := txAmount(q)
-			return ok && v.Cmp(r.amount) == 0
+			v, err := exactAmount(q.AmountStr, q.Amount)
+			return err == nil && v.Cmp(r.amount) == 0
 		}
 		return true
 	case *ConfigChangeRequest:
@@ -255,16 +257,28 @@ func (r *retryRule) matches(req Request) bool {
 	}
 }
 
-// txAmount is the request's amount as an exact decimal: amountStr, or the
-// shortest decimal that round-trips amount when amountStr is empty.
-func txAmount(r *TxRequest) (*big.Rat, bool) {
-	if r.AmountStr != "" {
-		return parseDecimal(r.AmountStr)
+// errNoAmount means a request gave neither form of an amount.
+var errNoAmount = errors.New("absent")
+
+// exactAmount is an amount as an exact decimal: the string form, or the
+// shortest decimal that round-trips the number when the string is empty.
+// It fails with errNoAmount when both are absent, so that a missing
+// amount never reads as zero, and when the amount is not a non-negative
+// decimal.
+func exactAmount(str string, num *float64) (*big.Rat, error) {
+	switch {
+	case str != "":
+		if v, ok := parseDecimal(str); ok {
+			return v, nil
+		}
+	case num == nil:
+		return nil, errNoAmount
+	case *num >= 0 && finite(*num):
+		if v, ok := parseDecimal(strconv.FormatFloat(*num, 'f', -1, 64)); ok {
+			return v, nil
+		}
 	}
-	if r.Amount < 0 || !finite(r.Amount) {
-		return nil, false
-	}
-	return parseDecimal(strconv.FormatFloat(r.Amount, 'f', -1, 64))
+	return nil, errors.New("not a non-negative decimal")
 }
 
 // evaluate applies the policy's static rules (everything but retry) to
@@ -282,20 +296,8 @@ func (c *compiledPolicy) evaluate(req Request) (Action, string) {
 
 func (c *compiledPolicy) evaluateTx(r *TxRequest) (Action, string) {
 	if c.maxAmount != nil {
-		amount, ok := txAmount(r)
-		if !ok {
-			return ActionReject, "amount is not a non-negative decimal"
-		}
-		limit, ok := c.maxAmount[r.Asset]
-		if !ok {
-			limit, ok = c.maxAmount["*"]
-		}
-		if !ok {
-			return ActionReject, fmt.Sprintf("asset %s is not allowed by policy", truncate(r.Asset, 32))
-		}
-		if amount.Cmp(limit) > 0 {
-			return ActionReject, fmt.Sprintf("amount %s %s exceeds the maximum %s",
-				decimalString(amount), truncate(r.Asset, 32), decimalString(limit))
+		if a, reason := c.checkAmounts(r); a != ActionApprove {
+			return a, reason
 		}
 	}
 	if c.allowed != nil {
@@ -315,6 +317,39 @@ func (c *compiledPolicy) evaluateTx(r *TxRequest) (Action, string) {
 			if !c.allowed[a] {
 				return ActionReject, fmt.Sprintf("destination %s is not on the allowlist", truncate(a, 128))
 			}
+		}
+	}
+	return ActionApprove, ""
+}
+
+// checkAmounts holds the transaction's amount and each destination's
+// amount to the asset's maximum. An amount that is absent or not a
+// decimal fails the check: a limit is never passed by a missing value.
+func (c *compiledPolicy) checkAmounts(r *TxRequest) (Action, string) {
+	limit, ok := c.maxAmount[r.Asset]
+	if !ok {
+		limit, ok = c.maxAmount["*"]
+	}
+	if !ok {
+		return ActionReject, fmt.Sprintf("asset %s is not allowed by policy", truncate(r.Asset, 32))
+	}
+	check := func(what, str string, num *float64) (Action, string) {
+		amount, err := exactAmount(str, num)
+		if err != nil {
+			return ActionReject, fmt.Sprintf("%s is %v, so the maximum amount cannot be checked", what, err)
+		}
+		if amount.Cmp(limit) > 0 {
+			return ActionReject, fmt.Sprintf("%s %s %s exceeds the maximum %s",
+				what, decimalString(amount), truncate(r.Asset, 32), decimalString(limit))
+		}
+		return ActionApprove, ""
+	}
+	if a, reason := check("amount", r.AmountStr, r.Amount); a != ActionApprove {
+		return a, reason
+	}
+	for i, d := range r.Destinations {
+		if a, reason := check(fmt.Sprintf("destinations[%d] amount", i), d.AmountNativeStr, d.AmountNative); a != ActionApprove {
+			return a, reason
 		}
 	}
 	return ActionApprove, ""

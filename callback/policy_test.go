@@ -79,14 +79,21 @@ func TestPolicyEvaluate(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
+	const okBTC, okETH = "bc1qexampleallowedaddress0000000000000000", "0x00000000000000000000000000000000000000a1"
 	tx := func(asset, amount, dest string, more ...string) *TxRequest {
 		r := &TxRequest{RequestID: "r", Asset: asset, AmountStr: amount, DestAddress: dest}
 		for _, d := range more {
-			r.Destinations = append(r.Destinations, Destination{DestAddress: d})
+			r.Destinations = append(r.Destinations, Destination{DestAddress: d, AmountNativeStr: "0.1"})
 		}
 		return r
 	}
-	const okBTC, okETH = "bc1qexampleallowedaddress0000000000000000", "0x00000000000000000000000000000000000000a1"
+	// withDest is an ETH transaction of 1 to one allowed destination whose
+	// amount is str and num.
+	withDest := func(str string, num *float64) *TxRequest {
+		r := tx("ETH", "1", "")
+		r.Destinations = []Destination{{DestAddress: okETH, AmountNativeStr: str, AmountNative: num}}
+		return r
+	}
 	tests := []struct {
 		name   string
 		req    Request
@@ -97,10 +104,18 @@ func TestPolicyEvaluate(t *testing.T) {
 		{"over limit", tx("BTC", "0.50000001", okBTC), ActionReject, "exceeds the maximum"},
 		{"wildcard asset within", tx("SOL", "999.99", okBTC), ActionApprove, ""},
 		{"wildcard asset over", tx("SOL", "1000.01", okBTC), ActionReject, "exceeds"},
-		{"float amount only", &TxRequest{RequestID: "r", Asset: "ETH", Amount: 0.1, DestAddress: okETH}, ActionApprove, ""},
-		{"float amount over", &TxRequest{RequestID: "r", Asset: "ETH", Amount: 20.5, DestAddress: okETH}, ActionReject, "exceeds"},
-		{"negative amount", &TxRequest{RequestID: "r", Asset: "ETH", Amount: -1, DestAddress: okETH}, ActionReject, "non-negative"},
+		{"float amount only", &TxRequest{RequestID: "r", Asset: "ETH", Amount: num(0.1), DestAddress: okETH}, ActionApprove, ""},
+		{"float amount over", &TxRequest{RequestID: "r", Asset: "ETH", Amount: num(20.5), DestAddress: okETH}, ActionReject, "exceeds"},
+		{"negative amount", &TxRequest{RequestID: "r", Asset: "ETH", Amount: num(-1), DestAddress: okETH}, ActionReject, "non-negative"},
 		{"amountStr garbage", tx("BTC", "lots", okBTC), ActionReject, "non-negative"},
+		{"amount absent", &TxRequest{RequestID: "r", Asset: "ETH", DestAddress: okETH}, ActionReject, "amount is absent"},
+		{"destination amount within", withDest("20", nil), ActionApprove, ""},
+		{"destination float amount within", withDest("", num(2)), ActionApprove, ""},
+		{"destination amount over", withDest("20.5", nil), ActionReject, "destinations[0] amount 20.5 ETH exceeds the maximum 20"},
+		{"destination float amount over", withDest("", num(1e6)), ActionReject, "destinations[0] amount 1000000 ETH exceeds"},
+		{"destination amount absent", withDest("", nil), ActionReject, "destinations[0] amount is absent"},
+		{"destination amount garbage", withDest("lots", num(1)), ActionReject, "destinations[0] amount is not a non-negative decimal"},
+		{"destination amount negative", withDest("", num(-5)), ActionReject, "non-negative"},
 		{"destination not listed", tx("BTC", "0.1", "bc1qattacker"), ActionReject, "not on the allowlist"},
 		{"one of many destinations not listed", tx("ETH", "1", okETH, okBTC, "0xevil"), ActionReject, "0xevil"},
 		{"all destinations listed", tx("ETH", "1", "", okETH, okBTC), ActionApprove, ""},
@@ -160,7 +175,7 @@ retry:
 	c, _ := p.compile()
 	noted := testTx("a")
 	noted.Note = "x please-retry y"
-	exact := &TxRequest{RequestID: "a", Asset: "BTC", Amount: 0.0042}
+	exact := &TxRequest{RequestID: "a", Asset: "BTC", Amount: num(0.0042)}
 	exactStr := &TxRequest{RequestID: "a", Asset: "BTC", AmountStr: "0.00420"}
 	otherAsset := &TxRequest{RequestID: "a", Asset: "ETH", AmountStr: "0.0042"}
 	tests := []struct {

@@ -99,8 +99,10 @@ func (cfg ServerConfig) validate() (*compiledPolicy, error) {
 
 // Server is the reference callback handler: an http.Handler serving
 // TxPath and ConfigChangePath. It verifies each request token, decides
-// with its Policy and answers a signed response token. It is safe for
-// concurrent use; mount it at the root of the handler's base URL.
+// with its Policy and answers a signed response token, which carries iat,
+// exp and the requestTokenHash of the request token (see
+// RequestTokenHash). It is safe for concurrent use; mount it at the root
+// of the handler's base URL.
 type Server struct {
 	cfg    ServerConfig
 	policy *compiledPolicy
@@ -170,6 +172,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.decide(req)
+	// Echoing the hash binds the answer to this one request token, so a
+	// node that requires it cannot be given this answer for another
+	// request with the same requestId.
+	d.RequestTokenHash = RequestTokenHash(string(body))
 	token, err := EncodeResponse(d, s.cfg.Key, now, s.cfg.ResponseTTL)
 	if err != nil {
 		s.cfg.Logger.Error("callback response not signed", "request_id", req.ID(), "err", err)

@@ -50,11 +50,11 @@ func TestEndToEnd(t *testing.T) {
 		return r
 	}
 	type tcase struct {
-		name     string
-		req      Request
-		backoffs int
-		want     Action
-		reason   string
+		name    string
+		req     Request
+		retries int // RETRY answers before the final one
+		want    Action
+		reason  string
 	}
 	tests := []tcase{
 		{"transaction within policy", txWith("t1", "BTC", "0.25", okBTC, ""), 0, ActionApprove, ""},
@@ -72,11 +72,11 @@ func TestEndToEnd(t *testing.T) {
 		if !ok {
 			want = ActionApprove
 		}
-		backoffs := 0
+		retries := 0
 		if typ == ConfigEnableOneTimeAddress {
-			backoffs = 1
+			retries = 1
 		}
-		tests = append(tests, tcase{"config change " + typ.String(), testConfig("c-"+typ.String(), typ), backoffs, want, ""})
+		tests = append(tests, tcase{"config change " + typ.String(), testConfig("c-"+typ.String(), typ), retries, want, ""})
 	}
 
 	for _, key := range []crypto.Signer{k.handlerRSA, k.handlerEC} {
@@ -84,18 +84,29 @@ func TestEndToEnd(t *testing.T) {
 			fc := clock.NewFake(t0)
 			srv := httptest.NewServer(newTestServer(t, fc, key, nil))
 			defer srv.Close()
-			c := newTestClient(t, srv.URL, fc, func(cfg *Config) { cfg.HandlerKey = key.Public() })
+			// The reference server binds its answers to the request token,
+			// so a node may require that.
+			c := newTestClient(t, srv.URL, fc, func(cfg *Config) {
+				cfg.HandlerKey = key.Public()
+				cfg.RequireRequestTokenHash = true
+			})
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					r := decide(t, c, fc, tc.req, tc.backoffs)
-					if r.err != nil {
-						t.Fatal(r.err)
+					for i := range tc.retries {
+						d, err := c.Ask(context.Background(), tc.req)
+						if err != nil || d.Action != ActionRetry {
+							t.Fatalf("attempt %d: %+v, %v; want RETRY", i+1, d, err)
+						}
 					}
-					if r.d.Action != tc.want || !strings.Contains(r.d.RejectionReason, tc.reason) {
-						t.Fatalf("decision %+v, want %s %q", r.d, tc.want, tc.reason)
+					d, err := c.Ask(context.Background(), tc.req)
+					if err != nil {
+						t.Fatal(err)
 					}
-					if (r.d.Action == ActionReject) != (r.d.RejectionReason != "") {
-						t.Fatalf("decision %+v: a REJECT needs a reason, other actions have none", r.d)
+					if d.Action != tc.want || !strings.Contains(d.RejectionReason, tc.reason) {
+						t.Fatalf("decision %+v, want %s %q", d, tc.want, tc.reason)
+					}
+					if (d.Action == ActionReject) != (d.RejectionReason != "") {
+						t.Fatalf("decision %+v: a REJECT needs a reason, other actions have none", d)
 					}
 				})
 			}
@@ -187,9 +198,10 @@ func TestServerHTTP(t *testing.T) {
 			if w.Code != http.StatusOK {
 				return
 			}
-			d, err := DecodeResponse(w.Body.Bytes(), &k.handlerRSA.PublicKey, KindTransaction, "h1", t0)
-			if err != nil || !d.Approved() {
-				t.Fatalf("response %+v, %v", d, err)
+			want := Expected{Kind: KindTransaction, RequestID: "h1", RequestToken: tc.body, RequireTokenHash: true, MaxAge: time.Minute}
+			d, err := DecodeResponse(w.Body.Bytes(), &k.handlerRSA.PublicKey, want, t0)
+			if err != nil || !d.Approved() || d.RequestTokenHash != RequestTokenHash(tc.body) {
+				t.Fatalf("response %+v, %v; want an APPROVE bound to the request token", d, err)
 			}
 		})
 	}
@@ -211,7 +223,8 @@ func TestServerInsecureSkipVerify(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
-	if d, err := DecodeResponse(w.Body.Bytes(), k.handlerEC.Public(), KindTransaction, "i1", t0); err != nil || !d.Approved() {
+	want := Expected{Kind: KindTransaction, RequestID: "i1", RequestToken: tok, RequireTokenHash: true, MaxAge: time.Minute}
+	if d, err := DecodeResponse(w.Body.Bytes(), k.handlerEC.Public(), want, t0); err != nil || !d.Approved() {
 		t.Fatalf("response %+v, %v", d, err)
 	}
 }
@@ -261,6 +274,57 @@ func TestServerConfigValidate(t *testing.T) {
 			}
 			if _, err := NewServer(cfg); err == nil {
 				t.Fatal("NewServer accepted an invalid config")
+			}
+		})
+	}
+}
+
+// replayer forwards the first request to the reference server and records
+// its answer, then plays that answer back to every later request: an
+// old APPROVE for the same requestId, as an attacker between the node and
+// the handler could, or a handler's cache after a failover.
+type replayer struct {
+	next     http.Handler
+	mu       sync.Mutex
+	recorded []byte
+}
+
+func (p *replayer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.recorded != nil {
+		_, _ = w.Write(p.recorded)
+		return
+	}
+	rec := httptest.NewRecorder()
+	p.next.ServeHTTP(rec, r)
+	p.recorded = rec.Body.Bytes()
+	_, _ = w.Write(p.recorded)
+}
+
+// TestReplayedAnswerRefused: an APPROVE the reference server gave to one
+// request token is refused for another token of the same request, asked
+// again later (a failover), both when the node requires binding and when
+// it does not, because a requestTokenHash present must always match.
+func TestReplayedAnswerRefused(t *testing.T) {
+	for _, require := range []bool{true, false} {
+		t.Run(fmt.Sprintf("required=%v", require), func(t *testing.T) {
+			k := testKeys()
+			fc := clock.NewFake(t0)
+			srv := httptest.NewServer(&replayer{next: newTestServer(t, fc, k.handlerEC, nil)})
+			defer srv.Close()
+			c := newTestClient(t, srv.URL, fc, func(cfg *Config) {
+				cfg.HandlerKey = k.handlerEC.Public()
+				cfg.RequireRequestTokenHash = require
+			})
+			req := testTx("replayed")
+			if d, err := c.Ask(context.Background(), req); err != nil || !d.Approved() || d.RequestTokenHash == "" {
+				t.Fatalf("first ask: %+v, %v; want a bound APPROVE", d, err)
+			}
+			fc.Advance(10 * time.Second) // a new request token, within the answer's exp and age
+			d, err := c.Ask(context.Background(), req)
+			if !errors.Is(err, ErrUnboundResponse) || Retryable(err) || d.Approved() {
+				t.Fatalf("replayed answer: %+v, %v; want ErrUnboundResponse", d, err)
 			}
 		})
 	}

@@ -66,9 +66,7 @@ func (n *Node) newUserServer() (userServer, error) {
 // callbackConfig builds the callback client settings every user shares:
 // the handler from the config and the cluster's signing key.
 func (n *Node) callbackConfig() (callback.Config, error) {
-	cb := callback.DefaultConfig()
-	cb.Timeout = n.cfg.Callback.Timeout
-	cb.Retry = n.cfg.Callback.backoff()
+	cb := n.cfg.Callback.clientConfig()
 	cb.Logger = n.componentLogger("callback")
 	cb.Clock = n.clock
 	if n.cfg.Callback.URL == "" {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -200,6 +199,16 @@ type CallbackConfig struct {
 	RetryAttempts int `yaml:"retry_attempts"`
 	// RetryInterval is the wait between attempts, before jitter.
 	RetryInterval time.Duration `yaml:"retry_interval"`
+	// MaxAnswerAge bounds the age of an answer's iat when it arrives, so
+	// that an old answer cannot be played back (callback.Config).
+	MaxAnswerAge time.Duration `yaml:"max_answer_age"`
+	// AllowAnswersWithoutIAT accepts answers that carry no iat, for
+	// handlers that cannot send one.
+	AllowAnswersWithoutIAT bool `yaml:"allow_answers_without_iat"`
+	// RequireRequestTokenHash refuses answers that do not echo the hash of
+	// the request token (the reference handler does; protocol v2 handlers
+	// do not).
+	RequireRequestTokenHash bool `yaml:"require_request_token_hash"`
 }
 
 // LogConfig configures the logger the node builds when Config.Logger is
@@ -216,9 +225,9 @@ type LogConfig struct {
 // DefaultConfig returns the defaults: development mode, the sim enclave,
 // a single bootstrapping voter on 127.0.0.1:7000, the admin API on
 // 127.0.0.1:7080, 64 sessions, pools of 4 presignatures made by one
-// worker, no callback handler (30 s timeout and 20 tries 3 minutes apart
-// once one is set), and a 10 s owner timeout. NodeID and DataDir must
-// still be set.
+// worker, no callback handler (30 s timeout, 20 tries 3 minutes apart and
+// answers at most 2 minutes old once one is set), and a 10 s owner
+// timeout. NodeID and DataDir must still be set.
 func DefaultConfig() Config {
 	return Config{
 		Mode:     ModeDevelopment.String(),
@@ -231,6 +240,7 @@ func DefaultConfig() Config {
 			Timeout:       30 * time.Second,
 			RetryAttempts: 20,
 			RetryInterval: 3 * time.Minute,
+			MaxAnswerAge:  callback.DefaultConfig().MaxAnswerAge,
 		},
 		Log:          LogConfig{Level: "info", Format: "text"},
 		OwnerTimeout: 10 * time.Second,
@@ -384,16 +394,18 @@ func (c CallbackConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
 	if c.URL != "" {
-		u, err := url.Parse(c.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("callback.url %q is not an http(s) URL", c.URL)
+		if err := callback.CheckURL(c.URL); err != nil {
+			bad("callback.url: %v", err)
 		}
 		if c.HandlerPublicKey == "" {
 			bad("callback.handler_public_key is required with callback.url")
 		}
 	}
-	if c.Timeout <= 0 {
-		bad("callback.timeout %v must be positive", c.Timeout)
+	if c.Timeout <= 0 || c.Timeout > callback.MaxTimeout {
+		bad("callback.timeout %v is not in (0, %v]", c.Timeout, callback.MaxTimeout)
+	}
+	if c.MaxAnswerAge <= 0 || c.MaxAnswerAge > callback.MaxAnswerAgeLimit {
+		bad("callback.max_answer_age %v is not in (0, %v]", c.MaxAnswerAge, callback.MaxAnswerAgeLimit)
 	}
 	if c.RetryAttempts < 1 {
 		bad("callback.retry_attempts %d must be at least 1", c.RetryAttempts)
@@ -412,10 +424,9 @@ func (c CallbackConfig) clientProblems() []error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
-	cb := callback.DefaultConfig()
-	cb.Timeout, cb.Retry = c.Timeout, c.backoff()
+	cb := c.clientConfig()
 	if err := cb.Validate(); err != nil {
-		bad("callback timeout or retries: %v", err)
+		bad("callback settings: %v", err)
 	}
 	if c.HandlerPublicKey != "" {
 		if _, err := loadHandlerKey(c.HandlerPublicKey); err != nil {
@@ -432,6 +443,18 @@ func (c CallbackConfig) clientProblems() []error {
 
 // backoff is the callback client's retry budget: RetryAttempts tries,
 // RetryInterval apart.
+// clientConfig is the callback client's config as these settings make
+// it, without the parts the node adds at start (key, URL, clock, logger).
+func (c CallbackConfig) clientConfig() callback.Config {
+	cb := callback.DefaultConfig()
+	cb.Timeout = c.Timeout
+	cb.Retry = c.backoff()
+	cb.MaxAnswerAge = c.MaxAnswerAge
+	cb.AllowAnswersWithoutIAT = c.AllowAnswersWithoutIAT
+	cb.RequireRequestTokenHash = c.RequireRequestTokenHash
+	return cb
+}
+
 func (c CallbackConfig) backoff() callback.Backoff {
 	b := callback.DefaultBackoff()
 	b.MaxAttempts = c.RetryAttempts

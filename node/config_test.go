@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/coterie-mpc/coterie/clock"
 )
 
 func TestExampleConfigParses(t *testing.T) {
@@ -200,4 +204,86 @@ func normalize(c Config) Config {
 		c.Raft.Peers = nil
 	}
 	return c
+}
+
+// TestCallbackURLValidated: the node refuses at validation, before it
+// creates anything, every handler URL the callback client would refuse,
+// with callback.CheckURL's reason.
+func TestCallbackURLValidated(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // "" means valid
+	}{
+		{"https://handler.example.com/cb", ""},
+		{"http://127.0.0.1:8090", ""},
+		{"http://localhost:8090", ""},
+		{"http://[::1]:8090", ""},
+		{"http://handler.example.com", "not loopback"},
+		{"http://10.0.0.7:8090", "not loopback"},
+		{"https://u:secret@handler.example.com", "user info"},
+		{"https://handler.example.com/?token=x", "query"},
+		{"ftp://127.0.0.1", "scheme"},
+		{"not a url", "scheme"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.url, func(t *testing.T) {
+			yaml := fmt.Sprintf("node_id: n1\ndata_dir: /d\ncallback:\n  url: %q\n  handler_public_key: k.pem\n", tc.url)
+			_, err := ParseConfig([]byte(yaml), "/etc/c")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "callback.url") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want callback.url: …%s…", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error quotes the URL's password: %v", err)
+			}
+		})
+	}
+}
+
+// TestCallbackAnswerSettings: the answer freshness and binding settings
+// parse, default to the callback client's defaults, and are bounded.
+func TestCallbackAnswerSettings(t *testing.T) {
+	const base = "node_id: n1\ndata_dir: /d\n"
+	c, err := ParseConfig([]byte(base), "/etc/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Callback.MaxAnswerAge != 2*time.Minute || c.Callback.AllowAnswersWithoutIAT || c.Callback.RequireRequestTokenHash {
+		t.Fatalf("defaults: %+v", c.Callback)
+	}
+	c, err = ParseConfig([]byte(base+"callback:\n  max_answer_age: 30s\n  allow_answers_without_iat: true\n  require_request_token_hash: true\n"), "/etc/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Callback.MaxAnswerAge != 30*time.Second || !c.Callback.AllowAnswersWithoutIAT || !c.Callback.RequireRequestTokenHash {
+		t.Fatalf("parsed: %+v", c.Callback)
+	}
+	_, err = ParseConfig([]byte(base+"callback:\n  max_answer_age: 0s\n  timeout: 11m\n"), "/etc/c")
+	for _, w := range []string{"callback.max_answer_age", "callback.timeout"} {
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v lacks %s", err, w)
+		}
+	}
+}
+
+// TestCallbackConfigWiring: the node hands its callback settings to the
+// callback client.
+func TestCallbackConfigWiring(t *testing.T) {
+	cfg, err := ParseConfig([]byte("node_id: n1\ndata_dir: /d\ncallback:\n  timeout: 7s\n  max_answer_age: 45s\n  allow_answers_without_iat: true\n  require_request_token_hash: true\n"), "/etc/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{cfg: cfg, clock: clock.Real(), log: slog.New(slog.DiscardHandler)}
+	cb, err := n.callbackConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb.Timeout != 7*time.Second || cb.MaxAnswerAge != 45*time.Second || !cb.AllowAnswersWithoutIAT || !cb.RequireRequestTokenHash {
+		t.Fatalf("callback config %+v", cb)
+	}
 }

@@ -111,10 +111,18 @@ func (t *TimedCluster) Release(ctx context.Context, node string) error {
 	return err
 }
 
-// AddPresignatures is Cluster.AddPresignatures, timed.
-func (t *TimedCluster) AddPresignatures(ctx context.Context, key string, ps []cluster.SealedPresignature) error {
+// ReserveNext is Cluster.ReserveNext, timed.
+func (t *TimedCluster) ReserveNext(ctx context.Context, request, key string) (cluster.PresignatureRef, error) {
 	start := time.Now()
-	err := t.Cluster.AddPresignatures(ctx, key, ps)
+	ref, err := t.Cluster.ReserveNext(ctx, request, key)
+	t.observe("reserve", start, err)
+	return ref, err
+}
+
+// AddPresignatures is Cluster.AddPresignatures, timed.
+func (t *TimedCluster) AddPresignatures(ctx context.Context, key, reserveFor string, seal func(uint64) ([]cluster.SealedPresignature, error)) error {
+	start := time.Now()
+	err := t.Cluster.AddPresignatures(ctx, key, reserveFor, seal)
 	t.observe("presignatures_added", start, err)
 	return err
 }

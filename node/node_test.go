@@ -248,7 +248,7 @@ func importFixture(t testing.TB, n *Node, wsAddr string) (*User, fixture) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ps.Put(ctx, p); err != nil {
+		if err := ps.Add(ctx, p, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,6 +48,8 @@ func newCallbackServeCmd() *cobra.Command {
 			"(see callback/testdata/policy.yaml). It verifies each request JWT against the co-signers' " +
 			"callback public keys (--cosigner-key, repeatable; from `coterie node print-public-key`) and " +
 			"signs each answer with the handler key (--key: RSA signs RS256, EC P-256 signs ES256). " +
+			"Each answer carries its issue time (iat) and requestTokenHash, the hash of the request token it " +
+			"answers, so a node may set callback.require_request_token_hash to refuse replayed answers. " +
 			"Without --cosigner-key, request signatures are not verified: for development only. " +
 			"It serves plain HTTP unless --tls-cert and --tls-key are given; the co-signer accepts " +
 			"plain HTTP on loopback only. It stops on SIGINT or SIGTERM.",
