@@ -55,6 +55,34 @@ func TestCallbackRejectIsFinal(t *testing.T) {
 	}
 }
 
+// TestCallbackIgnoreLeavesTheDecision: an IGNORE of a config change is
+// neither an approval nor a rejection: nothing is signed, the workspace
+// shows the request ignored by this co-signer (still open for its other
+// approvers), and the FSM records the outcome ignored. A restarted Session
+// that finds it ignored only completes it.
+func TestCallbackIgnoreLeavesTheDecision(t *testing.T) {
+	e := newEnv(t)
+	e.withHandler("configChanges:\n  EXCHANGE: ignore\n")
+	e.start(nil, minuteApart(3))
+	r0, err := e.admin.SubmitConfigChange(tctx(t), &protocol.WsSubmitConfigChangeRequest{UserId: e.userID, ConfigChange: configChanges()[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, info := e.wait(r0.GetId())
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_IGNORED || info.Outcome != cluster.OutcomeIgnored {
+		t.Fatalf("workspace %v, FSM %v (%s)", r.GetState(), info.Outcome, info.Reason)
+	}
+	if len(r.GetApprovalSignature()) != 0 || !strings.Contains(r.GetReason(), "ignored by this co-signer") {
+		t.Errorf("approval %x, workspace reason %q", r.GetApprovalSignature(), r.GetReason())
+	}
+	if got := counter(e.metrics.Requests.WithLabelValues("approved")); got != 0 {
+		t.Errorf("requests approved = %v, want 0", got)
+	}
+	if v := e.verify(); v.GetApprovalsChecked() != 0 {
+		t.Errorf("the workspace checked %d approvals, want 0", v.GetApprovalsChecked())
+	}
+}
+
 // TestCallbackRetryThenApprove: RETRY backs off on the clock, and the
 // request is signed only after the handler approves on the next attempt.
 func TestCallbackRetryThenApprove(t *testing.T) {

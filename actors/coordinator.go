@@ -57,14 +57,15 @@ func (c *coordinator) Receive(ctx actor.Context) {
 		// protoactor stops the children; a restart spawns them again.
 	case *addUser:
 		c.spawnUser(ctx, m.user)
-		for _, r := range c.waiting[m.user.ID] {
-			c.ensure(ctx, r, m.user.ID)
+		key := m.user.key()
+		for _, r := range c.waiting[key] {
+			c.ensure(ctx, r, key)
 		}
-		delete(c.waiting, m.user.ID)
-		rs := c.reclaims[m.user.ID]
-		delete(c.reclaims, m.user.ID)
+		delete(c.waiting, key)
+		rs := c.reclaims[key]
+		delete(c.reclaims, key)
 		for _, r := range rs {
-			c.reclaim(ctx, r, m.user.ID)
+			c.reclaim(ctx, r, key)
 		}
 	case *ensureSession:
 		c.ensure(ctx, m.request, m.user)
@@ -84,12 +85,12 @@ func (c *coordinator) Receive(ctx actor.Context) {
 }
 
 func (c *coordinator) spawnUser(ctx actor.Context, u *userState) {
-	if _, ok := c.callbacks[u.ID]; ok {
+	if _, ok := c.callbacks[u.key()]; ok {
 		return
 	}
-	c.callbacks[u.ID] = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newCallbackActor(c.sys, u) }))
+	c.callbacks[u.key()] = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newCallbackActor(c.sys, u) }))
 	if !c.draining {
-		c.pollers[u.ID] = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newPoller(c.sys, u) }))
+		c.pollers[u.key()] = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newPoller(c.sys, u) }))
 	}
 	if u.SigningKey != nil {
 		if _, ok := c.pools[u.ShareRecordID]; !ok {

@@ -40,6 +40,10 @@ type Workspace interface {
 	SubmitApproval(ctx context.Context, in *protocol.WsSubmitApprovalRequest, opts ...grpc.CallOption) (*protocol.WsSubmitApprovalResponse, error)
 	// RejectRequest records the callback handler's rejection.
 	RejectRequest(ctx context.Context, in *protocol.WsRejectRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error)
+	// IgnoreRequest records that the callback handler answered IGNORE to
+	// a config change: the decision is left to the workspace's other
+	// approvers.
+	IgnoreRequest(ctx context.Context, in *protocol.WsIgnoreRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error)
 	// FailRequest records a failure with its reason.
 	FailRequest(ctx context.Context, in *protocol.WsFailRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error)
 	// Relay runs one MPC session through the workspace relay; see
@@ -153,8 +157,12 @@ func (s Stage) String() string {
 // from the cluster's API-user and key records and its connection to the
 // workspace.
 type User struct {
-	// ID is the API user's id, as in the workspace and the FSM.
+	// ID is the API user's id, as in the workspace's requests.
 	ID string
+	// Key names the user on this node and in the FSM's claims. It must be
+	// unique among the node's users: users of several workspaces may share
+	// an ID. Empty means ID.
+	Key string
 	// Workspace is the user's connection to the workspace.
 	Workspace Workspace
 	// Decider asks the user's callback handler (a callback.Client, which
@@ -176,6 +184,14 @@ type User struct {
 	// gives the 32-byte seed (or the 64-byte private key). Required for
 	// approver roles; empty for a signer only.
 	ApprovalRecordID string
+}
+
+// key returns the user's name on this node: Key, or ID.
+func (u User) key() string {
+	if u.Key != "" {
+		return u.Key
+	}
+	return u.ID
 }
 
 // Validate reports every problem with u at once.

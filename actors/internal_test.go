@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,36 @@ func TestStrategyBackoff(t *testing.T) {
 	clock.Advance(time.Minute) // the window forgets them
 	if n := s.fail("c"); n != 1 {
 		t.Errorf("after the window: %d failures, want 1", n)
+	}
+}
+
+// TestStrategyForgetsOldFailures: children that crashed once and then
+// finished leave no entry behind once their failures leave the window.
+func TestStrategyForgetsOldFailures(t *testing.T) {
+	clk := clock.NewFake(time.Unix(0, 0))
+	s := newStrategy("sessions", SupervisorConfig{MaxRestarts: 3, Window: time.Minute}, exhaustedStop, clk, nil, nil)
+	for i := range 1000 {
+		s.fail(fmt.Sprintf("session-%d", i))
+	}
+	if n := s.tracked(); n != 1000 {
+		t.Fatalf("%d children tracked within the window, want 1000", n)
+	}
+	clk.Advance(time.Minute)
+	s.fail("another")
+	if n := s.tracked(); n != 1 {
+		t.Errorf("%d children tracked after the window, want 1", n)
+	}
+}
+
+func TestRetryDelayDoubles(t *testing.T) {
+	sys := &System{cfg: DefaultConfig()}
+	for n, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		if got := sys.retryDelay(n + 1); got != want {
+			t.Errorf("retryDelay(%d) = %v, want %v", n+1, got, want)
+		}
+	}
+	if got := sys.retryDelay(100); got != sys.cfg.MaxRetryDelay {
+		t.Errorf("retryDelay(100) = %v, want the cap %v", got, sys.cfg.MaxRetryDelay)
 	}
 }
 

@@ -168,7 +168,7 @@ func (p *poller) consider(ctx actor.Context, request string) {
 			return
 		case info.Status == cluster.StatusClaimed && info.Owner == p.sys.self:
 			delete(p.waiting, request)
-			ctx.Send(ctx.Parent(), &ensureSession{request: request, user: p.user.ID})
+			ctx.Send(ctx.Parent(), &ensureSession{request: request, user: p.user.key()})
 			return
 		case info.Status == cluster.StatusClaimed:
 			delete(p.waiting, request) // another node won it
@@ -183,7 +183,7 @@ func (p *poller) consider(ctx actor.Context, request string) {
 		return
 	}
 	p.claiming[request] = true
-	cl, clock, self, root, user, timeout := p.sys.cfg.Cluster, p.sys.cfg.Clock, ctx.Self(), p.sys.root, p.user.ID, p.sys.cfg.CallTimeout
+	cl, clock, self, root, user, timeout := p.sys.cfg.Cluster, p.sys.cfg.Clock, ctx.Self(), p.sys.root, p.user.key(), p.sys.cfg.CallTimeout
 	p.sys.goTracked(func(sctx context.Context) {
 		cctx, cancel := context.WithTimeout(sctx, timeout)
 		defer cancel()
@@ -199,7 +199,7 @@ func (p *poller) claimed(ctx actor.Context, m *claimDone) {
 	case m.err == nil:
 		delete(p.waiting, m.request)
 		p.sys.metrics.stage(stageClaimCommit, m.took)
-		ctx.Send(ctx.Parent(), &ensureSession{request: m.request, user: p.user.ID})
+		ctx.Send(ctx.Parent(), &ensureSession{request: m.request, user: p.user.key()})
 	case errors.Is(m.err, cluster.ErrClaimed), errors.Is(m.err, cluster.ErrCompleted):
 		delete(p.waiting, m.request) // the losers drop R
 	default:

@@ -82,9 +82,7 @@ func (p *presignPool) Receive(ctx actor.Context) {
 	case *presignJobDone:
 		p.inflight = max(0, p.inflight-1) // a restart forgets jobs still running
 		if m.err != nil {
-			p.failures++
-			delay := p.sys.retryDelay(p.failures)
-			p.retryAt = p.sys.cfg.Clock.Now().Add(delay)
+			delay := p.failed()
 			p.sys.metrics.Presigns.WithLabelValues("error").Inc()
 			p.sys.log.Warn("background presign failed, backing off", "key", p.key, "failures", p.failures, "retry_in", delay, "err", m.err)
 			p.sys.later(delay, ctx.Self(), &poolCheck{})
@@ -97,6 +95,17 @@ func (p *presignPool) Receive(ctx actor.Context) {
 		p.check(ctx)
 	}
 }
+
+// failed records a failed refill and returns the backoff before the next.
+func (p *presignPool) failed() time.Duration {
+	p.failures++
+	delay := p.sys.retryDelay(p.failures)
+	p.retryAt = p.sys.cfg.Clock.Now().Add(delay)
+	return delay
+}
+
+// mayRefill reports whether the backoff after failed refills has passed.
+func (p *presignPool) mayRefill() bool { return !p.sys.cfg.Clock.Now().Before(p.retryAt) }
 
 // take feeds one take at now into the rate EWMA.
 func (p *presignPool) take(now time.Time) {
@@ -135,7 +144,7 @@ func (p *presignPool) check(ctx actor.Context) {
 	depth := p.sys.cfg.Cluster.PoolDepth(p.key)
 	target := p.target(now)
 	leader := p.sys.cfg.Cluster.IsLeader()
-	if leader && p.sys.cfg.Pool.MaxDepth > 0 && !now.Before(p.retryAt) {
+	if leader && p.sys.cfg.Pool.MaxDepth > 0 && p.mayRefill() {
 		self, root, u, clock, key, hook := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock, p.key, p.sys.cfg.RefillHook
 		for depth+p.inflight < target {
 			err := p.sys.presign.Submit(func(c context.Context) {

@@ -2,14 +2,17 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
 // skipUnderRace skips tests that presign: the race detector slows CMP's
@@ -34,6 +37,43 @@ func TestEmptyPoolSignsOnTheSlowPath(t *testing.T) {
 	}
 	if r.GetSignatures()[0].GetPresignId() != info.Reserved[0].ID {
 		t.Errorf("signed with %s, reserved %s", r.GetSignatures()[0].GetPresignId(), info.Reserved[0].ID)
+	}
+	e.verify()
+}
+
+// TestEmptyPoolRace: two Sessions race for the pool's one presignature.
+// Exactly one reserves it; the other, finding the pool empty, presigns on
+// the spot and adds and reserves its own in one commit. Both are signed,
+// each with its own presignature, used once in the FSM and the workspace.
+func TestEmptyPoolRace(t *testing.T) {
+	skipUnderRace(t)
+	e := newEnvWith(t, 1, 1)
+	e.start(nil, minuteApart(3))
+	a, b := e.submitTx("1", "race a"), e.submitTx("1", "race b")
+	used := map[string]string{}
+	for _, id := range []string{a, b} {
+		r, info := e.waitFor(id, 60*time.Second)
+		if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || len(info.Reserved) != 1 {
+			t.Fatalf("%s: workspace %v, FSM %v (%s), reserved %v", id, r.GetState(), info.Outcome, info.Reason, info.Reserved)
+		}
+		p := info.Reserved[0].ID
+		if other, dup := used[p]; dup {
+			t.Fatalf("presignature %s reserved by %s and %s", p, other, id)
+		}
+		used[p] = id
+		if got := r.GetSignatures()[0].GetPresignId(); got != p {
+			t.Errorf("%s: signed with %s, reserved %s", id, got, p)
+		}
+	}
+	if _, ok := used[e.presigs[0]]; !ok {
+		t.Errorf("the pool's presignature %s was not used: %v", e.presigs[0], used)
+	}
+	st, err := e.admin.Stats(tctx(t), &protocol.WsStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetPresignaturesUsed() != 2 || st.GetSignatures() != 2 {
+		t.Errorf("workspace: %d presignatures used, %d signatures; want 2 and 2", st.GetPresignaturesUsed(), st.GetSignatures())
 	}
 	e.verify()
 }
@@ -136,4 +176,44 @@ func TestPoolRefillsNeverDelaySessions(t *testing.T) {
 	}
 	open.Do(func() { close(gate) })
 	e.verify()
+}
+
+// deadRelay is a workspace whose relay fails at once, as when the
+// workspace is down.
+type deadRelay struct {
+	actors.Workspace
+	calls atomic.Int64
+}
+
+func (d *deadRelay) Relay(context.Context, *protocol.WsMpcStart, func() (mpc.Machine, error)) (*protocol.WsMpcResult, error) {
+	d.calls.Add(1)
+	return nil, errors.New("workspace unavailable")
+}
+
+// TestPoolBacksOffWhenRefillsFail: with the workspace down, every refill
+// fails at once. The pool does not retry in a busy loop: after each failure
+// it waits a backoff on the clock (RetryDelay, doubling), trying once per
+// backoff, and logs one warning per failure.
+func TestPoolBacksOffWhenRefillsFail(t *testing.T) {
+	e := newEnvWith(t, 0, 1)
+	dead := &deadRelay{}
+	e.wrap = func(ws actors.Workspace) actors.Workspace { dead.Workspace = ws; return dead }
+	e.start(func(c *actors.Config) { c.Pool.MinDepth, c.Pool.MaxDepth = 1, 1 }, minuteApart(3))
+	wait := func(d time.Duration) {
+		t.Helper()
+		if err := e.clock.WaitForTimerAt(tctx(t), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, d := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second} {
+		wait(d) // the backoff after failure n+1
+		if got := dead.calls.Load(); got != int64(n+1) {
+			t.Fatalf("%d refill attempts before backoff %v passed, want %d", got, d, n+1)
+		}
+		e.clock.Advance(d)
+	}
+	wait(4 * time.Second)
+	if got := counter(e.metrics.Presigns.WithLabelValues("error")); got != 4 {
+		t.Errorf("failed presigns = %v, want 4", got)
+	}
 }

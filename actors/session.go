@@ -284,6 +284,9 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 	case protocol.WsRequestState_WS_REQUEST_STATE_REJECTED:
 		s.complete(ctx, cluster.OutcomeRejected, m.req.GetReason())
 		return
+	case protocol.WsRequestState_WS_REQUEST_STATE_IGNORED:
+		s.complete(ctx, cluster.OutcomeIgnored, m.req.GetReason())
+		return
 	case protocol.WsRequestState_WS_REQUEST_STATE_FAILED, protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED:
 		reason := m.req.GetReason()
 		if reason == "" {
@@ -369,6 +372,10 @@ func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
 			reason = "rejected by the callback handler"
 		}
 		s.report(ctx, stepReject, cluster.OutcomeRejected, reason)
+	case m.decision.Action == callback.ActionIgnore && s.req.GetKind() == protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE:
+		// Neither an approval nor a rejection: the workspace's other
+		// approvers decide.
+		s.report(ctx, stepIgnore, cluster.OutcomeIgnored, m.decision.RejectionReason)
 	default:
 		s.fail(ctx, fmt.Sprintf("callback handler answered %s", m.decision.Action))
 	}
@@ -518,8 +525,8 @@ func (s *session) approve(ctx actor.Context) {
 	})
 }
 
-// report tells the workspace of a rejection (stepReject) or a failure
-// (stepFail), then Completes with outcome.
+// report tells the workspace of a rejection (stepReject), an ignored config
+// change (stepIgnore) or a failure (stepFail), then Completes with outcome.
 func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outcome, reason string) {
 	s.sh.outcome, s.sh.reason = outcome, reason
 	s.setStep(step{kind: kind})
@@ -531,6 +538,8 @@ func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outco
 		switch kind {
 		case stepReject:
 			_, err = ws.RejectRequest(cc, &protocol.WsRejectRequest{RequestId: r, Reason: reason})
+		case stepIgnore:
+			_, err = ws.IgnoreRequest(cc, &protocol.WsIgnoreRequest{RequestId: r, Reason: reason})
 		default:
 			_, err = ws.FailRequest(cc, &protocol.WsFailRequest{RequestId: r, Reason: reason})
 		}

@@ -161,8 +161,8 @@ func (s *System) AddUser(u User) error {
 	case 2:
 		return ErrStopped
 	}
-	if _, ok := s.users[u.ID]; ok {
-		return fmt.Errorf("%w: %s", ErrUserExists, u.ID)
+	if _, ok := s.users[u.key()]; ok {
+		return fmt.Errorf("%w: %s", ErrUserExists, u.key())
 	}
 	us := &userState{User: u}
 	if u.SigningKey != nil {
@@ -172,12 +172,12 @@ func (s *System) AddUser(u User) error {
 		}
 		us.pool = pool
 	}
-	s.users[u.ID] = us
+	s.users[u.key()] = us
 	s.root.Send(s.coord, &addUser{user: us})
 	return nil
 }
 
-// user returns a user by id.
+// user returns a user by its key (User.Key).
 func (s *System) user(id string) (*userState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

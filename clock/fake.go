@@ -110,10 +110,21 @@ func (c *Fake) Pending() int {
 // cause. Tests use it to know that code under test has started waiting,
 // e.g. a backoff of minutes as opposed to a per-attempt timeout of seconds.
 func (c *Fake) WaitForTimer(ctx context.Context, atLeast time.Duration) error {
+	return c.waitFor(ctx, func(d time.Duration) bool { return d >= atLeast })
+}
+
+// WaitForTimerAt is WaitForTimer for a timer due exactly d after the fake
+// now, for tests that must tell one wait from the others pending.
+func (c *Fake) WaitForTimerAt(ctx context.Context, d time.Duration) error {
+	return c.waitFor(ctx, func(due time.Duration) bool { return due == d })
+}
+
+// waitFor blocks until a pending timer's time left satisfies match.
+func (c *Fake) waitFor(ctx context.Context, match func(time.Duration) bool) error {
 	for {
 		c.mu.Lock()
 		for _, t := range c.timers {
-			if t.at.Sub(c.now) >= atLeast {
+			if match(t.at.Sub(c.now)) {
 				c.mu.Unlock()
 				return nil
 			}

@@ -100,7 +100,7 @@ func (a *actorServer) add(u *User) error {
 		return err
 	}
 	au := actors.User{
-		ID: u.Info.ID, Workspace: ws, Decider: dec, Retry: a.cb.Retry,
+		ID: u.Info.ID, Key: u.RecordID, Workspace: ws, Decider: dec, Retry: a.cb.Retry,
 		SigningKey: u.SigningKey, ShareRecordID: u.Info.ShareRecord,
 		ApprovalRecordID: u.Info.ApprovalRecord,
 	}

@@ -57,6 +57,7 @@ type Status struct {
 		CommitIndex  uint64 `json:"commit_index"`
 		AppliedIndex uint64 `json:"applied_index"`
 	} `json:"raft"`
+	// Users names each paired API user as workspace/user.
 	Users      []string       `json:"users"`
 	PoolDepths map[string]int `json:"pool_depths"`
 	// Requests counts the unfinished requests this node owns.
@@ -237,7 +238,7 @@ func (n *Node) Status() Status {
 	_, s.Raft.LeaderAddr = n.cluster.Leader()
 	s.Users = []string{}
 	for _, u := range n.Users() {
-		s.Users = append(s.Users, u.ID)
+		s.Users = append(s.Users, userRecordID(u.WorkspaceID, u.ID))
 	}
 	s.PoolDepths = n.cluster.PoolDepths()
 	s.Requests = len(n.cluster.OwnedBy(n.cfg.NodeID))

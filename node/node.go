@@ -65,7 +65,7 @@ type Node struct {
 
 	mu          sync.Mutex
 	callbackKey *rsa.PrivateKey
-	users       map[string]*User
+	users       map[string]*User // by record id
 	serve       userServer
 }
 
@@ -420,7 +420,8 @@ func (n *Node) CallbackPublicKey() *rsa.PublicKey {
 	return &n.callbackKey.PublicKey
 }
 
-// Users returns the public part of every paired API user, sorted by id.
+// Users returns the public part of every paired API user, sorted by
+// workspace and id.
 func (n *Node) Users() []UserInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -428,7 +429,12 @@ func (n *Node) Users() []UserInfo {
 	for _, u := range n.users {
 		out = append(out, u.Info)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].WorkspaceID != out[j].WorkspaceID {
+			return out[i].WorkspaceID < out[j].WorkspaceID
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -449,7 +455,7 @@ func (n *Node) readyGauge() float64 {
 func (n *Node) addUser(u *User) error {
 	n.mu.Lock()
 	srv := n.serve
-	_, dup := n.users[u.Info.ID]
+	_, dup := n.users[u.RecordID]
 	n.mu.Unlock()
 	if dup {
 		return nil
@@ -458,9 +464,9 @@ func (n *Node) addUser(u *User) error {
 		return err
 	}
 	n.mu.Lock()
-	n.users[u.Info.ID] = u
+	n.users[u.RecordID] = u
 	n.mu.Unlock()
-	n.log.Info("serving API user", "user", u.Info.ID, "role", u.Info.Role)
+	n.log.Info("serving API user", "user", u.Info.ID, "workspace", u.Info.WorkspaceID, "role", u.Info.Role)
 	return nil
 }
 

@@ -203,7 +203,14 @@ func copyDir(t testing.TB, src, dst string) {
 // detector.
 func importFixture(t testing.TB, n *Node, wsAddr string) (*User, fixture) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureRoot, "node.json"))
+	return importFixtureFrom(t, n, fixtureRoot, wsAddr, nil)
+}
+
+// importFixtureFrom is importFixture of the fixture in root; rewrite, when
+// set, changes the user's records before they are proposed.
+func importFixtureFrom(t testing.TB, n *Node, root, wsAddr string, rewrite func(u *User, keys []cluster.Record, rec cluster.Record) ([]cluster.Record, cluster.Record)) (*User, fixture) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "node.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +239,9 @@ func importFixture(t testing.TB, n *Node, wsAddr string) (*User, fixture) {
 	keys, rec, err := userRecords(n.kr, u, userSecrets{share: share, approvalKey: ed25519.NewKeyFromSeed(f.ApprovalKey)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rewrite != nil {
+		keys, rec = rewrite(u, keys, rec)
 	}
 	ctx := ctxT(t, 30*time.Second)
 	for _, k := range keys {

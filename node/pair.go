@@ -11,6 +11,7 @@ import (
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
+	"github.com/coterie-mpc/coterie/workspace/request"
 	"github.com/coterie-mpc/coterie/workspace/store"
 	"github.com/coterie-mpc/coterie/workspace/token"
 )
@@ -69,8 +70,11 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 				ErrRoleMismatch, store.RoleName(role), store.RoleName(want))
 		}
 	}
-	if _, ok := n.cluster.APIUser(f.GetUserId()); ok {
-		return UserInfo{}, fmt.Errorf("%w: %s", ErrAlreadyPaired, f.GetUserId())
+	if !request.ValidID(f.GetWorkspaceId()) || !request.ValidID(f.GetUserId()) {
+		return UserInfo{}, fmt.Errorf("%w: the token names a malformed workspace or user id", ErrBadToken)
+	}
+	if n.paired(f.GetWorkspaceId(), f.GetUserId()) {
+		return UserInfo{}, fmt.Errorf("%w: %s of workspace %s", ErrAlreadyPaired, f.GetUserId(), f.GetWorkspaceId())
 	}
 	n.mu.Lock()
 	cbKey := n.callbackKey
@@ -136,6 +140,21 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	}
 	log.Info("paired", "role", u.Info.Role)
 	return u.Info, nil
+}
+
+// paired reports whether the cluster holds user userID of workspace
+// workspaceID: under its record id, or under the user id alone when it was
+// paired before workspaces were told apart.
+func (n *Node) paired(workspaceID, userID string) bool {
+	if _, ok := n.cluster.APIUser(userRecordID(workspaceID, userID)); ok {
+		return true
+	}
+	r, ok := n.cluster.APIUser(userID)
+	if !ok {
+		return false
+	}
+	info, err := decodeUserInfo(r)
+	return err == nil && info.WorkspaceID == workspaceID
 }
 
 // commitRecord proposes a record; when the outcome is uncertain it reads

@@ -17,9 +17,10 @@ import (
 	"github.com/coterie-mpc/coterie/workspace/client"
 )
 
-// Record ids. An API user's record id is the user id; its keys' records
-// are named after the user and the key's public part, so that pairing the
-// same user again after an interrupted attempt never collides.
+// Record ids. An API user's record id is its workspace's id and its user
+// id (userRecordID); its keys' records are named after that and the key's
+// public part, so that pairing the same user again after an interrupted
+// attempt never collides.
 const (
 	// callbackKeyRecord is the cluster-wide callback JWT key.
 	callbackKeyRecord = "cluster/callback-key"
@@ -33,6 +34,12 @@ const (
 // associated data), as the actors expect; an API-user record's to
 // apiUserSealID, so that the two kinds never share an id.
 func apiUserSealID(id string) string { return "apiuser/" + id }
+
+// userRecordID is the record id of user userID of workspace workspaceID. A
+// node serves API users of several workspaces, whose user ids may be the
+// same; neither id holds a "/" (Pair checks). A user paired before
+// workspaces were told apart has its user id alone as its record id.
+func userRecordID(workspaceID, userID string) string { return workspaceID + "/" + userID }
 
 // UserInfo is the public part of a paired API user: what `coterie node
 // users` lists and the API-user record holds in the clear. It holds no
@@ -89,6 +96,9 @@ func (u UserInfo) SigningKey() (*protocol.WsSigningKey, error) {
 // themselves.
 type User struct {
 	Info UserInfo
+	// RecordID is the id of the user's API-user record, unique on the node
+	// across workspaces (see userRecordID). The actors name the user by it.
+	RecordID string
 	// Credentials authenticate the node to the workspace.
 	Credentials *client.Credentials
 	// SigningKey is the public MPC key, nil for an approver-only user.
@@ -104,21 +114,22 @@ type userSecrets struct {
 
 // userRecords builds the cluster records of a newly paired user: its key
 // records (approval key, then MPC share) and the API-user record that names
-// them, all sealed under c. It fills in u.Info's key fields.
+// them, all sealed under c. It fills in u.RecordID and u.Info's key fields.
 func userRecords(c cluster.Cipher, u *User, sec userSecrets) (keys []cluster.Record, rec cluster.Record, err error) {
+	u.RecordID = userRecordID(u.Info.WorkspaceID, u.Info.ID)
 	approvalPub := sec.approvalKey.Public().(ed25519.PublicKey)
 	u.Info.ApprovalPublicKey = hex.EncodeToString(approvalPub)
 	h := sha256.Sum256(approvalPub)
-	u.Info.ApprovalRecord = "user/" + u.Info.ID + "/approval/" + hex.EncodeToString(h[:8])
+	u.Info.ApprovalRecord = "user/" + u.RecordID + "/approval/" + hex.EncodeToString(h[:8])
 	sealedApproval, err := c.Encrypt(u.Info.ApprovalRecord, sec.approvalKey.Seed())
 	if err != nil {
 		return nil, cluster.Record{}, err
 	}
-	keys = append(keys, cluster.Record{ID: u.Info.ApprovalRecord, OwnerID: u.Info.ID,
+	keys = append(keys, cluster.Record{ID: u.Info.ApprovalRecord, OwnerID: u.RecordID,
 		Public: []byte(u.Info.ApprovalPublicKey), Sealed: sealedApproval})
 	if sec.share != nil {
 		h := sha256.Sum256(u.SigningKey.GetPublicKey())
-		u.Info.ShareRecord = "user/" + u.Info.ID + "/share/" + hex.EncodeToString(h[:8])
+		u.Info.ShareRecord = "user/" + u.RecordID + "/share/" + hex.EncodeToString(h[:8])
 		raw, err := sec.share.MarshalBinary()
 		if err != nil {
 			return nil, cluster.Record{}, err
@@ -128,7 +139,7 @@ func userRecords(c cluster.Cipher, u *User, sec userSecrets) (keys []cluster.Rec
 		if err != nil {
 			return nil, cluster.Record{}, err
 		}
-		keys = append(keys, cluster.Record{ID: u.Info.ShareRecord, OwnerID: u.Info.ID,
+		keys = append(keys, cluster.Record{ID: u.Info.ShareRecord, OwnerID: u.RecordID,
 			Public: []byte(hex.EncodeToString(u.SigningKey.GetPublicKey())), Sealed: sealed})
 	}
 	pub, err := json.Marshal(u.Info)
@@ -139,18 +150,19 @@ func userRecords(c cluster.Cipher, u *User, sec userSecrets) (keys []cluster.Rec
 	if err != nil {
 		return nil, cluster.Record{}, err
 	}
-	sealedCreds, err := c.Encrypt(apiUserSealID(u.Info.ID), creds)
+	sealedCreds, err := c.Encrypt(apiUserSealID(u.RecordID), creds)
 	clear(creds)
 	if err != nil {
 		return nil, cluster.Record{}, err
 	}
-	return keys, cluster.Record{ID: u.Info.ID, Public: pub, Sealed: sealedCreds}, nil
+	return keys, cluster.Record{ID: u.RecordID, Public: pub, Sealed: sealedCreds}, nil
 }
 
-// decodeUserInfo decodes an API-user record's public part.
+// decodeUserInfo decodes an API-user record's public part, which must name
+// the user the record id names.
 func decodeUserInfo(r cluster.Record) (UserInfo, error) {
 	var u UserInfo
-	if len(r.Public) > maxPublicBytes || json.Unmarshal(r.Public, &u) != nil || u.ID != r.ID {
+	if len(r.Public) > maxPublicBytes || json.Unmarshal(r.Public, &u) != nil || (r.ID != userRecordID(u.WorkspaceID, u.ID) && r.ID != u.ID) {
 		return UserInfo{}, fmt.Errorf("%w: API user %q public part", ErrBadRecord, r.ID)
 	}
 	return u, nil
@@ -164,7 +176,7 @@ func openUser(c cluster.Cipher, rd cluster.Reader, r cluster.Record) (*User, err
 	if err != nil {
 		return nil, err
 	}
-	u := &User{Info: info}
+	u := &User{Info: info, RecordID: r.ID}
 	raw, err := c.Decrypt(apiUserSealID(r.ID), r.Sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: API user %q credentials: %w", ErrBadRecord, r.ID, err)

@@ -199,7 +199,8 @@ func (WsRequestKind) EnumDescriptor() ([]byte, []int) {
 
 // WsRequestState is a request's place in the state machine
 // PENDING -> DELIVERED -> CLAIMED -> SIGNED | APPROVED | REJECTED | FAILED | EXPIRED.
-// DELIVERED and CLAIMED may be skipped; the last five are terminal.
+// DELIVERED and CLAIMED may be skipped; the last five are terminal. A config
+// change may also go to IGNORED, which is not terminal: see there.
 type WsRequestState int32
 
 const (
@@ -212,6 +213,11 @@ const (
 	WsRequestState_WS_REQUEST_STATE_REJECTED    WsRequestState = 6
 	WsRequestState_WS_REQUEST_STATE_FAILED      WsRequestState = 7
 	WsRequestState_WS_REQUEST_STATE_EXPIRED     WsRequestState = 8
+	// WS_REQUEST_STATE_IGNORED: the co-signer's callback handler answered
+	// IGNORE to a config change, leaving the decision to the workspace's other
+	// approvers. The request stays open for them (until it expires); the
+	// co-signer does not work on it again.
+	WsRequestState_WS_REQUEST_STATE_IGNORED WsRequestState = 9
 )
 
 // Enum value maps for WsRequestState.
@@ -226,6 +232,7 @@ var (
 		6: "WS_REQUEST_STATE_REJECTED",
 		7: "WS_REQUEST_STATE_FAILED",
 		8: "WS_REQUEST_STATE_EXPIRED",
+		9: "WS_REQUEST_STATE_IGNORED",
 	}
 	WsRequestState_value = map[string]int32{
 		"WS_REQUEST_STATE_UNSPECIFIED": 0,
@@ -237,6 +244,7 @@ var (
 		"WS_REQUEST_STATE_REJECTED":    6,
 		"WS_REQUEST_STATE_FAILED":      7,
 		"WS_REQUEST_STATE_EXPIRED":     8,
+		"WS_REQUEST_STATE_IGNORED":     9,
 	}
 )
 
@@ -1701,9 +1709,18 @@ type WsDigestSignature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// signature is r||s, 64 bytes, s in the lower half.
-	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
-	PresignId     string `protobuf:"bytes,3,opt,name=presign_id,json=presignId,proto3" json:"presign_id,omitempty"`
-	SignedAt      int64  `protobuf:"varint,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	PresignId string `protobuf:"bytes,3,opt,name=presign_id,json=presignId,proto3" json:"presign_id,omitempty"`
+	SignedAt  int64  `protobuf:"varint,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// recovery_id recovers public_key from the signature and the digest: bit
+	// 0 is the parity of the nonce point's y, bit 1 is set when its x was at
+	// least the group order (practically never). Ethereum's v is 27 +
+	// recovery_id, or chain_id*2 + 35 + recovery_id under EIP-155. Unset on
+	// signatures recorded before the workspace kept it.
+	RecoveryId *uint32 `protobuf:"varint,5,opt,name=recovery_id,json=recoveryId,proto3,oneof" json:"recovery_id,omitempty"`
+	// public_key is the compressed secp256k1 key derived for the digest's
+	// path, which the signature verifies under (33 bytes).
+	PublicKey     []byte `protobuf:"bytes,6,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1764,6 +1781,20 @@ func (x *WsDigestSignature) GetSignedAt() int64 {
 		return x.SignedAt
 	}
 	return 0
+}
+
+func (x *WsDigestSignature) GetRecoveryId() uint32 {
+	if x != nil && x.RecoveryId != nil {
+		return *x.RecoveryId
+	}
+	return 0
+}
+
+func (x *WsDigestSignature) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
 }
 
 // WsRequest is a signing or approval request.
@@ -2260,6 +2291,92 @@ func (x *WsTokenRecord) GetRevokedAt() int64 {
 	return 0
 }
 
+// WsSetup is the workspace's identity and MPC setup, fixed at its first
+// start: later starts take it from here, and refuse settings that
+// contradict it.
+type WsSetup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// workspace_id names the workspace, unique across simulators
+	// ("ws-" and random hex); "default" for a directory created before
+	// workspaces had unique IDs.
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// cloud_cosigners is the number of cloud co-signers, 1 or 2.
+	CloudCosigners uint32 `protobuf:"varint,2,opt,name=cloud_cosigners,json=cloudCosigners,proto3" json:"cloud_cosigners,omitempty"`
+	// quorum is how many parties sign, the co-signer node included.
+	Quorum uint32 `protobuf:"varint,3,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// request_id_prefix starts every request ID ("r-" and the workspace's
+	// random part), so that request IDs are unique across workspaces too.
+	RequestIdPrefix string `protobuf:"bytes,4,opt,name=request_id_prefix,json=requestIdPrefix,proto3" json:"request_id_prefix,omitempty"`
+	CreatedAt       int64  `protobuf:"varint,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WsSetup) Reset() {
+	*x = WsSetup{}
+	mi := &file_workspace_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsSetup) ProtoMessage() {}
+
+func (x *WsSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsSetup.ProtoReflect.Descriptor instead.
+func (*WsSetup) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WsSetup) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *WsSetup) GetCloudCosigners() uint32 {
+	if x != nil {
+		return x.CloudCosigners
+	}
+	return 0
+}
+
+func (x *WsSetup) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *WsSetup) GetRequestIdPrefix() string {
+	if x != nil {
+		return x.RequestIdPrefix
+	}
+	return ""
+}
+
+func (x *WsSetup) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
 // WsIdempotencyRecord remembers which request a submission's idempotency key
 // created, and a hash of the submission, to tell a replay from a conflict.
 type WsIdempotencyRecord struct {
@@ -2272,7 +2389,7 @@ type WsIdempotencyRecord struct {
 
 func (x *WsIdempotencyRecord) Reset() {
 	*x = WsIdempotencyRecord{}
-	mi := &file_workspace_proto_msgTypes[22]
+	mi := &file_workspace_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2401,7 @@ func (x *WsIdempotencyRecord) String() string {
 func (*WsIdempotencyRecord) ProtoMessage() {}
 
 func (x *WsIdempotencyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[22]
+	mi := &file_workspace_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2414,7 @@ func (x *WsIdempotencyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIdempotencyRecord.ProtoReflect.Descriptor instead.
 func (*WsIdempotencyRecord) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{22}
+	return file_workspace_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WsIdempotencyRecord) GetRequestId() string {
@@ -2336,7 +2453,7 @@ type WsPresignRecord struct {
 
 func (x *WsPresignRecord) Reset() {
 	*x = WsPresignRecord{}
-	mi := &file_workspace_proto_msgTypes[23]
+	mi := &file_workspace_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2465,7 @@ func (x *WsPresignRecord) String() string {
 func (*WsPresignRecord) ProtoMessage() {}
 
 func (x *WsPresignRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[23]
+	mi := &file_workspace_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2478,7 @@ func (x *WsPresignRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPresignRecord.ProtoReflect.Descriptor instead.
 func (*WsPresignRecord) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{23}
+	return file_workspace_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WsPresignRecord) GetUserId() string {
@@ -2433,7 +2550,7 @@ type WsCredentials struct {
 
 func (x *WsCredentials) Reset() {
 	*x = WsCredentials{}
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2562,7 @@ func (x *WsCredentials) String() string {
 func (*WsCredentials) ProtoMessage() {}
 
 func (x *WsCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2575,7 @@ func (x *WsCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCredentials.ProtoReflect.Descriptor instead.
 func (*WsCredentials) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{24}
+	return file_workspace_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WsCredentials) GetAddress() string {
@@ -2532,7 +2649,7 @@ type WsPairRequest struct {
 
 func (x *WsPairRequest) Reset() {
 	*x = WsPairRequest{}
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2661,7 @@ func (x *WsPairRequest) String() string {
 func (*WsPairRequest) ProtoMessage() {}
 
 func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2674,7 @@ func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairRequest.ProtoReflect.Descriptor instead.
 func (*WsPairRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{25}
+	return file_workspace_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WsPairRequest) GetToken() string {
@@ -2606,7 +2723,7 @@ type WsPairResponse struct {
 
 func (x *WsPairResponse) Reset() {
 	*x = WsPairResponse{}
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2735,7 @@ func (x *WsPairResponse) String() string {
 func (*WsPairResponse) ProtoMessage() {}
 
 func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2748,7 @@ func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairResponse.ProtoReflect.Descriptor instead.
 func (*WsPairResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{26}
+	return file_workspace_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WsPairResponse) GetUser() *WsUser {
@@ -2684,7 +2801,7 @@ type WsWhoAmIRequest struct {
 
 func (x *WsWhoAmIRequest) Reset() {
 	*x = WsWhoAmIRequest{}
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2813,7 @@ func (x *WsWhoAmIRequest) String() string {
 func (*WsWhoAmIRequest) ProtoMessage() {}
 
 func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2826,7 @@ func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsWhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WsWhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{27}
+	return file_workspace_proto_rawDescGZIP(), []int{28}
 }
 
 type WsPollRequest struct {
@@ -2722,7 +2839,7 @@ type WsPollRequest struct {
 
 func (x *WsPollRequest) Reset() {
 	*x = WsPollRequest{}
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2734,7 +2851,7 @@ func (x *WsPollRequest) String() string {
 func (*WsPollRequest) ProtoMessage() {}
 
 func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2747,7 +2864,7 @@ func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollRequest.ProtoReflect.Descriptor instead.
 func (*WsPollRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{28}
+	return file_workspace_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WsPollRequest) GetCursor() uint64 {
@@ -2770,7 +2887,7 @@ type WsPollEvent struct {
 
 func (x *WsPollEvent) Reset() {
 	*x = WsPollEvent{}
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2899,7 @@ func (x *WsPollEvent) String() string {
 func (*WsPollEvent) ProtoMessage() {}
 
 func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2912,7 @@ func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollEvent.ProtoReflect.Descriptor instead.
 func (*WsPollEvent) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{29}
+	return file_workspace_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WsPollEvent) GetRequest() *WsRequest {
@@ -2828,7 +2945,7 @@ type WsGetRequestRequest struct {
 
 func (x *WsGetRequestRequest) Reset() {
 	*x = WsGetRequestRequest{}
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +2957,7 @@ func (x *WsGetRequestRequest) String() string {
 func (*WsGetRequestRequest) ProtoMessage() {}
 
 func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +2970,7 @@ func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsGetRequestRequest.ProtoReflect.Descriptor instead.
 func (*WsGetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{30}
+	return file_workspace_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WsGetRequestRequest) GetRequestId() string {
@@ -2874,7 +2991,7 @@ type WsClaimRequest struct {
 
 func (x *WsClaimRequest) Reset() {
 	*x = WsClaimRequest{}
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3003,7 @@ func (x *WsClaimRequest) String() string {
 func (*WsClaimRequest) ProtoMessage() {}
 
 func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2899,7 +3016,7 @@ func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsClaimRequest.ProtoReflect.Descriptor instead.
 func (*WsClaimRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{31}
+	return file_workspace_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WsClaimRequest) GetRequestId() string {
@@ -2928,7 +3045,7 @@ type WsSubmitSignatureRequest struct {
 
 func (x *WsSubmitSignatureRequest) Reset() {
 	*x = WsSubmitSignatureRequest{}
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3057,7 @@ func (x *WsSubmitSignatureRequest) String() string {
 func (*WsSubmitSignatureRequest) ProtoMessage() {}
 
 func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3070,7 @@ func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{32}
+	return file_workspace_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WsSubmitSignatureRequest) GetRequestId() string {
@@ -2989,7 +3106,7 @@ type WsSubmitSignatureResponse struct {
 
 func (x *WsSubmitSignatureResponse) Reset() {
 	*x = WsSubmitSignatureResponse{}
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3118,7 @@ func (x *WsSubmitSignatureResponse) String() string {
 func (*WsSubmitSignatureResponse) ProtoMessage() {}
 
 func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3131,7 @@ func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{33}
+	return file_workspace_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WsSubmitSignatureResponse) GetRequest() *WsRequest {
@@ -3042,7 +3159,7 @@ type WsSubmitApprovalRequest struct {
 
 func (x *WsSubmitApprovalRequest) Reset() {
 	*x = WsSubmitApprovalRequest{}
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3171,7 @@ func (x *WsSubmitApprovalRequest) String() string {
 func (*WsSubmitApprovalRequest) ProtoMessage() {}
 
 func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3184,7 @@ func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{34}
+	return file_workspace_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WsSubmitApprovalRequest) GetRequestId() string {
@@ -3094,7 +3211,7 @@ type WsSubmitApprovalResponse struct {
 
 func (x *WsSubmitApprovalResponse) Reset() {
 	*x = WsSubmitApprovalResponse{}
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3223,7 @@ func (x *WsSubmitApprovalResponse) String() string {
 func (*WsSubmitApprovalResponse) ProtoMessage() {}
 
 func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3236,7 @@ func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{35}
+	return file_workspace_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WsSubmitApprovalResponse) GetRequest() *WsRequest {
@@ -3146,7 +3263,7 @@ type WsRejectRequest struct {
 
 func (x *WsRejectRequest) Reset() {
 	*x = WsRejectRequest{}
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3275,7 @@ func (x *WsRejectRequest) String() string {
 func (*WsRejectRequest) ProtoMessage() {}
 
 func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3288,7 @@ func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsRejectRequest.ProtoReflect.Descriptor instead.
 func (*WsRejectRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{36}
+	return file_workspace_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WsRejectRequest) GetRequestId() string {
@@ -3198,7 +3315,7 @@ type WsFailRequest struct {
 
 func (x *WsFailRequest) Reset() {
 	*x = WsFailRequest{}
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3327,7 @@ func (x *WsFailRequest) String() string {
 func (*WsFailRequest) ProtoMessage() {}
 
 func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3340,7 @@ func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsFailRequest.ProtoReflect.Descriptor instead.
 func (*WsFailRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{37}
+	return file_workspace_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WsFailRequest) GetRequestId() string {
@@ -3234,6 +3351,59 @@ func (x *WsFailRequest) GetRequestId() string {
 }
 
 func (x *WsFailRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type WsIgnoreRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// reason is the callback handler's, optional.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsIgnoreRequest) Reset() {
+	*x = WsIgnoreRequest{}
+	mi := &file_workspace_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsIgnoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsIgnoreRequest) ProtoMessage() {}
+
+func (x *WsIgnoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsIgnoreRequest.ProtoReflect.Descriptor instead.
+func (*WsIgnoreRequest) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *WsIgnoreRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WsIgnoreRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
 	}
@@ -3257,7 +3427,7 @@ type WsMpcStart struct {
 
 func (x *WsMpcStart) Reset() {
 	*x = WsMpcStart{}
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3439,7 @@ func (x *WsMpcStart) String() string {
 func (*WsMpcStart) ProtoMessage() {}
 
 func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3282,7 +3452,7 @@ func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcStart.ProtoReflect.Descriptor instead.
 func (*WsMpcStart) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{38}
+	return file_workspace_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WsMpcStart) GetKind() WsMpcKind {
@@ -3333,7 +3503,7 @@ type WsMpcClientMessage struct {
 
 func (x *WsMpcClientMessage) Reset() {
 	*x = WsMpcClientMessage{}
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3515,7 @@ func (x *WsMpcClientMessage) String() string {
 func (*WsMpcClientMessage) ProtoMessage() {}
 
 func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3528,7 @@ func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcClientMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcClientMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{39}
+	return file_workspace_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WsMpcClientMessage) GetMsg() isWsMpcClientMessage_Msg {
@@ -3420,7 +3590,7 @@ type WsMpcResult struct {
 
 func (x *WsMpcResult) Reset() {
 	*x = WsMpcResult{}
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3602,7 @@ func (x *WsMpcResult) String() string {
 func (*WsMpcResult) ProtoMessage() {}
 
 func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3615,7 @@ func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcResult.ProtoReflect.Descriptor instead.
 func (*WsMpcResult) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{40}
+	return file_workspace_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WsMpcResult) GetSigningKey() *WsSigningKey {
@@ -3496,7 +3666,7 @@ type WsMpcServerMessage struct {
 
 func (x *WsMpcServerMessage) Reset() {
 	*x = WsMpcServerMessage{}
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3678,7 @@ func (x *WsMpcServerMessage) String() string {
 func (*WsMpcServerMessage) ProtoMessage() {}
 
 func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3691,7 @@ func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcServerMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcServerMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{41}
+	return file_workspace_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WsMpcServerMessage) GetMsg() isWsMpcServerMessage_Msg {
@@ -3579,7 +3749,7 @@ type WsCreateUserRequest struct {
 
 func (x *WsCreateUserRequest) Reset() {
 	*x = WsCreateUserRequest{}
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3591,7 +3761,7 @@ func (x *WsCreateUserRequest) String() string {
 func (*WsCreateUserRequest) ProtoMessage() {}
 
 func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3604,7 +3774,7 @@ func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{42}
+	return file_workspace_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WsCreateUserRequest) GetWorkspaceId() string {
@@ -3645,7 +3815,7 @@ type WsCreateUserResponse struct {
 
 func (x *WsCreateUserResponse) Reset() {
 	*x = WsCreateUserResponse{}
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +3827,7 @@ func (x *WsCreateUserResponse) String() string {
 func (*WsCreateUserResponse) ProtoMessage() {}
 
 func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +3840,7 @@ func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserResponse.ProtoReflect.Descriptor instead.
 func (*WsCreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{43}
+	return file_workspace_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WsCreateUserResponse) GetUser() *WsUser {
@@ -3697,7 +3867,7 @@ type WsIssueTokenRequest struct {
 
 func (x *WsIssueTokenRequest) Reset() {
 	*x = WsIssueTokenRequest{}
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3879,7 @@ func (x *WsIssueTokenRequest) String() string {
 func (*WsIssueTokenRequest) ProtoMessage() {}
 
 func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3892,7 @@ func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*WsIssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{44}
+	return file_workspace_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WsIssueTokenRequest) GetUserId() string {
@@ -3747,7 +3917,7 @@ type WsListUsersRequest struct {
 
 func (x *WsListUsersRequest) Reset() {
 	*x = WsListUsersRequest{}
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +3929,7 @@ func (x *WsListUsersRequest) String() string {
 func (*WsListUsersRequest) ProtoMessage() {}
 
 func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3942,7 @@ func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersRequest.ProtoReflect.Descriptor instead.
 func (*WsListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{45}
+	return file_workspace_proto_rawDescGZIP(), []int{47}
 }
 
 type WsListUsersResponse struct {
@@ -3784,7 +3954,7 @@ type WsListUsersResponse struct {
 
 func (x *WsListUsersResponse) Reset() {
 	*x = WsListUsersResponse{}
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +3966,7 @@ func (x *WsListUsersResponse) String() string {
 func (*WsListUsersResponse) ProtoMessage() {}
 
 func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +3979,7 @@ func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersResponse.ProtoReflect.Descriptor instead.
 func (*WsListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{46}
+	return file_workspace_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WsListUsersResponse) GetUsers() []*WsUser {
@@ -3829,7 +3999,7 @@ type WsCreateVaultAccountRequest struct {
 
 func (x *WsCreateVaultAccountRequest) Reset() {
 	*x = WsCreateVaultAccountRequest{}
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +4011,7 @@ func (x *WsCreateVaultAccountRequest) String() string {
 func (*WsCreateVaultAccountRequest) ProtoMessage() {}
 
 func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +4024,7 @@ func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateVaultAccountRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateVaultAccountRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{47}
+	return file_workspace_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WsCreateVaultAccountRequest) GetWorkspaceId() string {
@@ -3880,7 +4050,7 @@ type WsListVaultAccountsRequest struct {
 
 func (x *WsListVaultAccountsRequest) Reset() {
 	*x = WsListVaultAccountsRequest{}
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4062,7 @@ func (x *WsListVaultAccountsRequest) String() string {
 func (*WsListVaultAccountsRequest) ProtoMessage() {}
 
 func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4075,7 @@ func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsRequest.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{48}
+	return file_workspace_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WsListVaultAccountsRequest) GetWorkspaceId() string {
@@ -3925,7 +4095,7 @@ type WsListVaultAccountsResponse struct {
 
 func (x *WsListVaultAccountsResponse) Reset() {
 	*x = WsListVaultAccountsResponse{}
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4107,7 @@ func (x *WsListVaultAccountsResponse) String() string {
 func (*WsListVaultAccountsResponse) ProtoMessage() {}
 
 func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4120,7 @@ func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsResponse.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{49}
+	return file_workspace_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WsListVaultAccountsResponse) GetAccounts() []*WsVaultAccount {
@@ -3981,7 +4151,7 @@ type WsSubmitTransactionRequest struct {
 
 func (x *WsSubmitTransactionRequest) Reset() {
 	*x = WsSubmitTransactionRequest{}
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4163,7 @@ func (x *WsSubmitTransactionRequest) String() string {
 func (*WsSubmitTransactionRequest) ProtoMessage() {}
 
 func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4176,7 @@ func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitTransactionRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{50}
+	return file_workspace_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WsSubmitTransactionRequest) GetUserId() string {
@@ -4049,7 +4219,7 @@ type WsSubmitConfigChangeRequest struct {
 
 func (x *WsSubmitConfigChangeRequest) Reset() {
 	*x = WsSubmitConfigChangeRequest{}
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4231,7 @@ func (x *WsSubmitConfigChangeRequest) String() string {
 func (*WsSubmitConfigChangeRequest) ProtoMessage() {}
 
 func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4244,7 @@ func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitConfigChangeRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitConfigChangeRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{51}
+	return file_workspace_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WsSubmitConfigChangeRequest) GetUserId() string {
@@ -4121,7 +4291,7 @@ type WsListRequestsRequest struct {
 
 func (x *WsListRequestsRequest) Reset() {
 	*x = WsListRequestsRequest{}
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4133,7 +4303,7 @@ func (x *WsListRequestsRequest) String() string {
 func (*WsListRequestsRequest) ProtoMessage() {}
 
 func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4146,7 +4316,7 @@ func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*WsListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{52}
+	return file_workspace_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WsListRequestsRequest) GetState() WsRequestState {
@@ -4188,7 +4358,7 @@ type WsListRequestsResponse struct {
 
 func (x *WsListRequestsResponse) Reset() {
 	*x = WsListRequestsResponse{}
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4370,7 @@ func (x *WsListRequestsResponse) String() string {
 func (*WsListRequestsResponse) ProtoMessage() {}
 
 func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4383,7 @@ func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*WsListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{53}
+	return file_workspace_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WsListRequestsResponse) GetRequests() []*WsRequest {
@@ -4238,7 +4408,7 @@ type WsVerifyRequest struct {
 
 func (x *WsVerifyRequest) Reset() {
 	*x = WsVerifyRequest{}
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4420,7 @@ func (x *WsVerifyRequest) String() string {
 func (*WsVerifyRequest) ProtoMessage() {}
 
 func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4433,7 @@ func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyRequest.ProtoReflect.Descriptor instead.
 func (*WsVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{54}
+	return file_workspace_proto_rawDescGZIP(), []int{56}
 }
 
 type WsVerifyProblem struct {
@@ -4277,7 +4447,7 @@ type WsVerifyProblem struct {
 
 func (x *WsVerifyProblem) Reset() {
 	*x = WsVerifyProblem{}
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4459,7 @@ func (x *WsVerifyProblem) String() string {
 func (*WsVerifyProblem) ProtoMessage() {}
 
 func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4472,7 @@ func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyProblem.ProtoReflect.Descriptor instead.
 func (*WsVerifyProblem) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{55}
+	return file_workspace_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WsVerifyProblem) GetRequestId() string {
@@ -4338,7 +4508,7 @@ type WsVerifyResponse struct {
 
 func (x *WsVerifyResponse) Reset() {
 	*x = WsVerifyResponse{}
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4520,7 @@ func (x *WsVerifyResponse) String() string {
 func (*WsVerifyResponse) ProtoMessage() {}
 
 func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4533,7 @@ func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyResponse.ProtoReflect.Descriptor instead.
 func (*WsVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{56}
+	return file_workspace_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WsVerifyResponse) GetRequests() uint64 {
@@ -4404,7 +4574,7 @@ type WsListAuditRequest struct {
 
 func (x *WsListAuditRequest) Reset() {
 	*x = WsListAuditRequest{}
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4416,7 +4586,7 @@ func (x *WsListAuditRequest) String() string {
 func (*WsListAuditRequest) ProtoMessage() {}
 
 func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4429,7 +4599,7 @@ func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditRequest.ProtoReflect.Descriptor instead.
 func (*WsListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{57}
+	return file_workspace_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WsListAuditRequest) GetAfterSeq() uint64 {
@@ -4456,7 +4626,7 @@ type WsListAuditResponse struct {
 
 func (x *WsListAuditResponse) Reset() {
 	*x = WsListAuditResponse{}
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4468,7 +4638,7 @@ func (x *WsListAuditResponse) String() string {
 func (*WsListAuditResponse) ProtoMessage() {}
 
 func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4481,7 +4651,7 @@ func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditResponse.ProtoReflect.Descriptor instead.
 func (*WsListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{58}
+	return file_workspace_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WsListAuditResponse) GetEntries() []*WsAuditEntry {
@@ -4506,7 +4676,7 @@ type WsStatsRequest struct {
 
 func (x *WsStatsRequest) Reset() {
 	*x = WsStatsRequest{}
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4518,7 +4688,7 @@ func (x *WsStatsRequest) String() string {
 func (*WsStatsRequest) ProtoMessage() {}
 
 func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4531,7 +4701,7 @@ func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsRequest.ProtoReflect.Descriptor instead.
 func (*WsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{59}
+	return file_workspace_proto_rawDescGZIP(), []int{61}
 }
 
 type WsStatsResponse struct {
@@ -4549,7 +4719,7 @@ type WsStatsResponse struct {
 
 func (x *WsStatsResponse) Reset() {
 	*x = WsStatsResponse{}
-	mi := &file_workspace_proto_msgTypes[60]
+	mi := &file_workspace_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4561,7 +4731,7 @@ func (x *WsStatsResponse) String() string {
 func (*WsStatsResponse) ProtoMessage() {}
 
 func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[60]
+	mi := &file_workspace_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4574,7 +4744,7 @@ func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsResponse.ProtoReflect.Descriptor instead.
 func (*WsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{60}
+	return file_workspace_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WsStatsResponse) GetRequestsByState() map[string]uint64 {
@@ -4733,13 +4903,18 @@ const file_workspace_proto_rawDesc = "" +
 	"\rquorum_change\x18\a \x01(\v2\x1a.coterie.v1.WsQuorumChangeH\x00R\fquorumChange\x12H\n" +
 	"\x10device_re_enroll\x18\b \x01(\v2\x1c.coterie.v1.WsDeviceReEnrollH\x00R\x0edeviceReEnroll\x12H\n" +
 	"\x10one_time_address\x18\t \x01(\v2\x1c.coterie.v1.WsOneTimeAddressH\x00R\x0eoneTimeAddressB\t\n" +
-	"\apayload\"\x83\x01\n" +
+	"\apayload\"\xd8\x01\n" +
 	"\x11WsDigestSignature\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1d\n" +
 	"\n" +
 	"presign_id\x18\x03 \x01(\tR\tpresignId\x12\x1b\n" +
-	"\tsigned_at\x18\x04 \x01(\x03R\bsignedAt\"\xfa\x05\n" +
+	"\tsigned_at\x18\x04 \x01(\x03R\bsignedAt\x12$\n" +
+	"\vrecovery_id\x18\x05 \x01(\rH\x00R\n" +
+	"recoveryId\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x06 \x01(\fR\tpublicKeyB\x0e\n" +
+	"\f_recovery_id\"\xfa\x05\n" +
 	"\tWsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12!\n" +
@@ -4793,7 +4968,14 @@ const file_workspace_proto_rawDesc = "" +
 	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x17\n" +
 	"\aused_at\x18\x04 \x01(\x03R\x06usedAt\x12\x1d\n" +
 	"\n" +
-	"revoked_at\x18\x05 \x01(\x03R\trevokedAt\"[\n" +
+	"revoked_at\x18\x05 \x01(\x03R\trevokedAt\"\xb8\x01\n" +
+	"\aWsSetup\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12'\n" +
+	"\x0fcloud_cosigners\x18\x02 \x01(\rR\x0ecloudCosigners\x12\x16\n" +
+	"\x06quorum\x18\x03 \x01(\rR\x06quorum\x12*\n" +
+	"\x11request_id_prefix\x18\x04 \x01(\tR\x0frequestIdPrefix\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\x03R\tcreatedAt\"[\n" +
 	"\x13WsIdempotencyRecord\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
@@ -4867,6 +5049,10 @@ const file_workspace_proto_rawDesc = "" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
 	"\rWsFailRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"H\n" +
+	"\x0fWsIgnoreRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb7\x01\n" +
@@ -4984,7 +5170,7 @@ const file_workspace_proto_rawDesc = "" +
 	"\rWsRequestKind\x12\x1f\n" +
 	"\x1bWS_REQUEST_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bWS_REQUEST_KIND_TRANSACTION\x10\x01\x12!\n" +
-	"\x1dWS_REQUEST_KIND_CONFIG_CHANGE\x10\x02*\xa4\x02\n" +
+	"\x1dWS_REQUEST_KIND_CONFIG_CHANGE\x10\x02*\xc2\x02\n" +
 	"\x0eWsRequestState\x12 \n" +
 	"\x1cWS_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18WS_REQUEST_STATE_PENDING\x10\x01\x12\x1e\n" +
@@ -4994,7 +5180,8 @@ const file_workspace_proto_rawDesc = "" +
 	"\x19WS_REQUEST_STATE_APPROVED\x10\x05\x12\x1d\n" +
 	"\x19WS_REQUEST_STATE_REJECTED\x10\x06\x12\x1b\n" +
 	"\x17WS_REQUEST_STATE_FAILED\x10\a\x12\x1c\n" +
-	"\x18WS_REQUEST_STATE_EXPIRED\x10\b*\x9b\x03\n" +
+	"\x18WS_REQUEST_STATE_EXPIRED\x10\b\x12\x1c\n" +
+	"\x18WS_REQUEST_STATE_IGNORED\x10\t*\x9b\x03\n" +
 	"\x12WsConfigChangeType\x12%\n" +
 	"!WS_CONFIG_CHANGE_TYPE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eWS_CONFIG_CHANGE_TYPE_EXCHANGE\x10\x01\x12&\n" +
@@ -5010,7 +5197,7 @@ const file_workspace_proto_rawDesc = "" +
 	"\x12WS_MPC_KIND_KEYGEN\x10\x01\x12\x17\n" +
 	"\x13WS_MPC_KIND_PRESIGN\x10\x02\x12\x14\n" +
 	"\x10WS_MPC_KIND_SIGN\x10\x03\x12\x17\n" +
-	"\x13WS_MPC_KIND_REFRESH\x10\x042\xdb\x05\n" +
+	"\x13WS_MPC_KIND_REFRESH\x10\x042\xa0\x06\n" +
 	"\n" +
 	"WsCosigner\x12=\n" +
 	"\x04Pair\x12\x19.coterie.v1.WsPairRequest\x1a\x1a.coterie.v1.WsPairResponse\x129\n" +
@@ -5023,7 +5210,8 @@ const file_workspace_proto_rawDesc = "" +
 	"\x0fSubmitSignature\x12$.coterie.v1.WsSubmitSignatureRequest\x1a%.coterie.v1.WsSubmitSignatureResponse\x12[\n" +
 	"\x0eSubmitApproval\x12#.coterie.v1.WsSubmitApprovalRequest\x1a$.coterie.v1.WsSubmitApprovalResponse\x12C\n" +
 	"\rRejectRequest\x12\x1b.coterie.v1.WsRejectRequest\x1a\x15.coterie.v1.WsRequest\x12?\n" +
-	"\vFailRequest\x12\x19.coterie.v1.WsFailRequest\x1a\x15.coterie.v1.WsRequest2\x90\a\n" +
+	"\vFailRequest\x12\x19.coterie.v1.WsFailRequest\x1a\x15.coterie.v1.WsRequest\x12C\n" +
+	"\rIgnoreRequest\x12\x1b.coterie.v1.WsIgnoreRequest\x1a\x15.coterie.v1.WsRequest2\x90\a\n" +
 	"\aWsAdmin\x12O\n" +
 	"\n" +
 	"CreateUser\x12\x1f.coterie.v1.WsCreateUserRequest\x1a .coterie.v1.WsCreateUserResponse\x12O\n" +
@@ -5052,7 +5240,7 @@ func file_workspace_proto_rawDescGZIP() []byte {
 }
 
 var file_workspace_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_workspace_proto_goTypes = []any{
 	(WsRole)(0),                         // 0: coterie.v1.WsRole
 	(WsUserState)(0),                    // 1: coterie.v1.WsUserState
@@ -5082,47 +5270,49 @@ var file_workspace_proto_goTypes = []any{
 	(*WsPairingToken)(nil),              // 25: coterie.v1.WsPairingToken
 	(*WsAuditEntry)(nil),                // 26: coterie.v1.WsAuditEntry
 	(*WsTokenRecord)(nil),               // 27: coterie.v1.WsTokenRecord
-	(*WsIdempotencyRecord)(nil),         // 28: coterie.v1.WsIdempotencyRecord
-	(*WsPresignRecord)(nil),             // 29: coterie.v1.WsPresignRecord
-	(*WsCredentials)(nil),               // 30: coterie.v1.WsCredentials
-	(*WsPairRequest)(nil),               // 31: coterie.v1.WsPairRequest
-	(*WsPairResponse)(nil),              // 32: coterie.v1.WsPairResponse
-	(*WsWhoAmIRequest)(nil),             // 33: coterie.v1.WsWhoAmIRequest
-	(*WsPollRequest)(nil),               // 34: coterie.v1.WsPollRequest
-	(*WsPollEvent)(nil),                 // 35: coterie.v1.WsPollEvent
-	(*WsGetRequestRequest)(nil),         // 36: coterie.v1.WsGetRequestRequest
-	(*WsClaimRequest)(nil),              // 37: coterie.v1.WsClaimRequest
-	(*WsSubmitSignatureRequest)(nil),    // 38: coterie.v1.WsSubmitSignatureRequest
-	(*WsSubmitSignatureResponse)(nil),   // 39: coterie.v1.WsSubmitSignatureResponse
-	(*WsSubmitApprovalRequest)(nil),     // 40: coterie.v1.WsSubmitApprovalRequest
-	(*WsSubmitApprovalResponse)(nil),    // 41: coterie.v1.WsSubmitApprovalResponse
-	(*WsRejectRequest)(nil),             // 42: coterie.v1.WsRejectRequest
-	(*WsFailRequest)(nil),               // 43: coterie.v1.WsFailRequest
-	(*WsMpcStart)(nil),                  // 44: coterie.v1.WsMpcStart
-	(*WsMpcClientMessage)(nil),          // 45: coterie.v1.WsMpcClientMessage
-	(*WsMpcResult)(nil),                 // 46: coterie.v1.WsMpcResult
-	(*WsMpcServerMessage)(nil),          // 47: coterie.v1.WsMpcServerMessage
-	(*WsCreateUserRequest)(nil),         // 48: coterie.v1.WsCreateUserRequest
-	(*WsCreateUserResponse)(nil),        // 49: coterie.v1.WsCreateUserResponse
-	(*WsIssueTokenRequest)(nil),         // 50: coterie.v1.WsIssueTokenRequest
-	(*WsListUsersRequest)(nil),          // 51: coterie.v1.WsListUsersRequest
-	(*WsListUsersResponse)(nil),         // 52: coterie.v1.WsListUsersResponse
-	(*WsCreateVaultAccountRequest)(nil), // 53: coterie.v1.WsCreateVaultAccountRequest
-	(*WsListVaultAccountsRequest)(nil),  // 54: coterie.v1.WsListVaultAccountsRequest
-	(*WsListVaultAccountsResponse)(nil), // 55: coterie.v1.WsListVaultAccountsResponse
-	(*WsSubmitTransactionRequest)(nil),  // 56: coterie.v1.WsSubmitTransactionRequest
-	(*WsSubmitConfigChangeRequest)(nil), // 57: coterie.v1.WsSubmitConfigChangeRequest
-	(*WsListRequestsRequest)(nil),       // 58: coterie.v1.WsListRequestsRequest
-	(*WsListRequestsResponse)(nil),      // 59: coterie.v1.WsListRequestsResponse
-	(*WsVerifyRequest)(nil),             // 60: coterie.v1.WsVerifyRequest
-	(*WsVerifyProblem)(nil),             // 61: coterie.v1.WsVerifyProblem
-	(*WsVerifyResponse)(nil),            // 62: coterie.v1.WsVerifyResponse
-	(*WsListAuditRequest)(nil),          // 63: coterie.v1.WsListAuditRequest
-	(*WsListAuditResponse)(nil),         // 64: coterie.v1.WsListAuditResponse
-	(*WsStatsRequest)(nil),              // 65: coterie.v1.WsStatsRequest
-	(*WsStatsResponse)(nil),             // 66: coterie.v1.WsStatsResponse
-	nil,                                 // 67: coterie.v1.WsPresignRecord.SharesEntry
-	nil,                                 // 68: coterie.v1.WsStatsResponse.RequestsByStateEntry
+	(*WsSetup)(nil),                     // 28: coterie.v1.WsSetup
+	(*WsIdempotencyRecord)(nil),         // 29: coterie.v1.WsIdempotencyRecord
+	(*WsPresignRecord)(nil),             // 30: coterie.v1.WsPresignRecord
+	(*WsCredentials)(nil),               // 31: coterie.v1.WsCredentials
+	(*WsPairRequest)(nil),               // 32: coterie.v1.WsPairRequest
+	(*WsPairResponse)(nil),              // 33: coterie.v1.WsPairResponse
+	(*WsWhoAmIRequest)(nil),             // 34: coterie.v1.WsWhoAmIRequest
+	(*WsPollRequest)(nil),               // 35: coterie.v1.WsPollRequest
+	(*WsPollEvent)(nil),                 // 36: coterie.v1.WsPollEvent
+	(*WsGetRequestRequest)(nil),         // 37: coterie.v1.WsGetRequestRequest
+	(*WsClaimRequest)(nil),              // 38: coterie.v1.WsClaimRequest
+	(*WsSubmitSignatureRequest)(nil),    // 39: coterie.v1.WsSubmitSignatureRequest
+	(*WsSubmitSignatureResponse)(nil),   // 40: coterie.v1.WsSubmitSignatureResponse
+	(*WsSubmitApprovalRequest)(nil),     // 41: coterie.v1.WsSubmitApprovalRequest
+	(*WsSubmitApprovalResponse)(nil),    // 42: coterie.v1.WsSubmitApprovalResponse
+	(*WsRejectRequest)(nil),             // 43: coterie.v1.WsRejectRequest
+	(*WsFailRequest)(nil),               // 44: coterie.v1.WsFailRequest
+	(*WsIgnoreRequest)(nil),             // 45: coterie.v1.WsIgnoreRequest
+	(*WsMpcStart)(nil),                  // 46: coterie.v1.WsMpcStart
+	(*WsMpcClientMessage)(nil),          // 47: coterie.v1.WsMpcClientMessage
+	(*WsMpcResult)(nil),                 // 48: coterie.v1.WsMpcResult
+	(*WsMpcServerMessage)(nil),          // 49: coterie.v1.WsMpcServerMessage
+	(*WsCreateUserRequest)(nil),         // 50: coterie.v1.WsCreateUserRequest
+	(*WsCreateUserResponse)(nil),        // 51: coterie.v1.WsCreateUserResponse
+	(*WsIssueTokenRequest)(nil),         // 52: coterie.v1.WsIssueTokenRequest
+	(*WsListUsersRequest)(nil),          // 53: coterie.v1.WsListUsersRequest
+	(*WsListUsersResponse)(nil),         // 54: coterie.v1.WsListUsersResponse
+	(*WsCreateVaultAccountRequest)(nil), // 55: coterie.v1.WsCreateVaultAccountRequest
+	(*WsListVaultAccountsRequest)(nil),  // 56: coterie.v1.WsListVaultAccountsRequest
+	(*WsListVaultAccountsResponse)(nil), // 57: coterie.v1.WsListVaultAccountsResponse
+	(*WsSubmitTransactionRequest)(nil),  // 58: coterie.v1.WsSubmitTransactionRequest
+	(*WsSubmitConfigChangeRequest)(nil), // 59: coterie.v1.WsSubmitConfigChangeRequest
+	(*WsListRequestsRequest)(nil),       // 60: coterie.v1.WsListRequestsRequest
+	(*WsListRequestsResponse)(nil),      // 61: coterie.v1.WsListRequestsResponse
+	(*WsVerifyRequest)(nil),             // 62: coterie.v1.WsVerifyRequest
+	(*WsVerifyProblem)(nil),             // 63: coterie.v1.WsVerifyProblem
+	(*WsVerifyResponse)(nil),            // 64: coterie.v1.WsVerifyResponse
+	(*WsListAuditRequest)(nil),          // 65: coterie.v1.WsListAuditRequest
+	(*WsListAuditResponse)(nil),         // 66: coterie.v1.WsListAuditResponse
+	(*WsStatsRequest)(nil),              // 67: coterie.v1.WsStatsRequest
+	(*WsStatsResponse)(nil),             // 68: coterie.v1.WsStatsResponse
+	nil,                                 // 69: coterie.v1.WsPresignRecord.SharesEntry
+	nil,                                 // 70: coterie.v1.WsStatsResponse.RequestsByStateEntry
 }
 var file_workspace_proto_depIdxs = []int32{
 	0,  // 0: coterie.v1.WsUser.role:type_name -> coterie.v1.WsRole
@@ -5147,17 +5337,17 @@ var file_workspace_proto_depIdxs = []int32{
 	22, // 19: coterie.v1.WsRequest.config_change:type_name -> coterie.v1.WsConfigChange
 	23, // 20: coterie.v1.WsRequest.signatures:type_name -> coterie.v1.WsDigestSignature
 	0,  // 21: coterie.v1.WsPairingToken.role:type_name -> coterie.v1.WsRole
-	67, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
+	69, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
 	0,  // 23: coterie.v1.WsCredentials.role:type_name -> coterie.v1.WsRole
 	9,  // 24: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
 	24, // 25: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
 	24, // 26: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
 	24, // 27: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
 	5,  // 28: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
-	44, // 29: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
+	46, // 29: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
 	8,  // 30: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
 	24, // 31: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
-	46, // 32: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
+	48, // 32: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
 	0,  // 33: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
 	9,  // 34: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
 	9,  // 35: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
@@ -5167,53 +5357,55 @@ var file_workspace_proto_depIdxs = []int32{
 	22, // 39: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
 	3,  // 40: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
 	24, // 41: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
-	61, // 42: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
+	63, // 42: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
 	26, // 43: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
-	68, // 44: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
-	31, // 45: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
-	33, // 46: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
-	34, // 47: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
-	36, // 48: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
-	37, // 49: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
-	45, // 50: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
-	38, // 51: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
-	40, // 52: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
-	42, // 53: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
-	43, // 54: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
-	48, // 55: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
-	50, // 56: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
-	51, // 57: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
-	53, // 58: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
-	54, // 59: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
-	56, // 60: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
-	57, // 61: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
-	58, // 62: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
-	60, // 63: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
-	63, // 64: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
-	65, // 65: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
-	32, // 66: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
-	9,  // 67: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
-	35, // 68: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
-	24, // 69: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
-	24, // 70: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
-	47, // 71: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
-	39, // 72: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
-	41, // 73: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
-	24, // 74: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
-	24, // 75: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
-	49, // 76: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
-	49, // 77: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
-	52, // 78: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
-	7,  // 79: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
-	55, // 80: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
-	24, // 81: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
-	24, // 82: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
-	59, // 83: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
-	62, // 84: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
-	64, // 85: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
-	66, // 86: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
-	66, // [66:87] is the sub-list for method output_type
-	45, // [45:66] is the sub-list for method input_type
+	70, // 44: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
+	32, // 45: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
+	34, // 46: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
+	35, // 47: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
+	37, // 48: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
+	38, // 49: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
+	47, // 50: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
+	39, // 51: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
+	41, // 52: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
+	43, // 53: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
+	44, // 54: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
+	45, // 55: coterie.v1.WsCosigner.IgnoreRequest:input_type -> coterie.v1.WsIgnoreRequest
+	50, // 56: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
+	52, // 57: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
+	53, // 58: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
+	55, // 59: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
+	56, // 60: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
+	58, // 61: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
+	59, // 62: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
+	60, // 63: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
+	62, // 64: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
+	65, // 65: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
+	67, // 66: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
+	33, // 67: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
+	9,  // 68: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
+	36, // 69: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
+	24, // 70: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
+	24, // 71: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
+	49, // 72: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
+	40, // 73: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
+	42, // 74: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
+	24, // 75: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
+	24, // 76: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
+	24, // 77: coterie.v1.WsCosigner.IgnoreRequest:output_type -> coterie.v1.WsRequest
+	51, // 78: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
+	51, // 79: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
+	54, // 80: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
+	7,  // 81: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
+	57, // 82: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
+	24, // 83: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
+	24, // 84: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
+	61, // 85: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
+	64, // 86: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
+	66, // 87: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
+	68, // 88: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
+	67, // [67:89] is the sub-list for method output_type
+	45, // [45:67] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -5234,15 +5426,16 @@ func file_workspace_proto_init() {
 		(*WsConfigChange_DeviceReEnroll)(nil),
 		(*WsConfigChange_OneTimeAddress)(nil),
 	}
+	file_workspace_proto_msgTypes[17].OneofWrappers = []any{}
 	file_workspace_proto_msgTypes[18].OneofWrappers = []any{
 		(*WsRequest_Transaction)(nil),
 		(*WsRequest_ConfigChange)(nil),
 	}
-	file_workspace_proto_msgTypes[39].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[41].OneofWrappers = []any{
 		(*WsMpcClientMessage_Start)(nil),
 		(*WsMpcClientMessage_Envelope)(nil),
 	}
-	file_workspace_proto_msgTypes[41].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[43].OneofWrappers = []any{
 		(*WsMpcServerMessage_Envelope)(nil),
 		(*WsMpcServerMessage_Result)(nil),
 	}
@@ -5252,7 +5445,7 @@ func file_workspace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workspace_proto_rawDesc), len(file_workspace_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   63,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

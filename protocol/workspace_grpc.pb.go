@@ -42,6 +42,7 @@ const (
 	WsCosigner_SubmitApproval_FullMethodName  = "/coterie.v1.WsCosigner/SubmitApproval"
 	WsCosigner_RejectRequest_FullMethodName   = "/coterie.v1.WsCosigner/RejectRequest"
 	WsCosigner_FailRequest_FullMethodName     = "/coterie.v1.WsCosigner/FailRequest"
+	WsCosigner_IgnoreRequest_FullMethodName   = "/coterie.v1.WsCosigner/IgnoreRequest"
 )
 
 // WsCosignerClient is the client API for WsCosigner service.
@@ -73,6 +74,10 @@ type WsCosignerClient interface {
 	RejectRequest(ctx context.Context, in *WsRejectRequest, opts ...grpc.CallOption) (*WsRequest, error)
 	// FailRequest records a failure with its reason.
 	FailRequest(ctx context.Context, in *WsFailRequest, opts ...grpc.CallOption) (*WsRequest, error)
+	// IgnoreRequest records that the callback handler answered IGNORE to a
+	// config change: the request becomes IGNORED and stays open for the
+	// workspace's other approvers. A transaction cannot be ignored.
+	IgnoreRequest(ctx context.Context, in *WsIgnoreRequest, opts ...grpc.CallOption) (*WsRequest, error)
 }
 
 type wsCosignerClient struct {
@@ -195,6 +200,16 @@ func (c *wsCosignerClient) FailRequest(ctx context.Context, in *WsFailRequest, o
 	return out, nil
 }
 
+func (c *wsCosignerClient) IgnoreRequest(ctx context.Context, in *WsIgnoreRequest, opts ...grpc.CallOption) (*WsRequest, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WsRequest)
+	err := c.cc.Invoke(ctx, WsCosigner_IgnoreRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WsCosignerServer is the server API for WsCosigner service.
 // All implementations must embed UnimplementedWsCosignerServer
 // for forward compatibility.
@@ -224,6 +239,10 @@ type WsCosignerServer interface {
 	RejectRequest(context.Context, *WsRejectRequest) (*WsRequest, error)
 	// FailRequest records a failure with its reason.
 	FailRequest(context.Context, *WsFailRequest) (*WsRequest, error)
+	// IgnoreRequest records that the callback handler answered IGNORE to a
+	// config change: the request becomes IGNORED and stays open for the
+	// workspace's other approvers. A transaction cannot be ignored.
+	IgnoreRequest(context.Context, *WsIgnoreRequest) (*WsRequest, error)
 	mustEmbedUnimplementedWsCosignerServer()
 }
 
@@ -263,6 +282,9 @@ func (UnimplementedWsCosignerServer) RejectRequest(context.Context, *WsRejectReq
 }
 func (UnimplementedWsCosignerServer) FailRequest(context.Context, *WsFailRequest) (*WsRequest, error) {
 	return nil, status.Error(codes.Unimplemented, "method FailRequest not implemented")
+}
+func (UnimplementedWsCosignerServer) IgnoreRequest(context.Context, *WsIgnoreRequest) (*WsRequest, error) {
+	return nil, status.Error(codes.Unimplemented, "method IgnoreRequest not implemented")
 }
 func (UnimplementedWsCosignerServer) mustEmbedUnimplementedWsCosignerServer() {}
 func (UnimplementedWsCosignerServer) testEmbeddedByValue()                    {}
@@ -447,6 +469,24 @@ func _WsCosigner_FailRequest_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WsCosigner_IgnoreRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WsIgnoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WsCosignerServer).IgnoreRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WsCosigner_IgnoreRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WsCosignerServer).IgnoreRequest(ctx, req.(*WsIgnoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WsCosigner_ServiceDesc is the grpc.ServiceDesc for WsCosigner service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -485,6 +525,10 @@ var WsCosigner_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FailRequest",
 			Handler:    _WsCosigner_FailRequest_Handler,
+		},
+		{
+			MethodName: "IgnoreRequest",
+			Handler:    _WsCosigner_IgnoreRequest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

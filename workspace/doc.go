@@ -4,9 +4,16 @@
 // and it is the judge of correctness: it verifies every signature and
 // approval it receives.
 //
+// The workspace's setup is part of its data: at the first start Open gives
+// the workspace a unique ID ("ws-" and random hex, which also prefixes its
+// request IDs) and stores it with the MPC setup (the number of cloud
+// co-signers and the quorum). Later starts take the stored setup, and a
+// Config that contradicts it is ErrSetupMismatch. A directory created before
+// the setup was stored keeps the ID "default" and its "r-" request IDs.
+//
 // This package wires the parts together and owns the data directory:
 //
-//	workspace.db        the store (package store): users, requests, audit, ...
+//	workspace.db        the store (package store): setup, users, requests, audit, ...
 //	ca.pem              the workspace CA certificate (public)
 //	ca-key.sealed       the CA key, sealed by the workspace's simulated enclave
 //	sim-root            that enclave's root (enclave/sim)
@@ -31,3 +38,4 @@
 package workspace
 
 //go:generate go run ./internal/fixturegen -out testdata/signer-2of2
+//go:generate go run ./internal/fixturegen -out testdata/signer-2of2-b

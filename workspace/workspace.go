@@ -13,11 +13,13 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
+	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/cosigner"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/server"
 	"github.com/coterie-mpc/coterie/workspace/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // Files of the data directory.
@@ -47,9 +49,14 @@ type Config struct {
 	// Advertise is the host:port that pairing tokens carry. Empty means the
 	// listen address, with an unspecified host replaced by 127.0.0.1.
 	Advertise string
-	// CloudCosigners is the number of cloud co-signers: 1 or 2.
+	// CloudCosigners is the number of cloud co-signers: 1 or 2. It is part
+	// of the workspace's setup, fixed at its first start: 0 takes the
+	// stored value (2 on the first start), and another value than the
+	// stored one is ErrSetupMismatch.
 	CloudCosigners int
-	// Quorum is the number of parties that sign, the node included.
+	// Quorum is the number of parties that sign, the node included: 2 to
+	// CloudCosigners+1. Like CloudCosigners, it is fixed at the first start;
+	// 0 takes the stored value (all parties on the first start).
 	Quorum int
 	// RequestTTL is the default lifetime of a request.
 	RequestTTL time.Duration
@@ -64,15 +71,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults: listen on 127.0.0.1:7443, two cloud
-// co-signers signing 3-of-3, requests open 24 hours, tokens valid 24
-// hours. DataDir must still be set.
+// DefaultConfig returns the defaults: listen on 127.0.0.1:7443, the
+// stored MPC setup (two cloud co-signers signing 3-of-3 on the first
+// start), requests open 24 hours, tokens valid 24 hours. DataDir must still
+// be set.
 func DefaultConfig() Config {
 	cs := cosigner.DefaultConfig()
 	return Config{
 		Listen:         "127.0.0.1:7443",
-		CloudCosigners: cs.Count,
-		Quorum:         cs.Quorum,
 		RequestTTL:     24 * time.Hour,
 		TokenTTL:       24 * time.Hour,
 		SessionTimeout: cs.SessionTimeout,
@@ -99,12 +105,23 @@ func (c Config) Validate() error {
 	if c.Clock == nil {
 		errs = append(errs, errors.New("workspace: Clock is nil"))
 	}
+	if c.CloudCosigners < 0 || c.CloudCosigners > 2 {
+		errs = append(errs, fmt.Errorf("workspace: CloudCosigners must be 1 or 2 (0: the stored setup), got %d", c.CloudCosigners))
+	}
+	maxQuorum := 3
+	if c.CloudCosigners > 0 {
+		maxQuorum = c.CloudCosigners + 1
+	}
+	if c.Quorum != 0 && (c.Quorum < 2 || c.Quorum > maxQuorum) {
+		errs = append(errs, fmt.Errorf("workspace: Quorum must be 2 to %d (0: the stored setup), got %d", maxQuorum, c.Quorum))
+	}
 	return errors.Join(errs...)
 }
 
 // Workspace is a running workspace simulator.
 type Workspace struct {
 	cfg   Config
+	setup *protocol.WsSetup
 	log   *slog.Logger
 	store *store.Store
 	srv   *server.Server
@@ -113,9 +130,10 @@ type Workspace struct {
 	done  chan error
 }
 
-// Open prepares the data directory (creating the CA, the admin credential
-// and the cloud co-signers on first use), opens the store and binds the
-// listener. Start serves.
+// Open prepares the data directory (creating the CA, the admin credential,
+// the workspace's setup and the cloud co-signers on first use), opens the
+// store and binds the listener. Start serves. Errors include
+// ErrSetupMismatch.
 func Open(cfg Config) (w *Workspace, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -155,15 +173,19 @@ func Open(cfg Config) (w *Workspace, err error) {
 			st.Close()
 		}
 	}()
-	if _, err := st.EnsureWorkspace(server.DefaultWorkspace, "Default workspace", DefaultVaults); err != nil {
+	setup, err := openSetup(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.EnsureWorkspace(setup.GetWorkspaceId(), "Default workspace", DefaultVaults); err != nil {
 		return nil, err
 	}
 
 	ccfg := cosigner.DefaultConfig()
 	ccfg.Dir = filepath.Join(cfg.DataDir, DirCosigners)
 	ccfg.PlatformKeyFile = filepath.Join(cfg.DataDir, FilePlatformKey)
-	ccfg.Count = cfg.CloudCosigners
-	ccfg.Quorum = cfg.Quorum
+	ccfg.Count = int(setup.GetCloudCosigners())
+	ccfg.Quorum = int(setup.GetQuorum())
 	ccfg.Store = st
 	ccfg.Engine = cfg.Engine
 	ccfg.SessionTimeout = cfg.SessionTimeout
@@ -195,6 +217,7 @@ func Open(cfg Config) (w *Workspace, err error) {
 	srvCfg.ServerCert = cert
 	srvCfg.TokenKey = tokenKey
 	srvCfg.Address = addr
+	srvCfg.WorkspaceID = setup.GetWorkspaceId()
 	srvCfg.AdminCerts = [][32]byte{adminHash}
 	srvCfg.Clock = cfg.Clock
 	srvCfg.Logger = log
@@ -206,7 +229,7 @@ func Open(cfg Config) (w *Workspace, err error) {
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, FileAddress), []byte(addr+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("workspace: write address: %w", err)
 	}
-	return &Workspace{cfg: cfg, log: log, store: st, srv: srv, lis: lis, addr: addr}, nil
+	return &Workspace{cfg: cfg, setup: setup, log: log, store: st, srv: srv, lis: lis, addr: addr}, nil
 }
 
 // advertised returns the address to put in tokens.
@@ -237,9 +260,16 @@ func serverHosts(addrs ...string) []string {
 func (w *Workspace) Start() {
 	w.done = make(chan error, 1)
 	go func() { w.done <- w.srv.Serve(w.lis) }()
-	w.log.Info("workspace serving", "address", w.addr, "data_dir", w.cfg.DataDir,
-		"cloud_cosigners", w.cfg.CloudCosigners, "quorum", w.cfg.Quorum)
+	w.log.Info("workspace serving", "workspace", w.setup.GetWorkspaceId(), "address", w.addr, "data_dir", w.cfg.DataDir,
+		"cloud_cosigners", w.setup.GetCloudCosigners(), "quorum", w.setup.GetQuorum())
 }
+
+// ID returns the workspace's ID, unique across workspaces (or "default"
+// for a directory created before IDs were unique).
+func (w *Workspace) ID() string { return w.setup.GetWorkspaceId() }
+
+// Setup returns the workspace's setup, as stored at its first start.
+func (w *Workspace) Setup() *protocol.WsSetup { return proto.Clone(w.setup).(*protocol.WsSetup) }
 
 // Wait blocks until serving stops and returns its error.
 func (w *Workspace) Wait() error { return <-w.done }

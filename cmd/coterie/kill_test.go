@@ -213,6 +213,8 @@ log:
 		t.Fatal(err)
 	}
 	user := created.GetUser().GetId()
+	// The node's records of the user are named after its workspace and id.
+	userRecord := created.GetUser().GetWorkspaceId() + "/" + user
 	pair := exec.Command(bin, "node", "pair", "--config", confPath, "--token-file", "-")
 	pair.Stdin = strings.NewReader(created.GetPairingToken())
 	if out, err := pair.CombinedOutput(); err != nil {
@@ -349,7 +351,7 @@ log:
 	for presig, req := range wsUsed {
 		key := ""
 		for _, rec := range c.KeyRecords() {
-			if rec.OwnerID == user && strings.Contains(rec.ID, "/share/") {
+			if rec.OwnerID == userRecord && strings.Contains(rec.ID, "/share/") {
 				key = rec.ID
 			}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
 	"github.com/coterie-mpc/coterie/workspace/request"
@@ -100,9 +102,10 @@ func newWorkspaceServeCmd() *cobra.Command {
 		Use:   "serve --data-dir DIR [--listen ADDR]",
 		Short: "Serve a workspace (created on first start) until SIGINT or SIGTERM",
 		Long: "serve creates the workspace in --data-dir on first start (its CA, admin credential, cloud " +
-			"co-signers and a default workspace with vault accounts 0, 1 and 2) and serves its gRPC API " +
-			"over TLS. The cloud co-signers' secrets are sealed with the simulated enclave: for " +
-			"development only.",
+			"co-signers, a unique workspace ID and vault accounts 0, 1 and 2) and serves its gRPC API " +
+			"over TLS. The MPC setup (--cloud-cosigners, --quorum) is fixed at the first start: later " +
+			"starts use the stored one, and refuse flags that contradict it. The cloud co-signers' " +
+			"secrets are sealed with the simulated enclave: for development only.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -116,7 +119,9 @@ func newWorkspaceServeCmd() *cobra.Command {
 				return fmt.Errorf("workspace serve: %w", err)
 			}
 			ws.Start()
-			fmt.Fprintf(cmd.OutOrStdout(), "workspace serving at %s (data dir %s)\n", ws.Addr(), cfg.DataDir)
+			setup := ws.Setup()
+			fmt.Fprintf(cmd.OutOrStdout(), "workspace serving at %s (data dir %s)\nworkspace %s: cloud co-signers %d, quorum %d\n",
+				ws.Addr(), cfg.DataDir, setup.GetWorkspaceId(), setup.GetCloudCosigners(), setup.GetQuorum())
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(sig)
@@ -132,8 +137,8 @@ func newWorkspaceServeCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&cfg.Listen, "listen", cfg.Listen, "the gRPC listen address, host:port")
 	fl.StringVar(&cfg.Advertise, "advertise", "", "the host:port that pairing tokens carry (default: the listen address)")
-	fl.IntVar(&cfg.CloudCosigners, "cloud-cosigners", cfg.CloudCosigners, "the number of cloud co-signers, 1 or 2")
-	fl.IntVar(&cfg.Quorum, "quorum", cfg.Quorum, "how many parties sign, the co-signer node included")
+	fl.IntVar(&cfg.CloudCosigners, "cloud-cosigners", 0, "the number of cloud co-signers, 1 or 2 (default: the stored setup; 2 on the first start)")
+	fl.IntVar(&cfg.Quorum, "quorum", 0, "how many parties sign, the co-signer node included (default: the stored setup; all parties on the first start)")
 	fl.DurationVar(&cfg.RequestTTL, "request-ttl", cfg.RequestTTL, "how long a request stays open by default")
 	fl.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "how long a pairing token is valid by default")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -177,7 +182,7 @@ func newWorkspaceCreateUserCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&role, "role", "", "signer, approver or both (required)")
 	fl.StringVar(&name, "name", "", "a name for the user")
-	fl.StringVar(&wsID, "workspace", "", "the workspace (default: default)")
+	fl.StringVar(&wsID, "workspace", "", "the workspace ID (default: the served workspace's)")
 	fl.DurationVar(&ttl, "token-ttl", 0, "how long the token is valid (default: the server's)")
 	_ = cmd.MarkFlagRequired("role")
 	return cmd
@@ -255,7 +260,11 @@ func newWorkspaceRequestsCmd() *cobra.Command {
 		Use:   "requests --data-dir DIR [--state S] [--user U] [--json]",
 		Short: "List requests, oldest first",
 		Long: "requests lists every request, or those in one state (pending, delivered, claimed, signed, " +
-			"approved, rejected, failed, expired) or of one user.",
+			"approved, rejected, failed, expired, ignored) or of one user. Under each signed digest it shows " +
+			"the recovery ID v (Ethereum's v is 27+v, or chain_id*2+35+v with EIP-155), the derived public " +
+			"key and the signature r||s, in hex; --json has them as recovery_id, public_key and signature " +
+			"(base64). A config change that the co-signer's callback handler answered IGNORE shows as " +
+			"\"ignored by this co-signer\": it waits for the workspace's other approvers.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var state protocol.WsRequestState
@@ -285,6 +294,10 @@ func newWorkspaceRequestsCmd() *cobra.Command {
 				fmt.Fprintln(tw, "ID\tUSER\tSTATE\tWHAT\tCREATED\tREASON")
 				for _, r := range all {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Id, r.UserId, store.RequestStateName(r.State), wsDescribe(r), wsTime(r.CreatedAt), r.Reason)
+					for _, sig := range r.Signatures {
+						// One untabbed cell after the ID column: it does not widen the columns.
+						fmt.Fprintf(tw, "\t%s\n", wsSignatureLine(r, sig))
+					}
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -313,6 +326,24 @@ func wsDescribe(r *protocol.WsRequest) string {
 		return fmt.Sprintf("%s %s -> %s", tx.Amount, tx.Asset, to)
 	}
 	return request.TypeName(r.GetConfigChange().GetType())
+}
+
+// wsSignatureLine describes a recorded signature: its digest and path, the
+// recovery ID, the derived public key and r||s. A signature recorded before
+// the workspace kept the recovery ID shows "-" for it and the key.
+func wsSignatureLine(r *protocol.WsRequest, sig *protocol.WsDigestSignature) string {
+	path := "?"
+	if ds := r.GetTransaction().GetDigests(); int(sig.GetIndex()) < len(ds) {
+		path = mpc.Path(ds[sig.GetIndex()].GetDerivationPath()).String()
+	}
+	v, pub := "-", "-"
+	if sig.RecoveryId != nil {
+		v = fmt.Sprint(sig.GetRecoveryId())
+	}
+	if len(sig.GetPublicKey()) > 0 {
+		pub = hex.EncodeToString(sig.GetPublicKey())
+	}
+	return fmt.Sprintf("digest %d %s: v %s, public key %s, signature %x", sig.GetIndex(), path, v, pub, sig.GetSignature())
 }
 
 func wsTime(ns int64) string {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/client"
 	"github.com/coterie-mpc/coterie/workspace/request"
 )
@@ -20,7 +23,7 @@ func newWorkspaceSubmitCmd() *cobra.Command {
 		Use:   "submit",
 		Short: "Queue a transaction or a config change for an API user",
 	}
-	cmd.AddCommand(newWorkspaceSubmitTxCmd(), newWorkspaceSubmitConfigChangeCmd())
+	cmd.AddCommand(newWorkspaceSubmitTxCmd(), newWorkspaceSubmitRawCmd(), newWorkspaceSubmitConfigChangeCmd())
 	return cmd
 }
 
@@ -73,7 +76,7 @@ func runWorkspaceSubmitTx(cmd *cobra.Command, f wsTxFlags) error {
 	tx := &protocol.WsTransaction{
 		Asset: f.asset, Amount: f.amount, Note: f.note, Fee: f.fee,
 		Source:       &protocol.WsPeer{Type: "VAULT_ACCOUNT", Id: f.from},
-		Destinations: []*protocol.WsDestination{{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: f.to}}},
+		Destinations: []*protocol.WsDestination{{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: f.to}, Amount: f.amount}},
 	}
 	// Check locally first, so a typo fails before anything is sent.
 	if err := request.ValidateTransaction(tx); err != nil {
@@ -123,6 +126,119 @@ func runWorkspaceSubmitTx(cmd *cobra.Command, f wsTxFlags) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "submitted %d transactions (%d new, %d already submitted) in %s (%.0f/s)\n",
 		f.count, f.count-replayed, replayed, el.Round(time.Millisecond), float64(f.count)/el.Seconds())
 	return nil
+}
+
+// wsRawFlags are the flags of `coterie workspace submit raw`.
+type wsRawFlags struct {
+	user, asset, amount, from, note, idem string
+	digests, paths                        []string
+	ttl                                   time.Duration
+}
+
+func newWorkspaceSubmitRawCmd() *cobra.Command {
+	var f wsRawFlags
+	cmd := &cobra.Command{
+		Use:   "raw --data-dir DIR --user U --digest HEX --path m/44/60/0/0/7 [--digest HEX --path P ...]",
+		Short: "Queue a RAW signing request for caller-chosen digests and derivation paths",
+		Long: "raw queues one RAW transaction signing request that signs the given message digests, as the " +
+			"custody platform's RAW signing does. Each --digest (32 bytes in hex, 0x optional) is signed with " +
+			"the key at the --path given in the same position (BIP-32, unhardened: m/44/60/0/0/7); repeat both " +
+			"for a request with several digests. --asset defaults to the native asset of the first path's " +
+			"BIP-44 coin type (m/44/60/... is ETH). The request carries no amount and no destination unless " +
+			"--amount is given. It prints the request ID.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWorkspaceSubmitRaw(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.user, "user", "", "the API user, a signer (required)")
+	fl.StringArrayVar(&f.digests, "digest", nil, "a 32-byte digest to sign, in hex (required, repeatable)")
+	fl.StringArrayVar(&f.paths, "path", nil, "the derivation path of the --digest in the same position, like m/44/60/0/0/7 (required, repeatable)")
+	fl.StringVar(&f.asset, "asset", "", "the asset (default: from the first path's coin type)")
+	fl.StringVar(&f.amount, "amount", "", "the amount, a decimal (default: none)")
+	fl.StringVar(&f.from, "from", "0", "the source vault account ID")
+	fl.StringVar(&f.note, "note", "", "a note")
+	fl.StringVar(&f.idem, "idempotency-key", "", "make the submission at most once")
+	fl.DurationVar(&f.ttl, "ttl", 0, "how long the request stays open (default: the server's)")
+	for _, name := range []string{"user", "digest", "path"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func runWorkspaceSubmitRaw(cmd *cobra.Command, f wsRawFlags) error {
+	digests, err := wsRawDigests(f.digests, f.paths)
+	if err != nil {
+		return fmt.Errorf("workspace submit raw: %w", err)
+	}
+	asset := f.asset
+	if asset == "" {
+		var ok bool
+		if asset, ok = request.AssetOfPath(digests[0].GetDerivationPath()); !ok {
+			return fmt.Errorf("workspace submit raw: --asset is required: path %s names no coin type the workspace knows",
+				mpc.Path(digests[0].GetDerivationPath()))
+		}
+	}
+	tx := &protocol.WsTransaction{
+		Asset: asset, Amount: f.amount, Note: f.note, Operation: "RAW",
+		Source: &protocol.WsPeer{Type: "VAULT_ACCOUNT", Id: f.from}, Digests: digests,
+	}
+	// Check locally first, so a typo fails before anything is sent.
+	if err := request.ValidateTransaction(tx); err != nil {
+		return fmt.Errorf("workspace submit raw: %w", err)
+	}
+	return withAdmin(cmd, wsTimeout, func(ctx context.Context, a *client.Admin) error {
+		r, err := a.SubmitTransaction(ctx, &protocol.WsSubmitTransactionRequest{
+			UserId: f.user, IdempotencyKey: f.idem, Transaction: tx, TtlSeconds: uint32(f.ttl / time.Second),
+		})
+		if first := wsReplayed(err); first != nil {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (already submitted with key %s)\n", first.Id, f.idem)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), r.Id)
+		return nil
+	})
+}
+
+// wsRawDigests pairs the --digest and --path flags in order. It reports
+// every bad one at once.
+func wsRawDigests(digests, paths []string) ([]*protocol.WsDigestToSign, error) {
+	if len(digests) == 0 {
+		return nil, errors.New("give at least one --digest, each with its --path")
+	}
+	if len(digests) != len(paths) {
+		return nil, fmt.Errorf("%d --digest but %d --path: give one --path per --digest, in the same order", len(digests), len(paths))
+	}
+	var errs []error
+	out := make([]*protocol.WsDigestToSign, len(digests))
+	for i := range digests {
+		d, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(digests[i], "0x"), "0X"))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--digest %d: %q is not hex", i+1, clipFlag(digests[i])))
+		case len(d) != request.DigestLen:
+			errs = append(errs, fmt.Errorf("--digest %d is %d bytes; a digest is %d bytes (%d hex digits)", i+1, len(d), request.DigestLen, 2*request.DigestLen))
+		}
+		path, err := mpc.ParsePath(paths[i])
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--path %d: %w", i+1, err))
+		case len(path) == 0 || len(path) > request.MaxPathDepth:
+			errs = append(errs, fmt.Errorf("--path %d %q: a path has 1 to %d steps below m", i+1, paths[i], request.MaxPathDepth))
+		}
+		out[i] = &protocol.WsDigestToSign{Digest: d, DerivationPath: path}
+	}
+	return out, errors.Join(errs...)
+}
+
+// clipFlag shortens a flag value quoted in an error.
+func clipFlag(s string) string {
+	if len(s) > 70 {
+		return s[:70] + "..."
+	}
+	return s
 }
 
 // wsCCFlags are the payload flags of `coterie workspace submit

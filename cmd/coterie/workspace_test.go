@@ -42,12 +42,22 @@ func wsRun(t *testing.T, args ...string) (string, error) {
 // test can kill it with SIGKILL.
 type wsServer struct {
 	cmd *exec.Cmd
+	// setup is the line in which serve states the workspace's ID and MPC
+	// setup.
+	setup string
 }
 
+// startWsServer serves dir as a 2-of-2 workspace (one cloud co-signer).
 func startWsServer(t *testing.T, dir, listen string) *wsServer {
 	t.Helper()
+	return startWsServerFlags(t, dir, listen, "--cloud-cosigners", "1", "--quorum", "2")
+}
+
+// startWsServerFlags serves dir with the given serve flags.
+func startWsServerFlags(t *testing.T, dir, listen string, flags ...string) *wsServer {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestWorkspaceServeChild$")
-	cmd.Env = append(os.Environ(), "COTERIE_WS_CHILD="+dir+"|"+listen)
+	cmd.Env = append(os.Environ(), "COTERIE_WS_CHILD="+strings.Join(append([]string{dir, listen}, flags...), "|"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +72,9 @@ func startWsServer(t *testing.T, dir, listen string) *wsServer {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "workspace serving at ") {
+			if sc.Scan() {
+				s.setup = sc.Text()
+			}
 			go func() { // drain, so the child never blocks on a full pipe
 				for sc.Scan() {
 				}
@@ -86,9 +99,9 @@ func TestWorkspaceServeChild(t *testing.T) {
 	if spec == "" {
 		t.Skip("run by the workspace CLI tests")
 	}
-	dir, listen, _ := strings.Cut(spec, "|")
+	args := strings.Split(spec, "|")
 	cmd := newRootCmd()
-	cmd.SetArgs([]string{"workspace", "serve", "--data-dir", dir, "--listen", listen, "--cloud-cosigners", "1", "--quorum", "2", "--log-level", "warn"})
+	cmd.SetArgs(append([]string{"workspace", "serve", "--data-dir", args[0], "--listen", args[1], "--log-level", "warn"}, args[2:]...))
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}

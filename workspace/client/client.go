@@ -167,6 +167,11 @@ func Pair(ctx context.Context, cfg PairConfig, opts ...grpc.DialOption) (*Creden
 	if kp.Leaf.Subject.CommonName != f.GetUserId() || resp.GetUser().GetId() != f.GetUserId() {
 		return nil, nil, fmt.Errorf("%w: user", ErrPairingMismatch)
 	}
+	// The workspace ID is how a co-signer serving several workspaces tells
+	// their users apart; the answer must name the token's.
+	if resp.GetUser().GetWorkspaceId() != f.GetWorkspaceId() {
+		return nil, nil, fmt.Errorf("%w: workspace", ErrPairingMismatch)
+	}
 	return &Credentials{
 		Address: f.GetAddress(), CAPin: tok.Pin(), CACert: resp.GetCaCertificate(),
 		ClientCert: resp.GetClientCertificate(), ClientKey: key,

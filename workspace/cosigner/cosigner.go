@@ -186,7 +186,7 @@ func New(cfg Config) (*Cosigners, error) {
 	}
 	c.plan = Plan{NodeParty: cfg.NodeParty, Threshold: cfg.Quorum - 1, Signers: []mpc.PartyID{cfg.NodeParty}}
 	for i := range cfg.Count {
-		id := mpc.PartyID(fmt.Sprintf("cloud-%d", i+1))
+		id := mpc.PartyID(partyID(i + 1))
 		p, err := openParty(cfg, log, id)
 		if err != nil {
 			return nil, err
@@ -241,6 +241,25 @@ func openParty(cfg Config, log *slog.Logger, id mpc.PartyID) (*party, error) {
 	}
 	return &party{id: id, kr: kr}, nil
 }
+
+// Existing returns how many cloud co-signers dir (Config.Dir) holds: the
+// number of cloud-1, cloud-2, ... in a row that have their keyring.
+func Existing(dir string) (int, error) {
+	n := 0
+	for {
+		_, err := os.Stat(filepath.Join(dir, partyID(n+1), keyringFile))
+		if errors.Is(err, os.ErrNotExist) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("cosigner: %w", err)
+		}
+		n++
+	}
+}
+
+// partyID names the i-th cloud co-signer, from 1.
+func partyID(i int) string { return fmt.Sprintf("cloud-%d", i) }
 
 // Plan returns the party layout that key generation uses.
 func (c *Cosigners) Plan() Plan {

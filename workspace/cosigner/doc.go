@@ -26,8 +26,9 @@
 //     after the commit are the sessions' messages routed.
 //   - The cloud co-signers combine the signature in the online round; Run
 //     checks it against the key derived for the digest's path (package
-//     verify) and records it, so the request is signed by the time the node
-//     receives the result.
+//     verify) and records it with that key and its recovery ID, so the
+//     request is signed by the time the node receives the result. A
+//     combined signature that does not verify is not recorded.
 //
 // # Speed
 //

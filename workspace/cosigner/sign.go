@@ -95,11 +95,14 @@ func (c *Cosigners) sign(ctx context.Context, u *protocol.WsUser, start *protoco
 		sig = b
 	}
 	// The engine verified it; the workspace is the judge and checks again,
-	// independently, against the key derived for the digest's path.
-	if err := verify.SignatureUnder(p.pub, digest, sig); err != nil {
+	// independently, against the key derived for the digest's path. Only a
+	// signature that verifies is recorded, with its recovery ID.
+	recoveryID, err := verify.SignatureUnder(p.pub, digest, sig)
+	if err != nil {
 		return nil, err
 	}
-	done, _, err := c.store.RecordSignature(u.Id, st.req.Id, index, sig, id.String(), "cosigner")
+	done, _, err := c.store.RecordSignature(u.Id, st.req.Id, index,
+		store.Signed{Signature: sig, RecoveryID: recoveryID, PublicKey: p.pub, PresignID: id.String()}, "cosigner")
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,21 @@ const digestDomain = "coterie/v1/sim-transaction"
 // other assets use 1 (testnet).
 var coinTypes = map[string]uint32{"BTC": 0, "LTC": 2, "DOGE": 3, "ETH": 60, "ETC": 61, "USDT_ERC20": 60, "USDC": 60, "SOL": 501, "MATIC": 966}
 
+// nativeAssets name the native asset of the SLIP-44 coin types in
+// coinTypes.
+var nativeAssets = map[uint32]string{0: "BTC", 2: "LTC", 3: "DOGE", 60: "ETH", 61: "ETC", 501: "SOL", 966: "MATIC"}
+
+// AssetOfPath returns the native asset of a BIP-44 path's coin type
+// (44/60/... is ETH), and false when the path is not BIP-44 or its coin
+// type is not one the simulator knows.
+func AssetOfPath(path []uint32) (string, bool) {
+	if len(path) < 2 || path[0] != 44 {
+		return "", false
+	}
+	a, ok := nativeAssets[path[1]]
+	return a, ok
+}
+
 // Path returns the derivation path of a transaction's built digest:
 // 44/coin/vault/0/0, all unhardened.
 func Path(asset string, vault uint32) []uint32 {

@@ -119,7 +119,13 @@ func ValidateTransaction(tx *protocol.WsTransaction) error {
 	if !assetRe.MatchString(tx.GetAsset()) {
 		p.addf("asset %q must be 1-24 of A-Z, 0-9, _", clip(tx.GetAsset()))
 	}
-	total := p.decimal("amount", tx.GetAmount(), true)
+	// A RAW transaction signs the caller's digests: it may state no amount
+	// and name no destination.
+	raw := tx.GetOperation() == "RAW"
+	var total *big.Rat
+	if !raw || tx.GetAmount() != "" {
+		total = p.decimal("amount", tx.GetAmount(), !raw)
+	}
 	if tx.GetFee() != "" {
 		p.decimal("fee", tx.GetFee(), false)
 	}
@@ -137,6 +143,7 @@ func ValidateTransaction(tx *protocol.WsTransaction) error {
 
 	dests := tx.GetDestinations()
 	switch {
+	case len(dests) == 0 && raw:
 	case len(dests) == 0:
 		p.addf("at least one destination is required")
 	case len(dests) > MaxDestinations:
@@ -172,14 +179,28 @@ func ValidateTransaction(tx *protocol.WsTransaction) error {
 		}
 	}
 
-	if len(tx.GetDigests()) > MaxDigests {
+	switch {
+	case len(tx.GetDigests()) > MaxDigests:
 		p.addf("more than %d digests", MaxDigests)
-	} else {
+	case raw && len(tx.GetDigests()) == 0:
+		p.addf("a RAW transaction names the digests to sign")
+	default:
 		for i, d := range tx.GetDigests() {
 			p.digest(fmt.Sprintf("digest %d", i), d)
 		}
 	}
 	return p.err()
+}
+
+// FillAmounts gives the only destination of a transaction the
+// transaction's amount when the submission stated none, so that every
+// destination of a stored transaction carries its amount (a callback
+// handler's per-destination limits must see it). tx must have passed
+// ValidateTransaction, which refuses several destinations without amounts.
+func FillAmounts(tx *protocol.WsTransaction) {
+	if d := tx.GetDestinations(); len(d) == 1 && d[0].GetAmount() == "" {
+		d[0].Amount = tx.GetAmount()
+	}
 }
 
 func (p *problems) digest(name string, d *protocol.WsDigestToSign) {
@@ -366,6 +387,16 @@ func ValidateApproval(r *protocol.WsSubmitApprovalRequest) error {
 	if len(r.GetSignature()) != 64 {
 		p.addf("approval signature must be 64 bytes (Ed25519)")
 	}
+	return p.err()
+}
+
+// ValidateIgnore checks an IGNORE report; its reason is optional.
+func ValidateIgnore(requestID, reason string) error {
+	var p problems
+	if !ValidID(requestID) {
+		p.addf("request ID is malformed")
+	}
+	p.text("reason", reason, MaxReasonLen, false)
 	return p.err()
 }
 

@@ -82,6 +82,20 @@ func TestValidateTransaction(t *testing.T) {
 		{"hardened path", func(tx *protocol.WsTransaction) {
 			tx.Digests = []*protocol.WsDigestToSign{{Digest: make([]byte, 32), DerivationPath: []uint32{1 << 31}}}
 		}, "hardened"},
+		{"valid raw", func(tx *protocol.WsTransaction) {
+			tx.Operation, tx.Amount, tx.Destinations = "RAW", "", nil
+			tx.Digests = []*protocol.WsDigestToSign{{Digest: make([]byte, 32), DerivationPath: []uint32{44, 60, 0, 0, 7}}}
+		}, ""},
+		{"valid raw with a zero amount", func(tx *protocol.WsTransaction) {
+			tx.Operation, tx.Amount, tx.Destinations = "RAW", "0", nil
+			tx.Digests = []*protocol.WsDigestToSign{{Digest: make([]byte, 32), DerivationPath: []uint32{1}}}
+		}, ""},
+		{"raw without digests", func(tx *protocol.WsTransaction) { tx.Operation = "RAW" }, "RAW transaction names the digests"},
+		{"raw with a bad amount", func(tx *protocol.WsTransaction) {
+			tx.Operation, tx.Amount = "RAW", "-1"
+			tx.Digests = []*protocol.WsDigestToSign{{Digest: make([]byte, 32), DerivationPath: []uint32{1}}}
+		}, "not a decimal"},
+		{"transfer without amount", func(tx *protocol.WsTransaction) { tx.Amount = "" }, "not a decimal"},
 		{"too many digests", func(tx *protocol.WsTransaction) {
 			for range MaxDigests + 1 {
 				tx.Digests = append(tx.Digests, &protocol.WsDigestToSign{Digest: make([]byte, 32), DerivationPath: []uint32{1}})
@@ -103,6 +117,28 @@ func TestValidateTransaction(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestFillAmounts(t *testing.T) {
+	one := goodTx()
+	FillAmounts(one)
+	if got := one.Destinations[0].Amount; got != "1.5" {
+		t.Fatalf("the only destination got amount %q, want the transaction's 1.5", got)
+	}
+	split := goodTx()
+	split.Destinations = []*protocol.WsDestination{
+		{Peer: &protocol.WsPeer{Type: "VAULT_ACCOUNT", Id: "2"}, Amount: "1"},
+		{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: "x"}, Amount: "0.5"},
+	}
+	FillAmounts(split)
+	if split.Destinations[0].Amount != "1" || split.Destinations[1].Amount != "0.5" {
+		t.Fatalf("stated amounts changed: %v", split.Destinations)
+	}
+	raw := &protocol.WsTransaction{Operation: "RAW", Destinations: []*protocol.WsDestination{{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: "x"}}}}
+	FillAmounts(raw)
+	if raw.Destinations[0].Amount != "" {
+		t.Fatalf("a transaction without an amount gave its destination %q", raw.Destinations[0].Amount)
 	}
 }
 
@@ -263,4 +299,23 @@ func FuzzSubmission(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAssetOfPath(t *testing.T) {
+	for _, tc := range []struct {
+		path []uint32
+		want string
+	}{
+		{[]uint32{44, 60, 0, 0, 7}, "ETH"},
+		{[]uint32{44, 0, 1}, "BTC"},
+		{[]uint32{44, 12345}, ""},
+		{[]uint32{49, 0, 0}, ""},
+		{[]uint32{44}, ""},
+		{nil, ""},
+	} {
+		got, ok := AssetOfPath(tc.path)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("AssetOfPath(%v) = %q, %t; want %q", tc.path, got, ok, tc.want)
+		}
+	}
 }

@@ -13,9 +13,6 @@ import (
 	"github.com/coterie-mpc/coterie/workspace/verify"
 )
 
-// DefaultWorkspace is the workspace that calls naming none act on.
-const DefaultWorkspace = "default"
-
 func (s *Server) tokenTTL(seconds uint32) (time.Duration, error) {
 	if seconds == 0 {
 		return s.cfg.TokenTTL, nil
@@ -51,7 +48,7 @@ func (s *Server) encodeToken(u *protocol.WsUser, secret []byte, g store.Grant) (
 func (s *Server) CreateUser(_ context.Context, req *protocol.WsCreateUserRequest) (*protocol.WsCreateUserResponse, error) {
 	ws := req.GetWorkspaceId()
 	if ws == "" {
-		ws = DefaultWorkspace
+		ws = s.cfg.WorkspaceID
 	}
 	if len(req.GetName()) > request.MaxTextLen {
 		return nil, fmt.Errorf("%w: name longer than %d bytes", request.ErrInvalid, request.MaxTextLen)
@@ -101,7 +98,7 @@ func (s *Server) ListUsers(context.Context, *protocol.WsListUsersRequest) (*prot
 func (s *Server) CreateVaultAccount(_ context.Context, req *protocol.WsCreateVaultAccountRequest) (*protocol.WsVaultAccount, error) {
 	ws := req.GetWorkspaceId()
 	if ws == "" {
-		ws = DefaultWorkspace
+		ws = s.cfg.WorkspaceID
 	}
 	if req.GetName() == "" || len(req.GetName()) > request.MaxTextLen {
 		return nil, fmt.Errorf("%w: name must be 1 to %d bytes", request.ErrInvalid, request.MaxTextLen)
@@ -113,7 +110,7 @@ func (s *Server) CreateVaultAccount(_ context.Context, req *protocol.WsCreateVau
 func (s *Server) ListVaultAccounts(_ context.Context, req *protocol.WsListVaultAccountsRequest) (*protocol.WsListVaultAccountsResponse, error) {
 	ws := req.GetWorkspaceId()
 	if ws == "" {
-		ws = DefaultWorkspace
+		ws = s.cfg.WorkspaceID
 	}
 	accounts, err := s.store.VaultAccounts(ws)
 	if err != nil {

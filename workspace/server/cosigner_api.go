@@ -193,10 +193,12 @@ func (s *Server) SubmitSignature(ctx context.Context, req *protocol.WsSubmitSign
 		return nil, fmt.Errorf("%w: %s is %s; digest %d takes no signature", store.ErrNotOpen, r.GetId(), store.RequestStateName(r.GetState()), req.GetDigestIndex())
 	}
 	d := digests[req.GetDigestIndex()]
-	if err := verify.Signature(u.GetSigningKey(), d, req.GetSignature()); err != nil {
+	pub, recoveryID, err := verify.Signature(u.GetSigningKey(), d, req.GetSignature())
+	if err != nil {
 		return nil, fmt.Errorf("%w (path %v); %s stays %s", err, d.GetDerivationPath(), r.GetId(), store.RequestStateName(r.GetState()))
 	}
-	done, dup, err := s.store.RecordSignature(u.GetId(), r.GetId(), req.GetDigestIndex(), req.GetSignature(), "", store.ActorUser(u.GetId()))
+	done, dup, err := s.store.RecordSignature(u.GetId(), r.GetId(), req.GetDigestIndex(),
+		store.Signed{Signature: req.GetSignature(), RecoveryID: recoveryID, PublicKey: pub}, store.ActorUser(u.GetId()))
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +240,17 @@ func (s *Server) RejectRequest(ctx context.Context, req *protocol.WsRejectReques
 // FailRequest implements WsCosigner.
 func (s *Server) FailRequest(ctx context.Context, req *protocol.WsFailRequest) (*protocol.WsRequest, error) {
 	r, _, err := s.store.Fail(userOf(ctx).GetId(), req.GetRequestId(), req.GetReason())
+	return r, err
+}
+
+// IgnoreRequest implements WsCosigner: only an approver answers config
+// changes, so only an approver may ignore one.
+func (s *Server) IgnoreRequest(ctx context.Context, req *protocol.WsIgnoreRequest) (*protocol.WsRequest, error) {
+	u := userOf(ctx)
+	if err := needRole(u, false); err != nil {
+		return nil, err
+	}
+	r, _, err := s.store.Ignore(u.GetId(), req.GetRequestId(), req.GetReason())
 	return r, err
 }
 

@@ -37,6 +37,8 @@ type Config struct {
 	TokenKey []byte
 	// Address is the host:port that pairing tokens tell co-signers to dial.
 	Address string
+	// WorkspaceID is the workspace that admin calls naming none act on.
+	WorkspaceID string
 	// AdminCerts are the SHA-256 hashes of the admin certificates accepted
 	// on WsAdmin.
 	AdminCerts [][32]byte
@@ -93,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if c.Address == "" {
 		errs = append(errs, errors.New("server: Address is empty"))
+	}
+	if c.WorkspaceID == "" {
+		errs = append(errs, errors.New("server: WorkspaceID is empty"))
 	}
 	if len(c.AdminCerts) == 0 {
 		errs = append(errs, errors.New("server: AdminCerts is empty"))

@@ -1,8 +1,9 @@
-// Package store is the workspace's durable state in one bbolt file:
-// workspaces, vault accounts, API users, pairing tokens, requests and their
-// state machine, idempotency keys, the cloud co-signers' encrypted key and
-// presignature shares with the platform's record of used presignatures, and
-// the audit log.
+// Package store is the workspace's durable state in one bbolt file: the
+// workspace's setup (its ID and MPC setup, written once at its first
+// start), workspaces, vault accounts, API users, pairing tokens, requests
+// and their state machine, idempotency keys, the cloud co-signers'
+// encrypted key and presignature shares with the platform's record of used
+// presignatures, and the audit log.
 //
 // # Durability
 //
@@ -19,7 +20,12 @@
 //
 // A request moves PENDING -> DELIVERED -> CLAIMED -> SIGNED | APPROVED |
 // REJECTED | FAILED | EXPIRED; DELIVERED and CLAIMED may be skipped and the
-// last five states are terminal. Each request has a sequence number (seq).
+// last five states are terminal. A config change may also become IGNORED
+// (the co-signer's callback handler left it to the other approvers), which
+// is not terminal: the request stays open until another outcome or its
+// expiry. Each request has a sequence number (seq), and its ID is the
+// setup's request ID prefix and that number, so that request IDs are
+// unique across workspaces (a store without a setup uses "r-").
 // An index of each user's open (non-terminal) requests by seq serves the
 // pollers: OpenAfter(user, cursor) returns the open requests after a cursor,
 // and Changed(user) returns a channel that is closed by the next commit that

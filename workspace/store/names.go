@@ -29,7 +29,8 @@ func StateName(s protocol.WsUserState) string {
 }
 
 // RequestStateName returns a request state in lower case: pending,
-// delivered, claimed, signed, approved, rejected, failed or expired.
+// delivered, claimed, signed, approved, rejected, failed, expired or
+// ignored.
 func RequestStateName(s protocol.WsRequestState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "WS_REQUEST_STATE_"))
 }
@@ -43,7 +44,18 @@ func ParseRequestState(s string) (protocol.WsRequestState, error) {
 	return protocol.WsRequestState(v), nil
 }
 
-// Terminal reports whether a request in state s is finished.
+// Terminal reports whether a request in state s is finished. IGNORED is
+// not: the request waits for the workspace's other approvers.
 func Terminal(s protocol.WsRequestState) bool {
-	return s >= protocol.WsRequestState_WS_REQUEST_STATE_SIGNED
+	switch s {
+	case protocol.WsRequestState_WS_REQUEST_STATE_SIGNED, protocol.WsRequestState_WS_REQUEST_STATE_APPROVED,
+		protocol.WsRequestState_WS_REQUEST_STATE_REJECTED, protocol.WsRequestState_WS_REQUEST_STATE_FAILED,
+		protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED:
+		return true
+	}
+	return false
 }
+
+// IgnoredReason is the reason an IGNORED request shows, followed by the
+// callback handler's own reason when it gave one.
+const IgnoredReason = "ignored by this co-signer"

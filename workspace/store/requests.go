@@ -17,17 +17,18 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// RequestID returns the ID of the request with sequence number seq.
-func RequestID(seq uint64) string { return fmt.Sprintf("r-%06d", seq) }
+// requestID returns the ID of the request with sequence number seq: the
+// store's prefix (see WsSetup) and the number.
+func requestID(prefix string, seq uint64) string { return fmt.Sprintf("%s%06d", prefix, seq) }
 
 // parseRequestID returns the sequence number in a request ID.
-func parseRequestID(id string) (uint64, error) {
-	digits, ok := strings.CutPrefix(id, "r-")
+func parseRequestID(prefix, id string) (uint64, error) {
+	digits, ok := strings.CutPrefix(id, prefix)
 	if !ok {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
 	}
 	seq, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || seq == 0 || RequestID(seq) != id {
+	if err != nil || seq == 0 || requestID(prefix, seq) != id {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownRequest, id)
 	}
 	return seq, nil
@@ -47,8 +48,9 @@ type Submission struct {
 }
 
 // Submit validates and queues a request, and wakes the user's pollers once
-// it is committed. A transaction that names no digests gets one built by
-// request.BuildDigest. Errors: request.ErrInvalid, ErrUnknownUser,
+// it is committed. A transaction's only destination without an amount gets
+// the transaction's (request.FillAmounts), and a transaction that names no
+// digests gets one built by request.BuildDigest. Errors: request.ErrInvalid, ErrUnknownUser,
 // ErrUserState (not paired), ErrWrongRole, ErrUnknownVault, *ReplayError
 // (same idempotency key and content: nothing stored) and
 // ErrIdempotencyConflict.
@@ -130,13 +132,18 @@ func (s *Store) Submit(sub Submission) (*protocol.WsRequest, error) {
 		if err != nil {
 			return err
 		}
+		prefix, err := requestPrefix(t.tx)
+		if err != nil {
+			return err
+		}
 		r := &protocol.WsRequest{
-			Id: RequestID(seq), Seq: seq, WorkspaceId: u.WorkspaceId, UserId: u.Id, Kind: kind,
+			Id: requestID(prefix, seq), Seq: seq, WorkspaceId: u.WorkspaceId, UserId: u.Id, Kind: kind,
 			State: protocol.WsRequestState_WS_REQUEST_STATE_PENDING, CreatedAt: t.nanos(),
 			ExpiresAt: t.now.Add(ttl).UnixNano(), IdempotencyKey: sub.IdempotencyKey,
 		}
 		if sub.Transaction != nil {
 			tx := proto.Clone(sub.Transaction).(*protocol.WsTransaction)
+			request.FillAmounts(tx)
 			if len(tx.Digests) == 0 {
 				d, err := request.BuildDigest(r.WorkspaceId, r.Id, tx)
 				if err != nil {
@@ -186,7 +193,11 @@ func (t *txn) save(r *protocol.WsRequest) error {
 }
 
 func (t *txn) request(id string) (*protocol.WsRequest, error) {
-	seq, err := parseRequestID(id)
+	prefix, err := requestPrefix(t.tx)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := parseRequestID(prefix, id)
 	if err != nil {
 		return nil, err
 	}
@@ -458,14 +469,31 @@ func usedFor(rec *protocol.WsPresignRecord) string {
 	return fmt.Sprintf("%s digest %d", rec.RequestId, rec.DigestIndex)
 }
 
+// Signed is a verified signature of one digest, as RecordSignature records
+// it.
+type Signed struct {
+	// Signature is r||s, 64 bytes, low S.
+	Signature []byte
+	// RecoveryID recovers PublicKey from the signature and the digest.
+	RecoveryID byte
+	// PublicKey is the compressed key derived for the digest's path.
+	PublicKey []byte
+	// PresignID names the presignature the cloud co-signers used; empty
+	// when the node submitted the signature.
+	PresignID string
+}
+
 // RecordSignature records a verified signature for digest index of request
 // id; the caller has checked it against the derived public key. When all
 // digests are signed the request is SIGNED. If the digest already has a
 // signature, the recorded one is kept, the duplicate is counted, and
 // duplicate is true. Errors: ErrUnknownRequest, ErrWrongKind,
 // ErrDigestIndex, ErrNotOpen (rejected, failed or expired).
-func (s *Store) RecordSignature(userID, id string, index uint32, sig []byte, presignID, actor string) (_ *protocol.WsRequest, duplicate bool, _ error) {
-	sig = slices.Clone(sig)
+func (s *Store) RecordSignature(userID, id string, index uint32, signed Signed, actor string) (_ *protocol.WsRequest, duplicate bool, _ error) {
+	rec := &protocol.WsDigestSignature{
+		Index: index, Signature: slices.Clone(signed.Signature), PresignId: signed.PresignID,
+		RecoveryId: proto.Uint32(uint32(signed.RecoveryID)), PublicKey: slices.Clone(signed.PublicKey),
+	}
 	var out *protocol.WsRequest
 	err := s.update(func(t *txn) error {
 		duplicate = false
@@ -484,7 +512,9 @@ func (s *Store) RecordSignature(userID, id string, index uint32, sig []byte, pre
 		if Terminal(r.State) {
 			return notOpen(r)
 		}
-		r.Signatures = append(r.Signatures, &protocol.WsDigestSignature{Index: index, Signature: sig, PresignId: presignID, SignedAt: t.nanos()})
+		sig := proto.Clone(rec).(*protocol.WsDigestSignature)
+		sig.SignedAt = t.nanos()
+		r.Signatures = append(r.Signatures, sig)
 		slices.SortFunc(r.Signatures, func(a, b *protocol.WsDigestSignature) int { return int(a.Index) - int(b.Index) })
 		t.claim(r)
 		action := "digest.sign"
@@ -497,7 +527,7 @@ func (s *Store) RecordSignature(userID, id string, index uint32, sig []byte, pre
 			return err
 		}
 		out = r
-		return t.audit(actor, action, userID, id, fmt.Sprintf("digest=%d presignature=%s", index, presignID))
+		return t.audit(actor, action, userID, id, fmt.Sprintf("digest=%d presignature=%s recovery_id=%d", index, signed.PresignID, signed.RecoveryID))
 	})
 	return out, duplicate, err
 }
@@ -563,6 +593,52 @@ func (s *Store) Reject(userID, id, reason string) (*protocol.WsRequest, bool, er
 // ErrUnknownRequest, ErrNotOpen.
 func (s *Store) Fail(userID, id, reason string) (*protocol.WsRequest, bool, error) {
 	return s.finish(userID, id, protocol.WsRequestState_WS_REQUEST_STATE_FAILED, reason, "request.fail")
+}
+
+// Ignore records that the callback handler answered IGNORE to an open
+// config change: the request becomes IGNORED, with IgnoredReason (and the
+// handler's reason, which may be empty) as its reason, and stays open for
+// the workspace's other approvers. The same answer again is a counted
+// duplicate. Errors: ErrUnknownRequest, ErrWrongKind (a transaction: IGNORE
+// is for config changes only), ErrNotOpen.
+func (s *Store) Ignore(userID, id, reason string) (_ *protocol.WsRequest, duplicate bool, _ error) {
+	if err := request.ValidateIgnore(id, reason); err != nil {
+		return nil, false, err
+	}
+	shown := IgnoredReason
+	if reason != "" {
+		shown += ": " + reason
+	}
+	var out *protocol.WsRequest
+	err := s.update(func(t *txn) error {
+		duplicate = false
+		r, err := t.userRequest(userID, id)
+		if err != nil {
+			return err
+		}
+		if r.Kind != protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE {
+			return fmt.Errorf("%w: %s is a transaction; IGNORE is for config changes only, so sign or reject it", ErrWrongKind, id)
+		}
+		if r.State == protocol.WsRequestState_WS_REQUEST_STATE_IGNORED {
+			duplicate = true
+			out = r
+			return t.countDuplicate(r, ActorUser(userID), "ignore")
+		}
+		if Terminal(r.State) {
+			return notOpen(r)
+		}
+		r.State = protocol.WsRequestState_WS_REQUEST_STATE_IGNORED
+		r.Reason = shown
+		if r.DeliveredAt == 0 {
+			r.DeliveredAt = t.nanos()
+		}
+		if err := t.save(r); err != nil {
+			return err
+		}
+		out = r
+		return t.audit(ActorUser(userID), "request.ignore", userID, id, reason)
+	})
+	return out, duplicate, err
 }
 
 func (s *Store) finish(userID, id string, state protocol.WsRequestState, reason, action string) (_ *protocol.WsRequest, duplicate bool, _ error) {
@@ -634,8 +710,12 @@ func (s *Store) ExpireDue() (int, error) {
 			if !ok || Terminal(r.State) || r.ExpiresAt > t.nanos() {
 				continue
 			}
+			after := ""
+			if r.State == protocol.WsRequestState_WS_REQUEST_STATE_IGNORED {
+				after = " after this co-signer ignored it"
+			}
 			r.State = protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED
-			r.Reason = "expired at " + time.Unix(0, r.ExpiresAt).UTC().Format(time.RFC3339) + " with no outcome"
+			r.Reason = "expired at " + time.Unix(0, r.ExpiresAt).UTC().Format(time.RFC3339) + " with no outcome" + after
 			r.CompletedAt = t.nanos()
 			if err := t.save(r); err != nil {
 				return err

@@ -85,6 +85,7 @@ var (
 	mSchema     = []byte("schema")
 	mUserSeq    = []byte("seq/user")
 	mDuplicates = []byte("count/duplicates")
+	mSetup      = []byte("setup")
 )
 
 const schemaVersion = 1

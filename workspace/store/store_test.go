@@ -126,6 +126,12 @@ func TestTransactionLifecycle(t *testing.T) {
 	if r.State != protocol.WsRequestState_WS_REQUEST_STATE_PENDING || len(r.GetTransaction().Digests) != 1 {
 		t.Fatalf("request = %v", r)
 	}
+	// The submission named no destination amount: the only destination
+	// carries the transaction's, so a handler's per-destination limits see
+	// it.
+	if got := r.GetTransaction().GetDestinations()[0].GetAmount(); got != "1.5" {
+		t.Fatalf("destination amount %q, want 1.5", got)
+	}
 	open, err := f.s.OpenAfter(u.Id, 0, 10)
 	if err != nil || len(open) != 1 || open[0].Id != r.Id {
 		t.Fatalf("OpenAfter = %v, %v", open, err)
@@ -158,12 +164,15 @@ func TestTransactionLifecycle(t *testing.T) {
 
 	sig := make([]byte, 64)
 	sig[0] = 1
-	done, dup, err := f.s.RecordSignature(u.Id, r.Id, 0, sig, "07", ActorUser(u.Id))
+	done, dup, err := f.s.RecordSignature(u.Id, r.Id, 0, Signed{Signature: sig, RecoveryID: 1, PublicKey: []byte{2, 1}, PresignID: "07"}, ActorUser(u.Id))
 	if err != nil || dup || done.State != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
 		t.Fatalf("RecordSignature = %v, %v, %v", done.GetState(), dup, err)
 	}
+	if s := done.Signatures[0]; s.RecoveryId == nil || s.GetRecoveryId() != 1 || string(s.GetPublicKey()) != "\x02\x01" || s.GetPresignId() != "07" {
+		t.Fatalf("recorded signature %v", s)
+	}
 	other := make([]byte, 64)
-	again, dup, err := f.s.RecordSignature(u.Id, r.Id, 0, other, "08", ActorUser(u.Id))
+	again, dup, err := f.s.RecordSignature(u.Id, r.Id, 0, Signed{Signature: other, PresignID: "08"}, ActorUser(u.Id))
 	if err != nil || !dup || string(again.Signatures[0].Signature) != string(sig) || again.DuplicateCompletions != 1 {
 		t.Fatalf("duplicate = %v, %v, %v", dup, err, again)
 	}
@@ -353,7 +362,7 @@ func TestSubmissionChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.s.RecordSignature(approver.Id, cc.Id, 0, make([]byte, 64), "", ""); !errors.Is(err, ErrWrongKind) {
+	if _, _, err := f.s.RecordSignature(approver.Id, cc.Id, 0, Signed{Signature: make([]byte, 64)}, ""); !errors.Is(err, ErrWrongKind) {
 		t.Fatalf("signature on config change: %v", err)
 	}
 	if _, _, err := f.s.RecordApproval(signer.Id, cc.Id, make([]byte, 64)); !errors.Is(err, ErrUnknownRequest) {

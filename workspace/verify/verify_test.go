@@ -1,14 +1,21 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	decredecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestSignature(t *testing.T) {
@@ -24,8 +31,12 @@ func TestSignature(t *testing.T) {
 	r, s := sig.R(), sig.S()
 	rb, sb := r.Bytes(), s.Bytes()
 	raw := append(rb[:], sb[:]...)
-	if err := Signature(key, d, raw); err != nil {
+	pub, _, err := Signature(key, d, raw)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(pub, key.PublicKey) {
+		t.Fatalf("derived key of the empty path is %x, want the master key", pub)
 	}
 	flipped := append([]byte(nil), raw...)
 	flipped[10] ^= 1
@@ -50,7 +61,7 @@ func TestSignature(t *testing.T) {
 		{"no key", nil, d, raw, ErrNoKey},
 	}
 	for _, c := range cases {
-		if err := Signature(c.key, c.d, c.sig); !errors.Is(err, c.want) {
+		if _, _, err := Signature(c.key, c.d, c.sig); !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
 		}
 	}
@@ -68,6 +79,85 @@ func TestSignature(t *testing.T) {
 	req.Signatures[0].Signature = flipped
 	if p, _, _ := Stored(user, req); len(p) != 1 {
 		t.Fatalf("Stored of a bad signature = %v", p)
+	}
+	req.Signatures[0].Signature = raw
+	id, err := SignatureUnder(key.PublicKey, d, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Signatures[0].RecoveryId = proto.Uint32(uint32(id ^ 1))
+	if p, _, _ := Stored(user, req); len(p) != 1 || !strings.Contains(p[0].Err.Error(), "recovery ID") {
+		t.Fatalf("Stored of a wrong recovery ID = %v", p)
+	}
+	req.Signatures[0].RecoveryId = proto.Uint32(uint32(id))
+	req.Signatures[0].PublicKey = make([]byte, 33)
+	if p, _, _ := Stored(user, req); len(p) != 1 || !strings.Contains(p[0].Err.Error(), "public key") {
+		t.Fatalf("Stored of a wrong public key = %v", p)
+	}
+}
+
+// childKey derives the private key at path below (priv, chainCode) by
+// BIP-32 unhardened private derivation (CKDpriv), written out here so that
+// the test checks verify.DerivedKey against the standard, not against
+// itself.
+func childKey(t *testing.T, priv *secp256k1.PrivateKey, chainCode []byte, path []uint32) *secp256k1.PrivateKey {
+	t.Helper()
+	k := priv.Key
+	cc := chainCode
+	for _, i := range path {
+		parent := secp256k1.NewPrivateKey(&k)
+		mac := hmac.New(sha512.New, cc)
+		mac.Write(parent.PubKey().SerializeCompressed())
+		mac.Write(binary.BigEndian.AppendUint32(nil, i))
+		sum := mac.Sum(nil)
+		var tweak secp256k1.ModNScalar
+		if tweak.SetByteSlice(sum[:32]) {
+			t.Fatal("tweak overflows; pick another path")
+		}
+		k.Add(&tweak)
+		cc = sum[32:]
+	}
+	return secp256k1.NewPrivateKey(&k)
+}
+
+// TestRecoveryID checks the recovery ID that the workspace records with
+// each signature: decred's public-key recovery, another implementation
+// than the workspace's forward computation, finds the derived key from
+// (r, s, v) and the digest, and decred's own compact signing picks the
+// same v. Both parities must occur.
+func TestRecoveryID(t *testing.T) {
+	seed := sha256.Sum256([]byte("verify test master key"))
+	master := secp256k1.PrivKeyFromBytes(seed[:])
+	chain := sha256.Sum256([]byte("verify test chain code"))
+	key := &protocol.WsSigningKey{PublicKey: master.PubKey().SerializeCompressed(), ChainCode: chain[:]}
+	parities := map[byte]int{}
+	for i := range uint32(16) {
+		digest := sha256.Sum256(fmt.Appendf(nil, "transaction %d", i))
+		d := &protocol.WsDigestToSign{Digest: digest[:], DerivationPath: []uint32{44, 60, 0, 0, i}}
+		child := childKey(t, master, key.ChainCode, d.DerivationPath)
+		compact := decredecdsa.SignCompact(child, digest[:], true) // 27+4+v || r || s
+		pub, v, err := Signature(key, d, compact[1:])
+		if err != nil {
+			t.Fatalf("digest %d: %v", i, err)
+		}
+		if !bytes.Equal(pub, child.PubKey().SerializeCompressed()) {
+			t.Fatalf("digest %d: derived key %x, want %x", i, pub, child.PubKey().SerializeCompressed())
+		}
+		if want := compact[0] - 27 - 4; v != want {
+			t.Fatalf("digest %d: recovery ID %d, decred's compact signature says %d", i, v, want)
+		}
+		recovered, compressed, err := decredecdsa.RecoverCompact(append([]byte{27 + 4 + v}, compact[1:]...), digest[:])
+		if err != nil || !compressed || !bytes.Equal(recovered.SerializeCompressed(), pub) {
+			t.Fatalf("digest %d: recovery with v=%d gave %x, %v; want %x", i, v, recovered.SerializeCompressed(), err, pub)
+		}
+		wrong, _, err := decredecdsa.RecoverCompact(append([]byte{27 + 4 + v ^ 1}, compact[1:]...), digest[:])
+		if err == nil && bytes.Equal(wrong.SerializeCompressed(), pub) {
+			t.Fatalf("digest %d: the other v recovers the same key", i)
+		}
+		parities[v]++
+	}
+	if parities[0] == 0 || parities[1] == 0 {
+		t.Fatalf("recovery IDs seen: %v; want both parities", parities)
 	}
 }
 

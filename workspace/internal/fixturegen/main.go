@@ -7,6 +7,10 @@
 // detector; the tests that only need a paired signer start from this
 // fixture. Everything in it is TEST ONLY: its keys are published.
 //
+// go generate writes two: testdata/signer-2of2, and testdata/signer-2of2-b,
+// a second workspace (with its own workspace ID and, like every workspace,
+// a user u-0001) for a node that serves two workspaces.
+//
 // Run it with `go generate ./workspace` from the repository root.
 package main
 
