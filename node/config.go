@@ -372,7 +372,7 @@ func (c Config) Validate() error {
 	if cbErrs := c.Callback.validate(); len(cbErrs) > 0 {
 		errs = append(errs, cbErrs...)
 	} else {
-		errs = append(errs, c.Callback.clientProblems()...)
+		errs = append(errs, c.Callback.fileProblems()...)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -401,32 +401,19 @@ func (c CallbackConfig) validate() []error {
 			bad("callback.handler_public_key is required with callback.url")
 		}
 	}
-	if c.Timeout <= 0 || c.Timeout > callback.MaxTimeout {
-		bad("callback.timeout %v is not in (0, %v]", c.Timeout, callback.MaxTimeout)
-	}
-	if c.MaxAnswerAge <= 0 || c.MaxAnswerAge > callback.MaxAnswerAgeLimit {
-		bad("callback.max_answer_age %v is not in (0, %v]", c.MaxAnswerAge, callback.MaxAnswerAgeLimit)
-	}
-	if c.RetryAttempts < 1 {
-		bad("callback.retry_attempts %d must be at least 1", c.RetryAttempts)
-	}
-	if c.RetryInterval <= 0 {
-		bad("callback.retry_interval %v must be positive", c.RetryInterval)
+	// The callback client's own bounds, so that the two cannot disagree.
+	if err := c.clientConfig().Validate(); err != nil {
+		bad("callback timeout, max_answer_age or retries: %v", err)
 	}
 	return errs
 }
 
-// clientProblems checks the callback settings as the callback client will
-// take them at start: its own bounds on the timeout and the retry budget,
-// and the handler key and CA files, read and parsed.
-func (c CallbackConfig) clientProblems() []error {
+// fileProblems checks the handler key and CA files the callback client
+// will read at start: they exist and parse.
+func (c CallbackConfig) fileProblems() []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
-	}
-	cb := c.clientConfig()
-	if err := cb.Validate(); err != nil {
-		bad("callback settings: %v", err)
 	}
 	if c.HandlerPublicKey != "" {
 		if _, err := loadHandlerKey(c.HandlerPublicKey); err != nil {
