@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 RACE_DIRS := clock enclave callback cluster workspace actors node cmd
 RACE_PKGS ?= $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: all build test check proto protoc demo clean
+.PHONY: all build test check proto protoc demo clean mutants
 
 all: build
 
@@ -24,7 +24,7 @@ RACE_RE := ^$(shell $(GO) list -m)/($(subst $(eval) ,|,$(RACE_DIRS)))(/|$$)
 # Tests that skip themselves under the race detector, because their MPC key
 # generation or presigning would take minutes there, and the packages that
 # hold them. They run once more without it, alone.
-NORACE_TESTS := TestEmptyPoolSignsOnTheSlowPath TestPoolRefills TestPoolRefillsNeverDelaySessions \
+NORACE_TESTS := TestEmptyPoolSignsOnTheSlowPath TestEmptyPoolRace TestPoolRefills TestPoolRefillsNeverDelaySessions \
 	TestPairLive TestPairKeygenPresignSign TestRefresh
 NORACE_PKGS  := ./actors/ ./node/ ./workspace/
 
@@ -84,6 +84,12 @@ proto-check: protoc $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc
 		cmp -s $$tmp/$$f protocol/$$f || { echo "protocol/$$f is stale: run make proto"; exit 1; }; done; \
 	for f in $$(ls protocol/*.pb.go 2>/dev/null); do \
 		[ -f $$tmp/$$(basename $$f) ] || { echo "$$f has no .proto source"; exit 1; }; done
+
+# mutants breaks each safety check in turn (the list in .ci/mutants) and
+# expects the tests to catch it. It edits source files while it runs and
+# takes several minutes, so CI does not run it.
+mutants:
+	$(GO) run ./internal/mutants -list .ci/mutants
 
 demo: build
 	$(BIN)/coterie demo

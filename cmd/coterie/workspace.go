@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/coterie-mpc/coterie/protocol"
@@ -354,16 +353,15 @@ func wsTime(ns int64) string {
 }
 
 // wsPrintJSON prints protobuf messages as a JSON array, one object per
-// line.
+// line (see plainJSON).
 func wsPrintJSON[M proto.Message](w io.Writer, msgs []M) error {
-	opts := protojson.MarshalOptions{UseProtoNames: true}
 	var b strings.Builder
 	b.WriteString("[")
 	for i, m := range msgs {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		j, err := opts.Marshal(m)
+		j, err := json.Marshal(plainJSON(m.ProtoReflect(), false))
 		if err != nil {
 			return err
 		}
@@ -413,15 +411,9 @@ func newWorkspaceStatsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(s)
-				if err != nil {
-					return err
-				}
-				var out any
-				_ = json.Unmarshal(b, &out)
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return enc.Encode(plainJSON(s.ProtoReflect(), true))
 			})
 		},
 	}

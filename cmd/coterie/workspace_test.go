@@ -178,8 +178,10 @@ func TestWorkspaceCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
+		ID        string `json:"id"`
+		State     string `json:"state"`
+		Seq       any    `json:"seq"`
+		CreatedAt string `json:"created_at"`
 	}
 	if err := json.Unmarshal([]byte(out), &listed); err != nil {
 		t.Fatalf("requests --json: %v\n%s", err, out)
@@ -190,6 +192,14 @@ func TestWorkspaceCLI(t *testing.T) {
 	for i, r := range listed {
 		if r.ID != submitted[i] {
 			t.Fatalf("request %d is %s, submitted %s", i, r.ID, submitted[i])
+		}
+		// Times are RFC 3339 and counters are numbers, not protojson's
+		// strings of nanoseconds.
+		if _, err := time.Parse(time.RFC3339Nano, r.CreatedAt); err != nil {
+			t.Errorf("request %s: created_at %q: %v", r.ID, r.CreatedAt, err)
+		}
+		if _, ok := r.Seq.(float64); !ok {
+			t.Errorf("request %s: seq %#v is not a number", r.ID, r.Seq)
 		}
 	}
 	if listed[0].State != "WS_REQUEST_STATE_APPROVED" {

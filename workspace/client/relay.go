@@ -251,14 +251,10 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 	if err != nil {
 		return nil, nil, err
 	}
-	once := mpc.NewMemPresignStore()
-	if err := once.Put(ctx, pre); err != nil {
-		return nil, nil, err
-	}
 	var s *mpc.Session[*mpc.Signature]
 	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) {
 		var err error
-		s, err = e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, once, id)
+		s, err = e.PresignOnline(ctx, mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, in, mpc.OneUse(pre), id)
 		return s, err
 	})
 	if s == nil {

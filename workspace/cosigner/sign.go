@@ -187,14 +187,8 @@ func (c *Cosigners) prepareSign(ctx context.Context, u *protocol.WsUser, start *
 		if err != nil {
 			return nil, err
 		}
-		// The presignature was read from the durable store; this one-use
-		// store hands it to the engine, which takes it again.
-		once := mpc.NewMemPresignStore()
-		if err := once.Put(ctx, pre); err != nil {
-			return nil, err
-		}
 		in := mpc.SignInput{Share: share, Digest: digest.GetDigest(), Path: mpc.Path(digest.GetDerivationPath())}
-		return c.engine.PresignOnline(ctx, mpc.Params{SessionID: start.SessionId, Self: party.id, Parties: signers, Threshold: int(key.GetThreshold())}, in, once, id)
+		return c.engine.PresignOnline(ctx, mpc.Params{SessionID: start.SessionId, Self: party.id, Parties: signers, Threshold: int(key.GetThreshold())}, in, mpc.OneUse(pre), id)
 	})
 	wg.Wait()
 	if err != nil {
