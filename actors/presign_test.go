@@ -217,3 +217,41 @@ func TestPoolBacksOffWhenRefillsFail(t *testing.T) {
 		t.Errorf("failed presigns = %v, want 4", got)
 	}
 }
+
+// racingCluster loses the first Reserve to another node: the local replica
+// showed a presignature available, but another node's Reserve took the
+// last one first, so the FSM answers ErrPoolEmpty.
+type racingCluster struct {
+	actors.Cluster
+	lost atomic.Bool
+}
+
+func (c *racingCluster) ReserveNext(ctx context.Context, request, key string) (cluster.PresignatureRef, error) {
+	if c.lost.CompareAndSwap(false, true) {
+		return cluster.PresignatureRef{}, cluster.ErrPoolEmpty
+	}
+	return c.Cluster.ReserveNext(ctx, request, key)
+}
+
+// TestReserveLostToAnotherNode: a Reserve refused because the pool turned
+// out empty is not a reservation: the Session reserves again and signs
+// with the presignature it did get.
+func TestReserveLostToAnotherNode(t *testing.T) {
+	e := newEnvWith(t, 2, 1)
+	racing := &racingCluster{Cluster: e.cl}
+	e.start(func(c *actors.Config) { c.Cluster = racing }, minuteApart(3))
+	id := e.submitTx("1", "lost race")
+	r, info := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || len(info.Reserved) != 1 {
+		t.Fatalf("workspace %v, FSM %v (%s), reserved %v", r.GetState(), info.Outcome, info.Reason, info.Reserved)
+	}
+	if !racing.lost.Load() {
+		t.Fatal("the Reserve was never lost")
+	}
+	if got := counter(e.metrics.Failures.WithLabelValues("escalate")); got != 0 {
+		t.Errorf("%v invariant breaks escalated", got)
+	}
+	if got := r.GetSignatures()[0].GetPresignId(); got != info.Reserved[0].ID {
+		t.Errorf("signed with %s, reserved %s", got, info.Reserved[0].ID)
+	}
+}

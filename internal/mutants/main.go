@@ -210,4 +210,6 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func indent(s string) string { return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
