@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -100,6 +101,29 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return validateRecord("api user", b.ApiUserAdded.GetUser(), false)
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return validateRecord("key record", b.KeyRecordAdded.GetKey(), true)
+	case *protocol.ClusterCommand_Init:
+		if err := checkID("cluster", b.Init.GetClusterId()); err != nil {
+			return err
+		}
+		if err := validatePolicy(b.Init.GetPolicy()); err != nil {
+			return err
+		}
+		return validateMember(b.Init.GetMember(), false)
+	case *protocol.ClusterCommand_MemberAdded:
+		return validateMember(b.MemberAdded.GetMember(), true)
+	case *protocol.ClusterCommand_MemberRemoved:
+		return checkID("removed member", b.MemberRemoved.GetId())
+	case *protocol.ClusterCommand_PolicySet:
+		return validatePolicy(b.PolicySet.GetPolicy())
+	case *protocol.ClusterCommand_JoinTokenIssued:
+		t := b.JoinTokenIssued
+		if err := checkID("join token", t.GetId()); err != nil {
+			return err
+		}
+		if len(t.GetSecretHash()) != 32 {
+			return errorf(ErrBadCommand, "join token %q: secret hash of %d bytes, want 32", t.GetId(), len(t.GetSecretHash()))
+		}
+		return nil
 	default:
 		return errorf(ErrBadCommand, "no body")
 	}
@@ -136,6 +160,66 @@ func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 			return errorf(ErrBadCommand, "presignature %q: origin numbers must start at 1 and ascend", p.GetId())
 		}
 		last = p.GetOriginSeq()
+	}
+	return nil
+}
+
+// Bounds on member-table fields.
+const (
+	maxAddressLen  = 256
+	maxLocationLen = 128
+	maxRules       = 64
+	maxIdentityLen = 64 // a measurement, signer or product
+)
+
+func validateMember(m *protocol.ClusterMember, joined bool) error {
+	if m == nil {
+		return errorf(ErrBadCommand, "missing member")
+	}
+	if err := checkID("member", m.GetId()); err != nil {
+		return err
+	}
+	switch {
+	case len(m.GetIdentityKey()) != 32:
+		return errorf(ErrBadCommand, "member %q: identity key of %d bytes, want 32", m.GetId(), len(m.GetIdentityKey()))
+	case m.GetAddress() == "" || len(m.GetAddress()) > maxAddressLen:
+		return errorf(ErrBadCommand, "member %q: address must have 1 to %d bytes", m.GetId(), maxAddressLen)
+	case len(m.GetLocation()) > maxLocationLen:
+		return errorf(ErrBadCommand, "member %q: location longer than %d bytes", m.GetId(), maxLocationLen)
+	case joined && m.GetJoinedWith() == "":
+		return errorf(ErrBadCommand, "member %q: no join token", m.GetId())
+	}
+	if err := checkOptionalID("join token", m.GetJoinedWith()); err != nil {
+		return err
+	}
+	e := m.GetEnclave()
+	if _, err := enclave.ParseKind(e.GetKind()); err != nil {
+		return errorf(ErrBadCommand, "member %q: enclave kind %q", m.GetId(), e.GetKind())
+	}
+	return checkIdentityBytes("member "+m.GetId(), e.GetMeasurement(), e.GetSigner(), e.GetProduct())
+}
+
+func validatePolicy(p *protocol.ClusterPolicy) error {
+	n := len(p.GetAllow())
+	if n == 0 || n > maxRules {
+		return errorf(ErrBadCommand, "policy of %d rules, want 1..%d", n, maxRules)
+	}
+	if err := policyFromProto(p).Validate(); err != nil {
+		return errorf(ErrBadCommand, "policy: %v", err)
+	}
+	for _, r := range p.GetAllow() {
+		if err := checkIdentityBytes("policy rule", r.GetMeasurement(), r.GetSigner(), r.GetProduct()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkIdentityBytes(what string, fields ...[]byte) error {
+	for _, f := range fields {
+		if len(f) > maxIdentityLen {
+			return errorf(ErrBadCommand, "%s: identity field longer than %d bytes", what, maxIdentityLen)
+		}
 	}
 	return nil
 }
@@ -240,6 +324,36 @@ func APIUserAddedCommand(r Record) *protocol.ClusterCommand {
 func KeyRecordAddedCommand(r Record) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRecordAdded{KeyRecordAdded: &protocol.ClusterKeyRecordAdded{
 		Key: r.proto(),
+	}}}
+}
+
+// InitCommand returns the Init of a new cluster whose first member is m.
+func InitCommand(clusterID string, policy enclave.Policy, m Member) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Init{Init: &protocol.ClusterInit{
+		ClusterId: clusterID, Policy: PolicyProto(policy), Member: m.proto(),
+	}}}
+}
+
+// MemberAddedCommand returns a command recording m, which joined with the
+// join token m.JoinedWith.
+func MemberAddedCommand(m Member) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_MemberAdded{MemberAdded: &protocol.ClusterMemberAdded{Member: m.proto()}}}
+}
+
+// MemberRemovedCommand returns a command removing member id.
+func MemberRemovedCommand(id string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_MemberRemoved{MemberRemoved: &protocol.ClusterMemberRemoved{Id: id}}}
+}
+
+// PolicySetCommand returns a command replacing the attestation policy.
+func PolicySetCommand(p enclave.Policy) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_PolicySet{PolicySet: &protocol.ClusterPolicySet{Policy: PolicyProto(p)}}}
+}
+
+// JoinTokenIssuedCommand returns a command recording a join token.
+func JoinTokenIssuedCommand(id string, secretHash []byte, expires time.Time) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_JoinTokenIssued{JoinTokenIssued: &protocol.ClusterJoinTokenIssued{
+		Id: id, SecretHash: secretHash, ExpiresAtUnixNano: expires.UnixNano(),
 	}}}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/keyring"
 )
 
 // Config configures a Cluster. Start from DefaultConfig.
@@ -75,6 +78,19 @@ type Config struct {
 	OwnerTimeout time.Duration
 	// OwnerCheckInterval is how often the leader checks for silent owners.
 	OwnerCheckInterval time.Duration
+
+	// Identity is this node's Ed25519 identity key (sealed by its enclave):
+	// the key of its TLS certificate, and what the member table records.
+	Identity ed25519.PrivateKey
+	// Attester is this node's enclave: it makes the evidence a member shows
+	// a joiner, and verifies a joiner's. Keyring is the cluster keyring a
+	// member wraps to a joiner. With both set, this node serves joins.
+	Attester enclave.Attester
+	Keyring  *keyring.Keyring
+	// JoinedMembers is the member table a joiner received from the member
+	// that admitted it: it authenticates its peers by it until its own
+	// replica holds the member table.
+	JoinedMembers []Member
 
 	// Clock gives proposer timestamps and drives the owner-timeout watcher.
 	Clock clock.Clock

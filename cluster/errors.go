@@ -45,6 +45,16 @@ var (
 	// ErrPoolEmpty is returned when a Reserve asks the FSM to pick a
 	// presignature and the key's pool has none available.
 	ErrPoolEmpty = errors.New("cluster: no presignature available")
+	// ErrNotInitialized is returned when a command needs the member table
+	// and the cluster has none yet (no Init committed).
+	ErrNotInitialized = errors.New("cluster: member table not initialized")
+	// ErrBadToken is returned when a join token is unknown, expired, used
+	// by another node, or cannot be issued.
+	ErrBadToken = errors.New("cluster: join token refused")
+	// ErrMember is returned when the member table refuses a change: a
+	// proposer that is not a member, an id, key or address that belongs to
+	// another member, the last member's removal, a second Init.
+	ErrMember = errors.New("cluster: member table refuses the change")
 	// ErrRecordExists is returned when an API user or key record id is
 	// already recorded.
 	ErrRecordExists = errors.New("cluster: record already exists")
@@ -89,6 +99,9 @@ var codes = []struct {
 	{ErrPresignatureExists, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_PRESIGNATURE_EXISTS},
 	{ErrPresignatureReplayed, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED},
 	{ErrPoolEmpty, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY},
+	{ErrNotInitialized, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED},
+	{ErrBadToken, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN},
+	{ErrMember, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER},
 	{ErrRecordExists, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_RECORD_EXISTS},
 	{ErrUncertain, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNCERTAIN},
 	{ErrTooLarge, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TOO_LARGE},

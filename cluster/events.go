@@ -19,6 +19,15 @@ const (
 	// EventRestored says the state was replaced by a snapshot; a subscriber
 	// should read the state again instead of relying on past events.
 	EventRestored
+	// EventInitialized: the member table started (Node bootstrapped it).
+	EventInitialized
+	// EventMemberAdded and EventMemberRemoved name the member in Node.
+	EventMemberAdded
+	EventMemberRemoved
+	// EventPolicySet: the attestation policy changed.
+	EventPolicySet
+	// EventJoinTokenIssued: a member (Node) issued a join token.
+	EventJoinTokenIssued
 )
 
 // String returns the kind's lowercase name.
@@ -40,6 +49,16 @@ func (k EventKind) String() string {
 		return "key-record-added"
 	case EventRestored:
 		return "restored"
+	case EventInitialized:
+		return "initialized"
+	case EventMemberAdded:
+		return "member-added"
+	case EventMemberRemoved:
+		return "member-removed"
+	case EventPolicySet:
+		return "policy-set"
+	case EventJoinTokenIssued:
+		return "join-token-issued"
 	default:
 		return "unknown"
 	}

@@ -130,8 +130,19 @@ func (c *Cluster) handle(ctx context.Context, req *protocol.ClusterForwardReques
 		if err := checkID("voter", id); err != nil || addr == "" {
 			return errorResponse(errorf(ErrBadCommand, "add voter needs an id and an address"))
 		}
-		c.log.Info("cluster adding voter", "voter", id, "addr", addr)
-		f = c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+		// Once there is a member table, only its members join raft.
+		if c.fsm.ClusterID() != "" {
+			if m, ok := c.fsm.MemberByID(id); !ok || m.Address != addr {
+				return errorResponse(errorf(ErrMember, "%q at %s is not in the member table", id, addr))
+			}
+		}
+		if b.AddVoter.GetNonvoter() {
+			c.log.Info("cluster adding non-voter", "server", id, "addr", addr)
+			f = c.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+		} else {
+			c.log.Info("cluster adding voter", "voter", id, "addr", addr)
+			f = c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+		}
 	case *protocol.ClusterForwardRequest_RemoveServer:
 		id := b.RemoveServer.GetId()
 		if err := checkID("server", id); err != nil {

@@ -56,6 +56,12 @@ type state struct {
 	users         map[string]*protocol.ClusterRecord
 	keys          map[string]*protocol.ClusterRecord
 	appliedIndex  uint64
+
+	// The member table: empty until Init.
+	clusterID string
+	policy    *protocol.ClusterPolicy
+	members   map[string]*protocol.ClusterMember
+	tokens    map[string]*protocol.ClusterJoinToken
 }
 
 func newState() *state {
@@ -64,6 +70,8 @@ func newState() *state {
 		pools:    map[string]*keyPool{},
 		users:    map[string]*protocol.ClusterRecord{},
 		keys:     map[string]*protocol.ClusterRecord{},
+		members:  map[string]*protocol.ClusterMember{},
+		tokens:   map[string]*protocol.ClusterJoinToken{},
 	}
 }
 
@@ -116,6 +124,16 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	case *protocol.ClusterCommand_Init:
+		return s.init(node, at, b.Init)
+	case *protocol.ClusterCommand_MemberAdded:
+		return s.addMember(node, at, b.MemberAdded)
+	case *protocol.ClusterCommand_MemberRemoved:
+		return s.removeMember(node, b.MemberRemoved)
+	case *protocol.ClusterCommand_PolicySet:
+		return s.setPolicy(node, b.PolicySet)
+	case *protocol.ClusterCommand_JoinTokenIssued:
+		return s.issueToken(node, at, b.JoinTokenIssued)
 	default:
 		// validateCommand already refused a missing body.
 		return nil, errorf(ErrBadCommand, "no body")

@@ -2,16 +2,22 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -84,6 +90,23 @@ func (d *fsmDriver) run(c scriptCase) string {
 		return d.apply(c, APIUserAddedCommand(d.record(c)))
 	case "add-key":
 		return d.apply(c, KeyRecordAddedCommand(d.record(c)))
+	case "init":
+		return d.apply(c, InitCommand(arg("cluster"), scriptPolicy(arg("policy")), d.member(c)))
+	case "add-member":
+		return d.apply(c, MemberAddedCommand(d.member(c)))
+	case "remove-member":
+		return d.apply(c, MemberRemovedCommand(arg("id")))
+	case "set-policy":
+		return d.apply(c, PolicySetCommand(scriptPolicy(arg("policy"))))
+	case "issue-token":
+		ttl, err := time.ParseDuration(arg("ttl"))
+		if err != nil {
+			d.t.Fatalf("%s: ttl: %v", c.pos, err)
+		}
+		h := sha256.Sum256([]byte(arg("secret")))
+		return d.apply(c, JoinTokenIssuedCommand(arg("id"), h[:], time.Unix(0, d.at+1_000_000_000).Add(ttl)))
+	case "members":
+		return formatMembers(d.fsm)
 	case "raw":
 		b, err := hex.DecodeString(arg("hex"))
 		if err != nil {
@@ -125,6 +148,71 @@ func (d *fsmDriver) run(c scriptCase) string {
 		d.t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
 		return ""
 	}
+}
+
+// member builds a member from id=, key= (a seed: the key is derived
+// from it), addr=, location=, token= and kind=.
+func (d *fsmDriver) member(c scriptCase) Member {
+	kind, err := enclave.ParseKind(cmpOr(c.args["kind"], "sim"))
+	if err != nil {
+		d.t.Fatalf("%s: %v", c.pos, err)
+	}
+	return Member{
+		ID: c.args["id"], Address: c.args["addr"], IdentityKey: scriptKey(c.args["key"]),
+		Enclave: enclave.Identity{Kind: kind, Measurement: []byte("m1")}, Location: c.args["location"], JoinedWith: c.args["token"],
+	}
+}
+
+// scriptKey derives a 32-byte public key from a seed name.
+func scriptKey(seed string) ed25519.PublicKey {
+	if seed == "" {
+		return nil
+	}
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte(seed)[:1], 32)).Public().(ed25519.PublicKey)
+}
+
+// scriptPolicy parses "kind:measurement,..." into a policy.
+func scriptPolicy(s string) enclave.Policy {
+	var p enclave.Policy
+	for _, r := range splitList(s) {
+		kind, m, _ := strings.Cut(r, ":")
+		k, _ := enclave.ParseKind(kind)
+		p.Allow = append(p.Allow, enclave.Rule{Kind: k, Measurement: []byte(m), AllowDebug: true})
+	}
+	return p
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func formatMembers(f *FSM) string {
+	out := []string{fmt.Sprintf("cluster=%q", f.ClusterID())}
+	if p, ok := f.Policy(); ok {
+		var rules []string
+		for _, r := range p.Allow {
+			rules = append(rules, r.Kind.String()+":"+string(r.Measurement))
+		}
+		out = append(out, "policy="+strings.Join(rules, ","))
+	}
+	for _, m := range f.Members() {
+		out = append(out, fmt.Sprintf("  %s addr=%s key=%x location=%q enclave=%s joined-with=%q joined-at=%d",
+			m.ID, m.Address, m.IdentityKey[:4], m.Location, m.Enclave.Kind, m.JoinedWith, m.JoinedAt.UnixNano()))
+	}
+	f.mu.RLock()
+	for _, id := range slices.Sorted(maps.Keys(f.st.tokens)) {
+		t := f.st.tokens[id]
+		used := "unused"
+		if len(t.GetUsedBy()) > 0 {
+			used = fmt.Sprintf("used-by=%x", t.GetUsedBy()[:4])
+		}
+		out = append(out, fmt.Sprintf("  token %s expires=%d by=%s %s", id, t.GetExpiresAtUnixNano(), t.GetIssuedBy(), used))
+	}
+	f.mu.RUnlock()
+	return strings.Join(out, "\n")
 }
 
 func (d *fsmDriver) record(c scriptCase) Record {

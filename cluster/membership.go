@@ -2,23 +2,31 @@ package cluster
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
-// AddVoter adds a node to the cluster as a voter, through the leader
-// (forwarded when this node follows). The new node must already run with
-// the same transport kind and no Bootstrap. Authenticating the new node
-// (attestation, keyring hand-over) happens before this call, in the enclave
-// layer.
+// AddVoter adds a node to the cluster as a voter, or promotes a non-voter,
+// through the leader (forwarded when this node follows). Once the cluster
+// has a member table, the node must be in it with that address: joining
+// (attestation, the keyring hand-over, the member table) comes first.
 func (c *Cluster) AddVoter(ctx context.Context, id, addr string) error {
+	return c.addServer(ctx, id, addr, true)
+}
+
+// addServer adds a voter or a non-voter through the leader.
+func (c *Cluster) addServer(ctx context.Context, id, addr string, voter bool) error {
 	return c.membership(ctx, &protocol.ClusterForwardRequest{Body: &protocol.ClusterForwardRequest_AddVoter{
-		AddVoter: &protocol.ClusterAddVoter{Id: id, Address: addr},
+		AddVoter: &protocol.ClusterAddVoter{Id: id, Address: addr, Nonvoter: !voter},
 	}})
 }
 
@@ -145,4 +153,165 @@ func (c *Cluster) Snapshot() error {
 		return fmt.Errorf("cluster: snapshot: %w", err)
 	}
 	return nil
+}
+
+// Init starts the member table of a cluster this node bootstrapped: a new
+// random cluster id, the attestation policy, and this node as its first
+// member. It is a no-op once the cluster has an id.
+func (c *Cluster) Init(ctx context.Context, policy enclave.Policy, self Member) error {
+	if c.fsm.ClusterID() != "" {
+		return nil
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return fmt.Errorf("cluster: cluster id: %w", err)
+	}
+	self.ID = c.cfg.NodeID
+	_, err := c.Propose(ctx, InitCommand("c-"+hex.EncodeToString(raw[:]), policy, self))
+	if errors.Is(err, ErrMember) && c.fsm.ClusterID() != "" {
+		return nil // initialized meanwhile
+	}
+	return err
+}
+
+// SetPolicy replaces the cluster's attestation policy through raft. It
+// decides who may join from now on; members already in stay.
+func (c *Cluster) SetPolicy(ctx context.Context, p enclave.Policy) error {
+	if err := p.Validate(); err != nil {
+		return errorf(ErrBadCommand, "policy: %v", err)
+	}
+	_, err := c.Propose(ctx, PolicySetCommand(p))
+	return err
+}
+
+// RemoveMember removes a node from raft's configuration and from the
+// member table, so that it can no longer connect. It refuses to remove
+// the last voter, and a voter whose removal would leave fewer reachable
+// voters than a quorum of those that remain (the cluster would stop). The
+// leader releases the node's requests after OwnerTimeout.
+func (c *Cluster) RemoveMember(ctx context.Context, id string) error {
+	servers, err := c.Servers()
+	if err != nil {
+		return err
+	}
+	var voters, reachable int
+	found := false
+	for _, s := range servers {
+		if s.ID == id {
+			found = true
+			continue
+		}
+		if s.Voter {
+			voters++
+			if c.Reachable(s.ID) {
+				reachable++
+			}
+		}
+	}
+	_, member := c.fsm.MemberByID(id)
+	switch {
+	case !found && !member:
+		return errorf(ErrMember, "%q is not a member", id)
+	case found && voters == 0:
+		return errorf(ErrMember, "%q is the last voter; a cluster cannot remove its last node", id)
+	case found && reachable < voters/2+1:
+		return errorf(ErrMember, "removing %q would leave %d reachable voters of %d, short of a quorum of %d; bring nodes back first",
+			id, reachable, voters, voters/2+1)
+	}
+	if found {
+		if err := c.RemoveServer(ctx, id); err != nil {
+			return err
+		}
+	}
+	if member {
+		if _, err := c.Propose(ctx, MemberRemovedCommand(id)); err != nil && !errors.Is(err, ErrMember) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reachable reports whether this node believes node id is up: itself, or
+// (on the leader) a server whose heartbeats succeed, or (on a follower)
+// any known server, since only the leader watches heartbeats.
+func (c *Cluster) Reachable(id string) bool {
+	if id == c.cfg.NodeID {
+		return true
+	}
+	if !c.IsLeader() {
+		return true
+	}
+	_, silent := c.Silent()[id]
+	return !silent
+}
+
+// Member implements PeerAuthorizer for the TLS transport: the member whose
+// identity key is pub. Until this node's replica holds a member table (a
+// joiner catching up), the table the admitting member sent counts.
+func (c *Cluster) Member(pub ed25519.PublicKey) (string, bool) {
+	if c.fsm.ClusterID() != "" {
+		return c.fsm.Member(pub)
+	}
+	for _, m := range c.cfg.JoinedMembers {
+		if m.IdentityKey.Equal(pub) {
+			return m.ID, true
+		}
+	}
+	return "", false
+}
+
+// Members returns the member table from the local replica.
+func (c *Cluster) Members() []Member { return c.fsm.Members() }
+
+// ClusterID returns the cluster's id, empty before Init.
+func (c *Cluster) ClusterID() string { return c.fsm.ClusterID() }
+
+// Policy returns the cluster's attestation policy, and false before Init.
+func (c *Cluster) Policy() (enclave.Policy, bool) { return c.fsm.Policy() }
+
+// IsVoter reports whether node id is a voter in the raft configuration.
+func (c *Cluster) IsVoter(id string) (bool, error) {
+	servers, err := c.Servers()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range servers {
+		if s.ID == id {
+			return s.Voter, nil
+		}
+	}
+	return false, nil
+}
+
+// WaitCaughtUp blocks until this node's replica holds every entry the
+// cluster had committed when it was called, or ctx ends: on the leader a
+// Barrier; on a follower, until the leader has told it a commit index and
+// raft has applied up to it. A node that just joined or restarted serves
+// nothing before. The wait is for raft, so it runs on real time.
+func (c *Cluster) WaitCaughtUp(ctx context.Context) error {
+	if c.IsLeader() {
+		return c.Barrier(c.cfg.ApplyTimeout)
+	}
+	var target uint64
+	for {
+		if target == 0 && c.raft.CommitIndex() > 0 && !c.raft.LastContact().IsZero() {
+			target = c.raft.CommitIndex()
+		}
+		if target > 0 && c.raft.AppliedIndex() >= target {
+			return nil
+		}
+		if c.IsLeader() {
+			return c.Barrier(c.cfg.ApplyTimeout)
+		}
+		t := time.NewTimer(retryMin)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", ErrNotLeader, ctx.Err())
+		case <-c.stop:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+	}
 }

@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"maps"
 	"slices"
+	"time"
 
+	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -341,3 +345,70 @@ func (c *Cluster) KeyRecord(id string) (Record, bool) { return c.fsm.KeyRecord(i
 
 // AppliedIndex implements Reader.
 func (c *Cluster) AppliedIndex() uint64 { return c.fsm.AppliedIndex() }
+
+// ClusterID returns the cluster's id, empty before Init.
+func (f *FSM) ClusterID() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.clusterID
+}
+
+// Policy returns the cluster's attestation policy, and false before Init.
+func (f *FSM) Policy() (enclave.Policy, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.st.clusterID == "" {
+		return enclave.Policy{}, false
+	}
+	return policyFromProto(f.st.policy), true
+}
+
+// Members returns the member table, sorted by id.
+func (f *FSM) Members() []Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Member, 0, len(f.st.members))
+	for _, id := range slices.Sorted(maps.Keys(f.st.members)) {
+		out = append(out, memberFromProto(f.st.members[id]))
+	}
+	return out
+}
+
+// MemberByID returns one member.
+func (f *FSM) MemberByID(id string) (Member, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	m, ok := f.st.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	return memberFromProto(m), true
+}
+
+// Member implements PeerAuthorizer: it returns the id of the member whose
+// identity key is pub.
+func (f *FSM) Member(pub ed25519.PublicKey) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for id, m := range f.st.members {
+		if bytes.Equal(m.GetIdentityKey(), pub) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// JoinToken returns a live join token as of now: one that expired is
+// reported missing, even before a command purges it.
+func (f *FSM) JoinToken(id string, now time.Time) (JoinToken, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.st.tokens[id]
+	if !ok || t.GetExpiresAtUnixNano() <= now.UnixNano() {
+		return JoinToken{}, false
+	}
+	return JoinToken{
+		ID: t.GetId(), SecretHash: slices.Clone(t.GetSecretHash()), ExpiresAt: unixNano(t.GetExpiresAtUnixNano()),
+		IssuedBy: t.GetIssuedBy(), UsedBy: slices.Clone(t.GetUsedBy()),
+	}, true
+}

@@ -39,6 +39,16 @@ func encodeState(st *state) ([]byte, error) {
 	}
 	out.ApiUsers = sortedRecords(st.users)
 	out.KeyRecords = sortedRecords(st.keys)
+	out.ClusterId = st.clusterID
+	if st.clusterID != "" {
+		out.Policy = st.policy
+	}
+	for _, id := range slices.Sorted(maps.Keys(st.members)) {
+		out.Members = append(out.Members, st.members[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(st.tokens)) {
+		out.JoinTokens = append(out.JoinTokens, st.tokens[id])
+	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -69,6 +79,9 @@ func decodeState(b []byte) (*state, error) {
 	st := newState()
 	st.completionSeq = in.GetCompletionSeq()
 	st.appliedIndex = in.GetAppliedIndex()
+	if err := decodeMembers(st, in); err != nil {
+		return nil, err
+	}
 	for _, kp := range in.GetPools() {
 		pool, err := decodePool(kp)
 		if err != nil {
@@ -114,6 +127,46 @@ func decodeState(b []byte) (*state, error) {
 		}
 	}
 	return st, nil
+}
+
+// decodeMembers restores the member table, checking it as the commands
+// that built it would.
+func decodeMembers(st *state, in *protocol.ClusterState) error {
+	if in.GetClusterId() == "" {
+		if in.GetPolicy() != nil || len(in.GetMembers()) != 0 || len(in.GetJoinTokens()) != 0 {
+			return errorf(ErrBadCommand, "snapshot: a member table without a cluster id")
+		}
+		return nil
+	}
+	if err := validatePolicy(in.GetPolicy()); err != nil {
+		return err
+	}
+	st.clusterID, st.policy = in.GetClusterId(), in.GetPolicy()
+	if len(in.GetMembers()) == 0 || len(in.GetMembers()) > maxMembers {
+		return errorf(ErrBadCommand, "snapshot: %d members", len(in.GetMembers()))
+	}
+	for _, m := range in.GetMembers() {
+		if err := validateMember(m, false); err != nil {
+			return err
+		}
+		if _, dup := st.members[m.GetId()]; dup {
+			return errorf(ErrBadCommand, "snapshot: member %q twice", m.GetId())
+		}
+		st.members[m.GetId()] = m
+	}
+	if len(in.GetJoinTokens()) > maxJoinTokens {
+		return errorf(ErrBadCommand, "snapshot: %d join tokens", len(in.GetJoinTokens()))
+	}
+	for _, t := range in.GetJoinTokens() {
+		if err := checkID("snapshot join token", t.GetId()); err != nil {
+			return err
+		}
+		if _, dup := st.tokens[t.GetId()]; dup || len(t.GetSecretHash()) != 32 {
+			return errorf(ErrBadCommand, "snapshot: join token %q is malformed or twice", t.GetId())
+		}
+		st.tokens[t.GetId()] = t
+	}
+	return nil
 }
 
 func decodePool(in *protocol.ClusterKeyPool) (*keyPool, error) {

@@ -168,4 +168,7 @@ type Attester interface {
 type Enclave interface {
 	Sealer
 	Attester
+	// Self returns this enclave's own identity (without report data), as
+	// its evidence proves it to peers.
+	Self() Identity
 }

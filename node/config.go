@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,7 @@ type Config struct {
 
 	Enclave  EnclaveConfig  `yaml:"enclave"`
 	Raft     RaftConfig     `yaml:"raft"`
+	Cluster  ClusterConfig  `yaml:"cluster"`
 	Admin    AdminConfig    `yaml:"admin"`
 	Sessions SessionsConfig `yaml:"sessions"`
 	Presign  PresignConfig  `yaml:"presign"`
@@ -123,6 +126,10 @@ type EnclaveConfig struct {
 	SimPlatformKey string `yaml:"sim_platform_key"`
 	// AllowDebug lets the sgx backend run in a debug enclave.
 	AllowDebug bool `yaml:"allow_debug"`
+	// SimTrustedPlatforms are the platform public keys (hex) of the other
+	// simulated machines whose evidence the sim backend accepts: list each
+	// other machine of a sim cluster (`node status` prints a node's).
+	SimTrustedPlatforms []string `yaml:"sim_trusted_platforms"`
 }
 
 // RaftConfig places the node in its raft cluster.
@@ -131,18 +138,38 @@ type RaftConfig struct {
 	Bind string `yaml:"bind"`
 	// Advertise is the address other nodes dial; empty means Bind.
 	Advertise string `yaml:"advertise"`
-	// Bootstrap makes a node without raft state start a new cluster whose
-	// voters are itself and Peers. It is ignored once raft state exists.
+	// Bootstrap makes a node without raft state start a new cluster of
+	// itself alone; the other nodes join it with join tokens. It is ignored
+	// once raft state exists, and by a node that joined a cluster.
 	Bootstrap bool `yaml:"bootstrap"`
-	// Peers are the other voters of a bootstrapped cluster. Empty for a
-	// single voter, which is all this release runs.
-	Peers []PeerConfig `yaml:"peers"`
 }
 
-// PeerConfig is one other voter.
-type PeerConfig struct {
-	ID      string `yaml:"id"`
-	Address string `yaml:"address"`
+// ClusterConfig places the node among its peers.
+type ClusterConfig struct {
+	// Location labels the node in the member table, such as
+	// "cloud:azure-westeurope" or "onprem:dc2".
+	Location string `yaml:"location"`
+	// JoinTokenFile names a file holding a join token. On first start
+	// (no raft state yet) `node run` joins the cluster it names instead of
+	// bootstrapping; `node join` does the same and exits.
+	JoinTokenFile string `yaml:"join_token_file"`
+	// Policy is the attestation policy: the enclave identities allowed in
+	// the cluster. A bootstrapping node records it in the member table
+	// (`node cluster policy` changes it later); a joining node accepts the
+	// keyring only from a member it allows. Empty means this node's own
+	// enclave kind and code measurement.
+	Policy []PolicyRule `yaml:"policy"`
+}
+
+// PolicyRule admits enclave identities of one kind: an exact code
+// measurement, or a signer and product, or both (hex).
+type PolicyRule struct {
+	Kind               string `yaml:"kind"`
+	Measurement        string `yaml:"measurement"`
+	Signer             string `yaml:"signer"`
+	Product            string `yaml:"product"`
+	MinSecurityVersion uint32 `yaml:"min_security_version"`
+	AllowDebug         bool   `yaml:"allow_debug"`
 }
 
 // AdminConfig configures the admin HTTP API.
@@ -301,6 +328,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.Callback.CAFile)
 	abs(&c.Admin.TLSCert)
 	abs(&c.Admin.TLSKey)
+	abs(&c.Cluster.JoinTokenFile)
 	abs(&c.Log.File)
 }
 
@@ -344,15 +372,14 @@ func (c Config) Validate() error {
 	if c.Raft.Advertise != "" && !validHostPort(c.Raft.Advertise) {
 		bad("raft.advertise %q is not host:port", c.Raft.Advertise)
 	}
-	seen := map[string]bool{c.NodeID: true}
-	for i, p := range c.Raft.Peers {
-		if p.ID == "" || seen[p.ID] {
-			bad("raft.peers[%d]: id %q is empty or repeated", i, p.ID)
-		}
-		seen[p.ID] = true
-		if !validHostPort(p.Address) {
-			bad("raft.peers[%d]: address %q is not host:port", i, p.Address)
-		}
+	if len(c.Cluster.Location) > 128 {
+		bad("cluster.location is longer than 128 bytes")
+	}
+	if _, err := c.Cluster.policy(); err != nil {
+		bad("cluster.policy: %v", err)
+	}
+	if _, err := c.Enclave.trustedPlatforms(); err != nil {
+		bad("enclave.sim_trusted_platforms: %v", err)
 	}
 	if !validHostPort(c.Admin.Listen) {
 		bad("admin.listen %q is not host:port", c.Admin.Listen)
@@ -503,6 +530,53 @@ func loopbackHostPort(s string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// policy returns the configured attestation policy; an empty one (the
+// default: this node's own identity) has no rules.
+func (c ClusterConfig) policy() (enclave.Policy, error) {
+	var p enclave.Policy
+	for i, r := range c.Policy {
+		kind, err := enclave.ParseKind(r.Kind)
+		if err != nil {
+			return p, fmt.Errorf("rule %d: %w", i, err)
+		}
+		rule := enclave.Rule{Kind: kind, MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug}
+		for _, f := range []struct {
+			name string
+			hex  string
+			dst  *[]byte
+		}{{"measurement", r.Measurement, &rule.Measurement}, {"signer", r.Signer, &rule.Signer}, {"product", r.Product, &rule.Product}} {
+			if f.hex == "" {
+				continue
+			}
+			b, err := hex.DecodeString(f.hex)
+			if err != nil {
+				return p, fmt.Errorf("rule %d: %s is not hex", i, f.name)
+			}
+			*f.dst = b
+		}
+		p.Allow = append(p.Allow, rule)
+	}
+	if len(p.Allow) > 0 {
+		if err := p.Validate(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// trustedPlatforms decodes the sim's trusted platform keys.
+func (e EnclaveConfig) trustedPlatforms() ([]ed25519.PublicKey, error) {
+	var out []ed25519.PublicKey
+	for i, s := range e.SimTrustedPlatforms {
+		b, err := hex.DecodeString(s)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("entry %d is not a hex Ed25519 public key", i)
+		}
+		out = append(out, ed25519.PublicKey(b))
+	}
+	return out, nil
 }
 
 func validHostPort(s string) bool {

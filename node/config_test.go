@@ -30,7 +30,8 @@ func TestExampleConfigParses(t *testing.T) {
 	want := DefaultConfig()
 	want.NodeID = "node-1"
 	want.DataDir = "/etc/coterie/node-1-data"
-	want.Raft.Peers = []PeerConfig{}
+	want.Cluster.Policy = []PolicyRule{}
+	want.Enclave.SimTrustedPlatforms = []string{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("example config differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -70,7 +71,9 @@ func TestParseConfig(t *testing.T) {
 			want: []string{"raft.bind", "admin.listen", "sessions.capacity", "presign.workers", "target_depth", "log.level", "log.format", "owner_timeout"}},
 		{name: "callback url needs key", yaml: base + "callback:\n  url: http://127.0.0.1:8090\n", want: []string{"handler_public_key is required"}},
 		{name: "callback url scheme", yaml: base + "callback:\n  url: ftp://x\n  handler_public_key: k.pem\n", want: []string{"callback.url"}},
-		{name: "peers", yaml: base + "raft:\n  peers:\n    - id: n1\n      address: 127.0.0.1:1\n    - id: n2\n      address: bad\n", want: []string{"raft.peers[0]", "raft.peers[1]"}},
+		{name: "static peers are gone", yaml: base + "raft:\n  peers:\n    - id: n1\n      address: 127.0.0.1:1\n", want: []string{"peers not found"}},
+		{name: "cluster policy", yaml: base + "cluster:\n  policy:\n    - kind: tdx\n    - kind: sgx\n      signer: zz\n", want: []string{"cluster.policy", "rule 0"}},
+		{name: "sim trusted platforms", yaml: base + "enclave:\n  sim_trusted_platforms: [abcd]\n", want: []string{"enclave.sim_trusted_platforms: entry 0"}},
 		{name: "relative paths", yaml: "node_id: n1\ndata_dir: d\nlog:\n  file: node.log\n", check: func(t *testing.T, c Config) {
 			if c.DataDir != "/etc/c/d" || c.Log.File != "/etc/c/node.log" {
 				t.Errorf("paths not resolved: %q %q", c.DataDir, c.Log.File)
@@ -174,7 +177,7 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("node_id: n1\ndata_dir: /d\n"))
-	f.Add([]byte("node_id: n1\ndata_dir: /d\nraft:\n  peers: [{id: n2, address: '1.2.3.4:5'}]\n"))
+	f.Add([]byte("node_id: n1\ndata_dir: /d\ncluster:\n  location: onprem:dc1\n  policy: [{kind: sim, measurement: '00ff'}]\n"))
 	f.Add([]byte("[1, 2"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data, "/base")
@@ -198,10 +201,13 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-// normalize makes an empty and a nil peer list equal.
+// normalize makes empty and nil lists equal.
 func normalize(c Config) Config {
-	if len(c.Raft.Peers) == 0 {
-		c.Raft.Peers = nil
+	if len(c.Cluster.Policy) == 0 {
+		c.Cluster.Policy = nil
+	}
+	if len(c.Enclave.SimTrustedPlatforms) == 0 {
+		c.Enclave.SimTrustedPlatforms = nil
 	}
 	return c
 }

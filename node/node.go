@@ -51,12 +51,16 @@ type Node struct {
 	log  *slog.Logger
 
 	store    *store.Store
+	enclave  enclave.Enclave
 	identity ed25519.PublicKey
-	kr       *keyring.Keyring
-	cluster  *TimedCluster
-	engine   *mpc.Engine
-	metrics  *nodeMetrics
-	admin    *adminServer
+	// identityKey is the identity's private key: the cluster's TLS key. It
+	// is cleared on Close.
+	identityKey ed25519.PrivateKey
+	kr          *keyring.Keyring
+	cluster     *TimedCluster
+	engine      *mpc.Engine
+	metrics     *nodeMetrics
+	admin       *adminServer
 
 	ready   atomic.Bool
 	pairMu  sync.Mutex // one pairing at a time
@@ -73,32 +77,11 @@ type Node struct {
 // unseals the store with the enclave, starts raft and binds the admin API
 // (which answers 503 on /v1/health until Start has finished). On error
 // everything New opened is closed again.
-func New(cfg Config) (n *Node, err error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	n = &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}}
-	if n.clock == nil {
-		n.clock = clock.Real()
-	}
-	configured, closer, err := cfg.logger()
+func New(cfg Config) (_ *Node, err error) {
+	n, err := open(cfg)
 	if err != nil {
 		return nil, err
 	}
-	n.closeFn = append(n.closeFn, closer.Close)
-	// A part that fails in a loop (a pool refilling against a workspace
-	// that is down) writes the same record over and over: pass a few per
-	// window and a count of the rest.
-	tcfg := logthrottle.DefaultConfig()
-	tcfg.Clock = n.clock
-	throttle, err := logthrottle.New(configured.Handler(), tcfg)
-	if err != nil {
-		_ = closer.Close()
-		return nil, err
-	}
-	n.closeFn = append(n.closeFn, func() error { throttle.Flush(); return nil })
-	n.base = slog.New(throttle)
-	n.log = n.componentLogger("node")
 	defer func() {
 		if err != nil {
 			n.runClosers()
@@ -108,6 +91,9 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	if err := n.openStore(); err != nil {
+		return nil, err
+	}
+	if err := n.joinIfAsked(); err != nil {
 		return nil, err
 	}
 	eng, err := mpc.New(mpc.Config{MaxPayloadBytes: mpc.DefaultConfig().MaxPayloadBytes, Logger: n.componentLogger("mpc")})
@@ -135,6 +121,65 @@ func New(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
+// open validates cfg and returns a Node with its clock and loggers, and
+// nothing else open yet.
+func open(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}}
+	if n.clock == nil {
+		n.clock = clock.Real()
+	}
+	configured, closer, err := cfg.logger()
+	if err != nil {
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, closer.Close)
+	// A part that fails in a loop (a pool refilling against a workspace
+	// that is down) writes the same record over and over: pass a few per
+	// window and a count of the rest.
+	tcfg := logthrottle.DefaultConfig()
+	tcfg.Clock = n.clock
+	throttle, err := logthrottle.New(configured.Handler(), tcfg)
+	if err != nil {
+		_ = closer.Close()
+		return nil, err
+	}
+	n.closeFn = append(n.closeFn, func() error { throttle.Flush(); return nil })
+	n.base = slog.New(throttle)
+	n.log = n.componentLogger("node")
+	return n, nil
+}
+
+// Join joins the cluster a join token names, for `coterie node join`: it
+// creates the node's sealed store on first use, runs the join handshake
+// with the member the token names, seals the cluster keyring and member
+// table it gets, and closes everything. `node run` then starts the member,
+// which catches up and becomes a voter. A node that has joined or has raft
+// state gets ErrJoined; a join that fails leaves nothing behind that stops
+// it from being run again.
+func Join(ctx context.Context, cfg Config, token string) (cluster.JoinResult, error) {
+	n, err := open(cfg)
+	if err != nil {
+		return cluster.JoinResult{}, err
+	}
+	defer n.runClosers()
+	if err := n.prepareDataDir(); err != nil {
+		return cluster.JoinResult{}, err
+	}
+	if err := n.openStore(); err != nil {
+		return cluster.JoinResult{}, err
+	}
+	if done, err := n.hasJoined(); err != nil || done {
+		if err == nil {
+			err = fmt.Errorf("%w: %s", ErrJoined, cfg.DataDir)
+		}
+		return cluster.JoinResult{}, err
+	}
+	return n.join(ctx, token)
+}
+
 // prepareDataDir creates the data directory, or makes an existing one
 // private: everything in it is the node's alone (directories 0700, files
 // 0600), and an operator's mkdir gives 0755.
@@ -159,16 +204,8 @@ func (n *Node) prepareDataDir() error {
 // openStore opens the sealed store, creating it on first start, and
 // unseals the identity and keyring.
 func (n *Node) openStore() error {
-	kind, _ := enclave.ParseKind(n.cfg.Enclave.Kind)
-	policy, _ := enclave.ParseKeyPolicy(n.cfg.Enclave.KeyPolicy)
-	bcfg := backend.DefaultConfig()
-	bcfg.Kind, bcfg.KeyPolicy, bcfg.DataDir = kind, policy, n.cfg.DataDir
-	bcfg.Production = n.cfg.mode() == ModeProduction
-	bcfg.AllowDebug = n.cfg.Enclave.AllowDebug
-	if n.cfg.Enclave.SimPlatformKey != "" {
-		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
-	}
-	bcfg.Logger = n.componentLogger("enclave")
+	bcfg := n.backendConfig()
+	kind, policy := bcfg.Kind, bcfg.KeyPolicy
 	scfg := store.DefaultConfig()
 	scfg.Dir, scfg.Logger = n.cfg.DataDir, n.componentLogger("store")
 
@@ -196,8 +233,39 @@ func (n *Node) openStore() error {
 		return fmt.Errorf("%w: the data directory was sealed by enclave %s (key policy %s), the config says %s (%s)",
 			ErrInvalidConfig, info.Kind, info.KeyPolicy, kind, policy)
 	}
-	n.identity, n.kr, err = Unseal(st, bcfg)
-	return err
+	u, err := Unseal(st, bcfg)
+	if err != nil {
+		return err
+	}
+	n.enclave, n.identityKey, n.kr = u.Enclave, u.Identity, u.Keyring
+	n.identity = u.Identity.Public().(ed25519.PublicKey)
+	n.closeFn = append(n.closeFn, func() error { clear(n.identityKey); return nil })
+	return nil
+}
+
+// backendConfig is the enclave backend the config describes.
+func (n *Node) backendConfig() backend.Config {
+	kind, _ := enclave.ParseKind(n.cfg.Enclave.Kind)
+	policy, _ := enclave.ParseKeyPolicy(n.cfg.Enclave.KeyPolicy)
+	bcfg := backend.DefaultConfig()
+	bcfg.Kind, bcfg.KeyPolicy, bcfg.DataDir = kind, policy, n.cfg.DataDir
+	bcfg.Production = n.cfg.mode() == ModeProduction
+	bcfg.AllowDebug = n.cfg.Enclave.AllowDebug
+	if n.cfg.Enclave.SimPlatformKey != "" {
+		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
+	}
+	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
+	bcfg.Logger = n.componentLogger("enclave")
+	return bcfg
+}
+
+// Unsealed is what a node's sealed store gives it with its enclave.
+type Unsealed struct {
+	// Enclave is the open backend that unsealed the store.
+	Enclave enclave.Enclave
+	// Identity is the node's identity key; the caller clears it when done.
+	Identity ed25519.PrivateKey
+	Keyring  *keyring.Keyring
 }
 
 // Unseal opens a node store's sealed records with the enclave that bcfg
@@ -207,10 +275,10 @@ func (n *Node) openStore() error {
 // enclave, the error names the platform key file it tried: for the sim,
 // that file is the machine, and a node made with another one (a demo's,
 // say) looks like another machine's.
-func Unseal(st *store.Store, bcfg backend.Config) (ed25519.PublicKey, *keyring.Keyring, error) {
+func Unseal(st *store.Store, bcfg backend.Config) (Unsealed, error) {
 	enc, err := backend.New(bcfg)
 	if err != nil {
-		return nil, nil, err
+		return Unsealed{}, err
 	}
 	explain := func(err error) error {
 		if bcfg.Kind == enclave.KindSim && st.Info().Kind == enclave.KindSim && errors.Is(err, enclave.ErrForeignEnclave) {
@@ -221,18 +289,18 @@ func Unseal(st *store.Store, bcfg backend.Config) (ed25519.PublicKey, *keyring.K
 	}
 	id, err := st.Identity(enc)
 	if err != nil {
-		return nil, nil, explain(err)
+		return Unsealed{}, explain(err)
 	}
-	pub := id.Public().(ed25519.PublicKey)
-	clear(id)
-	if !pub.Equal(st.Info().Identity) {
-		return nil, nil, errors.New("node: the sealed identity key does not match its public key")
+	if !id.Public().(ed25519.PublicKey).Equal(st.Info().Identity) {
+		clear(id)
+		return Unsealed{}, errors.New("node: the sealed identity key does not match its public key")
 	}
 	kr, err := st.Keyring(enc)
 	if err != nil {
-		return nil, nil, explain(err)
+		clear(id)
+		return Unsealed{}, explain(err)
 	}
-	return pub, kr, nil
+	return Unsealed{Enclave: enc, Identity: id, Keyring: kr}, nil
 }
 
 // Initialize creates the sealed store of a new node: an Ed25519 identity
@@ -265,10 +333,14 @@ func (n *Node) openCluster() error {
 	ccfg.DataDir = n.cfg.DataDir
 	ccfg.BindAddr = n.cfg.Raft.Bind
 	ccfg.AdvertiseAddr = n.cfg.Raft.Advertise
-	ccfg.Bootstrap = n.cfg.Raft.Bootstrap
-	for _, p := range n.cfg.Raft.Peers {
-		ccfg.Peers = append(ccfg.Peers, cluster.Peer{ID: p.ID, Address: p.Address})
+	ccfg.Identity, ccfg.Attester, ccfg.Keyring = n.identityKey, n.enclave, n.kr
+	joined, err := n.joinedMembers()
+	if err != nil {
+		return err
 	}
+	ccfg.JoinedMembers = joined
+	// A node that joined a cluster never starts one of its own.
+	ccfg.Bootstrap = n.cfg.Raft.Bootstrap && joined == nil && n.cfg.Cluster.JoinTokenFile == ""
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
 	ccfg.Clock = n.clock
 	ccfg.Logger = n.componentLogger("cluster")
@@ -290,13 +362,11 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: waiting for a raft leader: %w", err)
 	}
 	n.log.Info("raft leader known", "leader", leader)
-	// A restarted leader's FSM replays the log only after its election:
-	// read no user or key from it before it has. (A follower catches up from
-	// the leader; multi-node start-up will need the same wait there.)
-	if n.cluster.IsLeader() {
-		if err := n.cluster.Barrier(30 * time.Second); err != nil {
-			return fmt.Errorf("node: waiting for the raft log to replay: %w", err)
-		}
+	// Read no user or key before the replica caught up: a restarted
+	// leader replays its log only after its election, a follower learns
+	// from the leader, and a node that joined may need to become a voter.
+	if err := n.joinCluster(ctx); err != nil {
+		return err
 	}
 	key, err := n.ensureCallbackKey(ctx)
 	if err != nil {
@@ -313,7 +383,31 @@ func (n *Node) Start(ctx context.Context) error {
 	n.serve = srv
 	n.mu.Unlock()
 	n.closeFn = append(n.closeFn, srv.stop)
+	// Users paired through another node arrive as API-user records: serve
+	// them too. Subscribe before the first scan, so none falls between.
+	events, unsub := n.cluster.Subscribe(256)
+	if err := n.serveNewUsers(); err != nil {
+		unsub()
+		return err
+	}
+	done := make(chan struct{})
+	go n.watchUsers(events, done)
+	n.closeFn = append(n.closeFn, func() error { unsub(); <-done; return nil })
+	n.ready.Store(true)
+	n.log.Info("node ready", "node", n.cfg.NodeID, "users", n.userCount())
+	return nil
+}
+
+// serveNewUsers starts serving every API user of the cluster this node
+// does not serve yet.
+func (n *Node) serveNewUsers() error {
 	for _, r := range n.cluster.APIUsers() {
+		n.mu.Lock()
+		_, known := n.users[r.ID]
+		n.mu.Unlock()
+		if known {
+			continue
+		}
 		u, err := openUser(n.kr, n.cluster, r)
 		if err != nil {
 			return err
@@ -322,9 +416,21 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.ready.Store(true)
-	n.log.Info("node ready", "node", n.cfg.NodeID, "users", n.userCount())
 	return nil
+}
+
+// watchUsers serves the users that other nodes pair, until events closes.
+// Events are hints that may be dropped, so every one leads to a full scan.
+func (n *Node) watchUsers(events <-chan cluster.Event, done chan<- struct{}) {
+	defer close(done)
+	for ev := range events {
+		if ev.Kind != cluster.EventAPIUserAdded && ev.Kind != cluster.EventKeyRecordAdded && ev.Kind != cluster.EventRestored {
+			continue
+		}
+		if err := n.serveNewUsers(); err != nil {
+			n.log.Warn("cannot serve a newly paired API user yet", "err", err)
+		}
+	}
 }
 
 // ensureCallbackKey returns the cluster's callback key, creating it when

@@ -221,6 +221,9 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED               ClusterErrorCode = 17
 	ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED             ClusterErrorCode = 18
 	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED      ClusterErrorCode = 20
+	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN            ClusterErrorCode = 21
+	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER               ClusterErrorCode = 22
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -246,6 +249,9 @@ var (
 		17: "CLUSTER_ERROR_CODE_CLOSED",
 		18: "CLUSTER_ERROR_CODE_REPLAYED",
 		19: "CLUSTER_ERROR_CODE_POOL_EMPTY",
+		20: "CLUSTER_ERROR_CODE_NOT_INITIALIZED",
+		21: "CLUSTER_ERROR_CODE_BAD_TOKEN",
+		22: "CLUSTER_ERROR_CODE_MEMBER",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -268,6 +274,9 @@ var (
 		"CLUSTER_ERROR_CODE_CLOSED":               17,
 		"CLUSTER_ERROR_CODE_REPLAYED":             18,
 		"CLUSTER_ERROR_CODE_POOL_EMPTY":           19,
+		"CLUSTER_ERROR_CODE_NOT_INITIALIZED":      20,
+		"CLUSTER_ERROR_CODE_BAD_TOKEN":            21,
+		"CLUSTER_ERROR_CODE_MEMBER":               22,
 	}
 )
 
@@ -318,6 +327,11 @@ type ClusterCommand struct {
 	//	*ClusterCommand_PresignaturesAdded
 	//	*ClusterCommand_ApiUserAdded
 	//	*ClusterCommand_KeyRecordAdded
+	//	*ClusterCommand_Init
+	//	*ClusterCommand_MemberAdded
+	//	*ClusterCommand_MemberRemoved
+	//	*ClusterCommand_PolicySet
+	//	*ClusterCommand_JoinTokenIssued
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -444,6 +458,51 @@ func (x *ClusterCommand) GetKeyRecordAdded() *ClusterKeyRecordAdded {
 	return nil
 }
 
+func (x *ClusterCommand) GetInit() *ClusterInit {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_Init); ok {
+			return x.Init
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetMemberAdded() *ClusterMemberAdded {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_MemberAdded); ok {
+			return x.MemberAdded
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetMemberRemoved() *ClusterMemberRemoved {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_MemberRemoved); ok {
+			return x.MemberRemoved
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetPolicySet() *ClusterPolicySet {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_PolicySet); ok {
+			return x.PolicySet
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetJoinTokenIssued() *ClusterJoinTokenIssued {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_JoinTokenIssued); ok {
+			return x.JoinTokenIssued
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -476,6 +535,26 @@ type ClusterCommand_KeyRecordAdded struct {
 	KeyRecordAdded *ClusterKeyRecordAdded `protobuf:"bytes,16,opt,name=key_record_added,json=keyRecordAdded,proto3,oneof"`
 }
 
+type ClusterCommand_Init struct {
+	Init *ClusterInit `protobuf:"bytes,17,opt,name=init,proto3,oneof"`
+}
+
+type ClusterCommand_MemberAdded struct {
+	MemberAdded *ClusterMemberAdded `protobuf:"bytes,18,opt,name=member_added,json=memberAdded,proto3,oneof"`
+}
+
+type ClusterCommand_MemberRemoved struct {
+	MemberRemoved *ClusterMemberRemoved `protobuf:"bytes,19,opt,name=member_removed,json=memberRemoved,proto3,oneof"`
+}
+
+type ClusterCommand_PolicySet struct {
+	PolicySet *ClusterPolicySet `protobuf:"bytes,20,opt,name=policy_set,json=policySet,proto3,oneof"`
+}
+
+type ClusterCommand_JoinTokenIssued struct {
+	JoinTokenIssued *ClusterJoinTokenIssued `protobuf:"bytes,21,opt,name=join_token_issued,json=joinTokenIssued,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -489,6 +568,16 @@ func (*ClusterCommand_PresignaturesAdded) isClusterCommand_Body() {}
 func (*ClusterCommand_ApiUserAdded) isClusterCommand_Body() {}
 
 func (*ClusterCommand_KeyRecordAdded) isClusterCommand_Body() {}
+
+func (*ClusterCommand_Init) isClusterCommand_Body() {}
+
+func (*ClusterCommand_MemberAdded) isClusterCommand_Body() {}
+
+func (*ClusterCommand_MemberRemoved) isClusterCommand_Body() {}
+
+func (*ClusterCommand_PolicySet) isClusterCommand_Body() {}
+
+func (*ClusterCommand_JoinTokenIssued) isClusterCommand_Body() {}
 
 // ClusterClaim asks that the proposing node own a request.
 type ClusterClaim struct {
@@ -1020,6 +1109,754 @@ func (x *ClusterRecord) GetAddedAtUnixNano() int64 {
 	return 0
 }
 
+// ClusterInit starts the member table of a new cluster: its id, its
+// attestation policy and its first member, the bootstrapping node. It
+// applies once.
+type ClusterInit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster_id is random, chosen by the bootstrapping node.
+	ClusterId     string         `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Policy        *ClusterPolicy `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	Member        *ClusterMember `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterInit) Reset() {
+	*x = ClusterInit{}
+	mi := &file_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterInit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterInit) ProtoMessage() {}
+
+func (x *ClusterInit) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
+func (*ClusterInit) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ClusterInit) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterInit) GetPolicy() *ClusterPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ClusterInit) GetMember() *ClusterMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// ClusterMember is one node of the cluster as the member table records it.
+// Every field is public.
+type ClusterMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// address is the node's cluster (raft) address.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// identity_key is the node's Ed25519 identity public key: the key of its
+	// TLS certificate, which peers check against this table.
+	IdentityKey []byte `protobuf:"bytes,3,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	// The node's enclave identity, as its attestation evidence proved it.
+	Enclave *ClusterEnclaveIdentity `protobuf:"bytes,4,opt,name=enclave,proto3" json:"enclave,omitempty"`
+	// location is an operator's label such as "cloud:azure-westeurope" or
+	// "onprem:dc2".
+	Location         string `protobuf:"bytes,5,opt,name=location,proto3" json:"location,omitempty"`
+	JoinedAtUnixNano int64  `protobuf:"varint,6,opt,name=joined_at_unix_nano,json=joinedAtUnixNano,proto3" json:"joined_at_unix_nano,omitempty"`
+	// joined_with is the join token the node joined with; empty for the
+	// bootstrapping node.
+	JoinedWith    string `protobuf:"bytes,7,opt,name=joined_with,json=joinedWith,proto3" json:"joined_with,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMember) Reset() {
+	*x = ClusterMember{}
+	mi := &file_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMember) ProtoMessage() {}
+
+func (x *ClusterMember) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
+func (*ClusterMember) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ClusterMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *ClusterMember) GetEnclave() *ClusterEnclaveIdentity {
+	if x != nil {
+		return x.Enclave
+	}
+	return nil
+}
+
+func (x *ClusterMember) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetJoinedAtUnixNano() int64 {
+	if x != nil {
+		return x.JoinedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterMember) GetJoinedWith() string {
+	if x != nil {
+		return x.JoinedWith
+	}
+	return ""
+}
+
+// ClusterEnclaveIdentity is what verified evidence proved about a node's
+// enclave (enclave.Identity without the report data).
+type ClusterEnclaveIdentity struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Kind            string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Measurement     []byte                 `protobuf:"bytes,2,opt,name=measurement,proto3" json:"measurement,omitempty"`
+	Signer          []byte                 `protobuf:"bytes,3,opt,name=signer,proto3" json:"signer,omitempty"`
+	Product         []byte                 `protobuf:"bytes,4,opt,name=product,proto3" json:"product,omitempty"`
+	SecurityVersion uint32                 `protobuf:"varint,5,opt,name=security_version,json=securityVersion,proto3" json:"security_version,omitempty"`
+	Debug           bool                   `protobuf:"varint,6,opt,name=debug,proto3" json:"debug,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ClusterEnclaveIdentity) Reset() {
+	*x = ClusterEnclaveIdentity{}
+	mi := &file_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterEnclaveIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterEnclaveIdentity) ProtoMessage() {}
+
+func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
+func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ClusterEnclaveIdentity) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ClusterEnclaveIdentity) GetMeasurement() []byte {
+	if x != nil {
+		return x.Measurement
+	}
+	return nil
+}
+
+func (x *ClusterEnclaveIdentity) GetSigner() []byte {
+	if x != nil {
+		return x.Signer
+	}
+	return nil
+}
+
+func (x *ClusterEnclaveIdentity) GetProduct() []byte {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+func (x *ClusterEnclaveIdentity) GetSecurityVersion() uint32 {
+	if x != nil {
+		return x.SecurityVersion
+	}
+	return 0
+}
+
+func (x *ClusterEnclaveIdentity) GetDebug() bool {
+	if x != nil {
+		return x.Debug
+	}
+	return false
+}
+
+// ClusterPolicyRule admits enclave identities of one kind (enclave.Rule).
+type ClusterPolicyRule struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Kind               string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Measurement        []byte                 `protobuf:"bytes,2,opt,name=measurement,proto3" json:"measurement,omitempty"`
+	Signer             []byte                 `protobuf:"bytes,3,opt,name=signer,proto3" json:"signer,omitempty"`
+	Product            []byte                 `protobuf:"bytes,4,opt,name=product,proto3" json:"product,omitempty"`
+	MinSecurityVersion uint32                 `protobuf:"varint,5,opt,name=min_security_version,json=minSecurityVersion,proto3" json:"min_security_version,omitempty"`
+	AllowDebug         bool                   `protobuf:"varint,6,opt,name=allow_debug,json=allowDebug,proto3" json:"allow_debug,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ClusterPolicyRule) Reset() {
+	*x = ClusterPolicyRule{}
+	mi := &file_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPolicyRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPolicyRule) ProtoMessage() {}
+
+func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
+func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ClusterPolicyRule) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ClusterPolicyRule) GetMeasurement() []byte {
+	if x != nil {
+		return x.Measurement
+	}
+	return nil
+}
+
+func (x *ClusterPolicyRule) GetSigner() []byte {
+	if x != nil {
+		return x.Signer
+	}
+	return nil
+}
+
+func (x *ClusterPolicyRule) GetProduct() []byte {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+func (x *ClusterPolicyRule) GetMinSecurityVersion() uint32 {
+	if x != nil {
+		return x.MinSecurityVersion
+	}
+	return 0
+}
+
+func (x *ClusterPolicyRule) GetAllowDebug() bool {
+	if x != nil {
+		return x.AllowDebug
+	}
+	return false
+}
+
+// ClusterPolicy is the cluster's attestation policy: a node may join if
+// any rule admits its enclave.
+type ClusterPolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Allow         []*ClusterPolicyRule   `protobuf:"bytes,1,rep,name=allow,proto3" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPolicy) Reset() {
+	*x = ClusterPolicy{}
+	mi := &file_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPolicy) ProtoMessage() {}
+
+func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
+func (*ClusterPolicy) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+// ClusterMemberAdded records a node that joined with a join token. The
+// token must be live and unused, or used by this same identity key (a
+// retried join).
+type ClusterMemberAdded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Member        *ClusterMember         `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMemberAdded) Reset() {
+	*x = ClusterMemberAdded{}
+	mi := &file_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMemberAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMemberAdded) ProtoMessage() {}
+
+func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
+func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ClusterMemberAdded) GetMember() *ClusterMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+// ClusterMemberRemoved removes a node from the member table.
+type ClusterMemberRemoved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMemberRemoved) Reset() {
+	*x = ClusterMemberRemoved{}
+	mi := &file_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMemberRemoved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMemberRemoved) ProtoMessage() {}
+
+func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
+func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ClusterMemberRemoved) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ClusterPolicySet replaces the attestation policy.
+type ClusterPolicySet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *ClusterPolicy         `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPolicySet) Reset() {
+	*x = ClusterPolicySet{}
+	mi := &file_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPolicySet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPolicySet) ProtoMessage() {}
+
+func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
+func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// ClusterJoinTokenIssued records a one-time join token. Only the hash of
+// its secret enters the log.
+type ClusterJoinTokenIssued struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash        []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	ExpiresAtUnixNano int64                  `protobuf:"varint,3,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClusterJoinTokenIssued) Reset() {
+	*x = ClusterJoinTokenIssued{}
+	mi := &file_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterJoinTokenIssued) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterJoinTokenIssued) ProtoMessage() {}
+
+func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
+func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ClusterJoinTokenIssued) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterJoinTokenIssued) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *ClusterJoinTokenIssued) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+// ClusterJoinToken is a join token the FSM keeps until it expires.
+type ClusterJoinToken struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash        []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	ExpiresAtUnixNano int64                  `protobuf:"varint,3,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	IssuedBy          string                 `protobuf:"bytes,4,opt,name=issued_by,json=issuedBy,proto3" json:"issued_by,omitempty"`
+	// used_by is the identity key of the node that joined with it.
+	UsedBy        []byte `protobuf:"bytes,5,opt,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterJoinToken) Reset() {
+	*x = ClusterJoinToken{}
+	mi := &file_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterJoinToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterJoinToken) ProtoMessage() {}
+
+func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
+func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ClusterJoinToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterJoinToken) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *ClusterJoinToken) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterJoinToken) GetIssuedBy() string {
+	if x != nil {
+		return x.IssuedBy
+	}
+	return ""
+}
+
+func (x *ClusterJoinToken) GetUsedBy() []byte {
+	if x != nil {
+		return x.UsedBy
+	}
+	return nil
+}
+
+// ClusterJoinTicket is what a join token carries to the joiner: where to
+// reach a member, a pin of that member's identity key, and the token's id
+// and secret. It is encoded in the token the operator hands over.
+type ClusterJoinTicket struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Address   string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// member_pin is the SHA-256 of the member's identity public key.
+	MemberPin         []byte `protobuf:"bytes,3,opt,name=member_pin,json=memberPin,proto3" json:"member_pin,omitempty"`
+	TokenId           string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	Secret            []byte `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	ExpiresAtUnixNano int64  `protobuf:"varint,6,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClusterJoinTicket) Reset() {
+	*x = ClusterJoinTicket{}
+	mi := &file_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterJoinTicket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterJoinTicket) ProtoMessage() {}
+
+func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
+func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ClusterJoinTicket) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterJoinTicket) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClusterJoinTicket) GetMemberPin() []byte {
+	if x != nil {
+		return x.MemberPin
+	}
+	return nil
+}
+
+func (x *ClusterJoinTicket) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ClusterJoinTicket) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *ClusterJoinTicket) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
 // ClusterPresignatureRef names one presignature.
 type ClusterPresignatureRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1031,7 +1868,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1880,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1893,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -1102,7 +1939,7 @@ type ClusterRequestState struct {
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1951,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1964,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -1241,7 +2078,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +2090,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +2103,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -1329,7 +2166,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +2178,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +2191,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -1389,7 +2226,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +2238,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +2251,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -1463,14 +2300,18 @@ type ClusterState struct {
 	KeyRecords    []*ClusterRecord       `protobuf:"bytes,5,rep,name=key_records,json=keyRecords,proto3" json:"key_records,omitempty"`
 	CompletionSeq uint64                 `protobuf:"varint,6,opt,name=completion_seq,json=completionSeq,proto3" json:"completion_seq,omitempty"`
 	// applied_index is the raft index of the last command applied.
-	AppliedIndex  uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex  uint64              `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	ClusterId     string              `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Policy        *ClusterPolicy      `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
+	Members       []*ClusterMember    `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
+	JoinTokens    []*ClusterJoinToken `protobuf:"bytes,11,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +2323,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +2336,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -1547,6 +2388,34 @@ func (x *ClusterState) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *ClusterState) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterState) GetPolicy() *ClusterPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ClusterState) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterState) GetJoinTokens() []*ClusterJoinToken {
+	if x != nil {
+		return x.JoinTokens
+	}
+	return nil
+}
+
 // ClusterForwardRequest is what a follower sends the leader.
 type ClusterForwardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1564,7 +2433,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +2445,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +2458,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -1656,18 +2525,22 @@ func (*ClusterForwardRequest_AddVoter) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_RemoveServer) isClusterForwardRequest_Body() {}
 
-// ClusterAddVoter asks the leader to add a voter.
+// ClusterAddVoter asks the leader to add a server, which the member table
+// must list with that address.
 type ClusterAddVoter struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// nonvoter adds it as a non-voter (a joiner catching up); a later
+	// ClusterAddVoter without it promotes it to voter.
+	Nonvoter      bool `protobuf:"varint,3,opt,name=nonvoter,proto3" json:"nonvoter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +2552,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +2565,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -1709,6 +2582,13 @@ func (x *ClusterAddVoter) GetAddress() string {
 	return ""
 }
 
+func (x *ClusterAddVoter) GetNonvoter() bool {
+	if x != nil {
+		return x.Nonvoter
+	}
+	return false
+}
+
 // ClusterRemoveServer asks the leader to remove a server.
 type ClusterRemoveServer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1719,7 +2599,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +2611,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +2624,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -1768,7 +2648,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2660,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2673,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -1817,12 +2697,177 @@ func (x *ClusterForwardResponse) GetMessage() string {
 	return ""
 }
 
+// ClusterJoinRequest is what a joining node sends a member, on the cluster
+// port's join stream, over TLS with its own identity key.
+type ClusterJoinRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TokenId     string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenSecret []byte                 `protobuf:"bytes,2,opt,name=token_secret,json=tokenSecret,proto3" json:"token_secret,omitempty"`
+	NodeId      string                 `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// address is the joiner's cluster (raft) address.
+	Address  string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Location string `protobuf:"bytes,5,opt,name=location,proto3" json:"location,omitempty"`
+	// transfer is the keyring transfer request: a fresh HPKE key and the
+	// joiner's attestation evidence, whose report data binds that key and
+	// the joiner's identity key (the TLS peer's).
+	Transfer      []byte `protobuf:"bytes,6,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterJoinRequest) Reset() {
+	*x = ClusterJoinRequest{}
+	mi := &file_cluster_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterJoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterJoinRequest) ProtoMessage() {}
+
+func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
+func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClusterJoinRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *ClusterJoinRequest) GetTokenSecret() []byte {
+	if x != nil {
+		return x.TokenSecret
+	}
+	return nil
+}
+
+func (x *ClusterJoinRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterJoinRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClusterJoinRequest) GetLocation() string {
+	if x != nil {
+		return x.Location
+	}
+	return ""
+}
+
+func (x *ClusterJoinRequest) GetTransfer() []byte {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+// ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
+type ClusterJoinResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// member_evidence is the member's attestation evidence; its report data
+	// binds the member's identity key and the joiner's transfer request.
+	MemberEvidence []byte `protobuf:"bytes,2,opt,name=member_evidence,json=memberEvidence,proto3" json:"member_evidence,omitempty"`
+	// wrapped_keyring is the cluster keyring, encrypted to the joiner's HPKE
+	// key.
+	WrappedKeyring []byte `protobuf:"bytes,3,opt,name=wrapped_keyring,json=wrappedKeyring,proto3" json:"wrapped_keyring,omitempty"`
+	// members is the member table when the joiner was added, so that the
+	// joiner can authenticate its peers until its replica holds the table.
+	Members       []*ClusterMember `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterJoinResponse) Reset() {
+	*x = ClusterJoinResponse{}
+	mi := &file_cluster_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterJoinResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterJoinResponse) ProtoMessage() {}
+
+func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
+func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ClusterJoinResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterJoinResponse) GetMemberEvidence() []byte {
+	if x != nil {
+		return x.MemberEvidence
+	}
+	return nil
+}
+
+func (x *ClusterJoinResponse) GetWrappedKeyring() []byte {
+	if x != nil {
+		return x.WrappedKeyring
+	}
+	return nil
+}
+
+func (x *ClusterJoinResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xc8\x04\n" +
+	"coterie.v1\"\x98\a\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -1834,7 +2879,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\arelease\x18\r \x01(\v2\x1a.coterie.v1.ClusterReleaseH\x00R\arelease\x12X\n" +
 	"\x13presignatures_added\x18\x0e \x01(\v2%.coterie.v1.ClusterPresignaturesAddedH\x00R\x12presignaturesAdded\x12G\n" +
 	"\x0eapi_user_added\x18\x0f \x01(\v2\x1f.coterie.v1.ClusterAPIUserAddedH\x00R\fapiUserAdded\x12M\n" +
-	"\x10key_record_added\x18\x10 \x01(\v2!.coterie.v1.ClusterKeyRecordAddedH\x00R\x0ekeyRecordAddedB\x06\n" +
+	"\x10key_record_added\x18\x10 \x01(\v2!.coterie.v1.ClusterKeyRecordAddedH\x00R\x0ekeyRecordAdded\x12-\n" +
+	"\x04init\x18\x11 \x01(\v2\x17.coterie.v1.ClusterInitH\x00R\x04init\x12C\n" +
+	"\fmember_added\x18\x12 \x01(\v2\x1e.coterie.v1.ClusterMemberAddedH\x00R\vmemberAdded\x12I\n" +
+	"\x0emember_removed\x18\x13 \x01(\v2 .coterie.v1.ClusterMemberRemovedH\x00R\rmemberRemoved\x12=\n" +
+	"\n" +
+	"policy_set\x18\x14 \x01(\v2\x1c.coterie.v1.ClusterPolicySetH\x00R\tpolicySet\x12P\n" +
+	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssuedB\x06\n" +
 	"\x04body\"M\n" +
 	"\fClusterClaim\x12\x1d\n" +
 	"\n" +
@@ -1871,7 +2922,65 @@ const file_cluster_proto_rawDesc = "" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12\x16\n" +
 	"\x06public\x18\x03 \x01(\fR\x06public\x12\x16\n" +
 	"\x06sealed\x18\x04 \x01(\fR\x06sealed\x12+\n" +
-	"\x12added_at_unix_nano\x18\x05 \x01(\x03R\x0faddedAtUnixNano\"?\n" +
+	"\x12added_at_unix_nano\x18\x05 \x01(\x03R\x0faddedAtUnixNano\"\x92\x01\n" +
+	"\vClusterInit\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x121\n" +
+	"\x06policy\x18\x02 \x01(\v2\x19.coterie.v1.ClusterPolicyR\x06policy\x121\n" +
+	"\x06member\x18\x03 \x01(\v2\x19.coterie.v1.ClusterMemberR\x06member\"\x86\x02\n" +
+	"\rClusterMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
+	"\fidentity_key\x18\x03 \x01(\fR\videntityKey\x12<\n" +
+	"\aenclave\x18\x04 \x01(\v2\".coterie.v1.ClusterEnclaveIdentityR\aenclave\x12\x1a\n" +
+	"\blocation\x18\x05 \x01(\tR\blocation\x12-\n" +
+	"\x13joined_at_unix_nano\x18\x06 \x01(\x03R\x10joinedAtUnixNano\x12\x1f\n" +
+	"\vjoined_with\x18\a \x01(\tR\n" +
+	"joinedWith\"\xc1\x01\n" +
+	"\x16ClusterEnclaveIdentity\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12 \n" +
+	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12\x16\n" +
+	"\x06signer\x18\x03 \x01(\fR\x06signer\x12\x18\n" +
+	"\aproduct\x18\x04 \x01(\fR\aproduct\x12)\n" +
+	"\x10security_version\x18\x05 \x01(\rR\x0fsecurityVersion\x12\x14\n" +
+	"\x05debug\x18\x06 \x01(\bR\x05debug\"\xce\x01\n" +
+	"\x11ClusterPolicyRule\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12 \n" +
+	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12\x16\n" +
+	"\x06signer\x18\x03 \x01(\fR\x06signer\x12\x18\n" +
+	"\aproduct\x18\x04 \x01(\fR\aproduct\x120\n" +
+	"\x14min_security_version\x18\x05 \x01(\rR\x12minSecurityVersion\x12\x1f\n" +
+	"\vallow_debug\x18\x06 \x01(\bR\n" +
+	"allowDebug\"D\n" +
+	"\rClusterPolicy\x123\n" +
+	"\x05allow\x18\x01 \x03(\v2\x1d.coterie.v1.ClusterPolicyRuleR\x05allow\"G\n" +
+	"\x12ClusterMemberAdded\x121\n" +
+	"\x06member\x18\x01 \x01(\v2\x19.coterie.v1.ClusterMemberR\x06member\"&\n" +
+	"\x14ClusterMemberRemoved\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"E\n" +
+	"\x10ClusterPolicySet\x121\n" +
+	"\x06policy\x18\x01 \x01(\v2\x19.coterie.v1.ClusterPolicyR\x06policy\"z\n" +
+	"\x16ClusterJoinTokenIssued\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x03 \x01(\x03R\x11expiresAtUnixNano\"\xaa\x01\n" +
+	"\x10ClusterJoinToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x03 \x01(\x03R\x11expiresAtUnixNano\x12\x1b\n" +
+	"\tissued_by\x18\x04 \x01(\tR\bissuedBy\x12\x17\n" +
+	"\aused_by\x18\x05 \x01(\fR\x06usedBy\"\xcf\x01\n" +
+	"\x11ClusterJoinTicket\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
+	"\n" +
+	"member_pin\x18\x03 \x01(\fR\tmemberPin\x12\x19\n" +
+	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\fR\x06secret\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x06 \x01(\x03R\x11expiresAtUnixNano\"?\n" +
 	"\x16ClusterPresignatureRef\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"\x81\x04\n" +
@@ -1910,7 +3019,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xd7\x02\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\x9d\x04\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -1919,22 +3028,43 @@ const file_cluster_proto_rawDesc = "" +
 	"\vkey_records\x18\x05 \x03(\v2\x19.coterie.v1.ClusterRecordR\n" +
 	"keyRecords\x12%\n" +
 	"\x0ecompletion_seq\x18\x06 \x01(\x04R\rcompletionSeq\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\"\xe4\x01\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\b \x01(\tR\tclusterId\x121\n" +
+	"\x06policy\x18\t \x01(\v2\x19.coterie.v1.ClusterPolicyR\x06policy\x123\n" +
+	"\amembers\x18\n" +
+	" \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\x12=\n" +
+	"\vjoin_tokens\x18\v \x03(\v2\x1c.coterie.v1.ClusterJoinTokenR\n" +
+	"joinTokens\"\xe4\x01\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
 	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x12#\n" +
 	"\rtimeout_nanos\x18\x04 \x01(\x03R\ftimeoutNanosB\x06\n" +
-	"\x04body\";\n" +
+	"\x04body\"W\n" +
 	"\x0fClusterAddVoter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"%\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"%\n" +
 	"\x13ClusterRemoveServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"z\n" +
 	"\x16ClusterForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1c.coterie.v1.ClusterErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage*\xc2\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xbd\x01\n" +
+	"\x12ClusterJoinRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
+	"\ftoken_secret\x18\x02 \x01(\fR\vtokenSecret\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
+	"\blocation\x18\x05 \x01(\tR\blocation\x12\x1a\n" +
+	"\btransfer\x18\x06 \x01(\fR\btransfer\"\xbb\x01\n" +
+	"\x13ClusterJoinResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12'\n" +
+	"\x0fmember_evidence\x18\x02 \x01(\fR\x0ememberEvidence\x12'\n" +
+	"\x0fwrapped_keyring\x18\x03 \x01(\fR\x0ewrappedKeyring\x123\n" +
+	"\amembers\x18\x04 \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers*\xc2\x01\n" +
 	"\x0eClusterOutcome\x12\x1f\n" +
 	"\x1bCLUSTER_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CLUSTER_OUTCOME_SIGNED\x10\x01\x12\x1c\n" +
@@ -1952,7 +3082,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xe3\x05\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xcc\x06\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -1974,7 +3104,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1aCLUSTER_ERROR_CODE_TIMEOUT\x10\x10\x12\x1d\n" +
 	"\x19CLUSTER_ERROR_CODE_CLOSED\x10\x11\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_REPLAYED\x10\x12\x12!\n" +
-	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13\x12&\n" +
+	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x14\x12 \n" +
+	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x15\x12\x1d\n" +
+	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x16B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -1989,7 +3122,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
@@ -2005,16 +3138,29 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterAPIUserAdded)(nil),       // 11: coterie.v1.ClusterAPIUserAdded
 	(*ClusterKeyRecordAdded)(nil),     // 12: coterie.v1.ClusterKeyRecordAdded
 	(*ClusterRecord)(nil),             // 13: coterie.v1.ClusterRecord
-	(*ClusterPresignatureRef)(nil),    // 14: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),       // 15: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),  // 16: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),          // 17: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),            // 18: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 19: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 20: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 21: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 22: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 23: coterie.v1.ClusterForwardResponse
+	(*ClusterInit)(nil),               // 14: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),             // 15: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),    // 16: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),         // 17: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),             // 18: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),        // 19: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),      // 20: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),          // 21: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),    // 22: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),          // 23: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),         // 24: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),    // 25: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),       // 26: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),  // 27: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),          // 28: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),            // 29: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),              // 30: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),     // 31: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),           // 32: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),       // 33: coterie.v1.ClusterRemoveServer
+	(*ClusterForwardResponse)(nil),    // 34: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),        // 35: coterie.v1.ClusterJoinRequest
+	(*ClusterJoinResponse)(nil),       // 36: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	5,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -2024,29 +3170,44 @@ var file_cluster_proto_depIdxs = []int32{
 	10, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
 	11, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
 	12, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	0,  // 7: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	9,  // 8: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	13, // 9: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	13, // 10: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	1,  // 11: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	14, // 12: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 13: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 14: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	16, // 15: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	16, // 16: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	17, // 17: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	15, // 18: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	18, // 19: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	13, // 20: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	13, // 21: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	21, // 22: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	22, // 23: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 24: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	14, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	19, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	20, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	21, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	22, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	0,  // 12: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	9,  // 13: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	13, // 14: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	13, // 15: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	18, // 16: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	15, // 17: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	16, // 18: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	17, // 19: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	15, // 20: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	18, // 21: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 22: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	25, // 23: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 24: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 25: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	27, // 26: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	27, // 27: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	28, // 28: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	26, // 29: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	29, // 30: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	13, // 31: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	13, // 32: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	18, // 33: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	15, // 34: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	23, // 35: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	32, // 36: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	33, // 37: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 38: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	15, // 39: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -2062,8 +3223,13 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_PresignaturesAdded)(nil),
 		(*ClusterCommand_ApiUserAdded)(nil),
 		(*ClusterCommand_KeyRecordAdded)(nil),
+		(*ClusterCommand_Init)(nil),
+		(*ClusterCommand_MemberAdded)(nil),
+		(*ClusterCommand_MemberRemoved)(nil),
+		(*ClusterCommand_PolicySet)(nil),
+		(*ClusterCommand_JoinTokenIssued)(nil),
 	}
-	file_cluster_proto_msgTypes[16].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[27].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -2074,7 +3240,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   20,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

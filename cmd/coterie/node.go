@@ -141,11 +141,12 @@ func newNodeStatusCmd() *cobra.Command {
 			}
 			defer st.Close()
 			info := st.Info()
-			pub, kr, err := node.Unseal(st, f.backendConfig(cmd, info.Kind, info.KeyPolicy))
+			u, err := node.Unseal(st, f.backendConfig(cmd, info.Kind, info.KeyPolicy))
 			if err != nil {
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, pub, kr, info.Schema)
+			clear(u.Identity)
+			return printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, info.Identity, u.Keyring, info.Schema)
 		},
 	}
 	f.register(cmd)

@@ -29,11 +29,12 @@
 // transfer:
 //
 //  1. the joiner calls NewReceiver, which makes a fresh X25519 key and
-//     evidence whose report data is TransferReportData(public key), and
-//     sends Receiver.Request to a member;
-//  2. the member calls Keyring.Wrap with its Verifier and the cluster's
-//     Policy: it checks the evidence, checks that the report data covers the
-//     key, and encrypts the keyring to that key with HPKE (RFC 9180);
+//     evidence whose report data is TransferReportData(public key, its
+//     identity key), and sends Receiver.Request to a member;
+//  2. the member calls Keyring.Wrap with its Verifier, the cluster's Policy
+//     and the identity key it authenticated the joiner by: it checks the
+//     evidence, checks that the report data covers both keys, and encrypts
+//     the keyring to the transfer key with HPKE (RFC 9180);
 //  3. the joiner calls Receiver.Unwrap and seals the result with its own
 //     enclave.
 //

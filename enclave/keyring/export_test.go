@@ -22,3 +22,10 @@ func (k *Keyring) DataKeysForTest() [][]byte {
 	}
 	return keys
 }
+
+// testBind is what the tests' joiners bind into their transfer evidence
+// (a node's identity key in the real join).
+var testBind = []byte("joiner identity key")
+
+// TestBind is testBind for the external tests.
+var TestBind = testBind

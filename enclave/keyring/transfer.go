@@ -20,8 +20,9 @@ var (
 	ErrMalformedRequest = errors.New("keyring: malformed transfer request")
 
 	// ErrKeyNotBound is returned by Wrap when the request's evidence, though
-	// genuine and allowed, does not cover the request's public key: someone
-	// attached an enclave's evidence to their own key.
+	// genuine and allowed, does not cover the request's public key and the
+	// binding: someone attached an enclave's evidence to their own key, or
+	// replayed another node's request.
 	ErrKeyNotBound = errors.New("keyring: attestation evidence does not cover the transfer key")
 
 	// ErrMalformedWrapped is returned by Receiver.Unwrap when the wrapped
@@ -61,11 +62,14 @@ var (
 )
 
 // TransferReportData returns the report data a joiner's evidence must carry
-// for public key pub: SHA-512 over a domain label and the key.
-func TransferReportData(pub []byte) []byte {
+// for transfer public key pub and binding bind (the joiner's identity key,
+// which the member knows from the authenticated connection): SHA-512 over a
+// domain label, the key and the binding, each length-prefixed.
+func TransferReportData(pub, bind []byte) []byte {
 	h := sha512.New()
 	h.Write([]byte(transferInfo + "/report-data\x00"))
-	h.Write(pub)
+	h.Write(wire.AppendBytes16(nil, pub))
+	h.Write(wire.AppendBytes16(nil, bind))
 	return h.Sum(nil)
 }
 
@@ -84,14 +88,16 @@ type Receiver struct {
 	request []byte
 }
 
-// NewReceiver makes a fresh key pair and asks a for evidence over it.
-func NewReceiver(ctx context.Context, a enclave.Attester) (*Receiver, error) {
+// NewReceiver makes a fresh key pair and asks a for evidence over it and
+// bind (at most 65535 bytes): the joiner binds its identity key, so that
+// the evidence cannot be replayed by another node.
+func NewReceiver(ctx context.Context, a enclave.Attester, bind []byte) (*Receiver, error) {
 	priv, err := transferKEM.GenerateKey()
 	if err != nil {
 		return nil, fmt.Errorf("keyring: transfer key: %w", err)
 	}
 	pub := priv.PublicKey().Bytes()
-	evidence, err := a.Evidence(ctx, TransferReportData(pub))
+	evidence, err := a.Evidence(ctx, TransferReportData(pub, bind))
 	if err != nil {
 		return nil, fmt.Errorf("keyring: transfer evidence: %w", err)
 	}
@@ -136,14 +142,15 @@ func (t transferRequest) append(b []byte) []byte {
 
 // Wrap encrypts the keyring to the joiner that made request, after checking
 // with v that the request's evidence is genuine, that p allows the
-// identity it proves, and that it covers the request's public key. It
+// identity it proves, and that it covers the request's public key and bind
+// (what the joiner bound: its identity key, as the member authenticated it). It
 // returns the wrapped keyring, to send back to the joiner, and the joiner's
 // verified identity, for the caller's audit log.
 //
 // Errors: ErrMalformedRequest, ErrKeyNotBound, and the Verifier's
 // (enclave.ErrNotAllowed, enclave.ErrEvidenceUnverified, ...). On error
 // nothing secret has left the keyring.
-func (k *Keyring) Wrap(ctx context.Context, v enclave.Verifier, p enclave.Policy, request []byte) ([]byte, enclave.Identity, error) {
+func (k *Keyring) Wrap(ctx context.Context, v enclave.Verifier, p enclave.Policy, request, bind []byte) ([]byte, enclave.Identity, error) {
 	req, err := parseRequest(request)
 	if err != nil {
 		return nil, enclave.Identity{}, err
@@ -159,7 +166,7 @@ func (k *Keyring) Wrap(ctx context.Context, v enclave.Verifier, p enclave.Policy
 	if err != nil {
 		return nil, enclave.Identity{}, fmt.Errorf("keyring: transfer request: %w", err)
 	}
-	if !bytes.Equal(id.ReportData, TransferReportData(req.pub)) {
+	if !bytes.Equal(id.ReportData, TransferReportData(req.pub, bind)) {
 		return nil, id, ErrKeyNotBound
 	}
 

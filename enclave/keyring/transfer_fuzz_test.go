@@ -13,7 +13,7 @@ import (
 func testReceiver(t testing.TB, m *enclavetest.Machine, dir string) (*Receiver, enclave.Enclave) {
 	t.Helper()
 	e := m.Enclave(dir, nil)
-	r, err := NewReceiver(context.Background(), e)
+	r, err := NewReceiver(context.Background(), e, testBind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func FuzzParseRequest(f *testing.F) {
 		} else if again := req.append(nil); !bytes.Equal(again, b) {
 			t.Fatalf("round trip: %x != %x", again, b)
 		}
-		_, _, err = k.Wrap(context.Background(), e, policy, b)
+		_, _, err = k.Wrap(context.Background(), e, policy, b, testBind)
 		if err != nil && !errors.Is(err, ErrMalformedRequest) && !errors.Is(err, ErrKeyNotBound) &&
 			!errors.Is(err, enclave.ErrMalformedEvidence) && !errors.Is(err, enclave.ErrEvidenceUnverified) &&
 			!errors.Is(err, enclave.ErrNotAllowed) && !errors.Is(err, enclave.ErrUnsupportedKind) {
@@ -56,7 +56,7 @@ func FuzzUnwrap(f *testing.F) {
 	r, e := testReceiver(f, m, f.TempDir())
 	k := mustGenerate(f)
 	policy := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Measurement: enclavetest.TestMeasurement}}}
-	w, _, err := k.Wrap(context.Background(), e, policy, r.Request())
+	w, _, err := k.Wrap(context.Background(), e, policy, r.Request(), testBind)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -64,11 +64,11 @@ func TestTransferBetweenMachines(t *testing.T) {
 	oldCT, _ := holder.keyring.Encrypt("presig/k/1", []byte("share"))
 
 	joiner := newNode(t, joinerMachine) // holds its own, different keyring for now
-	recv, err := keyring.NewReceiver(ctx, joiner.enclave)
+	recv, err := keyring.NewReceiver(ctx, joiner.enclave, keyring.TestBind)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped, peer, err := holder.keyring.Wrap(ctx, holder.enclave, policyFor(enclavetest.TestMeasurement), recv.Request())
+	wrapped, peer, err := holder.keyring.Wrap(ctx, holder.enclave, policyFor(enclavetest.TestMeasurement), recv.Request(), keyring.TestBind)
 	if err != nil {
 		t.Fatalf("Wrap: %v", err)
 	}
@@ -146,7 +146,7 @@ func TestTransferRefused(t *testing.T) {
 		c.TrustedPlatforms = []ed25519.PublicKey{joiner.PlatformKey()}
 	})
 	k, _ := keyring.Generate()
-	recv, err := keyring.NewReceiver(ctx, joiner)
+	recv, err := keyring.NewReceiver(ctx, joiner, keyring.TestBind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,43 +154,50 @@ func TestTransferRefused(t *testing.T) {
 
 	t.Run("identity not allowed by policy", func(t *testing.T) {
 		other := bytes.Repeat([]byte{1}, 32)
-		w, _, err := k.Wrap(ctx, holder, policyFor(other), recv.Request())
+		w, _, err := k.Wrap(ctx, holder, policyFor(other), recv.Request(), keyring.TestBind)
 		if !errors.Is(err, enclave.ErrNotAllowed) || w != nil {
 			t.Fatalf("Wrap = %d bytes, %v; want ErrNotAllowed", len(w), err)
 		}
 	})
 	t.Run("untrusted machine", func(t *testing.T) {
 		stranger := holderMachine.Enclave(t.TempDir(), nil)
-		if _, _, err := k.Wrap(ctx, stranger, allowed, recv.Request()); !errors.Is(err, enclave.ErrEvidenceUnverified) {
+		if _, _, err := k.Wrap(ctx, stranger, allowed, recv.Request(), keyring.TestBind); !errors.Is(err, enclave.ErrEvidenceUnverified) {
 			t.Fatalf("Wrap = %v, want ErrEvidenceUnverified", err)
 		}
 	})
 	t.Run("evidence over another key", func(t *testing.T) {
 		// A man in the middle keeps the joiner's evidence but substitutes
 		// his own key, taken from a receiver he controls.
-		mitm, err := keyring.NewReceiver(ctx, holderMachine.Enclave(t.TempDir(), nil))
+		mitm, err := keyring.NewReceiver(ctx, holderMachine.Enclave(t.TempDir(), nil), keyring.TestBind)
 		if err != nil {
 			t.Fatal(err)
 		}
 		req := spliceKey(t, recv.Request(), mitm.Request())
-		if _, _, err := k.Wrap(ctx, holder, allowed, req); !errors.Is(err, keyring.ErrKeyNotBound) {
+		if _, _, err := k.Wrap(ctx, holder, allowed, req, keyring.TestBind); !errors.Is(err, keyring.ErrKeyNotBound) {
+			t.Fatalf("Wrap = %v, want ErrKeyNotBound", err)
+		}
+	})
+	t.Run("request of another joiner", func(t *testing.T) {
+		// The evidence is genuine and covers its key, but binds another
+		// node's identity: replayed by a node that is not its maker.
+		if _, _, err := k.Wrap(ctx, holder, allowed, recv.Request(), []byte("another node's identity")); !errors.Is(err, keyring.ErrKeyNotBound) {
 			t.Fatalf("Wrap = %v, want ErrKeyNotBound", err)
 		}
 	})
 	t.Run("malformed request", func(t *testing.T) {
 		req := recv.Request()
 		for _, bad := range [][]byte{nil, req[:10], append(bytes.Clone(req), 0), []byte("garbage")} {
-			if _, _, err := k.Wrap(ctx, holder, allowed, bad); !errors.Is(err, keyring.ErrMalformedRequest) {
+			if _, _, err := k.Wrap(ctx, holder, allowed, bad, keyring.TestBind); !errors.Is(err, keyring.ErrMalformedRequest) {
 				t.Fatalf("Wrap(%d bytes) = %v, want ErrMalformedRequest", len(bad), err)
 			}
 		}
 	})
 	t.Run("wrapped for another receiver or tampered", func(t *testing.T) {
-		w, _, err := k.Wrap(ctx, holder, allowed, recv.Request())
+		w, _, err := k.Wrap(ctx, holder, allowed, recv.Request(), keyring.TestBind)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, _ := keyring.NewReceiver(ctx, joiner)
+		other, _ := keyring.NewReceiver(ctx, joiner, keyring.TestBind)
 		if _, err := other.Unwrap(w); !errors.Is(err, keyring.ErrUnwrap) {
 			t.Fatalf("Unwrap by another receiver = %v, want ErrUnwrap", err)
 		}

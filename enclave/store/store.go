@@ -92,7 +92,13 @@ var (
 	keyIdentityPub = []byte("identity.public")
 	keyIdentity    = []byte("identity.sealed")
 	keyKeyring     = []byte("keyring.sealed")
+	keyJoined      = []byte("joined.sealed")
 )
+
+// joinedAD binds the sealed join record to its record and its node.
+func joinedAD(pub ed25519.PublicKey) []byte {
+	return append([]byte("coterie/store/v1/joined\x00"), pub...)
+}
 
 // identityAD binds the sealed identity seed to its record and to its public
 // key, so no other sealed blob opens as the identity.
@@ -481,6 +487,69 @@ func (s *Store) SaveKeyring(sealer enclave.Sealer, kr *keyring.Keyring) error {
 	}
 	s.logger.Info("keyring saved", "version", kr.Version())
 	return nil
+}
+
+// SaveJoin records a completed join in one atomic transaction: the
+// cluster's keyring, received from the member, replaces this node's own,
+// and joined (the cluster's id and member table at the time, which the
+// caller encodes) is kept sealed with it, so that the node authenticates
+// its first peers by it.
+func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, joined []byte) error {
+	if err := s.checkKind(sealer); err != nil {
+		return fmt.Errorf("store: join: %w", err)
+	}
+	sealedKR, err := kr.MarshalSealed(sealer)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sealedJoin, err := sealer.Seal(joined, joinedAD(s.info.Identity))
+	if err != nil {
+		return fmt.Errorf("store: seal join record: %w", err)
+	}
+	err = guard("write", func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			node := tx.Bucket(bucketNode)
+			if node == nil {
+				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
+			}
+			if err := node.Put(keyKeyring, sealedKR); err != nil {
+				return err
+			}
+			return node.Put(keyJoined, sealedJoin)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: save join: %w", err)
+	}
+	s.logger.Info("join recorded", "keyring_version", kr.Version())
+	return nil
+}
+
+// Joined returns the join record SaveJoin kept, and false for a node that
+// never joined (it bootstrapped, or has not joined yet).
+func (s *Store) Joined(sealer enclave.Sealer) ([]byte, bool, error) {
+	if err := s.checkKind(sealer); err != nil {
+		return nil, false, fmt.Errorf("store: join record: %w", err)
+	}
+	var sealed []byte
+	err := guard("read", func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			node := tx.Bucket(bucketNode)
+			if node == nil {
+				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
+			}
+			sealed = append([]byte(nil), node.Get(keyJoined)...)
+			return nil
+		})
+	})
+	if err != nil || len(sealed) == 0 {
+		return nil, false, err
+	}
+	b, err := sealer.Unseal(sealed, joinedAD(s.info.Identity))
+	if err != nil {
+		return nil, false, fmt.Errorf("store: join record: %w", err)
+	}
+	return b, true, nil
 }
 
 func syncDir(dir string) error {

@@ -115,6 +115,35 @@ func TestSaveKeyringAfterRotate(t *testing.T) {
 	}
 }
 
+// TestSaveJoin: a join replaces the node's keyring with the cluster's and
+// keeps the join record sealed beside it; a node that never joined has no
+// record.
+func TestSaveJoin(t *testing.T) {
+	f := newFixture(t)
+	s := f.open(t)
+	if _, ok, err := s.Joined(f.enclave); ok || err != nil {
+		t.Fatalf("a fresh store has a join record: %v, %v", ok, err)
+	}
+	clusterKR, _ := keyring.Generate()
+	if err := s.SaveJoin(f.enclave, clusterKR, []byte("cluster c1, members n1 n2")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s = f.open(t)
+	got, ok, err := s.Joined(f.enclave)
+	if err != nil || !ok || string(got) != "cluster c1, members n1 n2" {
+		t.Fatalf("join record %q, %v, %v", got, ok, err)
+	}
+	kr, err := s.Keyring(f.enclave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := clusterKR.Encrypt("r", []byte("x"))
+	if pt, err := kr.Decrypt("r", ct); err != nil || string(pt) != "x" {
+		t.Fatalf("the stored keyring is not the cluster's: %v", err)
+	}
+}
+
 func TestCreateRefusesOverwrite(t *testing.T) {
 	f := newFixture(t)
 	before, _ := os.ReadFile(f.path())

@@ -1,0 +1,340 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/keyring"
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// Errors of the join handshake.
+var (
+	// ErrMalformedJoinToken is returned by ParseJoinToken (and Join) for a
+	// token that is not one Coterie issued.
+	ErrMalformedJoinToken = errors.New("cluster: malformed join token")
+	// ErrJoinTokenExpired is returned by Join for a token whose expiry has
+	// passed, before anything is sent.
+	ErrJoinTokenExpired = errors.New("cluster: join token expired")
+	// ErrJoinRefused is returned by Join when the member refused the join;
+	// the error carries the member's reason.
+	ErrJoinRefused = errors.New("cluster: join refused")
+	// ErrMemberNotAttested is returned by Join when the member's evidence
+	// does not verify, is not allowed by the joiner's policy, or does not
+	// cover the member's key and this join: the joiner takes no keyring
+	// from it.
+	ErrMemberNotAttested = errors.New("cluster: the member's attestation is not acceptable")
+	// ErrNotServingJoins is returned by ServeJoin on a node that has no
+	// keyring or enclave to serve joins with.
+	ErrNotServingJoins = errors.New("cluster: this node does not serve joins")
+)
+
+const (
+	joinTokenPrefix = "coterie-join-v1."
+	// DefaultJoinTokenTTL is how long a join token lives by default.
+	DefaultJoinTokenTTL = time.Hour
+	// MaxJoinTokenTTL bounds a join token's life.
+	MaxJoinTokenTTL = 7 * 24 * time.Hour
+	joinLabel       = "coterie/join/v1"
+)
+
+// JoinTicket is what a join token tells the joiner: the cluster, a member's
+// address and a pin of its identity key, and the token's id, secret and
+// expiry.
+type JoinTicket struct {
+	ClusterID string
+	Address   string
+	MemberPin [32]byte
+	TokenID   string
+	Secret    []byte
+	ExpiresAt time.Time
+}
+
+// String encodes the ticket as a join token. The token holds a secret:
+// hand it over like a password.
+func (t JoinTicket) String() string {
+	b, _ := proto.Marshal(&protocol.ClusterJoinTicket{
+		ClusterId: t.ClusterID, Address: t.Address, MemberPin: t.MemberPin[:], TokenId: t.TokenID,
+		Secret: t.Secret, ExpiresAtUnixNano: t.ExpiresAt.UnixNano(),
+	})
+	return joinTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseJoinToken decodes a join token. Errors wrap ErrMalformedJoinToken
+// and never echo the token.
+func ParseJoinToken(s string) (JoinTicket, error) {
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, joinTokenPrefix)
+	if !ok {
+		return JoinTicket{}, fmt.Errorf("%w: it does not start with %q", ErrMalformedJoinToken, joinTokenPrefix)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(b) > 4096 {
+		return JoinTicket{}, fmt.Errorf("%w: not base64url of a ticket", ErrMalformedJoinToken)
+	}
+	var p protocol.ClusterJoinTicket
+	if err := proto.Unmarshal(b, &p); err != nil {
+		return JoinTicket{}, fmt.Errorf("%w: not a ticket", ErrMalformedJoinToken)
+	}
+	if p.GetClusterId() == "" || p.GetAddress() == "" || len(p.GetMemberPin()) != 32 || p.GetTokenId() == "" || len(p.GetSecret()) != 32 {
+		return JoinTicket{}, fmt.Errorf("%w: a field is missing", ErrMalformedJoinToken)
+	}
+	t := JoinTicket{ClusterID: p.GetClusterId(), Address: p.GetAddress(), TokenID: p.GetTokenId(),
+		Secret: p.GetSecret(), ExpiresAt: unixNano(p.GetExpiresAtUnixNano())}
+	copy(t.MemberPin[:], p.GetMemberPin())
+	return t, nil
+}
+
+// IssueJoinToken mints a one-time join token that expires after ttl (0
+// means DefaultJoinTokenTTL): it records the token's id and the hash of its
+// secret through raft, and returns the token, which names this node as the
+// member to join through. The cluster must be initialized.
+func (c *Cluster) IssueJoinToken(ctx context.Context, ttl time.Duration) (JoinTicket, error) {
+	if ttl == 0 {
+		ttl = DefaultJoinTokenTTL
+	}
+	if ttl < 0 || ttl > MaxJoinTokenTTL {
+		return JoinTicket{}, errorf(ErrBadToken, "lifetime %v is not in (0, %v]", ttl, MaxJoinTokenTTL)
+	}
+	cid := c.fsm.ClusterID()
+	if cid == "" {
+		return JoinTicket{}, errorf(ErrNotInitialized, "no cluster to join yet")
+	}
+	if c.cfg.Identity == nil {
+		return JoinTicket{}, ErrNotServingJoins
+	}
+	var raw [8 + 32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return JoinTicket{}, fmt.Errorf("cluster: join token: %w", err)
+	}
+	t := JoinTicket{
+		ClusterID: cid, Address: c.Addr(), MemberPin: IdentityPin(c.identityKey()),
+		TokenID: "jt-" + hex.EncodeToString(raw[:8]), Secret: slices.Clone(raw[8:]),
+		ExpiresAt: c.cfg.Clock.Now().Add(ttl),
+	}
+	clear(raw[:])
+	h := sha256.Sum256(t.Secret)
+	if _, err := c.Propose(ctx, JoinTokenIssuedCommand(t.TokenID, h[:], t.ExpiresAt)); err != nil {
+		return JoinTicket{}, err
+	}
+	return t, nil
+}
+
+// IdentityPin is the SHA-256 of an identity public key, as join tokens
+// carry it.
+func IdentityPin(pub ed25519.PublicKey) [32]byte { return sha256.Sum256(pub) }
+
+// identityKey returns this node's identity public key.
+func (c *Cluster) identityKey() ed25519.PublicKey {
+	return c.cfg.Identity.Public().(ed25519.PublicKey)
+}
+
+// memberReportData is what a member's evidence binds in a join: the pin of
+// its identity key (the joiner knows it from the token) and the joiner's
+// transfer request, which is fresh for each attempt.
+func memberReportData(pin [32]byte, transfer []byte) []byte {
+	h := sha512.New()
+	h.Write([]byte(joinLabel + "/member\x00"))
+	h.Write(pin[:])
+	t := sha256.Sum256(transfer)
+	h.Write(t[:])
+	return h.Sum(nil)
+}
+
+// ServeJoin implements JoinServer: it answers one join request from the TLS
+// peer whose identity key is peer. It checks the token (live, its secret,
+// and unused or used by this same key), and the joiner's evidence against
+// the cluster's policy and the peer's key; records the joiner in the
+// member table through raft, which spends the token; has the leader add it
+// as a non-voter (node run promotes it once it caught up); and answers with
+// the keyring wrapped to the joiner, this member's own evidence and the
+// member table. A join that fails after the member table recorded the
+// joiner can be run again with the same token by the same node.
+func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []byte) ([]byte, error) {
+	if c.cfg.Keyring == nil || c.cfg.Attester == nil || c.cfg.Identity == nil {
+		return nil, ErrNotServingJoins
+	}
+	var req protocol.ClusterJoinRequest
+	if err := proto.Unmarshal(body, &req); err != nil {
+		return nil, errorf(ErrBadCommand, "not a join request")
+	}
+	cid := c.fsm.ClusterID()
+	policy, ok := c.fsm.Policy()
+	if !ok {
+		return nil, errorf(ErrNotInitialized, "no cluster to join yet")
+	}
+	tok, ok := c.fsm.JoinToken(req.GetTokenId(), c.cfg.Clock.Now())
+	h := sha256.Sum256(req.GetTokenSecret())
+	switch {
+	case !ok:
+		return nil, errorf(ErrBadToken, "the join token is unknown or expired")
+	case subtle.ConstantTimeCompare(h[:], tok.SecretHash) != 1:
+		return nil, errorf(ErrBadToken, "the join token's secret is wrong")
+	case tok.UsedBy != nil && !bytes.Equal(tok.UsedBy, peer):
+		return nil, errorf(ErrBadToken, "the join token was used by another node")
+	}
+	wrapped, id, err := c.cfg.Keyring.Wrap(ctx, c.cfg.Attester, policy, req.GetTransfer(), peer)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the joiner's attestation: %w", err)
+	}
+	evidence, err := c.cfg.Attester.Evidence(ctx, memberReportData(IdentityPin(c.identityKey()), req.GetTransfer()))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: this member's evidence: %w", err)
+	}
+	id.ReportData = nil
+	m := Member{ID: req.GetNodeId(), Address: req.GetAddress(), IdentityKey: peer, Enclave: id,
+		Location: req.GetLocation(), JoinedWith: req.GetTokenId()}
+	if _, err := c.Propose(ctx, MemberAddedCommand(m)); err != nil {
+		return nil, err
+	}
+	if err := c.addServer(ctx, m.ID, m.Address, false); err != nil {
+		return nil, err
+	}
+	c.log.Info("node joined", "member", m.ID, "addr", m.Address, "location", m.Location, "enclave", id.String())
+	resp := &protocol.ClusterJoinResponse{ClusterId: cid, MemberEvidence: evidence, WrappedKeyring: wrapped}
+	for _, mm := range c.fsm.Members() {
+		resp.Members = append(resp.Members, mm.proto())
+	}
+	return proto.Marshal(resp)
+}
+
+// JoinParams is what a node needs to join a cluster.
+type JoinParams struct {
+	// Token is the join token an operator minted on a member.
+	Token string
+	// NodeID, Address and Location describe the joiner; Address is its
+	// cluster address, which other members dial.
+	NodeID, Address, Location string
+	// Identity is the joiner's identity key (its TLS key, recorded in the
+	// member table).
+	Identity ed25519.PrivateKey
+	// Attester is the joiner's enclave: it makes the joiner's evidence and
+	// verifies the member's.
+	Attester enclave.Attester
+	// Policy is what the joiner accepts the member's enclave as: a keyring
+	// is taken only from an attested member it allows.
+	Policy enclave.Policy
+	// MaxBytes bounds the member's answer; 0 means DefaultConfig's
+	// MaxCommandBytes.
+	MaxBytes int
+	// Clock tells whether the token expired; nil means real time.
+	Now func() time.Time
+}
+
+// JoinResult is what a successful join gives the joiner.
+type JoinResult struct {
+	ClusterID string
+	// Keyring is the cluster keyring, to seal with the joiner's enclave.
+	Keyring *keyring.Keyring
+	// Members is the member table, the joiner included.
+	Members []Member
+	// Member is the admitting member's verified enclave identity.
+	Member enclave.Identity
+}
+
+// Join runs the join handshake with the member a token names: over TLS 1.3
+// with the joiner's identity key, accepting only the member the token pins.
+// It sends evidence over a fresh transfer key and its identity key, checks
+// the member's evidence against p.Policy, and unwraps the keyring. It
+// changes nothing on the joiner's side: the caller seals the keyring.
+func Join(ctx context.Context, p JoinParams) (JoinResult, error) {
+	t, err := ParseJoinToken(p.Token)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	if !t.ExpiresAt.After(now()) {
+		return JoinResult{}, fmt.Errorf("%w at %s", ErrJoinTokenExpired, t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	max := p.MaxBytes
+	if max == 0 {
+		max = DefaultConfig().MaxCommandBytes
+	}
+	pub := p.Identity.Public().(ed25519.PublicKey)
+	recv, err := keyring.NewReceiver(ctx, p.Attester, pub)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	req, err := proto.Marshal(&protocol.ClusterJoinRequest{
+		TokenId: t.TokenID, TokenSecret: t.Secret, NodeId: p.NodeID, Address: p.Address, Location: p.Location,
+		Transfer: recv.Request(),
+	})
+	if err != nil {
+		return JoinResult{}, fmt.Errorf("cluster: encode join request: %w", err)
+	}
+	b, err := DialJoin(ctx, t.Address, p.Identity, t.MemberPin, req, max)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	var resp protocol.ClusterJoinResponse
+	if err := proto.Unmarshal(b, &resp); err != nil {
+		return JoinResult{}, fmt.Errorf("%w: the member's answer does not decode", ErrJoinRefused)
+	}
+	if resp.GetClusterId() != t.ClusterID {
+		return JoinResult{}, fmt.Errorf("%w: the member is in cluster %q, the token names %q", ErrMemberNotAttested, resp.GetClusterId(), t.ClusterID)
+	}
+	id, err := p.Attester.Verify(ctx, resp.GetMemberEvidence(), p.Policy)
+	if err != nil {
+		return JoinResult{}, fmt.Errorf("%w: %w", ErrMemberNotAttested, err)
+	}
+	if !bytes.Equal(id.ReportData, memberReportData(t.MemberPin, recv.Request())) {
+		return JoinResult{}, fmt.Errorf("%w: its evidence does not cover its key and this join", ErrMemberNotAttested)
+	}
+	kr, err := recv.Unwrap(resp.GetWrappedKeyring())
+	if err != nil {
+		return JoinResult{}, err
+	}
+	out := JoinResult{ClusterID: t.ClusterID, Keyring: kr, Member: id}
+	for _, m := range resp.GetMembers() {
+		if err := validateMember(m, false); err != nil {
+			return JoinResult{}, fmt.Errorf("%w: the member table it sent: %w", ErrJoinRefused, err)
+		}
+		out.Members = append(out.Members, memberFromProto(m))
+	}
+	return out, nil
+}
+
+// EncodeJoined encodes what a joiner keeps of its join (JoinResult's
+// cluster id and member table), for its sealed store.
+func EncodeJoined(r JoinResult) ([]byte, error) {
+	st := &protocol.ClusterState{Version: StateVersion, ClusterId: r.ClusterID}
+	for _, m := range r.Members {
+		st.Members = append(st.Members, m.proto())
+	}
+	return proto.Marshal(st)
+}
+
+// DecodeJoined decodes what EncodeJoined wrote: the cluster id and the
+// member table.
+func DecodeJoined(b []byte) (string, []Member, error) {
+	var st protocol.ClusterState
+	if err := proto.Unmarshal(b, &st); err != nil {
+		return "", nil, errorf(ErrBadCommand, "join record does not decode")
+	}
+	var out []Member
+	for _, m := range st.GetMembers() {
+		if err := validateMember(m, false); err != nil {
+			return "", nil, err
+		}
+		out = append(out, memberFromProto(m))
+	}
+	return st.GetClusterId(), out, nil
+}
