@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/clustertest"
+	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
@@ -166,6 +169,7 @@ func benchCommits(b *testing.B, nodes int) {
 		c.OwnerTimeout = time.Minute
 	}})
 	ctx := context.Background()
+	memberTable(b, e)
 	logs := e.h.Nodes[e.h.Index(e.cl.NodeID())].Storage.Logs
 	first, err := logs.LastIndex()
 	if err != nil {
@@ -232,6 +236,37 @@ func benchCommits(b *testing.B, nodes int) {
 	b.ReportMetric(float64(kinds["claim"])/n, "claims/sig")
 	b.ReportMetric(float64(kinds["add"])/n, "refill-adds/sig")
 	b.ReportMetric(float64(last-first)/n, "log-entries/sig")
+}
+
+// memberTable records the harness's nodes in a member table, as joins
+// would, so that the actors see their peers (claim stagger, refill shares).
+func memberTable(b *testing.B, e *env) {
+	ctx := tctx(b)
+	member := func(i int) cluster.Member {
+		pub, _, _ := ed25519.GenerateKey(nil)
+		return cluster.Member{ID: e.h.Nodes[i].ID, Address: e.h.Nodes[i].Addr, IdentityKey: pub,
+			Enclave: enclave.Identity{Kind: enclave.KindSim, Measurement: []byte("m")}, JoinedWith: "t-" + e.h.Nodes[i].ID}
+	}
+	policy := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Measurement: []byte("m")}}}
+	if _, err := e.cl.Propose(ctx, cluster.InitCommand("bench", policy, func() cluster.Member {
+		m := member(e.h.Index(e.cl.NodeID()))
+		m.JoinedWith = ""
+		return m
+	}())); err != nil {
+		b.Fatal(err)
+	}
+	for i, n := range e.h.Nodes {
+		if n.ID == e.cl.NodeID() {
+			continue
+		}
+		h := sha256.Sum256([]byte(n.ID))
+		if _, err := e.cl.Propose(ctx, cluster.JoinTokenIssuedCommand("t-"+n.ID, h[:], time.Now().Add(time.Hour))); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.cl.Propose(ctx, cluster.MemberAddedCommand(member(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // waitAllCompleted waits until every request in ids completed signed.

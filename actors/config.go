@@ -61,6 +61,17 @@ type Config struct {
 	// which doubles after each broken stream.
 	PollBackoffMin time.Duration
 	PollBackoffMax time.Duration
+	// ClaimStagger spreads the claims of a new request over the cluster:
+	// each node ranks the members by a hash of the request and its own id
+	// and waits its rank times ClaimStagger before claiming, unless another
+	// node's Claim has committed meanwhile. The preferred node claims at
+	// once, so load spreads evenly and losing Claims rarely enter the log.
+	ClaimStagger time.Duration
+	// ResyncInterval is how often the coordinator re-reads the FSM for
+	// requests this node owns without a Session and requests released but
+	// unclaimed, so that a dropped event or a long leaderless spell strands
+	// nothing until a restart.
+	ResyncInterval time.Duration
 	// ClaimRetries is how many times a Poller retries a Claim whose outcome
 	// was neither a win nor a loss (no leader, timeout, uncertain and still
 	// unclaimed), RetryDelay apart.
@@ -80,6 +91,11 @@ type Config struct {
 	// OnlineAttempts is how many presignatures a digest may spend on failed
 	// online rounds before the request fails.
 	OnlineAttempts int
+
+	// OnHalt, when set, is called once, off any mailbox, when the System
+	// halts because an invariant broke (see InvariantError), with the
+	// reason. The node reports it on /v1/health.
+	OnHalt func(reason string)
 
 	// FaultHook, when set, is called inside the Session's Receive at every
 	// Stage, with the request id. A panic in it crashes the Session, which
@@ -115,7 +131,7 @@ type PoolConfig struct {
 // SupervisorConfig is a supervision strategy: a failing child is restarted
 // after a backoff (Backoff, doubling up to MaxBackoff), stopped once it
 // failed more than MaxRestarts times within Window, and a failure that
-// signals a broken invariant (*InvariantError) is escalated to the parent.
+// signals a broken invariant (*InvariantError) halts the System.
 type SupervisorConfig struct {
 	MaxRestarts int
 	Window      time.Duration
@@ -146,6 +162,8 @@ func DefaultConfig() Config {
 		PollBackoffMin: 100 * time.Millisecond,
 		PollBackoffMax: 10 * time.Second,
 		ClaimRetries:   5,
+		ClaimStagger:   50 * time.Millisecond,
+		ResyncInterval: 5 * time.Second,
 		RetryDelay:     500 * time.Millisecond,
 		MaxRetryDelay:  30 * time.Second,
 		StepRetries:    5,
@@ -203,6 +221,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollBackoffMin <= 0 || c.PollBackoffMax < c.PollBackoffMin {
 		add("poll backoff needs 0 < PollBackoffMin <= PollBackoffMax")
+	}
+	if c.ClaimStagger < 0 || c.ResyncInterval <= 0 {
+		add("ClaimStagger must not be negative and ResyncInterval must be positive")
 	}
 	if c.ClaimRetries < 0 || c.StepRetries < 0 {
 		add("ClaimRetries and StepRetries must not be negative")

@@ -16,6 +16,9 @@ type (
 	ensureSession struct{ request, user string }
 	// drain stops the Pollers: no new claims; Sessions finish.
 	drain struct{}
+	// resyncTick re-reads the FSM (Config.ResyncInterval); gen names the
+	// coordinator incarnation whose timer sent it.
+	resyncTick struct{ gen int64 }
 )
 
 // coordinator is the top supervisor of one node's actors. Its children
@@ -36,6 +39,7 @@ type coordinator struct {
 	waiting  map[string][]string // user -> requests to resume
 	reclaims map[string][]string // user -> requests to claim
 	draining bool
+	gen      int64
 }
 
 func newCoordinator(s *System) *coordinator {
@@ -47,12 +51,22 @@ func newCoordinator(s *System) *coordinator {
 func (c *coordinator) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		strat := newStrategy("sessions", c.sys.cfg.Sessions, exhaustedStop, c.sys.cfg.Clock, c.sys.log, c.sys.metrics)
+		strat := newStrategy("sessions", c.sys.cfg.Sessions, exhaustedStop, c.sys.cfg.Clock, c.sys.log, c.sys.metrics, c.sys.halt)
 		c.sessions = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newSessions(c.sys) }, actor.WithSupervisor(strat)))
 		for _, u := range c.sys.allUsers() {
 			c.spawnUser(ctx, u)
 		}
 		c.resync(ctx)
+		c.gen = c.sys.coordGen.Add(1)
+		c.sys.later(c.sys.cfg.ResyncInterval, ctx.Self(), &resyncTick{gen: c.gen})
+	case *resyncTick:
+		if m.gen != c.gen {
+			return // a timer of an earlier incarnation
+		}
+		if !c.draining {
+			c.resync(ctx)
+		}
+		c.sys.later(c.sys.cfg.ResyncInterval, ctx.Self(), &resyncTick{gen: c.gen})
 	case *actor.Restarting, *actor.Stopping, *actor.Stopped:
 		// protoactor stops the children; a restart spawns them again.
 	case *addUser:

@@ -73,6 +73,11 @@ type Cluster interface {
 	IsLeader() bool
 	// Claim proposes that this node own request (I2).
 	Claim(ctx context.Context, request, apiUser string) error
+	// Confirm commits proof that this node still owns request (I6), before
+	// it approves a config change.
+	Confirm(ctx context.Context, request string) error
+	// Members returns the cluster's member table (empty before it has one).
+	Members() []cluster.Member
 	// Complete records the terminal outcome of a request this node owns.
 	Complete(ctx context.Context, request string, outcome cluster.Outcome, reason string) error
 	// Subscribe returns the events the local FSM applies from now on, and

@@ -143,7 +143,7 @@ func TestStrategyBackoff(t *testing.T) {
 // finished leave no entry behind once their failures leave the window.
 func TestStrategyForgetsOldFailures(t *testing.T) {
 	clk := clock.NewFake(time.Unix(0, 0))
-	s := newStrategy("sessions", SupervisorConfig{MaxRestarts: 3, Window: time.Minute}, exhaustedStop, clk, nil, nil)
+	s := newStrategy("sessions", SupervisorConfig{MaxRestarts: 3, Window: time.Minute}, exhaustedStop, clk, nil, nil, nil)
 	for i := range 1000 {
 		s.fail(fmt.Sprintf("session-%d", i))
 	}

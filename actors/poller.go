@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -37,6 +39,8 @@ type (
 	claimRetry struct{}
 	// reclaim asks the Poller to claim a request a Release returned.
 	reclaim struct{ request string }
+	// staggered says a request's claim stagger (Config.ClaimStagger) passed.
+	staggered struct{ request string }
 )
 
 // poller is Poller(U): it consumes the workspace's poll stream of one API
@@ -61,10 +65,13 @@ type poller struct {
 	claiming map[string]bool
 	waiting  map[string]int
 	retrying bool
+	// stagger holds the requests considered: false while the claim
+	// stagger runs, true once it passed.
+	stagger map[string]bool
 }
 
 func newPoller(s *System, u *userState) *poller {
-	return &poller{sys: s, user: u, claiming: map[string]bool{}, waiting: map[string]int{}}
+	return &poller{sys: s, user: u, claiming: map[string]bool{}, waiting: map[string]int{}, stagger: map[string]bool{}}
 }
 
 // Receive implements actor.Actor.
@@ -110,6 +117,11 @@ func (p *poller) Receive(ctx actor.Context) {
 		}
 	case *reclaim:
 		p.consider(ctx, m.request)
+	case *staggered:
+		if _, ok := p.stagger[m.request]; ok {
+			p.stagger[m.request] = true
+			p.consider(ctx, m.request)
+		}
 	case *claimDone:
 		p.claimed(ctx, m)
 	case *claimRetry:
@@ -155,6 +167,34 @@ func (p *poller) connect(ctx actor.Context) {
 	})
 }
 
+// forget drops what the Poller keeps about a decided request.
+func (p *poller) forget(request string) {
+	delete(p.waiting, request)
+	delete(p.stagger, request)
+}
+
+// claimDelay is how long this node waits before claiming request: its rank
+// among the members, ordered by a hash of the request and each member's
+// id, times ClaimStagger. Every node computes the same order, so one node
+// claims at once and the others only if its Claim has not committed by
+// their turn (it is down, or at capacity).
+func (s *System) claimDelay(request string) time.Duration {
+	if s.cfg.ClaimStagger == 0 {
+		return 0
+	}
+	score := func(node string) uint64 {
+		h := sha256.Sum256([]byte(request + "\x00" + node))
+		return binary.BigEndian.Uint64(h[:8])
+	}
+	mine, rank := score(s.self), 0
+	for _, m := range s.cfg.Cluster.Members() {
+		if m.ID != s.self && score(m.ID) < mine {
+			rank++
+		}
+	}
+	return time.Duration(rank) * s.cfg.ClaimStagger
+}
+
 // consider decides whether to claim a request.
 func (p *poller) consider(ctx actor.Context, request string) {
 	if p.claiming[request] {
@@ -164,16 +204,27 @@ func (p *poller) consider(ctx actor.Context, request string) {
 	if info, ok := cl.Request(request); ok {
 		switch {
 		case info.Status == cluster.StatusCompleted:
-			delete(p.waiting, request)
+			p.forget(request)
 			return
 		case info.Status == cluster.StatusClaimed && info.Owner == p.sys.self:
-			delete(p.waiting, request)
+			p.forget(request)
 			ctx.Send(ctx.Parent(), &ensureSession{request: request, user: p.user.key()})
 			return
 		case info.Status == cluster.StatusClaimed:
-			delete(p.waiting, request) // another node won it
+			p.forget(request) // another node won it
 			return
 		}
+	}
+	switch passed, seen := p.stagger[request]; {
+	case !seen:
+		if d := p.sys.claimDelay(request); d > 0 {
+			p.stagger[request] = false
+			p.sys.later(d, ctx.Self(), &staggered{request: request})
+			return
+		}
+		p.stagger[request] = true
+	case !passed:
+		return // its stagger runs
 	}
 	if !p.sys.hasCapacity() {
 		if _, ok := p.waiting[request]; !ok {
@@ -197,17 +248,17 @@ func (p *poller) claimed(ctx actor.Context, m *claimDone) {
 	delete(p.claiming, m.request)
 	switch {
 	case m.err == nil:
-		delete(p.waiting, m.request)
+		p.forget(m.request)
 		p.sys.metrics.stage(stageClaimCommit, m.took)
 		ctx.Send(ctx.Parent(), &ensureSession{request: m.request, user: p.user.key()})
 	case errors.Is(m.err, cluster.ErrClaimed), errors.Is(m.err, cluster.ErrCompleted):
-		delete(p.waiting, m.request) // the losers drop R
+		p.forget(m.request) // the losers drop R
 	default:
 		// No leader, a timeout, or an uncertain outcome: consider reads the
 		// FSM first, so a claim that did commit is not proposed again.
 		n := p.waiting[m.request] + 1
 		if n > p.sys.cfg.ClaimRetries {
-			delete(p.waiting, m.request)
+			p.forget(m.request)
 			p.sys.log.Error("giving up claiming a request", "user", p.user.ID, "request", m.request, "err", m.err)
 			return
 		}

@@ -35,10 +35,9 @@ type (
 // Headroom, clamped to [MinDepth, MaxDepth]. So the pool holds about what
 // is taken while one refill runs.
 //
-// Only the raft leader refills (every node runs the actor, and reports the
-// depth): one node refills a key at a time, and leadership moves the duty
-// with it. A new leader may briefly overlap with the old one's last jobs,
-// which only adds a few presignatures.
+// The pool lives in the FSM, so any node can use any presignature, and
+// every member refills its share of the deficit (share); a lone node, or
+// one in a cluster without a member table, leaves refilling to the leader.
 //
 // A failed refill (the workspace down, say) backs off on the Clock:
 // RetryDelay doubling per consecutive failure up to MaxRetryDelay, during
@@ -96,6 +95,24 @@ func (p *presignPool) Receive(ctx actor.Context) {
 	}
 }
 
+// share is how many refills of a deficit this node runs at once: its part
+// of the deficit, split evenly over the cluster's members, so that the
+// nodes share the CPU work and do not fill the pool several times over.
+// Without a member table (a lone node) the leader refills it all.
+func (p *presignPool) share(deficit int) int {
+	if deficit <= 0 {
+		return 0
+	}
+	n := len(p.sys.cfg.Cluster.Members())
+	if n <= 1 {
+		if p.sys.cfg.Cluster.IsLeader() {
+			return deficit
+		}
+		return 0
+	}
+	return (deficit + n - 1) / n
+}
+
 // failed records a failed refill and returns the backoff before the next.
 func (p *presignPool) failed() time.Duration {
 	p.failures++
@@ -143,10 +160,10 @@ func (p *presignPool) check(ctx actor.Context) {
 	now := p.sys.cfg.Clock.Now()
 	depth := p.sys.cfg.Cluster.PoolDepth(p.key)
 	target := p.target(now)
-	leader := p.sys.cfg.Cluster.IsLeader()
-	if leader && p.sys.cfg.Pool.MaxDepth > 0 && p.mayRefill() {
+	share := p.share(target - depth)
+	if share > 0 && p.sys.cfg.Pool.MaxDepth > 0 && p.mayRefill() {
 		self, root, u, clock, key, hook := ctx.Self(), p.sys.root, p.user, p.sys.cfg.Clock, p.key, p.sys.cfg.RefillHook
-		for depth+p.inflight < target {
+		for depth+p.inflight < target && p.inflight < share {
 			err := p.sys.presign.Submit(func(c context.Context) {
 				if hook != nil {
 					hook(c, key)
@@ -162,6 +179,6 @@ func (p *presignPool) check(ctx actor.Context) {
 		}
 	}
 	p.sys.setPool(PoolStatus{Key: p.key, Depth: depth, Target: target, InFlight: p.inflight,
-		Refilling: p.inflight > 0, Refiller: leader, Failures: p.failures,
+		Refilling: p.inflight > 0, Failures: p.failures,
 		TakesPerSecond: p.rate, RefillSeconds: p.latency.Seconds()})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,14 +95,14 @@ func TestPoolRefills(t *testing.T) {
 		t.Fatalf("workspace %v, reserved %v, want the pool's %s", r.GetState(), info.Reserved, first)
 	}
 	e.eventually(60*time.Second, "pool refilled", func() bool { return e.cl.PoolDepth(key) == 1 })
-	// At its target the pool is not refilling; this node is its refiller.
+	// At its target the pool is not refilling.
 	e.eventually(10*time.Second, "refill jobs finished", func() bool {
 		st, err := e.sys.Status()
 		return err == nil && len(st.Pools) == 1 && st.Pools[0].InFlight == 0
 	})
 	st, err := e.sys.Status()
-	if err != nil || len(st.Pools) != 1 || st.Pools[0].Target != 1 || st.Pools[0].Refilling || !st.Pools[0].Refiller {
-		t.Errorf("status %+v, %v; want target 1, refiller, not refilling", st.Pools, err)
+	if err != nil || len(st.Pools) != 1 || st.Pools[0].Target != 1 || st.Pools[0].Refilling {
+		t.Errorf("status %+v, %v; want target 1, not refilling", st.Pools, err)
 	}
 	if got := counter(e.metrics.Presigns.WithLabelValues("ok")); got < 2 {
 		t.Errorf("presign jobs ok = %v, want at least 2", got)
@@ -248,10 +249,69 @@ func TestReserveLostToAnotherNode(t *testing.T) {
 	if !racing.lost.Load() {
 		t.Fatal("the Reserve was never lost")
 	}
-	if got := counter(e.metrics.Failures.WithLabelValues("escalate")); got != 0 {
-		t.Errorf("%v invariant breaks escalated", got)
+	if got := counter(e.metrics.Failures.WithLabelValues("halt")); got != 0 {
+		t.Errorf("%v invariant breaks", got)
+	}
+	if why, halted := e.sys.Halted(); halted {
+		t.Errorf("the System halted: %s", why)
 	}
 	if got := r.GetSignatures()[0].GetPresignId(); got != info.Reserved[0].ID {
 		t.Errorf("signed with %s, reserved %s", got, info.Reserved[0].ID)
+	}
+}
+
+// brokenCluster breaks I1 as a faulty FSM would: its Reserve commits
+// nothing yet reports a presignature reserved.
+type brokenCluster struct{ actors.Cluster }
+
+func (c brokenCluster) ReserveNext(ctx context.Context, request, key string) (cluster.PresignatureRef, error) {
+	return cluster.PresignatureRef{KeyID: key, ID: "never-reserved"}, nil
+}
+
+// TestInvariantBreakHaltsSigning: a Session that finds an invariant broken
+// (a "committed" reservation the FSM does not show) halts the node's
+// signing: it reports why once, signs nothing, leaves the request claimed,
+// claims nothing more, and the actor tree is not restarted in a loop.
+func TestInvariantBreakHaltsSigning(t *testing.T) {
+	e := newEnvWith(t, 1, 1)
+	halts := make(chan string, 4)
+	e.start(func(c *actors.Config) {
+		c.Cluster = brokenCluster{Cluster: e.cl}
+		c.OnHalt = func(reason string) { halts <- reason }
+	}, minuteApart(3))
+	id := e.submitTx("1", "broken FSM")
+	var reason string
+	select {
+	case reason = <-halts:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the System did not halt")
+	}
+	if why, ok := e.sys.Halted(); !ok || why != reason || !strings.Contains(reason, "never-reserved") {
+		t.Fatalf("Halted() = %q, %v; OnHalt said %q", why, ok, reason)
+	}
+	later := e.submitTx("1", "after the halt")
+	// The halted node's request stays claimed and unsigned, and the next
+	// is never claimed; an operator restarts the node.
+	e.eventually(10*time.Second, "the halted Session ended", func() bool {
+		st, err := e.sys.Status()
+		return err == nil && len(st.Sessions) == 0
+	})
+	if info, ok := e.cl.Request(id); !ok || info.Status != cluster.StatusClaimed {
+		t.Errorf("halted request: %+v, %v; want it left claimed", info, ok)
+	}
+	if _, ok := e.cl.Request(later); ok {
+		t.Errorf("request %s was claimed after the halt", later)
+	}
+	r, err := e.wc.GetRequest(tctx(t), &protocol.WsGetRequestRequest{RequestId: id})
+	if err != nil || len(r.GetSignatures()) != 0 {
+		t.Errorf("halted request signed: %v, %v", r.GetSignatures(), err)
+	}
+	if got := counter(e.metrics.Failures.WithLabelValues("restart")); got != 0 {
+		t.Errorf("%v restarts after the halt", got)
+	}
+	select {
+	case again := <-halts:
+		t.Errorf("OnHalt called again: %q", again)
+	default:
 	}
 }

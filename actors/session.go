@@ -381,7 +381,22 @@ func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
 	}
 }
 
+// halted ends the Session, leaving its request claimed, when the System
+// halted: no step that reserves, signs or approves starts after an
+// invariant broke.
+func (s *session) halted(ctx actor.Context) bool {
+	why, ok := s.sys.Halted()
+	if ok {
+		s.sys.log.Warn("signing halted, leaving the request claimed", "request", s.sh.request, "why", why)
+		s.end(ctx, true)
+	}
+	return ok
+}
+
 func (s *session) proceed(ctx actor.Context) {
+	if s.halted(ctx) {
+		return
+	}
 	u := s.sh.user
 	switch s.req.GetKind() {
 	case protocol.WsRequestKind_WS_REQUEST_KIND_TRANSACTION:
@@ -418,6 +433,9 @@ func (s *session) nextDigest(ctx actor.Context) {
 // the pool and an on-the-spot presign on a slow-path slot (System.acquire).
 // It never waits for a refill job.
 func (s *session) reserve(ctx actor.Context, index uint32) {
+	if s.halted(ctx) {
+		return
+	}
 	s.setStep(step{stepReserve, index})
 	inc, r, u, sys, self := s.inc, s.sh.request, s.sh.user, s.sys, ctx.Self()
 	budget := s.sys.cfg.OnlineAttempts - s.sh.presigns
@@ -447,6 +465,9 @@ func (s *session) reserved(ctx actor.Context, m *reserveDone) {
 }
 
 func (s *session) sign(ctx actor.Context, index uint32, ref cluster.PresignatureRef) {
+	if s.halted(ctx) {
+		return
+	}
 	s.setStep(step{stepSign, index})
 	inc, u, req := s.inc, s.sh.user, s.req
 	s.runOn(ctx, s.sys.online, func(c context.Context) any {
@@ -458,7 +479,7 @@ func (s *session) sign(ctx actor.Context, index uint32, ref cluster.Presignature
 func (s *session) signed(ctx actor.Context, m *signDone) {
 	var inv *InvariantError
 	if errors.As(m.err, &inv) {
-		panic(inv) // the supervisor escalates it
+		panic(inv) // the supervisor halts the System
 	}
 	if m.err != nil {
 		s.sh.onlineFailures++
@@ -507,19 +528,24 @@ func (s *session) submitSignature(ctx actor.Context, index uint32, sig []byte) {
 
 func (s *session) approve(ctx actor.Context) {
 	s.setStep(step{kind: stepApprove})
-	inc, u, req, clock := s.inc, s.sh.user, s.req, s.sys.cfg.Clock
+	inc, u, req, clock, cl := s.inc, s.sh.user, s.req, s.sys.cfg.Clock, s.sys.cfg.Cluster
 	s.run(ctx, func(c context.Context) any {
 		t0 := clock.Now()
 		key, err := s.sys.approvalKey(u)
 		if err != nil {
 			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
+		// I6: approve only after a commit proves this node still owns the
+		// request, as a Reserve does before a signature.
 		d, err := protocol.ApprovalDigest(req)
 		if err != nil {
 			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
 		cc, cancel := s.call(c)
 		defer cancel()
+		if err := cl.Confirm(cc, req.GetId()); err != nil {
+			return &submitDone{inc: inc, step: stepApprove, err: lostOwnership(err)}
+		}
 		_, err = u.Workspace.SubmitApproval(cc, &protocol.WsSubmitApprovalRequest{RequestId: req.GetId(), Signature: ed25519.Sign(key, d[:])})
 		return &submitDone{inc: inc, step: stepApprove, took: clock.Now().Sub(t0), err: err}
 	})
@@ -555,6 +581,10 @@ func (s *session) fail(ctx actor.Context, reason string) {
 
 func (s *session) submitted(ctx actor.Context, m *submitDone) {
 	if m.err != nil {
+		if errors.Is(m.err, ErrLostOwnership) {
+			s.lost(ctx, m.err.Error())
+			return
+		}
 		if errors.Is(m.err, ErrKeyRecord) {
 			s.fail(ctx, m.err.Error())
 			return

@@ -81,7 +81,8 @@ func (s *sessions) Receive(ctx actor.Context) {
 		delete(s.byPID, m.Who.Id)
 		delete(s.byReq, r)
 		s.sys.sessionEnded(r)
-		if s.stopping || s.sys.ctx.Err() != nil {
+		if _, halted := s.sys.Halted(); halted || s.stopping || s.sys.ctx.Err() != nil {
+			// A halted node leaves its requests claimed for an operator.
 			return
 		}
 		switch {

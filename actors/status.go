@@ -41,8 +41,6 @@ type PoolStatus struct {
 	// Refilling says whether refill jobs are running or queued on this
 	// node; a full pool is not refilling.
 	Refilling bool `json:"refilling"`
-	// Refiller says whether this node refills the key (it leads).
-	Refiller bool `json:"refiller"`
 	// Failures counts consecutive failed refills; the pool backs off
 	// while it is not zero.
 	Failures int `json:"failures"`

@@ -13,8 +13,9 @@ import (
 
 // InvariantError is the panic value of an actor that found a safety
 // invariant broken (a presignature reserved for another request, say).
-// Supervisors never restart a child over it: they escalate it to their
-// own parent.
+// Supervisors never restart a child over it: the System halts (it stops
+// claiming and signing, System.Halted reports why, Config.OnHalt is
+// called) and the child is stopped.
 type InvariantError struct {
 	// What describes the broken invariant; it never holds a secret.
 	What string
@@ -51,7 +52,7 @@ func (a exhaustedAction) String() string {
 // on the injected clock (doubling per failure within the window), and the
 // failure window is timed on that clock too.
 //
-//   - *InvariantError: escalate at once.
+//   - *InvariantError: halt the System and stop the child, at once.
 //   - any other panic: restart after the backoff, unless the child failed
 //     more than MaxRestarts times within Window: then stop or escalate,
 //     as the strategy says.
@@ -62,6 +63,8 @@ type strategy struct {
 	clock     clock.Clock
 	log       *slog.Logger
 	metrics   *Metrics
+	// halt stops the node's signing when an invariant broke.
+	halt func(*InvariantError)
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // by child PID id
@@ -69,8 +72,8 @@ type strategy struct {
 
 var _ actor.SupervisorStrategy = (*strategy)(nil)
 
-func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, clk clock.Clock, log *slog.Logger, m *Metrics) *strategy {
-	return &strategy{name: name, cfg: cfg, exhausted: exhausted, clock: clk, log: log, metrics: m, failures: map[string][]time.Time{}}
+func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, clk clock.Clock, log *slog.Logger, m *Metrics, halt func(*InvariantError)) *strategy {
+	return &strategy{name: name, cfg: cfg, exhausted: exhausted, clock: clk, log: log, metrics: m, halt: halt, failures: map[string][]time.Time{}}
 }
 
 // HandleFailure implements actor.SupervisorStrategy. protoactor calls it on
@@ -78,9 +81,10 @@ func newStrategy(name string, cfg SupervisorConfig, exhausted exhaustedAction, c
 // system messages, so calling them from a timer is safe.
 func (s *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
 	if inv, ok := reason.(*InvariantError); ok {
-		s.log.Error("actor broke an invariant, escalating", "supervisor", s.name, "child", child.Id, "what", inv.What)
-		s.metrics.Failures.WithLabelValues("escalate").Inc()
-		sup.EscalateFailure(reason, nil)
+		s.log.Error("actor found an invariant broken, halting signing", "supervisor", s.name, "child", child.Id, "what", inv.What)
+		s.metrics.Failures.WithLabelValues("halt").Inc()
+		s.halt(inv)
+		sup.StopChildren(child)
 		return
 	}
 	n := s.fail(child.Id)

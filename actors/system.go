@@ -47,6 +47,11 @@ type System struct {
 	unsub    func()
 	active   atomic.Int64  // Sessions running
 	activity chan struct{} // signalled when active drops
+	// coordGen numbers the coordinator's incarnations.
+	coordGen atomic.Int64
+	// halted holds why signing stopped (an invariant broke), nil while
+	// signing.
+	halted atomic.Pointer[string]
 }
 
 type userState struct {
@@ -107,7 +112,7 @@ func (s *System) Start(ctx context.Context) error {
 	s.online = newWorkers(s.cfg.OnlineWorkers, s.cfg.WorkerQueue)
 	events, unsub := s.cfg.Cluster.Subscribe(1024)
 	s.unsub = unsub
-	services := newStrategy("coordinator", s.cfg.Services, exhaustedEscalate, s.cfg.Clock, s.log, s.metrics)
+	services := newStrategy("coordinator", s.cfg.Services, exhaustedEscalate, s.cfg.Clock, s.log, s.metrics, s.halt)
 	props := actor.PropsFromProducer(func() actor.Actor { return newCoordinator(s) }, actor.WithSupervisor(services))
 	pid, err := s.root.SpawnNamed(props, "coterie")
 	if err != nil {
@@ -248,6 +253,29 @@ func (s *System) later(d time.Duration, pid *actor.PID, msg any) {
 			s.root.Send(pid, msg)
 		}
 	})
+}
+
+// halt stops the node's claiming and signing for good because an
+// invariant broke: the Pollers stop, and Sessions take no further step
+// that would reserve, sign or approve. It is idempotent; the first reason
+// wins. The node reports it (Config.OnHalt) and an operator restarts it.
+func (s *System) halt(inv *InvariantError) {
+	reason := inv.What
+	if !s.halted.CompareAndSwap(nil, &reason) {
+		return
+	}
+	s.root.Send(s.coord, &drain{})
+	if s.cfg.OnHalt != nil {
+		s.cfg.OnHalt(reason)
+	}
+}
+
+// Halted returns why the System stopped signing, and false while it signs.
+func (s *System) Halted() (string, bool) {
+	if r := s.halted.Load(); r != nil {
+		return *r, true
+	}
+	return "", false
 }
 
 // retryDelay is the delay before the n-th consecutive retry (from 1) of a

@@ -385,6 +385,15 @@ func (c *Cluster) lastReserved(request, key string) (PresignatureRef, error) {
 	return r.Reserved[len(r.Reserved)-1], nil
 }
 
+// Confirm commits proof that this node still owns request, changing
+// nothing: ErrNotOwner or ErrCompleted when it does not. A Session confirms
+// before it approves a config change, so that a node cut off from the
+// quorum approves nothing new (I6).
+func (c *Cluster) Confirm(ctx context.Context, request string) error {
+	_, err := c.Propose(ctx, ConfirmCommand(request))
+	return err
+}
+
 // Complete proposes the outcome of a request this node owns.
 func (c *Cluster) Complete(ctx context.Context, request string, outcome Outcome, reason string) error {
 	_, err := c.Propose(ctx, CompleteCommand(request, outcome, reason))

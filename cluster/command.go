@@ -101,6 +101,8 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return validateRecord("api user", b.ApiUserAdded.GetUser(), false)
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return validateRecord("key record", b.KeyRecordAdded.GetKey(), true)
+	case *protocol.ClusterCommand_Confirm:
+		return checkID("request", b.Confirm.GetRequestId())
 	case *protocol.ClusterCommand_Init:
 		if err := checkID("cluster", b.Init.GetClusterId()); err != nil {
 			return err
@@ -325,6 +327,11 @@ func KeyRecordAddedCommand(r Record) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRecordAdded{KeyRecordAdded: &protocol.ClusterKeyRecordAdded{
 		Key: r.proto(),
 	}}}
+}
+
+// ConfirmCommand returns a Confirm that the proposer still owns request.
+func ConfirmCommand(request string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Confirm{Confirm: &protocol.ClusterConfirm{RequestId: request}}}
 }
 
 // InitCommand returns the Init of a new cluster whose first member is m.

@@ -124,6 +124,9 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	case *protocol.ClusterCommand_Confirm:
+		_, err := s.owned(node, b.Confirm.GetRequestId())
+		return nil, err
 	case *protocol.ClusterCommand_Init:
 		return s.init(node, at, b.Init)
 	case *protocol.ClusterCommand_MemberAdded:

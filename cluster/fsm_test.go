@@ -61,6 +61,8 @@ func (d *fsmDriver) run(c scriptCase) string {
 		return d.apply(c, ClaimCommand(arg("req"), arg("user")))
 	case "reserve":
 		return d.apply(c, ReserveCommand(arg("req"), PresignatureRef{KeyID: arg("key"), ID: arg("id")}))
+	case "confirm":
+		return d.apply(c, ConfirmCommand(arg("req")))
 	case "complete":
 		return d.apply(c, CompleteCommand(arg("req"), parseOutcome(arg("outcome")), arg("reason")))
 	case "release":

@@ -64,6 +64,7 @@ type Node struct {
 
 	ready   atomic.Bool
 	pairMu  sync.Mutex // one pairing at a time
+	addMu   sync.Mutex // one addUser at a time
 	closing sync.Once
 	closeFn []func() error // run in reverse order by Close
 
@@ -559,6 +560,9 @@ func (n *Node) readyGauge() float64 {
 
 // addUser hands a user to the actors and remembers it.
 func (n *Node) addUser(u *User) error {
+	// Pairing and the watch of paired users may add the same user at once.
+	n.addMu.Lock()
+	defer n.addMu.Unlock()
 	n.mu.Lock()
 	srv := n.serve
 	_, dup := n.users[u.RecordID]

@@ -332,6 +332,7 @@ type ClusterCommand struct {
 	//	*ClusterCommand_MemberRemoved
 	//	*ClusterCommand_PolicySet
 	//	*ClusterCommand_JoinTokenIssued
+	//	*ClusterCommand_Confirm
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -503,6 +504,15 @@ func (x *ClusterCommand) GetJoinTokenIssued() *ClusterJoinTokenIssued {
 	return nil
 }
 
+func (x *ClusterCommand) GetConfirm() *ClusterConfirm {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_Confirm); ok {
+			return x.Confirm
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -555,6 +565,10 @@ type ClusterCommand_JoinTokenIssued struct {
 	JoinTokenIssued *ClusterJoinTokenIssued `protobuf:"bytes,21,opt,name=join_token_issued,json=joinTokenIssued,proto3,oneof"`
 }
 
+type ClusterCommand_Confirm struct {
+	Confirm *ClusterConfirm `protobuf:"bytes,22,opt,name=confirm,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -579,6 +593,56 @@ func (*ClusterCommand_PolicySet) isClusterCommand_Body() {}
 
 func (*ClusterCommand_JoinTokenIssued) isClusterCommand_Body() {}
 
+func (*ClusterCommand_Confirm) isClusterCommand_Body() {}
+
+// ClusterConfirm proves, by committing, that the proposer still owns a
+// request: it changes nothing, and fails with NOT_OWNER otherwise. A
+// Session commits one before it approves a config change, as a Reserve
+// does before a signature (I6).
+type ClusterConfirm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterConfirm) Reset() {
+	*x = ClusterConfirm{}
+	mi := &file_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterConfirm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterConfirm) ProtoMessage() {}
+
+func (x *ClusterConfirm) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterConfirm.ProtoReflect.Descriptor instead.
+func (*ClusterConfirm) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterConfirm) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // ClusterClaim asks that the proposing node own a request.
 type ClusterClaim struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -592,7 +656,7 @@ type ClusterClaim struct {
 
 func (x *ClusterClaim) Reset() {
 	*x = ClusterClaim{}
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +668,7 @@ func (x *ClusterClaim) String() string {
 func (*ClusterClaim) ProtoMessage() {}
 
 func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +681,7 @@ func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterClaim.ProtoReflect.Descriptor instead.
 func (*ClusterClaim) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ClusterClaim) GetRequestId() string {
@@ -649,7 +713,7 @@ type ClusterReserve struct {
 
 func (x *ClusterReserve) Reset() {
 	*x = ClusterReserve{}
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +725,7 @@ func (x *ClusterReserve) String() string {
 func (*ClusterReserve) ProtoMessage() {}
 
 func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +738,7 @@ func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterReserve.ProtoReflect.Descriptor instead.
 func (*ClusterReserve) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClusterReserve) GetRequestId() string {
@@ -711,7 +775,7 @@ type ClusterComplete struct {
 
 func (x *ClusterComplete) Reset() {
 	*x = ClusterComplete{}
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +787,7 @@ func (x *ClusterComplete) String() string {
 func (*ClusterComplete) ProtoMessage() {}
 
 func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +800,7 @@ func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterComplete.ProtoReflect.Descriptor instead.
 func (*ClusterComplete) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClusterComplete) GetRequestId() string {
@@ -771,7 +835,7 @@ type ClusterRelease struct {
 
 func (x *ClusterRelease) Reset() {
 	*x = ClusterRelease{}
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +847,7 @@ func (x *ClusterRelease) String() string {
 func (*ClusterRelease) ProtoMessage() {}
 
 func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +860,7 @@ func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRelease.ProtoReflect.Descriptor instead.
 func (*ClusterRelease) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClusterRelease) GetNode() string {
@@ -824,7 +888,7 @@ type ClusterSealedPresignature struct {
 
 func (x *ClusterSealedPresignature) Reset() {
 	*x = ClusterSealedPresignature{}
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +900,7 @@ func (x *ClusterSealedPresignature) String() string {
 func (*ClusterSealedPresignature) ProtoMessage() {}
 
 func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +913,7 @@ func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSealedPresignature.ProtoReflect.Descriptor instead.
 func (*ClusterSealedPresignature) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClusterSealedPresignature) GetId() string {
@@ -889,7 +953,7 @@ type ClusterPresignaturesAdded struct {
 
 func (x *ClusterPresignaturesAdded) Reset() {
 	*x = ClusterPresignaturesAdded{}
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +965,7 @@ func (x *ClusterPresignaturesAdded) String() string {
 func (*ClusterPresignaturesAdded) ProtoMessage() {}
 
 func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +978,7 @@ func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignaturesAdded.ProtoReflect.Descriptor instead.
 func (*ClusterPresignaturesAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClusterPresignaturesAdded) GetKeyId() string {
@@ -948,7 +1012,7 @@ type ClusterAPIUserAdded struct {
 
 func (x *ClusterAPIUserAdded) Reset() {
 	*x = ClusterAPIUserAdded{}
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1024,7 @@ func (x *ClusterAPIUserAdded) String() string {
 func (*ClusterAPIUserAdded) ProtoMessage() {}
 
 func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1037,7 @@ func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAPIUserAdded.ProtoReflect.Descriptor instead.
 func (*ClusterAPIUserAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterAPIUserAdded) GetUser() *ClusterRecord {
@@ -993,7 +1057,7 @@ type ClusterKeyRecordAdded struct {
 
 func (x *ClusterKeyRecordAdded) Reset() {
 	*x = ClusterKeyRecordAdded{}
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1069,7 @@ func (x *ClusterKeyRecordAdded) String() string {
 func (*ClusterKeyRecordAdded) ProtoMessage() {}
 
 func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1082,7 @@ func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyRecordAdded.ProtoReflect.Descriptor instead.
 func (*ClusterKeyRecordAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterKeyRecordAdded) GetKey() *ClusterRecord {
@@ -1046,7 +1110,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1122,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1135,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClusterRecord) GetId() string {
@@ -1124,7 +1188,7 @@ type ClusterInit struct {
 
 func (x *ClusterInit) Reset() {
 	*x = ClusterInit{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1200,7 @@ func (x *ClusterInit) String() string {
 func (*ClusterInit) ProtoMessage() {}
 
 func (x *ClusterInit) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1213,7 @@ func (x *ClusterInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
 func (*ClusterInit) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterInit) GetClusterId() string {
@@ -1198,7 +1262,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1274,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1287,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -1291,7 +1355,7 @@ type ClusterEnclaveIdentity struct {
 
 func (x *ClusterEnclaveIdentity) Reset() {
 	*x = ClusterEnclaveIdentity{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1367,7 @@ func (x *ClusterEnclaveIdentity) String() string {
 func (*ClusterEnclaveIdentity) ProtoMessage() {}
 
 func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1380,7 @@ func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterEnclaveIdentity) GetKind() string {
@@ -1376,7 +1440,7 @@ type ClusterPolicyRule struct {
 
 func (x *ClusterPolicyRule) Reset() {
 	*x = ClusterPolicyRule{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1452,7 @@ func (x *ClusterPolicyRule) String() string {
 func (*ClusterPolicyRule) ProtoMessage() {}
 
 func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1465,7 @@ func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
 func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterPolicyRule) GetKind() string {
@@ -1457,7 +1521,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1533,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1546,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -1504,7 +1568,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1580,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1593,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -1549,7 +1613,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1625,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1638,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -1594,7 +1658,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1670,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1683,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -1642,7 +1706,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1718,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1731,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -1706,7 +1770,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1782,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1795,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -1787,7 +1851,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1863,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1876,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -1868,7 +1932,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1944,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +1957,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -1939,7 +2003,7 @@ type ClusterRequestState struct {
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2015,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2028,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2078,7 +2142,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2154,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2167,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -2166,7 +2230,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2242,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2255,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -2226,7 +2290,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2302,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2315,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -2311,7 +2375,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2387,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2400,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -2433,7 +2497,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2509,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2522,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -2540,7 +2604,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2616,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2629,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -2599,7 +2663,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2675,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2688,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -2648,7 +2712,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2724,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2737,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -2717,7 +2781,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2793,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2806,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -2806,7 +2870,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2882,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2895,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -2867,7 +2931,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\x98\a\n" +
+	"coterie.v1\"\xd0\a\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -2885,8 +2949,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\x0emember_removed\x18\x13 \x01(\v2 .coterie.v1.ClusterMemberRemovedH\x00R\rmemberRemoved\x12=\n" +
 	"\n" +
 	"policy_set\x18\x14 \x01(\v2\x1c.coterie.v1.ClusterPolicySetH\x00R\tpolicySet\x12P\n" +
-	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssuedB\x06\n" +
-	"\x04body\"M\n" +
+	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssued\x126\n" +
+	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirmB\x06\n" +
+	"\x04body\"/\n" +
+	"\x0eClusterConfirm\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"M\n" +
 	"\fClusterClaim\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
@@ -3122,92 +3190,94 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
 	(ClusterPresignatureStatus)(0),    // 2: coterie.v1.ClusterPresignatureStatus
 	(ClusterErrorCode)(0),             // 3: coterie.v1.ClusterErrorCode
 	(*ClusterCommand)(nil),            // 4: coterie.v1.ClusterCommand
-	(*ClusterClaim)(nil),              // 5: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),            // 6: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),           // 7: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),            // 8: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil), // 9: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil), // 10: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),       // 11: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),     // 12: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),             // 13: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),               // 14: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),             // 15: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),    // 16: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),         // 17: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),             // 18: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),        // 19: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),      // 20: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),          // 21: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),    // 22: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),          // 23: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),         // 24: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),    // 25: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),       // 26: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),  // 27: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),          // 28: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),            // 29: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 30: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 31: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 32: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 33: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 34: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),        // 35: coterie.v1.ClusterJoinRequest
-	(*ClusterJoinResponse)(nil),       // 36: coterie.v1.ClusterJoinResponse
+	(*ClusterConfirm)(nil),            // 5: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),              // 6: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),            // 7: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),           // 8: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),            // 9: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil), // 10: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil), // 11: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),       // 12: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),     // 13: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),             // 14: coterie.v1.ClusterRecord
+	(*ClusterInit)(nil),               // 15: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),             // 16: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),    // 17: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),         // 18: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),             // 19: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),        // 20: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),      // 21: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),          // 22: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),    // 23: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),          // 24: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),         // 25: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),    // 26: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),       // 27: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),  // 28: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),          // 29: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),            // 30: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),              // 31: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),     // 32: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),           // 33: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
+	(*ClusterForwardResponse)(nil),    // 35: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),        // 36: coterie.v1.ClusterJoinRequest
+	(*ClusterJoinResponse)(nil),       // 37: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
-	5,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
-	6,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
-	7,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
-	8,  // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
-	10, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
-	11, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
-	12, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	14, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	19, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	20, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	21, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	22, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
-	0,  // 12: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	9,  // 13: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	13, // 14: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	13, // 15: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	18, // 16: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	15, // 17: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	16, // 18: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	17, // 19: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	15, // 20: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	18, // 21: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 22: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	25, // 23: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 24: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 25: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	27, // 26: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	27, // 27: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	28, // 28: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	26, // 29: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	29, // 30: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	13, // 31: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	13, // 32: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	18, // 33: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	15, // 34: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	23, // 35: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	32, // 36: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	33, // 37: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 38: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	15, // 39: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
+	7,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
+	8,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
+	9,  // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
+	11, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
+	12, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
+	13, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
+	15, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	20, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	21, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
+	0,  // 13: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	10, // 14: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	14, // 15: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	14, // 16: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	19, // 17: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 18: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	17, // 19: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	18, // 20: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	16, // 21: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	19, // 22: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 23: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	26, // 24: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 25: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 26: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	28, // 27: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	28, // 28: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 29: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	27, // 30: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	30, // 31: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	14, // 32: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	14, // 33: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	19, // 34: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 35: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	24, // 36: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	33, // 37: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	34, // 38: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 39: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	16, // 40: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3228,8 +3298,9 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_MemberRemoved)(nil),
 		(*ClusterCommand_PolicySet)(nil),
 		(*ClusterCommand_JoinTokenIssued)(nil),
+		(*ClusterCommand_Confirm)(nil),
 	}
-	file_cluster_proto_msgTypes[27].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -3240,7 +3311,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
