@@ -85,13 +85,16 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	// Validate has made sure that without a Transport there is an identity
+	// and a member table: a node's network transport is always mutual TLS.
 	c.trans = cfg.Transport
+	var tlsTrans *tlsTransport
 	if c.trans == nil {
-		t, err := newTCPTransport(cfg)
+		t, err := newTLSTransport(cfg)
 		if err != nil {
 			return nil, err
 		}
-		c.trans = t
+		c.trans, tlsTrans = t, t
 	}
 	c.closers = append(c.closers, c.trans.Close)
 
@@ -131,6 +134,9 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	c.raft = r
+	if tlsTrans != nil {
+		tlsTrans.bindRaft(r)
+	}
 	c.watch = newOwnerWatch(c)
 	c.wg.Add(3)
 	go c.serveForwards()
@@ -315,7 +321,7 @@ func retryable(err error) bool {
 func (c *Cluster) submitOnce(ctx context.Context, req *protocol.ClusterForwardRequest) (applied, error) {
 	var resp *protocol.ClusterForwardResponse
 	if c.raft.State() == raft.Leader {
-		resp = c.handle(ctx, req)
+		resp = c.handle(ctx, c.cfg.NodeID, req)
 	} else {
 		addr, id := c.raft.LeaderWithID()
 		if addr == "" || string(id) == c.cfg.NodeID {

@@ -221,6 +221,9 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED               ClusterErrorCode = 17
 	ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED             ClusterErrorCode = 18
 	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
+	// FORBIDDEN: the authenticated peer may not send this request (for
+	// example, a command in another node's name).
+	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN ClusterErrorCode = 20
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -246,6 +249,7 @@ var (
 		17: "CLUSTER_ERROR_CODE_CLOSED",
 		18: "CLUSTER_ERROR_CODE_REPLAYED",
 		19: "CLUSTER_ERROR_CODE_POOL_EMPTY",
+		20: "CLUSTER_ERROR_CODE_FORBIDDEN",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -268,6 +272,7 @@ var (
 		"CLUSTER_ERROR_CODE_CLOSED":               17,
 		"CLUSTER_ERROR_CODE_REPLAYED":             18,
 		"CLUSTER_ERROR_CODE_POOL_EMPTY":           19,
+		"CLUSTER_ERROR_CODE_FORBIDDEN":            20,
 	}
 )
 
@@ -1952,7 +1957,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xe3\x05\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\x85\x06\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -1974,7 +1979,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1aCLUSTER_ERROR_CODE_TIMEOUT\x10\x10\x12\x1d\n" +
 	"\x19CLUSTER_ERROR_CODE_CLOSED\x10\x11\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_REPLAYED\x10\x12\x12!\n" +
-	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13\x12 \n" +
+	"\x1cCLUSTER_ERROR_CODE_FORBIDDEN\x10\x14B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
