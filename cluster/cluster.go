@@ -85,13 +85,24 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	// Validate has made sure that without a Transport there is an
+	// identity: a node's network transport is always mutual TLS, its peers
+	// authorised by the member table.
 	c.trans = cfg.Transport
+	var tlsTrans *tlsTransport
 	if c.trans == nil {
-		t, err := newTCPTransport(cfg)
+		tcfg := cfg
+		if tcfg.Members == nil {
+			tcfg.Members = c
+		}
+		if tcfg.Join == nil && cfg.Attester != nil && cfg.Keyring != nil {
+			tcfg.Join = c
+		}
+		t, err := newTLSTransport(tcfg)
 		if err != nil {
 			return nil, err
 		}
-		c.trans = t
+		c.trans, tlsTrans = t, t
 	}
 	c.closers = append(c.closers, c.trans.Close)
 
@@ -131,6 +142,9 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	c.raft = r
+	if tlsTrans != nil {
+		tlsTrans.bindRaft(r)
+	}
 	c.watch = newOwnerWatch(c)
 	c.wg.Add(3)
 	go c.serveForwards()
@@ -315,7 +329,7 @@ func retryable(err error) bool {
 func (c *Cluster) submitOnce(ctx context.Context, req *protocol.ClusterForwardRequest) (applied, error) {
 	var resp *protocol.ClusterForwardResponse
 	if c.raft.State() == raft.Leader {
-		resp = c.handle(ctx, req)
+		resp = c.handle(ctx, c.cfg.NodeID, req)
 	} else {
 		addr, id := c.raft.LeaderWithID()
 		if addr == "" || string(id) == c.cfg.NodeID {

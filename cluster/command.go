@@ -103,6 +103,8 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return validateRecord("key record", b.KeyRecordAdded.GetKey(), true)
 	case *protocol.ClusterCommand_Confirm:
 		return checkID("request", b.Confirm.GetRequestId())
+	case *protocol.ClusterCommand_Sync:
+		return nil
 	case *protocol.ClusterCommand_Init:
 		if err := checkID("cluster", b.Init.GetClusterId()); err != nil {
 			return err
@@ -327,6 +329,11 @@ func KeyRecordAddedCommand(r Record) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRecordAdded{KeyRecordAdded: &protocol.ClusterKeyRecordAdded{
 		Key: r.proto(),
 	}}}
+}
+
+// SyncCommand returns a command that changes nothing.
+func SyncCommand() *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Sync{Sync: &protocol.ClusterSync{}}}
 }
 
 // ConfirmCommand returns a Confirm that the proposer still owns request.

@@ -15,7 +15,8 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 )
 
-// Config configures a Cluster. Start from DefaultConfig.
+// Config configures a Cluster. Start from DefaultConfig. It holds the
+// node's identity key: never print or log a Config.
 type Config struct {
 	// NodeID is this node's id: its raft server id and the node named in
 	// the commands it proposes. It must stay the same across restarts.
@@ -24,8 +25,9 @@ type Config struct {
 	// stable store (raft/raft.db) and its snapshots (raft/snapshots/) under
 	// it. Required unless Storage is set.
 	DataDir string
-	// BindAddr is the TCP address that raft and forwarded proposals share,
-	// such as "127.0.0.1:7000". Required unless Transport is set.
+	// BindAddr is the TCP address of the node's mutual-TLS port, which
+	// raft, forwarded proposals and the join handshake share, such as
+	// "127.0.0.1:7000". Required unless Transport is set.
 	BindAddr string
 	// AdvertiseAddr is the address other nodes dial; empty means BindAddr.
 	// It must name a host, not 0.0.0.0.
@@ -38,6 +40,40 @@ type Config struct {
 	// Peers are the other voters of a bootstrapped cluster; empty for a
 	// single voter.
 	Peers []Peer
+
+	// Identity is the node's Ed25519 identity key (the enclave-sealed
+	// one). The TLS transport makes its certificate from it, in memory, at
+	// every start. Required unless Transport is set.
+	Identity ed25519.PrivateKey
+	// Members says which TLS peers are members: only they may open raft
+	// and forwarding streams, in either direction, and a forwarded command
+	// must be stamped with its sender's member id. Nil means the cluster's
+	// own member table (Cluster.Member): the FSM's, or JoinedMembers while
+	// a joiner catches up. New never builds an unauthenticated network
+	// transport.
+	Members PeerAuthorizer
+	// Join serves the join handshake to TLS peers, members or not. Nil
+	// means the cluster serves joins itself (Cluster.ServeJoin) when
+	// Attester and Keyring are set, and refuses join streams otherwise.
+	Join JoinServer
+	// JoinTimeout bounds one ServeJoin call: token and evidence checks
+	// and the commits a join makes.
+	JoinTimeout time.Duration
+	// MaxConnsPerPeer bounds the streams one member key may hold open to
+	// this node at once. Raft uses up to about six per peer (pool,
+	// pipeline, heartbeat, vote, snapshot) and a node forwards on at most
+	// half of this bound per target, so the default of 32 leaves room for
+	// both under load while a runaway or hostile member cannot exhaust the
+	// node.
+	MaxConnsPerPeer int
+	// MaxJoinConns bounds the join streams of keys that are not members,
+	// all together: joins are rare and run one at a time per joiner, so 4
+	// is plenty while unlisted keys get no more.
+	MaxJoinConns int
+	// MaxHandshakes bounds the TLS handshakes in progress (each ends within
+	// TransportTimeout). Connections over it are closed at once, so a flood
+	// of silent or slow dialers costs bounded memory.
+	MaxHandshakes int
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are raft's timing. DESIGN.md: about 500 ms for the first
@@ -79,9 +115,6 @@ type Config struct {
 	// OwnerCheckInterval is how often the leader checks for silent owners.
 	OwnerCheckInterval time.Duration
 
-	// Identity is this node's Ed25519 identity key (sealed by its enclave):
-	// the key of its TLS certificate, and what the member table records.
-	Identity ed25519.PrivateKey
 	// Attester is this node's enclave: it makes the evidence a member shows
 	// a joiner, and verifies a joiner's. Keyring is the cluster keyring a
 	// member wraps to a joiner. With both set, this node serves joins.
@@ -97,8 +130,9 @@ type Config struct {
 	// Logger receives the cluster's logs, and raft's through an adapter.
 	Logger *slog.Logger
 
-	// Transport, when set, replaces the TCP transport that New would open
-	// on BindAddr. The in-process harness passes an InmemTransport.
+	// Transport, when set, replaces the mutual-TLS transport that New would
+	// open on BindAddr. Only tests set it: the in-process harness passes an
+	// InmemTransport.
 	Transport Transport
 	// Storage, when set, replaces the bolt stores and file snapshots that
 	// New would open under DataDir. Tests that restart a node from memory
@@ -141,6 +175,10 @@ func DefaultConfig() Config {
 		TransportTimeout:    2 * time.Second,
 		MaxCommandBytes:     4 << 20,
 		MaxForwardsInFlight: 256,
+		JoinTimeout:         30 * time.Second,
+		MaxConnsPerPeer:     32,
+		MaxJoinConns:        4,
+		MaxHandshakes:       64,
 		OwnerTimeout:        3 * time.Second,
 		OwnerCheckInterval:  250 * time.Millisecond,
 		Clock:               clock.Real(),
@@ -170,8 +208,22 @@ func (c Config) Validate() error {
 				bad("AdvertiseAddr %q must name a reachable host; set it when binding 0.0.0.0", adv)
 			}
 		}
-	} else if c.BindAddr != "" || c.AdvertiseAddr != "" {
-		bad("BindAddr and AdvertiseAddr must be empty with a Transport")
+		// The network transport is always authenticated.
+		switch {
+		case len(c.Identity) == 0:
+			bad("Identity is required for the TLS transport")
+		case len(c.Identity) != ed25519.PrivateKeySize:
+			bad("Identity is %d bytes, want an Ed25519 private key of %d", len(c.Identity), ed25519.PrivateKeySize)
+		case !ed25519.NewKeyFromSeed(c.Identity.Seed()).Equal(c.Identity):
+			bad("Identity is damaged: its public half does not match its seed")
+		}
+	} else {
+		if c.BindAddr != "" || c.AdvertiseAddr != "" {
+			bad("BindAddr and AdvertiseAddr must be empty with a Transport")
+		}
+		if c.Identity != nil || c.Members != nil || c.Join != nil {
+			bad("Identity, Members and Join apply only to the TLS transport; they must be empty with a Transport")
+		}
 	}
 	if c.Storage == nil && c.DataDir == "" {
 		bad("DataDir is required without Storage")
@@ -203,6 +255,7 @@ func (c Config) Validate() error {
 		{"SnapshotInterval", c.SnapshotInterval, 5 * time.Millisecond},
 		{"ApplyTimeout", c.ApplyTimeout, time.Millisecond},
 		{"TransportTimeout", c.TransportTimeout, time.Millisecond},
+		{"JoinTimeout", c.JoinTimeout, time.Millisecond},
 		{"OwnerTimeout", c.OwnerTimeout, time.Millisecond},
 		{"OwnerCheckInterval", c.OwnerCheckInterval, time.Millisecond},
 	} {
@@ -231,6 +284,15 @@ func (c Config) Validate() error {
 	if c.MaxForwardsInFlight < 1 {
 		bad("MaxForwardsInFlight must be positive")
 	}
+	if c.MaxConnsPerPeer < minConnsPerPeer {
+		bad("MaxConnsPerPeer %d is below %d: raft alone needs several streams per peer", c.MaxConnsPerPeer, minConnsPerPeer)
+	}
+	if c.MaxJoinConns < 1 {
+		bad("MaxJoinConns must be positive")
+	}
+	if c.MaxHandshakes < 1 {
+		bad("MaxHandshakes must be positive")
+	}
 	if c.Clock == nil {
 		bad("Clock is required")
 	}
@@ -250,3 +312,12 @@ func (c Config) advertise() string {
 
 // maxFrame bounds one forwarded message: a command plus its envelope.
 func (c Config) maxFrame() int { return c.MaxCommandBytes + 4096 }
+
+// minConnsPerPeer is the least MaxConnsPerPeer: raft's streams to one peer
+// and a couple of forwards.
+const minConnsPerPeer = 8
+
+// maxForwards is how many forwards this node runs at once to one target:
+// half the per-peer bound, so that with the target's defaults its raft
+// streams always fit beside them.
+func (c Config) maxForwards() int { return max(1, c.MaxConnsPerPeer/2) }

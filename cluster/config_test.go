@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
@@ -8,9 +9,11 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
 	base := func() Config {
 		c := DefaultConfig()
 		c.NodeID, c.DataDir, c.BindAddr = "n1", "/tmp/x", "127.0.0.1:7000"
+		c.Identity, c.Members = key, staticMembers{}
 		return c
 	}
 	for _, tc := range []struct {
@@ -21,12 +24,30 @@ func TestConfigValidate(t *testing.T) {
 		{"default plus identity", func(*Config) {}, nil},
 		{"in-memory", func(c *Config) {
 			c.BindAddr, c.DataDir = "", ""
-			c.Transport = NewInmemNetwork().NewTransport("a")
+			c.Identity, c.Members = nil, nil
+			c.Transport = NewInmemNetwork().NewTransport("n1", "a")
 			c.Storage = NewInmemStorage()
 		}, nil},
 		{"everything missing", func(c *Config) { *c = Config{} }, []string{
 			"NodeID is required", "BindAddr is required", "DataDir is required",
 			"HeartbeatTimeout", "Clock is required", "Logger is required", "MaxCommandBytes",
+			"Identity is required", "JoinTimeout", "MaxConnsPerPeer", "MaxJoinConns", "MaxHandshakes",
+		}},
+		// Production: no network transport without authentication.
+		{"no identity", func(c *Config) { c.Identity = nil }, []string{"Identity is required for the TLS transport"}},
+		{"short identity", func(c *Config) { c.Identity = key[:32] }, []string{"Identity is 32 bytes"}},
+		{"damaged identity", func(c *Config) {
+			bad := append(ed25519.PrivateKey(nil), key...)
+			bad[40] ^= 1
+			c.Identity = bad
+		}, []string{"Identity is damaged"}},
+		{"identity with a transport", func(c *Config) {
+			c.BindAddr, c.DataDir = "", ""
+			c.Transport = NewInmemNetwork().NewTransport("n1", "a")
+			c.Storage = NewInmemStorage()
+		}, []string{"Identity, Members and Join apply only to the TLS transport"}},
+		{"bounds", func(c *Config) { c.MaxConnsPerPeer, c.MaxJoinConns, c.MaxHandshakes = 7, 0, 0 }, []string{
+			"MaxConnsPerPeer 7 is below 8", "MaxJoinConns must be positive", "MaxHandshakes must be positive",
 		}},
 		{"bad addresses", func(c *Config) { c.BindAddr = "nohost" }, []string{"BindAddr"}},
 		{"unspecified advertise", func(c *Config) { c.BindAddr = "0.0.0.0:7000" }, []string{"must name a reachable host"}},
@@ -39,7 +60,7 @@ func TestConfigValidate(t *testing.T) {
 		{"peers", func(c *Config) {
 			c.Peers = []Peer{{ID: "n1", Address: "x:1"}, {ID: "n2"}}
 		}, []string{"appears twice", "needs an ID and an Address", "Peers only apply with Bootstrap"}},
-		{"transport and address", func(c *Config) { c.Transport = NewInmemNetwork().NewTransport("a") }, []string{"must be empty with a Transport"}},
+		{"transport and address", func(c *Config) { c.Transport = NewInmemNetwork().NewTransport("n1", "a") }, []string{"must be empty with a Transport"}},
 		{"long node id", func(c *Config) { c.NodeID = strings.Repeat("n", 300) }, []string{"NodeID"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

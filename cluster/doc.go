@@ -6,8 +6,9 @@
 // # Duties
 //
 //   - Run raft: bolt log and stable store (raft-boltdb/v2) and file
-//     snapshots under DataDir/raft, over a TCP transport (New), or over the
-//     in-memory transport for tests (package clustertest).
+//     snapshots under DataDir/raft, over a mutual-TLS 1.3 transport
+//     authorised by the member table (New), or over the in-memory
+//     transport for tests (package clustertest).
 //   - Apply one versioned protobuf command, protocol.ClusterCommand, in a
 //     deterministic FSM: Claim, Reserve, Complete, Release,
 //     PresignaturesAdded, APIUserAdded, KeyRecordAdded.
@@ -63,14 +64,14 @@
 // the most recent 4096 spent ids per key only to name the reason
 // (ErrPresignatureUsed, ErrPresignatureBurned) when one is asked for again.
 // Completed requests are retained for the most recent 16384 completions.
-
+//
 // # Proposals and forwarding
 //
 // Propose stamps the command with the node id, the version and Config.Clock
 // time. On the leader it goes to raft directly; on a follower it is sent to
-// the leader over the forwarding path: on TCP, a second stream kind on
-// raft's own port (first byte 'F'), carrying length-prefixed protobuf
-// frames bounded by MaxCommandBytes. The leader validates the command
+// the leader over the forwarding path: on the TLS transport, a second
+// stream kind on raft's own port (first byte 'F'), carrying length-prefixed
+// protobuf frames bounded by MaxCommandBytes. The leader validates the command
 // before it enters the log, so garbage never does. Typed errors travel as
 // codes and match their sentinels with errors.Is on the follower.
 //
@@ -82,9 +83,46 @@
 // after each forwarded commit the leader appends a raft barrier so that
 // followers learn of the commit at once rather than after CommitTimeout.
 //
-// The forwarding path and raft's RPCs are not authenticated yet: the port
-// must be reachable only from the cluster's nodes until mutual TLS (whose
-// peer identity must then match the command's node) is added.
+// # The transport: mutual TLS, authorised by the member table
+//
+// One port serves three streams, each a TLS 1.3 connection on which both
+// sides present a self-signed certificate over their Ed25519 identity key
+// (Config.Identity, the enclave-sealed key; the certificate is made in
+// memory at start). No CA is involved: a peer is who its key says, and
+// Config.Members (the FSM's member table) says whether that key is a
+// member. After the handshake the dialer's first byte names the stream and
+// the server answers one byte, accepting or refusing it, before any frame
+// moves:
+//
+//   - 'R', raft's RPCs, and 'F', forwarded proposals, only between
+//     members: a server refuses them from a key that is not a member
+//     before reading a frame, and a dialer refuses a server that is not a
+//     member, or not the member raft has at that address.
+//   - 'J', the join handshake (Config.Join; refused when nil), to any key:
+//     one request frame, one answer frame, then close. DialJoin is the
+//     joiner's side; it accepts only the server whose key matches the join
+//     token's pin (IdentityPin).
+//
+// The leader runs a forwarded request only from an authenticated member,
+// and a forwarded command only when it is stamped with that member's id
+// (ErrForbidden otherwise): a node proposes in its own name only, and
+// membership changes come from members. A member removed from the table
+// gets nothing more through its open forwarding streams, and its raft
+// streams are closed within a second.
+//
+// Bad input costs bounded resources. Handshakes and the first byte must
+// arrive within TransportTimeout, and at most MaxHandshakes run at once. A
+// frame that claims more than its bound is refused before anything is
+// allocated for it, and a frame's memory grows only with the bytes that
+// arrive. Each member key holds at most MaxConnsPerPeer streams, keys that
+// are not members at most MaxJoinConns together. New builds no
+// unauthenticated network transport: without Identity and Members it
+// refuses to start, and only tests pass a Transport of their own. Raft's
+// own stream decoder is hashicorp's; only members reach it.
+//
+// A node that is joining knows no members until it has caught up, so the
+// PeerAuthorizer it is given must also admit the members it learnt from
+// the join exchange, or the leader's first raft stream is refused.
 //
 // # Silent owners (owner_timeout)
 //
@@ -113,5 +151,7 @@
 // # Concurrency
 //
 // Cluster, FSM (queries) and PresignStore are safe for concurrent use. raft
-// calls FSM.Apply, Snapshot and Restore from one goroutine.
+// calls FSM.Apply, Snapshot and Restore from one goroutine. The transport
+// calls Config.Members from its connection goroutines, so it must be safe
+// for concurrent use too.
 package cluster

@@ -77,6 +77,15 @@ var (
 	// ErrInternal is returned for a failure on the leader that has no more
 	// specific sentinel.
 	ErrInternal = errors.New("cluster: internal error")
+	// ErrForbidden is returned when a peer is not allowed what it asked:
+	// a forwarded command in another node's name, a forwarded request from
+	// a peer that is not an authenticated member, a stream refused because
+	// this node's key is not a member there, or a server whose identity key
+	// is not the member (or the join token's pin) the dialer expects.
+	ErrForbidden = errors.New("cluster: peer not allowed")
+	// ErrJoinRefused is returned by DialJoin when the member refused the
+	// join (its text follows) or serves no joins.
+	ErrJoinRefused = errors.New("cluster: join refused")
 )
 
 // codes maps each sentinel to the code that carries it across the
@@ -107,6 +116,7 @@ var codes = []struct {
 	{ErrTooLarge, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TOO_LARGE},
 	{ErrTimeout, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TIMEOUT},
 	{ErrClosed, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED},
+	{ErrForbidden, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN},
 }
 
 // errorCode returns the wire code of err; errors with no sentinel map to

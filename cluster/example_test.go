@@ -16,7 +16,7 @@ func Example() {
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID = "n1"
 	cfg.Bootstrap = true
-	cfg.Transport = cluster.NewInmemNetwork().NewTransport("n1")
+	cfg.Transport = cluster.NewInmemNetwork().NewTransport("n1", "n1")
 	cfg.Storage = cluster.NewInmemStorage()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond

@@ -38,7 +38,7 @@ func (c *Cluster) serveForwards() {
 			}
 			ctx, cancel := context.WithTimeout(c.ctx, timeout)
 			defer cancel()
-			resp := c.handle(ctx, rpc.Request)
+			resp := c.handle(ctx, rpc.Peer, rpc.Request)
 			rpc.Respond(resp)
 			if resp.GetIndex() > 0 {
 				c.nudge()
@@ -99,11 +99,16 @@ func errorResponse(err error) *protocol.ClusterForwardResponse {
 	return &protocol.ClusterForwardResponse{Code: errorCode(err), Message: err.Error()}
 }
 
-// handle runs a request on this node, which must be the leader. It never
-// forwards again, so a request cannot loop between nodes that disagree on
-// who leads. The response has a non-zero index exactly when the request
-// committed.
-func (c *Cluster) handle(ctx context.Context, req *protocol.ClusterForwardRequest) *protocol.ClusterForwardResponse {
+// handle runs a request from peer (this node's id for its own requests,
+// else the member id its transport authenticated) on this node, which must
+// be the leader. A command must be stamped with peer's id, and only a
+// member may change the membership. It never forwards again, so a request
+// cannot loop between nodes that disagree on who leads. The response has a
+// non-zero index exactly when the request committed.
+func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.ClusterForwardRequest) *protocol.ClusterForwardResponse {
+	if peer == "" {
+		return errorResponse(errorf(ErrForbidden, "request from an unauthenticated peer"))
+	}
 	if c.raft.State() != raft.Leader {
 		return errorResponse(errorf(ErrNotLeader, "%s is not the leader", c.cfg.NodeID))
 	}
@@ -121,8 +126,15 @@ func (c *Cluster) handle(ctx context.Context, req *protocol.ClusterForwardReques
 			return errorResponse(errorf(ErrTooLarge, "command of %d bytes, limit %d", len(b.Command), c.cfg.MaxCommandBytes))
 		}
 		// Garbage never reaches the log.
-		if _, err := DecodeCommand(b.Command); err != nil {
+		cmd, err := DecodeCommand(b.Command)
+		if err != nil {
 			return errorResponse(err)
+		}
+		// A node speaks only for itself: the FSM trusts the command's node
+		// (a Claim's owner, a Reserve's or Complete's claimant).
+		if cmd.GetNode() != peer {
+			c.log.Warn("cluster forwarded command refused: not in its sender's name", "peer", peer, "command_node", cmd.GetNode())
+			return errorResponse(errorf(ErrForbidden, "command in the name of node %q sent by member %q", cmd.GetNode(), peer))
 		}
 		f = c.raft.Apply(b.Command, timeout)
 	case *protocol.ClusterForwardRequest_AddVoter:

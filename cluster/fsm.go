@@ -124,6 +124,8 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	case *protocol.ClusterCommand_Sync:
+		return nil, nil
 	case *protocol.ClusterCommand_Confirm:
 		_, err := s.owned(node, b.Confirm.GetRequestId())
 		return nil, err

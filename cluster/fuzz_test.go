@@ -2,8 +2,13 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"strings"
 	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -109,5 +114,66 @@ func FuzzRestore(f *testing.F) {
 		r.Unclaimed()
 		r.APIUsers()
 		r.KeyRecords()
+	})
+}
+
+// FuzzReadFrame feeds arbitrary bytes to the frame reader that forwarded
+// requests and join exchanges come through: it must refuse or return a
+// frame without panicking, never return more than its bound, and a frame
+// it returns must write back to the bytes it read.
+func FuzzReadFrame(f *testing.F) {
+	var ok bytes.Buffer
+	_ = writeFrame(&ok, []byte("hello"))
+	f.Add(ok.Bytes())
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 9, 1, 2})
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const max = 1 << 10
+		b, err := readFrame(nopDeadline{bytes.NewReader(data)}, max, time.Second)
+		if err != nil {
+			return
+		}
+		if len(b) > max {
+			t.Fatalf("frame of %d bytes over the bound", len(b))
+		}
+		var back bytes.Buffer
+		if err := writeFrame(&back, b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(back.Bytes(), data[:back.Len()]) {
+			t.Fatal("frame does not round-trip")
+		}
+	})
+}
+
+// FuzzJoinAnswer feeds arbitrary answer frames to the joiner's decoder:
+// an answer must re-encode to the same bytes, a refusal must match
+// ErrJoinRefused and carry clean text, and nothing panics.
+func FuzzJoinAnswer(f *testing.F) {
+	f.Add(encodeJoinAnswer([]byte("keyring"), nil))
+	f.Add(encodeJoinAnswer(nil, errors.New("token expired")))
+	f.Add([]byte{})
+	f.Add([]byte{7})
+	f.Add(append([]byte{joinRefused}, "\x1b[2J\xff"...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		answer, err := decodeJoinAnswer(data)
+		switch {
+		case err == nil:
+			if !bytes.Equal(encodeJoinAnswer(answer, nil), data) {
+				t.Fatal("answer does not round-trip")
+			}
+		case errors.Is(err, ErrJoinRefused):
+			text := strings.TrimPrefix(err.Error(), ErrJoinRefused.Error()+": ")
+			if len(text) > maxJoinErrorBytes || !utf8.ValidString(text) || strings.ContainsFunc(text, unicode.IsControl) {
+				t.Fatalf("refusal text not clean: %q", text)
+			}
+			// The server's own encoding of that text decodes to the same.
+			if _, again := decodeJoinAnswer(encodeJoinAnswer(nil, errors.New(text))); again == nil || again.Error() != err.Error() {
+				t.Fatalf("refusal does not round-trip: %v, then %v", err, again)
+			}
+		case !errors.Is(err, errMalformedJoinAnswer):
+			t.Fatalf("unexpected error %v", err)
+		}
 	})
 }

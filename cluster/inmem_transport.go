@@ -24,9 +24,12 @@ func NewInmemNetwork() *InmemNetwork {
 	return &InmemNetwork{nodes: map[raft.ServerAddress]*InmemTransport{}, cut: map[[2]raft.ServerAddress]bool{}}
 }
 
-// InmemTransport is a Transport on an InmemNetwork, for tests.
+// InmemTransport is a Transport on an InmemNetwork, for tests. It has no
+// TLS: the requests it forwards carry its node's id as their Peer, which
+// the network vouches for.
 type InmemTransport struct {
 	*raft.InmemTransport
+	id        string
 	net       *InmemNetwork
 	forwardCh chan *ForwardRPC
 	closed    chan struct{}
@@ -35,12 +38,12 @@ type InmemTransport struct {
 
 var _ Transport = (*InmemTransport)(nil)
 
-// NewTransport returns a transport at addr, linked both ways to every
-// transport on the network except across cut links. A transport at an
-// address already in use replaces the old one (a restarted node).
-func (n *InmemNetwork) NewTransport(addr string) *InmemTransport {
+// NewTransport returns the transport of node id at addr, linked both ways
+// to every transport on the network except across cut links. A transport at
+// an address already in use replaces the old one (a restarted node).
+func (n *InmemNetwork) NewTransport(id, addr string) *InmemTransport {
 	_, rt := raft.NewInmemTransport(raft.ServerAddress(addr))
-	t := &InmemTransport{InmemTransport: rt, net: n, forwardCh: make(chan *ForwardRPC), closed: make(chan struct{})}
+	t := &InmemTransport{InmemTransport: rt, id: id, net: n, forwardCh: make(chan *ForwardRPC), closed: make(chan struct{})}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	a := raft.ServerAddress(addr)
@@ -116,6 +119,7 @@ func (t *InmemTransport) Forward(ctx context.Context, target raft.ServerAddress,
 		return nil, fmt.Errorf("%w: no link to %s", errUnsent, target)
 	}
 	rpc := newForwardRPC(req)
+	rpc.Peer = t.id
 	select {
 	case peer.forwardCh <- rpc:
 	case <-peer.closed:

@@ -31,9 +31,6 @@ var (
 	// ErrJoinTokenExpired is returned by Join for a token whose expiry has
 	// passed, before anything is sent.
 	ErrJoinTokenExpired = errors.New("cluster: join token expired")
-	// ErrJoinRefused is returned by Join when the member refused the join;
-	// the error carries the member's reason.
-	ErrJoinRefused = errors.New("cluster: join refused")
 	// ErrMemberNotAttested is returned by Join when the member's evidence
 	// does not verify, is not allowed by the joiner's policy, or does not
 	// cover the member's key and this join: the joiner takes no keyring
@@ -135,10 +132,6 @@ func (c *Cluster) IssueJoinToken(ctx context.Context, ttl time.Duration) (JoinTi
 	return t, nil
 }
 
-// IdentityPin is the SHA-256 of an identity public key, as join tokens
-// carry it.
-func IdentityPin(pub ed25519.PublicKey) [32]byte { return sha256.Sum256(pub) }
-
 // identityKey returns this node's identity public key.
 func (c *Cluster) identityKey() ed25519.PublicKey {
 	return c.cfg.Identity.Public().(ed25519.PublicKey)
@@ -159,12 +152,13 @@ func memberReportData(pin [32]byte, transfer []byte) []byte {
 // ServeJoin implements JoinServer: it answers one join request from the TLS
 // peer whose identity key is peer. It checks the token (live, its secret,
 // and unused or used by this same key), and the joiner's evidence against
-// the cluster's policy and the peer's key; records the joiner in the
-// member table through raft, which spends the token; has the leader add it
-// as a non-voter (node run promotes it once it caught up); and answers with
-// the keyring wrapped to the joiner, this member's own evidence and the
-// member table. A join that fails after the member table recorded the
-// joiner can be run again with the same token by the same node.
+// the cluster's policy and the peer's key, and answers with this member's
+// own evidence. Only a request with commit set goes on: it records the
+// joiner in the member table through raft, which spends the token; has the
+// leader add it as a non-voter (node run promotes it once it caught up);
+// and answers with the keyring wrapped to the joiner and the member table
+// too. A join that fails after the member table recorded the joiner can be
+// run again with the same token by the same node.
 func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []byte) ([]byte, error) {
 	if c.cfg.Keyring == nil || c.cfg.Attester == nil || c.cfg.Identity == nil {
 		return nil, ErrNotServingJoins
@@ -195,6 +189,11 @@ func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []
 	evidence, err := c.cfg.Attester.Evidence(ctx, memberReportData(IdentityPin(c.identityKey()), req.GetTransfer()))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: this member's evidence: %w", err)
+	}
+	if !req.GetCommit() {
+		// The first round changes nothing: the joiner checks this
+		// member's evidence before it asks to be admitted.
+		return proto.Marshal(&protocol.ClusterJoinResponse{ClusterId: cid, MemberEvidence: evidence})
 	}
 	id.ReportData = nil
 	m := Member{ID: req.GetNodeId(), Address: req.GetAddress(), IdentityKey: peer, Enclave: id,
@@ -273,30 +272,43 @@ func Join(ctx context.Context, p JoinParams) (JoinResult, error) {
 	if err != nil {
 		return JoinResult{}, err
 	}
-	req, err := proto.Marshal(&protocol.ClusterJoinRequest{
-		TokenId: t.TokenID, TokenSecret: t.Secret, NodeId: p.NodeID, Address: p.Address, Location: p.Location,
-		Transfer: recv.Request(),
-	})
-	if err != nil {
-		return JoinResult{}, fmt.Errorf("cluster: encode join request: %w", err)
+	exchange := func(commit bool) (*protocol.ClusterJoinResponse, enclave.Identity, error) {
+		req, err := proto.Marshal(&protocol.ClusterJoinRequest{
+			TokenId: t.TokenID, TokenSecret: t.Secret, NodeId: p.NodeID, Address: p.Address, Location: p.Location,
+			Transfer: recv.Request(), Commit: commit,
+		})
+		if err != nil {
+			return nil, enclave.Identity{}, fmt.Errorf("cluster: encode join request: %w", err)
+		}
+		b, err := DialJoin(ctx, t.Address, p.Identity, t.MemberPin, req, max)
+		if err != nil {
+			return nil, enclave.Identity{}, err
+		}
+		var resp protocol.ClusterJoinResponse
+		if err := proto.Unmarshal(b, &resp); err != nil {
+			return nil, enclave.Identity{}, fmt.Errorf("%w: the member's answer does not decode", ErrJoinRefused)
+		}
+		if resp.GetClusterId() != t.ClusterID {
+			return nil, enclave.Identity{}, fmt.Errorf("%w: the member is in cluster %q, the token names %q", ErrMemberNotAttested, resp.GetClusterId(), t.ClusterID)
+		}
+		id, err := p.Attester.Verify(ctx, resp.GetMemberEvidence(), p.Policy)
+		if err != nil {
+			return nil, enclave.Identity{}, fmt.Errorf("%w: %w", ErrMemberNotAttested, err)
+		}
+		if !bytes.Equal(id.ReportData, memberReportData(t.MemberPin, recv.Request())) {
+			return nil, enclave.Identity{}, fmt.Errorf("%w: its evidence does not cover its key and this join", ErrMemberNotAttested)
+		}
+		return &resp, id, nil
 	}
-	b, err := DialJoin(ctx, t.Address, p.Identity, t.MemberPin, req, max)
-	if err != nil {
+	// First a dry run, which changes nothing on the member: the member
+	// checks the token and this node's evidence, this node checks the
+	// member's. Only then is this node admitted.
+	if _, _, err := exchange(false); err != nil {
 		return JoinResult{}, err
 	}
-	var resp protocol.ClusterJoinResponse
-	if err := proto.Unmarshal(b, &resp); err != nil {
-		return JoinResult{}, fmt.Errorf("%w: the member's answer does not decode", ErrJoinRefused)
-	}
-	if resp.GetClusterId() != t.ClusterID {
-		return JoinResult{}, fmt.Errorf("%w: the member is in cluster %q, the token names %q", ErrMemberNotAttested, resp.GetClusterId(), t.ClusterID)
-	}
-	id, err := p.Attester.Verify(ctx, resp.GetMemberEvidence(), p.Policy)
+	resp, id, err := exchange(true)
 	if err != nil {
-		return JoinResult{}, fmt.Errorf("%w: %w", ErrMemberNotAttested, err)
-	}
-	if !bytes.Equal(id.ReportData, memberReportData(t.MemberPin, recv.Request())) {
-		return JoinResult{}, fmt.Errorf("%w: its evidence does not cover its key and this join", ErrMemberNotAttested)
+		return JoinResult{}, err
 	}
 	kr, err := recv.Unwrap(resp.GetWrappedKeyring())
 	if err != nil {

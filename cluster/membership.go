@@ -285,33 +285,13 @@ func (c *Cluster) IsVoter(id string) (bool, error) {
 
 // WaitCaughtUp blocks until this node's replica holds every entry the
 // cluster had committed when it was called, or ctx ends: on the leader a
-// Barrier; on a follower, until the leader has told it a commit index and
-// raft has applied up to it. A node that just joined or restarted serves
-// nothing before. The wait is for raft, so it runs on real time.
+// Barrier; on a follower it commits a Sync through the leader, which
+// returns once the local FSM applied it and so everything before it. A
+// node that just joined or restarted serves nothing before.
 func (c *Cluster) WaitCaughtUp(ctx context.Context) error {
 	if c.IsLeader() {
 		return c.Barrier(c.cfg.ApplyTimeout)
 	}
-	var target uint64
-	for {
-		if target == 0 && c.raft.CommitIndex() > 0 && !c.raft.LastContact().IsZero() {
-			target = c.raft.CommitIndex()
-		}
-		if target > 0 && c.raft.AppliedIndex() >= target {
-			return nil
-		}
-		if c.IsLeader() {
-			return c.Barrier(c.cfg.ApplyTimeout)
-		}
-		t := time.NewTimer(retryMin)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w: %w", ErrNotLeader, ctx.Err())
-		case <-c.stop:
-			t.Stop()
-			return ErrClosed
-		case <-t.C:
-		}
-	}
+	_, err := c.Propose(ctx, SyncCommand())
+	return err
 }

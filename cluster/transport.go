@@ -10,8 +10,9 @@ import (
 )
 
 // Transport carries raft's RPCs and the proposals that followers forward to
-// the leader. The TCP transport that New opens serves both on one port; the
-// InmemTransport does both in process, for tests.
+// the leader. The mutual-TLS transport that New opens serves both (and the
+// join handshake) on one port; the InmemTransport does both in process, for
+// tests.
 //
 // A Cluster owns its Transport and closes it on Close.
 type Transport interface {
@@ -23,8 +24,9 @@ type Transport interface {
 	// unknown.
 	Forward(ctx context.Context, target raft.ServerAddress, req *protocol.ClusterForwardRequest) (*protocol.ClusterForwardResponse, error)
 	// ForwardConsumer returns the channel on which requests forwarded to
-	// this node arrive. Exactly one goroutine (the Cluster's) consumes it
-	// and answers each request once.
+	// this node arrive, each with the member id of the peer that sent it.
+	// Exactly one goroutine (the Cluster's) consumes it and answers each
+	// request once.
 	ForwardConsumer() <-chan *ForwardRPC
 	// Close releases the transport. Forward fails after Close.
 	Close() error
@@ -33,7 +35,13 @@ type Transport interface {
 // ForwardRPC is one forwarded request waiting for its answer.
 type ForwardRPC struct {
 	Request *protocol.ClusterForwardRequest
-	respCh  chan *protocol.ClusterForwardResponse
+	// Peer is the member id of the node that sent Request, as its
+	// transport authenticated it: the TLS transport maps the peer's
+	// identity key through Config.Members; the in-memory one names the
+	// sending transport's node. The leader runs only commands stamped with
+	// this id; empty means unauthenticated, and nothing runs.
+	Peer   string
+	respCh chan *protocol.ClusterForwardResponse
 }
 
 func newForwardRPC(req *protocol.ClusterForwardRequest) *ForwardRPC {

@@ -221,9 +221,12 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED               ClusterErrorCode = 17
 	ClusterErrorCode_CLUSTER_ERROR_CODE_REPLAYED             ClusterErrorCode = 18
 	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
-	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED      ClusterErrorCode = 20
-	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN            ClusterErrorCode = 21
-	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER               ClusterErrorCode = 22
+	// FORBIDDEN: the authenticated peer may not send this request (for
+	// example, a command in another node's name).
+	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN       ClusterErrorCode = 20
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED ClusterErrorCode = 21
+	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN       ClusterErrorCode = 22
+	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER          ClusterErrorCode = 23
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -249,9 +252,10 @@ var (
 		17: "CLUSTER_ERROR_CODE_CLOSED",
 		18: "CLUSTER_ERROR_CODE_REPLAYED",
 		19: "CLUSTER_ERROR_CODE_POOL_EMPTY",
-		20: "CLUSTER_ERROR_CODE_NOT_INITIALIZED",
-		21: "CLUSTER_ERROR_CODE_BAD_TOKEN",
-		22: "CLUSTER_ERROR_CODE_MEMBER",
+		20: "CLUSTER_ERROR_CODE_FORBIDDEN",
+		21: "CLUSTER_ERROR_CODE_NOT_INITIALIZED",
+		22: "CLUSTER_ERROR_CODE_BAD_TOKEN",
+		23: "CLUSTER_ERROR_CODE_MEMBER",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -274,9 +278,10 @@ var (
 		"CLUSTER_ERROR_CODE_CLOSED":               17,
 		"CLUSTER_ERROR_CODE_REPLAYED":             18,
 		"CLUSTER_ERROR_CODE_POOL_EMPTY":           19,
-		"CLUSTER_ERROR_CODE_NOT_INITIALIZED":      20,
-		"CLUSTER_ERROR_CODE_BAD_TOKEN":            21,
-		"CLUSTER_ERROR_CODE_MEMBER":               22,
+		"CLUSTER_ERROR_CODE_FORBIDDEN":            20,
+		"CLUSTER_ERROR_CODE_NOT_INITIALIZED":      21,
+		"CLUSTER_ERROR_CODE_BAD_TOKEN":            22,
+		"CLUSTER_ERROR_CODE_MEMBER":               23,
 	}
 )
 
@@ -333,6 +338,7 @@ type ClusterCommand struct {
 	//	*ClusterCommand_PolicySet
 	//	*ClusterCommand_JoinTokenIssued
 	//	*ClusterCommand_Confirm
+	//	*ClusterCommand_Sync
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -513,6 +519,15 @@ func (x *ClusterCommand) GetConfirm() *ClusterConfirm {
 	return nil
 }
 
+func (x *ClusterCommand) GetSync() *ClusterSync {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -569,6 +584,10 @@ type ClusterCommand_Confirm struct {
 	Confirm *ClusterConfirm `protobuf:"bytes,22,opt,name=confirm,proto3,oneof"`
 }
 
+type ClusterCommand_Sync struct {
+	Sync *ClusterSync `protobuf:"bytes,23,opt,name=sync,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -594,6 +613,8 @@ func (*ClusterCommand_PolicySet) isClusterCommand_Body() {}
 func (*ClusterCommand_JoinTokenIssued) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Confirm) isClusterCommand_Body() {}
+
+func (*ClusterCommand_Sync) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -2774,7 +2795,12 @@ type ClusterJoinRequest struct {
 	// transfer is the keyring transfer request: a fresh HPKE key and the
 	// joiner's attestation evidence, whose report data binds that key and
 	// the joiner's identity key (the TLS peer's).
-	Transfer      []byte `protobuf:"bytes,6,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	Transfer []byte `protobuf:"bytes,6,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	// commit asks the member to admit the joiner. A join runs twice: first
+	// without commit, which checks everything and changes nothing, so that
+	// the joiner can check the member's evidence before anything is
+	// recorded; then with commit.
+	Commit        bool `protobuf:"varint,7,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2851,6 +2877,51 @@ func (x *ClusterJoinRequest) GetTransfer() []byte {
 	return nil
 }
 
+func (x *ClusterJoinRequest) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+// ClusterSync changes nothing. A follower commits one to learn that its
+// replica has applied everything committed before (Cluster.WaitCaughtUp).
+type ClusterSync struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSync) Reset() {
+	*x = ClusterSync{}
+	mi := &file_cluster_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSync) ProtoMessage() {}
+
+func (x *ClusterSync) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
+func (*ClusterSync) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{33}
+}
+
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
 type ClusterJoinResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -2859,10 +2930,11 @@ type ClusterJoinResponse struct {
 	// binds the member's identity key and the joiner's transfer request.
 	MemberEvidence []byte `protobuf:"bytes,2,opt,name=member_evidence,json=memberEvidence,proto3" json:"member_evidence,omitempty"`
 	// wrapped_keyring is the cluster keyring, encrypted to the joiner's HPKE
-	// key.
+	// key; only in the answer to a commit.
 	WrappedKeyring []byte `protobuf:"bytes,3,opt,name=wrapped_keyring,json=wrappedKeyring,proto3" json:"wrapped_keyring,omitempty"`
 	// members is the member table when the joiner was added, so that the
-	// joiner can authenticate its peers until its replica holds the table.
+	// joiner can authenticate its peers until its replica holds the table;
+	// only in the answer to a commit.
 	Members       []*ClusterMember `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2870,7 +2942,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2882,7 +2954,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2895,7 +2967,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -2931,7 +3003,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xd0\a\n" +
+	"coterie.v1\"\xff\a\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -2950,7 +3022,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"policy_set\x18\x14 \x01(\v2\x1c.coterie.v1.ClusterPolicySetH\x00R\tpolicySet\x12P\n" +
 	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssued\x126\n" +
-	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirmB\x06\n" +
+	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirm\x12-\n" +
+	"\x04sync\x18\x17 \x01(\v2\x17.coterie.v1.ClusterSyncH\x00R\x04syncB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -3119,14 +3192,16 @@ const file_cluster_proto_rawDesc = "" +
 	"\x16ClusterForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1c.coterie.v1.ClusterErrorCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xbd\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xd5\x01\n" +
 	"\x12ClusterJoinRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12!\n" +
 	"\ftoken_secret\x18\x02 \x01(\fR\vtokenSecret\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
 	"\blocation\x18\x05 \x01(\tR\blocation\x12\x1a\n" +
-	"\btransfer\x18\x06 \x01(\fR\btransfer\"\xbb\x01\n" +
+	"\btransfer\x18\x06 \x01(\fR\btransfer\x12\x16\n" +
+	"\x06commit\x18\a \x01(\bR\x06commit\"\r\n" +
+	"\vClusterSync\"\xbb\x01\n" +
 	"\x13ClusterJoinResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12'\n" +
@@ -3150,7 +3225,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xcc\x06\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xee\x06\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -3172,10 +3247,11 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1aCLUSTER_ERROR_CODE_TIMEOUT\x10\x10\x12\x1d\n" +
 	"\x19CLUSTER_ERROR_CODE_CLOSED\x10\x11\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_REPLAYED\x10\x12\x12!\n" +
-	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13\x12&\n" +
-	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x14\x12 \n" +
-	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x15\x12\x1d\n" +
-	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x16B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x1dCLUSTER_ERROR_CODE_POOL_EMPTY\x10\x13\x12 \n" +
+	"\x1cCLUSTER_ERROR_CODE_FORBIDDEN\x10\x14\x12&\n" +
+	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x15\x12 \n" +
+	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x16\x12\x1d\n" +
+	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -3190,7 +3266,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
@@ -3229,7 +3305,8 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
 	(*ClusterForwardResponse)(nil),    // 35: coterie.v1.ClusterForwardResponse
 	(*ClusterJoinRequest)(nil),        // 36: coterie.v1.ClusterJoinRequest
-	(*ClusterJoinResponse)(nil),       // 37: coterie.v1.ClusterJoinResponse
+	(*ClusterSync)(nil),               // 37: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),       // 38: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -3245,39 +3322,40 @@ var file_cluster_proto_depIdxs = []int32{
 	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	0,  // 13: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	10, // 14: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	14, // 15: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	14, // 16: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	19, // 17: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 18: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	17, // 19: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	18, // 20: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	16, // 21: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	19, // 22: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 23: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	26, // 24: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 25: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 26: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	28, // 27: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	28, // 28: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 29: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	27, // 30: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	30, // 31: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	14, // 32: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	14, // 33: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	19, // 34: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 35: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	24, // 36: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	33, // 37: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	34, // 38: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 39: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	16, // 40: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	37, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	0,  // 14: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	10, // 15: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	14, // 16: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	14, // 17: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	19, // 18: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 19: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	17, // 20: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	18, // 21: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	16, // 22: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	19, // 23: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 24: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	26, // 25: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 26: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 27: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	28, // 28: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	28, // 29: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 30: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	27, // 31: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	30, // 32: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	14, // 33: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	14, // 34: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	19, // 35: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 36: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	24, // 37: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	33, // 38: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	34, // 39: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 40: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	16, // 41: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3299,6 +3377,7 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_PolicySet)(nil),
 		(*ClusterCommand_JoinTokenIssued)(nil),
 		(*ClusterCommand_Confirm)(nil),
+		(*ClusterCommand_Sync)(nil),
 	}
 	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
@@ -3311,7 +3390,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

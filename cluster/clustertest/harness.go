@@ -85,7 +85,7 @@ func (h *Harness) start(i int, bootstrap bool) {
 	cfg.Logger = h.log
 	cfg.Clock = h.Clock
 	cfg.Storage = n.Storage
-	cfg.Transport = h.Net.NewTransport(n.Addr)
+	cfg.Transport = h.Net.NewTransport(n.ID, n.Addr)
 	cfg.Bootstrap = bootstrap
 	if bootstrap {
 		for _, p := range h.Nodes {

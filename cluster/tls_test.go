@@ -2,9 +2,12 @@ package cluster_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,11 +27,30 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func tcpConfig(t *testing.T, id, dir, addr string) cluster.Config {
+// members is a fixed member table, standing in for the FSM's.
+type members map[string]string
+
+func (m members) Member(pub ed25519.PublicKey) (string, bool) {
+	id, ok := m[string(pub)]
+	return id, ok
+}
+
+func identity(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func tlsConfig(t *testing.T, id, dir, addr string, key ed25519.PrivateKey, table members) cluster.Config {
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID = id
 	cfg.DataDir = dir
 	cfg.BindAddr = addr
+	cfg.Identity = key
+	cfg.Members = table
 	cfg.Logger = clustertest.Logger(t, slog.LevelWarn)
 	// Loopback: elections can be quicker than DESIGN's 500 ms.
 	cfg.HeartbeatTimeout = 150 * time.Millisecond
@@ -38,7 +60,7 @@ func tcpConfig(t *testing.T, id, dir, addr string) cluster.Config {
 	return cfg
 }
 
-func startTCP(t *testing.T, cfg cluster.Config) *cluster.Cluster {
+func startTLS(t *testing.T, cfg cluster.Config) *cluster.Cluster {
 	t.Helper()
 	c, err := cluster.New(cfg)
 	if err != nil {
@@ -53,13 +75,13 @@ func startTCP(t *testing.T, cfg cluster.Config) *cluster.Cluster {
 	return c
 }
 
-// TestTCPSingleVoterRestart runs one voter on the real TCP transport and
+// TestTLSSingleVoterRestart runs one voter on the real TLS transport and
 // bolt storage, snapshots, and restarts it from disk.
-func TestTCPSingleVoterRestart(t *testing.T) {
-	dir, addr := t.TempDir(), freeAddr(t)
-	cfg := tcpConfig(t, "n1", dir, addr)
+func TestTLSSingleVoterRestart(t *testing.T) {
+	dir, addr, key := t.TempDir(), freeAddr(t), identity(t)
+	cfg := tlsConfig(t, "n1", dir, addr, key, members{string(key.Public().(ed25519.PublicKey)): "n1"})
 	cfg.Bootstrap = true
-	c := startTCP(t, cfg)
+	c := startTLS(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -91,7 +113,7 @@ func TestTCPSingleVoterRestart(t *testing.T) {
 	}
 
 	cfg.Bootstrap = true // ignored: the node has state
-	c2 := startTCP(t, cfg)
+	c2 := startTLS(t, cfg)
 	if err := c2.FSM().WaitApplied(ctx, c.AppliedIndex()); err != nil {
 		t.Fatal(err)
 	}
@@ -111,14 +133,20 @@ func TestTCPSingleVoterRestart(t *testing.T) {
 	}
 }
 
-// TestTCPForwarding runs three voters over TCP and proposes from followers,
-// so forwarded proposals cross real sockets.
-func TestTCPForwarding(t *testing.T) {
+// TestTLSForwarding runs three voters over mutual TLS, authorised by a
+// member table that holds their keys: they elect a leader, commit, and
+// forward proposals from followers across real sockets.
+func TestTLSForwarding(t *testing.T) {
 	ids := []string{"n1", "n2", "n3"}
 	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	keys := []ed25519.PrivateKey{identity(t), identity(t), identity(t)}
+	table := members{}
+	for i, id := range ids {
+		table[string(keys[i].Public().(ed25519.PublicKey))] = id
+	}
 	var nodes []*cluster.Cluster
 	for i, id := range ids {
-		cfg := tcpConfig(t, id, t.TempDir(), addrs[i])
+		cfg := tlsConfig(t, id, t.TempDir(), addrs[i], keys[i], table)
 		cfg.Bootstrap = true
 		for j := range ids {
 			if j != i {
@@ -171,13 +199,14 @@ func TestTCPForwarding(t *testing.T) {
 	}
 }
 
-// TestTCPRejectsGarbage sends junk to the shared port: the node drops the
+// TestTLSRejectsGarbage sends plaintext junk, including the streams the
+// TCP transport used to serve, to the TLS port: the node drops the
 // connection and keeps serving.
-func TestTCPRejectsGarbage(t *testing.T) {
-	addr := freeAddr(t)
-	cfg := tcpConfig(t, "n1", t.TempDir(), addr)
+func TestTLSRejectsGarbage(t *testing.T) {
+	addr, key := freeAddr(t), identity(t)
+	cfg := tlsConfig(t, "n1", t.TempDir(), addr, key, members{string(key.Public().(ed25519.PublicKey)): "n1"})
 	cfg.Bootstrap = true
-	c := startTCP(t, cfg)
+	c := startTLS(t, cfg)
 	for _, junk := range [][]byte{
 		[]byte("GET / HTTP/1.0\r\n\r\n"),
 		{'F', 0xff, 0xff, 0xff, 0xff},                   // forward frame claiming 4 GiB
@@ -199,5 +228,87 @@ func TestTCPRejectsGarbage(t *testing.T) {
 	defer cancel()
 	if err := c.Claim(ctx, "r1", "u1"); err != nil {
 		t.Fatalf("node stopped serving after garbage: %v", err)
+	}
+}
+
+// joinServer answers joins from its script.
+type joinServer struct {
+	mu    sync.Mutex
+	peers []ed25519.PublicKey
+	err   error
+}
+
+func (j *joinServer) ServeJoin(_ context.Context, peer ed25519.PublicKey, req []byte) ([]byte, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.peers = append(j.peers, peer)
+	if j.err != nil {
+		return nil, j.err
+	}
+	return append([]byte("keyring for "), req...), nil
+}
+
+// TestDialJoin runs the joiner's side against a member: it accepts only the
+// server whose key matches the token's pin, carries the JoinServer's answer
+// or refusal, and is told when the member serves no joins.
+func TestDialJoin(t *testing.T) {
+	key, joiner := identity(t), identity(t)
+	js := &joinServer{}
+	start := func(join cluster.JoinServer) string {
+		addr := freeAddr(t)
+		cfg := tlsConfig(t, "n1", t.TempDir(), addr, key, members{string(key.Public().(ed25519.PublicKey)): "n1"})
+		cfg.Bootstrap = true
+		cfg.Join = join
+		startTLS(t, cfg)
+		return addr
+	}
+	addr := start(js)
+	pin := cluster.IdentityPin(key.Public().(ed25519.PublicKey))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The wrong pin: refused in the handshake, before the request leaves.
+	wrong := cluster.IdentityPin(joiner.Public().(ed25519.PublicKey))
+	if _, err := cluster.DialJoin(ctx, addr, joiner, wrong, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrForbidden) || !strings.Contains(err.Error(), "pin") {
+		t.Fatalf("wrong pin: got %v, want ErrForbidden", err)
+	}
+	js.mu.Lock()
+	if len(js.peers) != 0 {
+		t.Fatalf("the request reached the JoinServer through a wrong pin")
+	}
+	js.mu.Unlock()
+
+	ans, err := cluster.DialJoin(ctx, addr, joiner, pin, []byte("j1"), 1<<10)
+	if err != nil || string(ans) != "keyring for j1" {
+		t.Fatalf("right pin: %q, %v", ans, err)
+	}
+	js.mu.Lock()
+	if len(js.peers) != 1 || !js.peers[0].Equal(joiner.Public()) {
+		t.Fatalf("JoinServer saw %x, want the joiner's key", js.peers)
+	}
+	js.err = errors.New("join token expired\x1b[2J")
+	js.mu.Unlock()
+
+	_, err = cluster.DialJoin(ctx, addr, joiner, pin, []byte("j1"), 1<<10)
+	if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "join token expired?[2J") {
+		t.Fatalf("refusal: got %v, want ErrJoinRefused with the member's text, control characters replaced", err)
+	}
+	if _, err := cluster.DialJoin(ctx, addr, joiner, pin, make([]byte, 2<<10), 1<<10); !errors.Is(err, cluster.ErrTooLarge) {
+		t.Fatalf("oversized request: got %v, want ErrTooLarge", err)
+	}
+	// A request over the member's bound (MaxCommandBytes) is refused from
+	// its header: the member answers with the reason and closes, so the
+	// joiner, still writing, may see the reset instead.
+	if _, err := cluster.DialJoin(ctx, addr, joiner, pin, make([]byte, 5<<20), 8<<20); err == nil {
+		t.Fatal("request over the member's bound accepted")
+	}
+	js.mu.Lock()
+	if len(js.peers) != 2 {
+		t.Fatalf("JoinServer called %d times, want 2: the oversized request reached it", len(js.peers))
+	}
+	js.mu.Unlock()
+
+	if _, err := cluster.DialJoin(ctx, start(nil), joiner, pin, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "serves no joins") {
+		t.Fatalf("member without a JoinServer: got %v", err)
 	}
 }

@@ -1,0 +1,223 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/enclavetest"
+	"github.com/coterie-mpc/coterie/enclave/keyring"
+	"github.com/coterie-mpc/coterie/enclave/sim"
+)
+
+// joinNode is a node of a join test: its enclave, identity and config.
+type joinNode struct {
+	id  string
+	enc *sim.Enclave
+	key ed25519.PrivateKey
+	cfg cluster.Config
+}
+
+func newJoinNode(t *testing.T, m *enclavetest.Machine, id string, edit func(*sim.Config)) *joinNode {
+	dir := t.TempDir()
+	n := &joinNode{id: id, enc: m.Enclave(filepath.Join(dir, "enclave"), edit), key: identity(t)}
+	n.cfg = tlsConfig(t, id, dir, freeAddr(t), n.key, nil)
+	n.cfg.Members = nil // the cluster's own member table
+	n.cfg.Attester = n.enc
+	return n
+}
+
+func (n *joinNode) member() cluster.Member {
+	return cluster.Member{ID: n.id, Address: n.cfg.BindAddr, IdentityKey: n.key.Public().(ed25519.PublicKey),
+		Enclave: n.enc.Self(), Location: "onprem:" + n.id}
+}
+
+func (n *joinNode) params(token string, policy enclave.Policy) cluster.JoinParams {
+	return cluster.JoinParams{Token: token, NodeID: n.id, Address: n.cfg.BindAddr, Location: "cloud:" + n.id,
+		Identity: n.key, Attester: n.enc, Policy: policy}
+}
+
+func selfPolicy(e *sim.Enclave) enclave.Policy {
+	self := e.Self()
+	return enclave.Policy{Allow: []enclave.Rule{{Kind: self.Kind, Measurement: self.Measurement, AllowDebug: true}}}
+}
+
+// TestJoin: a node bootstraps a TLS cluster and initializes its member
+// table; a second node joins with a join token over the cluster port,
+// attested both ways, gets the keyring, starts as a non-voter with the
+// member table it was given, catches up, becomes a voter, and proposes.
+func TestJoin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := enclavetest.NewMachine(t)
+	kr, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newJoinNode(t, m, "n1", nil)
+	a.cfg.Bootstrap, a.cfg.Keyring = true, kr
+	policy := selfPolicy(a.enc)
+	ca := startTLS(t, a.cfg)
+	if err := ca.Init(ctx, policy, a.member()); err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := ca.IssueJoinToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newJoinNode(t, m, "n2", nil)
+	res, err := cluster.Join(ctx, b.params(ticket.String(), policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ClusterID != ca.ClusterID() || len(res.Members) != 2 {
+		t.Fatalf("joined %s with %d members, want %s and 2", res.ClusterID, len(res.Members), ca.ClusterID())
+	}
+	ct, _ := kr.Encrypt("rec", []byte("secret"))
+	if pt, err := res.Keyring.Decrypt("rec", ct); err != nil || string(pt) != "secret" {
+		t.Fatalf("the joiner's keyring is not the cluster's: %v", err)
+	}
+	if voter, _ := ca.IsVoter("n2"); voter {
+		t.Fatal("the joiner is a voter before it caught up")
+	}
+	// The same token and key again (a retried join) work; nothing doubles.
+	if _, err := cluster.Join(ctx, b.params(ticket.String(), policy)); err != nil {
+		t.Fatalf("retried join: %v", err)
+	}
+
+	b.cfg.JoinedMembers, b.cfg.Keyring = res.Members, res.Keyring
+	cb, err := cluster.New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cb.Close() })
+	if err := cb.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cb.ClusterID() != ca.ClusterID() {
+		t.Fatalf("the joiner's replica has cluster %q", cb.ClusterID())
+	}
+	if err := cb.AddVoter(ctx, "n2", b.cfg.BindAddr); err != nil {
+		t.Fatal(err)
+	}
+	if voter, _ := ca.IsVoter("n2"); !voter {
+		t.Fatal("the joiner was not promoted")
+	}
+	if err := cb.Claim(ctx, "r1", "u1"); err != nil {
+		t.Fatalf("a proposal from the joined node: %v", err)
+	}
+	mb, ok := ca.FSM().MemberByID("n2")
+	if !ok || mb.Location != "cloud:n2" || mb.JoinedWith != ticket.TokenID || !mb.IdentityKey.Equal(b.key.Public().(ed25519.PublicKey)) {
+		t.Fatalf("member table: %+v, %v", mb, ok)
+	}
+}
+
+// TestJoinRefused: each bad input to a join gets a clear error and leaves
+// the member table and raft's configuration as they were.
+func TestJoinRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := enclavetest.NewMachine(t)
+	kr, _ := keyring.Generate()
+	a := newJoinNode(t, m, "n1", nil)
+	a.cfg.Bootstrap, a.cfg.Keyring = true, kr
+	policy := selfPolicy(a.enc)
+	ca := startTLS(t, a.cfg)
+	if err := ca.Init(ctx, policy, a.member()); err != nil {
+		t.Fatal(err)
+	}
+	issue := func() cluster.JoinTicket {
+		tk, err := ca.IssueJoinToken(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	joiner := newJoinNode(t, m, "n2", nil)
+
+	t.Run("wrong secret", func(t *testing.T) {
+		tk := issue()
+		tk.Secret[0] ^= 1
+		_, err := cluster.Join(ctx, joiner.params(tk.String(), policy))
+		if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "secret is wrong") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("unknown token", func(t *testing.T) {
+		tk := issue()
+		tk.TokenID = "jt-0000000000000000"
+		_, err := cluster.Join(ctx, joiner.params(tk.String(), policy))
+		if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "unknown or expired") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("expired token", func(t *testing.T) {
+		tk := issue()
+		p := joiner.params(tk.String(), policy)
+		p.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		if _, err := cluster.Join(ctx, p); !errors.Is(err, cluster.ErrJoinTokenExpired) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("garbage token", func(t *testing.T) {
+		if _, err := cluster.Join(ctx, joiner.params("coterie-join-v1.AAAA", policy)); !errors.Is(err, cluster.ErrMalformedJoinToken) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("evidence the policy does not allow", func(t *testing.T) {
+		tk := issue()
+		other := newJoinNode(t, m, "n3", func(c *sim.Config) { c.Measurement = bytes.Repeat([]byte{7}, 32) })
+		_, err := cluster.Join(ctx, other.params(tk.String(), selfPolicy(other.enc)))
+		if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "not allowed") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("evidence from an untrusted machine", func(t *testing.T) {
+		tk := issue()
+		stranger := newJoinNode(t, enclavetest.NewMachine(t), "n4", nil)
+		_, err := cluster.Join(ctx, stranger.params(tk.String(), policy))
+		if !errors.Is(err, cluster.ErrJoinRefused) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a member the joiner's policy does not allow", func(t *testing.T) {
+		tk := issue()
+		strict := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Measurement: bytes.Repeat([]byte{9}, 32)}}}
+		if _, err := cluster.Join(ctx, joiner.params(tk.String(), strict)); !errors.Is(err, cluster.ErrMemberNotAttested) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a token pinned to another member", func(t *testing.T) {
+		tk := issue()
+		tk.MemberPin[0] ^= 1
+		if _, err := cluster.Join(ctx, joiner.params(tk.String(), policy)); !errors.Is(err, cluster.ErrForbidden) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	// Nothing of the refused joins entered the member table or raft.
+	if ms := ca.Members(); len(ms) != 1 {
+		t.Fatalf("%d members after refused joins, want 1", len(ms))
+	}
+	if servers, _ := ca.Servers(); len(servers) != 1 {
+		t.Fatalf("%d raft servers after refused joins, want 1", len(servers))
+	}
+	t.Run("token used by another node", func(t *testing.T) {
+		tk := issue()
+		if _, err := cluster.Join(ctx, joiner.params(tk.String(), policy)); err != nil {
+			t.Fatal(err)
+		}
+		second := newJoinNode(t, m, "n5", nil)
+		_, err := cluster.Join(ctx, second.params(tk.String(), policy))
+		if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "used by another node") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
