@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/enclave/backend"
+	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
@@ -317,10 +320,12 @@ log:
 		}
 	}
 
-	// The node's raft state, opened offline once the node has stopped.
+	// The node's raft state, opened offline once the node has stopped, with
+	// the node's own identity (the cluster port is mutual TLS).
 	n2.stop()
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr = cfg.NodeID, cfg.DataDir, cfg.Raft.Bind
+	ccfg.Identity = unsealIdentity(t, cfg)
 	ccfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := cluster.New(ccfg)
 	if err != nil {
@@ -360,6 +365,26 @@ log:
 			t.Errorf("FSM: the workspace signed %s with presignature %s, the FSM says %+v", req, presig, info)
 		}
 	}
+}
+
+// unsealIdentity opens a stopped sim node's store and returns its identity
+// key.
+func unsealIdentity(t *testing.T, cfg node.Config) ed25519.PrivateKey {
+	t.Helper()
+	scfg := store.DefaultConfig()
+	scfg.Dir = cfg.DataDir
+	st, err := store.Open(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bcfg := backend.DefaultConfig()
+	bcfg.DataDir, bcfg.SimPlatformKeyFile = cfg.DataDir, cfg.Enclave.SimPlatformKey
+	u, err := node.Unseal(st, bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Identity
 }
 
 type testWriter struct{ t *testing.T }
