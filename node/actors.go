@@ -124,12 +124,10 @@ func (a *actorServer) status() any {
 	return st
 }
 
-func (a *actorServer) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-	defer cancel()
+func (a *actorServer) stop(ctx context.Context) error {
 	err := a.sys.Stop(ctx)
 	if errors.Is(err, actors.ErrStopTimeout) {
-		err = nil // they resume at the next start
+		err = nil // they resume at the next start, or a drain hands them back
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
