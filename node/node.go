@@ -69,6 +69,7 @@ type Node struct {
 	drainMu sync.Mutex    // one planned departure at a time
 	drained chan struct{} // closed when a Drain or Leave has run
 	pairMu  sync.Mutex    // one pairing at a time
+	addMu   sync.Mutex    // one addUser at a time
 	closing sync.Once
 	closeFn []func() error // run in reverse order by Close
 
@@ -570,8 +571,12 @@ func (n *Node) readyGauge() float64 {
 	return 0
 }
 
-// addUser hands a user to the actors and remembers it.
+// addUser hands a user to the actors and remembers it. Pair and the
+// watch of users paired elsewhere both add a new user: one at a time, so
+// the second finds the first's.
 func (n *Node) addUser(u *User) error {
+	n.addMu.Lock()
+	defer n.addMu.Unlock()
 	n.mu.Lock()
 	srv := n.serve
 	_, dup := n.users[u.RecordID]
