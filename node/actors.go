@@ -46,6 +46,8 @@ func (n *Node) newUserServer() (userServer, error) {
 	acfg.Logger = n.componentLogger("actors")
 	acfg.Clock = n.clock
 	acfg.Metrics = m
+	// An invariant break halts the actors' signing; /v1/health reports it.
+	acfg.OnHalt = n.stopSigning
 	acfg.MaxSessions = n.cfg.Sessions.Capacity
 	acfg.PresignWorkers = n.cfg.Presign.Workers
 	acfg.Pool.MinDepth = n.cfg.Presign.TargetDepth
@@ -124,12 +126,10 @@ func (a *actorServer) status() any {
 	return st
 }
 
-func (a *actorServer) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-	defer cancel()
+func (a *actorServer) stop(ctx context.Context) error {
 	err := a.sys.Stop(ctx)
 	if errors.Is(err, actors.ErrStopTimeout) {
-		err = nil // they resume at the next start
+		err = nil // they resume at the next start, or a drain hands them back
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

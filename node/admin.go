@@ -22,6 +22,11 @@ import (
 // maxAdminBody bounds a request body of the admin API.
 const maxAdminBody = 16 << 10
 
+// adminCallTimeout bounds an admin API call, on both sides: pairing
+// answers after the key generation, leave after the shutdown grace and
+// the proposals that end a departure.
+const adminCallTimeout = max(pairTimeout, newLeaderTimeout+MaxShutdownGrace+2*handBackTimeout) + time.Minute
+
 // The admin API's paths.
 const (
 	PathHealth    = "/v1/health"
@@ -30,6 +35,13 @@ const (
 	PathPair      = "/v1/pair"
 	PathUsers     = "/v1/users"
 	PathPublicKey = "/v1/callback-public-key"
+
+	PathJoinToken      = "/v1/cluster/join-token"
+	PathMembers        = "/v1/cluster/members"
+	PathRemove         = "/v1/cluster/remove"
+	PathTransferLeader = "/v1/cluster/transfer-leader"
+	PathPolicy         = "/v1/cluster/policy"
+	PathLeave          = "/v1/cluster/leave"
 )
 
 // Error codes the admin API answers with, which the client maps back to
@@ -42,12 +54,21 @@ const (
 	codeAlreadyPaired = "already_paired"
 	codeBadRequest    = "bad_request"
 	codeFailed        = "failed"
+	// The cluster operations' refusals.
+	codeRefused        = "refused"
+	codeMember         = "member"
+	codeNoLeader       = "no_leader"
+	codeNotInitialized = "not_initialized"
 )
 
-// Status is the JSON that GET /v1/status answers.
+// Status is the JSON that GET /v1/status answers. It names requests and
+// users, so it needs the admin token.
 type Status struct {
 	NodeID string `json:"node_id"`
 	Ready  bool   `json:"ready"`
+	// Phase and Health are what /v1/health reports.
+	Phase  string `json:"phase"`
+	Health Health `json:"health"`
 	Raft   struct {
 		State        string `json:"state"`
 		LeaderID     string `json:"leader_id"`
@@ -56,7 +77,11 @@ type Status struct {
 		LastIndex    uint64 `json:"last_index"`
 		CommitIndex  uint64 `json:"commit_index"`
 		AppliedIndex uint64 `json:"applied_index"`
+		// LastContact is a follower's last contact with the leader.
+		LastContact *time.Time `json:"last_contact,omitempty"`
 	} `json:"raft"`
+	// Cluster is the members as this node sees them.
+	Cluster ClusterView `json:"cluster"`
 	// Users names each paired API user as workspace/user.
 	Users      []string       `json:"users"`
 	PoolDepths map[string]int `json:"pool_depths"`
@@ -72,8 +97,9 @@ type adminError struct {
 	Error string `json:"error"`
 }
 
-// adminServer serves the admin API: health, status and metrics without
-// authentication; pairing and the user list with the admin token.
+// adminServer serves the admin API: health, metrics and the callback
+// public key without authentication; the status, pairing, the user list
+// and the cluster operations with the admin token.
 type adminServer struct {
 	n      *Node
 	token  string
@@ -104,19 +130,25 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathHealth, a.health)
-	mux.HandleFunc("GET "+PathStatus, a.status)
 	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+PathPublicKey, a.publicKey)
+	mux.HandleFunc("GET "+PathStatus, a.auth(a.status))
 	mux.HandleFunc("POST "+PathPair, a.auth(a.pair))
 	mux.HandleFunc("GET "+PathUsers, a.auth(a.users))
+	mux.HandleFunc("POST "+PathJoinToken, a.auth(a.joinToken))
+	mux.HandleFunc("GET "+PathMembers, a.auth(a.members))
+	mux.HandleFunc("POST "+PathRemove, a.auth(a.remove))
+	mux.HandleFunc("POST "+PathTransferLeader, a.auth(a.transferLeader))
+	mux.HandleFunc("GET "+PathPolicy, a.auth(a.policy))
+	mux.HandleFunc("PUT "+PathPolicy, a.auth(a.setPolicy))
+	mux.HandleFunc("POST "+PathLeave, a.auth(a.leave))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		// Pairing answers after the key generation.
-		WriteTimeout: pairTimeout + time.Minute,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		WriteTimeout:      adminCallTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		defer close(a.done)
@@ -151,14 +183,6 @@ func (a *adminServer) auth(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-func (a *adminServer) health(w http.ResponseWriter, _ *http.Request) {
-	if !a.n.Ready() {
-		writeError(w, http.StatusServiceUnavailable, codeNotReady, "not ready")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (a *adminServer) status(w http.ResponseWriter, _ *http.Request) {
@@ -226,16 +250,22 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, adminError{Code: code, Error: msg})
 }
 
-// Status returns the node's status: raft, users, pools and the actors'
-// snapshot.
+// Status returns the node's status: its phase and health, raft, the
+// members, users, pools and the actors' snapshot.
 func (n *Node) Status() Status {
 	var s Status
 	s.NodeID = n.cfg.NodeID
 	s.Ready = n.Ready()
+	s.Phase = n.Phase().String()
+	_, s.Health = n.Health()
 	rs := n.cluster.Status()
 	s.Raft.State, s.Raft.LeaderID, s.Raft.Term = rs.State, rs.LeaderID, rs.Term
 	s.Raft.LastIndex, s.Raft.CommitIndex, s.Raft.AppliedIndex = rs.LastIndex, rs.CommitIndex, rs.AppliedIndex
+	if !n.cluster.IsLeader() && !rs.LastContact.IsZero() {
+		s.Raft.LastContact = utcTime(rs.LastContact)
+	}
 	_, s.Raft.LeaderAddr = n.cluster.Leader()
+	s.Cluster, _ = n.ClusterView() // on error, what the member table says
 	s.Users = []string{}
 	for _, u := range n.Users() {
 		s.Users = append(s.Users, userRecordID(u.WorkspaceID, u.ID))

@@ -15,13 +15,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/coterie-mpc/coterie/cluster"
 )
 
 // maxAdminAnswer bounds an answer the admin client reads.
 const maxAdminAnswer = 4 << 20
 
 // AdminClient talks to a running node's admin API: what `coterie node
-// pair`, `node users` and `node print-public-key` use. It is safe for
+// pair`, `node users`, `node print-public-key` and `node cluster` use. It is safe for
 // concurrent use.
 type AdminClient struct {
 	base  string
@@ -54,7 +56,7 @@ func NewAdminClient(cfg Config) (*AdminClient, error) {
 	c := &AdminClient{
 		base:  "http://" + net.JoinHostPort(host, port),
 		token: strings.TrimSpace(string(tok)),
-		http:  &http.Client{Timeout: pairTimeout + time.Minute},
+		http:  &http.Client{Timeout: adminCallTimeout},
 	}
 	if cfg.Admin.tls() {
 		tcfg, err := pinnedTLS(cfg.Admin.TLSCert)
@@ -117,7 +119,70 @@ func (c *AdminClient) Users(ctx context.Context) ([]UserListing, error) {
 // Status returns the node's status.
 func (c *AdminClient) Status(ctx context.Context) (Status, error) {
 	var s Status
-	return s, c.do(ctx, http.MethodGet, PathStatus, nil, false, &s)
+	return s, c.do(ctx, http.MethodGet, PathStatus, nil, true, &s)
+}
+
+// JoinToken mints a one-time join token that expires after ttl (0: an
+// hour) on the node. The token is a secret until it is used.
+func (c *AdminClient) JoinToken(ctx context.Context, ttl time.Duration) (JoinTokenListing, error) {
+	var req JoinTokenRequest
+	if ttl != 0 {
+		req.TTL = ttl.String()
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return JoinTokenListing{}, err
+	}
+	var t JoinTokenListing
+	return t, c.do(ctx, http.MethodPost, PathJoinToken, body, true, &t)
+}
+
+// Members returns the cluster's members as the node sees them.
+func (c *AdminClient) Members(ctx context.Context) (ClusterView, error) {
+	var v ClusterView
+	return v, c.do(ctx, http.MethodGet, PathMembers, nil, true, &v)
+}
+
+// RemoveMember removes another node from the cluster. Refusals wrap
+// cluster.ErrMember or ErrRefused and explain themselves.
+func (c *AdminClient) RemoveMember(ctx context.Context, id string) error {
+	body, err := json.Marshal(RemoveRequest{Node: id})
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, PathRemove, body, true, nil)
+}
+
+// TransferLeadership asks the node, which must lead, to hand leadership
+// to another voter.
+func (c *AdminClient) TransferLeadership(ctx context.Context) (TransferReport, error) {
+	var r TransferReport
+	return r, c.do(ctx, http.MethodPost, PathTransferLeader, nil, true, &r)
+}
+
+// Policy returns the cluster's attestation policy.
+func (c *AdminClient) Policy(ctx context.Context) ([]PolicyRule, error) {
+	var doc PolicyDocument
+	return doc.Rules, c.do(ctx, http.MethodGet, PathPolicy, nil, true, &doc)
+}
+
+// SetPolicy replaces the cluster's attestation policy and returns it as
+// recorded.
+func (c *AdminClient) SetPolicy(ctx context.Context, rules []PolicyRule) ([]PolicyRule, error) {
+	body, err := json.Marshal(PolicyDocument{Rules: rules})
+	if err != nil {
+		return nil, err
+	}
+	var doc PolicyDocument
+	return doc.Rules, c.do(ctx, http.MethodPut, PathPolicy, body, true, &doc)
+}
+
+// Leave drains the node and takes it out of the cluster for good; it
+// answers once the node has left, after up to its shutdown grace, and
+// the node then stops.
+func (c *AdminClient) Leave(ctx context.Context) (DrainReport, error) {
+	var r DrainReport
+	return r, c.do(ctx, http.MethodPost, PathLeave, nil, true, &r)
 }
 
 // Healthy reports whether /v1/health answers 200.
@@ -189,6 +254,14 @@ func codeError(code string) error {
 		return ErrRoleMismatch
 	case codeAlreadyPaired:
 		return ErrAlreadyPaired
+	case codeRefused:
+		return ErrRefused
+	case codeMember:
+		return cluster.ErrMember
+	case codeNoLeader:
+		return cluster.ErrNotLeader
+	case codeNotInitialized:
+		return cluster.ErrNotInitialized
 	default:
 		return ErrAdminAPI
 	}

@@ -65,6 +65,10 @@ func ParseMode(s string) (Mode, error) {
 // maxConfigBytes bounds a config file.
 const maxConfigBytes = 1 << 20
 
+// MaxShutdownGrace bounds Config.ShutdownGrace, so that `node cluster
+// leave` answers within the admin API's write timeout.
+const MaxShutdownGrace = 5 * time.Minute
+
 // Config is a node's configuration: the YAML file `coterie node run
 // --config FILE` reads. Every field is documented in the example config,
 // node/testdata/example.yaml. Start from DefaultConfig; Validate reports
@@ -94,6 +98,10 @@ type Config struct {
 	// requests be silent before it releases them to other nodes and burns
 	// their reserved presignatures.
 	OwnerTimeout time.Duration `yaml:"owner_timeout"`
+	// ShutdownGrace is how long a planned departure (SIGTERM on `node
+	// run`, `node cluster leave`) lets the requests in flight finish
+	// before it hands the rest back to the other nodes.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	// Logger receives the node's logs. It is not read from YAML; when nil,
 	// the node builds one from Log. The node adds a component attribute to
@@ -162,22 +170,23 @@ type ClusterConfig struct {
 }
 
 // PolicyRule admits enclave identities of one kind: an exact code
-// measurement, or a signer and product, or both (hex).
+// measurement, or a signer and product, or both (hex). The admin API and
+// `node cluster policy` carry rules in this shape too, as JSON and YAML.
 type PolicyRule struct {
-	Kind               string `yaml:"kind"`
-	Measurement        string `yaml:"measurement"`
-	Signer             string `yaml:"signer"`
-	Product            string `yaml:"product"`
-	MinSecurityVersion uint32 `yaml:"min_security_version"`
-	AllowDebug         bool   `yaml:"allow_debug"`
+	Kind               string `yaml:"kind" json:"kind"`
+	Measurement        string `yaml:"measurement,omitempty" json:"measurement,omitempty"`
+	Signer             string `yaml:"signer,omitempty" json:"signer,omitempty"`
+	Product            string `yaml:"product,omitempty" json:"product,omitempty"`
+	MinSecurityVersion uint32 `yaml:"min_security_version,omitempty" json:"min_security_version,omitempty"`
+	AllowDebug         bool   `yaml:"allow_debug,omitempty" json:"allow_debug,omitempty"`
 }
 
 // AdminConfig configures the admin HTTP API.
 type AdminConfig struct {
 	// Listen is the admin API's address. The default is loopback; the API
-	// serves health, status and metrics without authentication, and pairing
-	// and the user list with the admin token. In production mode an address
-	// off loopback needs TLS.
+	// serves health and metrics without authentication, and the status,
+	// pairing, the user list and the cluster operations with the admin
+	// token. In production mode an address off loopback needs TLS.
 	Listen string `yaml:"listen"`
 	// TLSCert and TLSKey are PEM files of the admin API's certificate
 	// (chain) and private key. Set, the API serves HTTPS with TLS 1.3 only,
@@ -253,8 +262,8 @@ type LogConfig struct {
 // a single bootstrapping voter on 127.0.0.1:7000, the admin API on
 // 127.0.0.1:7080, 64 sessions, pools of 4 presignatures made by one
 // worker, no callback handler (30 s timeout, 20 tries 3 minutes apart and
-// answers at most 2 minutes old once one is set), and a 10 s owner
-// timeout. NodeID and DataDir must still be set.
+// answers at most 2 minutes old once one is set), a 10 s owner timeout
+// and a 30 s shutdown grace. NodeID and DataDir must still be set.
 func DefaultConfig() Config {
 	return Config{
 		Mode:     ModeDevelopment.String(),
@@ -269,8 +278,9 @@ func DefaultConfig() Config {
 			RetryInterval: 3 * time.Minute,
 			MaxAnswerAge:  callback.DefaultConfig().MaxAnswerAge,
 		},
-		Log:          LogConfig{Level: "info", Format: "text"},
-		OwnerTimeout: 10 * time.Second,
+		Log:           LogConfig{Level: "info", Format: "text"},
+		OwnerTimeout:  10 * time.Second,
+		ShutdownGrace: 30 * time.Second,
 	}
 }
 
@@ -411,6 +421,9 @@ func (c Config) Validate() error {
 	}
 	if c.OwnerTimeout < time.Second {
 		bad("owner_timeout %v is shorter than 1s", c.OwnerTimeout)
+	}
+	if c.ShutdownGrace < 0 || c.ShutdownGrace > MaxShutdownGrace {
+		bad("shutdown_grace %v is not in [0s, %v]", c.ShutdownGrace, MaxShutdownGrace)
 	}
 	return errors.Join(errs...)
 }

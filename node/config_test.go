@@ -92,6 +92,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "production admin on every interface", yaml: base + "mode: production\nenclave:\n  kind: sgx\nadmin:\n  listen: :7080\n",
 			want: []string{`admin.listen ":7080" is not loopback`}},
 		{name: "bad node id", yaml: "node_id: a/b\ndata_dir: /d\n", want: []string{"node_id"}},
+		{name: "shutdown grace", yaml: base + "shutdown_grace: 0s\n", check: func(t *testing.T, c Config) {
+			if c.ShutdownGrace != 0 || DefaultConfig().ShutdownGrace != 30*time.Second {
+				t.Errorf("shutdown_grace %v, default %v", c.ShutdownGrace, DefaultConfig().ShutdownGrace)
+			}
+		}},
+		{name: "shutdown grace too long", yaml: base + "shutdown_grace: 6m\n", want: []string{"shutdown_grace 6m0s is not in [0s, 5m0s]"}},
+		{name: "shutdown grace negative", yaml: base + "shutdown_grace: -1s\n", want: []string{"shutdown_grace -1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

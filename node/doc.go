@@ -11,8 +11,9 @@
 //     store (identity key and keyring) in the data directory; on every start
 //     unseal it with the configured enclave backend. The sim backend warns in
 //     the log on every start and is refused in production mode.
-//   - Start raft (package cluster) in the data directory, as a single
-//     bootstrapping voter or with peers.
+//   - Start raft (package cluster) in the data directory: bootstrap a new
+//     cluster, or join one with a join token (Join), then catch up with
+//     the leader before serving.
 //   - Make sure the cluster-wide callback JWT key exists: the leader creates
 //     an RSA key once and records it sealed under the keyring in the FSM;
 //     every node signs its callbacks with it.
@@ -22,11 +23,21 @@
 //   - Serve the paired users with the actor system (package actors), giving
 //     it the concrete cluster (timed, for the raft apply latency metric),
 //     keyring, workspace clients and callback clients.
-//   - Serve the admin HTTP API: /v1/health, /v1/status, /metrics without
-//     authentication; /v1/pair and /v1/users with the bearer token the node
-//     writes (0600) to data_dir/admin.token on first start; over TLS 1.3
-//     when the config names a certificate. AdminClient is its Go client,
-//     used by the `coterie node` commands.
+//   - Serve the admin HTTP API: /v1/health and /metrics without
+//     authentication; /v1/status, /v1/pair, /v1/users and the cluster
+//     operations under /v1/cluster/ (join tokens, the member list, remove,
+//     leave, transfer-leader, the attestation policy) with the bearer token
+//     the node writes (0600) to data_dir/admin.token on first start; over
+//     TLS 1.3 when the config names a certificate. AdminClient is its Go
+//     client, used by the `coterie node` commands.
+//   - Report health by role (Health): the node's Phase, its membership,
+//     whether a leader is known, and whether signing stopped on a broken
+//     invariant, as Vault-style status codes (200 serving, 429 standby, 473
+//     catching up, 501 not a member, 503 no quorum or signing stopped).
+//   - Depart as planned (Drain for a restart, Leave for good): hand raft
+//     leadership over, stop claiming, let the sessions in flight finish
+//     within Config.ShutdownGrace, release the rest to the other nodes;
+//     Leave then removes the node from raft and the member table.
 //   - Log through the configured logger: each record names its component
 //     (node, cluster, actors, ...), and identical records past a few per
 //     window are held back and counted (internal/logthrottle), so a part
@@ -42,8 +53,11 @@
 //
 // # Order
 //
-// New opens the store, raft and the admin API (health answers 503); Start
-// waits for a leader, finds or creates the callback key, starts the actors
-// and hands them every paired user, then reports ready. Close stops the
-// actors, the admin API, raft and the store, in that order.
+// New opens the store, raft and the admin API (phase starting: health
+// answers 503 until a leader is known, then 473); Start waits for a leader
+// (phase catching-up), brings the node into its cluster, finds or creates
+// the callback key, starts the actors and hands them every paired user,
+// then serves (200). Drain and Leave move a serving node to draining or
+// leaving (429) and stop its actors; Close stops the actors, the admin
+// API, raft and the store, in that order.
 package node

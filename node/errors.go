@@ -7,7 +7,8 @@ var (
 	// LoadConfig for a config that cannot run; each problem wraps it.
 	ErrInvalidConfig = errors.New("node: invalid config")
 	// ErrNotReady is returned by operations that need a serving node
-	// (pairing, the user list) while it is still starting or stopping.
+	// (pairing, the user list, join tokens, Drain and Leave) while it is
+	// still starting, or draining, leaving or stopping.
 	ErrNotReady = errors.New("node: not ready")
 	// ErrUnauthorized is returned by the admin client when the node refused
 	// the admin token.
@@ -32,4 +33,9 @@ var (
 	// ErrAdminAPI is returned by the admin client for an answer it cannot
 	// use; the node's message is included.
 	ErrAdminAPI = errors.New("node: admin API error")
+	// ErrRefused is returned by the cluster operations a node refuses
+	// itself, with the explanation: removing this node (Leave does that,
+	// after a drain), transferring leadership from a node that does not
+	// lead or to no one.
+	ErrRefused = errors.New("node: refused")
 )

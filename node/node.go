@@ -62,9 +62,14 @@ type Node struct {
 	metrics     *nodeMetrics
 	admin       *adminServer
 
-	ready   atomic.Bool
-	pairMu  sync.Mutex // one pairing at a time
-	addMu   sync.Mutex // one addUser at a time
+	// phase is a Phase: where the node is between New and Close.
+	phase atomic.Int32
+	// halted says why signing stopped (stopSigning), nil while it runs.
+	halted  atomic.Pointer[string]
+	drainMu sync.Mutex    // one planned departure at a time
+	drained chan struct{} // closed when a Drain or Leave has run
+	pairMu  sync.Mutex    // one pairing at a time
+	addMu   sync.Mutex    // one addUser at a time
 	closing sync.Once
 	closeFn []func() error // run in reverse order by Close
 
@@ -128,7 +133,7 @@ func open(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}}
+	n := &Node{cfg: cfg, clock: cfg.Clock, users: map[string]*User{}, drained: make(chan struct{})}
 	if n.clock == nil {
 		n.clock = clock.Real()
 	}
@@ -363,6 +368,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: waiting for a raft leader: %w", err)
 	}
 	n.log.Info("raft leader known", "leader", leader)
+	n.setPhase(PhaseCatchingUp)
 	// Read no user or key before the replica caught up: a restarted
 	// leader replays its log only after its election, a follower learns
 	// from the leader, and a node that joined may need to become a voter.
@@ -383,7 +389,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.serve = srv
 	n.mu.Unlock()
-	n.closeFn = append(n.closeFn, srv.stop)
+	n.closeFn = append(n.closeFn, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		return srv.stop(ctx)
+	})
 	// Users paired through another node arrive as API-user records: serve
 	// them too. Subscribe before the first scan, so none falls between.
 	events, unsub := n.cluster.Subscribe(256)
@@ -394,7 +404,9 @@ func (n *Node) Start(ctx context.Context) error {
 	done := make(chan struct{})
 	go n.watchUsers(events, done)
 	n.closeFn = append(n.closeFn, func() error { unsub(); <-done; return nil })
-	n.ready.Store(true)
+	if !n.phase.CompareAndSwap(int32(PhaseCatchingUp), int32(PhaseServing)) {
+		return fmt.Errorf("%w: the node is %s", ErrNotReady, n.Phase())
+	}
 	n.log.Info("node ready", "node", n.cfg.NodeID, "users", n.userCount())
 	return nil
 }
@@ -477,7 +489,7 @@ func (n *Node) ensureCallbackKey(ctx context.Context) (*rsa.PrivateKey, error) {
 func (n *Node) Close() error {
 	var err error
 	n.closing.Do(func() {
-		n.ready.Store(false)
+		n.setPhase(PhaseStopped)
 		err = n.runClosers()
 	})
 	return err
@@ -494,8 +506,9 @@ func (n *Node) runClosers() error {
 	return errors.Join(errs...)
 }
 
-// Ready reports whether the node is serving.
-func (n *Node) Ready() bool { return n.ready.Load() }
+// Ready reports whether the node is serving: Start has finished, and no
+// drain or Close has begun.
+func (n *Node) Ready() bool { return n.Phase() == PhaseServing }
 
 // AdminAddr returns the address the admin API listens on.
 func (n *Node) AdminAddr() string { return n.admin.addr() }
@@ -552,15 +565,16 @@ func (n *Node) userCount() float64 {
 }
 
 func (n *Node) readyGauge() float64 {
-	if n.ready.Load() {
+	if n.Ready() {
 		return 1
 	}
 	return 0
 }
 
-// addUser hands a user to the actors and remembers it.
+// addUser hands a user to the actors and remembers it. Pair and the
+// watch of users paired elsewhere both add a new user: one at a time, so
+// the second finds the first's.
 func (n *Node) addUser(u *User) error {
-	// Pairing and the watch of paired users may add the same user at once.
 	n.addMu.Lock()
 	defer n.addMu.Unlock()
 	n.mu.Lock()

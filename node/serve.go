@@ -1,5 +1,7 @@
 package node
 
+import "context"
+
 // userServer serves the paired API users: the actor system. The node
 // starts it in Start, hands it every user (those in the cluster state at
 // start, then each new pairing) and stops it first in Close.
@@ -8,6 +10,8 @@ type userServer interface {
 	add(u *User) error
 	// status returns a JSON-encodable snapshot for /v1/status.
 	status() any
-	// stop stops serving, waiting a bounded time for sessions in flight.
-	stop() error
+	// stop stops claiming and lets the sessions in flight finish until ctx
+	// ends, then stops serving; the requests still unfinished stay this
+	// node's in the cluster. Calls after the first return at once.
+	stop(ctx context.Context) error
 }

@@ -488,8 +488,10 @@ func (e *demoEnv) printKeep(out io.Writer) {
 	admin := e.node.AdminAddr()
 	fmt.Fprintf(out, `
 Everything is still running; Ctrl-C stops it. Logs: %[1]s/demo.log
-  node status     curl http://%[2]s/v1/status
+  node status     curl -H "Authorization: Bearer $(cat %[1]s/node/admin.token)" http://%[2]s/v1/status
+  node health     curl http://%[2]s/v1/health
   node metrics    curl http://%[2]s/metrics
+  members         coterie node cluster list --config %[3]s
   paired users    coterie node users --config %[3]s
   callback key    coterie node print-public-key --config %[3]s
   requests        coterie workspace --data-dir %[4]s requests

@@ -25,8 +25,8 @@ func adminClient(path string) (*node.AdminClient, error) {
 	return node.NewAdminClient(cfg)
 }
 
-// maxTokenBytes bounds what --token-file reads: a pairing token is a few
-// hundred bytes.
+// maxTokenBytes bounds what --token-file reads: a pairing or join token
+// is a few hundred bytes.
 const maxTokenBytes = 64 << 10
 
 func newNodePairCmd() *cobra.Command {
@@ -82,6 +82,12 @@ func pairingToken(cmd *cobra.Command, tok, file string) (string, error) {
 			"while the key generation runs; pass it on standard input with --token-file - or in a file with --token-file PATH")
 		return strings.TrimSpace(tok), nil
 	}
+	return readSecret(cmd, file, "pairing token")
+}
+
+// readSecret reads a secret token (what names it in errors) as
+// --token-file gives it: a path, or - for standard input.
+func readSecret(cmd *cobra.Command, file, what string) (string, error) {
 	r := cmd.InOrStdin()
 	name := "standard input"
 	if file != "-" {
@@ -97,11 +103,11 @@ func pairingToken(cmd *cobra.Command, tok, file string) (string, error) {
 		return "", fmt.Errorf("--token-file: read %s: %w", name, err)
 	}
 	if len(b) > maxTokenBytes {
-		return "", fmt.Errorf("--token-file: %s holds more than %d bytes, which is no pairing token", name, maxTokenBytes)
+		return "", fmt.Errorf("--token-file: %s holds more than %d bytes, which is no %s", name, maxTokenBytes, what)
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {
-		return "", fmt.Errorf("--token-file: %s holds no pairing token", name)
+		return "", fmt.Errorf("--token-file: %s holds no %s", name, what)
 	}
 	return token, nil
 }

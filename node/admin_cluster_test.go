@@ -1,0 +1,355 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/enclave"
+)
+
+// fakeMembers is a memberSource for views that a single in-process node
+// cannot show: other members, unreachable ones, a follower's view.
+type fakeMembers struct {
+	leader   string
+	isLeader bool
+	status   cluster.Status
+	members  []cluster.Member
+	servers  []cluster.Server
+	err      error
+	silent   map[string]time.Time
+	owned    map[string][]string
+}
+
+var _ memberSource = (*fakeMembers)(nil)
+
+func (f *fakeMembers) ClusterID() string                  { return "c-1" }
+func (f *fakeMembers) Leader() (string, string)           { return f.leader, "" }
+func (f *fakeMembers) IsLeader() bool                     { return f.isLeader }
+func (f *fakeMembers) Status() cluster.Status             { return f.status }
+func (f *fakeMembers) Members() []cluster.Member          { return f.members }
+func (f *fakeMembers) Servers() ([]cluster.Server, error) { return f.servers, f.err }
+func (f *fakeMembers) Silent() map[string]time.Time       { return f.silent }
+func (f *fakeMembers) OwnedBy(node string) []string       { return f.owned[node] }
+
+func testMember(id, location string) cluster.Member {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	return cluster.Member{ID: id, Address: id + ":7000", IdentityKey: pub, Location: location,
+		Enclave:  enclave.Identity{Kind: enclave.KindSGX, Measurement: []byte{1, 2}, Signer: []byte{3}, Product: []byte{4}, SecurityVersion: 2},
+		JoinedAt: time.Date(2025, 3, 1, 10, 0, 0, 123, time.UTC), JoinedWith: "jt-" + id}
+}
+
+// TestClusterView checks the roles, liveness and load a view shows: on
+// the leader, a member unreachable for hours shows as such with the time
+// it went silent; on a follower, only its contact with the leader is
+// known; raft servers and members missing from the other side show too.
+func TestClusterView(t *testing.T) {
+	n1, n2, n3, n4 := testMember("n1", "onprem:dc1"), testMember("n2", "cloud:azure-westeurope"), testMember("n3", ""), testMember("n4", "")
+	servers := []cluster.Server{{ID: "n1", Voter: true}, {ID: "n2", Voter: true}, {ID: "n3", Voter: true}, {ID: "n5", Address: "n5:7000"}}
+	wentSilent := time.Date(2025, 3, 2, 7, 0, 0, 0, time.UTC)
+	contact := time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
+	sessions, capacity := 3, 64
+	selfLoad := func() (*int, *int) { return &sessions, &capacity }
+
+	leaderView := &fakeMembers{leader: "n1", isLeader: true, members: []cluster.Member{n4, n2, n1, n3}, servers: servers,
+		status: cluster.Status{State: "Leader", Term: 7, CommitIndex: 90, AppliedIndex: 89},
+		silent: map[string]time.Time{"n3": wentSilent}, owned: map[string][]string{"n1": {"r-1"}, "n3": {"r-2", "r-3"}}}
+	v, err := clusterView(leaderView, "n1", selfLoad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ClusterID != "c-1" || v.ViewOf != "n1" || v.LeaderID != "n1" || !v.LivenessKnown || len(v.Members) != 5 {
+		t.Fatalf("view %+v", v)
+	}
+	got := map[string]MemberView{}
+	var order []string
+	for _, m := range v.Members {
+		got[m.ID] = m
+		order = append(order, m.ID)
+	}
+	if !reflect.DeepEqual(order, []string{"n1", "n2", "n3", "n4", "n5"}) {
+		t.Fatalf("members in order %v", order)
+	}
+	pin := cluster.IdentityPin(n2.IdentityKey)
+	joined := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	wantN2 := MemberView{ID: "n2", Address: "n2:7000", Location: "cloud:azure-westeurope",
+		Enclave:     EnclaveView{Kind: "sgx", Measurement: "0102", Signer: "03", Product: "04", SecurityVersion: 2},
+		IdentityKey: hex.EncodeToString(n2.IdentityKey), IdentityPin: hex.EncodeToString(pin[:]),
+		JoinedAt: &joined, JoinedWith: "jt-n2", InMemberTable: true, Role: RoleVoter, Liveness: LivenessReachable}
+	if !reflect.DeepEqual(got["n2"], wantN2) {
+		t.Errorf("n2:\n got %+v\nwant %+v", got["n2"], wantN2)
+	}
+	self := got["n1"]
+	if self.Role != RoleLeader || self.Liveness != LivenessSelf || self.Load.RequestsOwned != 1 || *self.Load.Sessions != 3 ||
+		*self.Load.Capacity != 64 || self.Raft == nil || self.Raft.Term != 7 || self.Raft.AppliedIndex != 89 {
+		t.Errorf("self %+v", self)
+	}
+	if n3 := got["n3"]; n3.Liveness != LivenessUnreachable || n3.UnreachableSince == nil || !n3.UnreachableSince.Equal(wentSilent) ||
+		n3.Load.RequestsOwned != 2 || n3.Load.Sessions != nil || n3.Raft != nil {
+		t.Errorf("n3, silent for hours: %+v", n3)
+	}
+	if n4 := got["n4"]; n4.Role != RoleNotInRaft || n4.Liveness != LivenessUnknown {
+		t.Errorf("n4, in the member table only: %+v", n4)
+	}
+	if n5 := got["n5"]; n5.InMemberTable || n5.Role != RoleNonvoter || n5.Address != "n5:7000" || n5.Liveness != LivenessReachable {
+		t.Errorf("n5, in raft only: %+v", n5)
+	}
+	// The JSON carries the time the member went silent, in RFC 3339.
+	b, _ := json.Marshal(got["n3"])
+	if !strings.Contains(string(b), `"liveness":"unreachable","unreachable_since":"2025-03-02T07:00:00Z"`) {
+		t.Errorf("n3 as JSON: %s", b)
+	}
+
+	// n2's view: it follows; it knows its last contact with the leader,
+	// nothing of the others' liveness.
+	followerView := &fakeMembers{leader: "n1", members: []cluster.Member{n1, n2, n3}, servers: servers[:3],
+		status: cluster.Status{State: "Follower", LastContact: contact}, silent: map[string]time.Time{}}
+	v, err = clusterView(followerView, "n2", selfLoad)
+	if err != nil || v.LivenessKnown || v.ViewOf != "n2" {
+		t.Fatalf("follower view %+v %v", v, err)
+	}
+	for _, m := range v.Members {
+		switch m.ID {
+		case "n1":
+			if m.Role != RoleLeader || m.Liveness != LivenessReachable || m.LastContact == nil || !m.LastContact.Equal(contact) {
+				t.Errorf("the leader from a follower: %+v", m)
+			}
+		case "n2":
+			if m.Liveness != LivenessSelf || m.Role != RoleVoter || m.Raft.State != "Follower" {
+				t.Errorf("self on a follower: %+v", m)
+			}
+		case "n3":
+			if m.Liveness != LivenessUnknown || m.UnreachableSince != nil {
+				t.Errorf("another follower from a follower: %+v", m)
+			}
+		}
+	}
+
+	// Without raft's configuration, the member table still shows.
+	broken := &fakeMembers{leader: "n1", members: []cluster.Member{n1}, err: errors.New("raft is shut down")}
+	v, err = clusterView(broken, "n1", selfLoad)
+	if err == nil || len(v.Members) != 1 || v.Members[0].Role != RoleUnknown {
+		t.Fatalf("view without raft: %+v %v", v, err)
+	}
+}
+
+// TestDepartureRefusal checks the rule that leave applies before draining.
+func TestDepartureRefusal(t *testing.T) {
+	voters := func(ids ...string) []cluster.Server {
+		var out []cluster.Server
+		for _, id := range ids {
+			out = append(out, cluster.Server{ID: id, Voter: true})
+		}
+		return out
+	}
+	down := func(ids ...string) func(string) bool {
+		return func(id string) bool {
+			for _, d := range ids {
+				if d == id {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	tests := []struct {
+		name    string
+		servers []cluster.Server
+		down    []string
+		want    string // empty: allowed
+	}{
+		{"last voter", voters("n1"), nil, `"n1" is the last voter`},
+		{"last voter with a non-voter", append(voters("n1"), cluster.Server{ID: "n2"}), nil, "last voter"},
+		{"three, all up", voters("n1", "n2", "n3"), nil, ""},
+		{"three, one other down", voters("n1", "n2", "n3"), []string{"n3"}, "1 of the other 2 voters are reachable, short of a quorum of 2"},
+		{"five, one other down", voters("n1", "n2", "n3", "n4", "n5"), []string{"n5"}, ""},
+		{"five, two others down", voters("n1", "n2", "n3", "n4", "n5"), []string{"n4", "n5"}, "2 of the other 4 voters"},
+		{"a non-voter leaves freely", append(voters("n2"), cluster.Server{ID: "n1"}), nil, ""},
+		{"not in raft", voters("n2"), nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := departureRefusal(tt.servers, "n1", down(tt.down...))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, cluster.ErrMember) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want ErrMember with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestClusterAdminAPI runs the cluster operations against one in-process
+// node: every one needs the admin token; the members, a join token, the
+// policy shown and replaced; the refusals a single node gives (leave and
+// transfer as the only voter, removing itself or an unknown node), each
+// explained; a member that never reached raft removed; and the health
+// and status of a node whose membership was taken away.
+func TestClusterAdminAPI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Cluster.Location = "onprem:test"
+	n := startNode(t, cfg)
+	base := "http://" + n.AdminAddr()
+	for _, path := range []string{PathStatus, PathMembers, PathPolicy} {
+		if code, _ := get(t, base+path, ""); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d", path, code)
+		}
+	}
+	for _, path := range []string{PathJoinToken, PathRemove, PathTransferLeader, PathLeave} {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s without the token: %d", path, resp.StatusCode)
+		}
+	}
+	ac, err := NewAdminClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, time.Minute)
+
+	v, err := ac.Members(ctx)
+	if err != nil || v.ViewOf != "n1" || v.LeaderID != "n1" || !v.LivenessKnown || len(v.Members) != 1 {
+		t.Fatalf("members %+v %v", v, err)
+	}
+	self := v.Members[0]
+	pin := cluster.IdentityPin(n.identity)
+	if self.Role != RoleLeader || self.Liveness != LivenessSelf || self.Location != "onprem:test" || self.Enclave.Kind != "sim" ||
+		self.IdentityPin != hex.EncodeToString(pin[:]) || self.JoinedAt == nil || self.JoinedWith != "" ||
+		*self.Load.Capacity != cfg.Sessions.Capacity || *self.Load.Sessions != 0 || self.Raft.State != "Leader" {
+		t.Fatalf("self %+v", self)
+	}
+
+	before := time.Now()
+	tok, err := ac.JoinToken(ctx, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := cluster.ParseJoinToken(tok.Token)
+	if err != nil || ticket.TokenID != tok.TokenID || tok.ClusterID != n.cluster.ClusterID() || tok.Member != "n1" ||
+		tok.MemberAddress != n.cluster.Addr() || ticket.MemberPin != pin {
+		t.Fatalf("join token %+v (%v)", tok, err)
+	}
+	if exp := before.Add(30 * time.Minute); tok.ExpiresAt.Before(exp.Add(-2*time.Second)) || tok.ExpiresAt.After(exp.Add(2*time.Second)) {
+		t.Fatalf("expires at %v, want about %v", tok.ExpiresAt, exp)
+	}
+	if _, err := ac.JoinToken(ctx, 30*24*time.Hour); !errors.Is(err, ErrAdminAPI) || !strings.Contains(err.Error(), "lifetime") {
+		t.Fatalf("a month-long token: %v", err)
+	}
+	if code, body := post(t, base+PathJoinToken, ac.token, `{"ttl":"soon"}`); code != http.StatusBadRequest || !strings.Contains(body, "positive duration") {
+		t.Fatalf("ttl soon: %d %s", code, body)
+	}
+
+	// The default policy admits this node's own enclave; replace it, and
+	// refuse policies that do not parse or admit nobody.
+	rules, err := ac.Policy(ctx)
+	self0 := n.enclave.Self()
+	if err != nil || len(rules) != 1 || rules[0].Kind != "sim" || rules[0].Measurement != hex.EncodeToString(self0.Measurement) {
+		t.Fatalf("policy %+v %v", rules, err)
+	}
+	want := []PolicyRule{{Kind: "sim", Measurement: "abcd"}, {Kind: "sgx", Signer: "0102", Product: "03", MinSecurityVersion: 2}}
+	if got, err := ac.SetPolicy(ctx, want); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("set policy: %+v %v", got, err)
+	}
+	if got, _ := ac.Policy(ctx); !reflect.DeepEqual(got, want) {
+		t.Fatalf("policy after set: %+v", got)
+	}
+	for _, bad := range [][]PolicyRule{nil, {{Kind: "sgx", Signer: "zz"}}, {{Kind: "tdx", Measurement: "ab"}}, {{Kind: "sgx", Signer: "01"}}} {
+		if _, err := ac.SetPolicy(ctx, bad); !errors.Is(err, ErrAdminAPI) || !strings.Contains(err.Error(), "polic") {
+			t.Errorf("policy %+v: %v", bad, err)
+		}
+	}
+	if got, _ := ac.Policy(ctx); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a refused policy changed it: %+v", got)
+	}
+
+	// What a single node refuses, and why.
+	if err := ac.RemoveMember(ctx, "n1"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cluster leave") {
+		t.Errorf("remove self: %v", err)
+	}
+	if err := ac.RemoveMember(ctx, "n9"); !errors.Is(err, cluster.ErrMember) || !strings.Contains(err.Error(), `"n9" is not a member`) {
+		t.Errorf("remove an unknown node: %v", err)
+	}
+	if _, err := ac.TransferLeadership(ctx); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "only voter") {
+		t.Errorf("transfer as the only voter: %v", err)
+	}
+	if _, err := ac.Leave(ctx); !errors.Is(err, cluster.ErrMember) || !strings.Contains(err.Error(), "last voter") {
+		t.Errorf("leave as the last voter: %v", err)
+	}
+	if n.Phase() != PhaseServing {
+		t.Fatalf("a refused leave left the node %s", n.Phase())
+	}
+
+	// A member that joined the table but never raft shows as such, and
+	// can be removed.
+	ghostKey, _, _ := ed25519.GenerateKey(nil)
+	ghost := cluster.Member{ID: "ghost", Address: "127.0.0.1:1", IdentityKey: ghostKey, Enclave: self0, Location: "onprem:gone", JoinedWith: tok.TokenID}
+	if _, err := n.cluster.Propose(ctx, cluster.MemberAddedCommand(ghost)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ac.Status(ctx)
+	if err != nil || len(st.Cluster.Members) != 2 || st.Cluster.Members[0].ID != "ghost" || st.Cluster.Members[0].Role != RoleNotInRaft ||
+		st.Cluster.Members[0].Location != "onprem:gone" || st.Phase != "serving" || st.Health.Status != "serving" {
+		t.Fatalf("status with a ghost %+v %v", st, err)
+	}
+	if err := ac.RemoveMember(ctx, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ac.Members(ctx); len(v.Members) != 1 {
+		t.Fatalf("after remove: %+v", v.Members)
+	}
+
+	// Taken out of the member table behind its back, the node reports
+	// 501 and says why.
+	if _, err := n.cluster.Propose(ctx, cluster.MemberAddedCommand(ghost)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.cluster.Propose(ctx, cluster.MemberRemovedCommand("n1")); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, base+PathHealth, "")
+	var h Health
+	if err := json.Unmarshal(body, &h); err != nil || code != HealthNotJoined || h.Status != "not_member" {
+		t.Fatalf("health of a removed node: %d %s", code, body)
+	}
+
+	// A broken invariant outranks it, and stays.
+	n.stopSigning("presignature p-1 reserved twice")
+	n.stopSigning("second reason")
+	code, body = get(t, base+PathHealth, "")
+	if code != HealthUnavailable || !strings.Contains(string(body), "signing stopped: presignature p-1 reserved twice") {
+		t.Fatalf("health after stopSigning: %d %s", code, body)
+	}
+}
+
+func post(t testing.TB, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
