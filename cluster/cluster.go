@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -43,6 +44,11 @@ type Cluster struct {
 	forwards  chan struct{} // semaphore for forwarded applies
 	nudges    chan struct{}
 
+	// known is the member table Member falls back on (see Member);
+	// unsubMembers ends trackMembers' subscription.
+	known        atomic.Pointer[KnownMembers]
+	unsubMembers func()
+
 	// adders orders this node's presignature Adds per key; nextOrigin (under
 	// the key's adder lock) is the next origin number this node may use.
 	addersMu   sync.Mutex
@@ -71,6 +77,12 @@ func New(cfg Config) (*Cluster, error) {
 		nextOrigin: map[string]uint64{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	known := cfg.KnownMembers
+	c.known.Store(&known)
+	// Subscribed before raft starts, so no member change is missed.
+	memberEvents, unsub := c.fsm.Subscribe(64)
+	c.unsubMembers = unsub
+	c.closers = append(c.closers, func() error { unsub(); return nil })
 	ok := false
 	defer func() {
 		if !ok {
@@ -146,7 +158,8 @@ func New(cfg Config) (*Cluster, error) {
 		tlsTrans.bindRaft(r)
 	}
 	c.watch = newOwnerWatch(c)
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go c.trackMembers(memberEvents)
 	go c.serveForwards()
 	go c.nudger()
 	go c.watch.run()
@@ -204,6 +217,7 @@ func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.cancel()
+		c.unsubMembers()
 		err := c.raft.Shutdown().Error()
 		c.wg.Wait()
 		c.closeErr = errors.Join(err, c.runClosers())

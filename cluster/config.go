@@ -48,8 +48,8 @@ type Config struct {
 	// Members says which TLS peers are members: only they may open raft
 	// and forwarding streams, in either direction, and a forwarded command
 	// must be stamped with its sender's member id. Nil means the cluster's
-	// own member table (Cluster.Member): the FSM's, or JoinedMembers while
-	// a joiner catches up. New never builds an unauthenticated network
+	// own member table (Cluster.Member): the FSM's, or KnownMembers while
+	// the replica replays. New never builds an unauthenticated network
 	// transport.
 	Members PeerAuthorizer
 	// Join serves the join handshake to TLS peers, members or not. Nil
@@ -120,10 +120,11 @@ type Config struct {
 	// member wraps to a joiner. With both set, this node serves joins.
 	Attester enclave.Attester
 	Keyring  *keyring.Keyring
-	// JoinedMembers is the member table a joiner received from the member
-	// that admitted it: it authenticates its peers by it until its own
-	// replica holds the member table.
-	JoinedMembers []Member
+	// KnownMembers is the member table this node saw last (see
+	// KnownMembers); SaveMembers, when set, keeps each new one as the FSM
+	// applies member changes. A node sets both from its sealed store.
+	KnownMembers KnownMembers
+	SaveMembers  func(KnownMembers) error
 
 	// Clock gives proposer timestamps and drives the owner-timeout watcher.
 	Clock clock.Clock
@@ -165,7 +166,7 @@ func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:    500 * time.Millisecond,
 		ElectionTimeout:     500 * time.Millisecond,
-		LeaderLeaseTimeout:  250 * time.Millisecond,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
 		CommitTimeout:       50 * time.Millisecond,
 		SnapshotInterval:    2 * time.Minute,
 		SnapshotThreshold:   8192,

@@ -324,29 +324,44 @@ func Join(ctx context.Context, p JoinParams) (JoinResult, error) {
 	return out, nil
 }
 
-// EncodeJoined encodes what a joiner keeps of its join (JoinResult's
-// cluster id and member table), for its sealed store.
-func EncodeJoined(r JoinResult) ([]byte, error) {
-	st := &protocol.ClusterState{Version: StateVersion, ClusterId: r.ClusterID}
-	for _, m := range r.Members {
+// KnownMembers is a member table as a node last saw it: from the member
+// that admitted it, or from its own replica at raft index Index. A node
+// keeps it sealed (Config.SaveMembers) and authenticates its peers by it
+// after a restart until its replica has replayed past Index, since raft
+// applies the log again only once a leader is known, and the leader must
+// first be let in.
+type KnownMembers struct {
+	ClusterID string
+	Index     uint64
+	Members   []Member
+}
+
+// Known returns what a joiner knows of the member table after its join.
+func (r JoinResult) Known() KnownMembers {
+	return KnownMembers{ClusterID: r.ClusterID, Members: r.Members}
+}
+
+// Encode returns the encoding DecodeKnownMembers reads.
+func (k KnownMembers) Encode() ([]byte, error) {
+	st := &protocol.ClusterState{Version: StateVersion, ClusterId: k.ClusterID, AppliedIndex: k.Index}
+	for _, m := range k.Members {
 		st.Members = append(st.Members, m.proto())
 	}
 	return proto.Marshal(st)
 }
 
-// DecodeJoined decodes what EncodeJoined wrote: the cluster id and the
-// member table.
-func DecodeJoined(b []byte) (string, []Member, error) {
+// DecodeKnownMembers decodes what KnownMembers.Encode wrote.
+func DecodeKnownMembers(b []byte) (KnownMembers, error) {
 	var st protocol.ClusterState
 	if err := proto.Unmarshal(b, &st); err != nil {
-		return "", nil, errorf(ErrBadCommand, "join record does not decode")
+		return KnownMembers{}, errorf(ErrBadCommand, "member table record does not decode")
 	}
-	var out []Member
+	k := KnownMembers{ClusterID: st.GetClusterId(), Index: st.GetAppliedIndex()}
 	for _, m := range st.GetMembers() {
 		if err := validateMember(m, false); err != nil {
-			return "", nil, err
+			return KnownMembers{}, err
 		}
-		out = append(out, memberFromProto(m))
+		k.Members = append(k.Members, memberFromProto(m))
 	}
-	return st.GetClusterId(), out, nil
+	return k, nil
 }

@@ -63,6 +63,8 @@ func TestJoin(t *testing.T) {
 	}
 	a := newJoinNode(t, m, "n1", nil)
 	a.cfg.Bootstrap, a.cfg.Keyring = true, kr
+	saved := make(chan cluster.KnownMembers, 16)
+	a.cfg.SaveMembers = func(k cluster.KnownMembers) error { saved <- k; return nil }
 	policy := selfPolicy(a.enc)
 	ca := startTLS(t, a.cfg)
 	if err := ca.Init(ctx, policy, a.member()); err != nil {
@@ -93,7 +95,7 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("retried join: %v", err)
 	}
 
-	b.cfg.JoinedMembers, b.cfg.Keyring = res.Members, res.Keyring
+	b.cfg.KnownMembers, b.cfg.Keyring = res.Known(), res.Keyring
 	cb, err := cluster.New(b.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +119,38 @@ func TestJoin(t *testing.T) {
 	mb, ok := ca.FSM().MemberByID("n2")
 	if !ok || mb.Location != "cloud:n2" || mb.JoinedWith != ticket.TokenID || !mb.IdentityKey.Equal(b.key.Public().(ed25519.PublicKey)) {
 		t.Fatalf("member table: %+v, %v", mb, ok)
+	}
+
+	// The bootstrapping node restarts. Raft replays its log only once a
+	// leader is known, so until then it lets peers in by the member table
+	// it saved last: the cluster elects again and commits.
+	var last cluster.KnownMembers
+	for len(saved) > 0 {
+		last = <-saved
+	}
+	if len(last.Members) != 2 || last.Index == 0 {
+		t.Fatalf("saved member table %+v", last)
+	}
+	if err := ca.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.cfg.KnownMembers = last
+	ca2, err := cluster.New(a.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ca2.Close() })
+	if err := ca2.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Claim(ctx, "r2", "u1"); err != nil {
+		t.Fatalf("a proposal after the restart: %v", err)
+	}
+	if err := ca2.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ca2.Request("r2"); !ok {
+		t.Fatal("the restarted node did not apply the new claim")
 	}
 }
 

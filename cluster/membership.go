@@ -246,18 +246,44 @@ func (c *Cluster) Reachable(id string) bool {
 }
 
 // Member implements PeerAuthorizer for the TLS transport: the member whose
-// identity key is pub. Until this node's replica holds a member table (a
-// joiner catching up), the table the admitting member sent counts.
+// identity key is pub. The replica's member table decides once it holds
+// one and has applied at least as far as the table this node saw last;
+// until then (a restart replaying its log, a joiner catching up) the table
+// it saw last does.
 func (c *Cluster) Member(pub ed25519.PublicKey) (string, bool) {
-	if c.fsm.ClusterID() != "" {
+	k := c.known.Load()
+	if c.fsm.ClusterID() != "" && c.fsm.AppliedIndex() >= k.Index {
 		return c.fsm.Member(pub)
 	}
-	for _, m := range c.cfg.JoinedMembers {
+	for _, m := range k.Members {
 		if m.IdentityKey.Equal(pub) {
 			return m.ID, true
 		}
 	}
 	return "", false
+}
+
+// trackMembers keeps the known member table (Member's fallback) up to date
+// with the replica, and hands each new one to Config.SaveMembers.
+func (c *Cluster) trackMembers(events <-chan Event) {
+	defer c.wg.Done()
+	for ev := range events {
+		switch ev.Kind {
+		case EventInitialized, EventMemberAdded, EventMemberRemoved, EventRestored:
+		default:
+			continue
+		}
+		k := KnownMembers{ClusterID: c.fsm.ClusterID(), Index: c.fsm.AppliedIndex(), Members: c.fsm.Members()}
+		if k.ClusterID == "" {
+			continue
+		}
+		c.known.Store(&k)
+		if c.cfg.SaveMembers != nil {
+			if err := c.cfg.SaveMembers(k); err != nil {
+				c.log.Warn("cluster could not save the member table", "err", err)
+			}
+		}
+	}
 }
 
 // Members returns the member table from the local replica.

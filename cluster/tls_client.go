@@ -22,6 +22,41 @@ type pooledConn struct {
 	*tls.Conn
 	key       ed25519.PublicKey
 	idleSince time.Time
+	// watch, while the stream idles in the pool, reads from it: it ends
+	// with closed true when the peer closed the stream (it restarted, or
+	// idled it out), and at once when reclaim stops it.
+	watch *idleWatch
+}
+
+// idleWatch watches an idle stream for its peer closing it.
+type idleWatch struct {
+	done   chan struct{}
+	closed bool // set before done closes
+}
+
+// watchIdle starts watching an idle stream. A forwarding stream carries
+// nothing between requests, so a read can only end in the peer's close or
+// in reclaim's deadline.
+func watchIdle(c *tls.Conn) *idleWatch {
+	w := &idleWatch{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		var b [1]byte
+		_, err := c.Read(b[:])
+		var ne net.Error
+		w.closed = !(errors.As(err, &ne) && ne.Timeout())
+	}()
+	return w
+}
+
+// reclaim stops the watch and reports whether the stream is still open. A
+// read deadline in the past ends the watch's read; a read timeout leaves a
+// TLS connection usable.
+func (c pooledConn) reclaim() bool {
+	_ = c.SetReadDeadline(time.Unix(1, 0))
+	<-c.watch.done
+	_ = c.SetReadDeadline(time.Time{})
+	return !c.watch.closed
 }
 
 // Forward implements Transport. The server must be a member (the member
@@ -109,28 +144,27 @@ func (t *tlsTransport) forwardSlot(ctx context.Context, target raft.ServerAddres
 func (t *tlsTransport) getConn(ctx context.Context, target raft.ServerAddress) (pooledConn, error) {
 	now := time.Now()
 	check := t.checkServer(target)
-	t.mu.Lock()
-	select {
-	case <-t.closed:
-		t.mu.Unlock()
-		return pooledConn{}, ErrClosed
-	default:
-	}
-	idle := t.pool[target]
-	var found *pooledConn
-	for len(idle) > 0 && found == nil {
-		c := idle[len(idle)-1]
-		idle = idle[:len(idle)-1]
-		if now.Sub(c.idleSince) < forwardIdleClient && check(c.key) == nil {
-			found = &c
-		} else {
-			c.Close()
+	for {
+		t.mu.Lock()
+		select {
+		case <-t.closed:
+			t.mu.Unlock()
+			return pooledConn{}, ErrClosed
+		default:
 		}
-	}
-	t.pool[target] = idle
-	t.mu.Unlock()
-	if found != nil {
-		return *found, nil
+		idle := t.pool[target]
+		if len(idle) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		c := idle[len(idle)-1]
+		t.pool[target] = idle[:len(idle)-1]
+		t.mu.Unlock()
+		open := c.reclaim()
+		if open && now.Sub(c.idleSince) < forwardIdleClient && check(c.key) == nil {
+			return c, nil
+		}
+		c.Close()
 	}
 	conn, key, err := t.dial(ctx, target, streamForward, t.timeout)
 	if err != nil {
@@ -153,6 +187,7 @@ func (t *tlsTransport) putConn(target raft.ServerAddress, c pooledConn) {
 		return
 	}
 	c.idleSince = time.Now()
+	c.watch = watchIdle(c.Conn)
 	t.pool[target] = append(t.pool[target], c)
 }
 

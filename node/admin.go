@@ -42,6 +42,8 @@ const (
 	PathTransferLeader = "/v1/cluster/transfer-leader"
 	PathPolicy         = "/v1/cluster/policy"
 	PathLeave          = "/v1/cluster/leave"
+	// PathRequest + an id answers the cluster's record of one request.
+	PathRequest = "/v1/cluster/requests/"
 )
 
 // Error codes the admin API answers with, which the client maps back to
@@ -54,6 +56,7 @@ const (
 	codeAlreadyPaired = "already_paired"
 	codeBadRequest    = "bad_request"
 	codeFailed        = "failed"
+	codeNotFound      = "not_found"
 	// The cluster operations' refusals.
 	codeRefused        = "refused"
 	codeMember         = "member"
@@ -85,8 +88,10 @@ type Status struct {
 	// Users names each paired API user as workspace/user.
 	Users      []string       `json:"users"`
 	PoolDepths map[string]int `json:"pool_depths"`
-	// Requests counts the unfinished requests this node owns.
-	Requests int `json:"requests_owned"`
+	// Requests counts the unfinished requests this node owns; Owned names
+	// the first maxStatusOwned of them, sorted.
+	Requests int      `json:"requests_owned"`
+	Owned    []string `json:"owned,omitempty"`
 	// Actors is the actor system's own snapshot (sessions, pools, ...).
 	Actors any `json:"actors,omitempty"`
 }
@@ -142,6 +147,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathPolicy, a.auth(a.policy))
 	mux.HandleFunc("PUT "+PathPolicy, a.auth(a.setPolicy))
 	mux.HandleFunc("POST "+PathLeave, a.auth(a.leave))
+	mux.HandleFunc("GET "+PathRequest+"{id}", a.auth(a.request))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -271,7 +277,9 @@ func (n *Node) Status() Status {
 		s.Users = append(s.Users, userRecordID(u.WorkspaceID, u.ID))
 	}
 	s.PoolDepths = n.cluster.PoolDepths()
-	s.Requests = len(n.cluster.OwnedBy(n.cfg.NodeID))
+	owned := n.cluster.OwnedBy(n.cfg.NodeID)
+	s.Requests = len(owned)
+	s.Owned = owned[:min(len(owned), maxStatusOwned)]
 	n.mu.Lock()
 	srv := n.serve
 	n.mu.Unlock()

@@ -441,3 +441,54 @@ func (a *adminServer) clusterError(w http.ResponseWriter, what string, err error
 		writeError(w, http.StatusInternalServerError, codeFailed, fmt.Sprintf("%s: %v", what, err))
 	}
 }
+
+// maxStatusOwned bounds the request ids /v1/status lists.
+const maxStatusOwned = 100
+
+// RequestListing is the cluster's record of one request, as GET
+// /v1/cluster/requests/{id} answers it: who owns it, how often it was
+// claimed, its reservations and its outcome. It holds no secret.
+type RequestListing struct {
+	ID        string     `json:"id"`
+	APIUser   string     `json:"api_user"`
+	Status    string     `json:"status"`
+	Owner     string     `json:"owner,omitempty"`
+	LastOwner string     `json:"last_owner,omitempty"`
+	Attempt   int        `json:"attempt"`
+	ClaimedAt *time.Time `json:"claimed_at,omitempty"`
+	// Reserved names the presignatures of the current attempt as key/id.
+	Reserved    []string   `json:"reserved,omitempty"`
+	Burned      int        `json:"burned"`
+	Outcome     string     `json:"outcome,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+}
+
+func requestListing(r cluster.RequestInfo) RequestListing {
+	out := RequestListing{ID: r.ID, APIUser: r.APIUserID, Status: r.Status.String(), Owner: r.Owner,
+		LastOwner: r.LastOwner, Attempt: r.Attempt, Burned: r.Burned, Reason: r.Reason}
+	if !r.ClaimedAt.IsZero() {
+		t := r.ClaimedAt
+		out.ClaimedAt = &t
+	}
+	if r.Outcome != cluster.OutcomeUnspecified {
+		out.Outcome = r.Outcome.String()
+	}
+	if !r.CompletedAt.IsZero() {
+		t := r.CompletedAt
+		out.CompletedAt = &t
+	}
+	for _, p := range r.Reserved {
+		out.Reserved = append(out.Reserved, p.KeyID+"/"+p.ID)
+	}
+	return out
+}
+
+func (a *adminServer) request(w http.ResponseWriter, r *http.Request) {
+	info, ok := a.n.cluster.Request(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, codeNotFound, "the cluster has no record of that request")
+		return
+	}
+	writeJSON(w, http.StatusOK, requestListing(info))
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,6 +144,13 @@ func (c *AdminClient) Members(ctx context.Context) (ClusterView, error) {
 	return v, c.do(ctx, http.MethodGet, PathMembers, nil, true, &v)
 }
 
+// Request returns the cluster's record of one request; ErrNoRequest when it
+// has none.
+func (c *AdminClient) Request(ctx context.Context, id string) (RequestListing, error) {
+	var r RequestListing
+	return r, c.do(ctx, http.MethodGet, PathRequest+url.PathEscape(id), nil, true, &r)
+}
+
 // RemoveMember removes another node from the cluster. Refusals wrap
 // cluster.ErrMember or ErrRefused and explain themselves.
 func (c *AdminClient) RemoveMember(ctx context.Context, id string) error {
@@ -262,6 +270,8 @@ func codeError(code string) error {
 		return cluster.ErrNotLeader
 	case codeNotInitialized:
 		return cluster.ErrNotInitialized
+	case codeNotFound:
+		return ErrNoRequest
 	default:
 		return ErrAdminAPI
 	}

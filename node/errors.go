@@ -33,6 +33,9 @@ var (
 	// ErrAdminAPI is returned by the admin client for an answer it cannot
 	// use; the node's message is included.
 	ErrAdminAPI = errors.New("node: admin API error")
+	// ErrNoRequest is returned by AdminClient.Request for a request the
+	// cluster has no record of (never claimed, or completed long ago).
+	ErrNoRequest = errors.New("node: no such request in the cluster")
 	// ErrRefused is returned by the cluster operations a node refuses
 	// itself, with the explanation: removing this node (Leave does that,
 	// after a drain), transferring leadership from a node that does not

@@ -21,15 +21,36 @@ const joinTimeout = 2 * time.Minute
 // has raft state already: it is a member; it starts with `node run`.
 var ErrJoined = errors.New("node: this node has joined a cluster already")
 
-// joinedMembers returns the member table the node was given when it
-// joined, or nil for a node that bootstrapped.
-func (n *Node) joinedMembers() ([]cluster.Member, error) {
-	b, ok, err := n.store.Joined(n.enclave)
+// knownMembers returns the member table the node saw last (from its join,
+// or from its replica before it stopped), or false for a node that has
+// none yet.
+func (n *Node) knownMembers() (cluster.KnownMembers, bool, error) {
+	b, ok, err := n.store.Members(n.enclave)
 	if err != nil || !ok {
-		return nil, err
+		return cluster.KnownMembers{}, false, err
 	}
-	_, ms, err := cluster.DecodeJoined(b)
-	return ms, err
+	k, err := cluster.DecodeKnownMembers(b)
+	return k, err == nil, err
+}
+
+// saveMembers keeps the member table the replica applied, sealed.
+func (n *Node) saveMembers(k cluster.KnownMembers) error {
+	b, err := k.Encode()
+	if err != nil {
+		return err
+	}
+	return n.store.SaveMembers(n.enclave, b)
+}
+
+// joinedElsewhere reports whether the node joined a cluster another node
+// bootstrapped: it never bootstraps one of its own.
+func joinedElsewhere(k cluster.KnownMembers, self string) bool {
+	for _, m := range k.Members {
+		if m.ID == self {
+			return m.JoinedWith != ""
+		}
+	}
+	return len(k.Members) > 0
 }
 
 // selfMember describes this node for the member table.
@@ -71,7 +92,7 @@ func (n *Node) joinIfAsked() error {
 // hasJoined reports whether the node is a member already: it joined, or
 // it has raft state (it bootstrapped, or it joined before join records).
 func (n *Node) hasJoined() (bool, error) {
-	if _, ok, err := n.store.Joined(n.enclave); err != nil || ok {
+	if k, ok, err := n.knownMembers(); err != nil || (ok && joinedElsewhere(k, n.cfg.NodeID)) {
 		return ok, err
 	}
 	_, err := os.Stat(filepath.Join(n.cfg.DataDir, "raft"))
@@ -101,7 +122,7 @@ func (n *Node) join(ctx context.Context, token string) (cluster.JoinResult, erro
 	if err != nil {
 		return cluster.JoinResult{}, err
 	}
-	rec, err := cluster.EncodeJoined(res)
+	rec, err := res.Known().Encode()
 	if err != nil {
 		return cluster.JoinResult{}, err
 	}

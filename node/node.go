@@ -340,13 +340,13 @@ func (n *Node) openCluster() error {
 	ccfg.BindAddr = n.cfg.Raft.Bind
 	ccfg.AdvertiseAddr = n.cfg.Raft.Advertise
 	ccfg.Identity, ccfg.Attester, ccfg.Keyring = n.identityKey, n.enclave, n.kr
-	joined, err := n.joinedMembers()
+	known, _, err := n.knownMembers()
 	if err != nil {
 		return err
 	}
-	ccfg.JoinedMembers = joined
+	ccfg.KnownMembers, ccfg.SaveMembers = known, n.saveMembers
 	// A node that joined a cluster never starts one of its own.
-	ccfg.Bootstrap = n.cfg.Raft.Bootstrap && joined == nil && n.cfg.Cluster.JoinTokenFile == ""
+	ccfg.Bootstrap = n.cfg.Raft.Bootstrap && !joinedElsewhere(known, n.cfg.NodeID) && n.cfg.Cluster.JoinTokenFile == ""
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
 	ccfg.Clock = n.clock
 	ccfg.Logger = n.componentLogger("cluster")

@@ -92,12 +92,12 @@ var (
 	keyIdentityPub = []byte("identity.public")
 	keyIdentity    = []byte("identity.sealed")
 	keyKeyring     = []byte("keyring.sealed")
-	keyJoined      = []byte("joined.sealed")
+	keyMembers     = []byte("members.sealed")
 )
 
-// joinedAD binds the sealed join record to its record and its node.
-func joinedAD(pub ed25519.PublicKey) []byte {
-	return append([]byte("coterie/store/v1/joined\x00"), pub...)
+// membersAD binds the sealed member table to its record and its node.
+func membersAD(pub ed25519.PublicKey) []byte {
+	return append([]byte("coterie/store/v1/members\x00"), pub...)
 }
 
 // identityAD binds the sealed identity seed to its record and to its public
@@ -491,10 +491,10 @@ func (s *Store) SaveKeyring(sealer enclave.Sealer, kr *keyring.Keyring) error {
 
 // SaveJoin records a completed join in one atomic transaction: the
 // cluster's keyring, received from the member, replaces this node's own,
-// and joined (the cluster's id and member table at the time, which the
-// caller encodes) is kept sealed with it, so that the node authenticates
-// its first peers by it.
-func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, joined []byte) error {
+// and members (the member table at the time, which the caller encodes) is
+// kept sealed with it, so that the node authenticates its first peers by
+// it.
+func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, members []byte) error {
 	if err := s.checkKind(sealer); err != nil {
 		return fmt.Errorf("store: join: %w", err)
 	}
@@ -502,9 +502,9 @@ func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, joined []by
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	sealedJoin, err := sealer.Seal(joined, joinedAD(s.info.Identity))
+	sealedJoin, err := sealer.Seal(members, membersAD(s.info.Identity))
 	if err != nil {
-		return fmt.Errorf("store: seal join record: %w", err)
+		return fmt.Errorf("store: seal member table: %w", err)
 	}
 	err = guard("write", func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
@@ -515,7 +515,7 @@ func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, joined []by
 			if err := node.Put(keyKeyring, sealedKR); err != nil {
 				return err
 			}
-			return node.Put(keyJoined, sealedJoin)
+			return node.Put(keyMembers, sealedJoin)
 		})
 	})
 	if err != nil {
@@ -525,11 +525,37 @@ func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, joined []by
 	return nil
 }
 
-// Joined returns the join record SaveJoin kept, and false for a node that
-// never joined (it bootstrapped, or has not joined yet).
-func (s *Store) Joined(sealer enclave.Sealer) ([]byte, bool, error) {
+// SaveMembers replaces the member table the node last saw (encoded by the
+// caller), sealed: the node authenticates its peers by it after a restart,
+// until its raft replica has replayed to where it was saved.
+func (s *Store) SaveMembers(sealer enclave.Sealer, members []byte) error {
 	if err := s.checkKind(sealer); err != nil {
-		return nil, false, fmt.Errorf("store: join record: %w", err)
+		return fmt.Errorf("store: member table: %w", err)
+	}
+	sealed, err := sealer.Seal(members, membersAD(s.info.Identity))
+	if err != nil {
+		return fmt.Errorf("store: seal member table: %w", err)
+	}
+	err = guard("write", func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			node := tx.Bucket(bucketNode)
+			if node == nil {
+				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
+			}
+			return node.Put(keyMembers, sealed)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: save member table: %w", err)
+	}
+	return nil
+}
+
+// Members returns the member table SaveJoin or SaveMembers kept, and false
+// for a node that has none yet.
+func (s *Store) Members(sealer enclave.Sealer) ([]byte, bool, error) {
+	if err := s.checkKind(sealer); err != nil {
+		return nil, false, fmt.Errorf("store: member table: %w", err)
 	}
 	var sealed []byte
 	err := guard("read", func() error {
@@ -538,16 +564,16 @@ func (s *Store) Joined(sealer enclave.Sealer) ([]byte, bool, error) {
 			if node == nil {
 				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
 			}
-			sealed = append([]byte(nil), node.Get(keyJoined)...)
+			sealed = append([]byte(nil), node.Get(keyMembers)...)
 			return nil
 		})
 	})
 	if err != nil || len(sealed) == 0 {
 		return nil, false, err
 	}
-	b, err := sealer.Unseal(sealed, joinedAD(s.info.Identity))
+	b, err := sealer.Unseal(sealed, membersAD(s.info.Identity))
 	if err != nil {
-		return nil, false, fmt.Errorf("store: join record: %w", err)
+		return nil, false, fmt.Errorf("store: member table: %w", err)
 	}
 	return b, true, nil
 }

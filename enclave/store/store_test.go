@@ -121,7 +121,7 @@ func TestSaveKeyringAfterRotate(t *testing.T) {
 func TestSaveJoin(t *testing.T) {
 	f := newFixture(t)
 	s := f.open(t)
-	if _, ok, err := s.Joined(f.enclave); ok || err != nil {
+	if _, ok, err := s.Members(f.enclave); ok || err != nil {
 		t.Fatalf("a fresh store has a join record: %v, %v", ok, err)
 	}
 	clusterKR, _ := keyring.Generate()
@@ -130,7 +130,7 @@ func TestSaveJoin(t *testing.T) {
 	}
 	_ = s.Close()
 	s = f.open(t)
-	got, ok, err := s.Joined(f.enclave)
+	got, ok, err := s.Members(f.enclave)
 	if err != nil || !ok || string(got) != "cluster c1, members n1 n2" {
 		t.Fatalf("join record %q, %v, %v", got, ok, err)
 	}
@@ -141,6 +141,12 @@ func TestSaveJoin(t *testing.T) {
 	ct, _ := clusterKR.Encrypt("r", []byte("x"))
 	if pt, err := kr.Decrypt("r", ct); err != nil || string(pt) != "x" {
 		t.Fatalf("the stored keyring is not the cluster's: %v", err)
+	}
+	if err := s.SaveMembers(f.enclave, []byte("members n1 n2 n3")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Members(f.enclave); err != nil || string(got) != "members n1 n2 n3" {
+		t.Fatalf("member table %q, %v", got, err)
 	}
 }
 
