@@ -146,7 +146,15 @@ func newNodeStatusCmd() *cobra.Command {
 				return err
 			}
 			clear(u.Identity)
-			return printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, info.Identity, u.Keyring, info.Schema)
+			if err := printStatus(cmd.OutOrStdout(), f.dataDir, info.Kind, info.KeyPolicy, info.Identity, u.Keyring, info.Schema); err != nil {
+				return err
+			}
+			// A sim cluster across machines lists each other's platform
+			// keys (enclave.sim_trusted_platforms).
+			if p, ok := u.Enclave.(interface{ PlatformKey() ed25519.PublicKey }); ok {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "sim platform    %s\n", hex.EncodeToString(p.PlatformKey()))
+			}
+			return err
 		},
 	}
 	f.register(cmd)

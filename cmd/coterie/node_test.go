@@ -74,8 +74,12 @@ func TestNodeInitThenStatus(t *testing.T) {
 		t.Fatalf("node status: %v", err)
 	}
 	t.Log(statusOut)
-	if initOut != statusOut {
+	// Status prints what init did, and the sim's platform key.
+	if !strings.HasPrefix(statusOut, initOut) {
 		t.Errorf("init printed\n%s\nstatus printed\n%s", initOut, statusOut)
+	}
+	if key, err := hex.DecodeString(field(t, statusOut, "sim platform")); err != nil || len(key) != 32 {
+		t.Errorf("sim platform key %x: %v", key, err)
 	}
 	if got := field(t, statusOut, "enclave"); got != "sim (key policy product)" {
 		t.Errorf("enclave = %q", got)
@@ -202,8 +206,8 @@ func TestNodeStatusWithConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := run(t, "node", "status", "--config", conf)
-	if err != nil || out != initOut {
-		t.Fatalf("status --config = %v\n%s\nwant\n%s", err, out, initOut)
+	if err != nil || !strings.HasPrefix(out, initOut) || !strings.Contains(out, "sim platform    ") {
+		t.Fatalf("status --config = %v\n%s\nwant\n%s and the sim platform key", err, out, initOut)
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
 	_, err = run(t, "node", "status", "--config", conf, "--sim-platform-key", other)
