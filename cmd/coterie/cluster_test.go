@@ -429,11 +429,7 @@ func TestClusterFailover(t *testing.T) {
 	// A node stops past the owner timeout and goes on: its requests are
 	// released to the others, and it finishes none it no longer owns.
 	ids = c.submit(6, "node stops")
-	var alive []*clusterNode
-	for _, n := range c.nodes {
-		alive = append(alive, n)
-	}
-	stopped, owned := c.ownerOf(alive, ids)
+	stopped, owned := c.ownerOf(c.nodes, ids)
 	_ = stopped.proc.cmd.Process.Signal(syscall.SIGSTOP)
 	t.Logf("stopped %s owning %v", stopped.id, owned)
 	c.resumed(stopped, owned, time.Now())
