@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
+	"slices"
 	"syscall"
 	"time"
 
@@ -27,8 +28,8 @@ import (
 	"github.com/coterie-mpc/coterie/workspace/client"
 )
 
-// demoDeadline bounds the wait for every request to finish.
-const demoDeadline = 150 * time.Second
+// demoNodes is the size of the demo's cluster.
+const demoNodes = 3
 
 type demoFlags struct {
 	requests int
@@ -40,16 +41,23 @@ func newDemoCmd() *cobra.Command {
 	var f demoFlags
 	cmd := &cobra.Command{
 		Use:   "demo [--requests N] [--keep]",
-		Short: "Run a workspace, a node and a callback handler on loopback, pair them and sign",
-		Long: "demo starts, in this process and on loopback ports, a workspace simulator with one cloud " +
-			"co-signer (2-of-2 CMP, for speed: a presignature costs about 2 s of CPU instead of 4 s), " +
-			"one Coterie node and the reference callback handler with a demo policy (per-asset maximum " +
-			"amounts, a destination allowlist, config-change types allowed but ADD_USER, one RETRY rule). " +
-			"It pairs the node, submits N transactions (some break the policy, the first is answered RETRY " +
-			"once) and one config change of each of the eight types, shows progress, and asks the workspace " +
-			"to verify every signature and approval. It prints a summary and, last, a JSON line; it exits 0 " +
-			"only if every request the policy allows was signed or approved and verified, and every other " +
-			"one was rejected. Logs go to demo.log in its directory.",
+		Short: "Run a three-node cluster, a workspace and a callback handler on loopback, sign, and kill a node",
+		Long: "demo runs, on loopback ports, a cluster of three Coterie nodes as separate `coterie node run` " +
+			"processes of this binary (the first bootstraps the cluster, the others join it with join tokens " +
+			"minted on it), and in this process a workspace simulator with one cloud co-signer (2-of-2 CMP, " +
+			"for speed: a presignature costs about 2 s of CPU instead of 4 s) and the reference callback handler " +
+			"with a demo policy (per-asset maximum amounts, a destination allowlist, config-change types allowed " +
+			"but ADD_USER, one RETRY rule). It pairs the cluster with an API user through the first node, submits " +
+			"N transactions (some break the policy, the first is answered RETRY once) and one config change of " +
+			"each of the eight types. Once the cluster owns them and has finished one it kills, with SIGKILL, the " +
+			"node that owns the most unfinished requests (n2 or n3: a restart cannot bring back n1, which " +
+			"bootstrapped the cluster, before its first raft snapshot), shows the other nodes taking them over " +
+			"and finishing them, and measures the failover: from the kill to each request's takeover, as the " +
+			"surviving nodes report it. Then it restarts the node and shows " +
+			"it catch up. It asks the workspace to verify every signature and approval and checks that no " +
+			"presignature signed twice, prints a summary and, last, a JSON line; it exits 0 only if every request " +
+			"ended as the policy says, everything verified, and the killed node's requests were taken over and " +
+			"the node caught up. Each node logs to nN.log in the demo's directory, the rest to demo.log.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, f) },
 	}
@@ -61,23 +69,24 @@ func newDemoCmd() *cobra.Command {
 
 // demoEnv is everything the demo runs.
 type demoEnv struct {
-	dir      string
-	log      *slog.Logger
-	logFile  *os.File
-	ws       *workspace.Workspace
-	wsDir    string
-	admin    *client.Admin
-	node     *node.Node
-	nodeConf string
-	cbSrv    *http.Server
-	cbAddr   string
-	userID   string
+	dir     string
+	log     *slog.Logger
+	logFile *os.File
+	ws      *workspace.Workspace
+	wsDir   string
+	admin   *client.Admin
+	cluster *demoCluster
+	cbSrv   *http.Server
+	cbAddr  string
+	userID  string
 }
 
+// close stops everything the demo started: the node processes first,
+// while the workspace they talk to still serves.
 func (e *demoEnv) close() {
-	if e.node != nil {
-		_ = e.node.Close()
-		e.node = nil
+	if e.cluster != nil {
+		e.cluster.close()
+		e.cluster = nil
 	}
 	if e.cbSrv != nil {
 		_ = e.cbSrv.Close()
@@ -99,24 +108,46 @@ func (e *demoEnv) close() {
 
 // demoResult is the demo's last line.
 type demoResult struct {
-	Submitted int `json:"submitted"`
-	Signed    int `json:"signed"`
-	Approved  int `json:"approved"`
-	Rejected  int `json:"rejected"`
-	Failed    int `json:"failed"`
-	Verified  int `json:"verified"`
+	Submitted int    `json:"submitted"`
+	Signed    int    `json:"signed"`
+	Approved  int    `json:"approved"`
+	Rejected  int    `json:"rejected"`
+	Failed    int    `json:"failed"`
+	Verified  int    `json:"verified"`
+	Nodes     int    `json:"nodes"`
+	Killed    string `json:"killed"`
+	// FailedOver counts the killed node's unfinished requests that other
+	// nodes took over; FailoverMS is the longest wait, from the kill to a
+	// takeover, and FailoverP50MS the median. Both are null when the
+	// killed node had nothing to take over.
+	FailedOver    int    `json:"failed_over"`
+	FailoverMS    *int64 `json:"failover_ms"`
+	FailoverP50MS *int64 `json:"failover_p50_ms"`
 }
 
 func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 	if f.requests < 1 || f.requests > 200 {
 		return errors.New("demo: --requests must be 1 to 200")
 	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("demo: the binary to run the nodes with: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	env := &demoEnv{dir: f.dir}
+	// summarized is set once the watch is over: a Ctrl-C before that
+	// interrupts the demo, and after it ends --keep. Deferred before the
+	// cleanup, this runs after it.
+	summarized := false
+	defer func() {
+		if err != nil && !summarized && ctx.Err() != nil && cmd.Context().Err() == nil {
+			err = fmt.Errorf("demo: interrupted; every process it started has stopped (its directory %s is left as it was)", env.dir)
+		}
+	}()
 	out, progress := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	start := time.Now()
 
-	env := &demoEnv{dir: f.dir}
 	if env.dir == "" {
 		if env.dir, err = os.MkdirTemp("", "coterie-demo-"); err != nil {
 			return err
@@ -132,7 +163,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 	step := func(format string, args ...any) {
 		fmt.Fprintf(progress, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
-	step("demo directory %s (logs in demo.log)", env.dir)
+	step("demo directory %s (logs: n1.log, n2.log, n3.log for the nodes, demo.log for the rest)", env.dir)
 
 	if err := env.startWorkspace(ctx); err != nil {
 		return fmt.Errorf("demo: workspace: %w", err)
@@ -142,20 +173,30 @@ func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: callback handler: %w", err)
 	}
-	if err := env.startNode(ctx); err != nil {
-		return fmt.Errorf("demo: node: %w", err)
+	if env.cluster, err = newDemoCluster(exe, env.dir, demoNodes, "http://"+env.cbAddr, filepath.Join(env.dir, "handler-public.pem")); err != nil {
+		return fmt.Errorf("demo: node configs: %w", err)
 	}
-	step("node ready; admin API http://%s", env.node.AdminAddr())
-	if err := env.serveCallback(handlerKey); err != nil {
+	n1 := env.cluster.nodes[0]
+	if err := env.cluster.bootstrap(ctx); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	step("%s bootstrapped the cluster: admin API http://%s, raft %s", n1.id, n1.cfg.Admin.Listen, n1.cfg.Raft.Bind)
+	if err := env.serveCallback(ctx, handlerKey); err != nil {
 		return fmt.Errorf("demo: callback handler: %w", err)
 	}
 	step("callback handler serving on http://%s with the demo policy", env.cbAddr)
+	for _, n := range env.cluster.nodes[1:] {
+		if err := env.cluster.join(ctx, n); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		step("%s joined with a join token minted on %s, and serves: admin API http://%s, raft %s", n.id, n1.id, n.cfg.Admin.Listen, n.cfg.Raft.Bind)
+	}
 
-	step("pairing: MPC key generation with the cloud co-signer (a few seconds)...")
+	step("pairing through %s: MPC key generation with the cloud co-signer (a few seconds)...", n1.id)
 	if err := env.pair(ctx); err != nil {
 		return fmt.Errorf("demo: pairing: %w", err)
 	}
-	step("paired API user %s", env.userID)
+	step("paired API user %s; all %d nodes serve it", env.userID, demoNodes)
 
 	plan := demoPlan(f.requests)
 	ids, err := env.submit(ctx, plan)
@@ -164,17 +205,32 @@ func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 	}
 	step("submitted %d transactions and %d config changes", f.requests, len(plan)-f.requests)
 
-	final, err := env.await(ctx, ids, progress, start)
+	w := newDemoWatch(env, plan, ids, progress, start)
+	final, err := w.run(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
 	verify, err := env.admin.Verify(ctx, &protocol.WsVerifyRequest{})
 	if err != nil {
 		return fmt.Errorf("demo: verify: %w", err)
 	}
+	summarized = true
 	res, ok := summarize(out, plan, ids, final, verify)
+	res.Nodes = demoNodes
+	if w.fo != nil {
+		res.Killed = w.fo.victim
+		d := w.fo.times()
+		res.FailedOver = len(d)
+		if longest, median, found := failoverFigures(d); found {
+			res.FailoverMS, res.FailoverP50MS = ptr(longest.Milliseconds()), ptr(median.Milliseconds())
+		}
+	}
+	if !w.complete() {
+		ok = false
+		fmt.Fprintf(out, "THE DEMO DID NOT SEE THE FAILOVER THROUGH: it stopped %s.\n", w.phase)
+	}
 	if f.keep {
-		env.printKeep(out)
+		env.printKeep(out, exe)
 	}
 	line, _ := json.Marshal(res)
 	fmt.Fprintln(out, string(line))
@@ -182,7 +238,7 @@ func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 		<-ctx.Done()
 	}
 	if !ok {
-		return fmt.Errorf("demo: some requests did not end as the policy says (logs: %s)", filepath.Join(env.dir, "demo.log"))
+		return fmt.Errorf("demo: the cluster did not do everything it should (logs in %s)", env.dir)
 	}
 	if f.dir == "" {
 		env.close()
@@ -190,6 +246,8 @@ func runDemo(cmd *cobra.Command, f demoFlags) (err error) {
 	}
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (e *demoEnv) startWorkspace(context.Context) error {
 	e.wsDir = filepath.Join(e.dir, "workspace")
@@ -243,42 +301,26 @@ type callbackHandlerKey struct {
 	ln  net.Listener
 }
 
-func (e *demoEnv) startNode(ctx context.Context) error {
-	raftAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return err
-	}
-	e.nodeConf = filepath.Join(e.dir, "node.yaml")
-	conf := demoNodeConfig(filepath.Join(e.dir, "node"), raftAddr, "127.0.0.1:0", "http://"+e.cbAddr,
-		filepath.Join(e.dir, "handler-public.pem"), filepath.Join(e.dir, "sim-platform.key"))
-	if err := os.WriteFile(e.nodeConf, []byte(conf), 0o600); err != nil {
-		return err
-	}
-	cfg, err := node.LoadConfig(e.nodeConf)
-	if err != nil {
-		return err
-	}
-	// The node names its components (node, cluster, actors, ...) itself.
-	cfg.Logger = e.log
-	if e.node, err = node.New(cfg); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	return e.node.Start(ctx)
-}
-
-// serveCallback starts the reference handler, trusting the node's
-// callback key.
-func (e *demoEnv) serveCallback(hk *callbackHandlerKey) error {
+// serveCallback starts the reference handler, trusting the cluster's
+// callback key, which the first node serves.
+func (e *demoEnv) serveCallback(ctx context.Context, hk *callbackHandlerKey) error {
 	policy, err := callback.LoadPolicy(filepath.Join(e.dir, "policy.yaml"))
 	if err != nil {
 		return err
 	}
-	pub := e.node.CallbackPublicKey()
-	pem, err := callback.MarshalPublicKeyPEM(pub)
+	cctx, cancel := context.WithTimeout(ctx, demoCallTimeout)
+	pem, err := e.cluster.nodes[0].admin.CallbackPublicKey(cctx)
+	cancel()
 	if err != nil {
 		return err
+	}
+	key, err := callback.ParsePublicKeyPEM(pem)
+	if err != nil {
+		return err
+	}
+	pub, ok := key.(*rsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("the cluster's callback key is a %T, not RSA", key)
 	}
 	if err := os.WriteFile(filepath.Join(e.dir, "node-callback-public.pem"), pem, 0o644); err != nil {
 		return err
@@ -307,11 +349,29 @@ func (e *demoEnv) pair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	info, err := e.node.Pair(ctx, node.PairRequest{Token: resp.GetPairingToken()})
+	info, err := e.cluster.nodes[0].admin.Pair(ctx, node.PairRequest{Token: resp.GetPairingToken()})
 	if err != nil {
 		return err
 	}
 	e.userID = info.ID
+	// Every node serves the user once it sees its record through raft;
+	// wait for that, so that all of them poll and claim from the start.
+	want := info.WorkspaceID + "/" + info.ID
+	cctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, n := range e.cluster.nodes {
+		for {
+			st, err := n.status(cctx)
+			if err == nil && slices.Contains(st.Users, want) {
+				break
+			}
+			select {
+			case <-cctx.Done():
+				return fmt.Errorf("%s does not serve user %s: %w", n.id, want, cctx.Err())
+			case <-time.After(demoTick):
+			}
+		}
+	}
 	return nil
 }
 
@@ -346,71 +406,6 @@ func terminal(s protocol.WsRequestState) bool {
 	return false
 }
 
-// await polls the workspace until every request is terminal or the
-// deadline passes, showing progress.
-func (e *demoEnv) await(ctx context.Context, ids []string, progress io.Writer, start time.Time) (map[string]*protocol.WsRequest, error) {
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	tty := isTerminal(progress)
-	deadline := time.Now().Add(demoDeadline)
-	last := ""
-	for {
-		reqs, err := e.listRequests(ctx)
-		if err != nil {
-			return nil, err
-		}
-		final := map[string]*protocol.WsRequest{}
-		counts := map[protocol.WsRequestState]int{}
-		done := 0
-		for _, r := range reqs {
-			if !want[r.GetId()] {
-				continue
-			}
-			final[r.GetId()] = r
-			counts[r.GetState()]++
-			if terminal(r.GetState()) {
-				done++
-			}
-		}
-		depth := 0
-		for _, d := range e.node.Status().PoolDepths {
-			depth += d
-		}
-		line := fmt.Sprintf("[%5.1fs] %d/%d done: %d signed, %d approved, %d rejected, %d failed; presignatures ready %d",
-			time.Since(start).Seconds(), done, len(ids),
-			counts[protocol.WsRequestState_WS_REQUEST_STATE_SIGNED], counts[protocol.WsRequestState_WS_REQUEST_STATE_APPROVED],
-			counts[protocol.WsRequestState_WS_REQUEST_STATE_REJECTED],
-			counts[protocol.WsRequestState_WS_REQUEST_STATE_FAILED]+counts[protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED], depth)
-		finished := done == len(ids)
-		if tty {
-			fmt.Fprintf(progress, "\r%s", line)
-			if finished {
-				fmt.Fprintln(progress)
-			}
-		} else if line[9:] != last || finished {
-			fmt.Fprintln(progress, line)
-			last = line[9:]
-		}
-		if finished {
-			return final, nil
-		}
-		if time.Now().After(deadline) {
-			if tty {
-				fmt.Fprintln(progress)
-			}
-			fmt.Fprintf(progress, "gave up waiting after %s\n", demoDeadline)
-			return final, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 func (e *demoEnv) listRequests(ctx context.Context) ([]*protocol.WsRequest, error) {
 	var all []*protocol.WsRequest
 	var after uint64
@@ -430,7 +425,7 @@ func (e *demoEnv) listRequests(ctx context.Context) ([]*protocol.WsRequest, erro
 }
 
 // summarize prints the human summary and reports whether every request
-// ended as the policy says.
+// ended as the policy says and the workspace's ledger is sound.
 func summarize(out io.Writer, plan []demoItem, ids []string, final map[string]*protocol.WsRequest, v *protocol.WsVerifyResponse) (demoResult, bool) {
 	bad := map[string]string{}
 	for _, p := range v.GetProblems() {
@@ -464,7 +459,7 @@ func summarize(out io.Writer, plan []demoItem, ids []string, final map[string]*p
 				res.Verified++
 			}
 		}
-		outcome := strings.ToLower(strings.TrimPrefix(state.String(), "WS_REQUEST_STATE_"))
+		outcome := stateName(state)
 		mark := ""
 		if outcome != it.expect.String() || (verified != "" && verified != "yes") {
 			ok, mark = false, "  <-- unexpected"
@@ -481,35 +476,61 @@ func summarize(out io.Writer, plan []demoItem, ids []string, final map[string]*p
 	}
 	fmt.Fprintf(out, "\n%d submitted: %d signed, %d approved, %d rejected, %d failed; %d verified by the workspace.\n%s.\n",
 		res.Submitted, res.Signed, res.Approved, res.Rejected, res.Failed, res.Verified, verdict)
-	return res, ok
-}
-
-func (e *demoEnv) printKeep(out io.Writer) {
-	admin := e.node.AdminAddr()
-	fmt.Fprintf(out, `
-Everything is still running; Ctrl-C stops it. Logs: %[1]s/demo.log
-  node status     curl -H "Authorization: Bearer $(cat %[1]s/node/admin.token)" http://%[2]s/v1/status
-  node health     curl http://%[2]s/v1/health
-  node metrics    curl http://%[2]s/metrics
-  members         coterie node cluster list --config %[3]s
-  paired users    coterie node users --config %[3]s
-  callback key    coterie node print-public-key --config %[3]s
-  requests        coterie workspace --data-dir %[4]s requests
-  verify          coterie workspace --data-dir %[4]s verify
-  submit more     coterie workspace --data-dir %[4]s submit tx --user %[5]s --asset ETH --amount 1 --to 0xd3m0a11ce00000000000000000000000000000a1
-  policy          %[1]s/policy.yaml (callback handler on http://%[6]s)
-`, e.dir, admin, e.nodeConf, e.wsDir, e.userID, e.cbAddr)
-}
-
-// freeLoopbackAddr returns a loopback address whose port was free a moment
-// ago (raft needs a concrete address to bootstrap with).
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	problems := ledgerProblems(final, v)
+	for _, p := range problems {
+		fmt.Fprintf(out, "LEDGER: %s\n", p)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	if len(problems) == 0 {
+		fmt.Fprintf(out, "The workspace's ledger: %d signatures, each with its own presignature; %d approvals; nothing it could not verify.\n",
+			v.GetSignaturesChecked(), v.GetApprovalsChecked())
+	}
+	return res, ok && len(problems) == 0
+}
+
+// ledgerProblems checks the workspace's ledger of final: every signature
+// and approval verified, and no presignature signed twice (I1), which a
+// failover must not break.
+func ledgerProblems(final map[string]*protocol.WsRequest, v *protocol.WsVerifyResponse) []string {
+	var problems []string
+	for _, p := range v.GetProblems() {
+		problems = append(problems, fmt.Sprintf("%s does not verify: %s", p.GetRequestId(), p.GetProblem()))
+	}
+	used := map[string]string{}
+	signatures := 0
+	for _, id := range slices.Sorted(maps.Keys(final)) {
+		for _, sig := range final[id].GetSignatures() {
+			signatures++
+			if other, dup := used[sig.GetPresignId()]; dup {
+				problems = append(problems, fmt.Sprintf("presignature %s signed twice: %s and %s", sig.GetPresignId(), other, id))
+			}
+			used[sig.GetPresignId()] = id
+		}
+	}
+	if uint64(signatures) != v.GetSignaturesChecked() {
+		problems = append(problems, fmt.Sprintf("the requests carry %d signatures, the workspace checked %d", signatures, v.GetSignaturesChecked()))
+	}
+	return problems
+}
+
+// printKeep tells how to poke at the cluster that --keep leaves running.
+func (e *demoEnv) printKeep(out io.Writer, exe string) {
+	fmt.Fprintf(out, "\nEverything is still running; Ctrl-C stops it. Logs in %s: n1.log, n2.log, n3.log, demo.log.\n", e.dir)
+	for _, n := range e.cluster.nodes {
+		fmt.Fprintf(out, `  %[1]s  config %[2]s, admin token %[3]s
+      health   curl http://%[4]s/v1/health
+      status   curl -H "Authorization: Bearer $(cat %[3]s)" http://%[4]s/v1/status
+      metrics  curl http://%[4]s/metrics
+`, n.id, n.confPath, filepath.Join(n.cfg.DataDir, node.AdminTokenFile), n.cfg.Admin.Listen)
+	}
+	n1 := e.cluster.nodes[0].confPath
+	fmt.Fprintf(out, `  members         %[1]s node cluster list --config %[2]s
+  paired users    %[1]s node users --config %[2]s
+  callback key    %[1]s node print-public-key --config %[2]s
+  requests        %[1]s workspace requests --data-dir %[3]s
+  verify          %[1]s workspace verify --data-dir %[3]s
+  submit more     %[1]s workspace submit tx --data-dir %[3]s --user %[4]s --asset ETH --amount 1 --to 0xd3m0a11ce00000000000000000000000000000a1
+  policy          %[5]s/policy.yaml (callback handler on http://%[6]s)
+`, exe, n1, e.wsDir, e.userID, e.dir, e.cbAddr)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -110,30 +110,48 @@ func demoPlan(n int) []demoItem {
 	return items
 }
 
-// demoNodeConfig is the node's config file for the demo.
-func demoNodeConfig(dataDir, raftAddr, adminAddr, callbackURL, handlerKey, platformKey string) string {
-	return fmt.Sprintf(`# The demo node's config (see node/testdata/example.yaml for every field).
-node_id: demo-node
+// demoNodeParams are what differs between the demo's node configs.
+type demoNodeParams struct {
+	id, dataDir, raftAddr, adminAddr string
+	// joinTokenFile is empty for the node that bootstraps the cluster.
+	joinTokenFile                        string
+	callbackURL, handlerKey, platformKey string
+}
+
+// demoNodeConfig is a node's config file for the demo. The timing is short
+// but safe on loopback: the leader releases a silent owner's requests after
+// one second (the smallest owner_timeout a node accepts), a RETRY answer is
+// asked again after one second, and a stop hands the requests in flight
+// back after two.
+func demoNodeConfig(p demoNodeParams) string {
+	return fmt.Sprintf(`# Node %[1]s of the demo's cluster (see node/testdata/example.yaml for every field).
+node_id: %[1]s
 mode: development
-data_dir: %q
+data_dir: %[2]q
 enclave:
   kind: sim
-  sim_platform_key: %q
+  # The demo's nodes share one simulated machine, so they trust each
+  # other's sim attestation without sim_trusted_platforms.
+  sim_platform_key: %[3]q
 raft:
-  bind: %q
-  bootstrap: true
+  bind: %[4]q
+  bootstrap: %[5]t
+cluster:
+  location: "onprem:loopback"
+  join_token_file: %[6]q
 admin:
-  listen: %q
+  listen: %[7]q
 presign:
   target_depth: 4
   max_depth: 8
   workers: 1
 callback:
-  url: %q
-  handler_public_key: %q
+  url: %[8]q
+  handler_public_key: %[9]q
   timeout: 10s
   retry_attempts: 5
   retry_interval: 1s
-owner_timeout: 5s
-`, dataDir, platformKey, raftAddr, adminAddr, callbackURL, handlerKey)
+owner_timeout: 1s
+shutdown_grace: 2s
+`, p.id, p.dataDir, p.platformKey, p.raftAddr, p.joinTokenFile == "", p.joinTokenFile, p.adminAddr, p.callbackURL, p.handlerKey)
 }

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// chooseVictim picks the node the demo kills from the nodes' statuses,
+// among those that comeBack says a restart brings back: the one that owns
+// the most unfinished requests (raft's count), so that the failover has
+// the most to show; among equals a follower, whose loss the cluster feels
+// least, then the one with more Sessions running, then by name. When no
+// node owns anything it picks one all the same. It returns "" when no
+// node can come back.
+func chooseVictim(st []nodeStatus, comeBack func(nodeStatus) bool) string {
+	var cands []nodeStatus
+	for _, s := range st {
+		if comeBack(s) {
+			cands = append(cands, s)
+		}
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	best := slices.MaxFunc(cands, func(a, b nodeStatus) int {
+		return cmp.Or(
+			cmp.Compare(a.Requests, b.Requests),
+			cmp.Compare(b2i(!isLeader(a)), b2i(!isLeader(b))),
+			cmp.Compare(len(a.Sessions), len(b.Sessions)),
+			strings.Compare(b.NodeID, a.NodeID),
+		)
+	})
+	return best.NodeID
+}
+
+// canComeBack reports whether a restart brings node back into the cluster
+// after a kill, given leader, the leader when it dies, and joined, the
+// nodes in the order they entered the cluster (the first bootstrapped it).
+//
+// A restarted node authenticates its TLS peers by the member table of its
+// replica, which after a restart holds what its last raft snapshot held
+// until a leader has sent it the rest of the log, and until then by the
+// table it received when it joined (cluster.Config.JoinedMembers). So it
+// comes back only when those name the leader it will find: the node that
+// bootstrapped never does before its first snapshot (it refuses the
+// members that joined later), and a node that joined does when the leader
+// is one of the nodes that were in before it. A killed follower finds the
+// same leader; a killed leader finds one of the others, so only the last
+// node to join may be killed as the leader.
+func canComeBack(node, leader string, joined []string) bool {
+	at := slices.Index(joined, node)
+	switch {
+	case at <= 0:
+		return false
+	case node == leader:
+		return at == len(joined)-1
+	}
+	lead := slices.Index(joined, leader)
+	return lead >= 0 && lead < at
+}
+
+func isLeader(s nodeStatus) bool { return s.Raft.LeaderID != "" && s.Raft.LeaderID == s.NodeID }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// role names a node's raft role.
+func role(s nodeStatus) string {
+	if isLeader(s) {
+		return "leader"
+	}
+	return "follower"
+}
+
+// takeover is one unfinished request of the killed node, followed until
+// another node has taken it over.
+type takeover struct {
+	request string
+	// by is the node seen working on the request after the kill; empty
+	// when it finished between two looks.
+	by string
+	// at is when another node took it over, as the surviving nodes report
+	// it: the step of its Session that the demo first saw there, or else
+	// its completion in the workspace. Zero until then.
+	at time.Time
+	// skip says why the request does not count towards the failover time.
+	skip string
+	// outcome is its final state in the workspace, once it has one.
+	outcome string
+}
+
+// failover follows the killed node's unfinished requests to the nodes
+// that finish them, and measures how long each waited: from the kill to
+// its takeover.
+type failover struct {
+	victim   string
+	killedAt time.Time
+	// ownerTimeout is how long the leader lets an owner be silent before
+	// it releases the owner's requests: no other node can take one over
+	// sooner.
+	ownerTimeout time.Duration
+	// owned is what raft said the victim owned just before the kill;
+	// releasedAt when a surviving node first showed it owning none.
+	owned      int
+	releasedAt time.Time
+	reqs       []*takeover
+}
+
+func newFailover(victim string, killedAt time.Time, ownerTimeout time.Duration, owned int, requests []string) *failover {
+	f := &failover{victim: victim, killedAt: killedAt, ownerTimeout: ownerTimeout, owned: owned}
+	for _, r := range requests {
+		f.reqs = append(f.reqs, &takeover{request: r})
+	}
+	return f
+}
+
+func (f *failover) find(request string) *takeover {
+	for _, t := range f.reqs {
+		if t.request == request {
+			return t
+		}
+	}
+	return nil
+}
+
+// since formats the time from the kill to t.
+func (f *failover) since(t time.Time) string {
+	return fmt.Sprintf("%.2f s after the kill", t.Sub(f.killedAt).Seconds())
+}
+
+// sawSessions takes the Sessions that node, a survivor, runs, and returns
+// a line for each of the victim's requests it shows taken over.
+func (f *failover) sawSessions(node string, sessions []actors.SessionStatus) []string {
+	var lines []string
+	for _, s := range sessions {
+		t := f.find(s.Request)
+		if t == nil || !t.at.IsZero() || t.skip != "" {
+			continue
+		}
+		if s.Since.Before(f.killedAt) {
+			// Raft had already given it to this node (a release of a
+			// busy owner, say): the kill did not move it.
+			t.skip = "it was on " + node + " before the kill"
+			lines = append(lines, fmt.Sprintf("%s was already on %s before the kill", t.request, node))
+			continue
+		}
+		t.by, t.at = node, s.Since
+		lines = append(lines, fmt.Sprintf("%s taken over by %s (session at step %s), %s", t.request, node, s.Step, f.since(t.at)))
+	}
+	return lines
+}
+
+// sawOwned takes the number of unfinished requests raft says the victim
+// owns, as leader sees it, and returns a line when they are first all gone.
+func (f *failover) sawOwned(owned int, leader string, now time.Time) []string {
+	if f.owned == 0 || owned != 0 || !f.releasedAt.IsZero() {
+		return nil
+	}
+	f.releasedAt = now
+	return []string{fmt.Sprintf("raft shows %s owning nothing any more: the leader (%s) released its requests; seen %s",
+		f.victim, leader, f.since(now))}
+}
+
+// sawRequest takes a request's state in the workspace and returns a line
+// when one of the victim's requests has reached its final state.
+func (f *failover) sawRequest(r *protocol.WsRequest) []string {
+	t := f.find(r.GetId())
+	if t == nil || t.outcome != "" || !terminal(r.GetState()) {
+		return nil
+	}
+	t.outcome = stateName(r.GetState())
+	done := time.Unix(0, r.GetCompletedAt())
+	if t.at.IsZero() && t.skip == "" {
+		switch {
+		case done.Before(f.killedAt):
+			t.skip = "it finished before the kill"
+		case done.Before(f.killedAt.Add(f.ownerTimeout)):
+			// The leader releases a silent owner's requests only after
+			// the owner timeout: what finished sooner was the killed
+			// node's own last message.
+			t.skip = fmt.Sprintf("%s finished it as it died, before any other node could take it", f.victim)
+		default:
+			t.at = done
+		}
+	}
+	switch {
+	case t.skip != "":
+		return []string{fmt.Sprintf("%s %s: %s", t.request, t.outcome, t.skip)}
+	case t.by == "":
+		return []string{fmt.Sprintf("%s %s by another node, %s (it finished between two looks)", t.request, t.outcome, f.since(done))}
+	}
+	return []string{fmt.Sprintf("%s %s by %s, %s", t.request, t.outcome, t.by, f.since(done))}
+}
+
+// resolved reports whether every one of the victim's requests has been
+// taken over, or does not count.
+func (f *failover) resolved() bool {
+	for _, t := range f.reqs {
+		if t.at.IsZero() && t.skip == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// times returns how long each counted request waited from the kill to its
+// takeover, shortest first.
+func (f *failover) times() []time.Duration {
+	var d []time.Duration
+	for _, t := range f.reqs {
+		if !t.at.IsZero() {
+			d = append(d, t.at.Sub(f.killedAt))
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// failoverFigures returns the longest and the median (the lower one of an
+// even count, by nearest rank) of sorted durations d; ok is false for none.
+func failoverFigures(d []time.Duration) (longest, median time.Duration, ok bool) {
+	if len(d) == 0 {
+		return 0, 0, false
+	}
+	return d[len(d)-1], d[(len(d)+1)/2-1], true
+}
+
+// stateName is a workspace request state as the demo shows it.
+func stateName(s protocol.WsRequestState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "WS_REQUEST_STATE_"))
+}
