@@ -11,24 +11,17 @@ import (
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
-// chooseVictim picks the node the demo kills from the nodes' statuses,
-// among those that comeBack says a restart brings back: the one that owns
-// the most unfinished requests (raft's count), so that the failover has
-// the most to show; among equals a follower, whose loss the cluster feels
-// least, then the one with more Sessions running, then by name. When no
-// node owns anything it picks one all the same. It returns "" when no
-// node can come back.
-func chooseVictim(st []nodeStatus, comeBack func(nodeStatus) bool) string {
-	var cands []nodeStatus
-	for _, s := range st {
-		if comeBack(s) {
-			cands = append(cands, s)
-		}
-	}
-	if len(cands) == 0 {
+// chooseVictim picks the node the demo kills from the nodes' statuses: the
+// one that owns the most unfinished requests (raft's count), so that the
+// failover has the most to show; among equals a follower, whose loss the
+// cluster feels least, then the one with more Sessions running, then by
+// name. When no node owns anything it picks one all the same. It returns
+// "" for no status.
+func chooseVictim(st []nodeStatus) string {
+	if len(st) == 0 {
 		return ""
 	}
-	best := slices.MaxFunc(cands, func(a, b nodeStatus) int {
+	best := slices.MaxFunc(st, func(a, b nodeStatus) int {
 		return cmp.Or(
 			cmp.Compare(a.Requests, b.Requests),
 			cmp.Compare(b2i(!isLeader(a)), b2i(!isLeader(b))),
@@ -37,32 +30,6 @@ func chooseVictim(st []nodeStatus, comeBack func(nodeStatus) bool) string {
 		)
 	})
 	return best.NodeID
-}
-
-// canComeBack reports whether a restart brings node back into the cluster
-// after a kill, given leader, the leader when it dies, and joined, the
-// nodes in the order they entered the cluster (the first bootstrapped it).
-//
-// A restarted node authenticates its TLS peers by the member table of its
-// replica, which after a restart holds what its last raft snapshot held
-// until a leader has sent it the rest of the log, and until then by the
-// table it received when it joined (cluster.Config.JoinedMembers). So it
-// comes back only when those name the leader it will find: the node that
-// bootstrapped never does before its first snapshot (it refuses the
-// members that joined later), and a node that joined does when the leader
-// is one of the nodes that were in before it. A killed follower finds the
-// same leader; a killed leader finds one of the others, so only the last
-// node to join may be killed as the leader.
-func canComeBack(node, leader string, joined []string) bool {
-	at := slices.Index(joined, node)
-	switch {
-	case at <= 0:
-		return false
-	case node == leader:
-		return at == len(joined)-1
-	}
-	lead := slices.Index(joined, leader)
-	return lead >= 0 && lead < at
 }
 
 func isLeader(s nodeStatus) bool { return s.Raft.LeaderID != "" && s.Raft.LeaderID == s.NodeID }

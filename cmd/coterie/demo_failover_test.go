@@ -18,52 +18,24 @@ func nodeSt(id, leader string, owned, sessions int) nodeStatus {
 }
 
 func TestChooseVictim(t *testing.T) {
-	all := func(nodeStatus) bool { return true }
-	notN1 := func(s nodeStatus) bool { return s.NodeID != "n1" }
 	for _, tc := range []struct {
-		name     string
-		st       []nodeStatus
-		comeBack func(nodeStatus) bool
-		want     string
+		name string
+		st   []nodeStatus
+		want string
 	}{
-		{"most owned", []nodeStatus{nodeSt("n1", "n1", 1, 1), nodeSt("n2", "n1", 3, 3), nodeSt("n3", "n1", 2, 2)}, all, "n2"},
-		{"raft's count, not the sessions", []nodeStatus{nodeSt("n1", "n1", 1, 5), nodeSt("n2", "n1", 2, 0)}, all, "n2"},
-		{"a follower among equals", []nodeStatus{nodeSt("n1", "n1", 2, 2), nodeSt("n2", "n1", 2, 2)}, all, "n2"},
-		{"then more sessions", []nodeStatus{nodeSt("n2", "n1", 2, 1), nodeSt("n3", "n1", 2, 2)}, all, "n3"},
-		{"then by name", []nodeStatus{nodeSt("n3", "n1", 2, 2), nodeSt("n2", "n1", 2, 2)}, all, "n2"},
-		{"none owns anything: a follower", []nodeStatus{nodeSt("n1", "n1", 0, 0), nodeSt("n2", "n1", 0, 0), nodeSt("n3", "n1", 0, 0)}, all, "n2"},
-		{"only those that come back", []nodeStatus{nodeSt("n1", "n1", 5, 5), nodeSt("n2", "n1", 0, 0), nodeSt("n3", "n1", 1, 1)}, notN1, "n3"},
-		{"none comes back", []nodeStatus{nodeSt("n1", "n1", 5, 5)}, notN1, ""},
-		{"no status", nil, all, ""},
+		{"most owned", []nodeStatus{nodeSt("n1", "n1", 1, 1), nodeSt("n2", "n1", 3, 3), nodeSt("n3", "n1", 2, 2)}, "n2"},
+		{"raft's count, not the sessions", []nodeStatus{nodeSt("n1", "n1", 1, 5), nodeSt("n2", "n1", 2, 0)}, "n2"},
+		{"a follower among equals", []nodeStatus{nodeSt("n1", "n1", 2, 2), nodeSt("n2", "n1", 2, 2)}, "n2"},
+		{"then more sessions", []nodeStatus{nodeSt("n2", "n1", 2, 1), nodeSt("n3", "n1", 2, 2)}, "n3"},
+		{"then by name", []nodeStatus{nodeSt("n3", "n1", 2, 2), nodeSt("n2", "n1", 2, 2)}, "n2"},
+		{"none owns anything: a follower", []nodeStatus{nodeSt("n1", "n1", 0, 0), nodeSt("n2", "n1", 0, 0), nodeSt("n3", "n1", 0, 0)}, "n2"},
+		{"no status", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := chooseVictim(tc.st, tc.comeBack); got != tc.want {
+			if got := chooseVictim(tc.st); got != tc.want {
 				t.Errorf("chooseVictim = %q, want %q", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestCanComeBack(t *testing.T) {
-	joined := []string{"n1", "n2", "n3"}
-	for _, tc := range []struct {
-		node, leader string
-		want         bool
-	}{
-		{"n1", "n1", false}, // it bootstrapped: no join record names the others
-		{"n1", "n2", false},
-		{"n2", "n1", true}, // it joined through n1, the leader it will find
-		{"n2", "n3", false},
-		{"n2", "n2", false}, // a new leader may be n3, which joined after it
-		{"n3", "n1", true},
-		{"n3", "n2", true},
-		{"n3", "n3", true}, // whoever leads next joined before it
-		{"n3", "", false},  // no leader known
-		{"n9", "n1", false},
-	} {
-		if got := canComeBack(tc.node, tc.leader, joined); got != tc.want {
-			t.Errorf("canComeBack(%s, leader %s) = %v, want %v", tc.node, tc.leader, got, tc.want)
-		}
 	}
 }
 
