@@ -44,24 +44,7 @@ type clusterNode struct {
 // bootstraps, n2 and n3 join with join tokens minted on n1.
 func newTestCluster(t *testing.T) *testCluster {
 	c := &testCluster{t: t, bin: buildBinary(t), dir: t.TempDir()}
-	wsDir := filepath.Join(c.dir, "ws")
-	c.ws = startProc(t, c.bin, c.dir, "workspace", "workspace", "serve", "--data-dir", wsDir,
-		"--listen", loopbackAddr(t), "--cloud-cosigners", "1", "--quorum", "2", "--log-level", "warn")
-	waitFor(t, 30*time.Second, "the workspace", func() bool {
-		a, err := client.DialAdmin(wsDir)
-		if err != nil {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if a.WaitReady(ctx) != nil {
-			a.Close()
-			return false
-		}
-		c.admin = a
-		return true
-	}, c.ws)
-	t.Cleanup(func() { c.admin.Close() })
+	c.ws, c.admin = startWorkspace(t, c.bin, c.dir)
 	for i := 1; i <= 3; i++ {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i), conf: filepath.Join(c.dir, fmt.Sprintf("n%d.yaml", i))}
 		join := ""

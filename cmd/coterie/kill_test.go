@@ -120,6 +120,32 @@ func loopbackAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// startWorkspace runs a 2-of-2 workspace simulator in dir/ws and returns
+// it with an admin connection, closed when the test ends.
+func startWorkspace(t *testing.T, bin, dir string) (*proc, *client.Admin) {
+	t.Helper()
+	wsDir := filepath.Join(dir, "ws")
+	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir,
+		"--listen", loopbackAddr(t), "--cloud-cosigners", "1", "--quorum", "2", "--log-level", "warn")
+	var admin *client.Admin
+	waitFor(t, 30*time.Second, "the workspace", func() bool {
+		a, err := client.DialAdmin(wsDir)
+		if err != nil {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if a.WaitReady(ctx) != nil {
+			a.Close()
+			return false
+		}
+		admin = a
+		return true
+	}, ws)
+	t.Cleanup(func() { admin.Close() })
+	return ws, admin
+}
+
 // waitFor polls cond every 100 ms until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, procs ...*proc) {
 	t.Helper()
@@ -148,25 +174,7 @@ func TestKillNineMidLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildBinary(t)
 
-	wsDir := filepath.Join(dir, "ws")
-	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir,
-		"--listen", loopbackAddr(t), "--cloud-cosigners", "1", "--quorum", "2", "--log-level", "warn")
-	var admin *client.Admin
-	waitFor(t, 30*time.Second, "the workspace", func() bool {
-		a, err := client.DialAdmin(wsDir)
-		if err != nil {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if a.WaitReady(ctx) != nil {
-			a.Close()
-			return false
-		}
-		admin = a
-		return true
-	}, ws)
-	defer admin.Close()
+	_, admin := startWorkspace(t, bin, dir)
 
 	confPath := filepath.Join(dir, "node.yaml")
 	conf := fmt.Sprintf(`node_id: kill-node

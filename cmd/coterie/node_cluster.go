@@ -58,11 +58,10 @@ func newClusterJoinTokenCmd() *cobra.Command {
 			"  coterie node join --config node-2.yaml --token-file token",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterCallTimeout)
 			defer cancel()
 			t, err := c.JoinToken(ctx, ttl)
 			if err != nil {
@@ -95,11 +94,10 @@ func newClusterListCmd() *cobra.Command {
 			"when; a follower shows its own contact with the leader and \"unknown\" for the rest.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterCallTimeout)
 			defer cancel()
 			v, err := c.Members(ctx)
 			if err != nil {
@@ -188,11 +186,10 @@ func newClusterRemoveCmd() *cobra.Command {
 			"a quorum (the cluster would stop), and says why.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterCallTimeout)
 			defer cancel()
 			if err := c.RemoveMember(ctx, args[0]); err != nil {
 				return err
@@ -254,11 +251,10 @@ func newClusterTransferLeaderCmd() *cobra.Command {
 			"names it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterCallTimeout)
 			defer cancel()
 			r, err := c.TransferLeadership(ctx)
 			if err != nil {
@@ -296,11 +292,10 @@ func newClusterPolicyCmd() *cobra.Command {
 					return err
 				}
 			}
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterCallTimeout)
 			defer cancel()
 			if setPath != "" {
 				rules, err = c.SetPolicy(ctx, rules)

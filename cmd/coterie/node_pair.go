@@ -25,6 +25,17 @@ func adminClient(path string) (*node.AdminClient, error) {
 	return node.NewAdminClient(cfg)
 }
 
+// nodeCall dials the admin API of the node whose config configPath names,
+// and bounds the call by d.
+func nodeCall(cmd *cobra.Command, configPath string, d time.Duration) (context.Context, *node.AdminClient, context.CancelFunc, error) {
+	c, err := adminClient(configPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), d)
+	return ctx, c, cancel, nil
+}
+
 // maxTokenBytes bounds what --token-file reads: a pairing or join token
 // is a few hundred bytes.
 const maxTokenBytes = 64 << 10
@@ -120,11 +131,10 @@ func newNodeUsersCmd() *cobra.Command {
 		Short: "List the API users the running node's cluster is paired with (no secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, 30*time.Second)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			users, err := c.Users(ctx)
 			if err != nil {
@@ -162,11 +172,10 @@ func newNodePrintPublicKeyCmd() *cobra.Command {
 			"callback requests. Give it to the callback handler (coterie callback serve --cosigner-key FILE).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(configPath)
+			ctx, c, cancel, err := nodeCall(cmd, configPath, 30*time.Second)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			pem, err := c.CallbackPublicKey(ctx)
 			if err != nil {

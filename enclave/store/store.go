@@ -473,16 +473,7 @@ func (s *Store) SaveKeyring(sealer enclave.Sealer, kr *keyring.Keyring) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	err = guard("write", func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			node := tx.Bucket(bucketNode)
-			if node == nil {
-				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
-			}
-			return node.Put(keyKeyring, sealed)
-		})
-	})
-	if err != nil {
+	if err := s.put(keyKeyring, sealed); err != nil {
 		return fmt.Errorf("store: save keyring: %w", err)
 	}
 	s.logger.Info("keyring saved", "version", kr.Version())
@@ -506,19 +497,7 @@ func (s *Store) SaveJoin(sealer enclave.Sealer, kr *keyring.Keyring, members []b
 	if err != nil {
 		return fmt.Errorf("store: seal member table: %w", err)
 	}
-	err = guard("write", func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			node := tx.Bucket(bucketNode)
-			if node == nil {
-				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
-			}
-			if err := node.Put(keyKeyring, sealedKR); err != nil {
-				return err
-			}
-			return node.Put(keyMembers, sealedJoin)
-		})
-	})
-	if err != nil {
+	if err := s.put(keyKeyring, sealedKR, keyMembers, sealedJoin); err != nil {
 		return fmt.Errorf("store: save join: %w", err)
 	}
 	s.logger.Info("join recorded", "keyring_version", kr.Version())
@@ -536,16 +515,7 @@ func (s *Store) SaveMembers(sealer enclave.Sealer, members []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: seal member table: %w", err)
 	}
-	err = guard("write", func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			node := tx.Bucket(bucketNode)
-			if node == nil {
-				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
-			}
-			return node.Put(keyMembers, sealed)
-		})
-	})
-	if err != nil {
+	if err := s.put(keyMembers, sealed); err != nil {
 		return fmt.Errorf("store: save member table: %w", err)
 	}
 	return nil
@@ -576,6 +546,24 @@ func (s *Store) Members(sealer enclave.Sealer) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("store: member table: %w", err)
 	}
 	return b, true, nil
+}
+
+// put writes key/value pairs to the node bucket in one transaction.
+func (s *Store) put(kv ...[]byte) error {
+	return guard("write", func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			node := tx.Bucket(bucketNode)
+			if node == nil {
+				return fmt.Errorf("%w: missing buckets", ErrCorrupt)
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if err := node.Put(kv[i], kv[i+1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
 }
 
 func syncDir(dir string) error {
