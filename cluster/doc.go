@@ -120,9 +120,30 @@
 // refuses to start, and only tests pass a Transport of their own. Raft's
 // own stream decoder is hashicorp's; only members reach it.
 //
-// A node that is joining knows no members until it has caught up, so the
-// PeerAuthorizer it is given must also admit the members it learnt from
-// the join exchange, or the leader's first raft stream is refused.
+// By default the cluster itself is the authorizer (Cluster.Member): its
+// replica's member table once the replica has applied at least as far as
+// the table this node saw last (Config.KnownMembers, kept sealed by the
+// node through Config.SaveMembers), and that table before. A joiner starts
+// with the table the admitting member sent, and a restarted node with the
+// one it saw before it stopped: raft replays the log only once a leader is
+// known, and the leader must be let in first.
+//
+// # Joining
+//
+// A member mints a one-time join token (IssueJoinToken): the FSM records
+// its id, the hash of its secret and its expiry; the token carries the
+// member's address and a pin of its identity key. The joiner (Join) dials
+// the member's join stream and runs the exchange twice: a dry run, in
+// which the member checks the token and the joiner's attestation evidence
+// (which binds a fresh transfer key and the joiner's TLS identity key)
+// against the FSM's policy and answers with its own evidence, changing
+// nothing; then, once the joiner has checked that evidence against its own
+// policy, a commit, in which the member records the joiner in the member
+// table (spending the token; only the same key may use it again, for a
+// retried join), has the leader add it as a non-voter, and answers with the
+// keyring wrapped to the transfer key. The joiner seals the keyring; once
+// it runs and has caught up it asks to become a voter, which the leader
+// grants only to members of the table.
 //
 // # Silent owners (owner_timeout)
 //
