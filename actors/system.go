@@ -255,12 +255,16 @@ func (s *System) later(d time.Duration, pid *actor.PID, msg any) {
 	})
 }
 
-// halt stops the node's claiming and signing for good because an
-// invariant broke: the Pollers stop, and Sessions take no further step
-// that would reserve, sign or approve. It is idempotent; the first reason
-// wins. The node reports it (Config.OnHalt) and an operator restarts it.
-func (s *System) halt(inv *InvariantError) {
-	reason := inv.What
+// halt is Halt for a supervisor that found an invariant broken.
+func (s *System) halt(inv *InvariantError) { s.Halt(inv.What) }
+
+// Halt stops the node's claiming and signing for good: an invariant broke,
+// or the node must not serve (its callback handler is not the cluster's).
+// The Pollers stop, and Sessions take no further step that would reserve,
+// sign or approve; their requests stay claimed until the leader releases
+// them. It is idempotent; the first reason wins. The node reports it
+// (Config.OnHalt) and an operator restarts it.
+func (s *System) Halt(reason string) {
 	if !s.halted.CompareAndSwap(nil, &reason) {
 		return
 	}

@@ -105,6 +105,8 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return checkID("request", b.Confirm.GetRequestId())
 	case *protocol.ClusterCommand_Sync:
 		return nil
+	case *protocol.ClusterCommand_CallbackSet:
+		return validateCallback(b.CallbackSet.GetCallback())
 	case *protocol.ClusterCommand_Init:
 		if err := checkID("cluster", b.Init.GetClusterId()); err != nil {
 			return err
@@ -219,6 +221,21 @@ func validatePolicy(p *protocol.ClusterPolicy) error {
 	return nil
 }
 
+// maxCallbackField bounds the callback handler's URL and key.
+const maxCallbackField = 4096
+
+func validateCallback(c *protocol.ClusterCallback) error {
+	switch {
+	case c == nil:
+		return errorf(ErrBadCommand, "missing callback handler")
+	case len(c.GetUrl()) > maxCallbackField || len(c.GetHandlerKey()) > maxCallbackField:
+		return errorf(ErrBadCommand, "callback handler URL or key longer than %d bytes", maxCallbackField)
+	case (c.GetUrl() == "") != (len(c.GetHandlerKey()) == 0):
+		return errorf(ErrBadCommand, "a callback handler needs both a URL and a key, or neither")
+	}
+	return nil
+}
+
 func checkIdentityBytes(what string, fields ...[]byte) error {
 	for _, f := range fields {
 		if len(f) > maxIdentityLen {
@@ -328,6 +345,15 @@ func APIUserAddedCommand(r Record) *protocol.ClusterCommand {
 func KeyRecordAddedCommand(r Record) *protocol.ClusterCommand {
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRecordAdded{KeyRecordAdded: &protocol.ClusterKeyRecordAdded{
 		Key: r.proto(),
+	}}}
+}
+
+// CallbackSetCommand returns a command recording the cluster's callback
+// handler: its URL and its public key (PKIX DER), or neither for a cluster
+// that approves by itself.
+func CallbackSetCommand(url string, handlerKey []byte) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_CallbackSet{CallbackSet: &protocol.ClusterCallbackSet{
+		Callback: &protocol.ClusterCallback{Url: url, HandlerKey: handlerKey},
 	}}}
 }
 

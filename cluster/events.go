@@ -28,6 +28,8 @@ const (
 	EventPolicySet
 	// EventJoinTokenIssued: a member (Node) issued a join token.
 	EventJoinTokenIssued
+	// EventCallbackSet: the cluster's callback handler was recorded.
+	EventCallbackSet
 )
 
 // String returns the kind's lowercase name.
@@ -59,6 +61,8 @@ func (k EventKind) String() string {
 		return "policy-set"
 	case EventJoinTokenIssued:
 		return "join-token-issued"
+	case EventCallbackSet:
+		return "callback-set"
 	default:
 		return "unknown"
 	}

@@ -62,6 +62,8 @@ type state struct {
 	policy    *protocol.ClusterPolicy
 	members   map[string]*protocol.ClusterMember
 	tokens    map[string]*protocol.ClusterJoinToken
+	// callback is the cluster's callback handler, nil until recorded.
+	callback *protocol.ClusterCallback
 }
 
 func newState() *state {
@@ -126,6 +128,15 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
 	case *protocol.ClusterCommand_Sync:
 		return nil, nil
+	case *protocol.ClusterCommand_CallbackSet:
+		if s.clusterID != "" {
+			if _, err := s.member(node); err != nil {
+				return nil, err
+			}
+		}
+		c := b.CallbackSet.GetCallback()
+		s.callback = &protocol.ClusterCallback{Url: c.GetUrl(), HandlerKey: slices.Clone(c.GetHandlerKey())}
+		return []Event{{Kind: EventCallbackSet, Node: node}}, nil
 	case *protocol.ClusterCommand_Confirm:
 		_, err := s.owned(node, b.Confirm.GetRequestId())
 		return nil, err

@@ -109,6 +109,11 @@ func (d *fsmDriver) run(c scriptCase) string {
 		return d.apply(c, JoinTokenIssuedCommand(arg("id"), h[:], time.Unix(0, d.at+1_000_000_000).Add(ttl)))
 	case "members":
 		return formatMembers(d.fsm)
+	case "callback-set":
+		return d.apply(c, CallbackSetCommand(arg("url"), []byte(arg("key"))))
+	case "callback":
+		url, key, ok := d.fsm.Callback()
+		return fmt.Sprintf("recorded=%t url=%q key=%q", ok, url, key)
 	case "raw":
 		b, err := hex.DecodeString(arg("hex"))
 		if err != nil {

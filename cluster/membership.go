@@ -286,6 +286,14 @@ func (c *Cluster) trackMembers(events <-chan Event) {
 	}
 }
 
+// SetCallback records the cluster's callback handler through raft: its
+// URL and public key (PKIX DER), or neither for a cluster that approves by
+// itself. Every node compares its own config with it.
+func (c *Cluster) SetCallback(ctx context.Context, url string, handlerKey []byte) error {
+	_, err := c.Propose(ctx, CallbackSetCommand(url, handlerKey))
+	return err
+}
+
 // Members returns the member table from the local replica.
 func (c *Cluster) Members() []Member { return c.fsm.Members() }
 

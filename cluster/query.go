@@ -412,3 +412,15 @@ func (f *FSM) JoinToken(id string, now time.Time) (JoinToken, bool) {
 		IssuedBy: t.GetIssuedBy(), UsedBy: slices.Clone(t.GetUsedBy()),
 	}, true
 }
+
+// Callback returns the cluster's callback handler (its URL and public key,
+// PKIX DER; both empty for a cluster that approves by itself), and false
+// while none is recorded.
+func (f *FSM) Callback() (url string, handlerKey []byte, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.st.callback == nil {
+		return "", nil, false
+	}
+	return f.st.callback.GetUrl(), slices.Clone(f.st.callback.GetHandlerKey()), true
+}

@@ -49,6 +49,7 @@ func encodeState(st *state) ([]byte, error) {
 	for _, id := range slices.Sorted(maps.Keys(st.tokens)) {
 		out.JoinTokens = append(out.JoinTokens, st.tokens[id])
 	}
+	out.Callback = st.callback
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -81,6 +82,12 @@ func decodeState(b []byte) (*state, error) {
 	st.appliedIndex = in.GetAppliedIndex()
 	if err := decodeMembers(st, in); err != nil {
 		return nil, err
+	}
+	if in.Callback != nil {
+		if err := validateCallback(in.GetCallback()); err != nil {
+			return nil, err
+		}
+		st.callback = in.GetCallback()
 	}
 	for _, kp := range in.GetPools() {
 		pool, err := decodePool(kp)

@@ -118,6 +118,8 @@ func (a *actorServer) add(u *User) error {
 	return nil
 }
 
+func (a *actorServer) halt(reason string) { a.sys.Halt(reason) }
+
 func (a *actorServer) status() any {
 	st, err := a.sys.Status()
 	if err != nil {

@@ -33,6 +33,7 @@ func (s *raceServer) add(u *User) error {
 }
 
 func (s *raceServer) status() any                    { return nil }
+func (s *raceServer) halt(string)                    {}
 func (s *raceServer) stop(ctx context.Context) error { return nil }
 
 // TestAddUserOnce adds one user from two goroutines at once, as Pair and

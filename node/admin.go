@@ -42,6 +42,9 @@ const (
 	PathTransferLeader = "/v1/cluster/transfer-leader"
 	PathPolicy         = "/v1/cluster/policy"
 	PathLeave          = "/v1/cluster/leave"
+	// PathCallback shows (GET) or sets from this node's config (PUT) the
+	// cluster's callback handler.
+	PathCallback = "/v1/cluster/callback"
 	// PathRequest + an id answers the cluster's record of one request.
 	PathRequest = "/v1/cluster/requests/"
 )
@@ -148,6 +151,8 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("PUT "+PathPolicy, a.auth(a.setPolicy))
 	mux.HandleFunc("POST "+PathLeave, a.auth(a.leave))
 	mux.HandleFunc("GET "+PathRequest+"{id}", a.auth(a.request))
+	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
+	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

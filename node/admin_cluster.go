@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -491,4 +492,47 @@ func (a *adminServer) request(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, requestListing(info))
+}
+
+// CallbackListing is the cluster's callback handler as GET and PUT
+// /v1/cluster/callback answer it: its URL and the SHA-256 of its public key
+// (both empty when the cluster approves by itself), and whether this
+// node's config names the same.
+type CallbackListing struct {
+	Recorded  bool   `json:"recorded"`
+	URL       string `json:"url"`
+	KeySHA256 string `json:"key_sha256,omitempty"`
+	ThisNode  bool   `json:"this_node_agrees"`
+}
+
+func (a *adminServer) callbackListing() CallbackListing {
+	url, key, ok := a.n.cluster.FSM().Callback()
+	out := CallbackListing{Recorded: ok, URL: url}
+	if len(key) > 0 {
+		out.KeySHA256 = fmt.Sprintf("%x", sha256.Sum256(key))
+	}
+	_, err := a.n.checkCallback()
+	out.ThisNode = ok && err == nil
+	return out
+}
+
+func (a *adminServer) callbackHandler(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.callbackListing())
+}
+
+// setCallbackHandler records this node's configured handler as the
+// cluster's: how an operator moves the cluster to a new handler (then
+// updates the other nodes' configs and restarts them; until then they do
+// not sign).
+func (a *adminServer) setCallbackHandler(w http.ResponseWriter, r *http.Request) {
+	url, key, err := a.n.callbackHandler()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	if err := a.n.cluster.SetCallback(r.Context(), url, key); err != nil {
+		a.clusterError(w, "record the callback handler", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.callbackListing())
 }

@@ -151,6 +151,17 @@ func (c *AdminClient) Request(ctx context.Context, id string) (RequestListing, e
 	return r, c.do(ctx, http.MethodGet, PathRequest+url.PathEscape(id), nil, true, &r)
 }
 
+// Callback returns the cluster's callback handler; with set, it first
+// records this node's configured handler as the cluster's.
+func (c *AdminClient) Callback(ctx context.Context, set bool) (CallbackListing, error) {
+	var l CallbackListing
+	method := http.MethodGet
+	if set {
+		method = http.MethodPut
+	}
+	return l, c.do(ctx, method, PathCallback, nil, true, &l)
+}
+
 // RemoveMember removes another node from the cluster. Refusals wrap
 // cluster.ErrMember or ErrRefused and explain themselves.
 func (c *AdminClient) RemoveMember(ctx context.Context, id string) error {

@@ -70,7 +70,8 @@ const (
 	// not in it (it was removed).
 	HealthNotJoined = http.StatusNotImplemented
 	// HealthUnavailable: no raft leader is known (no quorum, or this node
-	// is cut off from it), or signing stopped on a broken invariant.
+	// is cut off from it), or signing stopped (a broken invariant, or a
+	// callback handler that is not the cluster's).
 	HealthUnavailable = http.StatusServiceUnavailable
 )
 

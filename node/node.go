@@ -375,6 +375,14 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.joinCluster(ctx); err != nil {
 		return err
 	}
+	// No node asks another handler than the cluster's, or approves by
+	// itself while the cluster has one (I5). A node that disagrees starts
+	// with its signing halted, so that its admin API can still record its
+	// handler as the cluster's (`node cluster callback --set`).
+	mismatch := n.ensureCallbackHandler(ctx)
+	if mismatch != nil && !errors.Is(mismatch, ErrCallbackMismatch) {
+		return mismatch
+	}
 	key, err := n.ensureCallbackKey(ctx)
 	if err != nil {
 		return err
@@ -389,6 +397,9 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.serve = srv
 	n.mu.Unlock()
+	if mismatch != nil {
+		srv.halt(mismatch.Error())
+	}
 	n.closeFn = append(n.closeFn, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 		defer cancel()
@@ -437,6 +448,16 @@ func (n *Node) serveNewUsers() error {
 func (n *Node) watchUsers(events <-chan cluster.Event, done chan<- struct{}) {
 	defer close(done)
 	for ev := range events {
+		if ev.Kind == cluster.EventCallbackSet || ev.Kind == cluster.EventRestored {
+			// The cluster's handler changed: a node whose config no
+			// longer names it stops signing until it is fixed.
+			if _, err := n.checkCallback(); err != nil {
+				n.mu.Lock()
+				srv := n.serve
+				n.mu.Unlock()
+				srv.halt(err.Error())
+			}
+		}
 		if ev.Kind != cluster.EventAPIUserAdded && ev.Kind != cluster.EventKeyRecordAdded && ev.Kind != cluster.EventRestored {
 			continue
 		}

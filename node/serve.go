@@ -10,6 +10,9 @@ type userServer interface {
 	add(u *User) error
 	// status returns a JSON-encodable snapshot for /v1/status.
 	status() any
+	// halt stops claiming and signing for good, with a reason that
+	// /v1/health reports.
+	halt(reason string)
 	// stop stops claiming and lets the sessions in flight finish until ctx
 	// ends, then stops serving; the requests still unfinished stay this
 	// node's in the cluster. Calls after the first return at once.

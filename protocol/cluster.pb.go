@@ -339,6 +339,7 @@ type ClusterCommand struct {
 	//	*ClusterCommand_JoinTokenIssued
 	//	*ClusterCommand_Confirm
 	//	*ClusterCommand_Sync
+	//	*ClusterCommand_CallbackSet
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -528,6 +529,15 @@ func (x *ClusterCommand) GetSync() *ClusterSync {
 	return nil
 }
 
+func (x *ClusterCommand) GetCallbackSet() *ClusterCallbackSet {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_CallbackSet); ok {
+			return x.CallbackSet
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -588,6 +598,10 @@ type ClusterCommand_Sync struct {
 	Sync *ClusterSync `protobuf:"bytes,23,opt,name=sync,proto3,oneof"`
 }
 
+type ClusterCommand_CallbackSet struct {
+	CallbackSet *ClusterCallbackSet `protobuf:"bytes,24,opt,name=callback_set,json=callbackSet,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -615,6 +629,8 @@ func (*ClusterCommand_JoinTokenIssued) isClusterCommand_Body() {}
 func (*ClusterCommand_Confirm) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Sync) isClusterCommand_Body() {}
+
+func (*ClusterCommand_CallbackSet) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -2385,11 +2401,13 @@ type ClusterState struct {
 	KeyRecords    []*ClusterRecord       `protobuf:"bytes,5,rep,name=key_records,json=keyRecords,proto3" json:"key_records,omitempty"`
 	CompletionSeq uint64                 `protobuf:"varint,6,opt,name=completion_seq,json=completionSeq,proto3" json:"completion_seq,omitempty"`
 	// applied_index is the raft index of the last command applied.
-	AppliedIndex  uint64              `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	ClusterId     string              `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Policy        *ClusterPolicy      `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
-	Members       []*ClusterMember    `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
-	JoinTokens    []*ClusterJoinToken `protobuf:"bytes,11,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	AppliedIndex uint64              `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	ClusterId    string              `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Policy       *ClusterPolicy      `protobuf:"bytes,9,opt,name=policy,proto3" json:"policy,omitempty"`
+	Members      []*ClusterMember    `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
+	JoinTokens   []*ClusterJoinToken `protobuf:"bytes,11,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
+	// callback is the cluster's callback handler, nil until recorded.
+	Callback      *ClusterCallback `protobuf:"bytes,12,opt,name=callback,proto3" json:"callback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2497,6 +2515,13 @@ func (x *ClusterState) GetMembers() []*ClusterMember {
 func (x *ClusterState) GetJoinTokens() []*ClusterJoinToken {
 	if x != nil {
 		return x.JoinTokens
+	}
+	return nil
+}
+
+func (x *ClusterState) GetCallback() *ClusterCallback {
+	if x != nil {
+		return x.Callback
 	}
 	return nil
 }
@@ -2884,6 +2909,109 @@ func (x *ClusterJoinRequest) GetCommit() bool {
 	return false
 }
 
+// ClusterCallback is the cluster's callback handler: every node asks it,
+// and a node whose own config names another (or none) does not serve. An
+// empty url records that the cluster has no handler and approves every
+// request by itself.
+type ClusterCallback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Url   string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// handler_key is the handler's public key (PKIX DER) its answers are
+	// signed with; empty with an empty url.
+	HandlerKey    []byte `protobuf:"bytes,2,opt,name=handler_key,json=handlerKey,proto3" json:"handler_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterCallback) Reset() {
+	*x = ClusterCallback{}
+	mi := &file_cluster_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterCallback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterCallback) ProtoMessage() {}
+
+func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
+func (*ClusterCallback) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ClusterCallback) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ClusterCallback) GetHandlerKey() []byte {
+	if x != nil {
+		return x.HandlerKey
+	}
+	return nil
+}
+
+// ClusterCallbackSet records or replaces the cluster's callback handler.
+type ClusterCallbackSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Callback      *ClusterCallback       `protobuf:"bytes,1,opt,name=callback,proto3" json:"callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterCallbackSet) Reset() {
+	*x = ClusterCallbackSet{}
+	mi := &file_cluster_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterCallbackSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterCallbackSet) ProtoMessage() {}
+
+func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
+func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
+	if x != nil {
+		return x.Callback
+	}
+	return nil
+}
+
 // ClusterSync changes nothing. A follower commits one to learn that its
 // replica has applied everything committed before (Cluster.WaitCaughtUp).
 type ClusterSync struct {
@@ -2894,7 +3022,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3034,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3047,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -2942,7 +3070,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3082,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3095,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3003,7 +3131,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xff\a\n" +
+	"coterie.v1\"\xc4\b\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -3023,7 +3151,8 @@ const file_cluster_proto_rawDesc = "" +
 	"policy_set\x18\x14 \x01(\v2\x1c.coterie.v1.ClusterPolicySetH\x00R\tpolicySet\x12P\n" +
 	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssued\x126\n" +
 	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirm\x12-\n" +
-	"\x04sync\x18\x17 \x01(\v2\x17.coterie.v1.ClusterSyncH\x00R\x04syncB\x06\n" +
+	"\x04sync\x18\x17 \x01(\v2\x17.coterie.v1.ClusterSyncH\x00R\x04sync\x12C\n" +
+	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSetB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -3160,7 +3289,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\x9d\x04\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xd6\x04\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -3176,7 +3305,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\amembers\x18\n" +
 	" \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\x12=\n" +
 	"\vjoin_tokens\x18\v \x03(\v2\x1c.coterie.v1.ClusterJoinTokenR\n" +
-	"joinTokens\"\xe4\x01\n" +
+	"joinTokens\x127\n" +
+	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\xe4\x01\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -3200,7 +3330,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
 	"\blocation\x18\x05 \x01(\tR\blocation\x12\x1a\n" +
 	"\btransfer\x18\x06 \x01(\fR\btransfer\x12\x16\n" +
-	"\x06commit\x18\a \x01(\bR\x06commit\"\r\n" +
+	"\x06commit\x18\a \x01(\bR\x06commit\"D\n" +
+	"\x0fClusterCallback\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1f\n" +
+	"\vhandler_key\x18\x02 \x01(\fR\n" +
+	"handlerKey\"M\n" +
+	"\x12ClusterCallbackSet\x127\n" +
+	"\bcallback\x18\x01 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\r\n" +
 	"\vClusterSync\"\xbb\x01\n" +
 	"\x13ClusterJoinResponse\x12\x1d\n" +
 	"\n" +
@@ -3266,7 +3402,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
@@ -3305,8 +3441,10 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
 	(*ClusterForwardResponse)(nil),    // 35: coterie.v1.ClusterForwardResponse
 	(*ClusterJoinRequest)(nil),        // 36: coterie.v1.ClusterJoinRequest
-	(*ClusterSync)(nil),               // 37: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),       // 38: coterie.v1.ClusterJoinResponse
+	(*ClusterCallback)(nil),           // 37: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),        // 38: coterie.v1.ClusterCallbackSet
+	(*ClusterSync)(nil),               // 39: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),       // 40: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -3322,40 +3460,43 @@ var file_cluster_proto_depIdxs = []int32{
 	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	37, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	0,  // 14: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	10, // 15: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	14, // 16: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	14, // 17: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	19, // 18: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 19: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	17, // 20: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	18, // 21: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	16, // 22: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	19, // 23: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 24: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	26, // 25: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 26: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 27: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	28, // 28: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	28, // 29: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 30: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	27, // 31: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	30, // 32: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	14, // 33: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	14, // 34: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	19, // 35: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 36: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	24, // 37: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	33, // 38: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	34, // 39: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 40: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	16, // 41: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	39, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	38, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	0,  // 15: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	10, // 16: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	14, // 17: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	14, // 18: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	19, // 19: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 20: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	17, // 21: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	18, // 22: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	16, // 23: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	19, // 24: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 25: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	26, // 26: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 27: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 28: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	28, // 29: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	28, // 30: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 31: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	27, // 32: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	30, // 33: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	14, // 34: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	14, // 35: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	19, // 36: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 37: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	24, // 38: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	37, // 39: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	33, // 40: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	34, // 41: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 42: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	37, // 43: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	16, // 44: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3378,6 +3519,7 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_JoinTokenIssued)(nil),
 		(*ClusterCommand_Confirm)(nil),
 		(*ClusterCommand_Sync)(nil),
+		(*ClusterCommand_CallbackSet)(nil),
 	}
 	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
@@ -3390,7 +3532,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,7 +34,7 @@ func newNodeClusterCmd() *cobra.Command {
 			"in its data directory. Every command runs on that node and shows the cluster as that node sees it.",
 	}
 	cmd.AddCommand(newClusterJoinTokenCmd(), newClusterListCmd(), newClusterRemoveCmd(), newClusterLeaveCmd(),
-		newClusterTransferLeaderCmd(), newClusterPolicyCmd())
+		newClusterTransferLeaderCmd(), newClusterPolicyCmd(), newClusterCallbackCmd())
 	return cmd
 }
 
@@ -398,5 +398,43 @@ func newNodeJoinCmd() *cobra.Command {
 	configFlag(cmd, &configPath)
 	cmd.Flags().StringVar(&tokFile, "token-file", "", "read the join token from this file, or from standard input for - (required)")
 	_ = cmd.MarkFlagRequired("token-file")
+	return cmd
+}
+
+func newClusterCallbackCmd() *cobra.Command {
+	var configPath string
+	var set bool
+	cmd := &cobra.Command{
+		Use:   "callback --config FILE [--set]",
+		Short: "Show the cluster's callback handler, or make this node's configured one the cluster's",
+		Long: "callback shows the callback handler the cluster records (its URL and a hash of its key) and whether " +
+			"this node's config agrees. Every node asks that handler: a node whose config names another, or none, " +
+			"does not sign. --set records the handler this node's config names as the cluster's: to move the " +
+			"cluster to a new handler, set it through one node, then update the other nodes' configs and restart them.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, c, cancel, err := nodeCall(cmd, configPath, clusterCallTimeout)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			l, err := c.Callback(ctx, set)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !l.Recorded:
+				fmt.Fprintln(cmd.OutOrStdout(), "the cluster records no callback handler yet")
+			case l.URL == "":
+				fmt.Fprintln(cmd.OutOrStdout(), "callback handler  none: every request is approved automatically")
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "callback handler  %s\nkey sha256        %s\n", l.URL, l.KeySHA256)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "this node agrees  %t\n", l.ThisNode)
+			return nil
+		},
+	}
+	configFlag(cmd, &configPath)
+	cmd.Flags().BoolVar(&set, "set", false, "record this node's configured handler as the cluster's")
 	return cmd
 }
