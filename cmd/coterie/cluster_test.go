@@ -429,3 +429,39 @@ func TestClusterFailover(t *testing.T) {
 
 	c.checkInvariants()
 }
+
+// TestClusterRestarts restarts three real nodes one at a time under load
+// (SIGTERM: each drains, handing leadership over and finishing or handing
+// back its requests, then starts again) and then the whole cluster at
+// once. No request fails, every one is signed once with its own
+// presignature, and the cluster signs again after the full restart.
+func TestClusterRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes")
+	}
+	c := newTestCluster(t)
+	c.pair(0)
+
+	ids := c.submit(9, "rolling restart")
+	for i, n := range c.nodes {
+		n.proc.stop()
+		t.Logf("restarting %s", n.id)
+		c.run(i)
+		c.waitMembers(3)
+	}
+	c.waitDone(ids, 3*time.Minute)
+
+	for _, n := range c.nodes {
+		n.proc.stop()
+	}
+	for i := range c.nodes {
+		n := c.nodes[i]
+		n.proc = startProc(t, c.bin, c.dir, fmt.Sprintf("%s-full%d", n.id, n.runs), "node", "run", "--config", n.conf)
+	}
+	for i := range c.nodes {
+		n := c.nodes[i]
+		waitFor(t, 90*time.Second, n.id+" to serve after the full restart", func() bool { return n.ac.Healthy(c.ctx()) }, c.procs()...)
+	}
+	c.waitDone(c.submit(3, "after the full restart"), 3*time.Minute)
+	c.checkInvariants()
+}
