@@ -40,11 +40,12 @@ type clusterNode struct {
 	runs int
 }
 
-// newTestCluster starts the workspace (2-of-2) and three nodes: n1
-// bootstraps, n2 and n3 join with join tokens minted on n1.
-func newTestCluster(t *testing.T) *testCluster {
+// newTestCluster starts the workspace, with cosigners cloud co-signers
+// (1: 2-of-2, 2: 3-of-3), and three nodes: n1 bootstraps, n2 and n3 join
+// with join tokens minted on n1.
+func newTestCluster(t *testing.T, cosigners int) *testCluster {
 	c := &testCluster{t: t, bin: buildBinary(t), dir: t.TempDir()}
-	c.ws, c.admin = startWorkspace(t, c.bin, c.dir)
+	c.ws, c.admin = startWorkspace(t, c.bin, c.dir, cosigners)
 	for i := 1; i <= 3; i++ {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i), conf: filepath.Join(c.dir, fmt.Sprintf("n%d.yaml", i))}
 		join := ""
@@ -379,7 +380,7 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes")
 	}
-	c := newTestCluster(t)
+	c := newTestCluster(t, 1)
 	c.pair(1) // through a node that did not bootstrap
 
 	// A join token works once: another node cannot use a spent one.
@@ -439,7 +440,7 @@ func TestClusterRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes")
 	}
-	c := newTestCluster(t)
+	c := newTestCluster(t, 1)
 	c.pair(0)
 
 	ids := c.submit(9, "rolling restart")
@@ -463,5 +464,24 @@ func TestClusterRestarts(t *testing.T) {
 		waitFor(t, 90*time.Second, n.id+" to serve after the full restart", func() bool { return n.ac.Healthy(c.ctx()) }, c.procs()...)
 	}
 	c.waitDone(c.submit(3, "after the full restart"), 3*time.Minute)
+	c.checkInvariants()
+}
+
+// TestClusterFailover3of3 kills a follower that owns requests in a 3-of-3
+// setup (two cloud co-signers): its requests finish on the others, each
+// signed once with its own presignature.
+func TestClusterFailover3of3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes")
+	}
+	c := newTestCluster(t, 2)
+	c.pair(2)
+	ids := c.submit(4, "3-of-3 follower dies")
+	_, followers := c.leader()
+	victim, owned := c.ownerOf(followers, ids)
+	killed := time.Now()
+	victim.proc.kill()
+	t.Logf("killed follower %s owning %v; resumed elsewhere after %v", victim.id, owned, c.resumed(victim, owned, killed))
+	c.waitDone(ids, 4*time.Minute)
 	c.checkInvariants()
 }

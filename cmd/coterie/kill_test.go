@@ -120,13 +120,15 @@ func loopbackAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startWorkspace runs a 2-of-2 workspace simulator in dir/ws and returns
-// it with an admin connection, closed when the test ends.
-func startWorkspace(t *testing.T, bin, dir string) (*proc, *client.Admin) {
+// startWorkspace runs a workspace simulator in dir/ws with the given
+// number of cloud co-signers, all of them and the node signing (2-of-2 or
+// 3-of-3), and returns it with an admin connection, closed when the test
+// ends.
+func startWorkspace(t *testing.T, bin, dir string, cosigners int) (*proc, *client.Admin) {
 	t.Helper()
 	wsDir := filepath.Join(dir, "ws")
-	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir,
-		"--listen", loopbackAddr(t), "--cloud-cosigners", "1", "--quorum", "2", "--log-level", "warn")
+	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir, "--listen", loopbackAddr(t),
+		"--cloud-cosigners", fmt.Sprint(cosigners), "--quorum", fmt.Sprint(cosigners+1), "--log-level", "warn")
 	var admin *client.Admin
 	waitFor(t, 30*time.Second, "the workspace", func() bool {
 		a, err := client.DialAdmin(wsDir)
@@ -174,7 +176,7 @@ func TestKillNineMidLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildBinary(t)
 
-	_, admin := startWorkspace(t, bin, dir)
+	_, admin := startWorkspace(t, bin, dir, 1)
 
 	confPath := filepath.Join(dir, "node.yaml")
 	conf := fmt.Sprintf(`node_id: kill-node
