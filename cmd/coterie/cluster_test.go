@@ -246,12 +246,12 @@ func (c *testCluster) waitDone(ids []string, d time.Duration) {
 	}, c.procs()...)
 }
 
-// ownerOf waits until one of the candidates owns an unfinished request of
-// ids, and returns it with the requests it owns.
-func (c *testCluster) ownerOf(candidates []*clusterNode, ids []string) (*clusterNode, []string) {
-	var who *clusterNode
-	var owned []string
-	waitFor(c.t, 2*time.Minute, "a node that owns unfinished requests", func() bool {
+// ownerOf waits up to d until one of the candidates owns an unfinished
+// request of ids, and returns it with the requests it owns; nil when none
+// did in time (they finished them all first, say).
+func (c *testCluster) ownerOf(candidates []*clusterNode, ids []string, d time.Duration) (*clusterNode, []string) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
 		for _, n := range candidates {
 			st, err := n.ac.Status(c.ctx())
 			if err != nil {
@@ -264,13 +264,21 @@ func (c *testCluster) ownerOf(candidates []*clusterNode, ids []string) (*cluster
 				}
 			}
 			if len(mine) > 0 {
-				who, owned = n, mine
-				return true
+				return n, mine
 			}
 		}
-		return false
-	}, c.procs()...)
-	return who, owned
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, nil
+}
+
+// mustOwnerOf is ownerOf that fails the test when no candidate owns any.
+func (c *testCluster) mustOwnerOf(candidates []*clusterNode, ids []string) (*clusterNode, []string) {
+	n, owned := c.ownerOf(candidates, ids, 2*time.Minute)
+	if n == nil {
+		c.t.Fatalf("none of %d nodes owned any of %v", len(candidates), ids)
+	}
+	return n, owned
 }
 
 func (c *testCluster) leader() (*clusterNode, []*clusterNode) {
@@ -398,7 +406,7 @@ func TestClusterFailover(t *testing.T) {
 	// A follower that owns requests dies.
 	ids := c.submit(8, "follower dies")
 	_, followers := c.leader()
-	victim, owned := c.ownerOf(followers, ids)
+	victim, owned := c.mustOwnerOf(followers, ids)
 	killed := time.Now()
 	victim.proc.kill()
 	t.Logf("killed follower %s owning %v; resumed elsewhere after %v", victim.id, owned, c.resumed(victim, owned, killed))
@@ -406,10 +414,11 @@ func TestClusterFailover(t *testing.T) {
 	c.run(slices.Index(c.nodes, victim))
 	c.waitMembers(3)
 
-	// The leader dies.
-	ids = c.submit(6, "leader dies")
+	// The leader dies, owning requests if it gets any before it would
+	// finish them: the others elect, and sign on either way.
+	ids = c.submit(9, "leader dies")
 	lead, _ := c.leader()
-	_, owned = c.ownerOf([]*clusterNode{lead}, ids)
+	_, owned = c.ownerOf([]*clusterNode{lead}, ids, 30*time.Second)
 	killed = time.Now()
 	lead.proc.kill()
 	t.Logf("killed leader %s owning %v; resumed elsewhere after %v", lead.id, owned, c.resumed(lead, owned, killed))
@@ -420,7 +429,7 @@ func TestClusterFailover(t *testing.T) {
 	// A node stops past the owner timeout and goes on: its requests are
 	// released to the others, and it finishes none it no longer owns.
 	ids = c.submit(6, "node stops")
-	stopped, owned := c.ownerOf(c.nodes, ids)
+	stopped, owned := c.mustOwnerOf(c.nodes, ids)
 	paused := time.Now()
 	_ = stopped.proc.cmd.Process.Signal(syscall.SIGSTOP)
 	t.Logf("stopped %s owning %v; resumed elsewhere after %v", stopped.id, owned, c.resumed(stopped, owned, paused))
@@ -478,7 +487,7 @@ func TestClusterFailover3of3(t *testing.T) {
 	c.pair(2)
 	ids := c.submit(4, "3-of-3 follower dies")
 	_, followers := c.leader()
-	victim, owned := c.ownerOf(followers, ids)
+	victim, owned := c.mustOwnerOf(followers, ids)
 	killed := time.Now()
 	victim.proc.kill()
 	t.Logf("killed follower %s owning %v; resumed elsewhere after %v", victim.id, owned, c.resumed(victim, owned, killed))
