@@ -116,8 +116,8 @@
 // allocated for it, and a frame's memory grows only with the bytes that
 // arrive. Each member key holds at most MaxConnsPerPeer streams, keys that
 // are not members at most MaxJoinConns together. New builds no
-// unauthenticated network transport: without Identity and Members it
-// refuses to start, and only tests pass a Transport of their own. Raft's
+// unauthenticated network transport: without Identity it refuses to
+// start, and only tests pass a Transport of their own. Raft's
 // own stream decoder is hashicorp's; only members reach it.
 //
 // By default the cluster itself is the authorizer (Cluster.Member): its
