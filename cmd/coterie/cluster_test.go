@@ -250,26 +250,27 @@ func (c *testCluster) waitDone(ids []string, d time.Duration) {
 // request of ids, and returns it with the requests it owns; nil when none
 // did in time (they finished them all first, say).
 func (c *testCluster) ownerOf(candidates []*clusterNode, ids []string, d time.Duration) (*clusterNode, []string) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	var who *clusterNode
+	var owned []string
+	poll(d, func() bool {
 		for _, n := range candidates {
 			st, err := n.ac.Status(c.ctx())
 			if err != nil {
 				continue
 			}
-			var mine []string
 			for _, id := range st.Owned {
 				if slices.Contains(ids, id) {
-					mine = append(mine, id)
+					owned = append(owned, id)
 				}
 			}
-			if len(mine) > 0 {
-				return n, mine
+			if len(owned) > 0 {
+				who = n
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil, nil
+		return false
+	})
+	return who, owned
 }
 
 // mustOwnerOf is ownerOf that fails the test when no candidate owns any.

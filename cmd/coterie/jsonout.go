@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"strings"
 	"time"
 
@@ -73,4 +75,11 @@ func plainValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, all bool)
 	default:
 		return v.Interface()
 	}
+}
+
+// printJSON writes v as indented JSON, the form every --json flag prints.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -148,19 +148,30 @@ func startWorkspace(t *testing.T, bin, dir string, cosigners int) (*proc, *clien
 	return ws, admin
 }
 
-// waitFor polls cond every 100 ms until it holds or d passes.
+// waitFor polls cond every 100 ms until it holds or d passes, and fails
+// the test with the processes' logs if it does not.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, procs ...*proc) {
 	t.Helper()
+	if !poll(d, cond) {
+		for _, p := range procs {
+			t.Logf("%s log:\n%s", p.name, p.tail())
+		}
+		t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}
+
+// poll calls cond every 100 ms until it holds, and reports whether it did
+// within d. The real-process tests watch other processes through their
+// APIs, which send no events to wait on.
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			for _, p := range procs {
-				t.Logf("%s log:\n%s", p.name, p.tail())
-			}
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
 // TestKillNineMidLoad runs a workspace and a node as real processes on

@@ -411,9 +411,7 @@ func newWorkspaceStatsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(plainJSON(s.ProtoReflect(), true))
+				return printJSON(cmd.OutOrStdout(), plainJSON(s.ProtoReflect(), true))
 			})
 		},
 	}
