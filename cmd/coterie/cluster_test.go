@@ -21,7 +21,7 @@ import (
 // testCluster is a workspace and three `coterie node run` processes on
 // loopback, for the failover tests.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	dir   string
 	ws    *proc
@@ -43,10 +43,15 @@ type clusterNode struct {
 // newTestCluster starts the workspace, with cosigners cloud co-signers
 // (1: 2-of-2, 2: 3-of-3), and three nodes: n1 bootstraps, n2 and n3 join
 // with join tokens minted on n1.
-func newTestCluster(t *testing.T, cosigners int) *testCluster {
+func newTestCluster(t testing.TB, cosigners int) *testCluster {
+	return newTestClusterOf(t, cosigners, 3)
+}
+
+// newTestClusterOf is newTestCluster with nodes nodes.
+func newTestClusterOf(t testing.TB, cosigners, nodes int) *testCluster {
 	c := &testCluster{t: t, bin: buildBinary(t), dir: t.TempDir()}
 	c.ws, c.admin = startWorkspace(t, c.bin, c.dir, cosigners)
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= nodes; i++ {
 		n := &clusterNode{id: fmt.Sprintf("n%d", i), conf: filepath.Join(c.dir, fmt.Sprintf("n%d.yaml", i))}
 		join := ""
 		if i > 1 {
@@ -87,7 +92,7 @@ log:
 		c.nodes = append(c.nodes, n)
 		c.run(i - 1)
 	}
-	c.waitMembers(3)
+	c.waitMembers(nodes)
 	return c
 }
 
