@@ -119,13 +119,34 @@ type Rotation struct {
 // every current member's identity key, and to no one else. Each member
 // (this one included) takes its copy in when it applies the entry; the
 // plaintext key never enters the log, a snapshot or an error. It needs
-// Config.Keys. Errors: ErrKeyring (for example, the member table changed
-// while the rotation was being made: run it again), ErrNotInitialized,
-// and Propose's.
+// Config.Keys. It wraps to the member table of a caught-up replica, and
+// when the table changes before the entry commits (the FSM refuses a
+// rotation that misses a member or names a former one) it tries again with
+// a fresh key, up to rotateAttempts times. Errors: ErrKeyring,
+// ErrNotInitialized, and Propose's.
 func (c *Cluster) RotateKeyring(ctx context.Context) (Rotation, error) {
 	if c.cfg.Keys == nil {
 		return Rotation{}, errorf(ErrKeyring, "this node holds no keyring to rotate")
 	}
+	var err error
+	for range rotateAttempts {
+		if err = c.WaitCaughtUp(ctx); err != nil {
+			return Rotation{}, err
+		}
+		var out Rotation
+		out, err = c.rotateOnce(ctx)
+		if !errors.Is(err, ErrKeyring) {
+			return out, err
+		}
+	}
+	return Rotation{}, err
+}
+
+// rotateAttempts bounds RotateKeyring's tries against a changing member
+// table.
+const rotateAttempts = 3
+
+func (c *Cluster) rotateOnce(ctx context.Context) (Rotation, error) {
 	cid := c.fsm.ClusterID()
 	if cid == "" {
 		return Rotation{}, errorf(ErrNotInitialized, "no member table to wrap the keyring to")
@@ -134,8 +155,7 @@ func (c *Cluster) RotateKeyring(ctx context.Context) (Rotation, error) {
 	v := keyring.NewVersionKey(version)
 	defer v.Destroy()
 	rot := &protocol.ClusterKeyringRotated{Version: version, Check: v.Check()}
-	var out Rotation
-	out.Version = version
+	out := Rotation{Version: version}
 	members := c.fsm.Members()
 	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
 	for _, m := range members {
