@@ -15,8 +15,8 @@ import (
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/clustertest"
 	"github.com/coterie-mpc/coterie/enclave"
-	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/enclavetest"
+	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
