@@ -30,6 +30,12 @@ const (
 	EventJoinTokenIssued
 	// EventCallbackSet: the cluster's callback handler was recorded.
 	EventCallbackSet
+	// EventUserCallbackSet: an API user's own callback handler was
+	// recorded or replaced (APIUserID names the user record).
+	EventUserCallbackSet
+	// EventUserCallbackCleared: an API user's own callback handler was
+	// removed (APIUserID names the user record).
+	EventUserCallbackCleared
 )
 
 // String returns the kind's lowercase name.
@@ -63,6 +69,10 @@ func (k EventKind) String() string {
 		return "join-token-issued"
 	case EventCallbackSet:
 		return "callback-set"
+	case EventUserCallbackSet:
+		return "user-callback-set"
+	case EventUserCallbackCleared:
+		return "user-callback-cleared"
 	default:
 		return "unknown"
 	}

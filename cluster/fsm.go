@@ -64,6 +64,9 @@ type state struct {
 	tokens    map[string]*protocol.ClusterJoinToken
 	// callback is the cluster's callback handler, nil until recorded.
 	callback *protocol.ClusterCallback
+	// userCallbacks holds the API users' own callback handlers, by user
+	// record id (see fsm_callbacks.go).
+	userCallbacks map[string]*protocol.ClusterCallback
 }
 
 func newState() *state {
@@ -74,6 +77,8 @@ func newState() *state {
 		keys:     map[string]*protocol.ClusterRecord{},
 		members:  map[string]*protocol.ClusterMember{},
 		tokens:   map[string]*protocol.ClusterJoinToken{},
+
+		userCallbacks: map[string]*protocol.ClusterCallback{},
 	}
 }
 
@@ -137,6 +142,10 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		c := b.CallbackSet.GetCallback()
 		s.callback = &protocol.ClusterCallback{Url: c.GetUrl(), HandlerKey: slices.Clone(c.GetHandlerKey())}
 		return []Event{{Kind: EventCallbackSet, Node: node}}, nil
+	case *protocol.ClusterCommand_UserCallbackSet:
+		return s.setUserCallback(node, b.UserCallbackSet.GetUserCallback())
+	case *protocol.ClusterCommand_UserCallbackCleared:
+		return s.clearUserCallback(node, b.UserCallbackCleared.GetUserId())
 	case *protocol.ClusterCommand_Confirm:
 		_, err := s.owned(node, b.Confirm.GetRequestId())
 		return nil, err

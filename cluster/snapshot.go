@@ -50,6 +50,7 @@ func encodeState(st *state) ([]byte, error) {
 		out.JoinTokens = append(out.JoinTokens, st.tokens[id])
 	}
 	out.Callback = st.callback
+	out.UserCallbacks = encodeUserCallbacks(st)
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -132,6 +133,10 @@ func decodeState(b []byte) (*state, error) {
 			}
 			set.m[r.GetId()] = r
 		}
+	}
+	// After the API users: each handler must name one of them.
+	if err := decodeUserCallbacks(st, in); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -223,10 +223,12 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
 	// FORBIDDEN: the authenticated peer may not send this request (for
 	// example, a command in another node's name).
-	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN       ClusterErrorCode = 20
-	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED ClusterErrorCode = 21
-	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN       ClusterErrorCode = 22
-	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER          ClusterErrorCode = 23
+	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN        ClusterErrorCode = 20
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED  ClusterErrorCode = 21
+	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN        ClusterErrorCode = 22
+	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER           ClusterErrorCode = 23
+	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER     ClusterErrorCode = 30
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK ClusterErrorCode = 31
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -256,6 +258,8 @@ var (
 		21: "CLUSTER_ERROR_CODE_NOT_INITIALIZED",
 		22: "CLUSTER_ERROR_CODE_BAD_TOKEN",
 		23: "CLUSTER_ERROR_CODE_MEMBER",
+		30: "CLUSTER_ERROR_CODE_UNKNOWN_USER",
+		31: "CLUSTER_ERROR_CODE_NO_USER_CALLBACK",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -282,6 +286,8 @@ var (
 		"CLUSTER_ERROR_CODE_NOT_INITIALIZED":      21,
 		"CLUSTER_ERROR_CODE_BAD_TOKEN":            22,
 		"CLUSTER_ERROR_CODE_MEMBER":               23,
+		"CLUSTER_ERROR_CODE_UNKNOWN_USER":         30,
+		"CLUSTER_ERROR_CODE_NO_USER_CALLBACK":     31,
 	}
 )
 
@@ -340,6 +346,8 @@ type ClusterCommand struct {
 	//	*ClusterCommand_Confirm
 	//	*ClusterCommand_Sync
 	//	*ClusterCommand_CallbackSet
+	//	*ClusterCommand_UserCallbackSet
+	//	*ClusterCommand_UserCallbackCleared
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -538,6 +546,24 @@ func (x *ClusterCommand) GetCallbackSet() *ClusterCallbackSet {
 	return nil
 }
 
+func (x *ClusterCommand) GetUserCallbackSet() *ClusterUserCallbackSet {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_UserCallbackSet); ok {
+			return x.UserCallbackSet
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetUserCallbackCleared() *ClusterUserCallbackCleared {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_UserCallbackCleared); ok {
+			return x.UserCallbackCleared
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -602,6 +628,14 @@ type ClusterCommand_CallbackSet struct {
 	CallbackSet *ClusterCallbackSet `protobuf:"bytes,24,opt,name=callback_set,json=callbackSet,proto3,oneof"`
 }
 
+type ClusterCommand_UserCallbackSet struct {
+	UserCallbackSet *ClusterUserCallbackSet `protobuf:"bytes,30,opt,name=user_callback_set,json=userCallbackSet,proto3,oneof"`
+}
+
+type ClusterCommand_UserCallbackCleared struct {
+	UserCallbackCleared *ClusterUserCallbackCleared `protobuf:"bytes,31,opt,name=user_callback_cleared,json=userCallbackCleared,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -631,6 +665,10 @@ func (*ClusterCommand_Confirm) isClusterCommand_Body() {}
 func (*ClusterCommand_Sync) isClusterCommand_Body() {}
 
 func (*ClusterCommand_CallbackSet) isClusterCommand_Body() {}
+
+func (*ClusterCommand_UserCallbackSet) isClusterCommand_Body() {}
+
+func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -2407,7 +2445,10 @@ type ClusterState struct {
 	Members      []*ClusterMember    `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
 	JoinTokens   []*ClusterJoinToken `protobuf:"bytes,11,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
 	// callback is the cluster's callback handler, nil until recorded.
-	Callback      *ClusterCallback `protobuf:"bytes,12,opt,name=callback,proto3" json:"callback,omitempty"`
+	Callback *ClusterCallback `protobuf:"bytes,12,opt,name=callback,proto3" json:"callback,omitempty"`
+	// user_callbacks are the API users' own callback handlers, sorted by
+	// user id.
+	UserCallbacks []*ClusterUserCallback `protobuf:"bytes,30,rep,name=user_callbacks,json=userCallbacks,proto3" json:"user_callbacks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2522,6 +2563,13 @@ func (x *ClusterState) GetJoinTokens() []*ClusterJoinToken {
 func (x *ClusterState) GetCallback() *ClusterCallback {
 	if x != nil {
 		return x.Callback
+	}
+	return nil
+}
+
+func (x *ClusterState) GetUserCallbacks() []*ClusterUserCallback {
+	if x != nil {
+		return x.UserCallbacks
 	}
 	return nil
 }
@@ -3012,6 +3060,154 @@ func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
 	return nil
 }
 
+// ClusterUserCallback is one API user's own callback handler: the
+// requests of that user are asked of it instead of the cluster's. It
+// always names a handler (a URL and a key): a user cannot opt out of the
+// cluster's handler and be approved automatically.
+type ClusterUserCallback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the API user's record id (ClusterRecord.id).
+	UserId        string           `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Callback      *ClusterCallback `protobuf:"bytes,2,opt,name=callback,proto3" json:"callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallback) Reset() {
+	*x = ClusterUserCallback{}
+	mi := &file_cluster_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallback) ProtoMessage() {}
+
+func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClusterUserCallback) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ClusterUserCallback) GetCallback() *ClusterCallback {
+	if x != nil {
+		return x.Callback
+	}
+	return nil
+}
+
+// ClusterUserCallbackSet records or replaces an API user's own handler.
+type ClusterUserCallbackSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserCallback  *ClusterUserCallback   `protobuf:"bytes,1,opt,name=user_callback,json=userCallback,proto3" json:"user_callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallbackSet) Reset() {
+	*x = ClusterUserCallbackSet{}
+	mi := &file_cluster_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallbackSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallbackSet) ProtoMessage() {}
+
+func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
+	if x != nil {
+		return x.UserCallback
+	}
+	return nil
+}
+
+// ClusterUserCallbackCleared removes an API user's own handler: its
+// requests go to the cluster's handler again.
+type ClusterUserCallbackCleared struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallbackCleared) Reset() {
+	*x = ClusterUserCallbackCleared{}
+	mi := &file_cluster_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallbackCleared) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallbackCleared) ProtoMessage() {}
+
+func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ClusterUserCallbackCleared) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 // ClusterSync changes nothing. A follower commits one to learn that its
 // replica has applied everything committed before (Cluster.WaitCaughtUp).
 type ClusterSync struct {
@@ -3022,7 +3218,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3230,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3243,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3070,7 +3266,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3278,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3291,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3131,7 +3327,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xc4\b\n" +
+	"coterie.v1\"\xf4\t\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -3152,7 +3348,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssued\x126\n" +
 	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirm\x12-\n" +
 	"\x04sync\x18\x17 \x01(\v2\x17.coterie.v1.ClusterSyncH\x00R\x04sync\x12C\n" +
-	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSetB\x06\n" +
+	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSet\x12P\n" +
+	"\x11user_callback_set\x18\x1e \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
+	"\x15user_callback_cleared\x18\x1f \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackClearedB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -3289,7 +3487,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xd6\x04\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\x9e\x05\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -3306,7 +3504,8 @@ const file_cluster_proto_rawDesc = "" +
 	" \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\x12=\n" +
 	"\vjoin_tokens\x18\v \x03(\v2\x1c.coterie.v1.ClusterJoinTokenR\n" +
 	"joinTokens\x127\n" +
-	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\xe4\x01\n" +
+	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12F\n" +
+	"\x0euser_callbacks\x18\x1e \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe4\x01\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -3336,7 +3535,14 @@ const file_cluster_proto_rawDesc = "" +
 	"\vhandler_key\x18\x02 \x01(\fR\n" +
 	"handlerKey\"M\n" +
 	"\x12ClusterCallbackSet\x127\n" +
-	"\bcallback\x18\x01 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\r\n" +
+	"\bcallback\x18\x01 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"g\n" +
+	"\x13ClusterUserCallback\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x127\n" +
+	"\bcallback\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"^\n" +
+	"\x16ClusterUserCallbackSet\x12D\n" +
+	"\ruser_callback\x18\x01 \x01(\v2\x1f.coterie.v1.ClusterUserCallbackR\fuserCallback\"5\n" +
+	"\x1aClusterUserCallbackCleared\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\r\n" +
 	"\vClusterSync\"\xbb\x01\n" +
 	"\x13ClusterJoinResponse\x12\x1d\n" +
 	"\n" +
@@ -3361,7 +3567,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xee\x06\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xbc\a\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -3387,7 +3593,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1cCLUSTER_ERROR_CODE_FORBIDDEN\x10\x14\x12&\n" +
 	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x15\x12 \n" +
 	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x16\x12\x1d\n" +
-	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17\x12#\n" +
+	"\x1fCLUSTER_ERROR_CODE_UNKNOWN_USER\x10\x1e\x12'\n" +
+	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1fB2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -3402,49 +3610,52 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_cluster_proto_goTypes = []any{
-	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
-	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
-	(ClusterPresignatureStatus)(0),    // 2: coterie.v1.ClusterPresignatureStatus
-	(ClusterErrorCode)(0),             // 3: coterie.v1.ClusterErrorCode
-	(*ClusterCommand)(nil),            // 4: coterie.v1.ClusterCommand
-	(*ClusterConfirm)(nil),            // 5: coterie.v1.ClusterConfirm
-	(*ClusterClaim)(nil),              // 6: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),            // 7: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),           // 8: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),            // 9: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil), // 10: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil), // 11: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),       // 12: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),     // 13: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),             // 14: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),               // 15: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),             // 16: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),    // 17: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),         // 18: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),             // 19: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),        // 20: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),      // 21: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),          // 22: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),    // 23: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),          // 24: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),         // 25: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),    // 26: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),       // 27: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),  // 28: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),          // 29: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),            // 30: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 31: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 32: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 33: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 35: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),        // 36: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),           // 37: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),        // 38: coterie.v1.ClusterCallbackSet
-	(*ClusterSync)(nil),               // 39: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),       // 40: coterie.v1.ClusterJoinResponse
+	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
+	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
+	(ClusterPresignatureStatus)(0),     // 2: coterie.v1.ClusterPresignatureStatus
+	(ClusterErrorCode)(0),              // 3: coterie.v1.ClusterErrorCode
+	(*ClusterCommand)(nil),             // 4: coterie.v1.ClusterCommand
+	(*ClusterConfirm)(nil),             // 5: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),               // 6: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),             // 7: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),            // 8: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),             // 9: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil),  // 10: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil),  // 11: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),        // 12: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),      // 13: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),              // 14: coterie.v1.ClusterRecord
+	(*ClusterInit)(nil),                // 15: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 16: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 17: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 18: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),              // 19: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 20: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 21: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 22: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 23: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 24: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 25: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 26: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 27: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 28: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 29: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 30: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 31: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 32: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 33: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 34: coterie.v1.ClusterRemoveServer
+	(*ClusterForwardResponse)(nil),     // 35: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 36: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 37: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 38: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 39: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 40: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 41: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 42: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 43: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -3460,43 +3671,48 @@ var file_cluster_proto_depIdxs = []int32{
 	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	39, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	42, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
 	38, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	0,  // 15: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	10, // 16: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	14, // 17: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	14, // 18: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	19, // 19: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 20: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	17, // 21: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	18, // 22: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	16, // 23: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	19, // 24: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 25: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	26, // 26: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 27: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 28: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	28, // 29: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	28, // 30: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 31: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	27, // 32: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	30, // 33: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	14, // 34: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	14, // 35: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	19, // 36: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 37: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	24, // 38: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	37, // 39: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	33, // 40: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	34, // 41: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 42: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	37, // 43: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	16, // 44: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	40, // 15: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	41, // 16: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	0,  // 17: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	10, // 18: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	14, // 19: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	14, // 20: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	19, // 21: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 22: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	17, // 23: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	18, // 24: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	16, // 25: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	19, // 26: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 27: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	26, // 28: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 29: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 30: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	28, // 31: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	28, // 32: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 33: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	27, // 34: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	30, // 35: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	14, // 36: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	14, // 37: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	19, // 38: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	16, // 39: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	24, // 40: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	37, // 41: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	39, // 42: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	33, // 43: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	34, // 44: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 45: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	37, // 46: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	37, // 47: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	39, // 48: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	16, // 49: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3520,6 +3736,8 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_Confirm)(nil),
 		(*ClusterCommand_Sync)(nil),
 		(*ClusterCommand_CallbackSet)(nil),
+		(*ClusterCommand_UserCallbackSet)(nil),
+		(*ClusterCommand_UserCallbackCleared)(nil),
 	}
 	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
@@ -3532,7 +3750,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
