@@ -107,6 +107,10 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return nil
 	case *protocol.ClusterCommand_CallbackSet:
 		return validateCallback(b.CallbackSet.GetCallback())
+	case *protocol.ClusterCommand_UserCallbackSet:
+		return validateUserCallback(b.UserCallbackSet.GetUserCallback())
+	case *protocol.ClusterCommand_UserCallbackCleared:
+		return checkID("api user", b.UserCallbackCleared.GetUserId())
 	case *protocol.ClusterCommand_Init:
 		if err := checkID("cluster", b.Init.GetClusterId()); err != nil {
 			return err

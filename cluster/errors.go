@@ -92,6 +92,12 @@ var (
 	// ErrJoinRefused is returned by DialJoin when the member refused the
 	// join (its text follows) or serves no joins.
 	ErrJoinRefused = errors.New("cluster: join refused")
+	// ErrUnknownUser is returned when a command names an API user the
+	// cluster has no record of.
+	ErrUnknownUser = errors.New("cluster: unknown API user")
+	// ErrNoUserCallback is returned when a command clears an API user's
+	// own callback handler and the user has none.
+	ErrNoUserCallback = errors.New("cluster: the API user has no callback handler of its own")
 )
 
 // codes maps each sentinel to the code that carries it across the
@@ -124,6 +130,8 @@ var codes = []struct {
 	{ErrTimeout, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TIMEOUT},
 	{ErrClosed, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_CLOSED},
 	{ErrForbidden, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN},
+	{ErrUnknownUser, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER},
+	{ErrNoUserCallback, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK},
 }
 
 // errorCode returns the wire code of err; errors with no sentinel map to

@@ -36,6 +36,12 @@ const (
 	EventKeyringAdopted
 	// EventRecordsResealed: Count sealed parts moved to a newer version.
 	EventRecordsResealed
+	// EventUserCallbackSet: an API user's own callback handler was
+	// recorded or replaced (APIUserID names the user record).
+	EventUserCallbackSet
+	// EventUserCallbackCleared: an API user's own callback handler was
+	// removed (APIUserID names the user record).
+	EventUserCallbackCleared
 )
 
 // String returns the kind's lowercase name.
@@ -75,6 +81,10 @@ func (k EventKind) String() string {
 		return "keyring-adopted"
 	case EventRecordsResealed:
 		return "records-resealed"
+	case EventUserCallbackSet:
+		return "user-callback-set"
+	case EventUserCallbackCleared:
+		return "user-callback-cleared"
 	default:
 		return "unknown"
 	}

@@ -74,17 +74,21 @@ type state struct {
 	// version (see fsm_keyring.go).
 	rotations []*protocol.ClusterKeyringVersion
 	adopted   map[string]uint32
+	// userCallbacks holds the API users' own callback handlers, by user
+	// record id (see fsm_callbacks.go).
+	userCallbacks map[string]*protocol.ClusterCallback
 }
 
 func newState() *state {
 	return &state{
-		requests: map[string]*protocol.ClusterRequestState{},
-		pools:    map[string]*keyPool{},
-		users:    map[string]*protocol.ClusterRecord{},
-		keys:     map[string]*protocol.ClusterRecord{},
-		members:  map[string]*protocol.ClusterMember{},
-		tokens:   map[string]*protocol.ClusterJoinToken{},
-		adopted:  map[string]uint32{},
+		requests:      map[string]*protocol.ClusterRequestState{},
+		pools:         map[string]*keyPool{},
+		users:         map[string]*protocol.ClusterRecord{},
+		keys:          map[string]*protocol.ClusterRecord{},
+		members:       map[string]*protocol.ClusterMember{},
+		tokens:        map[string]*protocol.ClusterJoinToken{},
+		adopted:       map[string]uint32{},
+		userCallbacks: map[string]*protocol.ClusterCallback{},
 	}
 }
 
@@ -151,6 +155,10 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		c := b.CallbackSet.GetCallback()
 		s.callback = &protocol.ClusterCallback{Url: c.GetUrl(), HandlerKey: slices.Clone(c.GetHandlerKey())}
 		return []Event{{Kind: EventCallbackSet, Node: node}}, nil
+	case *protocol.ClusterCommand_UserCallbackSet:
+		return s.setUserCallback(node, b.UserCallbackSet.GetUserCallback())
+	case *protocol.ClusterCommand_UserCallbackCleared:
+		return s.clearUserCallback(node, b.UserCallbackCleared.GetUserId())
 	case *protocol.ClusterCommand_Confirm:
 		_, err := s.owned(node, b.Confirm.GetRequestId())
 		return nil, err

@@ -114,6 +114,19 @@ func (d *fsmDriver) run(c scriptCase) string {
 	case "callback":
 		url, key, ok := d.fsm.Callback()
 		return fmt.Sprintf("recorded=%t url=%q key=%q", ok, url, key)
+	case "user-callback-set":
+		return d.apply(c, UserCallbackSetCommand(arg("user"), arg("url"), []byte(arg("key"))))
+	case "user-callback-clear":
+		return d.apply(c, UserCallbackClearedCommand(arg("user")))
+	case "user-callbacks":
+		var out []string
+		for _, u := range d.fsm.UserCallbacks() {
+			out = append(out, fmt.Sprintf("%s url=%q key=%q", u.UserID, u.URL, u.HandlerKey))
+		}
+		if len(out) == 0 {
+			return "(none)"
+		}
+		return strings.Join(out, "\n")
 	case "raw":
 		b, err := hex.DecodeString(arg("hex"))
 		if err != nil {

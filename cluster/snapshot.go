@@ -51,6 +51,7 @@ func encodeState(st *state) ([]byte, error) {
 	}
 	out.Callback = st.callback
 	encodeKeyring(st, out)
+	out.UserCallbacks = encodeUserCallbacks(st)
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -136,6 +137,10 @@ func decodeState(b []byte) (*state, error) {
 			}
 			set.m[r.GetId()] = r
 		}
+	}
+	// After the API users: each handler must name one of them.
+	if err := decodeUserCallbacks(st, in); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

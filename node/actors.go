@@ -17,14 +17,15 @@ import (
 const stopTimeout = 10 * time.Second
 
 // actorServer serves the users with the actor system: one workspace
-// connection and one callback client per user.
+// connection per user, and the router that picks each user's callback
+// handler.
 type actorServer struct {
-	sys *actors.System
-	cb  callback.Config // the users' callback settings, without Logger
+	sys      *actors.System
+	retry    callback.Backoff // the callback retry budget every user shares
+	handlers *handlerRouter
 
-	mu       sync.Mutex
-	clients  []*client.Client
-	deciders []*callback.Client
+	mu      sync.Mutex
+	clients []*client.Client
 }
 
 var _ userServer = (*actorServer)(nil)
@@ -55,31 +56,33 @@ func (n *Node) newUserServer() (userServer, error) {
 	if n.cfg.TuneActors != nil {
 		n.cfg.TuneActors(&acfg)
 	}
-	sys, err := actors.New(acfg)
+	handlers, err := newHandlerRouter(cb, n.cluster.FSM())
 	if err != nil {
 		return nil, err
 	}
-	if err := sys.Start(context.Background()); err != nil {
+	sys, err := actors.New(acfg)
+	if err != nil {
+		handlers.Close()
 		return nil, err
 	}
-	return &actorServer{sys: sys, cb: cb}, nil
+	if err := sys.Start(context.Background()); err != nil {
+		handlers.Close()
+		return nil, err
+	}
+	return &actorServer{sys: sys, retry: cb.Retry, handlers: handlers}, nil
 }
 
 // callbackConfig builds the callback client settings every user shares:
-// the handler from the config and the cluster's signing key.
+// the cluster's handler as the config names it, the CA file, the bounds
+// and freshness rules, and the cluster's signing key. The API users' own
+// handlers are reached with the same settings (handlerRouter), so the CA
+// file and the signing key apply whether or not the config names a
+// handler.
 func (n *Node) callbackConfig() (callback.Config, error) {
 	cb := n.cfg.Callback.clientConfig()
 	cb.Logger = n.componentLogger("callback")
 	cb.Clock = n.clock
-	if n.cfg.Callback.URL == "" {
-		n.log.Info("no callback handler configured: every request is approved automatically")
-		return cb, cb.Validate()
-	}
-	cb.URL = n.cfg.Callback.URL
 	var err error
-	if cb.HandlerKey, err = loadHandlerKey(n.cfg.Callback.HandlerPublicKey); err != nil {
-		return cb, fmt.Errorf("node: callback.handler_public_key: %w", err)
-	}
 	if n.cfg.Callback.CAFile != "" {
 		if cb.RootCAs, err = loadCAFile(n.cfg.Callback.CAFile); err != nil {
 			return cb, fmt.Errorf("node: callback.ca_file: %w", err)
@@ -88,6 +91,14 @@ func (n *Node) callbackConfig() (callback.Config, error) {
 	n.mu.Lock()
 	cb.SigningKey = n.callbackKey
 	n.mu.Unlock()
+	if n.cfg.Callback.URL == "" {
+		n.log.Info("no callback handler configured: requests of users without a handler of their own are approved automatically")
+		return cb, cb.Validate()
+	}
+	cb.URL = n.cfg.Callback.URL
+	if cb.HandlerKey, err = loadHandlerKey(n.cfg.Callback.HandlerPublicKey); err != nil {
+		return cb, fmt.Errorf("node: callback.handler_public_key: %w", err)
+	}
 	return cb, cb.Validate()
 }
 
@@ -96,24 +107,17 @@ func (a *actorServer) add(u *User) error {
 	if err != nil {
 		return err
 	}
-	dec, err := callback.New(a.cb)
-	if err != nil {
-		ws.Close()
-		return err
-	}
 	au := actors.User{
-		ID: u.Info.ID, Key: u.RecordID, Workspace: ws, Decider: dec, Retry: a.cb.Retry,
+		ID: u.Info.ID, Key: u.RecordID, Workspace: ws, Decider: a.handlers.decider(u.RecordID), Retry: a.retry,
 		SigningKey: u.SigningKey, ShareRecordID: u.Info.ShareRecord,
 		ApprovalRecordID: u.Info.ApprovalRecord,
 	}
 	if err := a.sys.AddUser(au); err != nil {
 		ws.Close()
-		dec.Close()
 		return err
 	}
 	a.mu.Lock()
 	a.clients = append(a.clients, ws)
-	a.deciders = append(a.deciders, dec)
 	a.mu.Unlock()
 	return nil
 }
@@ -138,9 +142,7 @@ func (a *actorServer) stop(ctx context.Context) error {
 	for _, c := range a.clients {
 		_ = c.Close()
 	}
-	for _, d := range a.deciders {
-		d.Close()
-	}
-	a.clients, a.deciders = nil, nil
+	a.handlers.Close()
+	a.clients = nil
 	return err
 }

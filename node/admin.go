@@ -45,6 +45,10 @@ const (
 	// PathCallback shows (GET) or sets from this node's config (PUT) the
 	// cluster's callback handler.
 	PathCallback = "/v1/cluster/callback"
+	// PathUserCallback + a user (WORKSPACE/USER, or a user id only one
+	// workspace has) sets (PUT) or clears (DELETE) that API user's own
+	// callback handler.
+	PathUserCallback = "/v1/cluster/callback/users/"
 	// PathRequest + an id answers the cluster's record of one request.
 	PathRequest = "/v1/cluster/requests/"
 )
@@ -65,6 +69,10 @@ const (
 	codeMember         = "member"
 	codeNoLeader       = "no_leader"
 	codeNotInitialized = "not_initialized"
+	// A user's own callback handler's refusals.
+	codeUnknownUser    = "unknown_user"
+	codeNoUserCallback = "no_user_callback"
+	codeBadHandler     = "bad_callback_handler"
 )
 
 // Status is the JSON that GET /v1/status answers. It names requests and
@@ -155,6 +163,8 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathRequest+"{id}", a.auth(a.request))
 	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
+	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))
+	mux.HandleFunc("DELETE "+PathUserCallback+"{user...}", a.auth(a.clearUserCallback))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

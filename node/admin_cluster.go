@@ -496,13 +496,15 @@ func (a *adminServer) request(w http.ResponseWriter, r *http.Request) {
 
 // CallbackListing is the cluster's callback handler as GET and PUT
 // /v1/cluster/callback answer it: its URL and the SHA-256 of its public key
-// (both empty when the cluster approves by itself), and whether this
-// node's config names the same.
+// (both empty when the cluster approves by itself), whether this node's
+// config names the same, and the API users that have a handler of their
+// own, which their requests go to instead.
 type CallbackListing struct {
-	Recorded  bool   `json:"recorded"`
-	URL       string `json:"url"`
-	KeySHA256 string `json:"key_sha256,omitempty"`
-	ThisNode  bool   `json:"this_node_agrees"`
+	Recorded  bool                  `json:"recorded"`
+	URL       string                `json:"url"`
+	KeySHA256 string                `json:"key_sha256,omitempty"`
+	ThisNode  bool                  `json:"this_node_agrees"`
+	Users     []UserCallbackListing `json:"users"`
 }
 
 func (a *adminServer) callbackListing() CallbackListing {
@@ -513,6 +515,7 @@ func (a *adminServer) callbackListing() CallbackListing {
 	}
 	_, err := a.n.checkCallback()
 	out.ThisNode = ok && err == nil
+	out.Users = userCallbackListings(a.n.cluster.FSM().UserCallbacks())
 	return out
 }
 

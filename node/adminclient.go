@@ -162,6 +162,28 @@ func (c *AdminClient) Callback(ctx context.Context, set bool) (CallbackListing, 
 	return l, c.do(ctx, method, PathCallback, nil, true, &l)
 }
 
+// SetUserCallback records user's own callback handler (its URL and its
+// public key, PEM) and returns the cluster's handlers as recorded then.
+// user is WORKSPACE/USER, or a user id only one workspace has. Refusals
+// wrap cluster.ErrUnknownUser, ErrRefused (an ambiguous user id) or
+// ErrBadCallbackHandler.
+func (c *AdminClient) SetUserCallback(ctx context.Context, user, handlerURL string, keyPEM []byte) (CallbackListing, error) {
+	body, err := json.Marshal(UserCallbackRequest{URL: handlerURL, PublicKeyPEM: string(keyPEM)})
+	if err != nil {
+		return CallbackListing{}, err
+	}
+	var l CallbackListing
+	return l, c.do(ctx, http.MethodPut, PathUserCallback+url.PathEscape(user), body, true, &l)
+}
+
+// ClearUserCallback removes user's own callback handler, so that its
+// requests go to the cluster's again. Refusals wrap
+// cluster.ErrUnknownUser, ErrRefused or cluster.ErrNoUserCallback.
+func (c *AdminClient) ClearUserCallback(ctx context.Context, user string) (CallbackListing, error) {
+	var l CallbackListing
+	return l, c.do(ctx, http.MethodDelete, PathUserCallback+url.PathEscape(user), nil, true, &l)
+}
+
 // RemoveMember removes another node from the cluster. Refusals wrap
 // cluster.ErrMember or ErrRefused and explain themselves.
 func (c *AdminClient) RemoveMember(ctx context.Context, id string) error {
@@ -283,6 +305,12 @@ func codeError(code string) error {
 		return cluster.ErrNotInitialized
 	case codeNotFound:
 		return ErrNoRequest
+	case codeUnknownUser:
+		return cluster.ErrUnknownUser
+	case codeNoUserCallback:
+		return cluster.ErrNoUserCallback
+	case codeBadHandler:
+		return ErrBadCallbackHandler
 	default:
 		return ErrAdminAPI
 	}

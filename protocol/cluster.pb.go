@@ -223,11 +223,13 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_POOL_EMPTY           ClusterErrorCode = 19
 	// FORBIDDEN: the authenticated peer may not send this request (for
 	// example, a command in another node's name).
-	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN       ClusterErrorCode = 20
-	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED ClusterErrorCode = 21
-	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN       ClusterErrorCode = 22
-	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER          ClusterErrorCode = 23
-	ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING         ClusterErrorCode = 24
+	ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN        ClusterErrorCode = 20
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED  ClusterErrorCode = 21
+	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN        ClusterErrorCode = 22
+	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER           ClusterErrorCode = 23
+	ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING          ClusterErrorCode = 24
+	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER     ClusterErrorCode = 25
+	ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK ClusterErrorCode = 26
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -258,6 +260,8 @@ var (
 		22: "CLUSTER_ERROR_CODE_BAD_TOKEN",
 		23: "CLUSTER_ERROR_CODE_MEMBER",
 		24: "CLUSTER_ERROR_CODE_KEYRING",
+		25: "CLUSTER_ERROR_CODE_UNKNOWN_USER",
+		26: "CLUSTER_ERROR_CODE_NO_USER_CALLBACK",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -285,6 +289,8 @@ var (
 		"CLUSTER_ERROR_CODE_BAD_TOKEN":            22,
 		"CLUSTER_ERROR_CODE_MEMBER":               23,
 		"CLUSTER_ERROR_CODE_KEYRING":              24,
+		"CLUSTER_ERROR_CODE_UNKNOWN_USER":         25,
+		"CLUSTER_ERROR_CODE_NO_USER_CALLBACK":     26,
 	}
 )
 
@@ -399,6 +405,8 @@ type ClusterCommand struct {
 	//	*ClusterCommand_KeyringRotated
 	//	*ClusterCommand_KeyringAdopted
 	//	*ClusterCommand_RecordsResealed
+	//	*ClusterCommand_UserCallbackSet
+	//	*ClusterCommand_UserCallbackCleared
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -624,6 +632,24 @@ func (x *ClusterCommand) GetRecordsResealed() *ClusterRecordsResealed {
 	return nil
 }
 
+func (x *ClusterCommand) GetUserCallbackSet() *ClusterUserCallbackSet {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_UserCallbackSet); ok {
+			return x.UserCallbackSet
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetUserCallbackCleared() *ClusterUserCallbackCleared {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_UserCallbackCleared); ok {
+			return x.UserCallbackCleared
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -700,6 +726,14 @@ type ClusterCommand_RecordsResealed struct {
 	RecordsResealed *ClusterRecordsResealed `protobuf:"bytes,27,opt,name=records_resealed,json=recordsResealed,proto3,oneof"`
 }
 
+type ClusterCommand_UserCallbackSet struct {
+	UserCallbackSet *ClusterUserCallbackSet `protobuf:"bytes,28,opt,name=user_callback_set,json=userCallbackSet,proto3,oneof"`
+}
+
+type ClusterCommand_UserCallbackCleared struct {
+	UserCallbackCleared *ClusterUserCallbackCleared `protobuf:"bytes,29,opt,name=user_callback_cleared,json=userCallbackCleared,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -735,6 +769,10 @@ func (*ClusterCommand_KeyringRotated) isClusterCommand_Body() {}
 func (*ClusterCommand_KeyringAdopted) isClusterCommand_Body() {}
 
 func (*ClusterCommand_RecordsResealed) isClusterCommand_Body() {}
+
+func (*ClusterCommand_UserCallbackSet) isClusterCommand_Body() {}
+
+func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -2518,8 +2556,11 @@ type ClusterState struct {
 	// keyring_adopted holds the highest keyring version each member adopted,
 	// by member id.
 	KeyringAdopted []*ClusterKeyringAck `protobuf:"bytes,14,rep,name=keyring_adopted,json=keyringAdopted,proto3" json:"keyring_adopted,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// user_callbacks are the API users' own callback handlers, sorted by
+	// user id.
+	UserCallbacks []*ClusterUserCallback `protobuf:"bytes,15,rep,name=user_callbacks,json=userCallbacks,proto3" json:"user_callbacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
@@ -2646,6 +2687,13 @@ func (x *ClusterState) GetKeyringVersions() []*ClusterKeyringVersion {
 func (x *ClusterState) GetKeyringAdopted() []*ClusterKeyringAck {
 	if x != nil {
 		return x.KeyringAdopted
+	}
+	return nil
+}
+
+func (x *ClusterState) GetUserCallbacks() []*ClusterUserCallback {
+	if x != nil {
+		return x.UserCallbacks
 	}
 	return nil
 }
@@ -3136,6 +3184,154 @@ func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
 	return nil
 }
 
+// ClusterUserCallback is one API user's own callback handler: the
+// requests of that user are asked of it instead of the cluster's. It
+// always names a handler (a URL and a key): a user cannot opt out of the
+// cluster's handler and be approved automatically.
+type ClusterUserCallback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the API user's record id (ClusterRecord.id).
+	UserId        string           `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Callback      *ClusterCallback `protobuf:"bytes,2,opt,name=callback,proto3" json:"callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallback) Reset() {
+	*x = ClusterUserCallback{}
+	mi := &file_cluster_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallback) ProtoMessage() {}
+
+func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClusterUserCallback) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ClusterUserCallback) GetCallback() *ClusterCallback {
+	if x != nil {
+		return x.Callback
+	}
+	return nil
+}
+
+// ClusterUserCallbackSet records or replaces an API user's own handler.
+type ClusterUserCallbackSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserCallback  *ClusterUserCallback   `protobuf:"bytes,1,opt,name=user_callback,json=userCallback,proto3" json:"user_callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallbackSet) Reset() {
+	*x = ClusterUserCallbackSet{}
+	mi := &file_cluster_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallbackSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallbackSet) ProtoMessage() {}
+
+func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
+	if x != nil {
+		return x.UserCallback
+	}
+	return nil
+}
+
+// ClusterUserCallbackCleared removes an API user's own handler: its
+// requests go to the cluster's handler again.
+type ClusterUserCallbackCleared struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterUserCallbackCleared) Reset() {
+	*x = ClusterUserCallbackCleared{}
+	mi := &file_cluster_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterUserCallbackCleared) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterUserCallbackCleared) ProtoMessage() {}
+
+func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
+func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ClusterUserCallbackCleared) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 // ClusterSync changes nothing. A follower commits one to learn that its
 // replica has applied everything committed before (Cluster.WaitCaughtUp).
 type ClusterSync struct {
@@ -3146,7 +3342,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3354,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3367,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3194,7 +3390,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3402,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3415,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3267,7 +3463,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3475,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3488,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3331,7 +3527,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3539,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3552,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3391,7 +3587,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3599,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3612,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3441,7 +3637,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3453,7 +3649,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3466,7 +3662,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -3515,7 +3711,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3527,7 +3723,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3540,7 +3736,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -3572,7 +3768,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3584,7 +3780,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3597,7 +3793,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -3641,7 +3837,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3653,7 +3849,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3666,7 +3862,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -3681,8 +3877,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xb1\n" +
-	"\n" +
+	"coterie.v1\"\xe1\v\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -3706,7 +3901,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSet\x12L\n" +
 	"\x0fkeyring_rotated\x18\x19 \x01(\v2!.coterie.v1.ClusterKeyringRotatedH\x00R\x0ekeyringRotated\x12L\n" +
 	"\x0fkeyring_adopted\x18\x1a \x01(\v2!.coterie.v1.ClusterKeyringAdoptedH\x00R\x0ekeyringAdopted\x12O\n" +
-	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealedB\x06\n" +
+	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealed\x12P\n" +
+	"\x11user_callback_set\x18\x1c \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
+	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackClearedB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -3843,7 +4040,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xec\x05\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xb4\x06\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -3862,7 +4059,8 @@ const file_cluster_proto_rawDesc = "" +
 	"joinTokens\x127\n" +
 	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
 	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
-	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\"\xe4\x01\n" +
+	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\x12F\n" +
+	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe4\x01\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -3892,7 +4090,14 @@ const file_cluster_proto_rawDesc = "" +
 	"\vhandler_key\x18\x02 \x01(\fR\n" +
 	"handlerKey\"M\n" +
 	"\x12ClusterCallbackSet\x127\n" +
-	"\bcallback\x18\x01 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\r\n" +
+	"\bcallback\x18\x01 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"g\n" +
+	"\x13ClusterUserCallback\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x127\n" +
+	"\bcallback\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"^\n" +
+	"\x16ClusterUserCallbackSet\x12D\n" +
+	"\ruser_callback\x18\x01 \x01(\v2\x1f.coterie.v1.ClusterUserCallbackR\fuserCallback\"5\n" +
+	"\x1aClusterUserCallbackCleared\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\r\n" +
 	"\vClusterSync\"\xbb\x01\n" +
 	"\x13ClusterJoinResponse\x12\x1d\n" +
 	"\n" +
@@ -3944,7 +4149,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\x8e\a\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xdc\a\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -3971,7 +4176,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x15\x12 \n" +
 	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x16\x12\x1d\n" +
 	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17\x12\x1e\n" +
-	"\x1aCLUSTER_ERROR_CODE_KEYRING\x10\x18*\xa4\x01\n" +
+	"\x1aCLUSTER_ERROR_CODE_KEYRING\x10\x18\x12#\n" +
+	"\x1fCLUSTER_ERROR_CODE_UNKNOWN_USER\x10\x19\x12'\n" +
+	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a*\xa4\x01\n" +
 	"\x11ClusterSealedKind\x12#\n" +
 	"\x1fCLUSTER_SEALED_KIND_UNSPECIFIED\x10\x00\x12$\n" +
 	" CLUSTER_SEALED_KIND_PRESIGNATURE\x10\x01\x12 \n" +
@@ -3991,57 +4198,60 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_cluster_proto_goTypes = []any{
-	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
-	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
-	(ClusterPresignatureStatus)(0),    // 2: coterie.v1.ClusterPresignatureStatus
-	(ClusterErrorCode)(0),             // 3: coterie.v1.ClusterErrorCode
-	(ClusterSealedKind)(0),            // 4: coterie.v1.ClusterSealedKind
-	(*ClusterCommand)(nil),            // 5: coterie.v1.ClusterCommand
-	(*ClusterConfirm)(nil),            // 6: coterie.v1.ClusterConfirm
-	(*ClusterClaim)(nil),              // 7: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),            // 8: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),           // 9: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),            // 10: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil), // 11: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil), // 12: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),       // 13: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),     // 14: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),             // 15: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),               // 16: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),             // 17: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),    // 18: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),         // 19: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),             // 20: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),        // 21: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),      // 22: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),          // 23: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),    // 24: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),          // 25: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),         // 26: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),    // 27: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),       // 28: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),  // 29: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),          // 30: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),            // 31: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 32: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 33: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 34: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 35: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 36: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),        // 37: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),           // 38: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),        // 39: coterie.v1.ClusterCallbackSet
-	(*ClusterSync)(nil),               // 40: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),       // 41: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),         // 42: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),     // 43: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),     // 44: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),     // 45: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),         // 46: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),     // 47: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),    // 48: coterie.v1.ClusterRecordsResealed
+	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
+	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
+	(ClusterPresignatureStatus)(0),     // 2: coterie.v1.ClusterPresignatureStatus
+	(ClusterErrorCode)(0),              // 3: coterie.v1.ClusterErrorCode
+	(ClusterSealedKind)(0),             // 4: coterie.v1.ClusterSealedKind
+	(*ClusterCommand)(nil),             // 5: coterie.v1.ClusterCommand
+	(*ClusterConfirm)(nil),             // 6: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),               // 7: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),             // 8: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),            // 9: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),             // 10: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil),  // 11: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil),  // 12: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),        // 13: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),      // 14: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),              // 15: coterie.v1.ClusterRecord
+	(*ClusterInit)(nil),                // 16: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 17: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 18: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 19: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),              // 20: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 21: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 22: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 23: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 24: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 25: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 26: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 27: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 28: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 29: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 30: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 31: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 32: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 33: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 34: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 35: coterie.v1.ClusterRemoveServer
+	(*ClusterForwardResponse)(nil),     // 36: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 37: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 38: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 39: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 40: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 41: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 42: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 43: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 44: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 45: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 46: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 47: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 48: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 49: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 50: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 51: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -4057,52 +4267,57 @@ var file_cluster_proto_depIdxs = []int32{
 	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	40, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	43, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
 	39, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	43, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	44, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	48, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	0,  // 18: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	11, // 19: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	15, // 20: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	15, // 21: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	20, // 22: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 23: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	18, // 24: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	19, // 25: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	17, // 26: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	20, // 27: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 28: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	27, // 29: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 30: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 31: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	29, // 32: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 33: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	30, // 34: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	28, // 35: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	31, // 36: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	15, // 37: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	15, // 38: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	20, // 39: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 40: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	25, // 41: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	38, // 42: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	45, // 43: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	46, // 44: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	34, // 45: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	35, // 46: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 47: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	38, // 48: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	17, // 49: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	42, // 50: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	42, // 51: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 52: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	47, // 53: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	46, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	47, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	51, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	41, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	42, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	0,  // 20: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	11, // 21: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	15, // 22: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	15, // 23: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	20, // 24: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	17, // 25: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	18, // 26: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	19, // 27: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	17, // 28: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	20, // 29: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 30: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	27, // 31: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 32: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 33: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	29, // 34: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 35: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	30, // 36: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	28, // 37: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	31, // 38: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	15, // 39: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	15, // 40: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	20, // 41: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	17, // 42: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	25, // 43: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	38, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	48, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	49, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	40, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	34, // 48: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	35, // 49: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	3,  // 50: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	38, // 51: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	38, // 52: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	40, // 53: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	17, // 54: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	45, // 55: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	45, // 56: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 57: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	50, // 58: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4129,6 +4344,8 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_KeyringRotated)(nil),
 		(*ClusterCommand_KeyringAdopted)(nil),
 		(*ClusterCommand_RecordsResealed)(nil),
+		(*ClusterCommand_UserCallbackSet)(nil),
+		(*ClusterCommand_UserCallbackCleared)(nil),
 	}
 	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
@@ -4141,7 +4358,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
