@@ -169,6 +169,10 @@ func New(cfg Config) (*Cluster, error) {
 		c.wg.Add(1)
 		go c.reportAdoption()
 	}
+	if g, ok := c.trans.(goneReporter); ok {
+		c.wg.Add(1)
+		go c.electEarly(g)
+	}
 	c.wg.Add(4)
 	go c.trackMembers(memberEvents)
 	go c.serveForwards()

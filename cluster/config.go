@@ -78,7 +78,10 @@ type Config struct {
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
 	// CommitTimeout are raft's timing. DESIGN.md: about 500 ms for the first
 	// two gives about 1 s failover; tighter risks false elections while MPC
-	// keeps the CPUs busy. CommitTimeout is how long an idle leader waits
+	// keeps the CPUs busy. A leader that is gone is replaced sooner (see
+	// elect.go). The lease must be below HeartbeatTimeout (a leader that
+	// has not heard from a quorum for the lease steps down; 250 ms made
+	// leaders step down under presigning load on two cores). CommitTimeout is how long an idle leader waits
 	// before telling followers of its latest commits; followers learn of
 	// forwarded commits at once anyway (see nudger), so it only delays their
 	// view of the leader's own proposals.
@@ -171,7 +174,7 @@ func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:    500 * time.Millisecond,
 		ElectionTimeout:     500 * time.Millisecond,
-		LeaderLeaseTimeout:  500 * time.Millisecond,
+		LeaderLeaseTimeout:  450 * time.Millisecond,
 		CommitTimeout:       50 * time.Millisecond,
 		SnapshotInterval:    2 * time.Minute,
 		SnapshotThreshold:   8192,
@@ -269,8 +272,10 @@ func (c Config) Validate() error {
 			bad("%s is %v, want at least %v", d.name, d.v, d.min)
 		}
 	}
-	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
-		bad("LeaderLeaseTimeout %v exceeds HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	if c.LeaderLeaseTimeout >= c.HeartbeatTimeout {
+		// An early election shortens raft's heartbeat timeout for a moment,
+		// and raft wants the lease no longer than that.
+		bad("LeaderLeaseTimeout %v is not below HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
 	if c.ElectionTimeout < c.HeartbeatTimeout {
 		bad("ElectionTimeout %v is below HeartbeatTimeout %v", c.ElectionTimeout, c.HeartbeatTimeout)

@@ -56,7 +56,7 @@ func TestConfigValidate(t *testing.T) {
 			c.LeaderLeaseTimeout = time.Second
 			c.ElectionTimeout = 100 * time.Millisecond
 			c.OwnerTimeout = 10 * time.Millisecond
-		}, []string{"LeaderLeaseTimeout 1s exceeds", "ElectionTimeout 100ms is below", "OwnerTimeout 10ms is below"}},
+		}, []string{"LeaderLeaseTimeout 1s is not below", "ElectionTimeout 100ms is below", "OwnerTimeout 10ms is below"}},
 		{"peers", func(c *Config) {
 			c.Peers = []Peer{{ID: "n1", Address: "x:1"}, {ID: "n2"}}
 		}, []string{"appears twice", "needs an ID and an Address", "Peers only apply with Bootstrap"}},

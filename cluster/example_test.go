@@ -19,7 +19,7 @@ func Example() {
 	cfg.Transport = cluster.NewInmemNetwork().NewTransport("n1", "n1")
 	cfg.Storage = cluster.NewInmemStorage()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 40*time.Millisecond
 	cfg.OwnerTimeout = time.Second
 	c, err := cluster.New(cfg)
 	if err != nil {

@@ -142,6 +142,9 @@ func (t *InmemTransport) Gone(addr raft.ServerAddress) bool {
 	return !ok
 }
 
+// Probe is Gone: an in-process link has nothing to dial.
+func (t *InmemTransport) Probe(_ context.Context, addr raft.ServerAddress) bool { return t.Gone(addr) }
+
 // ForwardConsumer implements Transport.
 func (t *InmemTransport) ForwardConsumer() <-chan *ForwardRPC { return t.forwardCh }
 

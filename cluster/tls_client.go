@@ -225,6 +225,18 @@ func (t *tlsTransport) Gone(addr raft.ServerAddress) bool {
 	return t.refused[addr]
 }
 
+// Probe implements goneReporter: it opens a TCP connection to addr and
+// closes it at once (the server drops it before any TLS, quietly).
+func (t *tlsTransport) Probe(ctx context.Context, addr raft.ServerAddress) bool {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", string(addr))
+	if err == nil {
+		conn.Close()
+	}
+	t.noteDial(addr, err)
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
 // checkServer returns the test a server at target must pass: its key is a
 // member's, and that member is the one raft has at target when raft knows
 // the address.

@@ -733,3 +733,62 @@ func TestTLSGoneOnlyWhenRefused(t *testing.T) {
 	defer hung.Close()
 	eventually(t, "a silent listener to stop counting as gone", func() bool { return !lt.Gone(addr) })
 }
+
+// recordLog keeps what a node logs, for tests that look for a message.
+type recordLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (r *recordLog) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.Write(p)
+}
+
+func (r *recordLog) has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Contains(r.b.String(), s)
+}
+
+// A leader whose port refuses connections is replaced about
+// HeartbeatTimeout after its last contact, by an early election; one that
+// accepts connections and never answers is left to raft's own timer.
+func TestGoneLeaderElectsEarly(t *testing.T) {
+	const early = "electing early"
+	for _, hung := range []bool{false, true} {
+		t.Run(map[bool]string{false: "gone", true: "hung"}[hung], func(t *testing.T) {
+			logs := map[string]*recordLog{}
+			nodes := startWire(t, 3, func(n []*wireNode) PeerAuthorizer { return tableOf(n, nil) }, func(c *Config) {
+				c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 100*time.Millisecond
+				logs[c.NodeID] = &recordLog{}
+				c.Logger = slog.New(slog.NewTextHandler(logs[c.NodeID], &slog.HandlerOptions{Level: slog.LevelInfo}))
+			})
+			leader, followers := leaderOf(t, nodes)
+			closed := time.Now()
+			if err := leader.c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if hung {
+				ln, err := net.Listen("tcp", leader.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+			}
+			eventually(t, "a new leader", func() bool {
+				_, id := followers[0].c.raft.LeaderWithID()
+				return id != "" && string(id) != leader.id
+			})
+			t.Logf("a new leader %v after the old one stopped", time.Since(closed))
+			var woke bool
+			for _, f := range followers {
+				woke = woke || logs[f.id].has(early)
+			}
+			if woke == hung {
+				t.Fatalf("leader %s: a follower elected early: %v", map[bool]string{false: "gone", true: "hung"}[hung], woke)
+			}
+		})
+	}
+}

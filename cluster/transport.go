@@ -42,6 +42,9 @@ type goneReporter interface {
 	// nothing listens on the cluster port), or, in process, its transport
 	// is closed.
 	Gone(addr raft.ServerAddress) bool
+	// Probe tries to connect to addr now and reports whether it is gone,
+	// as Gone would afterwards.
+	Probe(ctx context.Context, addr raft.ServerAddress) bool
 }
 
 // ForwardRPC is one forwarded request waiting for its answer.

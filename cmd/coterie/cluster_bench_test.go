@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,7 +25,7 @@ import (
 //	go test ./cmd/coterie -run '^$' -bench FalseReleases -benchtime 10x
 //	go test ./cmd/coterie -run '^$' -bench ClusterSigning -benchtime 20x
 
-// BenchmarkFailover kills, b.N times each round, a follower that owns
+// BenchmarkFailover kills, in each of its rounds, a follower that owns
 // unfinished requests twice and the leader (owning some) once, with
 // SIGKILL, and reports the failover time: from the kill until the last of
 // the killed node's unfinished requests was claimed by another node (the
@@ -37,7 +36,7 @@ func BenchmarkFailover(b *testing.B) {
 	c := newTestCluster(b, 1)
 	c.pair(0)
 	var follower, leader []time.Duration
-	for range b.N {
+	for b.Loop() {
 		for range 2 {
 			follower = append(follower, c.killOwner(false))
 		}
@@ -79,7 +78,7 @@ func (c *testCluster) killOwner(leader bool) time.Duration {
 	return 0
 }
 
-// BenchmarkFalseReleases runs the three-node cluster for b.N minutes with
+// BenchmarkFalseReleases runs the three-node cluster for a minute a round with
 // requests always waiting and every CPU busy (the nodes presign, and the
 // benchmark spins one goroutine per CPU), at the test configs'
 // owner_timeout of 1 s, and counts the releases of owners that were alive:
@@ -100,15 +99,17 @@ func BenchmarkFalseReleases(b *testing.B) {
 		}()
 	}
 	start := time.Now()
-	end := start.Add(time.Duration(b.N) * time.Minute)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var pending []string
-	for t := start; t.Before(end); t = <-tick.C {
-		st := c.states()
-		pending = slices.DeleteFunc(pending, func(id string) bool { return terminal(st[id].GetState()) })
-		if len(pending) < 6 {
-			pending = append(pending, c.submit(3, "load")...)
+	for b.Loop() {
+		end := time.Now().Add(time.Minute)
+		for t := time.Now(); t.Before(end); t = <-tick.C {
+			st := c.states()
+			pending = slices.DeleteFunc(pending, func(id string) bool { return terminal(st[id].GetState()) })
+			if len(pending) < 6 {
+				pending = append(pending, c.submit(3, "load")...)
+			}
 		}
 	}
 	stop.Store(true)
@@ -140,46 +141,45 @@ func (c *testCluster) logCount(s string) int {
 }
 
 // BenchmarkClusterSigning measures end-to-end signing under light load,
-// one transaction at a time with a warm pool, from the workspace's
+// one transaction at a time with warm pools, from the workspace's
 // accepting it to its verified signature (the workspace's own
-// timestamps), on three nodes and on one, and a bare PresignOnline of the
-// library in the same run. It reports the p50 of each and the ratios.
+// timestamps), on three nodes and on one (each round signs one on each),
+// and a bare PresignOnline of the library in the same run. It reports the
+// p50 of each and the ratios.
 func BenchmarkClusterSigning(b *testing.B) {
 	bare := mpcbench.OnlineP50(b, "../../protocol/mpc/testdata/keys-2of2.cbor")
-	p50 := map[int]time.Duration{}
-	for _, nodes := range []int{3, 1} {
-		c := newTestClusterOf(b, 1, nodes)
-		c.pair(0)
-		p50[nodes] = c.signP50(b.N)
-		c.close()
+	three, one := newTestClusterOf(b, 1, 3), newTestClusterOf(b, 1, 1)
+	three.pair(0)
+	one.pair(0)
+	var d3, d1 []time.Duration
+	for b.Loop() {
+		d3 = append(d3, three.signOne())
+		d1 = append(d1, one.signOne())
 	}
+	p50 := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
+	p3, p1 := p50(d3), p50(d1)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(bare), "bare-online-p50-ms")
-	b.ReportMetric(ms(p50[1]), "1-node-p50-ms")
-	b.ReportMetric(ms(p50[3]), "3-node-p50-ms")
-	b.ReportMetric(float64(p50[1])/float64(bare), "1-node/bare")
-	b.ReportMetric(float64(p50[3])/float64(bare), "3-node/bare")
-	b.ReportMetric(float64(p50[3])/float64(p50[1]), "3-node/1-node")
+	b.ReportMetric(ms(p1), "1-node-p50-ms")
+	b.ReportMetric(ms(p3), "3-node-p50-ms")
+	b.ReportMetric(float64(p1)/float64(bare), "1-node/bare")
+	b.ReportMetric(float64(p3)/float64(bare), "3-node/bare")
+	b.ReportMetric(float64(p3)/float64(p1), "3-node/1-node")
 }
 
-// signP50 signs n transactions one at a time, each once every node's
-// pools are at their targets with no presign running (so that nothing
-// competes with the signature for the CPUs), and returns the median of the
-// workspace's created-to-completed times.
-func (c *testCluster) signP50(n int) time.Duration {
-	var ds []time.Duration
-	for i := range n {
-		waitFor(c.t, 3*time.Minute, "warm, idle pools", c.poolsIdle, c.procs()...)
-		ids := c.submit(1, fmt.Sprintf("latency %d", i))
-		c.waitDone(ids, time.Minute)
-		r := c.states()[ids[0]]
-		if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
-			c.t.Fatalf("request %s ended %v", ids[0], r.GetState())
-		}
-		ds = append(ds, time.Duration(r.GetCompletedAt()-r.GetCreatedAt()))
+// signOne signs one transaction once every node's pools are at their
+// targets with no presign running (so that nothing competes with the
+// signature for the CPUs), and returns the workspace's created-to-completed
+// time.
+func (c *testCluster) signOne() time.Duration {
+	waitFor(c.t, 3*time.Minute, "warm, idle pools", c.poolsIdle, c.procs()...)
+	ids := c.submit(1, "latency")
+	c.waitDone(ids, time.Minute)
+	r := c.states()[ids[0]]
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
+		c.t.Fatalf("request %s ended %v", ids[0], r.GetState())
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
+	return time.Duration(r.GetCompletedAt() - r.GetCreatedAt())
 }
 
 // poolsIdle reports whether every node's pools are at least at their
@@ -205,14 +205,6 @@ func (c *testCluster) poolsIdle() bool {
 		}
 	}
 	return true
-}
-
-// close kills the cluster's processes before the test ends, so that the
-// next cluster measured in the same benchmark has the CPUs to itself.
-func (c *testCluster) close() {
-	for _, p := range c.procs() {
-		p.kill()
-	}
 }
 
 // reportPercentiles reports the p50 and p99 (the nearest rank) of ds in
