@@ -2534,6 +2534,7 @@ type ClusterForwardRequest struct {
 	//	*ClusterForwardRequest_Command
 	//	*ClusterForwardRequest_AddVoter
 	//	*ClusterForwardRequest_RemoveServer
+	//	*ClusterForwardRequest_Progress
 	Body isClusterForwardRequest_Body `protobuf_oneof:"body"`
 	// timeout_nanos is how long the leader may wait for the commit.
 	TimeoutNanos  int64 `protobuf:"varint,4,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
@@ -2605,6 +2606,15 @@ func (x *ClusterForwardRequest) GetRemoveServer() *ClusterRemoveServer {
 	return nil
 }
 
+func (x *ClusterForwardRequest) GetProgress() *ClusterProgress {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterForwardRequest_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
 func (x *ClusterForwardRequest) GetTimeoutNanos() int64 {
 	if x != nil {
 		return x.TimeoutNanos
@@ -2629,11 +2639,17 @@ type ClusterForwardRequest_RemoveServer struct {
 	RemoveServer *ClusterRemoveServer `protobuf:"bytes,3,opt,name=remove_server,json=removeServer,proto3,oneof"`
 }
 
+type ClusterForwardRequest_Progress struct {
+	Progress *ClusterProgress `protobuf:"bytes,5,opt,name=progress,proto3,oneof"`
+}
+
 func (*ClusterForwardRequest_Command) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_AddVoter) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_RemoveServer) isClusterForwardRequest_Body() {}
+
+func (*ClusterForwardRequest_Progress) isClusterForwardRequest_Body() {}
 
 // ClusterAddVoter asks the leader to add a server, which the member table
 // must list with that address.
@@ -2699,10 +2715,16 @@ func (x *ClusterAddVoter) GetNonvoter() bool {
 	return false
 }
 
-// ClusterRemoveServer asks the leader to remove a server.
+// ClusterRemoveServer asks the leader to remove a server. The leader
+// refuses when the removal would leave the voters it can reach short of a
+// quorum: only it watches heartbeats.
 type ClusterRemoveServer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// check_only asks whether the leader would remove the server now, and
+	// changes nothing: a leaving node asks before it drains. The answer
+	// carries no index.
+	CheckOnly     bool `protobuf:"varint,2,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2744,6 +2766,76 @@ func (x *ClusterRemoveServer) GetId() string {
 	return ""
 }
 
+func (x *ClusterRemoveServer) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
+}
+
+// ClusterProgress is a follower's report of its own raft progress to the
+// leader, which shows it in its view of the members. It commits nothing,
+// and the answer carries no index.
+type ClusterProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex   uint64                 `protobuf:"varint,2,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterProgress) Reset() {
+	*x = ClusterProgress{}
+	mi := &file_cluster_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterProgress) ProtoMessage() {}
+
+func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
+func (*ClusterProgress) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClusterProgress) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 // ClusterForwardResponse is the leader's answer to a ClusterForwardRequest.
 type ClusterForwardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2758,7 +2850,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2862,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2875,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -2832,7 +2924,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2936,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2949,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -2925,7 +3017,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +3029,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +3042,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -2977,7 +3069,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3081,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3094,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3022,7 +3114,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3126,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3139,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3070,7 +3162,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3174,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3187,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3306,19 +3398,26 @@ const file_cluster_proto_rawDesc = "" +
 	" \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\x12=\n" +
 	"\vjoin_tokens\x18\v \x03(\v2\x1c.coterie.v1.ClusterJoinTokenR\n" +
 	"joinTokens\x127\n" +
-	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\xe4\x01\n" +
+	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\x9f\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
-	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x12#\n" +
+	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x129\n" +
+	"\bprogress\x18\x05 \x01(\v2\x1b.coterie.v1.ClusterProgressH\x00R\bprogress\x12#\n" +
 	"\rtimeout_nanos\x18\x04 \x01(\x03R\ftimeoutNanosB\x06\n" +
 	"\x04body\"W\n" +
 	"\x0fClusterAddVoter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
-	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"%\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"D\n" +
 	"\x13ClusterRemoveServer\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"z\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x02 \x01(\bR\tcheckOnly\"m\n" +
+	"\x0fClusterProgress\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x02 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"z\n" +
 	"\x16ClusterForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1c.coterie.v1.ClusterErrorCodeR\x04code\x12\x18\n" +
@@ -3402,7 +3501,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
@@ -3439,12 +3538,13 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterForwardRequest)(nil),     // 32: coterie.v1.ClusterForwardRequest
 	(*ClusterAddVoter)(nil),           // 33: coterie.v1.ClusterAddVoter
 	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),    // 35: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),        // 36: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),           // 37: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),        // 38: coterie.v1.ClusterCallbackSet
-	(*ClusterSync)(nil),               // 39: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),       // 40: coterie.v1.ClusterJoinResponse
+	(*ClusterProgress)(nil),           // 35: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),    // 36: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),        // 37: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),           // 38: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),        // 39: coterie.v1.ClusterCallbackSet
+	(*ClusterSync)(nil),               // 40: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),       // 41: coterie.v1.ClusterJoinResponse
 }
 var file_cluster_proto_depIdxs = []int32{
 	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -3460,8 +3560,8 @@ var file_cluster_proto_depIdxs = []int32{
 	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	39, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	38, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	40, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	39, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
 	0,  // 15: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
 	10, // 16: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
 	14, // 17: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
@@ -3486,17 +3586,18 @@ var file_cluster_proto_depIdxs = []int32{
 	19, // 36: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
 	16, // 37: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
 	24, // 38: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	37, // 39: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	38, // 39: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
 	33, // 40: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
 	34, // 41: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 42: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	37, // 43: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	16, // 44: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	35, // 42: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	3,  // 43: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	38, // 44: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	16, // 45: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3525,6 +3626,7 @@ func file_cluster_proto_init() {
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
+		(*ClusterForwardRequest_Progress)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3532,7 +3634,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
