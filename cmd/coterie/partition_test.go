@@ -15,7 +15,8 @@ import (
 // directions; it still reaches the workspace): first a follower that owns
 // requests, then the leader. While it is cut off, the other two take over
 // its requests after the owner timeout and sign new ones, and the cut node
-// stops serving. Then the partition heals and the node serves again. At
+// stops serving, and the other follower may not leave (the leader judges
+// the quorum). Then the partition heals and the node serves again. At
 // the end every request is signed once, each presignature is used once in
 // the FSM and in the workspace's ledger, and every signature used a
 // presignature whose reservation committed (I6): the one of the attempt
@@ -31,23 +32,40 @@ func TestClusterPartition(t *testing.T) {
 	ids := c.submit(8, "follower cut off")
 	_, followers := c.leader()
 	victim, owned := c.mustOwnerOf(followers, ids)
-	c.partition(victim, ids, owned, committed)
+	c.partition(victim, ids, owned, committed, func() {
+		// The other follower may not leave: the leader sees that without
+		// it only the leader itself would be up, though the follower,
+		// which sees no heartbeats, would count the cut node as up.
+		for _, n := range followers {
+			if n == victim {
+				continue
+			}
+			_, err := n.ac.Leave(c.ctx())
+			if err == nil || !strings.Contains(err.Error(), "short of a quorum") {
+				t.Fatalf("%s's leave while %s is cut off: %v, want a refusal by the leader", n.id, victim.id, err)
+			}
+			if !n.ac.Healthy(c.ctx()) {
+				t.Fatalf("a refused leave stopped %s serving", n.id)
+			}
+		}
+	})
 
 	ids = c.submit(8, "leader cut off")
 	lead, _ := c.leader()
 	_, owned = c.ownerOf([]*clusterNode{lead}, ids, 30*time.Second)
-	c.partition(lead, ids, owned, committed)
+	c.partition(lead, ids, owned, committed, func() {})
 
 	c.checkInvariants()
 	c.checkCommittedReservations(committed)
 }
 
 // partition cuts n off while it owns owned (of ids), checks that the
-// others resume those and sign new requests while n stops serving, records
-// in committed the reservations n's replica holds for its requests just
-// before the partition heals, heals it, and waits until n serves again and
-// every request of ids and the new ones is done.
-func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed map[string][]string) {
+// others resume those and sign new requests while n stops serving, runs
+// during, records in committed the reservations n's replica holds for its
+// requests just before the partition heals, heals it, and waits until n
+// serves again and has caught up, and every request of ids and the new
+// ones is done.
+func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed map[string][]string, during func()) {
 	t := c.t
 	i := slices.Index(c.nodes, n)
 	cutAt := time.Now()
@@ -56,6 +74,7 @@ func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed m
 	t.Logf("cut off %s owning %v; resumed elsewhere after %v", n.id, owned, c.resumed(n, owned, cutAt))
 	waitFor(t, time.Minute, n.id+" to stop serving while cut off", func() bool { return !n.ac.Healthy(c.ctx()) }, n.proc)
 
+	during()
 	more := c.submit(4, "while "+n.id+" is cut off")
 	c.waitDone(append(slices.Clone(ids), more...), 3*time.Minute)
 
@@ -75,6 +94,7 @@ func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed m
 			}
 		}
 	}
+	t.Logf("%s held committed reservations for %d requests when the partition healed", n.id, len(committed))
 
 	c.net.heal(i)
 	waitFor(t, 2*time.Minute, n.id+" to serve again after the partition healed", func() bool { return n.ac.Healthy(c.ctx()) }, c.procs()...)
