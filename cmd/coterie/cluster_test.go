@@ -389,6 +389,18 @@ func (c *testCluster) checkInvariants() {
 	if n == nil {
 		t.Fatal("no node serves")
 	}
+	// A Session proposes Complete after the workspace has marked the
+	// request signed, so the records may trail the workspace a moment;
+	// whatever is still missing after that is reported below, request by
+	// request.
+	poll(time.Minute, func() bool {
+		for _, id := range c.ids {
+			if r, err := n.ac.Request(c.ctx(), id); err != nil || r.Status != "completed" {
+				return false
+			}
+		}
+		return true
+	})
 	reserved := map[string]string{}
 	for _, id := range c.ids {
 		r, err := n.ac.Request(c.ctx(), id)
