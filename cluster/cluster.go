@@ -45,6 +45,8 @@ type Cluster struct {
 	closeErr  error
 	forwards  chan struct{} // semaphore for forwarded applies
 	nudges    chan struct{}
+	// adoptNudge wakes reportAdoption after takeInCopies.
+	adoptNudge chan struct{}
 
 	// known is the member table Member falls back on (see Member);
 	// unsubMembers ends trackMembers' subscription.
@@ -79,6 +81,7 @@ func New(cfg Config) (*Cluster, error) {
 		nextOrigin: map[string]uint64{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.adoptNudge = make(chan struct{}, 1)
 	known := cfg.KnownMembers
 	c.known.Store(&known)
 	// Subscribed before raft starts, so no member change is missed.
@@ -151,6 +154,10 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 
+	if cfg.Keys != nil {
+		// Before raft starts, so that no rotation it applies is missed.
+		c.fsm.onRotation = c.takeInCopies
+	}
 	r, err := raft.NewRaft(rc, c.fsm, st.Logs, st.Stable, st.Snapshots, c.trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
@@ -160,6 +167,10 @@ func New(cfg Config) (*Cluster, error) {
 		tlsTrans.bindRaft(r)
 	}
 	c.watch = newOwnerWatch(c)
+	if cfg.Keys != nil {
+		c.wg.Add(1)
+		go c.reportAdoption()
+	}
 	c.wg.Add(5)
 	go c.trackMembers(memberEvents)
 	go c.serveForwards()

@@ -130,6 +130,15 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 			return errorf(ErrBadCommand, "join token %q: secret hash of %d bytes, want 32", t.GetId(), len(t.GetSecretHash()))
 		}
 		return nil
+	case *protocol.ClusterCommand_KeyringRotated:
+		return validateKeyringRotated(b.KeyringRotated)
+	case *protocol.ClusterCommand_KeyringAdopted:
+		if b.KeyringAdopted.GetVersion() < firstKeyringVersion {
+			return errorf(ErrBadCommand, "keyring version 0")
+		}
+		return nil
+	case *protocol.ClusterCommand_RecordsResealed:
+		return validateRecordsResealed(b.RecordsResealed)
 	default:
 		return errorf(ErrBadCommand, "no body")
 	}

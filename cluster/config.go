@@ -125,6 +125,11 @@ type Config struct {
 	// applies member changes. A node sets both from its sealed store.
 	KnownMembers KnownMembers
 	SaveMembers  func(KnownMembers) error
+	// Keys, when set, lets this node rotate the cluster keyring
+	// (RotateKeyring) and take in the versions others rotate in: it opens
+	// its copies with Keys.Identity, adds them to Keys.Keyring and seals
+	// it with Keys.Save, and reports each adopted version through raft.
+	Keys *KeyHolder
 
 	// Clock gives proposer timestamps and drives the owner-timeout watcher.
 	Clock clock.Clock
@@ -293,6 +298,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHandshakes < 1 {
 		bad("MaxHandshakes must be positive")
+	}
+	if c.Keys != nil {
+		c.Keys.validate(bad)
 	}
 	if c.Clock == nil {
 		bad("Clock is required")

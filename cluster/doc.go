@@ -157,10 +157,19 @@
 // and restarts empty on every leadership change, so after a failover a dead
 // owner is released OwnerTimeout after the new leader's first failed
 // heartbeat to it (plus up to TransportTimeout for a heartbeat to a hung
-// node to fail). Because Release burns reservations and refuses the old
-// owner's Reserve and Complete (ErrNotOwner), a released node that was only
-// slow or cut off can finish at most the online rounds whose reservations
-// had committed (I6); the workspace keeps one signature per digest.
+// node to fail).
+//
+// A silent node that is gone, whose cluster port refuses connections (its
+// process died and its host lives), is released at once: the watch checks
+// on every failed heartbeat, so a killed follower's requests move within a
+// heartbeat or two, and a killed leader's within an election. Only a
+// refusal counts: a timeout may be a hung process or a partition, and
+// waits for OwnerTimeout.
+//
+// Because Release burns reservations and refuses the old owner's Reserve
+// and Complete (ErrNotOwner), a released node that was only slow or cut
+// off can finish at most the online rounds whose reservations had
+// committed (I6); the workspace keeps one signature per digest.
 //
 // The same heartbeats judge a removal: the leader refuses to remove a voter
 // when the other voters it can reach would fall short of a quorum, whoever

@@ -55,6 +55,12 @@ var (
 	// proposer that is not a member, an id, key or address that belongs to
 	// another member, the last member's removal, a second Init.
 	ErrMember = errors.New("cluster: member table refuses the change")
+	// ErrKeyring is returned when the FSM refuses a keyring rotation,
+	// adoption or reseal: a version that is not newer (a replayed or stale
+	// rotation), a member without a wrapped copy, a copy for a non-member or
+	// wrapped to another identity key, an adoption of a version never
+	// rotated in.
+	ErrKeyring = errors.New("cluster: keyring change refused")
 	// ErrRecordExists is returned when an API user or key record id is
 	// already recorded.
 	ErrRecordExists = errors.New("cluster: record already exists")
@@ -111,6 +117,7 @@ var codes = []struct {
 	{ErrNotInitialized, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED},
 	{ErrBadToken, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN},
 	{ErrMember, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER},
+	{ErrKeyring, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING},
 	{ErrRecordExists, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_RECORD_EXISTS},
 	{ErrUncertain, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNCERTAIN},
 	{ErrTooLarge, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_TOO_LARGE},

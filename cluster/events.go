@@ -30,6 +30,12 @@ const (
 	EventJoinTokenIssued
 	// EventCallbackSet: the cluster's callback handler was recorded.
 	EventCallbackSet
+	// EventKeyringRotated: a member (Node) rotated the keyring to
+	// KeyVersion; EventKeyringAdopted: member Node holds KeyVersion sealed.
+	EventKeyringRotated
+	EventKeyringAdopted
+	// EventRecordsResealed: Count sealed parts moved to a newer version.
+	EventRecordsResealed
 )
 
 // String returns the kind's lowercase name.
@@ -63,6 +69,12 @@ func (k EventKind) String() string {
 		return "join-token-issued"
 	case EventCallbackSet:
 		return "callback-set"
+	case EventKeyringRotated:
+		return "keyring-rotated"
+	case EventKeyringAdopted:
+		return "keyring-adopted"
+	case EventRecordsResealed:
+		return "records-resealed"
 	default:
 		return "unknown"
 	}
@@ -83,6 +95,8 @@ type Event struct {
 	// Count is the number of presignatures added.
 	Count    int
 	RecordID string
+	// KeyVersion is the keyring version rotated in or adopted.
+	KeyVersion uint32
 }
 
 // subscribers fans events out to channels without ever blocking Apply.

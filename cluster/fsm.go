@@ -41,6 +41,10 @@ type FSM struct {
 	// waiters learn the applied index moved.
 	applied chan struct{}
 	subs    subscribers
+	// onRotation, set by New before raft starts, runs on raft's apply
+	// goroutine, outside the lock, after each Apply that rotated the
+	// keyring and after each Restore (see Cluster.takeInCopies).
+	onRotation func()
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -64,6 +68,12 @@ type state struct {
 	tokens    map[string]*protocol.ClusterJoinToken
 	// callback is the cluster's callback handler, nil until recorded.
 	callback *protocol.ClusterCallback
+
+	// rotations are the keyring rotations some member has yet to adopt,
+	// and the latest, by version; adopted is each member's highest adopted
+	// version (see fsm_keyring.go).
+	rotations []*protocol.ClusterKeyringVersion
+	adopted   map[string]uint32
 }
 
 func newState() *state {
@@ -74,6 +84,7 @@ func newState() *state {
 		keys:     map[string]*protocol.ClusterRecord{},
 		members:  map[string]*protocol.ClusterMember{},
 		tokens:   map[string]*protocol.ClusterJoinToken{},
+		adopted:  map[string]uint32{},
 	}
 }
 
@@ -104,6 +115,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if f.onRotation != nil && slices.ContainsFunc(evs, func(ev Event) bool { return ev.Kind == EventKeyringRotated }) {
+		f.onRotation()
 	}
 	return nil
 }
@@ -150,6 +164,12 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.setPolicy(node, b.PolicySet)
 	case *protocol.ClusterCommand_JoinTokenIssued:
 		return s.issueToken(node, at, b.JoinTokenIssued)
+	case *protocol.ClusterCommand_KeyringRotated:
+		return s.rotateKeyring(node, at, b.KeyringRotated)
+	case *protocol.ClusterCommand_KeyringAdopted:
+		return s.adoptKeyring(node, b.KeyringAdopted)
+	case *protocol.ClusterCommand_RecordsResealed:
+		return s.resealRecords(node, b.RecordsResealed)
 	default:
 		// validateCommand already refused a missing body.
 		return nil, errorf(ErrBadCommand, "no body")
@@ -204,6 +224,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
+	if f.onRotation != nil {
+		f.onRotation()
+	}
 	return nil
 }
 

@@ -106,6 +106,7 @@ func (s *state) removeMember(node string, c *protocol.ClusterMemberRemoved) ([]E
 		return nil, errorf(ErrMember, "node %q is the last member", c.GetId())
 	}
 	delete(s.members, c.GetId())
+	s.forgetKeyringMember(c.GetId())
 	return []Event{{Kind: EventMemberRemoved, Node: c.GetId()}}, nil
 }
 

@@ -152,6 +152,9 @@ func (d *fsmDriver) run(c scriptCase) string {
 	case "check-snapshot":
 		return d.checkSnapshot()
 	default:
+		if out, ok := d.runKeyring(c); ok {
+			return out
+		}
 		d.t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
 		return ""
 	}
@@ -309,6 +312,9 @@ func formatEvent(ev Event) string {
 	}
 	if ev.Count != 0 {
 		s += fmt.Sprintf(" count=%d", ev.Count)
+	}
+	if ev.KeyVersion != 0 {
+		s += fmt.Sprintf(" version=%d", ev.KeyVersion)
 	}
 	return s
 }

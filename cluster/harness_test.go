@@ -143,10 +143,11 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	// The committed state survived (once the new leader commits in its own
 	// term, the followers learn it), and followers propose through the new
-	// leader.
-	h.Eventually(5*time.Second, "r1 to survive the failover", func() bool {
-		owner, _ := h.Node(fol).Owner("r1")
-		return owner == h.Nodes[old].ID
+	// leader. The old leader is gone, so the new one releases its claim.
+	h.Eventually(5*time.Second, "r1 to survive the failover, released", func() bool {
+		info, ok := h.Node(fol).Request("r1")
+		_, owned := h.Node(fol).Owner("r1")
+		return ok && info.LastOwner == h.Nodes[old].ID && !owned
 	})
 	if err := h.Node(fol).Claim(ctx, "r2", "u1"); err != nil {
 		t.Fatalf("claim after failover: %v", err)
@@ -160,8 +161,8 @@ func TestLeaderFailover(t *testing.T) {
 	if info, _ := h.Node(old).Request("r2"); len(info.Reserved) != 1 || info.Reserved[0].ID != "p2" {
 		t.Fatalf("restarted node sees r2 as %+v", info)
 	}
-	if err := h.Node(old).Complete(ctx, "r1", cluster.OutcomeSigned, ""); err != nil {
-		t.Fatalf("complete from the restarted node: %v", err)
+	if err := h.Node(old).Complete(ctx, "r1", cluster.OutcomeSigned, ""); !errors.Is(err, cluster.ErrNotOwner) {
+		t.Fatalf("complete of a released request from the restarted node: got %v, want ErrNotOwner", err)
 	}
 }
 
@@ -328,6 +329,45 @@ func testSilentOwner(t *testing.T, victimLeads bool) {
 	err = vc.Complete(ctx, "r1", cluster.OutcomeSigned, "")
 	if !errors.Is(err, cluster.ErrNotOwner) {
 		t.Fatalf("old owner's complete: got %v, want ErrNotOwner", err)
+	}
+}
+
+// TestGoneOwnerIsReleasedAtOnce checks the fast path of step 7: an owner
+// whose process is gone (its transport closed, as a refused connection
+// shows on the network) is released as soon as a heartbeat to it fails,
+// with no wait for OwnerTimeout: the test never advances the watch's
+// clock. TestSilentOwnerIsReleased shows that a node only cut off waits.
+func TestGoneOwnerIsReleasedAtOnce(t *testing.T) {
+	for _, victimLeads := range []bool{false, true} {
+		name := map[bool]string{false: "follower", true: "leader"}[victimLeads]
+		t.Run(name, func(t *testing.T) {
+			h := clustertest.New(t, 3, clustertest.Options{})
+			leader := h.WaitLeader()
+			ctx := ctxT(t, 30*time.Second)
+			victim := h.Follower(leader)
+			if victimLeads {
+				victim = leader
+			}
+			vc, vid := h.Node(victim), h.Nodes[victim].ID
+			if err := vc.Claim(ctx, "r1", "u1"); err != nil {
+				t.Fatal(err)
+			}
+			h.WaitApplied(vc.AppliedIndex())
+			var watcher *cluster.Cluster
+			for i := range h.Nodes {
+				if i != victim {
+					watcher = h.Node(i)
+				}
+			}
+			h.Stop(victim)
+			h.Eventually(10*time.Second, "the release of the gone owner", func() bool {
+				_, owned := watcher.Owner("r1")
+				return !owned
+			})
+			if un := watcher.Unclaimed(); len(un) != 1 || un[0].ID != "r1" {
+				t.Fatalf("unclaimed after %s was released: %+v", vid, un)
+			}
+		})
 	}
 }
 

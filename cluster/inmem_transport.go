@@ -36,7 +36,10 @@ type InmemTransport struct {
 	closeOnce sync.Once
 }
 
-var _ Transport = (*InmemTransport)(nil)
+var (
+	_ Transport    = (*InmemTransport)(nil)
+	_ goneReporter = (*InmemTransport)(nil)
+)
 
 // NewTransport returns the transport of node id at addr, linked both ways
 // to every transport on the network except across cut links. A transport at
@@ -128,6 +131,15 @@ func (t *InmemTransport) Forward(ctx context.Context, target raft.ServerAddress,
 		return nil, fmt.Errorf("%w: %w", errUnsent, ctx.Err())
 	}
 	return rpc.wait(ctx, peer.closed)
+}
+
+// Gone reports whether no transport is open at addr: its node was
+// stopped, not cut off.
+func (t *InmemTransport) Gone(addr raft.ServerAddress) bool {
+	t.net.mu.Lock()
+	defer t.net.mu.Unlock()
+	_, ok := t.net.nodes[addr]
+	return !ok
 }
 
 // ForwardConsumer implements Transport.

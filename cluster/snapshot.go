@@ -50,6 +50,7 @@ func encodeState(st *state) ([]byte, error) {
 		out.JoinTokens = append(out.JoinTokens, st.tokens[id])
 	}
 	out.Callback = st.callback
+	encodeKeyring(st, out)
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -81,6 +82,9 @@ func decodeState(b []byte) (*state, error) {
 	st.completionSeq = in.GetCompletionSeq()
 	st.appliedIndex = in.GetAppliedIndex()
 	if err := decodeMembers(st, in); err != nil {
+		return nil, err
+	}
+	if err := decodeKeyring(st, in); err != nil {
 		return nil, err
 	}
 	if in.Callback != nil {

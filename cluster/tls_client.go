@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -195,11 +196,33 @@ func (t *tlsTransport) putConn(target raft.ServerAddress, c pooledConn) {
 // checkServer.
 func (t *tlsTransport) dial(ctx context.Context, target raft.ServerAddress, kind byte, timeout time.Duration) (*tls.Conn, ed25519.PublicKey, error) {
 	conn, err := dialStream(ctx, string(target), clientTLS(t.cert, t.checkServer(target)), kind, timeout)
+	t.noteDial(target, err)
 	if err != nil {
 		return nil, nil, err
 	}
 	key, _ := peerKey(conn.ConnectionState())
 	return conn, key, nil
+}
+
+// noteDial records whether target refused the connection. Only a refusal
+// proves the node is not running; any other outcome, a timeout included,
+// says nothing either way and clears the mark.
+func (t *tlsTransport) noteDial(target raft.ServerAddress, err error) {
+	refused := errors.Is(err, syscall.ECONNREFUSED)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if refused {
+		t.refused[target] = true
+	} else {
+		delete(t.refused, target)
+	}
+}
+
+// Gone implements goneReporter: the last connection to addr was refused.
+func (t *tlsTransport) Gone(addr raft.ServerAddress) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused[addr]
 }
 
 // checkServer returns the test a server at target must pass: its key is a

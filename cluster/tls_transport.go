@@ -94,9 +94,13 @@ type tlsTransport struct {
 	conns   map[*serverConn]struct{}             // admitted server-side streams
 	perKey  map[string]int                       // admitted streams of each member key
 	joins   int                                  // admitted streams of keys that are not members
+	refused map[raft.ServerAddress]bool          // targets whose last TCP connect was refused
 }
 
-var _ Transport = (*tlsTransport)(nil)
+var (
+	_ Transport    = (*tlsTransport)(nil)
+	_ goneReporter = (*tlsTransport)(nil)
+)
 
 // errBusy is a stream refused because this node holds as many streams at
 // the server as the server allows; a later try may succeed.
@@ -141,6 +145,7 @@ func newTLSTransport(cfg Config) (*tlsTransport, error) {
 		pending:     map[net.Conn]struct{}{},
 		conns:       map[*serverConn]struct{}{},
 		perKey:      map[string]int{},
+		refused:     map[raft.ServerAddress]bool{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.NetworkTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

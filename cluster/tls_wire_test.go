@@ -710,3 +710,26 @@ func TestTLSHandshakeBound(t *testing.T) {
 		return err == nil
 	})
 }
+
+// A peer whose port refuses connections is gone; one that accepts them
+// but never answers (a hung process) is not.
+func TestTLSGoneOnlyWhenRefused(t *testing.T) {
+	nodes := startWire(t, 3, func(n []*wireNode) PeerAuthorizer { return tableOf(n, nil) }, nil)
+	leader, followers := leaderOf(t, nodes)
+	lt, victim := leader.c.trans.(*tlsTransport), followers[0]
+	addr := raft.ServerAddress(victim.addr)
+	if lt.Gone(addr) {
+		t.Fatal("a running follower is gone")
+	}
+	if err := victim.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the leader to see the stopped follower gone", func() bool { return lt.Gone(addr) })
+
+	hung, err := net.Listen("tcp", victim.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	eventually(t, "a silent listener to stop counting as gone", func() bool { return !lt.Gone(addr) })
+}

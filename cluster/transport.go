@@ -32,6 +32,18 @@ type Transport interface {
 	Close() error
 }
 
+// goneReporter is implemented by a Transport that can tell a peer whose
+// process is gone from one that is slow or cut off. The owner watch
+// releases a gone owner's requests as soon as a heartbeat to it fails,
+// instead of after OwnerTimeout.
+type goneReporter interface {
+	// Gone reports whether the node at addr is certainly not running: the
+	// last attempt to connect to it was refused (its host answered that
+	// nothing listens on the cluster port), or, in process, its transport
+	// is closed.
+	Gone(addr raft.ServerAddress) bool
+}
+
 // ForwardRPC is one forwarded request waiting for its answer.
 type ForwardRPC struct {
 	Request *protocol.ClusterForwardRequest

@@ -21,8 +21,11 @@ import (
 // leader saw (timed by Config.Clock) until a heartbeat succeeds again. A
 // node that owns requests but is no longer a voter is silent from the first
 // check that notices. When a silent node owns unfinished requests and has
-// been silent for OwnerTimeout, the leader proposes Release of it. The
-// Release command is stamped by the leader's clock; Apply needs no time.
+// been silent for OwnerTimeout, the leader proposes Release of it; when the
+// transport reports the silent node gone (its cluster port refuses
+// connections: the process died, the host lives), the leader releases it at
+// once. The Release command is stamped by the leader's clock; Apply needs
+// no time.
 //
 // The table is the current leader's alone: it starts empty when a node
 // becomes leader, so after a failover a dead owner is released OwnerTimeout
@@ -34,6 +37,9 @@ type ownerWatch struct {
 	c        *Cluster
 	obsCh    chan raft.Observation
 	observer *raft.Observer
+	// kick asks for a check now: a heartbeat failed, perhaps to a node
+	// that is gone.
+	kick chan struct{}
 
 	mu sync.Mutex
 	// silent maps a node to the time (by Config.Clock) it was first seen
@@ -43,7 +49,7 @@ type ownerWatch struct {
 }
 
 func newOwnerWatch(c *Cluster) *ownerWatch {
-	w := &ownerWatch{c: c, obsCh: make(chan raft.Observation, 1024), silent: map[string]time.Time{}}
+	w := &ownerWatch{c: c, obsCh: make(chan raft.Observation, 1024), kick: make(chan struct{}, 1), silent: map[string]time.Time{}}
 	w.observer = raft.NewObserver(w.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation, raft.RaftState:
@@ -79,6 +85,10 @@ func (w *ownerWatch) observe(o raft.Observation) {
 		if _, ok := w.silent[string(d.PeerID)]; !ok {
 			w.silent[string(d.PeerID)] = w.c.cfg.Clock.Now()
 		}
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
 	case raft.ResumedHeartbeatObservation:
 		delete(w.silent, string(d.PeerID))
 	case raft.LeaderObservation, raft.RaftState:
@@ -93,6 +103,9 @@ func (w *ownerWatch) checkLoop() {
 		select {
 		case <-tick:
 			w.check()
+		case <-w.kick:
+			t.Stop()
+			w.check()
 		case <-w.c.stop:
 			t.Stop()
 			return
@@ -100,7 +113,8 @@ func (w *ownerWatch) checkLoop() {
 	}
 }
 
-// check releases owners that have been silent for OwnerTimeout.
+// check releases owners that have been silent for OwnerTimeout, or that
+// are silent and gone.
 func (w *ownerWatch) check() {
 	c := w.c
 	if c.raft.State() != raft.Leader {
@@ -119,35 +133,46 @@ func (w *ownerWatch) check() {
 	if err := cf.Error(); err != nil {
 		return
 	}
-	members := map[string]bool{}
+	members := map[string]raft.ServerAddress{}
 	for _, s := range cf.Configuration().Servers {
-		members[string(s.ID)] = true
+		members[string(s.ID)] = s.Address
+	}
+	gone := func(string) bool { return false }
+	if g, ok := c.trans.(goneReporter); ok {
+		gone = func(node string) bool { addr, ok := members[node]; return ok && g.Gone(addr) }
 	}
 	owners := c.fsm.owners()
 	now := c.cfg.Clock.Now()
-	var due []string
+	type release struct {
+		node string
+		gone bool
+	}
+	var due []release
 	w.mu.Lock()
 	for _, node := range slices.Sorted(maps.Keys(owners)) {
 		if node == c.cfg.NodeID {
 			continue
 		}
 		since, ok := w.silent[node]
-		if !ok && !members[node] {
+		if _, member := members[node]; !ok && !member {
 			since, ok = now, true
 			w.silent[node] = now
 		}
-		if ok && now.Sub(since) >= c.cfg.OwnerTimeout {
-			due = append(due, node)
+		if !ok {
+			continue
+		}
+		if g := gone(node); g || now.Sub(since) >= c.cfg.OwnerTimeout {
+			due = append(due, release{node, g})
 		}
 	}
 	w.mu.Unlock()
-	for _, node := range due {
-		c.log.Warn("cluster releasing silent owner", "owner", node, "owned", len(c.fsm.OwnedBy(node)))
+	for _, r := range due {
+		c.log.Warn("cluster releasing silent owner", "owner", r.node, "owned", len(c.fsm.OwnedBy(r.node)), "gone", r.gone)
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ApplyTimeout)
-		err := c.Release(ctx, node)
+		err := c.Release(ctx, r.node)
 		cancel()
 		if err != nil {
-			c.log.Warn("cluster release failed", "owner", node, "err", err)
+			c.log.Warn("cluster release failed", "owner", r.node, "err", err)
 		}
 	}
 }

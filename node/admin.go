@@ -147,6 +147,8 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathMembers, a.auth(a.members))
 	mux.HandleFunc("POST "+PathRemove, a.auth(a.remove))
 	mux.HandleFunc("POST "+PathTransferLeader, a.auth(a.transferLeader))
+	mux.HandleFunc("POST "+PathRotateKeyring, a.auth(a.rotateKeyring))
+	mux.HandleFunc("GET "+PathKeyring, a.auth(a.keyring))
 	mux.HandleFunc("GET "+PathPolicy, a.auth(a.policy))
 	mux.HandleFunc("PUT "+PathPolicy, a.auth(a.setPolicy))
 	mux.HandleFunc("POST "+PathLeave, a.auth(a.leave))

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/protocol/mpc"
+	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
 )
@@ -202,7 +199,7 @@ func stageLabel(m *dto.Metric) string {
 //
 //	go test ./node -run '^$' -bench EndToEnd -benchtime 20x
 func BenchmarkEndToEnd(b *testing.B) {
-	bare := bareOnlineP50(b)
+	bare := mpcbench.OnlineP50(b, "../protocol/mpc/testdata/keys-2of2.cbor")
 	e := setupBench(b)
 	if depth := e.n.cluster.PoolDepth(e.key); b.N > depth {
 		b.Fatalf("b.N = %d but %d presignatures are left: run with -benchtime Nx, N <= %d", b.N, depth, benchPoolDepth-1)
@@ -230,100 +227,4 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(bare.Microseconds())/1000, "bare-online-p50-ms")
 	b.ReportMetric(float64(p50)/float64(bare), "ratio-to-bare")
-}
-
-// bareOnlineP50 runs the online round of the 2-of-2 test key's
-// presignatures (protocol/mpc/testdata, test-only) in process, both
-// parties on this goroutine, and returns the median.
-func bareOnlineP50(b *testing.B) time.Duration {
-	raw, err := os.ReadFile("../protocol/mpc/testdata/keys-2of2.cbor")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var f struct {
-		Shares        map[string][]byte   `cbor:"4,keyasint"`
-		Presignatures []map[string][]byte `cbor:"5,keyasint"`
-	}
-	if err := cbor.Unmarshal(raw, &f); err != nil {
-		b.Fatal(err)
-	}
-	parties := []mpc.PartyID{"a", "b"}
-	shares := map[mpc.PartyID]*mpc.KeyShare{}
-	for _, p := range parties {
-		if shares[p], err = mpc.UnmarshalKeyShare(f.Shares[string(p)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	eng, err := mpc.New(mpc.DefaultConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ds []time.Duration
-	for i, set := range f.Presignatures {
-		stores := map[mpc.PartyID]mpc.PresignStore{}
-		var id mpc.PresignatureID
-		for _, p := range parties {
-			pre, err := mpc.UnmarshalPresignature(set[string(p)])
-			if err != nil {
-				b.Fatal(err)
-			}
-			st := mpc.NewMemPresignStore()
-			if err := st.Put(context.Background(), pre); err != nil {
-				b.Fatal(err)
-			}
-			stores[p], id = st, pre.ID()
-		}
-		digest := sha256.Sum256([]byte(fmt.Sprintf("bare %d", i)))
-		sid := make([]byte, 16)
-		_, _ = rand.Read(sid)
-		start := time.Now()
-		ss := map[mpc.PartyID]*mpc.Session[*mpc.Signature]{}
-		for _, p := range parties {
-			s, err := eng.PresignOnline(context.Background(), mpc.Params{SessionID: sid, Self: p, Parties: parties, Threshold: shares[p].Threshold()},
-				mpc.SignInput{Share: shares[p], Digest: digest[:], Path: mpc.Path{44, 60, 0, 0, uint32(i)}}, stores[p], id)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			ss[p] = s
-		}
-		exchange(b, ss)
-		ds = append(ds, time.Since(start))
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
-}
-
-// exchange delivers every party's outgoing envelopes to the others until
-// every session is done.
-func exchange(b *testing.B, ss map[mpc.PartyID]*mpc.Session[*mpc.Signature]) {
-	for range 100 {
-		done := true
-		for from, s := range ss {
-			for _, env := range s.Outgoing() {
-				for to, r := range ss {
-					if to == from || (env.GetTo() != "" && mpc.PartyID(env.GetTo()) != to) {
-						continue
-					}
-					if err := r.Accept(env); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-		}
-		for _, s := range ss {
-			if !s.Done() {
-				done = false
-			}
-		}
-		if done {
-			for _, s := range ss {
-				if _, err := s.Result(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			return
-		}
-	}
-	b.Fatal("online round did not finish")
 }

@@ -345,6 +345,7 @@ func (n *Node) openCluster() error {
 		return err
 	}
 	ccfg.KnownMembers, ccfg.SaveMembers = known, n.saveMembers
+	ccfg.Keys = n.keyHolder()
 	// A node that joined a cluster never starts one of its own.
 	ccfg.Bootstrap = n.cfg.Raft.Bootstrap && !joinedElsewhere(known, n.cfg.NodeID) && n.cfg.Cluster.JoinTokenFile == ""
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
@@ -356,6 +357,7 @@ func (n *Node) openCluster() error {
 	}
 	n.cluster = &TimedCluster{Cluster: c, hist: n.metrics.raftApply}
 	n.closeFn = append(n.closeFn, c.Close)
+	n.startReseal()
 	return nil
 }
 

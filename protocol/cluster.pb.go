@@ -227,6 +227,7 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_NOT_INITIALIZED ClusterErrorCode = 21
 	ClusterErrorCode_CLUSTER_ERROR_CODE_BAD_TOKEN       ClusterErrorCode = 22
 	ClusterErrorCode_CLUSTER_ERROR_CODE_MEMBER          ClusterErrorCode = 23
+	ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING         ClusterErrorCode = 24
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -256,6 +257,7 @@ var (
 		21: "CLUSTER_ERROR_CODE_NOT_INITIALIZED",
 		22: "CLUSTER_ERROR_CODE_BAD_TOKEN",
 		23: "CLUSTER_ERROR_CODE_MEMBER",
+		24: "CLUSTER_ERROR_CODE_KEYRING",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -282,6 +284,7 @@ var (
 		"CLUSTER_ERROR_CODE_NOT_INITIALIZED":      21,
 		"CLUSTER_ERROR_CODE_BAD_TOKEN":            22,
 		"CLUSTER_ERROR_CODE_MEMBER":               23,
+		"CLUSTER_ERROR_CODE_KEYRING":              24,
 	}
 )
 
@@ -312,6 +315,59 @@ func (ClusterErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_cluster_proto_rawDescGZIP(), []int{3}
 }
 
+// ClusterSealedKind names the kind of record a reseal rewrites.
+type ClusterSealedKind int32
+
+const (
+	ClusterSealedKind_CLUSTER_SEALED_KIND_UNSPECIFIED  ClusterSealedKind = 0
+	ClusterSealedKind_CLUSTER_SEALED_KIND_PRESIGNATURE ClusterSealedKind = 1
+	ClusterSealedKind_CLUSTER_SEALED_KIND_API_USER     ClusterSealedKind = 2
+	ClusterSealedKind_CLUSTER_SEALED_KIND_KEY_RECORD   ClusterSealedKind = 3
+)
+
+// Enum value maps for ClusterSealedKind.
+var (
+	ClusterSealedKind_name = map[int32]string{
+		0: "CLUSTER_SEALED_KIND_UNSPECIFIED",
+		1: "CLUSTER_SEALED_KIND_PRESIGNATURE",
+		2: "CLUSTER_SEALED_KIND_API_USER",
+		3: "CLUSTER_SEALED_KIND_KEY_RECORD",
+	}
+	ClusterSealedKind_value = map[string]int32{
+		"CLUSTER_SEALED_KIND_UNSPECIFIED":  0,
+		"CLUSTER_SEALED_KIND_PRESIGNATURE": 1,
+		"CLUSTER_SEALED_KIND_API_USER":     2,
+		"CLUSTER_SEALED_KIND_KEY_RECORD":   3,
+	}
+)
+
+func (x ClusterSealedKind) Enum() *ClusterSealedKind {
+	p := new(ClusterSealedKind)
+	*p = x
+	return p
+}
+
+func (x ClusterSealedKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClusterSealedKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_cluster_proto_enumTypes[4].Descriptor()
+}
+
+func (ClusterSealedKind) Type() protoreflect.EnumType {
+	return &file_cluster_proto_enumTypes[4]
+}
+
+func (x ClusterSealedKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClusterSealedKind.Descriptor instead.
+func (ClusterSealedKind) EnumDescriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{4}
+}
+
 // ClusterCommand is the one command the raft log carries. The FSM rejects a
 // command whose version it does not know.
 type ClusterCommand struct {
@@ -340,6 +396,9 @@ type ClusterCommand struct {
 	//	*ClusterCommand_Confirm
 	//	*ClusterCommand_Sync
 	//	*ClusterCommand_CallbackSet
+	//	*ClusterCommand_KeyringRotated
+	//	*ClusterCommand_KeyringAdopted
+	//	*ClusterCommand_RecordsResealed
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -538,6 +597,33 @@ func (x *ClusterCommand) GetCallbackSet() *ClusterCallbackSet {
 	return nil
 }
 
+func (x *ClusterCommand) GetKeyringRotated() *ClusterKeyringRotated {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_KeyringRotated); ok {
+			return x.KeyringRotated
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetKeyringAdopted() *ClusterKeyringAdopted {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_KeyringAdopted); ok {
+			return x.KeyringAdopted
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetRecordsResealed() *ClusterRecordsResealed {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_RecordsResealed); ok {
+			return x.RecordsResealed
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -602,6 +688,18 @@ type ClusterCommand_CallbackSet struct {
 	CallbackSet *ClusterCallbackSet `protobuf:"bytes,24,opt,name=callback_set,json=callbackSet,proto3,oneof"`
 }
 
+type ClusterCommand_KeyringRotated struct {
+	KeyringRotated *ClusterKeyringRotated `protobuf:"bytes,25,opt,name=keyring_rotated,json=keyringRotated,proto3,oneof"`
+}
+
+type ClusterCommand_KeyringAdopted struct {
+	KeyringAdopted *ClusterKeyringAdopted `protobuf:"bytes,26,opt,name=keyring_adopted,json=keyringAdopted,proto3,oneof"`
+}
+
+type ClusterCommand_RecordsResealed struct {
+	RecordsResealed *ClusterRecordsResealed `protobuf:"bytes,27,opt,name=records_resealed,json=recordsResealed,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -631,6 +729,12 @@ func (*ClusterCommand_Confirm) isClusterCommand_Body() {}
 func (*ClusterCommand_Sync) isClusterCommand_Body() {}
 
 func (*ClusterCommand_CallbackSet) isClusterCommand_Body() {}
+
+func (*ClusterCommand_KeyringRotated) isClusterCommand_Body() {}
+
+func (*ClusterCommand_KeyringAdopted) isClusterCommand_Body() {}
+
+func (*ClusterCommand_RecordsResealed) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -2407,9 +2511,15 @@ type ClusterState struct {
 	Members      []*ClusterMember    `protobuf:"bytes,10,rep,name=members,proto3" json:"members,omitempty"`
 	JoinTokens   []*ClusterJoinToken `protobuf:"bytes,11,rep,name=join_tokens,json=joinTokens,proto3" json:"join_tokens,omitempty"`
 	// callback is the cluster's callback handler, nil until recorded.
-	Callback      *ClusterCallback `protobuf:"bytes,12,opt,name=callback,proto3" json:"callback,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Callback *ClusterCallback `protobuf:"bytes,12,opt,name=callback,proto3" json:"callback,omitempty"`
+	// keyring_versions are the rotations whose wrapped copies some member has
+	// yet to adopt, and always the latest rotation, by version.
+	KeyringVersions []*ClusterKeyringVersion `protobuf:"bytes,13,rep,name=keyring_versions,json=keyringVersions,proto3" json:"keyring_versions,omitempty"`
+	// keyring_adopted holds the highest keyring version each member adopted,
+	// by member id.
+	KeyringAdopted []*ClusterKeyringAck `protobuf:"bytes,14,rep,name=keyring_adopted,json=keyringAdopted,proto3" json:"keyring_adopted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
@@ -2522,6 +2632,20 @@ func (x *ClusterState) GetJoinTokens() []*ClusterJoinToken {
 func (x *ClusterState) GetCallback() *ClusterCallback {
 	if x != nil {
 		return x.Callback
+	}
+	return nil
+}
+
+func (x *ClusterState) GetKeyringVersions() []*ClusterKeyringVersion {
+	if x != nil {
+		return x.KeyringVersions
+	}
+	return nil
+}
+
+func (x *ClusterState) GetKeyringAdopted() []*ClusterKeyringAck {
+	if x != nil {
+		return x.KeyringAdopted
 	}
 	return nil
 }
@@ -3218,12 +3342,439 @@ func (x *ClusterJoinResponse) GetMembers() []*ClusterMember {
 	return nil
 }
 
+// ClusterWrappedKey is a new keyring version wrapped to one member: HPKE to
+// the X25519 form of the member's Ed25519 identity key (keyring.WrapVersion).
+// Only that member's enclave-sealed identity opens it; the old keyring
+// does not.
+type ClusterWrappedKey struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// identity_key is the member's identity key the copy was wrapped to; it
+	// must be the member table's.
+	IdentityKey   []byte `protobuf:"bytes,2,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	Wrapped       []byte `protobuf:"bytes,3,opt,name=wrapped,proto3" json:"wrapped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterWrappedKey) Reset() {
+	*x = ClusterWrappedKey{}
+	mi := &file_cluster_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterWrappedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterWrappedKey) ProtoMessage() {}
+
+func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
+func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ClusterWrappedKey) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClusterWrappedKey) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *ClusterWrappedKey) GetWrapped() []byte {
+	if x != nil {
+		return x.Wrapped
+	}
+	return nil
+}
+
+// ClusterKeyringRotated rotates the cluster keyring: a new version, its
+// check value (a public commitment to the key) and one wrapped copy for
+// each current member, no more and no fewer.
+type ClusterKeyringRotated struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Check   []byte                 `protobuf:"bytes,2,opt,name=check,proto3" json:"check,omitempty"`
+	// copies are sorted by member_id.
+	Copies        []*ClusterWrappedKey `protobuf:"bytes,3,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterKeyringRotated) Reset() {
+	*x = ClusterKeyringRotated{}
+	mi := &file_cluster_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyringRotated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyringRotated) ProtoMessage() {}
+
+func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
+func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ClusterKeyringRotated) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ClusterKeyringRotated) GetCheck() []byte {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *ClusterKeyringRotated) GetCopies() []*ClusterWrappedKey {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
+// ClusterKeyringAdopted records that the proposing member holds keyring
+// version (and every older one) sealed on its disk, so its copy may go.
+type ClusterKeyringAdopted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterKeyringAdopted) Reset() {
+	*x = ClusterKeyringAdopted{}
+	mi := &file_cluster_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyringAdopted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyringAdopted) ProtoMessage() {}
+
+func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
+func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ClusterKeyringAdopted) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ClusterKeyringVersion is a rotation as the FSM keeps it. copies shrink as
+// members adopt the version or leave the member table.
+type ClusterKeyringVersion struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Version           uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Check             []byte                 `protobuf:"bytes,2,opt,name=check,proto3" json:"check,omitempty"`
+	RotatedBy         string                 `protobuf:"bytes,3,opt,name=rotated_by,json=rotatedBy,proto3" json:"rotated_by,omitempty"`
+	RotatedAtUnixNano int64                  `protobuf:"varint,4,opt,name=rotated_at_unix_nano,json=rotatedAtUnixNano,proto3" json:"rotated_at_unix_nano,omitempty"`
+	Copies            []*ClusterWrappedKey   `protobuf:"bytes,5,rep,name=copies,proto3" json:"copies,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClusterKeyringVersion) Reset() {
+	*x = ClusterKeyringVersion{}
+	mi := &file_cluster_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyringVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyringVersion) ProtoMessage() {}
+
+func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
+func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ClusterKeyringVersion) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ClusterKeyringVersion) GetCheck() []byte {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *ClusterKeyringVersion) GetRotatedBy() string {
+	if x != nil {
+		return x.RotatedBy
+	}
+	return ""
+}
+
+func (x *ClusterKeyringVersion) GetRotatedAtUnixNano() int64 {
+	if x != nil {
+		return x.RotatedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterKeyringVersion) GetCopies() []*ClusterWrappedKey {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
+// ClusterKeyringAck is the highest keyring version a member adopted.
+type ClusterKeyringAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterKeyringAck) Reset() {
+	*x = ClusterKeyringAck{}
+	mi := &file_cluster_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyringAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyringAck) ProtoMessage() {}
+
+func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
+func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ClusterKeyringAck) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClusterKeyringAck) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ClusterResealedRecord is one record's sealed part re-encrypted under a
+// newer keyring version, with the same record id (associated data).
+type ClusterResealedRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  ClusterSealedKind      `protobuf:"varint,1,opt,name=kind,proto3,enum=coterie.v1.ClusterSealedKind" json:"kind,omitempty"`
+	// key_id is the presignature's key; empty for other kinds.
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	Sealed        []byte `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterResealedRecord) Reset() {
+	*x = ClusterResealedRecord{}
+	mi := &file_cluster_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterResealedRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterResealedRecord) ProtoMessage() {}
+
+func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
+func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ClusterSealedKind_CLUSTER_SEALED_KIND_UNSPECIFIED
+}
+
+func (x *ClusterResealedRecord) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ClusterResealedRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterResealedRecord) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// ClusterRecordsResealed replaces sealed parts with their re-encryption
+// under a newer keyring version. An entry whose record is gone (a spent
+// presignature) or already under that version or a newer one is skipped,
+// so a replayed or repeated reseal changes nothing.
+type ClusterRecordsResealed struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Records       []*ClusterResealedRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterRecordsResealed) Reset() {
+	*x = ClusterRecordsResealed{}
+	mi := &file_cluster_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterRecordsResealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterRecordsResealed) ProtoMessage() {}
+
+func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
+func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xc4\b\n" +
+	"coterie.v1\"\xb1\n" +
+	"\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -3244,7 +3795,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\x11join_token_issued\x18\x15 \x01(\v2\".coterie.v1.ClusterJoinTokenIssuedH\x00R\x0fjoinTokenIssued\x126\n" +
 	"\aconfirm\x18\x16 \x01(\v2\x1a.coterie.v1.ClusterConfirmH\x00R\aconfirm\x12-\n" +
 	"\x04sync\x18\x17 \x01(\v2\x17.coterie.v1.ClusterSyncH\x00R\x04sync\x12C\n" +
-	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSetB\x06\n" +
+	"\fcallback_set\x18\x18 \x01(\v2\x1e.coterie.v1.ClusterCallbackSetH\x00R\vcallbackSet\x12L\n" +
+	"\x0fkeyring_rotated\x18\x19 \x01(\v2!.coterie.v1.ClusterKeyringRotatedH\x00R\x0ekeyringRotated\x12L\n" +
+	"\x0fkeyring_adopted\x18\x1a \x01(\v2!.coterie.v1.ClusterKeyringAdoptedH\x00R\x0ekeyringAdopted\x12O\n" +
+	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealedB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -3381,7 +3935,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xd6\x04\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xec\x05\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -3398,7 +3952,9 @@ const file_cluster_proto_rawDesc = "" +
 	" \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\x12=\n" +
 	"\vjoin_tokens\x18\v \x03(\v2\x1c.coterie.v1.ClusterJoinTokenR\n" +
 	"joinTokens\x127\n" +
-	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\"\x9f\x02\n" +
+	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
+	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
+	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\"\x9f\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -3442,7 +3998,34 @@ const file_cluster_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12'\n" +
 	"\x0fmember_evidence\x18\x02 \x01(\fR\x0ememberEvidence\x12'\n" +
 	"\x0fwrapped_keyring\x18\x03 \x01(\fR\x0ewrappedKeyring\x123\n" +
-	"\amembers\x18\x04 \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers*\xc2\x01\n" +
+	"\amembers\x18\x04 \x03(\v2\x19.coterie.v1.ClusterMemberR\amembers\"m\n" +
+	"\x11ClusterWrappedKey\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12\x18\n" +
+	"\awrapped\x18\x03 \x01(\fR\awrapped\"~\n" +
+	"\x15ClusterKeyringRotated\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
+	"\x05check\x18\x02 \x01(\fR\x05check\x125\n" +
+	"\x06copies\x18\x03 \x03(\v2\x1d.coterie.v1.ClusterWrappedKeyR\x06copies\"1\n" +
+	"\x15ClusterKeyringAdopted\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\"\xce\x01\n" +
+	"\x15ClusterKeyringVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
+	"\x05check\x18\x02 \x01(\fR\x05check\x12\x1d\n" +
+	"\n" +
+	"rotated_by\x18\x03 \x01(\tR\trotatedBy\x12/\n" +
+	"\x14rotated_at_unix_nano\x18\x04 \x01(\x03R\x11rotatedAtUnixNano\x125\n" +
+	"\x06copies\x18\x05 \x03(\v2\x1d.coterie.v1.ClusterWrappedKeyR\x06copies\"J\n" +
+	"\x11ClusterKeyringAck\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"\x89\x01\n" +
+	"\x15ClusterResealedRecord\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.coterie.v1.ClusterSealedKindR\x04kind\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sealed\x18\x04 \x01(\fR\x06sealed\"U\n" +
+	"\x16ClusterRecordsResealed\x12;\n" +
+	"\arecords\x18\x01 \x03(\v2!.coterie.v1.ClusterResealedRecordR\arecords*\xc2\x01\n" +
 	"\x0eClusterOutcome\x12\x1f\n" +
 	"\x1bCLUSTER_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CLUSTER_OUTCOME_SIGNED\x10\x01\x12\x1c\n" +
@@ -3460,7 +4043,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xee\x06\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\x8e\a\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -3486,7 +4069,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1cCLUSTER_ERROR_CODE_FORBIDDEN\x10\x14\x12&\n" +
 	"\"CLUSTER_ERROR_CODE_NOT_INITIALIZED\x10\x15\x12 \n" +
 	"\x1cCLUSTER_ERROR_CODE_BAD_TOKEN\x10\x16\x12\x1d\n" +
-	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17\x12\x1e\n" +
+	"\x1aCLUSTER_ERROR_CODE_KEYRING\x10\x18*\xa4\x01\n" +
+	"\x11ClusterSealedKind\x12#\n" +
+	"\x1fCLUSTER_SEALED_KIND_UNSPECIFIED\x10\x00\x12$\n" +
+	" CLUSTER_SEALED_KIND_PRESIGNATURE\x10\x01\x12 \n" +
+	"\x1cCLUSTER_SEALED_KIND_API_USER\x10\x02\x12\"\n" +
+	"\x1eCLUSTER_SEALED_KIND_KEY_RECORD\x10\x03B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -3500,104 +4089,121 @@ func file_cluster_proto_rawDescGZIP() []byte {
 	return file_cluster_proto_rawDescData
 }
 
-var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),               // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),         // 1: coterie.v1.ClusterRequestStatus
 	(ClusterPresignatureStatus)(0),    // 2: coterie.v1.ClusterPresignatureStatus
 	(ClusterErrorCode)(0),             // 3: coterie.v1.ClusterErrorCode
-	(*ClusterCommand)(nil),            // 4: coterie.v1.ClusterCommand
-	(*ClusterConfirm)(nil),            // 5: coterie.v1.ClusterConfirm
-	(*ClusterClaim)(nil),              // 6: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),            // 7: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),           // 8: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),            // 9: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil), // 10: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil), // 11: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),       // 12: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),     // 13: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),             // 14: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),               // 15: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),             // 16: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),    // 17: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),         // 18: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),             // 19: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),        // 20: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),      // 21: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),          // 22: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),    // 23: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),          // 24: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),         // 25: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),    // 26: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),       // 27: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),  // 28: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),          // 29: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),            // 30: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),              // 31: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),     // 32: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),           // 33: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),       // 34: coterie.v1.ClusterRemoveServer
-	(*ClusterProgress)(nil),           // 35: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),    // 36: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),        // 37: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),           // 38: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),        // 39: coterie.v1.ClusterCallbackSet
-	(*ClusterSync)(nil),               // 40: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),       // 41: coterie.v1.ClusterJoinResponse
+	(ClusterSealedKind)(0),            // 4: coterie.v1.ClusterSealedKind
+	(*ClusterCommand)(nil),            // 5: coterie.v1.ClusterCommand
+	(*ClusterConfirm)(nil),            // 6: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),              // 7: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),            // 8: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),           // 9: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),            // 10: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil), // 11: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil), // 12: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),       // 13: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),     // 14: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),             // 15: coterie.v1.ClusterRecord
+	(*ClusterInit)(nil),               // 16: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),             // 17: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),    // 18: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),         // 19: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),             // 20: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),        // 21: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),      // 22: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),          // 23: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),    // 24: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),          // 25: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),         // 26: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),    // 27: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),       // 28: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),  // 29: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),          // 30: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),            // 31: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),              // 32: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),     // 33: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),           // 34: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),       // 35: coterie.v1.ClusterRemoveServer
+	(*ClusterProgress)(nil),           // 36: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),    // 37: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),        // 38: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),           // 39: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),        // 40: coterie.v1.ClusterCallbackSet
+	(*ClusterSync)(nil),               // 41: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),       // 42: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),         // 43: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),     // 44: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),     // 45: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),     // 46: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),         // 47: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),     // 48: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),    // 49: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
-	6,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
-	7,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
-	8,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
-	9,  // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
-	11, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
-	12, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
-	13, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	15, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	20, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	21, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	22, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	23, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
-	5,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	40, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	39, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	0,  // 15: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	10, // 16: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	14, // 17: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	14, // 18: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	19, // 19: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 20: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	17, // 21: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	18, // 22: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	16, // 23: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	19, // 24: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 25: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	26, // 26: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 27: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 28: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	28, // 29: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	28, // 30: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 31: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	27, // 32: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	30, // 33: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	14, // 34: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	14, // 35: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	19, // 36: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	16, // 37: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	24, // 38: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	38, // 39: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	33, // 40: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	34, // 41: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	35, // 42: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	3,  // 43: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	38, // 44: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	16, // 45: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
+	8,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
+	9,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
+	10, // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
+	12, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
+	13, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
+	14, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
+	16, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	21, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	22, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
+	41, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	40, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	44, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	45, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	49, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	0,  // 18: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	11, // 19: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	15, // 20: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	15, // 21: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	20, // 22: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	17, // 23: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	18, // 24: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	19, // 25: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	17, // 26: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	20, // 27: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 28: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	27, // 29: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 30: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 31: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	29, // 32: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	29, // 33: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	30, // 34: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	28, // 35: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	31, // 36: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	15, // 37: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	15, // 38: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	20, // 39: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	17, // 40: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	25, // 41: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	39, // 42: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	46, // 43: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	47, // 44: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	34, // 45: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	35, // 46: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	36, // 47: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	3,  // 48: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	39, // 49: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	17, // 50: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	43, // 51: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	43, // 52: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 53: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	48, // 54: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -3621,6 +4227,9 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_Confirm)(nil),
 		(*ClusterCommand_Sync)(nil),
 		(*ClusterCommand_CallbackSet)(nil),
+		(*ClusterCommand_KeyringRotated)(nil),
+		(*ClusterCommand_KeyringAdopted)(nil),
+		(*ClusterCommand_RecordsResealed)(nil),
 	}
 	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
@@ -3633,8 +4242,8 @@ func file_cluster_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   38,
+			NumEnums:      5,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,7 +21,7 @@ import (
 // testCluster is a workspace and three `coterie node run` processes on
 // loopback, for the failover tests.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	dir   string
 	ws    *proc
@@ -45,20 +45,25 @@ type clusterNode struct {
 // newTestCluster starts the workspace, with cosigners cloud co-signers
 // (1: 2-of-2, 2: 3-of-3), and three nodes: n1 bootstraps, n2 and n3 join
 // with join tokens minted on n1.
-func newTestCluster(t *testing.T, cosigners int) *testCluster {
-	return newTestClusterOn(t, cosigners, nil)
+func newTestCluster(t testing.TB, cosigners int) *testCluster {
+	return newTestClusterOn(t, cosigners, 3, nil)
 }
 
-// newTestClusterOn is newTestCluster with the nodes in net's namespaces
+// newTestClusterOf is newTestCluster with nodes nodes.
+func newTestClusterOf(t testing.TB, cosigners, nodes int) *testCluster {
+	return newTestClusterOn(t, cosigners, nodes, nil)
+}
+
+// newTestClusterOn is newTestClusterOf with the nodes in net's namespaces
 // and the workspace on its service bridge, or on loopback when net is nil.
-func newTestClusterOn(t *testing.T, cosigners int, net *testNet) *testCluster {
+func newTestClusterOn(t testing.TB, cosigners, nodes int, net *testNet) *testCluster {
 	c := &testCluster{t: t, bin: buildBinary(t), dir: t.TempDir(), net: net}
 	wsAddr := loopbackAddr(t)
 	if net != nil {
 		wsAddr = net.serviceAddr()
 	}
 	c.ws, c.admin = startWorkspaceAt(t, c.bin, c.dir, cosigners, wsAddr)
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= nodes; i++ {
 		raftAddr, adminAddr := loopbackAddr(t), loopbackAddr(t)
 		if net != nil {
 			raftAddr, adminAddr = net.raftAddr(i-1), net.adminAddr(i-1)
@@ -103,7 +108,7 @@ log:
 		c.nodes = append(c.nodes, n)
 		c.run(i - 1)
 	}
-	c.waitMembers(3)
+	c.waitMembers(nodes)
 	return c
 }
 

@@ -31,7 +31,7 @@ var (
 
 // buildBinary builds the coterie binary once per test process, without the
 // race detector, so that the processes' MPC runs at full speed.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if buildDir, buildErr = os.MkdirTemp("", "coterie-bin-"); buildErr != nil {
@@ -59,14 +59,14 @@ func TestMain(m *testing.M) {
 
 // proc is a coterie process the test started.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 }
 
-func startProc(t *testing.T, bin, dir, name string, args ...string) *proc {
+func startProc(t testing.TB, bin, dir, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -110,7 +110,7 @@ func (p *proc) tail() string {
 	return strings.Join(lines, "\n")
 }
 
-func loopbackAddr(t *testing.T) string {
+func loopbackAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,13 +124,13 @@ func loopbackAddr(t *testing.T) string {
 // number of cloud co-signers, all of them and the node signing (2-of-2 or
 // 3-of-3), and returns it with an admin connection, closed when the test
 // ends.
-func startWorkspace(t *testing.T, bin, dir string, cosigners int) (*proc, *client.Admin) {
+func startWorkspace(t testing.TB, bin, dir string, cosigners int) (*proc, *client.Admin) {
 	t.Helper()
 	return startWorkspaceAt(t, bin, dir, cosigners, loopbackAddr(t))
 }
 
 // startWorkspaceAt is startWorkspace listening on listen.
-func startWorkspaceAt(t *testing.T, bin, dir string, cosigners int, listen string) (*proc, *client.Admin) {
+func startWorkspaceAt(t testing.TB, bin, dir string, cosigners int, listen string) (*proc, *client.Admin) {
 	t.Helper()
 	wsDir := filepath.Join(dir, "ws")
 	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir, "--listen", listen,
@@ -156,7 +156,7 @@ func startWorkspaceAt(t *testing.T, bin, dir string, cosigners int, listen strin
 
 // waitFor polls cond every 100 ms until it holds or d passes, and fails
 // the test with the processes' logs if it does not.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, procs ...*proc) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool, procs ...*proc) {
 	t.Helper()
 	if !poll(d, cond) {
 		for _, p := range procs {

@@ -33,7 +33,8 @@ func newNodeClusterCmd() *cobra.Command {
 			"in its data directory. Every command runs on that node and shows the cluster as that node sees it.",
 	}
 	cmd.AddCommand(newClusterJoinTokenCmd(), newClusterListCmd(), newClusterRemoveCmd(), newClusterLeaveCmd(),
-		newClusterTransferLeaderCmd(), newClusterPolicyCmd(), newClusterCallbackCmd())
+		newClusterTransferLeaderCmd(), newClusterPolicyCmd(), newClusterCallbackCmd(),
+		newClusterRotateKeyringCmd(), newClusterKeyringCmd())
 	return cmd
 }
 

@@ -25,7 +25,7 @@ func TestClusterPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes")
 	}
-	c := newTestClusterOn(t, 1, newTestNet(t, 3))
+	c := newTestClusterOn(t, 1, 3, newTestNet(t, 3))
 	c.pair(0)
 	committed := map[string][]string{} // request: presignature ids the cut node had reserved
 

@@ -18,9 +18,28 @@
 //
 // # Rotation
 //
-// Rotate adds a fresh version and makes it current. Old versions stay and
-// still decrypt; CiphertextVersion tells which records a re-encryption pass
-// has yet to rewrite.
+// Rotate adds a fresh version and makes it current, for one process. Old
+// versions stay and still decrypt; CiphertextVersion tells which records a
+// re-encryption pass has yet to rewrite.
+//
+// A cluster rotates with the same keys on every member, and never through
+// the old keyring (whoever held an old version, such as a removed member,
+// must not read the new one):
+//
+//  1. the proposer makes NewVersionKey(next version) and, for each current
+//     member, VersionKey.WrapVersion to that member's Ed25519 identity key
+//     (the member table's, the key of its TLS certificate), bound to the
+//     cluster and the member's id; it publishes the copies and the key's
+//     Check value, never the key;
+//  2. each member opens its own copy with UnwrapVersion and its identity's
+//     private key, which also checks the key against the Check value (so a
+//     proposer cannot hand members different keys), then Keyring.Add makes
+//     it current and the member seals the keyring again.
+//
+// The wrap is HPKE to the X25519 key birationally equivalent to the
+// identity key (see rotate.go for why one key pair serves both). No
+// separate wrap key is published or attested: the identity key was
+// admitted by the attested join and lives sealed by the member's enclave.
 //
 // # At rest and between nodes
 //
