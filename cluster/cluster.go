@@ -33,6 +33,8 @@ type Cluster struct {
 	closers []func() error
 
 	watch *ownerWatch
+	// progress holds the followers' reports, on the leader.
+	progress progressTable
 
 	// stop closes, and ctx ends, when Close starts.
 	stop      chan struct{}
@@ -173,11 +175,12 @@ func New(cfg Config) (*Cluster, error) {
 		c.wg.Add(1)
 		go c.electEarly(g)
 	}
-	c.wg.Add(4)
+	c.wg.Add(5)
 	go c.trackMembers(memberEvents)
 	go c.serveForwards()
 	go c.nudger()
 	go c.watch.run()
+	go c.reportProgress()
 	ok = true
 	c.log.Info("cluster started", "addr", string(c.trans.LocalAddr()))
 	return c, nil
@@ -375,6 +378,9 @@ func (c *Cluster) submitOnce(ctx context.Context, req *protocol.ClusterForwardRe
 	err := codeError(resp.GetCode(), resp.GetMessage())
 	if resp.GetIndex() > 0 {
 		return applied{index: resp.GetIndex(), result: err}, nil
+	}
+	if err == nil && !commits(req) {
+		return applied{}, nil
 	}
 	if err == nil {
 		// Nothing applied and no error: a leader that breaks the protocol.

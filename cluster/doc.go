@@ -171,6 +171,16 @@
 // off can finish at most the online rounds whose reservations had
 // committed (I6); the workspace keeps one signature per digest.
 //
+// The same heartbeats judge a removal: the leader refuses to remove a voter
+// when the other voters it can reach would fall short of a quorum, whoever
+// asked (RemoveMember forwards, and CheckRemoval asks without removing).
+// A follower cannot judge it: it sees no heartbeats but the leader's.
+// raft keeps the leader's per-follower replication state private, so each
+// follower reports its own term, commit and applied index to the leader
+// about once a second over the forwarding path; Progress returns the
+// reports the leader received while it leads. Reports and checks commit
+// nothing and carry no raft index.
+//
 // # Reads
 //
 // Reader methods read the local FSM under a read lock and return copies.

@@ -104,7 +104,8 @@ func errorResponse(err error) *protocol.ClusterForwardResponse {
 // be the leader. A command must be stamped with peer's id, and only a
 // member may change the membership. It never forwards again, so a request
 // cannot loop between nodes that disagree on who leads. The response has a
-// non-zero index exactly when the request committed.
+// non-zero index exactly when the request committed; a request that
+// commits nothing (see commits) succeeds with none.
 func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.ClusterForwardRequest) *protocol.ClusterForwardResponse {
 	if peer == "" {
 		return errorResponse(errorf(ErrForbidden, "request from an unauthenticated peer"))
@@ -160,8 +161,18 @@ func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.Cluster
 		if err := checkID("server", id); err != nil {
 			return errorResponse(err)
 		}
+		// The quorum rule needs liveness, which only the leader knows.
+		if err := c.removalRefusal(id); err != nil {
+			return errorResponse(err)
+		}
+		if b.RemoveServer.GetCheckOnly() {
+			return &protocol.ClusterForwardResponse{}
+		}
 		c.log.Info("cluster removing server", "server", id)
 		f = c.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+	case *protocol.ClusterForwardRequest_Progress:
+		c.progress.record(peer, c.raft.CurrentTerm(), c.cfg.Clock.Now(), b.Progress)
+		return &protocol.ClusterForwardResponse{}
 	default:
 		return errorResponse(errorf(ErrBadCommand, "empty forwarded request"))
 	}

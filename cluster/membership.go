@@ -185,38 +185,23 @@ func (c *Cluster) SetPolicy(ctx context.Context, p enclave.Policy) error {
 }
 
 // RemoveMember removes a node from raft's configuration and from the
-// member table, so that it can no longer connect. It refuses to remove
-// the last voter, and a voter whose removal would leave fewer reachable
-// voters than a quorum of those that remain (the cluster would stop). The
-// leader releases the node's requests after OwnerTimeout.
+// member table, so that it can no longer connect. The leader refuses to
+// remove the last voter, and a voter whose removal would leave fewer
+// voters reachable from it than a quorum of those that remain (the cluster
+// would stop): it judges by its own heartbeats, wherever RemoveMember is
+// called. The leader releases the node's requests after OwnerTimeout.
 func (c *Cluster) RemoveMember(ctx context.Context, id string) error {
 	servers, err := c.Servers()
 	if err != nil {
 		return err
 	}
-	var voters, reachable int
 	found := false
 	for _, s := range servers {
-		if s.ID == id {
-			found = true
-			continue
-		}
-		if s.Voter {
-			voters++
-			if c.Reachable(s.ID) {
-				reachable++
-			}
-		}
+		found = found || s.ID == id
 	}
 	_, member := c.fsm.MemberByID(id)
-	switch {
-	case !found && !member:
+	if !found && !member {
 		return errorf(ErrMember, "%q is not a member", id)
-	case found && voters == 0:
-		return errorf(ErrMember, "%q is the last voter; a cluster cannot remove its last node", id)
-	case found && reachable < voters/2+1:
-		return errorf(ErrMember, "removing %q would leave %d reachable voters of %d, short of a quorum of %d; bring nodes back first",
-			id, reachable, voters, voters/2+1)
 	}
 	if found {
 		if err := c.RemoveServer(ctx, id); err != nil {

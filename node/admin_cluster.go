@@ -89,6 +89,13 @@ type MemberView struct {
 	Load        MemberLoad `json:"load"`
 	// Raft is the member's own raft state: known for this node only.
 	Raft *MemberRaft `json:"raft,omitempty"`
+	// Reported is, in the leader's view, another member's raft state as
+	// that member last reported it to the leader (about once a second),
+	// and when the leader received the report: the member's own word,
+	// relayed, since raft keeps the leader's replication state private.
+	// Absent on a follower's view, and for a member that has not reported
+	// to this leader.
+	Reported *MemberReport `json:"reported,omitempty"`
 }
 
 // EnclaveView is an enclave identity, hex.
@@ -107,6 +114,14 @@ type MemberLoad struct {
 	RequestsOwned int  `json:"requests_owned"`
 	Sessions      *int `json:"sessions,omitempty"`
 	Capacity      *int `json:"capacity,omitempty"`
+}
+
+// MemberReport is a member's raft state as it reported it to the leader.
+type MemberReport struct {
+	Term         uint64    `json:"term"`
+	CommitIndex  uint64    `json:"commit_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	At           time.Time `json:"at"`
 }
 
 // MemberRaft is this node's raft state.
@@ -135,6 +150,7 @@ type memberSource interface {
 	Members() []cluster.Member
 	Servers() ([]cluster.Server, error)
 	Silent() map[string]time.Time
+	Progress() map[string]cluster.Progress
 	OwnedBy(node string) []string
 }
 
@@ -170,8 +186,11 @@ func clusterView(src memberSource, self string, selfLoad func() (*int, *int)) (C
 			mv.Role = RoleNonvoter
 		}
 	}
-	silent := src.Silent()
+	silent, reports := src.Silent(), src.Progress()
 	for id, mv := range byID {
+		if p, ok := reports[id]; ok && id != self {
+			mv.Reported = &MemberReport{Term: p.Term, CommitIndex: p.CommitIndex, AppliedIndex: p.AppliedIndex, At: p.ReportedAt.UTC()}
+		}
 		switch {
 		case err != nil:
 			mv.Role = RoleUnknown

@@ -26,6 +26,7 @@ type fakeMembers struct {
 	servers  []cluster.Server
 	err      error
 	silent   map[string]time.Time
+	reports  map[string]cluster.Progress
 	owned    map[string][]string
 }
 
@@ -38,7 +39,10 @@ func (f *fakeMembers) Status() cluster.Status             { return f.status }
 func (f *fakeMembers) Members() []cluster.Member          { return f.members }
 func (f *fakeMembers) Servers() ([]cluster.Server, error) { return f.servers, f.err }
 func (f *fakeMembers) Silent() map[string]time.Time       { return f.silent }
-func (f *fakeMembers) OwnedBy(node string) []string       { return f.owned[node] }
+func (f *fakeMembers) Progress() map[string]cluster.Progress {
+	return f.reports
+}
+func (f *fakeMembers) OwnedBy(node string) []string { return f.owned[node] }
 
 func testMember(id, location string) cluster.Member {
 	pub, _, _ := ed25519.GenerateKey(nil)
@@ -47,10 +51,11 @@ func testMember(id, location string) cluster.Member {
 		JoinedAt: time.Date(2025, 3, 1, 10, 0, 0, 123, time.UTC), JoinedWith: "jt-" + id}
 }
 
-// TestClusterView checks the roles, liveness and load a view shows: on
-// the leader, a member unreachable for hours shows as such with the time
-// it went silent; on a follower, only its contact with the leader is
-// known; raft servers and members missing from the other side show too.
+// TestClusterView checks the roles, liveness, progress and load a view
+// shows: on the leader, a member unreachable for hours shows as such with
+// the time it went silent, and each member's progress as it last reported
+// it; on a follower, only its contact with the leader is known; raft
+// servers and members missing from the other side show too.
 func TestClusterView(t *testing.T) {
 	n1, n2, n3, n4 := testMember("n1", "onprem:dc1"), testMember("n2", "cloud:azure-westeurope"), testMember("n3", ""), testMember("n4", "")
 	servers := []cluster.Server{{ID: "n1", Voter: true}, {ID: "n2", Voter: true}, {ID: "n3", Voter: true}, {ID: "n5", Address: "n5:7000"}}
@@ -61,7 +66,11 @@ func TestClusterView(t *testing.T) {
 
 	leaderView := &fakeMembers{leader: "n1", isLeader: true, members: []cluster.Member{n4, n2, n1, n3}, servers: servers,
 		status: cluster.Status{State: "Leader", Term: 7, CommitIndex: 90, AppliedIndex: 89},
-		silent: map[string]time.Time{"n3": wentSilent}, owned: map[string][]string{"n1": {"r-1"}, "n3": {"r-2", "r-3"}}}
+		silent: map[string]time.Time{"n3": wentSilent}, owned: map[string][]string{"n1": {"r-1"}, "n3": {"r-2", "r-3"}},
+		reports: map[string]cluster.Progress{
+			"n2": {Term: 7, CommitIndex: 90, AppliedIndex: 88, ReportedAt: contact},
+			"n3": {Term: 7, CommitIndex: 40, AppliedIndex: 40, ReportedAt: wentSilent.Add(-time.Second)},
+		}}
 	v, err := clusterView(leaderView, "n1", selfLoad)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +92,8 @@ func TestClusterView(t *testing.T) {
 	wantN2 := MemberView{ID: "n2", Address: "n2:7000", Location: "cloud:azure-westeurope",
 		Enclave:     EnclaveView{Kind: "sgx", Measurement: "0102", Signer: "03", Product: "04", SecurityVersion: 2},
 		IdentityKey: hex.EncodeToString(n2.IdentityKey), IdentityPin: hex.EncodeToString(pin[:]),
-		JoinedAt: &joined, JoinedWith: "jt-n2", InMemberTable: true, Role: RoleVoter, Liveness: LivenessReachable}
+		JoinedAt: &joined, JoinedWith: "jt-n2", InMemberTable: true, Role: RoleVoter, Liveness: LivenessReachable,
+		Reported: &MemberReport{Term: 7, CommitIndex: 90, AppliedIndex: 88, At: contact}}
 	if !reflect.DeepEqual(got["n2"], wantN2) {
 		t.Errorf("n2:\n got %+v\nwant %+v", got["n2"], wantN2)
 	}
@@ -93,10 +103,14 @@ func TestClusterView(t *testing.T) {
 		t.Errorf("self %+v", self)
 	}
 	if n3 := got["n3"]; n3.Liveness != LivenessUnreachable || n3.UnreachableSince == nil || !n3.UnreachableSince.Equal(wentSilent) ||
-		n3.Load.RequestsOwned != 2 || n3.Load.Sessions != nil || n3.Raft != nil {
+		n3.Load.RequestsOwned != 2 || n3.Load.Sessions != nil || n3.Raft != nil ||
+		n3.Reported == nil || n3.Reported.AppliedIndex != 40 || !n3.Reported.At.Equal(wentSilent.Add(-time.Second)) {
 		t.Errorf("n3, silent for hours: %+v", n3)
 	}
-	if n4 := got["n4"]; n4.Role != RoleNotInRaft || n4.Liveness != LivenessUnknown {
+	if self.Reported != nil {
+		t.Errorf("the leader reported to itself: %+v", self.Reported)
+	}
+	if n4 := got["n4"]; n4.Role != RoleNotInRaft || n4.Liveness != LivenessUnknown || n4.Reported != nil {
 		t.Errorf("n4, in the member table only: %+v", n4)
 	}
 	if n5 := got["n5"]; n5.InMemberTable || n5.Role != RoleNonvoter || n5.Address != "n5:7000" || n5.Liveness != LivenessReachable {
@@ -127,7 +141,7 @@ func TestClusterView(t *testing.T) {
 				t.Errorf("self on a follower: %+v", m)
 			}
 		case "n3":
-			if m.Liveness != LivenessUnknown || m.UnreachableSince != nil {
+			if m.Liveness != LivenessUnknown || m.UnreachableSince != nil || m.Reported != nil {
 				t.Errorf("another follower from a follower: %+v", m)
 			}
 		}
@@ -138,56 +152,6 @@ func TestClusterView(t *testing.T) {
 	v, err = clusterView(broken, "n1", selfLoad)
 	if err == nil || len(v.Members) != 1 || v.Members[0].Role != RoleUnknown {
 		t.Fatalf("view without raft: %+v %v", v, err)
-	}
-}
-
-// TestDepartureRefusal checks the rule that leave applies before draining.
-func TestDepartureRefusal(t *testing.T) {
-	voters := func(ids ...string) []cluster.Server {
-		var out []cluster.Server
-		for _, id := range ids {
-			out = append(out, cluster.Server{ID: id, Voter: true})
-		}
-		return out
-	}
-	down := func(ids ...string) func(string) bool {
-		return func(id string) bool {
-			for _, d := range ids {
-				if d == id {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	tests := []struct {
-		name    string
-		servers []cluster.Server
-		down    []string
-		want    string // empty: allowed
-	}{
-		{"last voter", voters("n1"), nil, `"n1" is the last voter`},
-		{"last voter with a non-voter", append(voters("n1"), cluster.Server{ID: "n2"}), nil, "last voter"},
-		{"three, all up", voters("n1", "n2", "n3"), nil, ""},
-		{"three, one other down", voters("n1", "n2", "n3"), []string{"n3"}, "1 of the other 2 voters are reachable, short of a quorum of 2"},
-		{"five, one other down", voters("n1", "n2", "n3", "n4", "n5"), []string{"n5"}, ""},
-		{"five, two others down", voters("n1", "n2", "n3", "n4", "n5"), []string{"n4", "n5"}, "2 of the other 4 voters"},
-		{"a non-voter leaves freely", append(voters("n2"), cluster.Server{ID: "n1"}), nil, ""},
-		{"not in raft", voters("n2"), nil, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := departureRefusal(tt.servers, "n1", down(tt.down...))
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, cluster.ErrMember) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v, want ErrMember with %q", err, tt.want)
-			}
-		})
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/coterie-mpc/coterie/cluster"
 )
 
 const (
@@ -57,7 +55,7 @@ func (n *Node) Drain(ctx context.Context) (DrainReport, error) {
 // leave`: it drains like Drain (the status says "leaving"), then removes
 // the node from raft's configuration and the member table. It refuses,
 // before anything drains, when this node is the last voter or, as far as
-// this node can tell, its departure would leave the other voters without
+// the leader can tell, its departure would leave the other voters without
 // a quorum. Afterwards Drained is closed: Close the node and exit. A node
 // that left cannot start again; join it anew with a fresh data directory.
 func (n *Node) Leave(ctx context.Context) (DrainReport, error) {
@@ -67,7 +65,7 @@ func (n *Node) Leave(ctx context.Context) (DrainReport, error) {
 	if p := n.Phase(); p != PhaseServing {
 		return rep, fmt.Errorf("%w: the node is %s", ErrNotReady, p)
 	}
-	if err := n.leaveCheck(); err != nil {
+	if err := n.leaveCheck(ctx); err != nil {
 		return rep, err
 	}
 	if !n.phase.CompareAndSwap(int32(PhaseServing), int32(PhaseLeaving)) {
@@ -200,43 +198,11 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 }
 
 // leaveCheck refuses a departure of this node that would stop the
-// cluster: the rule of cluster.RemoveMember, applied before the node
-// drains rather than after. On the leader it counts the voters its
-// heartbeats reach; a follower sees no heartbeats and counts every voter
-// as reachable, like RemoveMember does there.
-func (n *Node) leaveCheck() error {
-	servers, err := n.cluster.Servers()
-	if err != nil {
-		return err
-	}
-	return departureRefusal(servers, n.cfg.NodeID, n.cluster.Reachable)
-}
-
-// departureRefusal says why self may not leave a cluster of servers, or
-// nil: it is the last voter, or the other voters that reachable reports
-// up would not make a quorum of the voters left.
-func departureRefusal(servers []cluster.Server, self string, reachable func(id string) bool) error {
-	var voter bool
-	var voters, up int
-	for _, s := range servers {
-		switch {
-		case s.ID == self:
-			voter = s.Voter
-		case s.Voter:
-			voters++
-			if reachable(s.ID) {
-				up++
-			}
-		}
-	}
-	switch {
-	case !voter:
-		return nil
-	case voters == 0:
-		return fmt.Errorf("%w: %q is the last voter; a cluster cannot remove its last node", cluster.ErrMember, self)
-	case up < voters/2+1:
-		return fmt.Errorf("%w: without %q, %d of the other %d voters are reachable, short of a quorum of %d; bring nodes back first",
-			cluster.ErrMember, self, up, voters, voters/2+1)
-	}
-	return nil
+// cluster, before the node drains rather than after: the leader applies
+// the rule of cluster.RemoveMember by its own heartbeats (this node's, when
+// it leads), since a follower cannot tell which voters are up.
+func (n *Node) leaveCheck(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, handBackTimeout)
+	defer cancel()
+	return n.cluster.CheckRemoval(ctx, n.cfg.NodeID)
 }

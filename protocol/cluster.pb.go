@@ -2706,6 +2706,7 @@ type ClusterForwardRequest struct {
 	//	*ClusterForwardRequest_Command
 	//	*ClusterForwardRequest_AddVoter
 	//	*ClusterForwardRequest_RemoveServer
+	//	*ClusterForwardRequest_Progress
 	Body isClusterForwardRequest_Body `protobuf_oneof:"body"`
 	// timeout_nanos is how long the leader may wait for the commit.
 	TimeoutNanos  int64 `protobuf:"varint,4,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
@@ -2777,6 +2778,15 @@ func (x *ClusterForwardRequest) GetRemoveServer() *ClusterRemoveServer {
 	return nil
 }
 
+func (x *ClusterForwardRequest) GetProgress() *ClusterProgress {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterForwardRequest_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
 func (x *ClusterForwardRequest) GetTimeoutNanos() int64 {
 	if x != nil {
 		return x.TimeoutNanos
@@ -2801,11 +2811,17 @@ type ClusterForwardRequest_RemoveServer struct {
 	RemoveServer *ClusterRemoveServer `protobuf:"bytes,3,opt,name=remove_server,json=removeServer,proto3,oneof"`
 }
 
+type ClusterForwardRequest_Progress struct {
+	Progress *ClusterProgress `protobuf:"bytes,5,opt,name=progress,proto3,oneof"`
+}
+
 func (*ClusterForwardRequest_Command) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_AddVoter) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_RemoveServer) isClusterForwardRequest_Body() {}
+
+func (*ClusterForwardRequest_Progress) isClusterForwardRequest_Body() {}
 
 // ClusterAddVoter asks the leader to add a server, which the member table
 // must list with that address.
@@ -2871,10 +2887,16 @@ func (x *ClusterAddVoter) GetNonvoter() bool {
 	return false
 }
 
-// ClusterRemoveServer asks the leader to remove a server.
+// ClusterRemoveServer asks the leader to remove a server. The leader
+// refuses when the removal would leave the voters it can reach short of a
+// quorum: only it watches heartbeats.
 type ClusterRemoveServer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// check_only asks whether the leader would remove the server now, and
+	// changes nothing: a leaving node asks before it drains. The answer
+	// carries no index.
+	CheckOnly     bool `protobuf:"varint,2,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2916,6 +2938,76 @@ func (x *ClusterRemoveServer) GetId() string {
 	return ""
 }
 
+func (x *ClusterRemoveServer) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
+}
+
+// ClusterProgress is a follower's report of its own raft progress to the
+// leader, which shows it in its view of the members. It commits nothing,
+// and the answer carries no index.
+type ClusterProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex   uint64                 `protobuf:"varint,2,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex  uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterProgress) Reset() {
+	*x = ClusterProgress{}
+	mi := &file_cluster_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterProgress) ProtoMessage() {}
+
+func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
+func (*ClusterProgress) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClusterProgress) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 // ClusterForwardResponse is the leader's answer to a ClusterForwardRequest.
 type ClusterForwardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2930,7 +3022,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3034,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3047,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3004,7 +3096,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3108,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3121,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3097,7 +3189,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +3201,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +3214,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3149,7 +3241,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3253,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3266,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3199,7 +3291,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3303,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3316,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -3251,7 +3343,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3355,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3368,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -3297,7 +3389,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3401,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3414,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -3342,7 +3434,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3446,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3459,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3390,7 +3482,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3494,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3507,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3463,7 +3555,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3567,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3580,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3527,7 +3619,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3631,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3644,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3587,7 +3679,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3691,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3704,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3637,7 +3729,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3649,7 +3741,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3662,7 +3754,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -3711,7 +3803,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3723,7 +3815,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3736,7 +3828,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -3768,7 +3860,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +3872,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +3885,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -3837,7 +3929,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +3941,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +3954,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4060,19 +4152,26 @@ const file_cluster_proto_rawDesc = "" +
 	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
 	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
 	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\x12F\n" +
-	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe4\x01\n" +
+	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\x9f\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
-	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x12#\n" +
+	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x129\n" +
+	"\bprogress\x18\x05 \x01(\v2\x1b.coterie.v1.ClusterProgressH\x00R\bprogress\x12#\n" +
 	"\rtimeout_nanos\x18\x04 \x01(\x03R\ftimeoutNanosB\x06\n" +
 	"\x04body\"W\n" +
 	"\x0fClusterAddVoter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
-	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"%\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"D\n" +
 	"\x13ClusterRemoveServer\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"z\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x02 \x01(\bR\tcheckOnly\"m\n" +
+	"\x0fClusterProgress\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x02 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"z\n" +
 	"\x16ClusterForwardResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x1c.coterie.v1.ClusterErrorCodeR\x04code\x12\x18\n" +
@@ -4198,7 +4297,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -4236,22 +4335,23 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterForwardRequest)(nil),      // 33: coterie.v1.ClusterForwardRequest
 	(*ClusterAddVoter)(nil),            // 34: coterie.v1.ClusterAddVoter
 	(*ClusterRemoveServer)(nil),        // 35: coterie.v1.ClusterRemoveServer
-	(*ClusterForwardResponse)(nil),     // 36: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 37: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 38: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 39: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 40: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 41: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 42: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 43: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 44: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 45: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 46: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 47: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 48: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 49: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 50: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 51: coterie.v1.ClusterRecordsResealed
+	(*ClusterProgress)(nil),            // 36: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 37: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 38: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 39: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 40: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 41: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 42: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 43: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 44: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 45: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 46: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 47: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 48: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 49: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 50: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 51: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 52: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -4267,13 +4367,13 @@ var file_cluster_proto_depIdxs = []int32{
 	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	43, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	39, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	46, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	47, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	51, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	41, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	42, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	44, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	40, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	47, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	48, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	52, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	42, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	43, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
 	0,  // 20: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
 	11, // 21: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
 	15, // 22: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
@@ -4298,26 +4398,27 @@ var file_cluster_proto_depIdxs = []int32{
 	20, // 41: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
 	17, // 42: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
 	25, // 43: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	38, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	48, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	49, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	40, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	39, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	49, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	50, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	41, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
 	34, // 48: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
 	35, // 49: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	3,  // 50: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	38, // 51: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	38, // 52: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	40, // 53: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	17, // 54: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	45, // 55: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	45, // 56: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 57: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	50, // 58: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	36, // 50: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	3,  // 51: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	39, // 52: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	39, // 53: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	41, // 54: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	17, // 55: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	46, // 56: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	46, // 57: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 58: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	51, // 59: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4351,6 +4452,7 @@ func file_cluster_proto_init() {
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
+		(*ClusterForwardRequest_Progress)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4358,7 +4460,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

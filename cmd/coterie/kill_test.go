@@ -126,8 +126,14 @@ func loopbackAddr(t testing.TB) string {
 // ends.
 func startWorkspace(t testing.TB, bin, dir string, cosigners int) (*proc, *client.Admin) {
 	t.Helper()
+	return startWorkspaceAt(t, bin, dir, cosigners, loopbackAddr(t))
+}
+
+// startWorkspaceAt is startWorkspace listening on listen.
+func startWorkspaceAt(t testing.TB, bin, dir string, cosigners int, listen string) (*proc, *client.Admin) {
+	t.Helper()
 	wsDir := filepath.Join(dir, "ws")
-	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir, "--listen", loopbackAddr(t),
+	ws := startProc(t, bin, dir, "workspace", "workspace", "serve", "--data-dir", wsDir, "--listen", listen,
 		"--cloud-cosigners", fmt.Sprint(cosigners), "--quorum", fmt.Sprint(cosigners+1), "--log-level", "warn")
 	var admin *client.Admin
 	waitFor(t, 30*time.Second, "the workspace", func() bool {

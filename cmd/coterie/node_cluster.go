@@ -120,16 +120,16 @@ func printMembers(w io.Writer, v node.ClusterView, now time.Time) error {
 	if leader == "" {
 		leader = "none known"
 	}
-	view := "it leads and watches every member's heartbeats"
+	view := "it leads and watches every member's heartbeats; the others' APPLIED is their own last report to it"
 	if !v.LivenessKnown {
-		view = "it follows and sees no heartbeats but the leader's: run list on the leader for the others' liveness"
+		view = "it follows and sees no heartbeats but the leader's: run list on the leader for the others' liveness and progress"
 	}
 	fmt.Fprintf(w, "cluster %s as %s sees it (leader: %s; %s)\n\n", v.ClusterID, v.ViewOf, leader, view)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tLIVENESS\tADDRESS\tLOCATION\tENCLAVE\tREQUESTS\tJOINED")
+	fmt.Fprintln(tw, "NODE\tROLE\tLIVENESS\tAPPLIED\tADDRESS\tLOCATION\tENCLAVE\tREQUESTS\tJOINED")
 	for _, m := range v.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, liveness(m, now), m.Address, dash(m.Location),
-			dash(m.Enclave.Kind), load(m.Load), joined(m))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, liveness(m, now), applied(m, now), m.Address,
+			dash(m.Location), dash(m.Enclave.Kind), load(m.Load), joined(m))
 	}
 	return tw.Flush()
 }
@@ -144,6 +144,18 @@ func liveness(m node.MemberView, now time.Time) string {
 		return fmt.Sprintf("%s (contact %s ago)", m.Liveness, now.Sub(*m.LastContact).Round(time.Millisecond))
 	}
 	return m.Liveness
+}
+
+// applied gives a member's applied raft index: this node's own, or one
+// the member reported to the leader, with the report's age.
+func applied(m node.MemberView, now time.Time) string {
+	switch {
+	case m.Raft != nil:
+		return fmt.Sprint(m.Raft.AppliedIndex)
+	case m.Reported != nil:
+		return fmt.Sprintf("%d (reported %s ago)", m.Reported.AppliedIndex, now.Sub(m.Reported.At).Round(time.Millisecond))
+	}
+	return "-"
 }
 
 func load(l node.MemberLoad) string {

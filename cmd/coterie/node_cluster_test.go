@@ -126,16 +126,19 @@ func TestNodeClusterCommands(t *testing.T) {
 }
 
 // TestPrintMembers shows how list reads for people: a member unreachable
-// for hours says so, with the time it went silent.
+// for hours says so, with the time it went silent; the applied index is
+// this node's own or, on the leader, the one a member last reported.
 func TestPrintMembers(t *testing.T) {
 	now := time.Date(2025, 3, 2, 10, 0, 0, 0, time.UTC)
 	silent, contact := now.Add(-3*time.Hour), now.Add(-150*time.Millisecond)
 	sessions, capacity := 2, 64
 	v := node.ClusterView{ClusterID: "c-1", ViewOf: "n1", LeaderID: "n1", LivenessKnown: true, Members: []node.MemberView{
 		{ID: "n1", Role: node.RoleLeader, Liveness: node.LivenessSelf, Address: "10.0.0.1:7000", Location: "onprem:dc1", InMemberTable: true,
-			Enclave: node.EnclaveView{Kind: "sgx"}, Load: node.MemberLoad{RequestsOwned: 2, Sessions: &sessions, Capacity: &capacity}},
+			Enclave: node.EnclaveView{Kind: "sgx"}, Load: node.MemberLoad{RequestsOwned: 2, Sessions: &sessions, Capacity: &capacity},
+			Raft: &node.MemberRaft{State: "Leader", AppliedIndex: 912}},
 		{ID: "n2", Role: node.RoleVoter, Liveness: node.LivenessUnreachable, UnreachableSince: &silent, Address: "10.0.0.2:7000",
-			InMemberTable: true, Enclave: node.EnclaveView{Kind: "sim"}, Load: node.MemberLoad{RequestsOwned: 5}},
+			InMemberTable: true, Enclave: node.EnclaveView{Kind: "sim"}, Load: node.MemberLoad{RequestsOwned: 5},
+			Reported: &node.MemberReport{AppliedIndex: 344, At: silent.Add(-time.Second)}},
 		{ID: "n3", Role: node.RoleNonvoter, Liveness: node.LivenessReachable, LastContact: &contact},
 	}}
 	var b bytes.Buffer
@@ -144,7 +147,7 @@ func TestPrintMembers(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 	for _, want := range []string{"2 (2/64 sessions)", "UNREACHABLE for 3h0m0s (since 2025-03-02T07:00:00Z)", "reachable (contact 150ms ago)",
-		"not in the member table"} {
+		"not in the member table", " 912 ", "344 (reported 3h0m1s ago)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("list lacks %q", want)
 		}
