@@ -39,6 +39,12 @@ var (
 	// ErrNotServingJoins is returned by ServeJoin on a node that has no
 	// keyring or enclave to serve joins with.
 	ErrNotServingJoins = errors.New("cluster: this node does not serve joins")
+	// ErrKeyringBehind is returned by ServeJoin when this member's keyring
+	// lacks a version the cluster rotated in (it has not taken its copy in
+	// yet, or could not): the keyring it would hand over would miss it. The
+	// join changed nothing; it may be run again, through this member or
+	// another.
+	ErrKeyringBehind = errors.New("cluster: this member has not taken in the cluster's latest keyring version")
 )
 
 const (
@@ -182,7 +188,9 @@ func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []
 	case tok.UsedBy != nil && !bytes.Equal(tok.UsedBy, peer):
 		return nil, errorf(ErrBadToken, "the join token was used by another node")
 	}
-	wrapped, id, err := c.cfg.Keyring.Wrap(ctx, c.cfg.Attester, policy, req.GetTransfer(), peer)
+	kr := c.cfg.Keyring
+	held := kr.Versions()
+	wrapped, id, err := kr.Wrap(ctx, c.cfg.Attester, policy, req.GetTransfer(), peer)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: the joiner's attestation: %w", err)
 	}
@@ -195,14 +203,37 @@ func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []
 		// member's evidence before it asks to be admitted.
 		return proto.Marshal(&protocol.ClusterJoinResponse{ClusterId: cid, MemberEvidence: evidence})
 	}
+	// Refuse before anything is recorded when this member lacks a version:
+	// the joiner is told at once, and nothing needs undoing.
+	if err := c.awaitKeyringCurrent(ctx); err != nil {
+		return nil, err
+	}
 	id.ReportData = nil
 	m := Member{ID: req.GetNodeId(), Address: req.GetAddress(), IdentityKey: peer, Enclave: id,
 		Location: req.GetLocation(), JoinedWith: req.GetTokenId()}
-	if _, err := c.Propose(ctx, MemberAddedCommand(m)); err != nil {
+	index, err := c.Propose(ctx, MemberAddedCommand(m))
+	if err != nil {
 		return nil, err
 	}
 	if err := c.addServer(ctx, m.ID, m.Address, false); err != nil {
 		return nil, err
+	}
+	// A rotation that committed before the entry that admitted the joiner
+	// was wrapped to the member table without it: the joiner gets that
+	// version only in the keyring sent now. So the keyring must hold every
+	// version the replica knows of once it applied that entry (later
+	// rotations carry a copy for the joiner), and the keyring is wrapped
+	// again if it gained one since the wrap above.
+	if err := c.fsm.WaitApplied(ctx, index); err != nil {
+		return nil, err
+	}
+	if err := c.awaitKeyringCurrent(ctx); err != nil {
+		return nil, err
+	}
+	if !slices.Equal(held, kr.Versions()) {
+		if wrapped, _, err = kr.Wrap(ctx, c.cfg.Attester, policy, req.GetTransfer(), peer); err != nil {
+			return nil, fmt.Errorf("cluster: the joiner's attestation: %w", err)
+		}
 	}
 	c.log.Info("node joined", "member", m.ID, "addr", m.Address, "location", m.Location, "enclave", id.String())
 	resp := &protocol.ClusterJoinResponse{ClusterId: cid, MemberEvidence: evidence, WrappedKeyring: wrapped}
@@ -210,6 +241,43 @@ func (c *Cluster) ServeJoin(ctx context.Context, peer ed25519.PublicKey, body []
 		resp.Members = append(resp.Members, mm.proto())
 	}
 	return proto.Marshal(resp)
+}
+
+// keyringWait bounds how long ServeJoin waits for this member to take in
+// a version its replica has applied: the copy is opened on raft's apply
+// goroutine right after the entry, so a member that has not done so
+// within this bound failed to (the log says why).
+const keyringWait = 2 * time.Second
+
+// awaitKeyringCurrent waits, at most keyringWait, until the keyring this
+// member wraps to joiners holds every version from the first to the
+// cluster's, as the replica knows it; else ErrKeyringBehind. The waits
+// are for raft's apply goroutine, which runs on real time.
+func (c *Cluster) awaitKeyringCurrent(ctx context.Context) error {
+	deadline := time.Now().Add(keyringWait)
+	for {
+		want := c.fsm.keyringVersion()
+		missing := uint32(0)
+		for v := uint32(firstKeyringVersion); v <= want && missing == 0; v++ {
+			if !c.cfg.Keyring.Holds(v) {
+				missing = v
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: it lacks version %d of the cluster's %d; run the join again in a moment, or with a token from another member",
+				ErrKeyringBehind, missing, want)
+		}
+		t := time.NewTimer(retryMax)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 }
 
 // JoinParams is what a node needs to join a cluster.

@@ -75,6 +75,13 @@ func (f *FSM) KeyringState() KeyringState {
 	return out
 }
 
+// keyringVersion returns the cluster's keyring version in the replica.
+func (f *FSM) keyringVersion() uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.keyringVersion()
+}
+
 // KeyringState returns the local replica's keyring state.
 func (c *Cluster) KeyringState() KeyringState { return c.fsm.KeyringState() }
 
