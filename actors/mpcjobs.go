@@ -104,8 +104,12 @@ func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.Ws
 	pre, err := u.pool.Open(req.GetId(), ref)
 	switch {
 	case errors.Is(err, cluster.ErrNotReserved):
-		// The Reserve committed, so this replica must show it reserved
-		// for req; anything else means the FSM broke I1.
+		// The Reserve committed, so this replica shows ref reserved for
+		// req unless a Release of this node burned it since (ownership
+		// lost, an ordinary event). Anything else means the FSM broke I1.
+		if p, ok := s.cfg.Cluster.Presignature(ref.KeyID, ref.ID); ok && p.Status == cluster.PresignatureBurned {
+			return out, fmt.Errorf("%w: a release burned presignature %s, reserved for request %s", ErrLostOwnership, ref.ID, req.GetId())
+		}
 		return out, &InvariantError{What: fmt.Sprintf("presignature %s is not reserved for request %s after its Reserve committed", ref.ID, req.GetId())}
 	case err != nil:
 		return out, fmt.Errorf("%w: %w", ErrKeyRecord, err)

@@ -481,6 +481,10 @@ func (s *session) signed(ctx actor.Context, m *signDone) {
 	if errors.As(m.err, &inv) {
 		panic(inv) // the supervisor halts the System
 	}
+	if errors.Is(m.err, ErrLostOwnership) {
+		s.lost(ctx, m.err.Error())
+		return
+	}
 	if m.err != nil {
 		s.sh.onlineFailures++
 		s.sys.log.Warn("online round failed", "request", s.sh.request, "digest", m.index, "err", m.err)

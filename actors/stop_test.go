@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,6 +67,36 @@ func TestReleasedRequestIsClaimedAgain(t *testing.T) {
 	})
 	e.clock.Advance(time.Minute)
 	r, info := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || info.Attempt != 2 {
+		t.Fatalf("workspace %v, FSM %+v", r.GetState(), info)
+	}
+	e.verify()
+}
+
+// TestReleaseAfterReserveIsNoInvariantBreak: a Release of this node that
+// lands between its Reserve's commit and the online round (a node stopped
+// past the owner timeout and continued) burns the reservation. The Session
+// sees ownership lost, an ordinary event: it stops, signing goes on, and
+// the request is claimed again and signed under the new claim.
+func TestReleaseAfterReserveIsNoInvariantBreak(t *testing.T) {
+	e := newEnv(t)
+	var once sync.Once
+	e.start(func(cfg *actors.Config) {
+		cfg.FaultHook = func(_ string, st actors.Stage) {
+			if st == actors.StageReserved {
+				once.Do(func() {
+					if err := e.cl.Release(tctx(t), e.cl.NodeID()); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		}
+	}, minuteApart(3))
+	id := e.submitTx("1", "released after reserve")
+	r, info := e.wait(id)
+	if why, halted := e.sys.Halted(); halted {
+		t.Fatalf("signing halted: %s", why)
+	}
 	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || info.Outcome != cluster.OutcomeSigned || info.Attempt != 2 {
 		t.Fatalf("workspace %v, FSM %+v", r.GetState(), info)
 	}
