@@ -150,13 +150,21 @@ func TestTwoWorkspaces(t *testing.T) {
 		t.Fatal("the legacy record of the first workspace's signer is not told apart")
 	}
 
+	events, unsub := n.cluster.Subscribe(1024)
+	defer unsub()
 	idsA := submitBoth(t, adminA, signerA.Info.ID, idA)
 	idsB := submitBoth(t, adminB, signerB.Info.ID, idB)
 	wantDone(t, "a", adminA, idsA)
 	wantDone(t, "b", adminB, idsB)
+	// The FSM records each completion just after the workspace does.
+	timeout := time.After(time.Minute)
 	for _, id := range append(idsA, idsB...) {
-		if info, ok := n.cluster.Request(id); !ok || info.Status != cluster.StatusCompleted {
-			t.Fatalf("FSM request %s: %+v", id, info)
+		for info, ok := n.cluster.Request(id); !ok || info.Status != cluster.StatusCompleted; info, ok = n.cluster.Request(id) {
+			select {
+			case <-events:
+			case <-timeout:
+				t.Fatalf("FSM request %s: %+v", id, info)
+			}
 		}
 	}
 
