@@ -299,13 +299,28 @@ func (c *testCluster) ownerOf(candidates []*clusterNode, ids []string, d time.Du
 	return who, owned
 }
 
-// mustOwnerOf is ownerOf that fails the test when no candidate owns any.
-func (c *testCluster) mustOwnerOf(candidates []*clusterNode, ids []string) (*clusterNode, []string) {
-	n, owned := c.ownerOf(candidates, ids, 2*time.Minute)
-	if n == nil {
-		c.t.Fatalf("none of %d nodes owned any of %v", len(candidates), ids)
+// mustOwnerOf is ownerOf that, while no candidate owns any, submits
+// another batch of as many requests, up to four times (claims spread by a
+// hash of the request id, so a few requests may all go to other nodes),
+// and fails the test if none ever does. It returns ids with the requests
+// it added.
+func (c *testCluster) mustOwnerOf(candidates []*clusterNode, ids []string) (*clusterNode, []string, []string) {
+	ids = slices.Clone(ids)
+	batch := len(ids)
+	for range 4 {
+		if n, owned := c.ownerOf(candidates, ids, 30*time.Second); n != nil {
+			return n, owned, ids
+		}
+		ids = append(ids, c.submit(batch, "another batch")...)
 	}
-	return n, owned
+	if n, owned := c.ownerOf(candidates, ids, 30*time.Second); n != nil {
+		return n, owned, ids
+	}
+	for _, p := range c.procs() {
+		c.t.Logf("%s log:\n%s", p.name, p.tail())
+	}
+	c.t.Fatalf("none of %d nodes owned any of %v", len(candidates), ids)
+	return nil, nil, nil
 }
 
 func (c *testCluster) leader() (*clusterNode, []*clusterNode) {
@@ -453,7 +468,7 @@ func TestClusterFailover(t *testing.T) {
 	// A follower that owns requests dies.
 	ids := c.submit(8, "follower dies")
 	_, followers := c.leader()
-	victim, owned := c.mustOwnerOf(followers, ids)
+	victim, owned, ids := c.mustOwnerOf(followers, ids)
 	killed := time.Now()
 	victim.proc.kill()
 	t.Logf("killed follower %s owning %v; resumed elsewhere after %v", victim.id, owned, c.resumed(victim, owned, killed))
@@ -476,7 +491,7 @@ func TestClusterFailover(t *testing.T) {
 	// A node stops past the owner timeout and goes on: its requests are
 	// released to the others, and it finishes none it no longer owns.
 	ids = c.submit(6, "node stops")
-	stopped, owned := c.mustOwnerOf(c.nodes, ids)
+	stopped, owned, ids := c.mustOwnerOf(c.nodes, ids)
 	paused := time.Now()
 	_ = stopped.proc.cmd.Process.Signal(syscall.SIGSTOP)
 	t.Logf("stopped %s owning %v; resumed elsewhere after %v", stopped.id, owned, c.resumed(stopped, owned, paused))
@@ -534,7 +549,7 @@ func TestClusterFailover3of3(t *testing.T) {
 	c.pair(2)
 	ids := c.submit(4, "3-of-3 follower dies")
 	_, followers := c.leader()
-	victim, owned := c.mustOwnerOf(followers, ids)
+	victim, owned, ids := c.mustOwnerOf(followers, ids)
 	killed := time.Now()
 	victim.proc.kill()
 	t.Logf("killed follower %s owning %v; resumed elsewhere after %v", victim.id, owned, c.resumed(victim, owned, killed))

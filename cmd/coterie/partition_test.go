@@ -31,7 +31,7 @@ func TestClusterPartition(t *testing.T) {
 
 	ids := c.submit(8, "follower cut off")
 	_, followers := c.leader()
-	victim, owned := c.mustOwnerOf(followers, ids)
+	victim, owned, ids := c.mustOwnerOf(followers, ids)
 	c.partition(victim, ids, owned, committed, func() {
 		// The other follower may not leave: the leader sees that without
 		// it only the leader itself would be up, though the follower,
