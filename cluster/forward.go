@@ -156,17 +156,16 @@ func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.Cluster
 			c.log.Info("cluster adding voter", "voter", id, "addr", addr)
 			f = c.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
 		}
-	case *protocol.ClusterForwardRequest_RemoveServer:
-		id := b.RemoveServer.GetId()
-		if err := checkID("server", id); err != nil {
+	case *protocol.ClusterForwardRequest_RemovalCheck:
+		if err := c.removalRefusal(b.RemovalCheck.GetId()); err != nil {
 			return errorResponse(err)
 		}
+		return &protocol.ClusterForwardResponse{}
+	case *protocol.ClusterForwardRequest_RemoveServer:
+		id := b.RemoveServer.GetId()
 		// The quorum rule needs liveness, which only the leader knows.
 		if err := c.removalRefusal(id); err != nil {
 			return errorResponse(err)
-		}
-		if b.RemoveServer.GetCheckOnly() {
-			return &protocol.ClusterForwardResponse{}
 		}
 		c.log.Info("cluster removing server", "server", id)
 		f = c.raft.RemoveServer(raft.ServerID(id), 0, timeout)

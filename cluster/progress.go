@@ -113,11 +113,9 @@ func (c *Cluster) reportProgress() {
 // request does, except a progress report and a removal's check, which
 // change nothing.
 func commits(req *protocol.ClusterForwardRequest) bool {
-	switch b := req.GetBody().(type) {
-	case *protocol.ClusterForwardRequest_Progress:
+	switch req.GetBody().(type) {
+	case *protocol.ClusterForwardRequest_Progress, *protocol.ClusterForwardRequest_RemovalCheck:
 		return false
-	case *protocol.ClusterForwardRequest_RemoveServer:
-		return !b.RemoveServer.GetCheckOnly()
 	}
 	return true
 }

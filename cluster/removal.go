@@ -13,8 +13,8 @@ import (
 // answers before ctx ends. A node about to leave asks first, so that a
 // refusal comes before it drains.
 func (c *Cluster) CheckRemoval(ctx context.Context, id string) error {
-	return c.membership(ctx, &protocol.ClusterForwardRequest{Body: &protocol.ClusterForwardRequest_RemoveServer{
-		RemoveServer: &protocol.ClusterRemoveServer{Id: id, CheckOnly: true},
+	return c.membership(ctx, &protocol.ClusterForwardRequest{Body: &protocol.ClusterForwardRequest_RemovalCheck{
+		RemovalCheck: &protocol.ClusterRemovalCheck{Id: id},
 	}})
 }
 
@@ -23,6 +23,9 @@ func (c *Cluster) CheckRemoval(ctx context.Context, id string) error {
 // tell: a follower watches no heartbeats, so the check runs where the
 // removal does, in handle.
 func (c *Cluster) removalRefusal(id string) error {
+	if err := checkID("server", id); err != nil {
+		return err
+	}
 	servers, err := c.Servers()
 	if err != nil {
 		return err

@@ -75,24 +75,39 @@ func loopback(t *testing.T) string {
 
 // testLog sends Warn and above to t.Log until the test ends.
 func testLog(t *testing.T) *slog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// logWriter sends what it is given to t.Log until the test ends, and keeps
+// it for tests that look for a message.
 type logWriter struct {
 	mu   sync.Mutex
 	t    *testing.T
 	done bool
+	kept strings.Builder
+}
+
+func newLogWriter(t *testing.T) *logWriter {
+	w := &logWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return w
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.kept.Write(p)
 	if !w.done {
 		w.t.Log(string(bytes.TrimRight(p, "\n")))
 	}
 	return len(p), nil
+}
+
+// has reports whether anything logged so far contains s.
+func (w *logWriter) has(s string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Contains(w.kept.String(), s)
 }
 
 // wireNode is one TLS node of a test cluster.
@@ -734,24 +749,6 @@ func TestTLSGoneOnlyWhenRefused(t *testing.T) {
 	eventually(t, "a silent listener to stop counting as gone", func() bool { return !lt.Gone(addr) })
 }
 
-// recordLog keeps what a node logs, for tests that look for a message.
-type recordLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (r *recordLog) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.b.Write(p)
-}
-
-func (r *recordLog) has(s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Contains(r.b.String(), s)
-}
-
 // A leader whose port refuses connections is replaced about
 // HeartbeatTimeout after its last contact, by an early election; one that
 // accepts connections and never answers is left to raft's own timer.
@@ -759,10 +756,10 @@ func TestGoneLeaderElectsEarly(t *testing.T) {
 	const early = "electing early"
 	for _, hung := range []bool{false, true} {
 		t.Run(map[bool]string{false: "gone", true: "hung"}[hung], func(t *testing.T) {
-			logs := map[string]*recordLog{}
+			logs := map[string]*logWriter{}
 			nodes := startWire(t, 3, func(n []*wireNode) PeerAuthorizer { return tableOf(n, nil) }, func(c *Config) {
 				c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 100*time.Millisecond
-				logs[c.NodeID] = &recordLog{}
+				logs[c.NodeID] = newLogWriter(t)
 				c.Logger = slog.New(slog.NewTextHandler(logs[c.NodeID], &slog.HandlerOptions{Level: slog.LevelInfo}))
 			})
 			leader, followers := leaderOf(t, nodes)

@@ -2707,6 +2707,7 @@ type ClusterForwardRequest struct {
 	//	*ClusterForwardRequest_AddVoter
 	//	*ClusterForwardRequest_RemoveServer
 	//	*ClusterForwardRequest_Progress
+	//	*ClusterForwardRequest_RemovalCheck
 	Body isClusterForwardRequest_Body `protobuf_oneof:"body"`
 	// timeout_nanos is how long the leader may wait for the commit.
 	TimeoutNanos  int64 `protobuf:"varint,4,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
@@ -2787,6 +2788,15 @@ func (x *ClusterForwardRequest) GetProgress() *ClusterProgress {
 	return nil
 }
 
+func (x *ClusterForwardRequest) GetRemovalCheck() *ClusterRemovalCheck {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterForwardRequest_RemovalCheck); ok {
+			return x.RemovalCheck
+		}
+	}
+	return nil
+}
+
 func (x *ClusterForwardRequest) GetTimeoutNanos() int64 {
 	if x != nil {
 		return x.TimeoutNanos
@@ -2815,6 +2825,10 @@ type ClusterForwardRequest_Progress struct {
 	Progress *ClusterProgress `protobuf:"bytes,5,opt,name=progress,proto3,oneof"`
 }
 
+type ClusterForwardRequest_RemovalCheck struct {
+	RemovalCheck *ClusterRemovalCheck `protobuf:"bytes,6,opt,name=removal_check,json=removalCheck,proto3,oneof"`
+}
+
 func (*ClusterForwardRequest_Command) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_AddVoter) isClusterForwardRequest_Body() {}
@@ -2822,6 +2836,8 @@ func (*ClusterForwardRequest_AddVoter) isClusterForwardRequest_Body() {}
 func (*ClusterForwardRequest_RemoveServer) isClusterForwardRequest_Body() {}
 
 func (*ClusterForwardRequest_Progress) isClusterForwardRequest_Body() {}
+
+func (*ClusterForwardRequest_RemovalCheck) isClusterForwardRequest_Body() {}
 
 // ClusterAddVoter asks the leader to add a server, which the member table
 // must list with that address.
@@ -2891,12 +2907,8 @@ func (x *ClusterAddVoter) GetNonvoter() bool {
 // refuses when the removal would leave the voters it can reach short of a
 // quorum: only it watches heartbeats.
 type ClusterRemoveServer struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// check_only asks whether the leader would remove the server now, and
-	// changes nothing: a leaving node asks before it drains. The answer
-	// carries no index.
-	CheckOnly     bool `protobuf:"varint,2,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2938,11 +2950,53 @@ func (x *ClusterRemoveServer) GetId() string {
 	return ""
 }
 
-func (x *ClusterRemoveServer) GetCheckOnly() bool {
+// ClusterRemovalCheck asks whether the leader would remove a server now,
+// and changes nothing: a leaving node asks before it drains. The answer
+// carries no index. It is a request of its own, not a flag on
+// ClusterRemoveServer, so that a leader that does not know it refuses it
+// rather than removing the server.
+type ClusterRemovalCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterRemovalCheck) Reset() {
+	*x = ClusterRemovalCheck{}
+	mi := &file_cluster_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterRemovalCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterRemovalCheck) ProtoMessage() {}
+
+func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
-		return x.CheckOnly
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
 	}
-	return false
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
+func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClusterRemovalCheck) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 // ClusterProgress is a follower's report of its own raft progress to the
@@ -2959,7 +3013,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3025,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3038,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3022,7 +3076,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3034,7 +3088,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3047,7 +3101,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3096,7 +3150,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3162,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3175,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3189,7 +3243,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3255,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3268,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3241,7 +3295,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3307,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3320,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3291,7 +3345,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3357,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3370,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -3343,7 +3397,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3355,7 +3409,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3368,7 +3422,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -3389,7 +3443,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3455,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3468,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -3434,7 +3488,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3500,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3513,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3482,7 +3536,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3548,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3561,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3555,7 +3609,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3567,7 +3621,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3580,7 +3634,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3619,7 +3673,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3685,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3698,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3679,7 +3733,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3691,7 +3745,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3704,7 +3758,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3729,7 +3783,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3741,7 +3795,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3754,7 +3808,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -3803,7 +3857,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +3869,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3882,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -3860,7 +3914,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3872,7 +3926,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3885,7 +3939,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -3929,7 +3983,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +3995,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3954,7 +4008,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4152,22 +4206,23 @@ const file_cluster_proto_rawDesc = "" +
 	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
 	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
 	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\x12F\n" +
-	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\x9f\x02\n" +
+	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe7\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
 	"\rremove_server\x18\x03 \x01(\v2\x1f.coterie.v1.ClusterRemoveServerH\x00R\fremoveServer\x129\n" +
-	"\bprogress\x18\x05 \x01(\v2\x1b.coterie.v1.ClusterProgressH\x00R\bprogress\x12#\n" +
+	"\bprogress\x18\x05 \x01(\v2\x1b.coterie.v1.ClusterProgressH\x00R\bprogress\x12F\n" +
+	"\rremoval_check\x18\x06 \x01(\v2\x1f.coterie.v1.ClusterRemovalCheckH\x00R\fremovalCheck\x12#\n" +
 	"\rtimeout_nanos\x18\x04 \x01(\x03R\ftimeoutNanosB\x06\n" +
 	"\x04body\"W\n" +
 	"\x0fClusterAddVoter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
-	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"D\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\"%\n" +
 	"\x13ClusterRemoveServer\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
-	"\n" +
-	"check_only\x18\x02 \x01(\bR\tcheckOnly\"m\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"%\n" +
+	"\x13ClusterRemovalCheck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"m\n" +
 	"\x0fClusterProgress\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12!\n" +
 	"\fcommit_index\x18\x02 \x01(\x04R\vcommitIndex\x12#\n" +
@@ -4297,7 +4352,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -4335,23 +4390,24 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterForwardRequest)(nil),      // 33: coterie.v1.ClusterForwardRequest
 	(*ClusterAddVoter)(nil),            // 34: coterie.v1.ClusterAddVoter
 	(*ClusterRemoveServer)(nil),        // 35: coterie.v1.ClusterRemoveServer
-	(*ClusterProgress)(nil),            // 36: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 37: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 38: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 39: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 40: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 41: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 42: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 43: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 44: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 45: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 46: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 47: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 48: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 49: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 50: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 51: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 52: coterie.v1.ClusterRecordsResealed
+	(*ClusterRemovalCheck)(nil),        // 36: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 37: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 38: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 39: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 40: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 41: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 42: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 43: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 44: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 45: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 46: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 47: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 48: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 49: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 50: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 51: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 52: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 53: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -4367,13 +4423,13 @@ var file_cluster_proto_depIdxs = []int32{
 	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
 	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	44, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	40, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	47, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	48, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	52, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	42, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	43, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	45, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	41, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	48, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	49, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	53, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	43, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	44, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
 	0,  // 20: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
 	11, // 21: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
 	15, // 22: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
@@ -4398,27 +4454,28 @@ var file_cluster_proto_depIdxs = []int32{
 	20, // 41: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
 	17, // 42: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
 	25, // 43: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	39, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	49, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	50, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	41, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	40, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	50, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	51, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	42, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
 	34, // 48: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
 	35, // 49: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	36, // 50: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	3,  // 51: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	39, // 52: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	39, // 53: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	41, // 54: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	17, // 55: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	46, // 56: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	46, // 57: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 58: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	51, // 59: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	37, // 50: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	36, // 51: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 52: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	40, // 53: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	40, // 54: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	42, // 55: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	17, // 56: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	47, // 57: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	47, // 58: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 59: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	52, // 60: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4453,6 +4510,7 @@ func file_cluster_proto_init() {
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
 		(*ClusterForwardRequest_Progress)(nil),
+		(*ClusterForwardRequest_RemovalCheck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4460,7 +4518,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -75,12 +75,12 @@ func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed m
 	waitFor(t, time.Minute, n.id+" to stop serving while cut off", func() bool { return !n.ac.Healthy(c.ctx()) }, n.proc)
 
 	during()
-	more := c.submit(4, "while "+n.id+" is cut off")
-	c.waitDone(append(slices.Clone(ids), more...), 3*time.Minute)
+	all := append(slices.Clone(ids), c.submit(4, "while "+n.id+" is cut off")...)
+	c.waitDone(all, 3*time.Minute)
 
 	// n's replica can gain no commit while it is cut off, so what it shows
 	// now is every reservation it made that committed.
-	for _, id := range append(ids, more...) {
+	for _, id := range all {
 		r, err := n.ac.Request(c.ctx(), id)
 		switch {
 		case errors.Is(err, node.ErrNoRequest):
