@@ -261,13 +261,19 @@ func (c *Cluster) Subscribe(buffer int) (<-chan Event, func()) { return c.fsm.Su
 // clock's time, and commits it through the leader: directly when this node
 // leads, otherwise by forwarding it. It returns the raft index and the
 // FSM's result for the command (nil or one of the package's sentinel
-// errors). A successful return means the command committed and, unless ctx
-// ended in the meantime, this node's own FSM has applied it.
+// errors). A successful return means the command committed and this node's
+// own FSM has applied it, with every entry before it (read-your-writes):
+// a caller acts on its local replica at once, so a Session started on a
+// successful Claim sees every change the log holds before that Claim, such
+// as the user's own callback handler (I5).
 //
 // While there is no leader, or the leader changes, Propose retries until
 // ctx ends (ErrNotLeader). It never retries when the command may have
 // committed: it returns ErrUncertain instead, and the caller reads the state
-// to learn the outcome. Propose takes ownership of cmd.
+// to learn the outcome. It also returns ErrUncertain when the command
+// committed but ctx ended before this replica applied it: a read then may
+// not show it yet, and the caller reads again later, as for any uncertain
+// outcome. Propose takes ownership of cmd.
 func (c *Cluster) Propose(ctx context.Context, cmd *protocol.ClusterCommand) (uint64, error) {
 	stamp(cmd, c.cfg.NodeID, c.cfg.Clock.Now())
 	if err := validateCommand(cmd); err != nil {
@@ -287,8 +293,10 @@ func (c *Cluster) Propose(ctx context.Context, cmd *protocol.ClusterCommand) (ui
 		return 0, err
 	}
 	// Read-your-writes: the leader applied it; wait for this replica too.
-	if werr := c.fsm.WaitApplied(ctx, out.index); werr != nil {
-		c.log.Warn("cluster proposal committed but not yet applied locally", "index", out.index, "err", werr)
+	// A refusal is certain and changed nothing, so it stands; a success
+	// this replica has not applied yet is not one the caller may act on.
+	if werr := c.fsm.WaitApplied(ctx, out.index); werr != nil && out.result == nil {
+		return out.index, errorf(ErrUncertain, "committed at index %d, not yet applied by this node: %v", out.index, context.Cause(ctx))
 	}
 	return out.index, out.result
 }

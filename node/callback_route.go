@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -32,6 +33,11 @@ var _ userHandlers = (*cluster.FSM)(nil)
 // user record without a URL, and so does the router, so no user is ever
 // approved automatically in place of asking a handler (I5).
 //
+// A user's client lives while the cluster names that handler for the
+// user: the first question after the record is cleared or replaced, about
+// any user, drops it and closes its idle connections. After Close every
+// question fails, so no client is built that nothing would close.
+//
 // It is safe for concurrent use.
 type handlerRouter struct {
 	base    callback.Config  // the node's callback settings, without URL and HandlerKey
@@ -39,8 +45,14 @@ type handlerRouter struct {
 	users   userHandlers
 
 	mu      sync.Mutex
+	closed  bool
 	clients map[string]*userClient // by user record id
 }
+
+// errRouterClosed is returned, wrapped in callback.ErrUnreachable, by a
+// Decider whose router is closed: the node stops, and a request asked
+// about then is asked again when it resumes, never failed for it.
+var errRouterClosed = errors.New("node: callback handlers closed")
 
 // userClient is the client of one user's handler, and what it was built
 // for.
@@ -68,15 +80,24 @@ func (r *handlerRouter) decider(user string) actors.Decider {
 	return &routedDecider{router: r, user: user}
 }
 
+// serves reports whether c was built for the handler h names.
+func (c *userClient) serves(h cluster.UserCallback) bool {
+	return c.url == h.URL && bytes.Equal(c.key, h.HandlerKey)
+}
+
 // client returns the client that asks user's handler.
 func (r *handlerRouter) client(user string) (*callback.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, fmt.Errorf("%w: %w", callback.ErrUnreachable, errRouterClosed)
+	}
+	r.prune()
 	h, ok := r.users.UserCallback(user)
 	if !ok {
 		return r.cluster, nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.clients[user]; ok && c.url == h.URL && bytes.Equal(c.key, h.HandlerKey) {
+	if c, ok := r.clients[user]; ok && c.serves(h) {
 		return c.client, nil
 	}
 	cfg, err := r.userConfig(h.URL, h.HandlerKey)
@@ -87,14 +108,31 @@ func (r *handlerRouter) client(user string) (*callback.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API user %s: %w", user, err)
 	}
-	if old, ok := r.clients[user]; ok {
-		// Close drops idle connections only: an Ask in flight on the old
-		// handler still finishes.
-		old.client.Close()
-	}
+	r.drop(user)
 	r.clients[user] = &userClient{url: h.URL, key: h.HandlerKey, client: c}
-	r.base.Logger.Info("callback handler of an API user in use", "user", user, "handler", describeHandler(h.URL, h.HandlerKey))
+	r.base.Logger.Info("callback handler of a user in use", "user", user, "handler", describeHandler(h.URL, h.HandlerKey))
 	return c, nil
+}
+
+// prune drops the clients of the handlers the cluster no longer names for
+// their users. r.mu is held.
+func (r *handlerRouter) prune() {
+	for user, c := range r.clients {
+		if h, ok := r.users.UserCallback(user); !ok || !c.serves(h) {
+			r.drop(user)
+		}
+	}
+}
+
+// drop forgets the client of user's former handler, if any, and closes
+// it. Close drops idle connections only: an Ask in flight on it still
+// finishes, and its connection then closes after the client's idle
+// timeout. r.mu is held.
+func (r *handlerRouter) drop(user string) {
+	if c, ok := r.clients[user]; ok {
+		c.client.Close()
+		delete(r.clients, user)
+	}
 }
 
 // userConfig is the client config of a user's handler: the node's
@@ -113,15 +151,16 @@ func (r *handlerRouter) userConfig(url string, der []byte) (callback.Config, err
 	return cfg, cfg.Validate()
 }
 
-// Close closes every client the router built.
+// Close closes every client the router built; the Deciders fail from
+// then on.
 func (r *handlerRouter) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	r.cluster.Close()
-	for _, c := range r.clients {
-		c.client.Close()
+	for user := range r.clients {
+		r.drop(user)
 	}
-	r.clients = map[string]*userClient{}
 }
 
 // routedDecider is one API user's Decider: each attempt asks the handler

@@ -122,7 +122,7 @@ func (n *Node) SetUserCallback(ctx context.Context, user, url string, keyPEM []b
 	if err := n.cluster.SetUserCallback(ctx, id, url, der); err != nil {
 		return "", err
 	}
-	n.log.Info("callback handler of an API user recorded", "user", id, "handler", describeHandler(url, der))
+	n.log.Info("callback handler of a user recorded", "user", id, "handler", describeHandler(url, der))
 	return id, nil
 }
 
@@ -137,7 +137,7 @@ func (n *Node) ClearUserCallback(ctx context.Context, user string) (string, erro
 	if err := n.cluster.ClearUserCallback(ctx, id); err != nil {
 		return "", err
 	}
-	n.log.Info("callback handler of an API user cleared", "user", id)
+	n.log.Info("callback handler of a user cleared", "user", id)
 	return id, nil
 }
 
