@@ -158,7 +158,15 @@ func (c *Cluster) rotateOnce(ctx context.Context) (Rotation, error) {
 	if cid == "" {
 		return Rotation{}, errorf(ErrNotInitialized, "no member table to wrap the keyring to")
 	}
-	version := max(c.fsm.KeyringState().Version, c.cfg.Keys.Keyring.Version()) + 1
+	cur := c.fsm.keyringVersion()
+	// A local version the cluster does not know was never committed (a
+	// keyring restored from elsewhere, or another cluster's): rotating
+	// past it would skip versions, and wrapping next to it would reuse it.
+	if local := c.cfg.Keys.Keyring.Version(); local > cur {
+		return Rotation{}, errorf(ErrKeyring, "this node's keyring holds version %d, which the cluster (at version %d) never rotated in; "+
+			"it is not this cluster's keyring, or the replica is behind", local, cur)
+	}
+	version := cur + 1
 	v := keyring.NewVersionKey(version)
 	defer v.Destroy()
 	rot := &protocol.ClusterKeyringRotated{Version: version, Check: v.Check()}
