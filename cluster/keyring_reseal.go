@@ -88,7 +88,7 @@ type Reseal struct {
 // to (the node names those). Errors: ErrKeyring when this node lacks the
 // current version, and Propose's.
 func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) string, limit int) (Reseal, error) {
-	if c.cfg.Keys == nil {
+	if c.cfg.Keyring == nil {
 		return Reseal{}, errorf(ErrKeyring, "this node holds no keyring")
 	}
 	st := c.fsm.KeyringState()
@@ -103,7 +103,7 @@ func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) s
 		out.Left = total
 		return out, nil
 	}
-	kr := c.cfg.Keys.Keyring
+	kr := c.cfg.Keyring
 	if kr.Version() < st.Version {
 		return Reseal{Left: total}, errorf(ErrKeyring, "this node holds version %d, the cluster's is %d", kr.Version(), st.Version)
 	}
