@@ -50,6 +50,8 @@ type Cluster struct {
 	// sealed is how far the keyring sealed on disk reaches (see
 	// keyring_rotate.go).
 	sealed sealMark
+	// reseal is where ResealBatch goes on from (keyring_reseal.go).
+	reseal resealCursor
 
 	// known is the member table Member falls back on (see Member);
 	// unsubMembers ends trackMembers' subscription.

@@ -1,10 +1,12 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -262,6 +264,65 @@ func TestRotateKeyringUnknownLocalVersion(t *testing.T) {
 	}
 	if v := c.KeyringState().Version; v != 1 {
 		t.Fatalf("the cluster is at version %d, want 1", v)
+	}
+}
+
+// lockedBuffer is a log destination tests read while the cluster writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// TestResealSkipsUnopenable: a presignature the node cannot open (sealed
+// under another cluster's keyring) comes first in the order, yet the
+// batches go on past it, one at a time, until the others have moved; the
+// failure is logged once, not once per batch.
+func TestResealSkipsUnopenable(t *testing.T) {
+	nodes := newKeyNodes(t, "n1")
+	logs := &lockedBuffer{}
+	h := clustertest.New(t, 1, clustertest.Options{Configure: func(cfg *cluster.Config) {
+		nodes.configure(cfg)
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}})
+	c := h.Node(h.WaitLeader())
+	ctx := ctxT(t, 30*time.Second)
+	initMembers(t, ctx, h, nodes)
+	foreign, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addPresig(t, ctx, c, foreign, "p-a")
+	addPresig(t, ctx, c, nodes["n1"].kr, "p-b")
+	addPresig(t, ctx, c, nodes["n1"].kr, "p-c")
+	if _, err := c.RotateKeyring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(10*time.Second, "n1 reported version 2", func() bool { return len(c.KeyringState().Reached()) == 1 })
+	moved := 0
+	for range 4 {
+		res, err := c.ResealBatch(ctx, nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved += res.Moved
+	}
+	if moved != 2 || presigVersion(t, c, "p-b") != 2 || presigVersion(t, c, "p-c") != 2 {
+		t.Fatalf("%d moved in 4 batches of one, want p-b and p-c", moved)
+	}
+	if n := logs.count(`msg="record not resealed"`); n != 1 {
+		t.Fatalf("the unopenable record was logged %d times, want once", n)
 	}
 }
 
