@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -267,31 +266,13 @@ func TestRotateKeyringUnknownLocalVersion(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination tests read while the cluster writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
 // TestResealSkipsUnopenable: a presignature the node cannot open (sealed
 // under another cluster's keyring) comes first in the order, yet the
 // batches go on past it, one at a time, until the others have moved; the
 // failure is logged once, not once per batch.
 func TestResealSkipsUnopenable(t *testing.T) {
 	nodes := newKeyNodes(t, "n1")
-	logs := &lockedBuffer{}
+	logs := &cluster.RecordLog{}
 	h := clustertest.New(t, 1, clustertest.Options{Configure: func(cfg *cluster.Config) {
 		nodes.configure(cfg)
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -321,7 +302,7 @@ func TestResealSkipsUnopenable(t *testing.T) {
 	if moved != 2 || presigVersion(t, c, "p-b") != 2 || presigVersion(t, c, "p-c") != 2 {
 		t.Fatalf("%d moved in 4 batches of one, want p-b and p-c", moved)
 	}
-	if n := logs.count(`msg="record not resealed"`); n != 1 {
+	if n := logs.Count(`msg="record not resealed"`); n != 1 {
 		t.Fatalf("the unopenable record was logged %d times, want once", n)
 	}
 }
