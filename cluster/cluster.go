@@ -47,6 +47,11 @@ type Cluster struct {
 	nudges    chan struct{}
 	// adoptNudge wakes reportAdoption after takeInCopies.
 	adoptNudge chan struct{}
+	// sealed is how far the keyring sealed on disk reaches (see
+	// keyring_rotate.go).
+	sealed sealMark
+	// reseal is where ResealBatch goes on from (keyring_reseal.go).
+	reseal resealCursor
 
 	// known is the member table Member falls back on (see Member);
 	// unsubMembers ends trackMembers' subscription.
@@ -154,8 +159,9 @@ func New(cfg Config) (*Cluster, error) {
 		}
 	}
 
-	if cfg.Keys != nil {
+	if cfg.SaveKeyring != nil {
 		// Before raft starts, so that no rotation it applies is missed.
+		c.sealed.upTo = heldUpTo(cfg.Keyring)
 		c.fsm.onRotation = c.takeInCopies
 	}
 	r, err := raft.NewRaft(rc, c.fsm, st.Logs, st.Stable, st.Snapshots, c.trans)
@@ -167,7 +173,7 @@ func New(cfg Config) (*Cluster, error) {
 		tlsTrans.bindRaft(r)
 	}
 	c.watch = newOwnerWatch(c)
-	if cfg.Keys != nil {
+	if cfg.SaveKeyring != nil {
 		c.wg.Add(1)
 		go c.reportAdoption()
 	}

@@ -43,7 +43,8 @@ type Config struct {
 
 	// Identity is the node's Ed25519 identity key (the enclave-sealed
 	// one). The TLS transport makes its certificate from it, in memory, at
-	// every start. Required unless Transport is set.
+	// every start, and the copies of rotated keyring versions are wrapped
+	// to it. Required unless Transport is set.
 	Identity ed25519.PrivateKey
 	// Members says which TLS peers are members: only they may open raft
 	// and forwarding streams, in either direction, and a forwarded command
@@ -119,8 +120,9 @@ type Config struct {
 	OwnerCheckInterval time.Duration
 
 	// Attester is this node's enclave: it makes the evidence a member shows
-	// a joiner, and verifies a joiner's. Keyring is the cluster keyring a
-	// member wraps to a joiner. With both set, this node serves joins.
+	// a joiner, and verifies a joiner's. Keyring is the cluster keyring: the
+	// one the node encrypts with, wraps to a joiner and adds rotated
+	// versions to. With both set, this node serves joins.
 	Attester enclave.Attester
 	Keyring  *keyring.Keyring
 	// KnownMembers is the member table this node saw last (see
@@ -128,11 +130,13 @@ type Config struct {
 	// applies member changes. A node sets both from its sealed store.
 	KnownMembers KnownMembers
 	SaveMembers  func(KnownMembers) error
-	// Keys, when set, lets this node rotate the cluster keyring
-	// (RotateKeyring) and take in the versions others rotate in: it opens
-	// its copies with Keys.Identity, adds them to Keys.Keyring and seals
-	// it with Keys.Save, and reports each adopted version through raft.
-	Keys *KeyHolder
+	// SaveKeyring seals Keyring to the node's disk atomically
+	// (store.SaveKeyring). When set, with Identity and Keyring, this node
+	// rotates the cluster keyring (RotateKeyring) and takes in the versions
+	// others rotate in: it opens its copies with Identity, adds them to
+	// Keyring, seals it with SaveKeyring, and reports each version through
+	// raft once it is sealed.
+	SaveKeyring func(*keyring.Keyring) error
 
 	// Clock gives proposer timestamps and drives the owner-timeout watcher.
 	Clock clock.Clock
@@ -218,21 +222,26 @@ func (c Config) Validate() error {
 			}
 		}
 		// The network transport is always authenticated.
-		switch {
-		case len(c.Identity) == 0:
+		if len(c.Identity) == 0 {
 			bad("Identity is required for the TLS transport")
-		case len(c.Identity) != ed25519.PrivateKeySize:
-			bad("Identity is %d bytes, want an Ed25519 private key of %d", len(c.Identity), ed25519.PrivateKeySize)
-		case !ed25519.NewKeyFromSeed(c.Identity.Seed()).Equal(c.Identity):
-			bad("Identity is damaged: its public half does not match its seed")
 		}
 	} else {
 		if c.BindAddr != "" || c.AdvertiseAddr != "" {
 			bad("BindAddr and AdvertiseAddr must be empty with a Transport")
 		}
-		if c.Identity != nil || c.Members != nil || c.Join != nil {
-			bad("Identity, Members and Join apply only to the TLS transport; they must be empty with a Transport")
+		if c.Members != nil || c.Join != nil {
+			bad("Members and Join apply only to the TLS transport; they must be empty with a Transport")
 		}
+	}
+	switch {
+	case len(c.Identity) == 0:
+	case len(c.Identity) != ed25519.PrivateKeySize:
+		bad("Identity is %d bytes, want an Ed25519 private key of %d", len(c.Identity), ed25519.PrivateKeySize)
+	case !ed25519.NewKeyFromSeed(c.Identity.Seed()).Equal(c.Identity):
+		bad("Identity is damaged: its public half does not match its seed")
+	}
+	if c.SaveKeyring != nil && (len(c.Identity) == 0 || c.Keyring == nil) {
+		bad("SaveKeyring needs Identity and Keyring: the copies of rotated versions open with the one and join the other")
 	}
 	if c.Storage == nil && c.DataDir == "" {
 		bad("DataDir is required without Storage")
@@ -303,9 +312,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHandshakes < 1 {
 		bad("MaxHandshakes must be positive")
-	}
-	if c.Keys != nil {
-		c.Keys.validate(bad)
 	}
 	if c.Clock == nil {
 		bad("Clock is required")

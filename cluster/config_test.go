@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coterie-mpc/coterie/enclave/keyring"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -41,11 +43,21 @@ func TestConfigValidate(t *testing.T) {
 			bad[40] ^= 1
 			c.Identity = bad
 		}, []string{"Identity is damaged"}},
-		{"identity with a transport", func(c *Config) {
+		{"member authorizer with a transport", func(c *Config) {
 			c.BindAddr, c.DataDir = "", ""
 			c.Transport = NewInmemNetwork().NewTransport("n1", "a")
 			c.Storage = NewInmemStorage()
-		}, []string{"Identity, Members and Join apply only to the TLS transport"}},
+		}, []string{"Members and Join apply only to the TLS transport"}},
+		// The identity also opens keyring copies, with any transport.
+		{"keyring holder with a transport", func(c *Config) {
+			c.BindAddr, c.DataDir, c.Members = "", "", nil
+			c.Transport = NewInmemNetwork().NewTransport("n1", "a")
+			c.Storage = NewInmemStorage()
+			c.Keyring, c.SaveKeyring = &keyring.Keyring{}, func(*keyring.Keyring) error { return nil }
+		}, nil},
+		{"saving a keyring it lacks", func(c *Config) {
+			c.SaveKeyring = func(*keyring.Keyring) error { return nil }
+		}, []string{"SaveKeyring needs Identity and Keyring"}},
 		{"bounds", func(c *Config) { c.MaxConnsPerPeer, c.MaxJoinConns, c.MaxHandshakes = 7, 0, 0 }, []string{
 			"MaxConnsPerPeer 7 is below 8", "MaxJoinConns must be positive", "MaxHandshakes must be positive",
 		}},

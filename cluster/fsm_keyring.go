@@ -39,42 +39,67 @@ func (s *state) keyringVersion() uint32 {
 // exactly one copy for each current member, wrapped to the identity key
 // the member table holds for it. A copy for anyone else (a removed member)
 // or a missing copy refuses the whole rotation, so no member is left
-// without the version and no one outside the table ever gets it.
+// without the version and no one outside the table ever gets it. The
+// version must be the next one: a member adopts versions in order (it
+// reports the highest it holds with every one below it), so a skipped
+// version would leave every member short of the cluster's for ever, and
+// nothing would be re-encrypted again.
 func (s *state) rotateKeyring(node string, at int64, c *protocol.ClusterKeyringRotated) ([]Event, error) {
 	if _, err := s.member(node); err != nil {
 		return nil, err
 	}
-	if cur := s.keyringVersion(); c.GetVersion() <= cur {
-		return nil, errorf(ErrKeyring, "version %d is not newer than the cluster's %d (a replayed or stale rotation)", c.GetVersion(), cur)
+	if cur := s.keyringVersion(); c.GetVersion() != cur+1 {
+		return nil, errorf(ErrKeyring, "version %d is not the one after the cluster's %d (a replayed, stale or skipping rotation)", c.GetVersion(), cur)
 	}
-	copies := map[string]*protocol.ClusterWrappedKey{}
-	for _, w := range c.GetCopies() {
-		m, ok := s.members[w.GetMemberId()]
-		switch {
-		case !ok:
-			return nil, errorf(ErrKeyring, "a copy for %q, which is not a member", w.GetMemberId())
-		case !bytes.Equal(m.GetIdentityKey(), w.GetIdentityKey()):
-			return nil, errorf(ErrKeyring, "the copy for member %q is wrapped to another identity key", w.GetMemberId())
-		}
-		copies[w.GetMemberId()] = w
-	}
-	for _, id := range slices.Sorted(maps.Keys(s.members)) {
-		if copies[id] == nil {
-			return nil, errorf(ErrKeyring, "member %q has no wrapped copy", id)
-		}
+	if err := s.checkCopies(c.GetCopies(), true); err != nil {
+		return nil, err
 	}
 	rot := &protocol.ClusterKeyringVersion{
 		Version: c.GetVersion(), Check: slices.Clone(c.GetCheck()), RotatedBy: node, RotatedAtUnixNano: at,
 	}
-	for _, id := range slices.Sorted(maps.Keys(copies)) {
-		w := copies[id]
+	// validateCopies made sure the copies are sorted by member.
+	for _, w := range c.GetCopies() {
 		rot.Copies = append(rot.Copies, &protocol.ClusterWrappedKey{
-			MemberId: id, IdentityKey: slices.Clone(w.GetIdentityKey()), Wrapped: slices.Clone(w.GetWrapped()),
+			MemberId: w.GetMemberId(), IdentityKey: slices.Clone(w.GetIdentityKey()), Wrapped: slices.Clone(w.GetWrapped()),
 		})
 	}
 	s.rotations = append(s.rotations, rot)
 	s.pruneRotations()
 	return []Event{{Kind: EventKeyringRotated, Node: node, KeyVersion: c.GetVersion()}}, nil
+}
+
+// checkCopies checks a rotation's copies against the member table: each
+// for a current member, wrapped to the identity key the table holds for
+// it, and, when every is set, one for every member. The copies passed
+// validateCopies (sorted, one per member).
+func (s *state) checkCopies(copies []*protocol.ClusterWrappedKey, every bool) error {
+	for _, w := range copies {
+		m, ok := s.members[w.GetMemberId()]
+		switch {
+		case !ok:
+			return errorf(ErrKeyring, "a copy for %q, which is not a member", w.GetMemberId())
+		case !bytes.Equal(m.GetIdentityKey(), w.GetIdentityKey()):
+			return errorf(ErrKeyring, "the copy for member %q is wrapped to another identity key", w.GetMemberId())
+		}
+	}
+	if every && len(copies) != len(s.members) {
+		for _, id := range slices.Sorted(maps.Keys(s.members)) {
+			if !slices.ContainsFunc(copies, func(w *protocol.ClusterWrappedKey) bool { return w.GetMemberId() == id }) {
+				return errorf(ErrKeyring, "member %q has no wrapped copy", id)
+			}
+		}
+	}
+	return nil
+}
+
+// adoptedFloor returns the lowest version every current member adopted; a
+// member that never reported holds the first version.
+func (s *state) adoptedFloor() uint32 {
+	floor := s.keyringVersion()
+	for id := range s.members {
+		floor = min(floor, max(s.adopted[id], firstKeyringVersion))
+	}
+	return floor
 }
 
 // adoptKeyring records that the proposer holds version sealed, and drops
@@ -126,15 +151,19 @@ func (s *state) pruneRotations() {
 // newer version, proposed by a member. Entries whose record is gone, or is
 // sealed under the same or a newer version already, are skipped: a reseal
 // is idempotent, and one that raced a spend or another reseal is harmless.
+// A version some current member has not adopted is refused here, at
+// apply, whatever the proposer read: a member without it could not open
+// the record, and the proposer's view of the adoptions may be stale (a
+// member added since, or a replica behind).
 func (s *state) resealRecords(node string, c *protocol.ClusterRecordsResealed) ([]Event, error) {
 	if _, err := s.member(node); err != nil {
 		return nil, err
 	}
-	cur := s.keyringVersion()
+	floor := s.adoptedFloor()
 	for _, r := range c.GetRecords() {
 		// validateCommand made sure the header parses.
-		if v, _ := keyring.CiphertextVersion(r.GetSealed()); v > cur {
-			return nil, errorf(ErrKeyring, "record %q resealed under version %d, newer than the cluster's %d", r.GetId(), v, cur)
+		if v, _ := keyring.CiphertextVersion(r.GetSealed()); v > floor {
+			return nil, errorf(ErrKeyring, "record %q resealed under version %d, newer than %d, the highest every member adopted", r.GetId(), v, floor)
 		}
 	}
 	n := 0
@@ -242,24 +271,50 @@ func encodeKeyring(st *state, out *protocol.ClusterState) {
 }
 
 // decodeKeyring restores the rotations and adoptions, checking them as the
-// commands that made them would.
+// commands that made them would, after the member table was restored: the
+// rotations in ascending order, each with the checks of rotateKeyring
+// (copies only for current members, wrapped to the identity keys the
+// member table holds); the adoptions for members only, of versions rotated
+// in, with no copy left for a version its member adopted (adoptKeyring
+// drops them); and pruning's rule that only the latest rotation may be
+// left without copies.
 func decodeKeyring(st *state, in *protocol.ClusterState) error {
+	bad := func(format string, args ...any) error {
+		return errorf(ErrBadCommand, "snapshot: "+format, args...)
+	}
 	var prev uint32 = firstKeyringVersion
-	for _, r := range in.GetKeyringVersions() {
+	rots := in.GetKeyringVersions()
+	for i, r := range rots {
 		if r.GetVersion() <= prev || len(r.GetCheck()) != keyCheckSize {
-			return errorf(ErrBadCommand, "snapshot: keyring version %d is out of order or malformed", r.GetVersion())
+			return bad("keyring version %d is out of order or malformed", r.GetVersion())
+		}
+		if len(r.GetCopies()) > maxMembers {
+			return bad("keyring version %d has %d copies, more than %d", r.GetVersion(), len(r.GetCopies()), maxMembers)
 		}
 		if err := validateCopies(r.GetCopies()); err != nil {
 			return err
+		}
+		if err := st.checkCopies(r.GetCopies(), false); err != nil {
+			return bad("keyring version %d: %v", r.GetVersion(), err)
+		}
+		if len(r.GetCopies()) == 0 && i != len(rots)-1 {
+			return bad("keyring version %d has no copies left but is not the latest: it would have been pruned", r.GetVersion())
 		}
 		prev = r.GetVersion()
 		st.rotations = append(st.rotations, r)
 	}
 	for _, a := range in.GetKeyringAdopted() {
 		if _, dup := st.adopted[a.GetMemberId()]; dup || a.GetVersion() > prev || st.members[a.GetMemberId()] == nil {
-			return errorf(ErrBadCommand, "snapshot: keyring adoption of %q is malformed", a.GetMemberId())
+			return bad("keyring adoption of %q is malformed", a.GetMemberId())
 		}
 		st.adopted[a.GetMemberId()] = a.GetVersion()
+	}
+	for _, r := range st.rotations {
+		for _, w := range r.GetCopies() {
+			if st.adopted[w.GetMemberId()] >= r.GetVersion() {
+				return bad("keyring version %d keeps a copy for %q, which adopted it", r.GetVersion(), w.GetMemberId())
+			}
+		}
 	}
 	return nil
 }

@@ -94,18 +94,25 @@ func (s *state) putMember(m *protocol.ClusterMember, at int64) {
 }
 
 // removeMember removes a member, proposed by a member. The last member
-// cannot be removed.
+// cannot be removed. The join tokens the member used are revoked with it:
+// addMember takes a token used by the same key as a retried join, so a
+// removed node holding its old token could otherwise join again, and be
+// handed the keyring, without any operator minting it a new token.
 func (s *state) removeMember(node string, c *protocol.ClusterMemberRemoved) ([]Event, error) {
 	if _, err := s.member(node); err != nil {
 		return nil, err
 	}
-	if _, ok := s.members[c.GetId()]; !ok {
+	gone, ok := s.members[c.GetId()]
+	if !ok {
 		return nil, errorf(ErrMember, "node %q is not a member", c.GetId())
 	}
 	if len(s.members) == 1 {
 		return nil, errorf(ErrMember, "node %q is the last member", c.GetId())
 	}
 	delete(s.members, c.GetId())
+	maps.DeleteFunc(s.tokens, func(_ string, t *protocol.ClusterJoinToken) bool {
+		return len(t.GetUsedBy()) > 0 && bytes.Equal(t.GetUsedBy(), gone.GetIdentityKey())
+	})
 	s.forgetKeyringMember(c.GetId())
 	return []Event{{Kind: EventMemberRemoved, Node: c.GetId()}}, nil
 }

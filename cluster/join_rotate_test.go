@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/enclavetest"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
+	"github.com/coterie-mpc/coterie/protocol"
 )
 
 // beforeCommit is an Attester that runs hook when the member makes its
@@ -40,15 +42,16 @@ func (a *beforeCommit) Evidence(ctx context.Context, reportData []byte) ([]byte,
 func TestJoinDuringRotation(t *testing.T) {
 	tests := []struct {
 		name string
-		// foreignKeys opens the member's copies with another key than
-		// its member-table identity: it never takes a version in.
-		foreignKeys bool
+		// unopenable rotates with a copy for the member that does not
+		// open (a proposer that wrapped garbage): it never takes the
+		// version in.
+		unopenable bool
 		// rotateMidJoin rotates between the wrap and the admission;
 		// otherwise the rotation comes before the join.
 		rotateMidJoin bool
 	}{
 		{name: "rotation while the join is served", rotateMidJoin: true},
-		{name: "member lacks the latest version", foreignKeys: true},
+		{name: "member lacks the latest version", unopenable: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,11 +65,7 @@ func TestJoinDuringRotation(t *testing.T) {
 			a := newJoinNode(t, m, "n1", nil)
 			att := &beforeCommit{Attester: a.enc}
 			a.cfg.Bootstrap, a.cfg.Keyring, a.cfg.Attester = true, kr, att
-			opener := a.key
-			if tt.foreignKeys {
-				opener = identity(t)
-			}
-			a.cfg.Keys = &cluster.KeyHolder{Identity: opener, Keyring: kr, Save: func(*keyring.Keyring) error { return nil }}
+			a.cfg.SaveKeyring = func(*keyring.Keyring) error { return nil }
 			policy := selfPolicy(a.enc)
 			ca := startTLS(t, a.cfg)
 			if err := ca.Init(ctx, policy, a.member()); err != nil {
@@ -78,6 +77,17 @@ func TestJoinDuringRotation(t *testing.T) {
 			}
 			var rotated atomic.Uint32
 			rotate := func() {
+				if tt.unopenable {
+					bad := &protocol.ClusterKeyringRotated{Version: 2, Check: make([]byte, 32), Copies: []*protocol.ClusterWrappedKey{
+						{MemberId: "n1", IdentityKey: a.key.Public().(ed25519.PublicKey), Wrapped: make([]byte, 80)},
+					}}
+					if _, err := ca.Propose(ctx, &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyringRotated{KeyringRotated: bad}}); err != nil {
+						t.Error(err)
+						return
+					}
+					rotated.Store(2)
+					return
+				}
 				rot, err := ca.RotateKeyring(ctx)
 				if err != nil {
 					t.Error(err)
@@ -96,7 +106,7 @@ func TestJoinDuringRotation(t *testing.T) {
 			if rotated.Load() != 2 {
 				t.Fatalf("rotated to version %d, want 2", rotated.Load())
 			}
-			if tt.foreignKeys {
+			if tt.unopenable {
 				if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "lacks version 2 of the cluster's 2") {
 					t.Fatalf("join through a member without version 2: %v", err)
 				}

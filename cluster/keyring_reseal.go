@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/protocol"
@@ -18,23 +20,40 @@ type staleSealed struct {
 	sealed []byte
 }
 
+// pos is the part's place in staleSealed's order: presignatures by key
+// and id, then API users, then key records.
+func (s staleSealed) pos() string {
+	return fmt.Sprintf("%d\x00%s\x00%s", sealedRank[s.kind], s.keyID, s.id)
+}
+
+var sealedRank = map[protocol.ClusterSealedKind]int{sealedPresignature: 0, sealedAPIUser: 1, sealedKeyRecord: 2}
+
 // staleSealed returns up to limit sealed parts under a version older than
-// the cluster's, in a stable order (presignatures by key and id, then API
-// users, then key records), and how many there are in all.
-func (f *FSM) staleSealed(limit int) ([]staleSealed, int) {
+// the cluster's, in a stable order (see pos) that starts after the
+// position after and wraps around, and how many there are in all. A
+// cluster at the first version has nothing older, so it walks nothing:
+// the reseal loop asks every second on the leader.
+func (f *FSM) staleSealed(limit int, after string) ([]staleSealed, int) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	cur := f.st.keyringVersion()
-	var out []staleSealed
+	if cur == firstKeyringVersion {
+		return nil, 0
+	}
+	var out, wrapped []staleSealed
 	total := 0
 	take := func(s staleSealed) {
 		if v, err := keyring.CiphertextVersion(s.sealed); err != nil || v >= cur {
 			return
 		}
 		total++
-		if len(out) < limit {
+		switch {
+		case s.pos() > after && len(out) < limit:
 			s.sealed = slices.Clone(s.sealed)
 			out = append(out, s)
+		case s.pos() <= after && len(wrapped) < limit:
+			s.sealed = slices.Clone(s.sealed)
+			wrapped = append(wrapped, s)
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(f.st.pools)) {
@@ -51,7 +70,19 @@ func (f *FSM) staleSealed(limit int) ([]staleSealed, int) {
 	for _, id := range slices.Sorted(maps.Keys(f.st.keys)) {
 		take(staleSealed{kind: sealedKeyRecord, id: id, record: id, sealed: f.st.keys[id].GetSealed()})
 	}
-	return out, total
+	out = append(out, wrapped...)
+	return out[:min(len(out), limit)], total
+}
+
+// resealCursor is where the re-encryption pass goes on from, and the
+// parts it could not open, each logged once: a part that fails to open
+// would otherwise be tried first in every batch, hold the pass back and
+// log an error every second.
+type resealCursor struct {
+	mu      sync.Mutex
+	after   string
+	version uint32
+	failed  map[string]bool
 }
 
 // StaleSealed returns how many sealed parts in the replica (live
@@ -59,7 +90,7 @@ func (f *FSM) staleSealed(limit int) ([]staleSealed, int) {
 // keyring version older than the cluster's: what a re-encryption pass has
 // left to do. Zero means no record needs an old version any more.
 func (f *FSM) StaleSealed() int {
-	_, n := f.staleSealed(0)
+	_, n := f.staleSealed(0, "")
 	return n
 }
 
@@ -83,16 +114,24 @@ type Reseal struct {
 // (RecordsResealed). It moves nothing until every member reported holding
 // the current version, since a member without it could not open what moved.
 // It is resumable and idempotent: what is left is read from the replica
-// each time, and the FSM skips parts already moved or gone. apiUserSeal
+// each time, and the FSM skips parts already moved or gone. Each batch
+// goes on after the last part the one before tried, so parts it cannot
+// open (logged once each) do not keep it from the rest. apiUserSeal
 // maps an API-user record's id to the record id its sealed part is bound
 // to (the node names those). Errors: ErrKeyring when this node lacks the
 // current version, and Propose's.
 func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) string, limit int) (Reseal, error) {
-	if c.cfg.Keys == nil {
+	if c.cfg.Keyring == nil {
 		return Reseal{}, errorf(ErrKeyring, "this node holds no keyring")
 	}
+	// One pass at a time: the cursor is read and moved under the lock.
+	c.reseal.mu.Lock()
+	defer c.reseal.mu.Unlock()
 	st := c.fsm.KeyringState()
-	batch, total := c.fsm.staleSealed(limit)
+	if c.reseal.version != st.Version {
+		c.reseal.after, c.reseal.version, c.reseal.failed = "", st.Version, map[string]bool{}
+	}
+	batch, total := c.fsm.staleSealed(limit, c.reseal.after)
 	var out Reseal
 	for _, id := range slices.Sorted(maps.Keys(st.Adopted)) {
 		if st.Adopted[id] < st.Version {
@@ -103,12 +142,13 @@ func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) s
 		out.Left = total
 		return out, nil
 	}
-	kr := c.cfg.Keys.Keyring
+	kr := c.cfg.Keyring
 	if kr.Version() < st.Version {
 		return Reseal{Left: total}, errorf(ErrKeyring, "this node holds version %d, the cluster's is %d", kr.Version(), st.Version)
 	}
 	cmd := &protocol.ClusterRecordsResealed{}
 	for _, s := range batch {
+		c.reseal.after = s.pos()
 		record := s.record
 		if s.kind == sealedAPIUser {
 			record = apiUserSeal(s.id)
@@ -116,10 +156,14 @@ func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) s
 		plain, err := kr.Decrypt(record, s.sealed)
 		if err != nil {
 			// A record this node cannot open stays as it is, and counted
-			// as left; the log names it, never its contents.
-			c.log.Error("record not resealed", "record", s.id, "err", err)
+			// as left; the log names it once, never its contents.
+			if !c.reseal.failed[s.pos()] {
+				c.reseal.failed[s.pos()] = true
+				c.log.Error("record not resealed", "kind", s.kind.String(), "record", s.id, "err", err)
+			}
 			continue
 		}
+		delete(c.reseal.failed, s.pos())
 		sealed, err := kr.Encrypt(record, plain)
 		clear(plain)
 		if err != nil {

@@ -1,39 +1,19 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/protocol"
 )
-
-// KeyHolder is where a node keeps the cluster keyring: its identity key,
-// which opens the copies of new versions wrapped to it, the keyring itself
-// (the one the node encrypts with), and Save, which seals the keyring to
-// the node's disk atomically (store.SaveKeyring).
-type KeyHolder struct {
-	Identity ed25519.PrivateKey
-	Keyring  *keyring.Keyring
-	Save     func(*keyring.Keyring) error
-}
-
-func (k *KeyHolder) validate(bad func(string, ...any)) {
-	switch {
-	case len(k.Identity) != ed25519.PrivateKeySize:
-		bad("Keys.Identity is %d bytes, want an Ed25519 private key", len(k.Identity))
-	case k.Keyring == nil:
-		bad("Keys.Keyring is required")
-	case k.Save == nil:
-		bad("Keys.Save is required")
-	}
-}
 
 // KeyringState is the cluster's keyring as the local replica knows it:
 // the current version and, per member, the highest version it adopted
@@ -126,13 +106,14 @@ type Rotation struct {
 // every current member's identity key, and to no one else. Each member
 // (this one included) takes its copy in when it applies the entry; the
 // plaintext key never enters the log, a snapshot or an error. It needs
-// Config.Keys. It wraps to the member table of a caught-up replica, and
+// Config.SaveKeyring. It wraps to the member table of a caught-up replica, and
 // when the table changes before the entry commits (the FSM refuses a
 // rotation that misses a member or names a former one) it tries again with
-// a fresh key, up to rotateAttempts times. Errors: ErrKeyring,
+// a fresh key, up to rotateAttempts times. Errors: ErrKeyring (also when
+// this node's keyring holds a version the cluster never rotated in),
 // ErrNotInitialized, and Propose's.
 func (c *Cluster) RotateKeyring(ctx context.Context) (Rotation, error) {
-	if c.cfg.Keys == nil {
+	if c.cfg.SaveKeyring == nil {
 		return Rotation{}, errorf(ErrKeyring, "this node holds no keyring to rotate")
 	}
 	var err error
@@ -158,13 +139,21 @@ func (c *Cluster) rotateOnce(ctx context.Context) (Rotation, error) {
 	if cid == "" {
 		return Rotation{}, errorf(ErrNotInitialized, "no member table to wrap the keyring to")
 	}
-	version := max(c.fsm.KeyringState().Version, c.cfg.Keys.Keyring.Version()) + 1
+	cur := c.fsm.keyringVersion()
+	// A local version the cluster does not know was never committed (a
+	// keyring restored from elsewhere, or another cluster's): rotating
+	// past it would skip versions, and wrapping next to it would reuse it.
+	if local := c.cfg.Keyring.Version(); local > cur {
+		return Rotation{}, errorf(ErrKeyring, "this node's keyring holds version %d, which the cluster (at version %d) never rotated in; "+
+			"it is not this cluster's keyring, or the replica is behind", local, cur)
+	}
+	version := cur + 1
 	v := keyring.NewVersionKey(version)
 	defer v.Destroy()
 	rot := &protocol.ClusterKeyringRotated{Version: version, Check: v.Check()}
 	out := Rotation{Version: version}
 	members := c.fsm.Members()
-	slices.SortFunc(members, func(a, b Member) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	for _, m := range members {
 		w, err := v.WrapVersion(m.IdentityKey, rotationBind(cid, m.ID))
 		if err != nil {
@@ -180,64 +169,92 @@ func (c *Cluster) rotateOnce(ctx context.Context) (Rotation, error) {
 	return out, nil
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// sealMark is how far the keyring sealed on the node's disk reaches: every
+// version from the first to upTo is in it. Adoption is reported from this
+// mark, never from the keyring in memory, which holds a version from the
+// moment it is taken in: a node that reported a version before sealing it
+// would lose it on a restart, while the FSM, which drops a member's copies
+// once it adopted them, would no longer hold a copy to bring it back. The
+// mark moves only after a successful SaveKeyring; dirty says the keyring
+// in memory holds versions the disk lacks, so the save is due again (a
+// failed one is retried by reportAdoption). mu orders the additions, the
+// saves and the mark.
+type sealMark struct {
+	mu    sync.Mutex
+	upTo  uint32
+	dirty bool
 }
 
 // takeInCopies opens every copy the replica holds for this node whose
 // version the keyring lacks, adds it, and seals the keyring again. It runs
 // on raft's apply goroutine after an entry that rotated the keyring and
 // after a Restore, so that a node holds a version before it applies any
-// later entry sealed under it; and, because the copies stay in the FSM
-// until the node reports them adopted (which it does only after Save),
-// a crash between apply and seal loses nothing: the replay or the snapshot
-// brings the copy again. Failures are logged, never the key; the node's
-// adoption then stays behind and status shows it.
+// later entry sealed under it. The copies stay in the FSM until the node
+// reports them adopted, which it does from the sealed mark only, so a
+// crash or a failed save before the keyring is sealed loses nothing: the
+// replay or the snapshot brings the copy again, and a failed save is
+// retried (reportAdoption). Failures are logged, never the key; the
+// node's adoption then stays behind and status shows it.
 func (c *Cluster) takeInCopies() {
-	keys := c.cfg.Keys
+	kr := c.cfg.Keyring
 	copies, cid := c.fsm.copiesFor(c.cfg.NodeID)
-	added := 0
+	c.sealed.mu.Lock()
 	for _, cp := range copies {
-		if keys.Keyring.Holds(cp.version) {
+		if kr.Holds(cp.version) {
 			continue
 		}
-		v, err := keyring.UnwrapVersion(keys.Identity, cp.version, cp.check, rotationBind(cid, c.cfg.NodeID), cp.wrapped)
+		v, err := keyring.UnwrapVersion(c.cfg.Identity, cp.version, cp.check, rotationBind(cid, c.cfg.NodeID), cp.wrapped)
 		if err != nil {
 			c.log.Error("keyring version not taken in", "version", cp.version, "err", err)
 			continue
 		}
-		err = keys.Keyring.Add(v)
+		err = kr.Add(v)
 		v.Destroy()
 		if err != nil {
 			c.log.Error("keyring version not taken in", "version", cp.version, "err", err)
 			continue
 		}
-		added++
+		c.sealed.dirty = true
 	}
-	if added > 0 {
-		if err := keys.Save(keys.Keyring); err != nil {
-			c.log.Error("keyring not sealed after rotation", "version", keys.Keyring.Version(), "err", err)
-			return
-		}
-		c.log.Info("keyring rotated", "version", keys.Keyring.Version())
-	}
+	c.sealLocked()
+	c.sealed.mu.Unlock()
 	select {
 	case c.adoptNudge <- struct{}{}:
 	default:
 	}
 }
 
+// sealLocked seals the keyring when it holds versions the disk lacks, and
+// moves the mark on success. c.sealed.mu is held.
+func (c *Cluster) sealLocked() {
+	if !c.sealed.dirty {
+		return
+	}
+	kr := c.cfg.Keyring
+	if err := c.cfg.SaveKeyring(kr); err != nil {
+		c.log.Error("keyring not sealed after rotation", "version", kr.Version(), "err", err)
+		return
+	}
+	c.sealed.dirty = false
+	c.sealed.upTo = heldUpTo(kr)
+	c.log.Info("keyring rotated", "version", kr.Version())
+}
+
+// sealedUpTo seals the keyring first if a save is due, and returns the
+// sealed mark.
+func (c *Cluster) sealedUpTo() uint32 {
+	c.sealed.mu.Lock()
+	defer c.sealed.mu.Unlock()
+	c.sealLocked()
+	return c.sealed.upTo
+}
+
 // reportAdoption proposes KeyringAdopted whenever this node's sealed
 // keyring holds a version the replica has not recorded it adopting: after
-// it took copies in, after a join (the transfer brings every version), and
-// at start. Until then the copies stay in the FSM. It retries every
-// adoptRetry while the report fails.
+// it took copies in and sealed them, after a join (the transfer brings
+// every version, sealed before the node starts), and at start. Until then
+// the copies stay in the FSM. Every adoptRetry without a nudge it looks
+// again: it retries a save that failed, and a report that failed.
 func (c *Cluster) reportAdoption() {
 	defer c.wg.Done()
 	for {
@@ -250,9 +267,10 @@ func (c *Cluster) reportAdoption() {
 		case <-retry:
 		}
 		t.Stop()
+		sealed := c.sealedUpTo()
 		st := c.fsm.KeyringState()
 		mine, member := st.Adopted[c.cfg.NodeID]
-		held := c.heldUpTo(st.Version)
+		held := min(sealed, st.Version)
 		if !member || held <= mine {
 			continue
 		}
@@ -269,12 +287,11 @@ func (c *Cluster) reportAdoption() {
 // adoptRetry is how often reportAdoption looks again without a nudge.
 const adoptRetry = 2 * time.Second
 
-// heldUpTo returns the highest version v ≤ upTo such that the local
-// keyring holds every version from the first to v.
-func (c *Cluster) heldUpTo(upTo uint32) uint32 {
-	kr := c.cfg.Keys.Keyring
+// heldUpTo returns the highest version v such that kr holds every version
+// from the first to v.
+func heldUpTo(kr *keyring.Keyring) uint32 {
 	var v uint32
-	for v < upTo && kr.Holds(v+1) {
+	for kr.Holds(v + 1) {
 		v++
 	}
 	return v

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,13 +22,14 @@ import (
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
-// keyNode is one harness node's keys: its identity and keyring, and the
-// versions its Save sealed.
+// keyNode is one harness node's keys: its identity and keyring, the
+// versions its SaveKeyring sealed, and how many saves are still to fail.
 type keyNode struct {
 	identity ed25519.PrivateKey
 	kr       *keyring.Keyring
 	mu       sync.Mutex
 	saved    []uint32
+	failures int
 }
 
 func (k *keyNode) savedVersions() []uint32 {
@@ -35,12 +38,24 @@ func (k *keyNode) savedVersions() []uint32 {
 	return slices.Clone(k.saved)
 }
 
-// TestRotateKeyring rotates the keyring of a 3-member cluster while one
-// member is down, after a fourth was removed: every current member, the
-// one that was down included once it catches up, takes in the version and
-// seals it; new presignatures use it; the old ones are resealed under it;
-// and no copy in the raft log opens for the removed member.
-func TestRotateKeyring(t *testing.T) {
+func (k *keyNode) save(kr *keyring.Keyring) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failures > 0 {
+		k.failures--
+		return errors.New("test: disk full")
+	}
+	k.saved = append(k.saved, kr.Version())
+	return nil
+}
+
+// keyNodes are the harness nodes' keys, by node id.
+type keyNodes map[string]*keyNode
+
+// newKeyNodes gives each node a fresh identity and the same first keyring,
+// each opened from the one sealed copy as a joined node's would be.
+func newKeyNodes(t *testing.T, ids ...string) keyNodes {
+	t.Helper()
 	first, err := keyring.Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +65,8 @@ func TestRotateKeyring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := map[string]*keyNode{}
-	for _, id := range []string{"n1", "n2", "n3", "n4"} {
+	nodes := keyNodes{}
+	for _, id := range ids {
 		_, priv, _ := ed25519.GenerateKey(nil)
 		kr, err := keyring.Open(sealer, sealedFirst)
 		if err != nil {
@@ -59,15 +74,24 @@ func TestRotateKeyring(t *testing.T) {
 		}
 		nodes[id] = &keyNode{identity: priv, kr: kr}
 	}
-	h := clustertest.New(t, 4, clustertest.Options{Configure: func(cfg *cluster.Config) {
-		k := nodes[cfg.NodeID]
-		cfg.Keys = &cluster.KeyHolder{Identity: k.identity, Keyring: k.kr, Save: func(kr *keyring.Keyring) error {
-			k.mu.Lock()
-			defer k.mu.Unlock()
-			k.saved = append(k.saved, kr.Version())
-			return nil
-		}}
-	}})
+	return nodes
+}
+
+// configure is a harness Configure: the node rotates and takes in
+// versions with its keys.
+func (nodes keyNodes) configure(cfg *cluster.Config) {
+	k := nodes[cfg.NodeID]
+	cfg.Identity, cfg.Keyring, cfg.SaveKeyring = k.identity, k.kr, k.save
+}
+
+// TestRotateKeyring rotates the keyring of a 3-member cluster while one
+// member is down, after a fourth was removed: every current member, the
+// one that was down included once it catches up, takes in the version and
+// seals it; new presignatures use it; the old ones are resealed under it;
+// and no copy in the raft log opens for the removed member.
+func TestRotateKeyring(t *testing.T) {
+	nodes := newKeyNodes(t, "n1", "n2", "n3", "n4")
+	h := clustertest.New(t, 4, clustertest.Options{Configure: nodes.configure})
 	leader := h.WaitLeader()
 	ctx := ctxT(t, 30*time.Second)
 	lc := h.Node(leader)
@@ -180,9 +204,112 @@ func TestRotateKeyring(t *testing.T) {
 	}
 }
 
+// TestRotateKeyringSaveFails: a member whose keyring fails to seal after
+// it took a version in does not report the version adopted (the FSM
+// would drop its copy, and a restart would lose the version for good);
+// its save is tried again, and only once it succeeded is the adoption
+// recorded. The save fails twice: once when the version is taken in,
+// once on the retry its nudge brings, so the timer's retry is what seals.
+func TestRotateKeyringSaveFails(t *testing.T) {
+	nodes := newKeyNodes(t, "n1", "n2", "n3")
+	h := clustertest.New(t, 3, clustertest.Options{Configure: nodes.configure})
+	leader := h.WaitLeader()
+	ctx := ctxT(t, 30*time.Second)
+	lc := h.Node(leader)
+	initMembers(t, ctx, h, nodes)
+	flaky := h.Nodes[h.Follower(leader)].ID
+	k := nodes[flaky]
+	k.mu.Lock()
+	k.failures = 2
+	k.mu.Unlock()
+
+	if _, err := lc.RotateKeyring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(10*time.Second, flaky+" reports version 2 once it sealed it", func() bool {
+		adopted := lc.KeyringState().Adopted[flaky] >= 2
+		if adopted && !slices.Contains(k.savedVersions(), 2) {
+			t.Fatalf("%s reported version 2 adopted, but its sealed keyring lacks it", flaky)
+		}
+		if !adopted {
+			h.Clock.Advance(time.Second)
+		}
+		return adopted
+	})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failures != 0 {
+		t.Fatalf("%d saves left to fail: the test did not exercise the retry", k.failures)
+	}
+}
+
+// TestRotateKeyringUnknownLocalVersion: a node whose keyring holds a
+// version the cluster never rotated in refuses to rotate, saying so,
+// instead of proposing past it (which would skip versions).
+func TestRotateKeyringUnknownLocalVersion(t *testing.T) {
+	nodes := newKeyNodes(t, "n1")
+	h := clustertest.New(t, 1, clustertest.Options{Configure: nodes.configure})
+	c := h.Node(h.WaitLeader())
+	ctx := ctxT(t, 30*time.Second)
+	initMembers(t, ctx, h, nodes)
+	stray := keyring.NewVersionKey(3)
+	defer stray.Destroy()
+	if err := nodes["n1"].kr.Add(stray); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.RotateKeyring(ctx)
+	if !errors.Is(err, cluster.ErrKeyring) || !strings.Contains(err.Error(), "holds version 3, which the cluster (at version 1) never rotated in") {
+		t.Fatalf("rotation with a stray local version: %v", err)
+	}
+	if v := c.KeyringState().Version; v != 1 {
+		t.Fatalf("the cluster is at version %d, want 1", v)
+	}
+}
+
+// TestResealSkipsUnopenable: a presignature the node cannot open (sealed
+// under another cluster's keyring) comes first in the order, yet the
+// batches go on past it, one at a time, until the others have moved; the
+// failure is logged once, not once per batch.
+func TestResealSkipsUnopenable(t *testing.T) {
+	nodes := newKeyNodes(t, "n1")
+	logs := &cluster.RecordLog{}
+	h := clustertest.New(t, 1, clustertest.Options{Configure: func(cfg *cluster.Config) {
+		nodes.configure(cfg)
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}})
+	c := h.Node(h.WaitLeader())
+	ctx := ctxT(t, 30*time.Second)
+	initMembers(t, ctx, h, nodes)
+	foreign, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addPresig(t, ctx, c, foreign, "p-a")
+	addPresig(t, ctx, c, nodes["n1"].kr, "p-b")
+	addPresig(t, ctx, c, nodes["n1"].kr, "p-c")
+	if _, err := c.RotateKeyring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Eventually(10*time.Second, "n1 reported version 2", func() bool { return len(c.KeyringState().Reached()) == 1 })
+	moved := 0
+	for range 4 {
+		res, err := c.ResealBatch(ctx, nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved += res.Moved
+	}
+	if moved != 2 || presigVersion(t, c, "p-b") != 2 || presigVersion(t, c, "p-c") != 2 {
+		t.Fatalf("%d moved in 4 batches of one, want p-b and p-c", moved)
+	}
+	if n := logs.Count(`msg="record not resealed"`); n != 1 {
+		t.Fatalf("the unopenable record was logged %d times, want once", n)
+	}
+}
+
 // initMembers records every harness node in the member table with its
 // identity key.
-func initMembers(t *testing.T, ctx context.Context, h *clustertest.Harness, nodes map[string]*keyNode) {
+func initMembers(t *testing.T, ctx context.Context, h *clustertest.Harness, nodes keyNodes) {
 	t.Helper()
 	member := func(i int, token string) cluster.Member {
 		n := h.Nodes[i]

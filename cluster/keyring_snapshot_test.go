@@ -1,15 +1,12 @@
 package cluster_test
 
 import (
-	"crypto/ed25519"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/clustertest"
-	"github.com/coterie-mpc/coterie/enclave/enclavetest"
-	"github.com/coterie-mpc/coterie/enclave/keyring"
 )
 
 // TestRotateKeyringThroughSnapshot: a member is down while the keyring
@@ -19,32 +16,9 @@ import (
 // reports the version; until then nothing is re-encrypted, and after it
 // the old records move and open under the new version on every member.
 func TestRotateKeyringThroughSnapshot(t *testing.T) {
-	first, err := keyring.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := enclavetest.NewMachine(t).Enclave(t.TempDir(), nil)
-	sealedFirst, err := first.MarshalSealed(sealer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := map[string]*keyNode{}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		_, priv, _ := ed25519.GenerateKey(nil)
-		kr, err := keyring.Open(sealer, sealedFirst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = &keyNode{identity: priv, kr: kr}
-	}
+	nodes := newKeyNodes(t, "n1", "n2", "n3")
 	h := clustertest.New(t, 3, clustertest.Options{Configure: func(cfg *cluster.Config) {
-		k := nodes[cfg.NodeID]
-		cfg.Keys = &cluster.KeyHolder{Identity: k.identity, Keyring: k.kr, Save: func(kr *keyring.Keyring) error {
-			k.mu.Lock()
-			defer k.mu.Unlock()
-			k.saved = append(k.saved, kr.Version())
-			return nil
-		}}
+		nodes.configure(cfg)
 		// A snapshot keeps one entry of the log: one taken after the
 		// rotation leaves nothing of it to replay.
 		cfg.TrailingLogs = 1

@@ -280,7 +280,13 @@ func TestClusterAdminAPI(t *testing.T) {
 	}
 
 	// Taken out of the member table behind its back, the node reports
-	// 501 and says why.
+	// 501 and says why. The ghost's removal revoked its token: it comes
+	// back with a new one.
+	tok2, err := ac.JoinToken(ctx, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost.JoinedWith = tok2.TokenID
 	if _, err := n.cluster.Propose(ctx, cluster.MemberAddedCommand(ghost)); err != nil {
 		t.Fatal(err)
 	}

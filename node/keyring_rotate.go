@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -62,11 +63,6 @@ func (n *Node) saveKeyring(kr *keyring.Keyring) error {
 	return n.store.SaveKeyring(n.enclave, kr)
 }
 
-// keyHolder is what the cluster needs to take rotated versions in.
-func (n *Node) keyHolder() *cluster.KeyHolder {
-	return &cluster.KeyHolder{Identity: n.identityKey, Keyring: n.kr, Save: n.saveKeyring}
-}
-
 // keyringReport reads the keyring's state from the local replica.
 func (n *Node) keyringReport() KeyringReport {
 	st := n.cluster.KeyringState()
@@ -74,15 +70,7 @@ func (n *Node) keyringReport() KeyringReport {
 	for _, m := range n.cluster.Members() {
 		out.Members = append(out.Members, MemberKeyring{ID: m.ID, Version: st.Adopted[m.ID], Pending: st.Pending[m.ID]})
 	}
-	slices.SortFunc(out.Members, func(a, b MemberKeyring) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out.Members, func(a, b MemberKeyring) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

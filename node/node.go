@@ -345,7 +345,7 @@ func (n *Node) openCluster() error {
 		return err
 	}
 	ccfg.KnownMembers, ccfg.SaveMembers = known, n.saveMembers
-	ccfg.Keys = n.keyHolder()
+	ccfg.SaveKeyring = n.saveKeyring
 	// A node that joined a cluster never starts one of its own.
 	ccfg.Bootstrap = n.cfg.Raft.Bootstrap && !joinedElsewhere(known, n.cfg.NodeID) && n.cfg.Cluster.JoinTokenFile == ""
 	ccfg.OwnerTimeout = n.cfg.OwnerTimeout
