@@ -1,13 +1,19 @@
 package cluster
 
-import "strings"
+import (
+	"strings"
+	"testing"
+)
 
-// RecordLog lets the external tests keep what a node logs (recordLog).
-type RecordLog = recordLog
+// LogWriter lets the external tests keep what a node logs (logWriter).
+type LogWriter = logWriter
+
+// NewLogWriter is newLogWriter.
+func NewLogWriter(t *testing.T) *LogWriter { return newLogWriter(t) }
 
 // Count returns how many times s was logged.
-func (r *recordLog) Count(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Count(r.b.String(), s)
+func (w *logWriter) Count(s string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Count(w.kept.String(), s)
 }

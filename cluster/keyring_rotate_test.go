@@ -272,7 +272,7 @@ func TestRotateKeyringUnknownLocalVersion(t *testing.T) {
 // failure is logged once, not once per batch.
 func TestResealSkipsUnopenable(t *testing.T) {
 	nodes := newKeyNodes(t, "n1")
-	logs := &cluster.RecordLog{}
+	logs := cluster.NewLogWriter(t)
 	h := clustertest.New(t, 1, clustertest.Options{Configure: func(cfg *cluster.Config) {
 		nodes.configure(cfg)
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
