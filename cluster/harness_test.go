@@ -244,14 +244,20 @@ func TestSilentOwnerIsReleased(t *testing.T) {
 	}
 }
 
-func testSilentOwner(t *testing.T, victimLeads bool) {
-	h := clustertest.New(t, 3, clustertest.Options{})
+// threeWithVictim starts three nodes and picks the one a test will
+// silence: a follower, or the leader.
+func threeWithVictim(t *testing.T, victimLeads bool) (h *clustertest.Harness, victim int, ctx context.Context) {
+	h = clustertest.New(t, 3, clustertest.Options{})
 	leader := h.WaitLeader()
-	ctx := ctxT(t, 30*time.Second)
-	victim := h.Follower(leader)
+	victim = h.Follower(leader)
 	if victimLeads {
 		victim = leader
 	}
+	return h, victim, ctxT(t, 30*time.Second)
+}
+
+func testSilentOwner(t *testing.T, victimLeads bool) {
+	h, victim, ctx := threeWithVictim(t, victimLeads)
 	vc, vid := h.Node(victim), h.Nodes[victim].ID
 	if err := vc.AddPresignatures(ctx, "k1", "", sealed("p1", "p2")); err != nil {
 		t.Fatal(err)
@@ -341,13 +347,7 @@ func TestGoneOwnerIsReleasedAtOnce(t *testing.T) {
 	for _, victimLeads := range []bool{false, true} {
 		name := map[bool]string{false: "follower", true: "leader"}[victimLeads]
 		t.Run(name, func(t *testing.T) {
-			h := clustertest.New(t, 3, clustertest.Options{})
-			leader := h.WaitLeader()
-			ctx := ctxT(t, 30*time.Second)
-			victim := h.Follower(leader)
-			if victimLeads {
-				victim = leader
-			}
+			h, victim, ctx := threeWithVictim(t, victimLeads)
 			vc, vid := h.Node(victim), h.Nodes[victim].ID
 			if err := vc.Claim(ctx, "r1", "u1"); err != nil {
 				t.Fatal(err)

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coterie-mpc/coterie/enclave/backend"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
-	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/node"
 )
 
@@ -56,23 +54,10 @@ func (c *testCluster) keyringDone(i int, version uint32) node.KeyringReport {
 	return last
 }
 
-// sealedKeyring opens a stopped node's sealed keyring offline, with its
-// enclave, as `node run` does at start.
+// sealedKeyring opens a stopped node's sealed keyring offline.
 func sealedKeyring(t *testing.T, cfg node.Config) *keyring.Keyring {
 	t.Helper()
-	scfg := store.DefaultConfig()
-	scfg.Dir = cfg.DataDir
-	st, err := store.Open(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	bcfg := backend.DefaultConfig()
-	bcfg.DataDir, bcfg.SimPlatformKeyFile = cfg.DataDir, cfg.Enclave.SimPlatformKey
-	u, err := node.Unseal(st, bcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := unsealOffline(t, cfg)
 	clear(u.Identity)
 	return u.Keyring
 }

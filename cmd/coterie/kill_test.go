@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net"
@@ -352,7 +351,7 @@ log:
 	n2.stop()
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID, ccfg.DataDir, ccfg.BindAddr = cfg.NodeID, cfg.DataDir, cfg.Raft.Bind
-	ccfg.Identity = unsealIdentity(t, cfg)
+	ccfg.Identity = unsealOffline(t, cfg).Identity
 	ccfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := cluster.New(ccfg)
 	if err != nil {
@@ -394,9 +393,9 @@ log:
 	}
 }
 
-// unsealIdentity opens a stopped sim node's store and returns its identity
-// key.
-func unsealIdentity(t *testing.T, cfg node.Config) ed25519.PrivateKey {
+// unsealOffline opens a stopped sim node's store with its enclave, as
+// `node run` does at start, and returns what it unsealed.
+func unsealOffline(t *testing.T, cfg node.Config) node.Unsealed {
 	t.Helper()
 	scfg := store.DefaultConfig()
 	scfg.Dir = cfg.DataDir
@@ -411,7 +410,7 @@ func unsealIdentity(t *testing.T, cfg node.Config) ed25519.PrivateKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u.Identity
+	return u
 }
 
 type testWriter struct{ t *testing.T }
