@@ -96,7 +96,9 @@ type Config struct {
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
-	// their reserved presignatures.
+	// their reserved presignatures. A node whose process is gone is
+	// released at once (cluster's owner watch); this is for the rest: a
+	// hung process, a partition, a machine that went down.
 	OwnerTimeout time.Duration `yaml:"owner_timeout"`
 	// ShutdownGrace is how long a planned departure (SIGTERM on `node
 	// run`, `node cluster leave`) lets the requests in flight finish
@@ -279,7 +281,7 @@ func DefaultConfig() Config {
 			MaxAnswerAge:  callback.DefaultConfig().MaxAnswerAge,
 		},
 		Log:           LogConfig{Level: "info", Format: "text"},
-		OwnerTimeout:  10 * time.Second,
+		OwnerTimeout:  3 * time.Second,
 		ShutdownGrace: 30 * time.Second,
 	}
 }
