@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -53,12 +54,12 @@ func role(s nodeStatus) string {
 // another node has taken it over.
 type takeover struct {
 	request string
-	// by is the node seen working on the request after the kill; empty
-	// when it finished between two looks.
+	// by is the node seen working on the request after the kill, or the
+	// one raft says claimed it when it finished between two looks.
 	by string
 	// at is when another node took it over, as the surviving nodes report
 	// it: the step of its Session that the demo first saw there, or else
-	// its completion in the workspace. Zero until then.
+	// its claim as raft records it. Zero until then.
 	at time.Time
 	// skip says why the request does not count towards the failover time.
 	skip string
@@ -72,10 +73,6 @@ type takeover struct {
 type failover struct {
 	victim   string
 	killedAt time.Time
-	// ownerTimeout is how long the leader lets an owner be silent before
-	// it releases the owner's requests: no other node can take one over
-	// sooner.
-	ownerTimeout time.Duration
 	// owned is what raft said the victim owned just before the kill;
 	// releasedAt when a surviving node first showed it owning none.
 	owned      int
@@ -83,8 +80,8 @@ type failover struct {
 	reqs       []*takeover
 }
 
-func newFailover(victim string, killedAt time.Time, ownerTimeout time.Duration, owned int, requests []string) *failover {
-	f := &failover{victim: victim, killedAt: killedAt, ownerTimeout: ownerTimeout, owned: owned}
+func newFailover(victim string, killedAt time.Time, owned int, requests []string) *failover {
+	f := &failover{victim: victim, killedAt: killedAt, owned: owned}
 	for _, r := range requests {
 		f.reqs = append(f.reqs, &takeover{request: r})
 	}
@@ -139,32 +136,34 @@ func (f *failover) sawOwned(owned int, leader string, now time.Time) []string {
 }
 
 // sawRequest takes a request's state in the workspace and returns a line
-// when one of the victim's requests has reached its final state.
-func (f *failover) sawRequest(r *protocol.WsRequest) []string {
+// when one of the victim's requests has reached its final state. A
+// request that finished between two looks is placed by raft's record of
+// it, which record looks up on a surviving node; until one shows it
+// completed, the request waits for the next look.
+func (f *failover) sawRequest(r *protocol.WsRequest, record func(id string) (node.RequestListing, bool)) []string {
 	t := f.find(r.GetId())
 	if t == nil || t.outcome != "" || !terminal(r.GetState()) {
 		return nil
 	}
-	t.outcome = stateName(r.GetState())
 	done := time.Unix(0, r.GetCompletedAt())
 	if t.at.IsZero() && t.skip == "" {
-		switch {
-		case done.Before(f.killedAt):
+		if done.Before(f.killedAt) {
 			t.skip = "it finished before the kill"
-		case done.Before(f.killedAt.Add(f.ownerTimeout)):
-			// The leader releases a silent owner's requests only after
-			// the owner timeout: what finished sooner was the killed
-			// node's own last message.
-			t.skip = fmt.Sprintf("%s finished it as it died, before any other node could take it", f.victim)
-		default:
-			t.at = done
+		} else {
+			l, ok := record(t.request)
+			switch {
+			case !ok || l.Status != "completed":
+				return nil
+			case l.LastOwner == f.victim || l.ClaimedAt == nil:
+				t.skip = fmt.Sprintf("%s finished it as it died, before any other node could take it", f.victim)
+			default:
+				t.by, t.at = l.LastOwner, *l.ClaimedAt
+			}
 		}
 	}
-	switch {
-	case t.skip != "":
+	t.outcome = stateName(r.GetState())
+	if t.skip != "" {
 		return []string{fmt.Sprintf("%s %s: %s", t.request, t.outcome, t.skip)}
-	case t.by == "":
-		return []string{fmt.Sprintf("%s %s by another node, %s (it finished between two looks)", t.request, t.outcome, f.since(done))}
 	}
 	return []string{fmt.Sprintf("%s %s by %s, %s", t.request, t.outcome, t.by, f.since(done))}
 }

@@ -127,7 +127,7 @@ func (w *demoWatch) run(ctx context.Context) (map[string]*protocol.WsRequest, er
 		if w.fo != nil {
 			for _, id := range w.ids {
 				if r := final[id]; r != nil {
-					w.events(w.fo.sawRequest(r))
+					w.events(w.fo.sawRequest(r, w.record(ctx)))
 				}
 			}
 		}
@@ -261,7 +261,7 @@ func (w *demoWatch) kill(ctx context.Context, final map[string]*protocol.WsReque
 	v.kill()
 	w.victim, w.phase = v, phaseFailover
 	w.event("unfinished requests each node owned, as raft records them: %s", strings.Join(desc, ", "))
-	w.fo = newFailover(id, killedAt, v.cfg.OwnerTimeout, st.Requests, tracked)
+	w.fo = newFailover(id, killedAt, st.Requests, tracked)
 	article := "a"
 	if isLeader(st) {
 		article = "the"
@@ -302,8 +302,27 @@ func (w *demoWatch) reportFailover() {
 		w.event("none of %s's requests needed taking over", w.victim.id)
 		return
 	}
-	w.event("failover: the other nodes took over %d of %s's requests, the last %.2f s after the kill (median %.2f s; owner_timeout %s)",
-		len(d), w.victim.id, longest.Seconds(), median.Seconds(), w.fo.ownerTimeout)
+	w.event("failover: the other nodes took over %d of %s's requests, the last %.2f s after the kill (median %.2f s)",
+		len(d), w.victim.id, longest.Seconds(), median.Seconds())
+}
+
+// record returns a lookup of raft's record of a request on a surviving
+// node, for sawRequest.
+func (w *demoWatch) record(ctx context.Context) func(string) (node.RequestListing, bool) {
+	return func(id string) (node.RequestListing, bool) {
+		for _, n := range w.env.cluster.nodes {
+			if n == w.victim || n.admin == nil {
+				continue
+			}
+			c, cancel := context.WithTimeout(ctx, demoCallTimeout)
+			l, err := n.admin.Request(c, id)
+			cancel()
+			if err == nil {
+				return l, true
+			}
+		}
+		return node.RequestListing{}, false
+	}
 }
 
 // watchCatchUp shows the restarted node's health until it serves, then
