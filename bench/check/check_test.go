@@ -169,8 +169,8 @@ func TestCheckDoctored(t *testing.T) {
 			r.Callback.Decisions = r.Callback.Decisions[:1] // r1 got RETRY only, r2 nothing
 		},
 		want: []want{
-			{check.I5, "r1", "SIGNED with 2 signatures"},
-			{check.I5, "r2", "APPROVED with 0 signatures and approval true"},
+			{check.I5, "r1", "signed with 2 signatures"},
+			{check.I5, "r2", "approved with 0 signatures and approval true"},
 		},
 	}, {
 		name: "lost request",
@@ -183,8 +183,8 @@ func TestCheckDoctored(t *testing.T) {
 		},
 		want: []want{
 			{check.I3, "r4", "failed without a reason"},
-			{check.I3, "r5", "lost: still CLAIMED"},
-			{check.I3, "r6", "lost: still PENDING"},
+			{check.I3, "r5", "lost: still claimed"},
+			{check.I3, "r6", "lost: still pending"},
 			{check.I3, "r7", "expired"},
 		},
 	}, {
@@ -237,7 +237,7 @@ func TestCheckDoctored(t *testing.T) {
 		},
 		want: []want{
 			{check.I3, "r1", "signed with 1 of 2 digests"},
-			{check.I5, "r3", "REJECTED with 1 signatures"},
+			{check.I5, "r3", "rejected with 1 signatures"},
 			{check.InvSignature, "r1", "a signature for digest 2 of 2"},
 			{check.InvSignature, "r3", `no signing key for user "nobody"`},
 		},
@@ -286,5 +286,5 @@ func ExampleReport_String() {
 	fmt.Print(rep)
 	// Output:
 	// checked 1 requests, 0 signatures, 0 ledger uses, 0 presignatures on 0 nodes, no callback handler log (I5 not checked): 1 violations
-	// I3 r9: lost: still PENDING at the end of the run
+	// I3 r9: lost: still pending at the end of the run
 }

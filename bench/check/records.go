@@ -21,22 +21,22 @@ type Records struct {
 }
 
 // State is a workspace request's state, by the workspace's names
-// ("PENDING", "SIGNED", ...: store.RequestStateName).
+// ("pending", "signed", ...: store.RequestStateName).
 type State string
 
 // The workspace's request states.
 const (
-	StatePending   State = "PENDING"
-	StateDelivered State = "DELIVERED"
-	StateClaimed   State = "CLAIMED"
-	StateSigned    State = "SIGNED"
-	StateApproved  State = "APPROVED"
-	StateRejected  State = "REJECTED"
-	StateFailed    State = "FAILED"
-	StateExpired   State = "EXPIRED"
+	StatePending   State = "pending"
+	StateDelivered State = "delivered"
+	StateClaimed   State = "claimed"
+	StateSigned    State = "signed"
+	StateApproved  State = "approved"
+	StateRejected  State = "rejected"
+	StateFailed    State = "failed"
+	StateExpired   State = "expired"
 	// StateIgnored is the co-signer's final answer to a config change its
 	// handler answered IGNORE: the workspace leaves it open for others.
-	StateIgnored State = "IGNORED"
+	StateIgnored State = "ignored"
 )
 
 // Request is one request as the workspace recorded it.
