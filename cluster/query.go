@@ -206,6 +206,13 @@ func (f *FSM) Presignature(key, id string) (PresignatureInfo, bool) {
 			return PresignatureInfo{}, false
 		}
 	}
+	info := presignatureInfo(key, p)
+	info.Sealed = slices.Clone(p.GetSealed())
+	return info, true
+}
+
+// presignatureInfo copies p's record without its sealed share.
+func presignatureInfo(key string, p *protocol.ClusterPresignatureState) PresignatureInfo {
 	return PresignatureInfo{
 		KeyID:     key,
 		ID:        p.GetId(),
@@ -214,8 +221,41 @@ func (f *FSM) Presignature(key, id string) (PresignatureInfo, bool) {
 		OriginSeq: p.GetOriginSeq(),
 		Status:    presignatureStatusFromProto(p.GetStatus()),
 		RequestID: p.GetRequestId(),
-		Sealed:    slices.Clone(p.GetSealed()),
-	}, true
+	}
+}
+
+// Requests returns every request the FSM retains, sorted by id: the
+// unfinished ones and the completedRetained most recent completed ones.
+// It is for outside checkers (the admin API's listing); the node itself
+// reads requests one at a time through Reader.
+func (f *FSM) Requests() []RequestInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]RequestInfo, 0, len(f.st.requests))
+	for _, id := range slices.Sorted(maps.Keys(f.st.requests)) {
+		out = append(out, requestInfo(f.st.requests[id]))
+	}
+	return out
+}
+
+// Presignatures returns every presignature the FSM retains, live or among
+// the spentRetained most recent spent ones of each key, sorted by key and
+// then by seq, without their sealed shares. Like Requests, it is for
+// outside checkers.
+func (f *FSM) Presignatures() []PresignatureInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []PresignatureInfo
+	for _, key := range slices.Sorted(maps.Keys(f.st.pools)) {
+		kp := f.st.pools[key]
+		ps := slices.Collect(maps.Values(kp.live))
+		ps = slices.AppendSeq(ps, maps.Values(kp.spent))
+		slices.SortFunc(ps, bySeq)
+		for _, p := range ps {
+			out = append(out, presignatureInfo(key, p))
+		}
+	}
+	return out
 }
 
 // HighWater implements Reader.

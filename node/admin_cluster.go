@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coterie-mpc/coterie/actors"
@@ -557,4 +559,108 @@ func (a *adminServer) setCallbackHandler(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	writeJSON(w, http.StatusOK, a.callbackListing())
+}
+
+// The listings of the cluster state, for outside checkers (bench/check):
+// every request and every presignature this node's FSM retains, a page at
+// a time, in a stable order.
+const (
+	// PathRequests lists requests by id: ?after=ID&limit=N.
+	PathRequests = "/v1/cluster/requests"
+	// PathPresignatures lists presignatures by key and seq:
+	// ?after_key=KEY&after_seq=N&limit=N.
+	PathPresignatures = "/v1/cluster/presignatures"
+	// maxListing is a listing page's default and largest size: about 300
+	// bytes a request keeps a page well inside maxAdminAnswer.
+	maxListing = 1000
+)
+
+// RequestPage is a page of GET /v1/cluster/requests. Next is the after
+// to ask for the next page with, empty on the last one.
+type RequestPage struct {
+	Requests []RequestListing `json:"requests"`
+	Next     string           `json:"next,omitempty"`
+}
+
+// PresignatureListing is the cluster's record of one presignature. It
+// holds no secret: the sealed share is left out.
+type PresignatureListing struct {
+	KeyID  string `json:"key_id"`
+	ID     string `json:"id"`
+	Seq    uint64 `json:"seq"`
+	Origin string `json:"origin"`
+	// Status is available, reserved, used or burned.
+	Status    string `json:"status"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// PresignaturePage is a page of GET /v1/cluster/presignatures. When More
+// is set, the next page is asked for after the last entry's key and seq.
+type PresignaturePage struct {
+	Presignatures []PresignatureListing `json:"presignatures"`
+	More          bool                  `json:"more,omitempty"`
+}
+
+// listingLimit reads ?limit, 1 to maxListing, maxListing when absent.
+func listingLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return maxListing, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxListing {
+		return 0, fmt.Errorf("limit %q: want 1 to %d", s, maxListing)
+	}
+	return n, nil
+}
+
+func (a *adminServer) requests(w http.ResponseWriter, r *http.Request) {
+	limit, err := listingLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	all := a.n.cluster.FSM().Requests()
+	after := r.URL.Query().Get("after")
+	i, found := sort.Find(len(all), func(i int) int { return strings.Compare(after, all[i].ID) })
+	if found {
+		i++
+	}
+	page := RequestPage{Requests: []RequestListing{}}
+	for _, info := range all[i:min(len(all), i+limit)] {
+		page.Requests = append(page.Requests, requestListing(info))
+	}
+	if i+limit < len(all) {
+		page.Next = page.Requests[len(page.Requests)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (a *adminServer) presignatures(w http.ResponseWriter, r *http.Request) {
+	limit, err := listingLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	afterKey := q.Get("after_key")
+	var afterSeq uint64
+	if s := q.Get("after_seq"); s != "" {
+		if afterSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("after_seq %q is not a number", s))
+			return
+		}
+	}
+	all := a.n.cluster.FSM().Presignatures()
+	// all is sorted by key, then seq: skip to the first entry past the
+	// cursor.
+	i := sort.Search(len(all), func(i int) bool {
+		return all[i].KeyID > afterKey || (all[i].KeyID == afterKey && all[i].Seq > afterSeq)
+	})
+	page := PresignaturePage{Presignatures: []PresignatureListing{}, More: i+limit < len(all)}
+	for _, p := range all[i:min(len(all), i+limit)] {
+		page.Presignatures = append(page.Presignatures, PresignatureListing{KeyID: p.KeyID, ID: p.ID, Seq: p.Seq,
+			Origin: p.Origin, Status: p.Status.String(), RequestID: p.RequestID})
+	}
+	writeJSON(w, http.StatusOK, page)
 }

@@ -2,18 +2,22 @@ package node
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/protocol"
 )
 
 // fakeMembers is a memberSource for views that a single in-process node
@@ -322,4 +326,92 @@ func post(t testing.TB, url, token, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestClusterListings lists the requests and presignatures of the FSM a
+// page at a time, behind the admin token, without the sealed shares.
+func TestClusterListings(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	n := startNode(t, cfg)
+	ctx := ctxT(t, time.Minute)
+	base := "http://" + n.AdminAddr()
+	for _, path := range []string{PathRequests, PathPresignatures} {
+		if code, _ := get(t, base+path, ""); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d", path, code)
+		}
+	}
+	ps := []cluster.SealedPresignature{{ID: "p1", OriginSeq: 1, Sealed: []byte("sealed-1")},
+		{ID: "p2", OriginSeq: 2, Sealed: []byte("sealed-2")}, {ID: "p3", OriginSeq: 3, Sealed: []byte("sealed-3")}}
+	cmds := []*protocol.ClusterCommand{
+		cluster.PresignaturesAddedCommand("k", "", ps),
+		cluster.PresignaturesAddedCommand("j", "", []cluster.SealedPresignature{{ID: "q1", OriginSeq: 1, Sealed: []byte("sealed-q")}}),
+		cluster.ClaimCommand("r-a", "u"), cluster.ClaimCommand("r-b", "u"), cluster.ClaimCommand("r-c", "u"),
+		cluster.ReserveCommand("r-a", cluster.PresignatureRef{KeyID: "k", ID: "p2"}),
+		cluster.CompleteCommand("r-a", cluster.OutcomeSigned, ""),
+		cluster.ReserveCommand("r-b", cluster.PresignatureRef{KeyID: "k", ID: "p1"}),
+	}
+	for _, c := range cmds {
+		if _, err := n.cluster.Propose(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ac, err := NewAdminClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var reqs []RequestListing
+	for after, pages := "", 0; ; pages++ {
+		p, err := ac.Requests(ctx, after, 2)
+		if err != nil || pages > 2 {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		reqs = append(reqs, p.Requests...)
+		if after = p.Next; after == "" {
+			break
+		}
+	}
+	got := fmt.Sprint(reqs)
+	if len(reqs) != 3 || reqs[0].ID != "r-a" || reqs[0].Status != "completed" || reqs[0].Outcome != "signed" ||
+		!slices.Equal(reqs[0].Reserved, []string{"k/p2"}) || reqs[1].Owner != "n1" || !slices.Equal(reqs[1].Reserved, []string{"k/p1"}) ||
+		reqs[2].ID != "r-c" || reqs[2].Status != "claimed" || reqs[2].Attempt != 1 {
+		t.Fatalf("requests %s", got)
+	}
+
+	var pres []PresignatureListing
+	var key string
+	var seq uint64
+	for pages := 0; ; pages++ {
+		p, err := ac.Presignatures(ctx, key, seq, 3)
+		if err != nil || pages > 1 {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		pres = append(pres, p.Presignatures...)
+		if !p.More {
+			break
+		}
+		last := p.Presignatures[len(p.Presignatures)-1]
+		key, seq = last.KeyID, last.Seq
+	}
+	want := []PresignatureListing{
+		{KeyID: "j", ID: "q1", Seq: 0, Origin: "n1", Status: "available"},
+		{KeyID: "k", ID: "p1", Seq: 0, Origin: "n1", Status: "reserved", RequestID: "r-b"},
+		{KeyID: "k", ID: "p2", Seq: 1, Origin: "n1", Status: "used", RequestID: "r-a"},
+		{KeyID: "k", ID: "p3", Seq: 2, Origin: "n1", Status: "available"},
+	}
+	if !reflect.DeepEqual(pres, want) {
+		t.Fatalf("presignatures\n%+v\nwant\n%+v", pres, want)
+	}
+	code, body := get(t, base+PathPresignatures, ac.token)
+	if code != http.StatusOK || strings.Contains(string(body), "sealed") || strings.Contains(string(body), base64.StdEncoding.EncodeToString([]byte("sealed-3"))) {
+		t.Fatalf("the listing shows a sealed share: %d %s", code, body)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?after_seq=-1"} {
+		if code, body := get(t, base+PathPresignatures+q, ac.token); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", q, code, body)
+		}
+	}
+	if code, _ := get(t, base+PathRequests+"?limit=x", ac.token); code != http.StatusBadRequest {
+		t.Errorf("requests ?limit=x: %d", code)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,6 +150,36 @@ func (c *AdminClient) Members(ctx context.Context) (ClusterView, error) {
 func (c *AdminClient) Request(ctx context.Context, id string) (RequestListing, error) {
 	var r RequestListing
 	return r, c.do(ctx, http.MethodGet, PathRequest+url.PathEscape(id), nil, true, &r)
+}
+
+// Requests returns a page of the requests the node's FSM retains, sorted
+// by id, after the id after ("" for the first page), of at most limit
+// (0: the largest page).
+func (c *AdminClient) Requests(ctx context.Context, after string, limit int) (RequestPage, error) {
+	var p RequestPage
+	return p, c.do(ctx, http.MethodGet, PathRequests+"?"+listingQuery(limit, "after", after), nil, true, &p)
+}
+
+// Presignatures returns a page of the presignatures the node's FSM
+// retains, sorted by key and seq, after key afterKey and seq afterSeq
+// ("" and 0 for the first page), of at most limit (0: the largest page).
+func (c *AdminClient) Presignatures(ctx context.Context, afterKey string, afterSeq uint64, limit int) (PresignaturePage, error) {
+	var p PresignaturePage
+	q := listingQuery(limit, "after_key", afterKey, "after_seq", strconv.FormatUint(afterSeq, 10))
+	return p, c.do(ctx, http.MethodGet, PathPresignatures+"?"+q, nil, true, &p)
+}
+
+// listingQuery encodes a listing's query: limit when set, then the
+// cursor's name and value pairs.
+func listingQuery(limit int, cursor ...string) string {
+	v := url.Values{}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	for i := 0; i+1 < len(cursor); i += 2 {
+		v.Set(cursor[i], cursor[i+1])
+	}
+	return v.Encode()
 }
 
 // Callback returns the cluster's callback handler; with set, it first
