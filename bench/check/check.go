@@ -43,7 +43,8 @@ type useSite struct {
 
 // checkPresignatures judges I1: every source that names a presignature must
 // name the same request; the ledger and the signatures may use it once; and
-// the co-signers may use only a presignature the cluster reserved.
+// the co-signers may not use one that a node's FSM still holds available,
+// since the cluster could reserve it again.
 func checkPresignatures(rep *Report, recs Records) {
 	named := map[string][]useSite{}
 	name := func(presig, request, where string) {

@@ -67,8 +67,10 @@ type Report struct {
 	Signatures    int
 	LedgerUses    int
 	Nodes         int
-	CallbackRead  bool
 	Presignatures int
+	// CallbackRead is false when no handler log was given: I5 was not
+	// judged.
+	CallbackRead bool
 }
 
 // OK reports whether no invariant was broken.
