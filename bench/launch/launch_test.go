@@ -1,0 +1,150 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	good.Binary, good.Dir = "coterie", "dir"
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   []string // each must appear in the error; none: valid
+	}{
+		{"default", func(*Config) {}, nil},
+		{"2-of-3", func(c *Config) { c.Cosigners, c.Quorum = 2, 2 }, nil},
+		{"3-of-3", func(c *Config) { c.Cosigners, c.Quorum = 2, 3 }, nil},
+		{"every problem at once", func(c *Config) {
+			c.Binary, c.Dir, c.Nodes, c.Cosigners, c.Quorum = "", "", 0, 3, 1
+			c.PresignTarget, c.OwnerTimeout, c.CallTimeout, c.Clock = 0, 500*time.Millisecond, 0, nil
+		}, []string{"Binary", "Dir", "Nodes", "Cosigners", "Quorum", "PresignTarget", "OwnerTimeout", "CallTimeout", "Clock"}},
+		{"quorum above the parties", func(c *Config) { c.Quorum = 3 }, []string{"Quorum is 3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			tt.change(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// buildBinary builds the coterie binary, without the race detector so that
+// the processes' MPC runs at full speed.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "coterie")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/coterie").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// submit queues one transaction for user.
+func submit(t *testing.T, c *Cluster, user, amount string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r, err := c.Workspace.SubmitTransaction(ctx, &protocol.WsSubmitTransactionRequest{UserId: user, Transaction: &protocol.WsTransaction{
+		Asset: "ETH", Amount: amount, Source: &protocol.WsPeer{Type: "VAULT_ACCOUNT", Id: "0"},
+		Destinations: []*protocol.WsDestination{{Peer: &protocol.WsPeer{Type: "ONE_TIME_ADDRESS", Address: "0xc1"}, Amount: amount}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetId()
+}
+
+// mustSign submits a transaction and fails the test unless it is signed.
+func mustSign(t *testing.T, c *Cluster, user, amount string) {
+	t.Helper()
+	id := submit(t, c, user, amount)
+	r, err := c.WaitRequest(t.Context(), user, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
+		t.Fatalf("%s: %v (%s)", id, r.GetState(), r.GetReason())
+	}
+}
+
+// TestCluster starts three nodes and a workspace with one cloud co-signer,
+// pairs a user, waits for a warm pool and signs; signs again with latency
+// on the workspace link and on a node's link; kills a node with SIGKILL,
+// restarts it and signs once more.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes")
+	}
+	cfg := DefaultConfig()
+	cfg.Binary, cfg.Dir = buildBinary(t), t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	c, err := Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.Nodes {
+				t.Logf("%s log:\n%s", n.ID, tail(n.Log, 30))
+			}
+		}
+	})
+	users, err := c.Pair(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitWarm(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mustSign(t, c, users[0], "1")
+
+	if _, err := c.WorkspaceLink.AddLatency(Downstream, 50*time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes[1].Link.AddLatency(Upstream, 20*time.Millisecond, 5*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	mustSign(t, c, users[0], "2")
+	c.WorkspaceLink.ResetToxics(t.Context())
+	c.Nodes[1].Link.ResetToxics(t.Context())
+
+	if err := c.Kill(2); err != nil {
+		t.Fatal(err)
+	}
+	if c.Nodes[2].Running() {
+		t.Fatal("n3 runs after Kill")
+	}
+	if err := c.Restart(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitVoters(t.Context(), 3); err != nil {
+		t.Fatal(err)
+	}
+	mustSign(t, c, users[0], "3")
+}
