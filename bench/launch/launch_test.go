@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,24 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSign(t, c, users[0], "1")
+
+	// The nodes reach the workspace and each other through the proxies.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	listed, err := c.Nodes[0].Admin.Users(ctx)
+	if err != nil || len(listed) != 1 || listed[0].WorkspaceAddress != c.WorkspaceLink.Addr() {
+		t.Fatalf("users %+v (%v), want the workspace at %s", listed, err, c.WorkspaceLink.Addr())
+	}
+	view, err := c.Nodes[0].Admin.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range view.Members {
+		i := slices.IndexFunc(c.Nodes, func(n *Node) bool { return n.ID == m.ID })
+		if i < 0 || m.Address != c.Nodes[i].Link.Addr() {
+			t.Errorf("member %s at %s, not behind its proxy", m.ID, m.Address)
+		}
+	}
 
 	if _, err := c.WorkspaceLink.AddLatency(Downstream, 50*time.Millisecond, 0); err != nil {
 		t.Fatal(err)
