@@ -19,6 +19,7 @@ import (
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
+	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
 // pollEvery paces the waits: the processes are watched through their APIs,
@@ -453,7 +454,7 @@ func (c *Cluster) WaitRequest(ctx context.Context, user, id string) (*protocol.W
 			return false
 		}
 		for _, r := range resp.GetRequests() {
-			if r.GetId() == id && terminal(r.GetState()) {
+			if r.GetId() == id && store.Terminal(r.GetState()) {
 				final = r
 				return true
 			}
@@ -461,17 +462,6 @@ func (c *Cluster) WaitRequest(ctx context.Context, user, id string) (*protocol.W
 		return false
 	})
 	return final, err
-}
-
-// terminal reports whether a request has its final state.
-func terminal(s protocol.WsRequestState) bool {
-	switch s {
-	case protocol.WsRequestState_WS_REQUEST_STATE_SIGNED, protocol.WsRequestState_WS_REQUEST_STATE_APPROVED,
-		protocol.WsRequestState_WS_REQUEST_STATE_REJECTED, protocol.WsRequestState_WS_REQUEST_STATE_FAILED,
-		protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED:
-		return true
-	}
-	return false
 }
 
 // wait polls cond, each call bounded by Config.CallTimeout, until it holds,

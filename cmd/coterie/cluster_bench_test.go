@@ -15,6 +15,7 @@ import (
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench"
+	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
 // The cluster's benchmarks run real `coterie node run` processes on
@@ -106,7 +107,7 @@ func BenchmarkFalseReleases(b *testing.B) {
 		end := time.Now().Add(time.Minute)
 		for t := time.Now(); t.Before(end); t = <-tick.C {
 			st := c.states()
-			pending = slices.DeleteFunc(pending, func(id string) bool { return terminal(st[id].GetState()) })
+			pending = slices.DeleteFunc(pending, func(id string) bool { return store.Terminal(st[id].GetState()) })
 			if len(pending) < 6 {
 				pending = append(pending, c.submit(3, "load")...)
 			}

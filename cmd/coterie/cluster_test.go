@@ -16,6 +16,7 @@ import (
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
+	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
 // testCluster is a workspace and three `coterie node run` processes on
@@ -264,7 +265,7 @@ func (c *testCluster) waitDone(ids []string, d time.Duration) {
 	waitFor(c.t, d, fmt.Sprintf("%d requests to finish", len(ids)), func() bool {
 		st := c.states()
 		for _, id := range ids {
-			if !terminal(st[id].GetState()) {
+			if !store.Terminal(st[id].GetState()) {
 				return false
 			}
 		}

@@ -395,17 +395,6 @@ func (e *demoEnv) submit(ctx context.Context, plan []demoItem) ([]string, error)
 	return ids, nil
 }
 
-// terminal reports whether a request has its final state.
-func terminal(s protocol.WsRequestState) bool {
-	switch s {
-	case protocol.WsRequestState_WS_REQUEST_STATE_SIGNED, protocol.WsRequestState_WS_REQUEST_STATE_APPROVED,
-		protocol.WsRequestState_WS_REQUEST_STATE_REJECTED, protocol.WsRequestState_WS_REQUEST_STATE_FAILED,
-		protocol.WsRequestState_WS_REQUEST_STATE_EXPIRED:
-		return true
-	}
-	return false
-}
-
 func (e *demoEnv) listRequests(ctx context.Context) ([]*protocol.WsRequest, error) {
 	var all []*protocol.WsRequest
 	var after uint64

@@ -10,6 +10,7 @@ import (
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
 // chooseVictim picks the node the demo kills from the nodes' statuses: the
@@ -142,7 +143,7 @@ func (f *failover) sawOwned(owned int, leader string, now time.Time) []string {
 // completed, the request waits for the next look.
 func (f *failover) sawRequest(r *protocol.WsRequest, record func(id string) (node.RequestListing, bool)) []string {
 	t := f.find(r.GetId())
-	if t == nil || t.outcome != "" || !terminal(r.GetState()) {
+	if t == nil || t.outcome != "" || !store.Terminal(r.GetState()) {
 		return nil
 	}
 	done := time.Unix(0, r.GetCompletedAt())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
+	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
 const (
@@ -199,7 +200,7 @@ func (w *demoWatch) advance(ctx context.Context, final map[string]*protocol.WsRe
 		// presignatures, the callback handler or the signing round.
 		done, owned := 0, 0
 		for _, r := range final {
-			if terminal(r.GetState()) {
+			if store.Terminal(r.GetState()) {
 				done++
 			}
 		}
@@ -250,7 +251,7 @@ func (w *demoWatch) kill(ctx context.Context, final map[string]*protocol.WsReque
 	}
 	var tracked []string
 	for _, s := range st.Sessions {
-		if w.want[s.Request] && !terminal(final[s.Request].GetState()) {
+		if w.want[s.Request] && !store.Terminal(final[s.Request].GetState()) {
 			tracked = append(tracked, s.Request)
 		}
 	}
@@ -373,7 +374,7 @@ func (w *demoWatch) progress(final map[string]*protocol.WsRequest, statuses map[
 	done := 0
 	for _, r := range final {
 		counts[r.GetState()]++
-		if terminal(r.GetState()) {
+		if store.Terminal(r.GetState()) {
 			done++
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
+	wsstore "github.com/coterie-mpc/coterie/workspace/store"
 )
 
 var (
@@ -291,7 +292,7 @@ log:
 			if s == protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
 				signed++
 			}
-			if terminal(s) {
+			if wsstore.Terminal(s) {
 				done++
 			}
 		}
