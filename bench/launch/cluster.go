@@ -42,12 +42,12 @@ type Node struct {
 	// Admin is the node's admin API client, set once it has served.
 	Admin *node.AdminClient
 
-	proc *proc
+	proc *Proc
 	runs int
 }
 
 // Running reports whether the node's process runs.
-func (n *Node) Running() bool { return n.proc.running() }
+func (n *Node) Running() bool { return n.proc.Running() }
 
 // Cluster is a running local cluster. Stop ends it.
 type Cluster struct {
@@ -65,7 +65,7 @@ type Cluster struct {
 	// Users are the API users Pair paired, by ID.
 	Users []string
 
-	ws      *proc
+	ws      *Proc
 	proxies *toxiproxy.ApiServer
 }
 
@@ -126,13 +126,13 @@ func (c *Cluster) startWorkspace(ctx context.Context) error {
 	if c.WorkspaceLink, err = newLink(c.proxies, "workspace", listen); err != nil {
 		return err
 	}
-	c.ws, err = startProc("workspace", filepath.Join(c.cfg.Dir, "workspace.log"), c.cfg.Binary,
+	c.ws, err = StartProc("workspace", filepath.Join(c.cfg.Dir, "workspace.log"), c.cfg.Binary,
 		"workspace", "serve", "--data-dir", c.WorkspaceDir, "--listen", listen, "--advertise", c.WorkspaceLink.Addr(),
 		"--cloud-cosigners", fmt.Sprint(c.cfg.Cosigners), "--quorum", fmt.Sprint(c.cfg.Quorum), "--log-level", "warn")
 	if err != nil {
 		return err
 	}
-	return c.wait(ctx, "the workspace to serve", []*proc{c.ws}, func(ctx context.Context) bool {
+	return c.wait(ctx, "the workspace to serve", []*Proc{c.ws}, func(ctx context.Context) bool {
 		a, err := client.DialAdmin(c.WorkspaceDir)
 		if err != nil {
 			return false
@@ -241,11 +241,11 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 		return fmt.Errorf("launch: restart %s: it still runs", n.ID)
 	}
 	n.runs++
-	if n.proc, err = startProc(n.ID, n.Log, c.cfg.Binary, "node", "run", "--config", n.ConfigPath); err != nil {
+	if n.proc, err = StartProc(n.ID, n.Log, c.cfg.Binary, "node", "run", "--config", n.ConfigPath); err != nil {
 		return err
 	}
 	c.log.Info("node started", "node", n.ID, "run", n.runs)
-	return c.wait(ctx, n.ID+" to serve", []*proc{n.proc}, func(ctx context.Context) bool {
+	return c.wait(ctx, n.ID+" to serve", []*Proc{n.proc}, func(ctx context.Context) bool {
 		if n.Admin == nil {
 			// The admin token appears in the data directory once the
 			// node has started.
@@ -265,7 +265,7 @@ func (c *Cluster) Kill(i int) error {
 	if err != nil {
 		return err
 	}
-	n.proc.kill()
+	n.proc.Kill()
 	c.log.Info("node killed", "node", n.ID)
 	return nil
 }
@@ -277,7 +277,7 @@ func (c *Cluster) StopNode(i int) error {
 	if err != nil {
 		return err
 	}
-	if !n.proc.stop(c.cfg.StopTimeout) {
+	if !n.proc.Stop(c.cfg.StopTimeout) {
 		return fmt.Errorf("launch: %s did not stop within %s of SIGTERM; killed", n.ID, c.cfg.StopTimeout)
 	}
 	return nil
@@ -294,7 +294,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	if err != nil {
 		return err
 	}
-	return n.proc.signal(sig)
+	return n.proc.Signal(sig)
 }
 
 // Stop ends every process, within Config.StopTimeout each, and the proxies.
@@ -302,11 +302,11 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 func (c *Cluster) Stop() {
 	for _, n := range c.Nodes {
 		// A frozen node would never see the SIGTERM.
-		_ = n.proc.signal(syscall.SIGCONT)
+		_ = n.proc.Signal(syscall.SIGCONT)
 	}
 	done := make(chan struct{})
 	for _, n := range c.Nodes {
-		go func() { n.proc.stop(c.cfg.StopTimeout); done <- struct{}{} }()
+		go func() { n.proc.Stop(c.cfg.StopTimeout); done <- struct{}{} }()
 	}
 	for range c.Nodes {
 		<-done
@@ -315,7 +315,7 @@ func (c *Cluster) Stop() {
 		c.Workspace.Close()
 		c.Workspace = nil
 	}
-	c.ws.stop(c.cfg.StopTimeout)
+	c.ws.Stop(c.cfg.StopTimeout)
 	for _, n := range c.Nodes {
 		n.Link.close()
 	}
@@ -431,9 +431,9 @@ func (c *Cluster) serving(ctx context.Context) []*Node {
 
 // procs returns the processes that run now: a wait fails early if one of
 // them exits while it waits, but not for a node stopped before it began.
-func (c *Cluster) procs() []*proc {
-	var out []*proc
-	if c.ws.running() {
+func (c *Cluster) procs() []*Proc {
+	var out []*Proc
+	if c.ws.Running() {
 		out = append(out, c.ws)
 	}
 	for _, n := range c.Nodes {
@@ -468,13 +468,13 @@ func (c *Cluster) WaitRequest(ctx context.Context, user, id string) (*protocol.W
 // for at most Config.StartTimeout. It fails early when a process of watch
 // exits, since the cluster then cannot reach the state it waits for, or
 // when the caller's context ends.
-func (c *Cluster) wait(ctx context.Context, what string, watch []*proc, cond func(context.Context) bool) error {
+func (c *Cluster) wait(ctx context.Context, what string, watch []*Proc, cond func(context.Context) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
 	for {
 		for _, p := range watch {
-			if p != nil && !p.running() {
-				return fmt.Errorf("launch: waiting for %s: %w", what, p.exitErr())
+			if p != nil && !p.Running() {
+				return fmt.Errorf("launch: waiting for %s: %w", what, p.ExitErr())
 			}
 		}
 		cctx, ccancel := context.WithTimeout(ctx, c.cfg.CallTimeout)

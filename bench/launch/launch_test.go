@@ -112,7 +112,7 @@ func TestCluster(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range c.Nodes {
-				t.Logf("%s log:\n%s", n.ID, tail(n.Log, 30))
+				t.Logf("%s log:\n%s", n.ID, Tail(n.Log, 30))
 			}
 		}
 	})

@@ -9,14 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/node"
 )
 
@@ -45,10 +43,8 @@ type demoNode struct {
 	admin *node.AdminClient
 	http  *http.Client
 
-	// cmd is the running process, nil before the first start; done is
-	// closed when it exits.
-	cmd  *exec.Cmd
-	done chan struct{}
+	// proc is the process, nil before the first start.
+	proc *launch.Proc
 }
 
 // healthURL is the node's /v1/health; the demo's admin addresses are fixed,
@@ -57,67 +53,20 @@ func (n *demoNode) healthURL() string { return "http://" + n.cfg.Admin.Listen + 
 
 // start runs `coterie node run` for n with exe, the demo's own binary,
 // appending its output to n's log file.
-func (n *demoNode) start(exe string) error {
-	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "--- coterie demo: starting %s at %s\n", n.id, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(exe, "node", "run", "--config", n.confPath)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = demoProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", n.id, err)
-	}
-	n.cmd, n.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(n.done)
-	return nil
+func (n *demoNode) start(exe string) (err error) {
+	n.proc, err = launch.StartProc(n.id, n.logPath, exe, "node", "run", "--config", n.confPath)
+	return err
 }
 
-// running reports whether n's process runs.
-func (n *demoNode) running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (n *demoNode) running() bool { return n.proc.Running() }
 
-// kill ends n's process with SIGKILL and waits for it to be gone.
-func (n *demoNode) kill() {
-	if !n.running() {
-		return
-	}
-	_ = n.cmd.Process.Kill()
-	<-n.done
-}
+func (n *demoNode) kill() { n.proc.Kill() }
 
 // stop asks n's process to drain and stop (SIGTERM), and kills it if it
 // has not stopped within demoNodeStop.
-func (n *demoNode) stop() {
-	if !n.running() {
-		return
-	}
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		n.kill()
-		return
-	}
-	select {
-	case <-n.done:
-	case <-time.After(demoNodeStop):
-		n.kill()
-	}
-}
+func (n *demoNode) stop() { n.proc.Stop(demoNodeStop) }
 
-// exitErr describes n's process having exited, with the end of its log.
-func (n *demoNode) exitErr() error {
-	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", n.id, n.cmd.ProcessState, n.logPath, tailFile(n.logPath, 15))
-}
+func (n *demoNode) exitErr() error { return n.proc.ExitErr() }
 
 // health returns n's /v1/health status code and body.
 func (n *demoNode) health(ctx context.Context) (int, node.Health, error) {
@@ -195,7 +144,7 @@ func (n *demoNode) waitServing(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s did not serve within %s; the end of %s:\n%s", n.id, demoNodeStart, n.logPath, tailFile(n.logPath, 15))
+				return fmt.Errorf("%s did not serve within %s; the end of %s:\n%s", n.id, demoNodeStart, n.logPath, launch.Tail(n.logPath, 15))
 			}
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
@@ -308,17 +257,4 @@ func freeLoopbackAddrs(n int) ([]string, error) {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	return addrs, nil
-}
-
-// tailFile returns the last n lines of the file at path.
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

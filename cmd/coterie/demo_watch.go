@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/store"
@@ -334,7 +335,7 @@ func (w *demoWatch) watchCatchUp(ctx context.Context, statuses map[string]nodeSt
 		return v.exitErr()
 	}
 	if time.Since(w.restartedAt) > demoNodeStart {
-		return fmt.Errorf("%s did not catch up within %s of its restart; the end of %s:\n%s", v.id, demoNodeStart, v.logPath, tailFile(v.logPath, 15))
+		return fmt.Errorf("%s did not catch up within %s of its restart; the end of %s:\n%s", v.id, demoNodeStart, v.logPath, launch.Tail(v.logPath, 15))
 	}
 	after := func() string { return fmt.Sprintf("%.1f s after the restart", time.Since(w.restartedAt).Seconds()) }
 	if w.servingAt.IsZero() {
