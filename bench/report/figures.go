@@ -224,7 +224,11 @@ func cpuTable(r *Run) *table {
 		}
 		t.Rows = append(t.Rows, []string{p.Name, cpuDur(p.Seconds), pct(p.Seconds, total), ps})
 	}
-	t.Rows = append(t.Rows, []string{"all", cpuDur(total), "", cpuDur(r.CPUPerSignature)})
+	all := "-"
+	if per != nil {
+		all = cpuDur(r.CPUPerSignature)
+	}
+	t.Rows = append(t.Rows, []string{"all", cpuDur(total), "", all})
 	return t
 }
 

@@ -398,8 +398,7 @@ func findMaxPlot(r *Run) (*plot.Plot, error) {
 	if p.X.Max <= p.X.Min {
 		p.X.Max = 1
 	}
-	if p.Y.Max <= p.Y.Min {
-		p.Y.Max = 1
-	}
+	p.Y.Max = max(p.Y.Max*1.25, 1) // room for the legend and the labels
+	p.Legend.Left = true
 	return p, nil
 }

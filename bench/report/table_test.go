@@ -60,6 +60,15 @@ func TestWriteTable(t *testing.T) {
 			notWant: []string{"fault", "pool", "bare", "process", "mix", "error"},
 		},
 		{
+			name: "cpu without signatures",
+			run: func() *Run {
+				r := findMaxRun()
+				r.CPU = []ProcessCPU{{Name: "node-1", Seconds: 2}}
+				return r
+			}(),
+			want: []string{"node-1   2.00 s  100.0%  -\n", "all      2.00 s          -\n"},
+		},
+		{
 			name: "ok check",
 			run:  findMaxRun(),
 			want: []string{"invariant check: OK\n  read 10 requests\n"},
