@@ -77,5 +77,6 @@
 // node builds a Config (the cluster, the keyring, an mpc.Engine, the clock,
 // a logger, NewMetrics with its Prometheus registerer), calls New and
 // Start, then AddUser for each paired API user, and Stop on shutdown.
-// Status feeds /v1/status.
+// Status feeds /v1/status, and Metrics.StageSnapshots (an HDR histogram
+// of each signing stage) /v1/stages.
 package actors

@@ -1,18 +1,27 @@
 package actors
 
 import (
+	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the actors' Prometheus collectors. The node registers them
-// on its /metrics endpoint by passing its registerer to NewMetrics. Labels
-// never hold secrets: stages, outcomes, key record ids.
+// Metrics are the actors' Prometheus collectors, and an HDR histogram of
+// each signing stage beside StageSeconds. The node registers the
+// collectors on its /metrics endpoint by passing its registerer to
+// NewMetrics, and serves the HDR histograms (StageSnapshots) on its admin
+// API: histograms of one configuration merge and subtract exactly, which
+// Prometheus buckets do not, so a benchmark can combine every node's.
+// Labels never hold secrets: stages, outcomes, key record ids.
+//
+// A Metrics is safe for concurrent use.
 type Metrics struct {
 	// StageSeconds is the signing latency by stage: poll, claim_commit,
 	// callback, reserve_commit, online_round, verification, presign_slow
 	// (an on-demand presign when the pool was empty), approval, total.
+	// Every value it observes is recorded in the stage's HDR histogram too.
 	StageSeconds *prometheus.HistogramVec
 	// Requests counts requests by terminal outcome (signed, approved,
 	// rejected, failed).
@@ -31,6 +40,10 @@ type Metrics struct {
 	Failures *prometheus.CounterVec
 	// Sessions is the number of Sessions running on this node.
 	Sessions prometheus.Gauge
+
+	// stages holds the HDR histogram of each of stageNames; the map is
+	// not modified after NewMetrics.
+	stages map[string]*stageRecorder
 }
 
 // The stage label values of Metrics.StageSeconds.
@@ -45,6 +58,41 @@ const (
 	stageApproval      = "approval"
 	stageTotal         = "total"
 )
+
+// stageNames are the stages that have an HDR histogram: every stage label
+// of Metrics.StageSeconds.
+var stageNames = [...]string{stagePoll, stageClaimCommit, stageCallback, stageReserveCommit, stageOnlineRound,
+	stageVerification, stagePresignSlow, stageApproval, stageTotal}
+
+// The stage HDR histograms' configuration: microseconds from 1 µs to 10
+// minutes, to 3 significant figures (a value is off by at most 0.1%). A
+// longer stage is recorded as 10 minutes, so that the histogram counts
+// every value StageSeconds observes.
+const (
+	stageLowestMicros  = 1
+	stageHighestMicros = int64(10 * time.Minute / time.Microsecond)
+	stageSigFigs       = 3
+)
+
+// stageRecorder is one stage's HDR histogram.
+type stageRecorder struct {
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
+}
+
+func (r *stageRecorder) record(d time.Duration) {
+	v := min(d.Microseconds(), stageHighestMicros)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// v is within the histogram's range, so this cannot fail.
+	_ = r.h.RecordValue(v)
+}
+
+func (r *stageRecorder) snapshot() *hdrhistogram.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.h.Export() // a copy of the counts
+}
 
 // NewMetrics returns the actors' collectors, registered with reg when reg is
 // not nil. It fails if reg already holds collectors of the same names.
@@ -85,6 +133,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "coterie", Name: "sessions",
 			Help: "Sessions running on this node.",
 		}),
+		stages: make(map[string]*stageRecorder, len(stageNames)),
+	}
+	for _, name := range stageNames {
+		m.stages[name] = &stageRecorder{h: hdrhistogram.New(stageLowestMicros, stageHighestMicros, stageSigFigs)}
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.StageSeconds, m.Requests, m.PoolDepth, m.Presigns,
@@ -97,9 +149,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// StageSnapshots returns a copy of each stage's HDR histogram, keyed by
+// the stage labels of StageSeconds, every stage included: each holds every
+// duration recorded since NewMetrics, in microseconds (1 µs to 10 minutes,
+// 3 significant figures). It is safe to call while stages are recorded;
+// the snapshots are the caller's.
+func (m *Metrics) StageSnapshots() map[string]*hdrhistogram.Snapshot {
+	out := make(map[string]*hdrhistogram.Snapshot, len(m.stages))
+	for name, r := range m.stages {
+		out[name] = r.snapshot()
+	}
+	return out
+}
+
+// stage records d as the duration of stage name, one of stageNames, in
+// StageSeconds and in the stage's HDR histogram.
 func (m *Metrics) stage(name string, d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
 	m.StageSeconds.WithLabelValues(name).Observe(d.Seconds())
+	m.stages[name].record(d)
 }

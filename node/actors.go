@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/workspace/client"
@@ -21,6 +23,7 @@ const stopTimeout = 10 * time.Second
 // handler.
 type actorServer struct {
 	sys      *actors.System
+	metrics  *actors.Metrics  // those registered on /metrics, and the stage histograms
 	retry    callback.Backoff // the callback retry budget every user shares
 	handlers *handlerRouter
 
@@ -69,7 +72,7 @@ func (n *Node) newUserServer() (userServer, error) {
 		handlers.Close()
 		return nil, err
 	}
-	return &actorServer{sys: sys, retry: cb.Retry, handlers: handlers}, nil
+	return &actorServer{sys: sys, metrics: m, retry: cb.Retry, handlers: handlers}, nil
 }
 
 // callbackConfig builds the callback client settings every user shares:
@@ -131,6 +134,8 @@ func (a *actorServer) status() any {
 	}
 	return st
 }
+
+func (a *actorServer) stages() map[string]*hdrhistogram.Snapshot { return a.metrics.StageSnapshots() }
 
 func (a *actorServer) stop(ctx context.Context) error {
 	err := a.sys.Stop(ctx)

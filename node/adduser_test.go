@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // raceServer is a userServer that, like the actors, refuses a user it
@@ -32,9 +34,10 @@ func (s *raceServer) add(u *User) error {
 	return nil
 }
 
-func (s *raceServer) status() any                    { return nil }
-func (s *raceServer) halt(string)                    {}
-func (s *raceServer) stop(ctx context.Context) error { return nil }
+func (s *raceServer) status() any                               { return nil }
+func (s *raceServer) stages() map[string]*hdrhistogram.Snapshot { return nil }
+func (s *raceServer) halt(string)                               {}
+func (s *raceServer) stop(ctx context.Context) error            { return nil }
 
 // TestAddUserOnce adds one user from two goroutines at once, as Pair and
 // the watch of newly paired users do: both succeed, and the user is

@@ -114,8 +114,8 @@ type adminError struct {
 }
 
 // adminServer serves the admin API: health, metrics and the callback
-// public key without authentication; the status, pairing, the user list
-// and the cluster operations with the admin token.
+// public key without authentication; the status, the stage histograms,
+// pairing, the user list and the cluster operations with the admin token.
 type adminServer struct {
 	n      *Node
 	token  string
@@ -149,6 +149,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(n.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+PathPublicKey, a.publicKey)
 	mux.HandleFunc("GET "+PathStatus, a.auth(a.status))
+	mux.HandleFunc("GET "+PathStages, a.auth(a.stages))
 	mux.HandleFunc("POST "+PathPair, a.auth(a.pair))
 	mux.HandleFunc("GET "+PathUsers, a.auth(a.users))
 	mux.HandleFunc("POST "+PathJoinToken, a.auth(a.joinToken))

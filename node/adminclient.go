@@ -25,8 +25,8 @@ import (
 const maxAdminAnswer = 4 << 20
 
 // AdminClient talks to a running node's admin API: what `coterie node
-// pair`, `node users`, `node print-public-key` and `node cluster` use. It is safe for
-// concurrent use.
+// pair`, `node users`, `node print-public-key` and `node cluster` use, and
+// `coterie bench` and `drill`. It is safe for concurrent use.
 type AdminClient struct {
 	base  string
 	token string
@@ -122,6 +122,12 @@ func (c *AdminClient) Users(ctx context.Context) ([]UserListing, error) {
 func (c *AdminClient) Status(ctx context.Context) (Status, error) {
 	var s Status
 	return s, c.do(ctx, http.MethodGet, PathStatus, nil, true, &s)
+}
+
+// Stages returns the HDR histograms of the node's signing stages.
+func (c *AdminClient) Stages(ctx context.Context) (StagesReport, error) {
+	var r StagesReport
+	return r, c.do(ctx, http.MethodGet, PathStages, nil, true, &r)
 }
 
 // JoinToken mints a one-time join token that expires after ttl (0: an

@@ -24,12 +24,14 @@
 //     it the concrete cluster (timed, for the raft apply latency metric),
 //     keyring, workspace clients and callback clients.
 //   - Serve the admin HTTP API: /v1/health and /metrics without
-//     authentication; /v1/status, /v1/pair, /v1/users and the cluster
-//     operations under /v1/cluster/ (join tokens, the member list, remove,
-//     leave, transfer-leader, the attestation policy) with the bearer token
-//     the node writes (0600) to data_dir/admin.token on first start; over
-//     TLS 1.3 when the config names a certificate. AdminClient is its Go
-//     client, used by the `coterie node` commands.
+//     authentication; /v1/status, /v1/stages (an HDR histogram of each
+//     signing stage, which the bench merges across nodes), /v1/pair,
+//     /v1/users and the cluster operations under /v1/cluster/ (join
+//     tokens, the member list, remove, leave, transfer-leader, the
+//     attestation policy) with the bearer token the node writes (0600) to
+//     data_dir/admin.token on first start; over TLS 1.3 when the config
+//     names a certificate. AdminClient is its Go client, used by the
+//     `coterie node` commands and the bench.
 //   - Report health by role (Health): the node's Phase, its membership,
 //     whether a leader is known, and whether signing stopped on a broken
 //     invariant, as Vault-style status codes (200 serving, 429 standby, 473

@@ -392,6 +392,13 @@ func TestSignAndApproveEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	ac, err := NewAdminClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stages := checkStages(t, n, ac); stages["total"] != 10 || stages["online_round"] != 2 || stages["approval"] != 8 {
+		t.Errorf("stage histograms hold %v, want 10 totals, 2 online rounds and 8 approvals", stages)
+	}
 
 	// I4: the node's files hold no plaintext secret.
 	if err := n.Close(); err != nil {

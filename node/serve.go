@@ -1,6 +1,10 @@
 package node
 
-import "context"
+import (
+	"context"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
 
 // userServer serves the paired API users: the actor system. The node
 // starts it in Start, hands it every user (those in the cluster state at
@@ -10,6 +14,9 @@ type userServer interface {
 	add(u *User) error
 	// status returns a JSON-encodable snapshot for /v1/status.
 	status() any
+	// stages returns a copy of each signing stage's HDR histogram, in
+	// microseconds since the server started (actors.Metrics.StageSnapshots).
+	stages() map[string]*hdrhistogram.Snapshot
 	// halt stops claiming and signing for good, with a reason that
 	// /v1/health reports.
 	halt(reason string)
