@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/bench/check"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/client"
@@ -436,6 +437,27 @@ func (c *testCluster) checkInvariants() {
 				t.Errorf("FSM: presignature %s reserved by both %s and %s", ref, other, id)
 			}
 			reserved[ref] = id
+		}
+	}
+	// I6: every signature used a presignature that a commit reserved for
+	// its request. The FSM keeps the request a spent presignature was
+	// reserved for, whether the attempt completed (used) or was released
+	// (burned), so one replica's listing covers every attempt of every
+	// node.
+	fsm, err := check.FromNode(c.ctx(), n.ac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spentFor := map[string]check.NodePresignature{}
+	for _, p := range fsm.Presignatures {
+		spentFor[p.ID] = p
+	}
+	for _, id := range c.ids {
+		for _, sig := range st[id].GetSignatures() {
+			p, ok := spentFor[sig.GetPresignId()]
+			if !ok || p.RequestID != id || (p.Status != "used" && p.Status != "burned") {
+				t.Errorf("I6: %s signed with presignature %s, which %s's FSM does not record as spent for it (%+v, listed: %v)", id, sig.GetPresignId(), n.id, p, ok)
+			}
 		}
 	}
 }

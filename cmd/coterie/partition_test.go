@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coterie-mpc/coterie/node"
 )
 
 // TestClusterPartition runs three real nodes, each in its own network
@@ -27,12 +24,11 @@ func TestClusterPartition(t *testing.T) {
 	}
 	c := newTestClusterOn(t, 1, 3, newTestNet(t, 3))
 	c.pair(0)
-	committed := map[string][]string{} // request: presignature ids the cut node had reserved
 
 	ids := c.submit(8, "follower cut off")
 	_, followers := c.leader()
 	victim, owned, ids := c.mustOwnerOf(followers, ids)
-	c.partition(victim, ids, owned, committed, func() {
+	c.partition(victim, ids, owned, func() {
 		// The other follower may not leave: the leader sees that without
 		// it only the leader itself would be up, though the follower,
 		// which sees no heartbeats, would count the cut node as up.
@@ -53,19 +49,16 @@ func TestClusterPartition(t *testing.T) {
 	ids = c.submit(8, "leader cut off")
 	lead, _ := c.leader()
 	_, owned = c.ownerOf([]*clusterNode{lead}, ids, 30*time.Second)
-	c.partition(lead, ids, owned, committed, func() {})
+	c.partition(lead, ids, owned, func() {})
 
 	c.checkInvariants()
-	c.checkCommittedReservations(committed)
 }
 
 // partition cuts n off while it owns owned (of ids), checks that the
 // others resume those and sign new requests while n stops serving, runs
-// during, records in committed the reservations n's replica holds for its
-// requests just before the partition heals, heals it, and waits until n
-// serves again and has caught up, and every request of ids and the new
-// ones is done.
-func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed map[string][]string, during func()) {
+// during, heals it, and waits until n serves again and has caught up, and
+// every request of ids and the new ones is done.
+func (c *testCluster) partition(n *clusterNode, ids, owned []string, during func()) {
 	t := c.t
 	i := slices.Index(c.nodes, n)
 	cutAt := time.Now()
@@ -77,24 +70,6 @@ func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed m
 	during()
 	all := append(slices.Clone(ids), c.submit(4, "while "+n.id+" is cut off")...)
 	c.waitDone(all, 3*time.Minute)
-
-	// n's replica can gain no commit while it is cut off, so what it shows
-	// now is every reservation it made that committed.
-	for _, id := range all {
-		r, err := n.ac.Request(c.ctx(), id)
-		switch {
-		case errors.Is(err, node.ErrNoRequest):
-			continue
-		case err != nil:
-			t.Fatalf("%s's view of %s: %v", n.id, id, err)
-		}
-		if r.Owner == n.id {
-			for _, ref := range r.Reserved {
-				committed[id] = append(committed[id], presignID(ref))
-			}
-		}
-	}
-	t.Logf("%s held committed reservations for %d requests when the partition healed", n.id, len(committed))
 
 	c.net.heal(i)
 	waitFor(t, 2*time.Minute, n.id+" to serve again after the partition healed", func() bool { return n.ac.Healthy(c.ctx()) }, c.procs()...)
@@ -111,41 +86,4 @@ func (c *testCluster) partition(n *clusterNode, ids, owned []string, committed m
 		return err == nil && mine.Raft.AppliedIndex >= st.Raft.CommitIndex
 	}, c.procs()...)
 	n.cut = false
-}
-
-// checkCommittedReservations checks I6 on the workspace's ledger: each
-// signature's presignature was reserved for its request by a commit,
-// either the reservation of the attempt that completed (in the cluster's
-// records) or one that a cut-off node had committed before it was cut off
-// (committed). A node that signed after losing its ownership without such
-// a reservation would show up as a presignature reserved for neither.
-func (c *testCluster) checkCommittedReservations(committed map[string][]string) {
-	t := c.t
-	n := c.serving()
-	if n == nil {
-		t.Fatal("no node serves")
-	}
-	st := c.states()
-	for _, id := range c.ids {
-		r, err := n.ac.Request(c.ctx(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		allowed := slices.Clone(committed[id])
-		for _, ref := range r.Reserved {
-			allowed = append(allowed, presignID(ref))
-		}
-		for _, sig := range st[id].GetSignatures() {
-			if !slices.Contains(allowed, sig.GetPresignId()) {
-				t.Errorf("%s signed with presignature %s, reserved for it by no commit (committed: %v)", id, sig.GetPresignId(), allowed)
-			}
-		}
-	}
-}
-
-// presignID returns the presignature id of a RequestListing.Reserved entry
-// (key/id, where the key id holds slashes too), the id the workspace's
-// ledger records.
-func presignID(ref string) string {
-	return ref[strings.LastIndex(ref, "/")+1:]
 }
