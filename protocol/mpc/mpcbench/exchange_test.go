@@ -183,3 +183,17 @@ func TestRunStartsEveryParty(t *testing.T) {
 		t.Errorf("created %v, want a, b and c", asked)
 	}
 }
+
+// TestRunCancelled checks that run starts no session (each constructor is
+// seconds of CPU for a keygen) once ctx has ended.
+func TestRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := run(ctx, []mpc.PartyID{"a", "b"}, func(p mpc.PartyID) (*mpc.Session[*mpc.Signature], error) {
+		t.Errorf("session of %s started", p)
+		return nil, errors.ErrUnsupported
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("run: %v, want context.Canceled", err)
+	}
+}
