@@ -17,7 +17,7 @@ import (
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench"
+	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench/mpcbenchtest"
 	"github.com/coterie-mpc/coterie/workspace"
 	"github.com/coterie-mpc/coterie/workspace/client"
 )
@@ -199,7 +199,7 @@ func stageLabel(m *dto.Metric) string {
 //
 //	go test ./node -run '^$' -bench EndToEnd -benchtime 20x
 func BenchmarkEndToEnd(b *testing.B) {
-	bare := mpcbench.OnlineP50(b, "../protocol/mpc/testdata/keys-2of2.cbor")
+	bare := mpcbenchtest.OnlineP50(b, "../protocol/mpc/testdata/keys-2of2.cbor")
 	e := setupBench(b)
 	if depth := e.n.cluster.PoolDepth(e.key); b.N > depth {
 		b.Fatalf("b.N = %d but %d presignatures are left: run with -benchtime Nx, N <= %d", b.N, depth, benchPoolDepth-1)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/protocol"
-	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench"
+	"github.com/coterie-mpc/coterie/protocol/mpc/mpcbench/mpcbenchtest"
 	"github.com/coterie-mpc/coterie/workspace/store"
 )
 
@@ -148,7 +148,7 @@ func (c *testCluster) logCount(s string) int {
 // and a bare PresignOnline of the library in the same run. It reports the
 // p50 of each and the ratios.
 func BenchmarkClusterSigning(b *testing.B) {
-	bare := mpcbench.OnlineP50(b, "../../protocol/mpc/testdata/keys-2of2.cbor")
+	bare := mpcbenchtest.OnlineP50(b, "../../protocol/mpc/testdata/keys-2of2.cbor")
 	three, one := newTestClusterOf(b, 1, 3), newTestClusterOf(b, 1, 1)
 	three.pair(0)
 	one.pair(0)
