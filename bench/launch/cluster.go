@@ -64,9 +64,14 @@ type Cluster struct {
 	Nodes []*Node
 	// Users are the API users Pair paired, by ID.
 	Users []string
+	// CallbackLog is the callback handler's log (check.ReadCallbackLog
+	// reads its decisions); empty when Config.CallbackPolicy is.
+	CallbackLog string
 
-	ws      *Proc
-	proxies *toxiproxy.ApiServer
+	ws       *Proc
+	cb       *Proc
+	cbListen string
+	proxies  *toxiproxy.ApiServer
 }
 
 // Start writes the configs under cfg.Dir, starts the workspace and the
@@ -96,6 +101,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.startWorkspace(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.CallbackPolicy != "" {
+		if err := c.prepareCallback(); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Nodes {
 		if err := c.addNode(ctx, i); err != nil {
 			return nil, err
@@ -103,6 +113,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if err := c.WaitVoters(ctx, cfg.Nodes); err != nil {
 		return nil, err
+	}
+	if cfg.CallbackPolicy != "" {
+		if err := c.startCallback(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -179,7 +194,7 @@ func (c *Cluster) addNode(ctx context.Context, i int) error {
 		}
 		defer os.Remove(tokenPath)
 	}
-	conf := nodeConfig(c.cfg, n.ID, bind, n.Link.Addr(), admin, tokenPath)
+	conf := nodeConfig(c.cfg, n.ID, bind, n.Link.Addr(), admin, tokenPath) + c.callbackConfig()
 	if err := os.WriteFile(n.ConfigPath, []byte(conf), 0o600); err != nil {
 		return err
 	}
@@ -316,6 +331,7 @@ func (c *Cluster) Stop() {
 		c.Workspace = nil
 	}
 	c.ws.Stop(c.cfg.StopTimeout)
+	c.cb.Stop(c.cfg.StopTimeout)
 	for _, n := range c.Nodes {
 		n.Link.close()
 	}
@@ -433,8 +449,10 @@ func (c *Cluster) serving(ctx context.Context) []*Node {
 // them exits while it waits, but not for a node stopped before it began.
 func (c *Cluster) procs() []*Proc {
 	var out []*Proc
-	if c.ws.Running() {
-		out = append(out, c.ws)
+	for _, p := range []*Proc{c.ws, c.cb} {
+		if p.Running() {
+			out = append(out, p)
+		}
 	}
 	for _, n := range c.Nodes {
 		if n.Running() {
@@ -490,4 +508,37 @@ func (c *Cluster) wait(ctx context.Context, what string, watch []*Proc, cond fun
 			return err
 		}
 	}
+}
+
+// CPU returns the CPU time each running process has spent so far, by name
+// (workspace, callback, n1, ...); a process it cannot read is left out.
+func (c *Cluster) CPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	named := map[string]*Proc{"workspace": c.ws, "callback": c.cb}
+	for _, n := range c.Nodes {
+		named[n.ID] = n.proc
+	}
+	for name, p := range named {
+		if d, err := p.CPU(); err == nil {
+			out[name] = d
+		}
+	}
+	return out
+}
+
+// PoolDepth returns the cluster-wide available presignatures, summed over
+// keys, as a serving node's replica sees them.
+func (c *Cluster) PoolDepth(ctx context.Context) (int, error) {
+	for _, n := range c.serving(ctx) {
+		st, err := n.Admin.Status(ctx)
+		if err != nil {
+			continue
+		}
+		total := 0
+		for _, d := range st.PoolDepths {
+			total += d
+		}
+		return total, nil
+	}
+	return 0, fmt.Errorf("launch: pool depth: no node serves")
 }

@@ -41,6 +41,11 @@ type Config struct {
 	// PresignTarget is the pool depth a node keeps per key; WaitWarm waits
 	// for it.
 	PresignTarget int
+	// CallbackPolicy, when set, is the reference callback handler's policy
+	// (callback.Policy, YAML): Start runs `coterie callback serve` with it
+	// and points every node at it. Empty runs no handler, and the nodes
+	// approve every request.
+	CallbackPolicy string
 	// OwnerTimeout is the nodes' owner_timeout: how long a silent owner
 	// keeps its requests.
 	OwnerTimeout time.Duration

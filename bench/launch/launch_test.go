@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/bench/check"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -93,10 +95,12 @@ func mustSign(t *testing.T, c *Cluster, user, amount string) {
 	}
 }
 
-// TestCluster starts three nodes and a workspace with one cloud co-signer,
-// pairs a user, waits for a warm pool and signs; signs again with latency
-// on the workspace link and on a node's link; kills a node with SIGKILL,
-// restarts it and signs once more.
+// TestCluster starts three nodes, a workspace with one cloud co-signer and
+// the reference callback handler, pairs a user, waits for a warm pool and
+// signs; signs again with latency on the workspace link and on a node's
+// link; kills a node with SIGKILL, restarts it and signs once more; and
+// has a transaction over the policy's limit rejected. The handler's log
+// holds every decision, and every process's CPU time reads.
 func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes")
@@ -104,6 +108,7 @@ func TestCluster(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Binary, cfg.Dir = buildBinary(t), t.TempDir()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	cfg.CallbackPolicy = "transactions:\n  maxAmount:\n    ETH: \"10\"\n"
 	c, err := Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -166,4 +171,35 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSign(t, c, users[0], "3")
+
+	rejected := submit(t, c, users[0], "50")
+	if r, err := c.WaitRequest(t.Context(), users[0], rejected); err != nil || r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_REJECTED {
+		t.Fatalf("a transaction over the limit: %v (%v), want rejected", r.GetState(), err)
+	}
+
+	f, err := os.Open(c.CallbackLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, err := check.ReadCallbackLog(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]int{}
+	for _, d := range log.Decisions {
+		actions[d.Action]++
+	}
+	if actions["APPROVE"] < 3 || actions["REJECT"] < 1 {
+		t.Errorf("the handler's log decided %v, want 3 approvals and a rejection", actions)
+	}
+	cpu := c.CPU()
+	for _, name := range []string{"workspace", "callback", "n1", "n2", "n3"} {
+		if _, ok := cpu[name]; !ok {
+			t.Errorf("no CPU time read for %s: %v", name, cpu)
+		}
+	}
+	if cpu["workspace"] <= 0 {
+		t.Errorf("the workspace spent %s of CPU, after keygen and presigning", cpu["workspace"])
+	}
 }

@@ -39,8 +39,12 @@ type Config struct {
 	Rate float64
 	// Concurrency is the closed-loop requests in flight.
 	Concurrency int
-	// Duration is how long requests are submitted.
+	// Duration is how long requests are submitted, at most.
 	Duration time.Duration
+	// Stop, if set, ends the submissions early when it is closed (a drill
+	// closes it after its last round); the drain follows as after
+	// Duration.
+	Stop <-chan struct{}
 	// Drain bounds the wait for the requests still open after Duration.
 	Drain time.Duration
 	// MaxDigests is the most digests a transaction carries; each has 1 to
@@ -214,6 +218,15 @@ func Run(ctx context.Context, ws Workspace, cfg Config) (*Result, error) {
 
 	loadCtx, cancel := context.WithCancel(ctx)
 	end := cfg.Clock.AfterFunc(cfg.Duration, cancel)
+	if cfg.Stop != nil {
+		go func() {
+			select {
+			case <-cfg.Stop:
+				cancel()
+			case <-loadCtx.Done():
+			}
+		}()
+	}
 	if cfg.Rate > 0 {
 		r.openLoop(loadCtx)
 	} else {

@@ -215,3 +215,19 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("default config: %v", err)
 	}
 }
+
+func TestStopEndsSubmissions(t *testing.T) {
+	ws := &fakeWorkspace{clk: clock.NewFake(time.Unix(1e9, 0)), finishAfter: 50 * time.Millisecond}
+	cfg := config()
+	cfg.Duration = time.Hour
+	stop := make(chan struct{})
+	cfg.Stop = stop
+	ws.clk.AfterFunc(time.Second, func() { close(stop) })
+	res := drive(t, ws, cfg)
+	if res.Elapsed < time.Second || res.Elapsed > 2*time.Second {
+		t.Errorf("submissions ran %s, want them to end when Stop closed at 1s", res.Elapsed)
+	}
+	if len(res.Finished()) != len(res.Requests) || len(res.Requests) == 0 {
+		t.Errorf("%d of %d finished, want the drain to finish them all", len(res.Finished()), len(res.Requests))
+	}
+}
