@@ -42,8 +42,9 @@ type Node struct {
 	// Admin is the node's admin API client, set once it has served.
 	Admin *node.AdminClient
 
-	proc *Proc
-	runs int
+	proc      *Proc
+	runs      int
+	cpuBefore time.Duration
 }
 
 // Running reports whether the node's process runs.
@@ -248,6 +249,36 @@ func (c *Cluster) node(i int) (*Node, error) {
 // Restart starts node i's process (kill or stop it first) and waits until
 // it serves.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
+	if err := c.start(i); err != nil {
+		return err
+	}
+	return c.waitServing(ctx, c.Nodes[i])
+}
+
+// RestartAll starts every node whose process does not run, and waits until
+// each serves: started one at a time, a node of a cluster that lost its
+// quorum would wait for peers that are not started yet.
+func (c *Cluster) RestartAll(ctx context.Context) error {
+	var started []*Node
+	for i, n := range c.Nodes {
+		if n.Running() {
+			continue
+		}
+		if err := c.start(i); err != nil {
+			return err
+		}
+		started = append(started, n)
+	}
+	for _, n := range started {
+		if err := c.waitServing(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start starts node i's process.
+func (c *Cluster) start(i int) error {
 	n, err := c.node(i)
 	if err != nil {
 		return err
@@ -255,11 +286,25 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if n.Running() {
 		return fmt.Errorf("launch: restart %s: it still runs", n.ID)
 	}
+	if err := n.Link.Heal(); err != nil {
+		return err
+	}
+	if n.proc != nil {
+		// The CPU time of the runs before, which Cluster.CPU adds up.
+		if d, err := n.proc.CPU(); err == nil {
+			n.cpuBefore += d
+		}
+	}
 	n.runs++
 	if n.proc, err = StartProc(n.ID, n.Log, c.cfg.Binary, "node", "run", "--config", n.ConfigPath); err != nil {
 		return err
 	}
 	c.log.Info("node started", "node", n.ID, "run", n.runs)
+	return nil
+}
+
+// waitServing waits until n answers healthy.
+func (c *Cluster) waitServing(ctx context.Context, n *Node) error {
 	return c.wait(ctx, n.ID+" to serve", []*Proc{n.proc}, func(ctx context.Context) bool {
 		if n.Admin == nil {
 			// The admin token appears in the data directory once the
@@ -281,8 +326,18 @@ func (c *Cluster) Kill(i int) error {
 		return err
 	}
 	n.proc.Kill()
+	c.gone(n)
 	c.log.Info("node killed", "node", n.ID)
 	return nil
+}
+
+// gone cuts the link of n, whose process has exited: the port of a dead
+// process refuses connections, and so must the proxy in front of it, or
+// peers would see a listener that accepts and hangs up, as a hung node
+// does, and wait out the owner timeout instead of seeing the node gone.
+// start heals it.
+func (c *Cluster) gone(n *Node) {
+	n.Link.Cut()
 }
 
 // StopNode asks node i to drain and stop (SIGTERM), and kills it after
@@ -292,7 +347,9 @@ func (c *Cluster) StopNode(i int) error {
 	if err != nil {
 		return err
 	}
-	if !n.proc.Stop(c.cfg.StopTimeout) {
+	stopped := n.proc.Stop(c.cfg.StopTimeout)
+	c.gone(n)
+	if !stopped {
 		return fmt.Errorf("launch: %s did not stop within %s of SIGTERM; killed", n.ID, c.cfg.StopTimeout)
 	}
 	return nil
@@ -510,17 +567,19 @@ func (c *Cluster) wait(ctx context.Context, what string, watch []*Proc, cond fun
 	}
 }
 
-// CPU returns the CPU time each running process has spent so far, by name
-// (workspace, callback, n1, ...); a process it cannot read is left out.
+// CPU returns the CPU time each process has spent so far, by name
+// (workspace, callback, n1, ...), a node's over all its runs; a process it
+// cannot read is left out.
 func (c *Cluster) CPU() map[string]time.Duration {
 	out := map[string]time.Duration{}
-	named := map[string]*Proc{"workspace": c.ws, "callback": c.cb}
-	for _, n := range c.Nodes {
-		named[n.ID] = n.proc
-	}
-	for name, p := range named {
+	for name, p := range map[string]*Proc{"workspace": c.ws, "callback": c.cb} {
 		if d, err := p.CPU(); err == nil {
 			out[name] = d
+		}
+	}
+	for _, n := range c.Nodes {
+		if d, err := n.proc.CPU(); err == nil {
+			out[n.ID] = n.cpuBefore + d
 		}
 	}
 	return out

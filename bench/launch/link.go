@@ -73,6 +73,22 @@ func (l *Link) AddBandwidth(dir Direction, kbps int64) (string, error) {
 	return l.addToxic("bandwidth", dir, map[string]any{"rate": kbps})
 }
 
+// Blackhole drops every byte across the link in both directions, on open
+// connections and new ones, until ResetToxics: the target looks hung or
+// partitioned away, as no connection is refused. Cut, by contrast, makes
+// it look gone (its port refuses connections), which the cluster treats
+// as a dead process.
+func (l *Link) Blackhole() error {
+	for _, dir := range []Direction{Upstream, Downstream} {
+		// toxiproxy's timeout toxic with timeout 0 holds the data and
+		// never closes the connection.
+		if _, err := l.addToxic("timeout", dir, map[string]any{"timeout": 0}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l *Link) addToxic(kind string, dir Direction, attrs map[string]any) (string, error) {
 	l.mu.Lock()
 	l.seq++

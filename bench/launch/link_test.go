@@ -100,3 +100,30 @@ func TestLinkCutHeal(t *testing.T) {
 		t.Fatalf("after heal: %v", err)
 	}
 }
+
+// TestLinkBlackhole checks that a blackholed link accepts connections but
+// carries nothing, and carries again once its toxics are reset.
+func TestLinkBlackhole(t *testing.T) {
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	l, err := newLink(srv, "echo", echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.close)
+	if err := l.Blackhole(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", l.Addr(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("a blackholed link refused a connection: %v", err)
+	}
+	conn.Close()
+	err = roundTrip(l.Addr())
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("through a blackholed link: %v, want a timeout", err)
+	}
+	l.ResetToxics(t.Context())
+	if err := roundTrip(l.Addr()); err != nil {
+		t.Fatalf("after the reset: %v", err)
+	}
+}

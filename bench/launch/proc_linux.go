@@ -20,11 +20,14 @@ func procAttr() *syscall.SysProcAttr {
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
-// CPU returns the CPU time (user and system) the running process has
-// spent, from /proc/PID/stat.
+// CPU returns the CPU time (user and system) the process has spent: from
+// /proc/PID/stat while it runs, from its exit status once it has exited.
 func (p *Proc) CPU() (time.Duration, error) {
+	if p == nil {
+		return 0, fmt.Errorf("%w: never started", ErrExited)
+	}
 	if !p.Running() {
-		return 0, fmt.Errorf("%w: %s", ErrExited, p.name)
+		return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime(), nil
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {

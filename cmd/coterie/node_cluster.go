@@ -129,7 +129,7 @@ func printMembers(w io.Writer, v node.ClusterView, now time.Time) error {
 	fmt.Fprintln(tw, "NODE\tROLE\tLIVENESS\tAPPLIED\tADDRESS\tLOCATION\tENCLAVE\tREQUESTS\tJOINED")
 	for _, m := range v.Members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, liveness(m, now), applied(m, now), m.Address,
-			dash(m.Location), dash(m.Enclave.Kind), load(m.Load), joined(m))
+			dash(m.Location), dash(m.Enclave.Kind), memberLoad(m.Load), joined(m))
 	}
 	return tw.Flush()
 }
@@ -158,7 +158,7 @@ func applied(m node.MemberView, now time.Time) string {
 	return "-"
 }
 
-func load(l node.MemberLoad) string {
+func memberLoad(l node.MemberLoad) string {
 	if l.Sessions != nil && l.Capacity != nil {
 		return fmt.Sprintf("%d (%d/%d sessions)", l.RequestsOwned, *l.Sessions, *l.Capacity)
 	}

@@ -22,6 +22,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCallbackCmd())
 	root.AddCommand(newWorkspaceCmd())
 	root.AddCommand(newDemoCmd())
+	root.AddCommand(newBenchCmd())
+	root.AddCommand(newDrillCmd())
 	return root
 }
 
