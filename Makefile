@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 RACE_DIRS := clock enclave callback cluster workspace actors node cmd
 RACE_PKGS ?= $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: all build test check proto protoc demo clean mutants
+.PHONY: all build test check proto protoc demo bench drill clean mutants
 
 all: build
 
@@ -93,6 +93,16 @@ mutants:
 
 demo: build
 	$(BIN)/coterie demo
+
+# Short defaults of the load benchmark and the failover drill; the reports
+# (a table, JSON and HTML) go to reports/. `coterie bench --help` and
+# `coterie drill --help` teach the rest. BENCH_FLAGS and DRILL_FLAGS add
+# flags, e.g. make drill DRILL_FLAGS="--rounds 50".
+bench: build
+	$(BIN)/coterie bench --rate 0.2 --duration 30s --out reports/bench $(BENCH_FLAGS)
+
+drill: build
+	$(BIN)/coterie drill --rounds 5 --out reports/drill $(DRILL_FLAGS)
 
 clean:
 	rm -rf $(BIN) $(TOOLBIN)

@@ -21,8 +21,12 @@ var ErrConfig = errors.New("harness: bad config")
 
 // Config is one bench or drill.
 type Config struct {
-	// Launch is the cluster to start; its Logger is Logger.
+	// Launch is the cluster to start; its Logger is Logger. With Attach,
+	// only its timeouts are used.
 	Launch launch.Config
+	// Attach, when set, runs a bench on a cluster that already runs
+	// instead of starting one.
+	Attach *Attach
 	// Users is how many API users to pair.
 	Users int
 	// Callback runs the reference callback handler with load.Policy; the
@@ -58,6 +62,18 @@ type Config struct {
 	Clock clock.Clock
 }
 
+// Attach names a running cluster (launch.Attach).
+type Attach struct {
+	// NodeConfigs are the nodes' config files.
+	NodeConfigs []string
+	// WorkspaceDir is the workspace simulator's data directory.
+	WorkspaceDir string
+	// CallbackLog is the log of the callback handler the nodes use, if
+	// any; without it I5 is not judged. Retry and reject shares need it,
+	// with the handler running load.Policy.
+	CallbackLog string
+}
+
 // DefaultConfig returns a short bench of a three-node 2-of-2 cluster with
 // the callback handler: one user, one request at a time for 30 s.
 func DefaultConfig() Config {
@@ -79,8 +95,11 @@ func (c Config) Validate() error {
 	if c.Users < 1 {
 		bad("users is %d, want at least 1", c.Users)
 	}
-	if !c.Callback && (c.Load.Retry > 0 || c.Load.Reject > 0) {
+	switch handler := c.Callback && c.Attach == nil || c.Attach != nil && c.Attach.CallbackLog != ""; {
+	case !handler && (c.Load.Retry > 0 || c.Load.Reject > 0):
 		bad("retry and reject shares need the callback handler")
+	case c.Attach != nil && c.Rounds > 0:
+		bad("a drill injects faults into processes it started: it cannot attach")
 	}
 	if c.BarePresigns < 0 || c.BarePresigns > mpcbench.MaxPresigns {
 		bad("bare presigns is %d, want 0 to %d", c.BarePresigns, mpcbench.MaxPresigns)
@@ -144,15 +163,13 @@ func Run(ctx context.Context, cfg Config) (*report.Run, error) {
 	}
 	rep := &report.Run{Kind: kind, Setup: setup(cfg)}
 
-	log.Info("starting the cluster", "nodes", lc.Nodes, "dir", lc.Dir)
-	c, err := launch.Start(ctx, lc)
+	c, err := start(ctx, cfg, lc)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	if cfg.Users, err = pairAndWarm(ctx, c, cfg.Users); err != nil {
-		return nil, err
-	}
+	cfg.Launch.Nodes, cfg.Users = len(c.Nodes), len(c.Users)
+	rep.Setup = setup(cfg)
 	s := &session{cfg: cfg, log: log, c: c, rep: rep}
 	s.users = c.Users
 
@@ -168,9 +185,7 @@ func Run(ctx context.Context, cfg Config) (*report.Run, error) {
 	}
 	// Collect and check with a context of their own: an interrupted run
 	// still reports what it measured.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.CollectTimeout)
-	defer cancel()
-	if cerr := s.collect(cctx, ctx.Err() == nil); cerr != nil {
+	if cerr := s.collect(context.WithoutCancel(ctx), ctx.Err() == nil); cerr != nil {
 		log.Warn("collecting the run's records failed", "err", cerr)
 		err = errors.Join(err, cerr)
 		if rep.Interrupted == "" {
@@ -180,12 +195,29 @@ func Run(ctx context.Context, cfg Config) (*report.Run, error) {
 	return rep, err
 }
 
-// pairAndWarm pairs n users and waits for their pools.
-func pairAndWarm(ctx context.Context, c *launch.Cluster, n int) (int, error) {
-	if _, err := c.Pair(ctx, n); err != nil {
-		return 0, err
+// start starts the cluster and pairs cfg.Users users, or attaches to the
+// running one and takes its users; then it waits for warm pools.
+func start(ctx context.Context, cfg Config, lc launch.Config) (c *launch.Cluster, err error) {
+	if a := cfg.Attach; a != nil {
+		lc.Logger.Info("attaching to the cluster", "nodes", a.NodeConfigs, "workspace", a.WorkspaceDir)
+		if c, err = launch.Attach(ctx, lc, a.NodeConfigs, a.WorkspaceDir, a.CallbackLog); err != nil {
+			return nil, err
+		}
+	} else {
+		lc.Logger.Info("starting the cluster", "nodes", lc.Nodes, "dir", lc.Dir)
+		if c, err = launch.Start(ctx, lc); err != nil {
+			return nil, err
+		}
+		if _, err := c.Pair(ctx, cfg.Users); err != nil {
+			c.Stop()
+			return nil, err
+		}
 	}
-	return n, c.WaitWarm(ctx)
+	if err := c.WaitWarm(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
 }
 
 func setup(cfg Config) report.Setup {

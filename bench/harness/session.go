@@ -117,10 +117,14 @@ const refillWait = 3 * time.Minute
 
 // collect fills the report: the load's figures, the stages, the CPU per
 // signature (after the pools refilled, when refill is set) and the check.
-func (s *session) collect(ctx context.Context, refill bool) error {
+// The wait for the refill and the collection are bounded apart, by
+// refillWait and Config.CollectTimeout.
+func (s *session) collect(base context.Context, refill bool) error {
 	if refill {
-		s.waitQuiet(ctx)
+		s.waitQuiet(base)
 	}
+	ctx, cancel := context.WithTimeout(base, s.cfg.CollectTimeout)
+	defer cancel()
 	rep := s.rep
 	cpuTo := s.c.CPU()
 	stagesTo := s.stages(ctx)
@@ -175,10 +179,15 @@ func (s *session) collect(ctx context.Context, refill bool) error {
 
 // waitQuiet waits, bounded by refillWait, until the workspace holds no
 // open request (a step of --find-max leaves some) and the pools hold what
-// they held when the load began.
+// they held when the load began, or their target depth if that is less
+// (a pool may run above its target for a while).
 func (s *session) waitQuiet(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, refillWait)
 	defer cancel()
+	want := s.poolFrom
+	if s.cfg.Attach == nil {
+		want = min(want, s.cfg.Launch.PresignTarget*len(s.users))
+	}
 	open := []protocol.WsRequestState{protocol.WsRequestState_WS_REQUEST_STATE_PENDING,
 		protocol.WsRequestState_WS_REQUEST_STATE_DELIVERED, protocol.WsRequestState_WS_REQUEST_STATE_CLAIMED}
 	quiet := func() bool {
@@ -189,11 +198,11 @@ func (s *session) waitQuiet(ctx context.Context) {
 			}
 		}
 		d, err := s.c.PoolDepth(ctx)
-		return err == nil && d >= s.poolFrom
+		return err == nil && d >= want
 	}
 	for !quiet() {
 		if s.sleep(ctx, s.cfg.SampleEvery) != nil {
-			s.log.Warn("the cluster did not settle after the load; CPU per signature leaves the rest out", "pool_want", s.poolFrom)
+			s.log.Warn("the cluster did not settle after the load; CPU per signature leaves the rest out", "pool_want", want)
 			return
 		}
 	}

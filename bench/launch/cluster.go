@@ -45,10 +45,12 @@ type Node struct {
 	proc      *Proc
 	runs      int
 	cpuBefore time.Duration
+	attached  bool
 }
 
-// Running reports whether the node's process runs.
-func (n *Node) Running() bool { return n.proc.Running() }
+// Running reports whether the node's process runs; an attached node's
+// process is taken to run (its admin API tells whether it serves).
+func (n *Node) Running() bool { return n.attached || n.proc.Running() }
 
 // Cluster is a running local cluster. Stop ends it.
 type Cluster struct {
@@ -69,6 +71,7 @@ type Cluster struct {
 	// reads its decisions); empty when Config.CallbackPolicy is.
 	CallbackLog string
 
+	attached bool
 	ws       *Proc
 	cb       *Proc
 	cbListen string
@@ -238,8 +241,11 @@ log:
 		tokenPath, admin, cfg.PresignTarget, cfg.PresignTarget+1, cfg.OwnerTimeout)
 }
 
-// node returns node i.
+// node returns node i, whose process this launcher controls.
 func (c *Cluster) node(i int) (*Node, error) {
+	if c.attached {
+		return nil, ErrAttached
+	}
 	if i < 0 || i >= len(c.Nodes) {
 		return nil, fmt.Errorf("%w: %d of %d", ErrNoNode, i, len(c.Nodes))
 	}
@@ -369,9 +375,17 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	return n.proc.Signal(sig)
 }
 
-// Stop ends every process, within Config.StopTimeout each, and the proxies.
-// It may be called more than once.
+// Stop ends every process, within Config.StopTimeout each, and the proxies;
+// of an attached cluster, it closes the clients only. It may be called
+// more than once.
 func (c *Cluster) Stop() {
+	if c.attached {
+		if c.Workspace != nil {
+			c.Workspace.Close()
+			c.Workspace = nil
+		}
+		return
+	}
 	for _, n := range c.Nodes {
 		// A frozen node would never see the SIGTERM.
 		_ = n.proc.Signal(syscall.SIGCONT)
@@ -407,7 +421,7 @@ func (c *Cluster) WaitVoters(ctx context.Context, want int) error {
 			}
 			voters := 0
 			for _, m := range v.Members {
-				if m.Role == "voter" || m.Role == "leader" {
+				if m.Role == node.RoleVoter || m.Role == node.RoleLeader {
 					voters++
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coterie-mpc/coterie/bench/check"
+	"github.com/coterie-mpc/coterie/bench/launch/launchtest"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -56,17 +56,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// buildBinary builds the coterie binary, without the race detector so that
-// the processes' MPC runs at full speed.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "coterie")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/coterie").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // submit queues one transaction for user.
 func submit(t *testing.T, c *Cluster, user, amount string) string {
 	t.Helper()
@@ -106,7 +95,7 @@ func TestCluster(t *testing.T) {
 		t.Skip("builds the binary and runs real processes")
 	}
 	cfg := DefaultConfig()
-	cfg.Binary, cfg.Dir = buildBinary(t), t.TempDir()
+	cfg.Binary, cfg.Dir = launchtest.Binary(t), t.TempDir()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	cfg.CallbackPolicy = "transactions:\n  maxAmount:\n    ETH: \"10\"\n"
 	c, err := Start(t.Context(), cfg)
@@ -201,5 +190,53 @@ func TestCluster(t *testing.T) {
 	}
 	if cpu["workspace"] <= 0 {
 		t.Errorf("the workspace spent %s of CPU, after keygen and presigning", cpu["workspace"])
+	}
+
+	// Attaching to the running cluster finds its nodes and user, and
+	// refuses to act on processes that are not its own.
+	var confs []string
+	for _, n := range c.Nodes {
+		confs = append(confs, n.ConfigPath)
+	}
+	a, err := Attach(t.Context(), cfg, confs, c.WorkspaceDir, c.CallbackLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	if !slices.Equal(a.Users, users) || len(a.Nodes) != 3 {
+		t.Errorf("attached: users %v, %d nodes; want %v and 3", a.Users, len(a.Nodes), users)
+	}
+	if err := a.Kill(0); !errors.Is(err, ErrAttached) {
+		t.Errorf("Kill on an attached cluster: %v, want ErrAttached", err)
+	}
+	if d, err := a.PoolDepth(t.Context()); err != nil || d == 0 {
+		t.Errorf("attached pool depth %d (%v)", d, err)
+	}
+	// One node short of the cluster is fine; a node that is down is not.
+	c.Kill(2)
+	if _, err := Attach(t.Context(), cfg, confs, c.WorkspaceDir, ""); err == nil || !strings.Contains(err.Error(), "n3") {
+		t.Errorf("attach with n3 down: %v, want an error naming n3", err)
+	}
+}
+
+// TestAttachRefuses checks that Attach fails with a message that says what
+// is wrong when there is nothing to attach to.
+func TestAttachRefuses(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir = t.TempDir()
+	cfg.CallTimeout = time.Second
+	if _, err := Attach(t.Context(), cfg, nil, cfg.Dir, ""); !errors.Is(err, ErrConfig) {
+		t.Errorf("attach without nodes: %v, want ErrConfig", err)
+	}
+	if _, err := Attach(t.Context(), cfg, []string{filepath.Join(cfg.Dir, "missing.yaml")}, cfg.Dir, ""); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("attach with a missing config: %v, want an error naming it", err)
+	}
+	// A node that never started has no admin token.
+	conf := filepath.Join(cfg.Dir, "n1.yaml")
+	if err := os.WriteFile(conf, []byte(nodeConfig(cfg, "n1", "127.0.0.1:1", "127.0.0.1:1", "127.0.0.1:2", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Attach(t.Context(), cfg, []string{conf}, cfg.Dir, ""); err == nil || !strings.Contains(err.Error(), "has the node started") {
+		t.Errorf("attach to a node that never started: %v", err)
 	}
 }

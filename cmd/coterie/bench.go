@@ -33,6 +33,7 @@ type benchFlags struct {
 	fm       harness.FindMaxConfig
 	schedule string
 	faults   []string
+	attach   harness.Attach
 }
 
 // addBenchFlags registers the shared flags on fs, with cfg's defaults.
@@ -78,12 +79,17 @@ func newBenchCmd() *cobra.Command {
 			"ceiling. At the end the invariant checker reads the workspace, every node's FSM and the callback " +
 			"handler's log and judges I1, I2, I3, I5 and every signature. It prints a table, writes bench.json and a " +
 			"self-contained bench.html, and exits 1 on any violation. Ctrl-C stops every process and still writes " +
-			"what was measured.",
+			"what was measured. --attach benches a cluster that already runs instead (its node config files and " +
+			"the workspace's data directory): it checks that every node serves as a voter and that API users are " +
+			"paired, and touches nothing otherwise; it cannot read the processes' CPU time.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f, "bench") },
 	}
 	f.addBenchFlags(cmd.Flags(), "bench")
 	fl := cmd.Flags()
+	fl.StringSliceVar(&f.attach.NodeConfigs, "attach", nil, "bench a cluster that already runs instead of starting one: its nodes' config files (comma-separated); needs --workspace-dir")
+	fl.StringVar(&f.attach.WorkspaceDir, "workspace-dir", "", "with --attach: the workspace simulator's data directory")
+	fl.StringVar(&f.attach.CallbackLog, "callback-log", "", "with --attach: the log of the callback handler the nodes use (coterie callback serve's standard error), for I5")
 	fl.BoolVar(&f.findMax, "find-max", false, "search the highest sustainable open-loop rate instead of one load")
 	fl.Float64Var(&f.fm.From, "find-max-from", f.fm.From, "the search's first rate, per second")
 	fl.Float64Var(&f.fm.Factor, "find-max-factor", f.fm.Factor, "each step multiplies the rate by this")
@@ -145,23 +151,26 @@ func runBench(cmd *cobra.Command, f *benchFlags, kind string) error {
 	if err := f.loadSchedule(&cfg); err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
+	if len(f.attach.NodeConfigs) > 0 || f.attach.WorkspaceDir != "" {
+		a := f.attach
+		cfg.Attach = &a
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("%s: the binary to run the nodes with: %w", kind, err)
 	}
 	cfg.Launch.Binary = exe
-	if cfg.Launch.Dir, err = benchDir(f.dir, kind); err != nil {
-		return err
-	}
-	if !f.keep && f.dir == "" {
-		defer os.RemoveAll(cfg.Launch.Dir)
+	if cfg.Attach == nil {
+		if cfg.Launch.Dir, err = benchDir(f.dir, kind); err != nil {
+			return err
+		}
+		if !f.keep && f.dir == "" {
+			defer os.RemoveAll(cfg.Launch.Dir)
+		}
 	}
 	out := f.out
 	if out == "" {
 		out = fmt.Sprintf("coterie-%s-%s", kind, time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("%s: --out: %w", kind, err)
 	}
 	stderr := cmd.ErrOrStderr()
 	level := slog.LevelWarn
@@ -174,10 +183,15 @@ func runBench(cmd *cobra.Command, f *benchFlags, kind string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintf(stderr, "%s: starting %d nodes in %s\n", kind, cfg.Launch.Nodes, cfg.Launch.Dir)
+	if cfg.Attach == nil {
+		fmt.Fprintf(stderr, "%s: starting %d nodes in %s\n", kind, cfg.Launch.Nodes, cfg.Launch.Dir)
+	}
 	rep, runErr := harness.Run(ctx, cfg)
 	bar.done()
 	if rep == nil {
+		if cfg.Attach != nil {
+			return fmt.Errorf("%s: %w", kind, runErr)
+		}
 		return fmt.Errorf("%s: %w (logs in %s)", kind, runErr, cfg.Launch.Dir)
 	}
 	if err := writeReports(cmd.OutOrStdout(), rep, out, kind); err != nil {
@@ -232,6 +246,9 @@ func benchDir(dir, kind string) (string, error) {
 func writeReports(w io.Writer, rep *report.Run, out, kind string) error {
 	if err := report.WriteTable(w, rep); err != nil {
 		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	for _, r := range []struct {
 		name  string
