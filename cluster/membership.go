@@ -249,7 +249,7 @@ func (c *Cluster) Member(pub ed25519.PublicKey) (string, bool) {
 }
 
 // trackMembers keeps the known member table (Member's fallback) up to date
-// with the replica, and hands each new one to Config.SaveMembers.
+// with the replica, and hands each newer one to Config.SaveMembers.
 func (c *Cluster) trackMembers(events <-chan Event) {
 	defer c.wg.Done()
 	for ev := range events {
@@ -260,6 +260,13 @@ func (c *Cluster) trackMembers(events <-chan Event) {
 		}
 		k := KnownMembers{ClusterID: c.fsm.ClusterID(), Index: c.fsm.AppliedIndex(), Members: c.fsm.Members()}
 		if k.ClusterID == "" {
+			continue
+		}
+		if cur := c.known.Load(); cur.ClusterID == k.ClusterID && k.Index < cur.Index {
+			// A restart replaying its log from before the table it saw
+			// last: the tables on the way are older, and would lock out
+			// the members that joined since (the leader among them), so
+			// that the node could never catch up.
 			continue
 		}
 		c.known.Store(&k)
