@@ -193,6 +193,10 @@ type run struct {
 	cfg Config
 	ws  Workspace
 	rng *rand.Rand
+	// base is Run's context: a submission runs under it, not under the
+	// load's end, since a call cut short by the end may still have
+	// created its request, which the load would then lose track of.
+	base context.Context
 
 	mu      sync.Mutex
 	res     Result
@@ -207,7 +211,7 @@ func Run(ctx context.Context, ws Workspace, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, ws: ws, rng: rand.New(rand.NewPCG(cfg.Seed, 0x636f74657269)),
+	r := &run{cfg: cfg, ws: ws, base: ctx, rng: rand.New(rand.NewPCG(cfg.Seed, 0x636f74657269)),
 		open: map[string]*Request{}, waiters: map[string]chan struct{}{}}
 	r.res.Refused = map[string]int{}
 	r.res.Started = cfg.Clock.Now()
@@ -278,7 +282,7 @@ func (r *run) openLoop(ctx context.Context) {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); r.submit(ctx, i) }()
+		go func() { defer wg.Done(); r.submit(i) }()
 	}
 }
 
@@ -290,7 +294,7 @@ func (r *run) closedLoop(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for i := slot; ctx.Err() == nil; i += r.cfg.Concurrency {
-				done := r.submit(ctx, i)
+				done := r.submit(i)
 				if done == nil {
 					// Refused: do not spin on a refusing workspace.
 					_ = clock.Sleep(ctx, r.cfg.Clock, r.cfg.PollEvery)
@@ -308,10 +312,11 @@ func (r *run) closedLoop(ctx context.Context) {
 
 // submit sends request i of the mix and returns a channel closed when it
 // finishes; nil when the workspace refused it.
-func (r *run) submit(ctx context.Context, i int) <-chan struct{} {
+func (r *run) submit(i int) <-chan struct{} {
 	r.rngMu.Lock()
 	it := r.next(i)
 	r.rngMu.Unlock()
+	ctx := r.base
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
 	sent := r.cfg.Clock.Now()
@@ -324,7 +329,7 @@ func (r *run) submit(ctx context.Context, i int) <-chan struct{} {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil // the load ended during the call
+			return nil // the run was interrupted during the call
 		}
 		r.mu.Lock()
 		r.res.Refused[status.Code(err).String()]++

@@ -25,6 +25,9 @@ type fakeWorkspace struct {
 	clk         *clock.Fake
 	finishAfter time.Duration
 	refuse      error
+	// slow is how long a submission takes; one whose caller gives up
+	// meanwhile is created all the same, as a server may do.
+	slow time.Duration
 
 	mu   sync.Mutex
 	reqs []*protocol.WsRequest
@@ -44,8 +47,19 @@ func (f *fakeWorkspace) add(r *protocol.WsRequest) (*protocol.WsRequest, error) 
 	return r, nil
 }
 
-func (f *fakeWorkspace) SubmitTransaction(_ context.Context, in *protocol.WsSubmitTransactionRequest, _ ...grpc.CallOption) (*protocol.WsRequest, error) {
-	return f.add(&protocol.WsRequest{UserId: in.GetUserId(), Body: &protocol.WsRequest_Transaction{Transaction: in.GetTransaction()}})
+func (f *fakeWorkspace) SubmitTransaction(ctx context.Context, in *protocol.WsSubmitTransactionRequest, _ ...grpc.CallOption) (*protocol.WsRequest, error) {
+	r := &protocol.WsRequest{UserId: in.GetUserId(), Body: &protocol.WsRequest_Transaction{Transaction: in.GetTransaction()}}
+	if f.slow > 0 {
+		done, t := clock.After(f.clk, f.slow)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			_, _ = f.add(r)
+			return nil, ctx.Err()
+		}
+	}
+	return f.add(r)
 }
 
 func (f *fakeWorkspace) SubmitConfigChange(_ context.Context, in *protocol.WsSubmitConfigChangeRequest, _ ...grpc.CallOption) (*protocol.WsRequest, error) {
@@ -229,5 +243,21 @@ func TestStopEndsSubmissions(t *testing.T) {
 	}
 	if len(res.Finished()) != len(res.Requests) || len(res.Requests) == 0 {
 		t.Errorf("%d of %d finished, want the drain to finish them all", len(res.Finished()), len(res.Requests))
+	}
+}
+
+// TestSubmissionAtTheEnd: a submission still in flight when the load ends
+// completes and is tracked, since the workspace may create its request
+// whatever the caller does.
+func TestSubmissionAtTheEnd(t *testing.T) {
+	ws := &fakeWorkspace{clk: clock.NewFake(time.Unix(1e9, 0)), finishAfter: 50 * time.Millisecond, slow: 200 * time.Millisecond}
+	cfg := config()
+	cfg.Rate, cfg.Duration = 1, 1100*time.Millisecond
+	res := drive(t, ws, cfg)
+	ws.mu.Lock()
+	created := len(ws.reqs)
+	ws.mu.Unlock()
+	if len(res.Requests) != created || len(res.Finished()) != created {
+		t.Errorf("the workspace created %d requests, the load tracked %d and saw %d finish", created, len(res.Requests), len(res.Finished()))
 	}
 }
