@@ -183,6 +183,7 @@ func (s *session) inject(ctx context.Context, f Fault, target int) error {
 	c := s.c
 	switch f {
 	case KillLeader, KillOwner, KillRandom:
+		s.keepStages(ctx, c.Nodes[target].ID)
 		return c.Kill(target)
 	case SigStop:
 		return c.SigStop(target)
@@ -205,7 +206,8 @@ func (s *session) inject(ctx context.Context, f Fault, target int) error {
 		return nil
 	case RestartAll:
 		var errs []error
-		for i := range c.Nodes {
+		for i, n := range c.Nodes {
+			s.keepStages(ctx, n.ID)
 			errs = append(errs, c.StopNode(i))
 		}
 		return errors.Join(errs...)

@@ -132,7 +132,7 @@ func TestMergeStages(t *testing.T) {
 		"n1": {NodeID: "n1", Stages: map[string]*hdrhistogram.Snapshot{"online_round": snap(5000, 2000), "poll": snap(100, 300)}},
 		"n2": {NodeID: "n2", Stages: map[string]*hdrhistogram.Snapshot{"online_round": snap(4000)}},
 	}
-	got := mergeStages(from, to)
+	got := mergeStages(recordedSince(from, to))
 	if len(got) != 2 || got[0].Name != "poll" || got[1].Name != "online_round" {
 		t.Fatalf("stages %+v, want poll then online_round", got)
 	}

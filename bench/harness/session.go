@@ -34,6 +34,7 @@ type session struct {
 	// Taken when the load starts.
 	started     time.Time
 	stagesFrom  map[string]node.StagesReport
+	stagesKept  map[string][]*hdrhistogram.Snapshot // by stage
 	cpuFrom     map[string]time.Duration
 	poolFrom    int
 	loads       []*load.Result
@@ -47,7 +48,7 @@ type session struct {
 func (s *session) drive(ctx context.Context) error {
 	s.started = s.cfg.Clock.Now()
 	s.rep.Started = s.started
-	s.stagesFrom = s.stages(ctx)
+	s.stagesFrom, s.stagesKept = s.stages(ctx), map[string][]*hdrhistogram.Snapshot{}
 	s.cpuFrom = s.c.CPU()
 	s.poolFrom, _ = s.c.PoolDepth(ctx)
 
@@ -166,7 +167,10 @@ func (s *session) collect(base context.Context, refill bool) error {
 	if rep.Bare.PresignCPU > 0 {
 		rep.Bare.PresignRatio = rep.CPUPerSignature / rep.Bare.PresignCPU
 	}
-	rep.Stages = mergeStages(s.stagesFrom, stagesTo)
+	for stage, snaps := range recordedSince(s.stagesFrom, stagesTo) {
+		s.stagesKept[stage] = append(s.stagesKept[stage], snaps...)
+	}
+	rep.Stages = mergeStages(s.stagesKept)
 	if rep.FindMax != nil && rep.Bare.PresignCPU > 0 {
 		rep.FindMax.Ceiling = float64(cores()) / rep.Bare.PresignCPU
 	}
@@ -277,10 +281,10 @@ func summary(h *hdrhistogram.Histogram) report.Summary {
 // stageOrder is the order of a request's path through a node.
 var stageOrder = []string{"poll", "claim_commit", "callback", "reserve_commit", "online_round", "verification", "presign_slow", "approval", "total"}
 
-// mergeStages takes each node's recordings during the load (after minus
-// before; all of after for a node that restarted) and merges them by
-// stage.
-func mergeStages(from, to map[string]node.StagesReport) []report.Stage {
+// recordedSince returns, by stage, what each node recorded between from
+// and to: after minus before, or all of after for a node that restarted
+// in between (its counts went down).
+func recordedSince(from, to map[string]node.StagesReport) map[string][]*hdrhistogram.Snapshot {
 	by := map[string][]*hdrhistogram.Snapshot{}
 	for id, after := range to {
 		for stage, snap := range after.Stages {
@@ -291,6 +295,24 @@ func mergeStages(from, to map[string]node.StagesReport) []report.Stage {
 			by[stage] = append(by[stage], d)
 		}
 	}
+	return by
+}
+
+// keepStages adds what the nodes ids recorded since the load began (or
+// since they last restarted) to the stages kept, before a fault ends
+// their processes and, with them, their histograms.
+func (s *session) keepStages(ctx context.Context, ids ...string) {
+	now := s.stages(ctx)
+	for _, id := range ids {
+		for stage, snaps := range recordedSince(s.stagesFrom, map[string]node.StagesReport{id: now[id]}) {
+			s.stagesKept[stage] = append(s.stagesKept[stage], snaps...)
+		}
+		delete(s.stagesFrom, id)
+	}
+}
+
+// mergeStages merges the recordings of every node by stage.
+func mergeStages(by map[string][]*hdrhistogram.Snapshot) []report.Stage {
 	var out []report.Stage
 	names := slices.Sorted(maps.Keys(by))
 	slices.SortStableFunc(names, func(a, b string) int {
