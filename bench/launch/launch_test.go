@@ -209,8 +209,8 @@ func TestCluster(t *testing.T) {
 	if err := a.Kill(0); !errors.Is(err, ErrAttached) {
 		t.Errorf("Kill on an attached cluster: %v, want ErrAttached", err)
 	}
-	if d, err := a.PoolDepth(t.Context()); err != nil || d == 0 {
-		t.Errorf("attached pool depth %d (%v)", d, err)
+	if _, err := a.PoolDepth(t.Context()); err != nil {
+		t.Errorf("attached pool depth: %v", err)
 	}
 	// One node short of the cluster is fine; a node that is down is not.
 	c.Kill(2)
