@@ -105,7 +105,7 @@ func signed(res *load.Result) int {
 }
 
 // cpuSpent returns the CPU seconds the processes of to spent since from;
-// a process restarted in between is left out.
+// a process not read at from is left out.
 func cpuSpent(from, to map[string]time.Duration) float64 {
 	var total float64
 	for name, d := range to {

@@ -147,12 +147,11 @@ func (s *session) collect(base context.Context, refill bool) error {
 	}
 	signatures := s.summarizeLoad(all)
 
-	rep.CPU = nil
 	var total float64
 	for _, name := range slices.Sorted(maps.Keys(cpuTo)) {
 		from, ok := s.cpuFrom[name]
 		if !ok || cpuTo[name] < from {
-			continue // restarted during the run: its CPU before is lost
+			continue // not read when the load began
 		}
 		sec := (cpuTo[name] - from).Seconds()
 		rep.CPU = append(rep.CPU, report.ProcessCPU{Name: name, Seconds: sec})

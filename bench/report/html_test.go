@@ -2,10 +2,8 @@ package report
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"math"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,22 +13,6 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
-
-var sampleOut = flag.String("sample", "", "write the HTML report of a large drill to this file")
-
-func TestWriteHTMLSample(t *testing.T) {
-	if *sampleOut == "" {
-		t.Skip("no -sample file")
-	}
-	f, err := os.Create(*sampleOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := WriteHTML(f, largeRun(100_000)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // render writes r as HTML and parses it back.
 func renderHTML(t *testing.T, r *Run) (string, *html.Node) {
