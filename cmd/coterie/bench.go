@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -198,6 +199,8 @@ func runBench(cmd *cobra.Command, f *benchFlags, kind string) error {
 		return errors.Join(runErr, err)
 	}
 	switch {
+	case errors.Is(runErr, context.Canceled):
+		return fmt.Errorf("%s: interrupted; what was measured until then is in %s", kind, out)
 	case runErr != nil:
 		return fmt.Errorf("%s: %w (report in %s)", kind, runErr, out)
 	case !rep.Check.OK:

@@ -50,8 +50,8 @@ func newDemoCmd() *cobra.Command {
 			"but ADD_USER, one RETRY rule). It pairs the cluster with an API user through the first node, submits " +
 			"N transactions (some break the policy, the first is answered RETRY once) and one config change of " +
 			"each of the eight types. Once the cluster owns them and has finished one it kills, with SIGKILL, the " +
-			"node that owns the most unfinished requests (n2 or n3: a restart cannot bring back n1, which " +
-			"bootstrapped the cluster, before its first raft snapshot), shows the other nodes taking them over " +
+			"node that owns the most unfinished requests (a follower among equals, the leader if it owns the " +
+			"most), shows the other nodes taking them over " +
 			"and finishing them, and measures the failover: from the kill to each request's takeover, as the " +
 			"surviving nodes report it. Then it restarts the node and shows " +
 			"it catch up. It asks the workspace to verify every signature and approval and checks that no " +
