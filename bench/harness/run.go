@@ -229,6 +229,13 @@ func setup(cfg Config) report.Setup {
 	if s.Rate == 0 {
 		s.Concurrency = cfg.Load.Concurrency
 	}
+	if cfg.FindMax != nil {
+		// The steps say their rates and lengths.
+		s.Rate, s.Concurrency, s.Duration = 0, 0, 0
+	}
+	if cfg.Rounds > 0 {
+		s.Duration = 0 // the load lasts as long as the rounds
+	}
 	return s
 }
 
