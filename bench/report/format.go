@@ -59,6 +59,11 @@ func rate(v float64) string {
 	if !finite(v) {
 		return "-"
 	}
+	if math.Abs(v) < 1 {
+		// A machine that presigns for seconds runs below one per second:
+		// two decimals tell its steps apart.
+		return num(v, 2) + "/s"
+	}
 	return num(v, 1) + "/s"
 }
 

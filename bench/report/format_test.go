@@ -34,6 +34,7 @@ func TestNumbers(t *testing.T) {
 		name, got, want string
 	}{
 		{"rate", rate(19.04), "19.0/s"},
+		{"rate below one", rate(0.5488), "0.55/s"},
 		{"rate NaN", rate(math.NaN()), "-"},
 		{"pct", pct(1, 3), "33.3%"},
 		{"pct of zero", pct(1, 0), "-"},
