@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/coterie-mpc/coterie/cluster"
 )
@@ -84,7 +85,7 @@ func sameEntry(a, b LogEntry) bool {
 	if !a.ProposedAt.Equal(b.ProposedAt) {
 		return false
 	}
-	a.ProposedAt, b.ProposedAt = b.ProposedAt, b.ProposedAt
+	a.ProposedAt, b.ProposedAt = time.Time{}, time.Time{}
 	return reflect.DeepEqual(a, b)
 }
 
