@@ -154,6 +154,7 @@ func checkReservations(rep *Report, requests []Request, rp *replay) {
 			if s.PresignID == "" {
 				continue
 			}
+			rep.LogJudged++
 			res := rp.reserved[s.PresignID]
 			if res.request == r.ID {
 				continue

@@ -78,10 +78,10 @@ func TestCheckLogClean(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("a clean log reported:\n%s", rep)
 	}
-	if rep.LogsRead != 2 || rep.LogEntries != len(cleanLog()) || rep.LogNotJudged != 0 {
+	if rep.LogsRead != 2 || rep.LogEntries != len(cleanLog()) || rep.LogJudged != 2 || rep.LogNotJudged != 0 {
 		t.Errorf("counts: %+v", rep)
 	}
-	if !strings.Contains(rep.String(), "16 raft log entries from 2 nodes") {
+	if !strings.Contains(rep.String(), "16 raft log entries from 2 nodes (2 signatures' reservations judged)") {
 		t.Errorf("the report does not count the log:\n%s", rep)
 	}
 }

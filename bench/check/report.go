@@ -83,10 +83,12 @@ type Report struct {
 	// judged.
 	CallbackRead bool
 	// LogsRead counts the nodes' raft logs given, LogEntries the distinct
-	// indexes they hold. LogNotJudged counts the signed requests that I6
-	// could not judge from the logs because they start after index 1.
+	// indexes they hold. LogJudged counts the signatures I6 judged from
+	// the logs; LogNotJudged the signed requests it could not, because the
+	// logs start after index 1.
 	LogsRead     int
 	LogEntries   int
+	LogJudged    int
 	LogNotJudged int
 }
 
@@ -99,7 +101,7 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "checked %d requests, %d signatures, %d ledger uses, %d presignatures on %d nodes", r.Requests, r.Signatures, r.LedgerUses, r.Presignatures, r.Nodes)
 	if r.LogsRead > 0 {
-		fmt.Fprintf(&b, ", %d raft log entries from %d nodes", r.LogEntries, r.LogsRead)
+		fmt.Fprintf(&b, ", %d raft log entries from %d nodes (%d signatures' reservations judged)", r.LogEntries, r.LogsRead, r.LogJudged)
 		if r.LogNotJudged > 0 {
 			fmt.Fprintf(&b, " (compacted: %d signed requests not judged from them)", r.LogNotJudged)
 		}
