@@ -29,6 +29,8 @@ type Cluster struct {
 	fsm   *FSM
 	raft  *raft.Raft
 	trans Transport
+	// logs is raft's log store, read by LogEntries.
+	logs raft.LogStore
 	// closers run after raft shuts down (the bolt store).
 	closers []func() error
 
@@ -107,6 +109,7 @@ func New(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	c.logs = st.Logs
 	// Validate has made sure that without a Transport there is an
 	// identity: a node's network transport is always mutual TLS, its peers
 	// authorised by the member table.

@@ -188,6 +188,12 @@
 // has not applied yet (milliseconds normally; for as long as it is cut off
 // from the leader). A node always sees its own successful proposals.
 //
+// LogEntries reads the committed raft log itself, up to what the local FSM
+// has applied and from the first entry not yet compacted into a snapshot,
+// for outside checkers: each entry says what a command did to requests and
+// presignatures (LogEntry), never a sealed share, record, join token hash,
+// keyring copy or callback key.
+//
 // # Concurrency
 //
 // Cluster, FSM (queries) and PresignStore are safe for concurrent use. raft

@@ -570,6 +570,8 @@ const (
 	// PathPresignatures lists presignatures by key and seq:
 	// ?after_key=KEY&after_seq=N&limit=N.
 	PathPresignatures = "/v1/cluster/presignatures"
+	// PathLog lists the committed raft log by index: ?after=N&limit=N.
+	PathLog = "/v1/cluster/log"
 	// maxListing is a listing page's default and largest size: about 300
 	// bytes a request keeps a page well inside maxAdminAnswer.
 	maxListing = 1000
@@ -663,4 +665,37 @@ func (a *adminServer) presignatures(w http.ResponseWriter, r *http.Request) {
 			Origin: p.Origin, Status: p.Status.String(), RequestID: p.RequestID})
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// LogPage is a page of GET /v1/cluster/log: the committed entries this
+// node's FSM has applied, by index, without any secret (see
+// cluster.LogEntry). First is the lowest index the node's log still holds;
+// entries below it were compacted into a snapshot. When More is set, the
+// next page is asked for after the last entry's index.
+type LogPage struct {
+	First   uint64             `json:"first"`
+	Entries []cluster.LogEntry `json:"entries"`
+	More    bool               `json:"more,omitempty"`
+}
+
+func (a *adminServer) log(w http.ResponseWriter, r *http.Request) {
+	limit, err := listingLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+		return
+	}
+	var after uint64
+	if s := r.URL.Query().Get("after"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, codeBadRequest, fmt.Sprintf("after %q is not a number", s))
+			return
+		}
+	}
+	entries, first, more, err := a.n.cluster.LogEntries(after, limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, codeFailed, "read the raft log")
+		a.n.log.Error("read the raft log", "err", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, LogPage{First: first, Entries: entries, More: more})
 }

@@ -335,7 +335,7 @@ func TestClusterListings(t *testing.T) {
 	n := startNode(t, cfg)
 	ctx := ctxT(t, time.Minute)
 	base := "http://" + n.AdminAddr()
-	for _, path := range []string{PathRequests, PathPresignatures} {
+	for _, path := range []string{PathRequests, PathPresignatures, PathLog} {
 		if code, _ := get(t, base+path, ""); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without the token: %d", path, code)
 		}
@@ -413,5 +413,47 @@ func TestClusterListings(t *testing.T) {
 	}
 	if code, _ := get(t, base+PathRequests+"?limit=x", ac.token); code != http.StatusBadRequest {
 		t.Errorf("requests ?limit=x: %d", code)
+	}
+
+	// The raft log, a page at a time: the commands above in order, after
+	// what the node committed to start.
+	var entries []cluster.LogEntry
+	var after uint64
+	for pages := 0; ; pages++ {
+		p, err := ac.Log(ctx, after, 3)
+		if err != nil || pages > 100 {
+			t.Fatalf("log page %d: %v", pages, err)
+		}
+		if p.First != 1 {
+			t.Errorf("first index %d, want 1", p.First)
+		}
+		entries = append(entries, p.Entries...)
+		if !p.More {
+			break
+		}
+		after = p.Entries[len(p.Entries)-1].Index
+	}
+	var kinds []string
+	for i, e := range entries {
+		if e.Index != uint64(i+1) {
+			t.Fatalf("entry %d has index %d", i+1, e.Index)
+		}
+		if e.Node == "n1" && e.Type == cluster.LogTypeCommand && e.RequestID+e.KeyID != "" {
+			kinds = append(kinds, e.Kind+" "+e.RequestID+" "+e.KeyID+" "+strings.Join(e.Presignatures, ",")+" "+e.Outcome)
+		}
+	}
+	wantKinds := []string{"presignatures_added  k p1,p2,p3 ", "presignatures_added  j q1 ", "claim r-a   ", "claim r-b   ", "claim r-c   ",
+		"reserve r-a k p2 ", "complete r-a   signed", "reserve r-b k p1 "}
+	if len(kinds) < len(wantKinds) || !slices.Equal(kinds[len(kinds)-len(wantKinds):], wantKinds) {
+		t.Fatalf("log commands\n%q\nwant them to end with\n%q", kinds, wantKinds)
+	}
+	code, body = get(t, base+PathLog, ac.token)
+	if code != http.StatusOK || strings.Contains(string(body), "sealed") || strings.Contains(string(body), base64.StdEncoding.EncodeToString([]byte("sealed-3"))) {
+		t.Fatalf("the log shows a sealed share: %d %s", code, body)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?after=x", "?after=-1"} {
+		if code, body := get(t, base+PathLog+q, ac.token); code != http.StatusBadRequest {
+			t.Errorf("log %s: %d %s", q, code, body)
+		}
 	}
 }

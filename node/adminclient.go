@@ -175,6 +175,14 @@ func (c *AdminClient) Presignatures(ctx context.Context, afterKey string, afterS
 	return p, c.do(ctx, http.MethodGet, PathPresignatures+"?"+q, nil, true, &p)
 }
 
+// Log returns a page of the committed raft log entries the node's FSM has
+// applied, after index after (0 for the first page), of at most limit
+// (0: the largest page).
+func (c *AdminClient) Log(ctx context.Context, after uint64, limit int) (LogPage, error) {
+	var p LogPage
+	return p, c.do(ctx, http.MethodGet, PathLog+"?"+listingQuery(limit, "after", strconv.FormatUint(after, 10)), nil, true, &p)
+}
+
 // listingQuery encodes a listing's query: limit when set, then the
 // cursor's name and value pairs.
 func listingQuery(limit int, cursor ...string) string {

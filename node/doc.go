@@ -28,7 +28,9 @@
 //     signing stage, which the bench merges across nodes), /v1/pair,
 //     /v1/users and the cluster operations under /v1/cluster/ (join
 //     tokens, the member list, remove, leave, transfer-leader, the
-//     attestation policy) with the bearer token the node writes (0600) to
+//     attestation policy, and for outside checkers the listings of the
+//     FSM's requests and presignatures and of the committed raft log,
+//     without secrets) with the bearer token the node writes (0600) to
 //     data_dir/admin.token on first start; over TLS 1.3 when the config
 //     names a certificate. AdminClient is its Go client, used by the
 //     `coterie node` commands and the bench.

@@ -14,7 +14,8 @@ import (
 
 // Check judges recs and returns every violation it finds, sorted.
 func Check(recs Records) Report {
-	rep := Report{Requests: len(recs.Requests), LedgerUses: len(recs.Ledger), Nodes: len(recs.Nodes), CallbackRead: recs.Callback != nil}
+	rep := Report{Requests: len(recs.Requests), LedgerUses: len(recs.Ledger), Nodes: len(recs.Nodes), CallbackRead: recs.Callback != nil,
+		LogsRead: len(recs.Logs)}
 	for _, r := range recs.Requests {
 		rep.Signatures += len(r.Signatures)
 	}
@@ -23,6 +24,7 @@ func Check(recs Records) Report {
 	}
 	checkPresignatures(&rep, recs)
 	checkOwners(&rep, recs.Nodes)
+	checkLogs(&rep, recs)
 	for _, r := range recs.Requests {
 		checkDigests(&rep, r)
 		checkOutcome(&rep, r)

@@ -80,3 +80,50 @@ func FromNode(ctx context.Context, admin NodeAdmin) (Node, error) {
 	}
 	return out, nil
 }
+
+// NodeLogReader is the part of a node's admin API that FromNodeLog reads;
+// *node.AdminClient implements it. Its calls may run concurrently.
+type NodeLogReader interface {
+	Status(ctx context.Context) (node.Status, error)
+	Log(ctx context.Context, after uint64, limit int) (node.LogPage, error)
+}
+
+var _ NodeLogReader = (*node.AdminClient)(nil)
+
+// FromNodeLog reads one node's committed raft log, every entry it still
+// holds, a page at a time. Read every node's: Check compares them index by
+// index.
+func FromNodeLog(ctx context.Context, admin NodeLogReader) (NodeLog, error) {
+	st, err := admin.Status(ctx)
+	if err != nil {
+		return NodeLog{}, fmt.Errorf("check: node status: %w", err)
+	}
+	out := NodeLog{ID: st.NodeID}
+	var after uint64
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			return out, fmt.Errorf("%w: node %s lists its log past %d pages", ErrBadRecords, out.ID, maxPages)
+		}
+		p, err := admin.Log(ctx, after, 0)
+		if err != nil {
+			return out, fmt.Errorf("check: node %s log: %w", out.ID, err)
+		}
+		if pages == 0 {
+			out.First = p.First
+		}
+		for _, e := range p.Entries {
+			if e.Index <= after {
+				return out, fmt.Errorf("%w: node %s's log listing went back from index %d to %d", ErrBadRecords, out.ID, after, e.Index)
+			}
+			after = e.Index
+			out.Entries = append(out.Entries, e)
+		}
+		if !p.More {
+			break
+		}
+		if len(p.Entries) == 0 {
+			return out, fmt.Errorf("%w: node %s's log listing has more but gave none", ErrBadRecords, out.ID)
+		}
+	}
+	return out, nil
+}

@@ -107,3 +107,43 @@ func TestFromNodeBadListing(t *testing.T) {
 		t.Fatalf("got %v, want ErrBadRecords", err)
 	}
 }
+
+// fakeLog pages a node's log limit entries at a time, as a node's admin
+// API would.
+type fakeLog struct {
+	log   check.NodeLog
+	limit int
+	// back makes every page start over from the first entry.
+	back bool
+}
+
+var _ check.NodeLogReader = (*fakeLog)(nil)
+
+func (f *fakeLog) Status(context.Context) (node.Status, error) {
+	return node.Status{NodeID: f.log.ID}, nil
+}
+
+func (f *fakeLog) Log(_ context.Context, after uint64, _ int) (node.LogPage, error) {
+	i := 0
+	for !f.back && i < len(f.log.Entries) && f.log.Entries[i].Index <= after {
+		i++
+	}
+	end := min(len(f.log.Entries), i+f.limit)
+	return node.LogPage{First: f.log.First, Entries: f.log.Entries[i:end], More: end < len(f.log.Entries)}, nil
+}
+
+func TestFromNodeLog(t *testing.T) {
+	recs := withLogs(t, cleanLog()[2:], 3)
+	for _, limit := range []int{1, 3, 100} {
+		got, err := check.FromNodeLog(context.Background(), &fakeLog{log: recs.Logs[1], limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, recs.Logs[1]) {
+			t.Fatalf("limit %d: read\n%+v\nwant\n%+v", limit, got, recs.Logs[1])
+		}
+	}
+	if _, err := check.FromNodeLog(context.Background(), &fakeLog{log: recs.Logs[0], limit: 2, back: true}); !errors.Is(err, check.ErrBadRecords) {
+		t.Fatalf("a listing that goes back: got %v, want ErrBadRecords", err)
+	}
+}

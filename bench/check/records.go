@@ -1,5 +1,7 @@
 package check
 
+import "github.com/coterie-mpc/coterie/cluster"
+
 // Records is everything Check judges, in plain values so that a test can
 // doctor them. Every field may be empty; a check with nothing to read finds
 // nothing.
@@ -15,6 +17,9 @@ type Records struct {
 	Ledger []LedgerUse
 	// Nodes are the nodes' views of the cluster FSM, one per node.
 	Nodes []Node
+	// Logs are the nodes' committed raft logs, one per node, each read
+	// after the node's view in Nodes.
+	Logs []NodeLog
 	// Callback is the callback handler's decisions; nil when no handler was
 	// configured, which turns I5 off.
 	Callback *CallbackLog
@@ -142,3 +147,18 @@ type Decision struct {
 	// Action is APPROVE, REJECT, RETRY or IGNORE.
 	Action string
 }
+
+// NodeLog is one node's committed raft log, as far as it still holds it.
+type NodeLog struct {
+	ID string
+	// First is the lowest index the node's log held: the entries below it
+	// were compacted into a snapshot. 0 when it held none.
+	First uint64
+	// Entries are in index order, up to the node's applied index.
+	Entries []LogEntry
+}
+
+// LogEntry is one raft log entry without its secrets; Kind and Type take
+// the cluster package's names (cluster.KindClaim, cluster.LogTypeCommand,
+// ...).
+type LogEntry = cluster.LogEntry

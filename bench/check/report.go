@@ -20,8 +20,14 @@ const (
 	I3
 	// I5: nothing signed or approved without the handler's APPROVE.
 	I5
+	// I6: a signature's presignature was reserved for its request, by a
+	// commit of the request's owner at the time.
+	I6
 	// InvSignature: every signature verifies under its derived key.
 	InvSignature
+	// InvLog: the nodes' raft logs agree at every index they both hold,
+	// as raft's own safety promises.
+	InvLog
 )
 
 // String returns the invariant's short name.
@@ -35,8 +41,12 @@ func (i Invariant) String() string {
 		return "I3"
 	case I5:
 		return "I5"
+	case I6:
+		return "I6"
 	case InvSignature:
 		return "signature"
+	case InvLog:
+		return "raft-log"
 	default:
 		return fmt.Sprintf("Invariant(%d)", int(i))
 	}
@@ -46,7 +56,8 @@ func (i Invariant) String() string {
 type Violation struct {
 	Invariant Invariant
 	// RequestID is the request concerned; for a presignature used by
-	// several requests, each of them gets its own violation.
+	// several requests, each of them gets its own violation. For InvLog,
+	// it is "-" when neither differing entry names a request.
 	RequestID string
 	// Detail says what was seen, and where.
 	Detail string
@@ -71,6 +82,14 @@ type Report struct {
 	// CallbackRead is false when no handler log was given: I5 was not
 	// judged.
 	CallbackRead bool
+	// LogsRead counts the nodes' raft logs given, LogEntries the distinct
+	// indexes they hold. LogJudged counts the signatures I6 judged from
+	// the logs; LogNotJudged the signed requests it could not, because the
+	// logs start after index 1.
+	LogsRead     int
+	LogEntries   int
+	LogJudged    int
+	LogNotJudged int
 }
 
 // OK reports whether no invariant was broken.
@@ -81,6 +100,12 @@ func (r Report) OK() bool { return len(r.Violations) == 0 }
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "checked %d requests, %d signatures, %d ledger uses, %d presignatures on %d nodes", r.Requests, r.Signatures, r.LedgerUses, r.Presignatures, r.Nodes)
+	if r.LogsRead > 0 {
+		fmt.Fprintf(&b, ", %d raft log entries from %d nodes (%d signatures' reservations judged)", r.LogEntries, r.LogsRead, r.LogJudged)
+		if r.LogNotJudged > 0 {
+			fmt.Fprintf(&b, " (compacted: %d signed requests not judged from them)", r.LogNotJudged)
+		}
+	}
 	if !r.CallbackRead {
 		b.WriteString(", no callback handler log (I5 not checked)")
 	}

@@ -41,7 +41,9 @@ func TestDrill(t *testing.T) {
 	if !rep.Check.OK {
 		t.Errorf("the invariant checker: %s\n%s", rep.Check.Summary, strings.Join(rep.Check.Violations, "\n"))
 	}
-	if strings.Contains(rep.Check.Summary, "I5 not checked") || !strings.Contains(rep.Check.Summary, "on 3 nodes") {
+	t.Logf("the invariant checker: %s", rep.Check.Summary)
+	if strings.Contains(rep.Check.Summary, "I5 not checked") || !strings.Contains(rep.Check.Summary, "on 3 nodes") ||
+		!strings.Contains(rep.Check.Summary, "raft log entries from 3 nodes") || strings.Contains(rep.Check.Summary, "compacted") {
 		t.Errorf("the checker did not read every source: %s", rep.Check.Summary)
 	}
 	if rep.Outcomes["signed"] == 0 || rep.Outcomes["rejected"] == 0 || rep.Outcomes["unfinished"] != 0 {

@@ -349,6 +349,12 @@ func (s *session) check(ctx context.Context) error {
 			return fmt.Errorf("harness: %s's records: %w", n.ID, err)
 		}
 		recs.Nodes = append(recs.Nodes, v)
+		// After the FSM view, so that the log reaches at least as far.
+		l, err := check.FromNodeLog(ctx, n.Admin)
+		if err != nil {
+			return fmt.Errorf("harness: %s's raft log: %w", n.ID, err)
+		}
+		recs.Logs = append(recs.Logs, l)
 	}
 	if s.c.CallbackLog != "" {
 		f, err := os.Open(s.c.CallbackLog)
