@@ -2,11 +2,13 @@ package harness_test
 
 import (
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coterie-mpc/coterie/bench/harness"
+	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/bench/launch/launchtest"
 )
 
@@ -26,6 +28,13 @@ func TestDrill(t *testing.T) {
 	cfg.Hold, cfg.Settle = 2*time.Second, time.Second
 	cfg.Load.Rate, cfg.Load.Reject, cfg.Load.Retry = 0.5, 0.2, 0.2
 	cfg.BarePresigns = 0
+	defer func() {
+		if t.Failed() {
+			for _, name := range []string{"n1.log", "n2.log", "n3.log", "workspace.log"} {
+				t.Logf("%s:\n%s", name, launch.Tail(filepath.Join(cfg.Launch.Dir, name), 60))
+			}
+		}
+	}()
 	rep, err := harness.Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
