@@ -63,14 +63,27 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 
 func pubOf(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
 
+// loopback returns a loopback address with a port that was free a moment
+// ago.
 func loopback(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return loopbacks(t, 1)[0]
+}
+
+// loopbacks returns n distinct such addresses: each port is held until all
+// are taken, since the kernel may hand out a port just closed again.
+func loopbacks(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // testLog sends Warn and above to t.Log until the test ends.
@@ -124,8 +137,8 @@ type wireNode struct {
 func startWire(t *testing.T, n int, members func([]*wireNode) PeerAuthorizer, edit func(*Config)) []*wireNode {
 	t.Helper()
 	var nodes []*wireNode
-	for i := range n {
-		nodes = append(nodes, &wireNode{id: fmt.Sprintf("n%d", i+1), key: newKey(t), addr: loopback(t)})
+	for i, addr := range loopbacks(t, n) {
+		nodes = append(nodes, &wireNode{id: fmt.Sprintf("n%d", i+1), key: newKey(t), addr: addr})
 	}
 	auth := members(nodes)
 	for _, nd := range nodes {

@@ -43,7 +43,7 @@ func (c *Cluster) prepareCallback() error {
 			return err
 		}
 	}
-	c.cbListen, err = freeAddr()
+	c.cbListen, err = c.freeAddr()
 	return err
 }
 

@@ -76,6 +76,7 @@ type Cluster struct {
 	cb       *Proc
 	cbListen string
 	proxies  *toxiproxy.ApiServer
+	addrs    map[string]bool // handed out by freeAddr
 }
 
 // Start writes the configs under cfg.Dir, starts the workspace and the
@@ -92,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	c = &Cluster{
 		cfg: cfg, log: log, WorkspaceDir: filepath.Join(cfg.Dir, "workspace"),
 		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
+		addrs:   map[string]bool{},
 	}
 	defer func() {
 		if err != nil {
@@ -127,18 +129,30 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago:
-// a process needs a concrete address in its config before it starts.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// a process needs a concrete address in its config before it starts. The
+// kernel may hand out a port it just handed out, before the process that
+// got it has bound it, so it never returns one it returned before.
+func (c *Cluster) freeAddr() (string, error) {
+	for range maxAddrTries {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !c.addrs[addr] {
+			c.addrs[addr] = true
+			return addr, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("launch: no new loopback port in %d tries", maxAddrTries)
 }
 
+// maxAddrTries bounds freeAddr's draws.
+const maxAddrTries = 100
+
 func (c *Cluster) startWorkspace(ctx context.Context) error {
-	listen, err := freeAddr()
+	listen, err := c.freeAddr()
 	if err != nil {
 		return err
 	}
@@ -168,11 +182,11 @@ func (c *Cluster) startWorkspace(ctx context.Context) error {
 // addNode writes node i's config, behind a proxy of its own, and starts it:
 // the first node bootstraps, the others join with a token minted on it.
 func (c *Cluster) addNode(ctx context.Context, i int) error {
-	bind, err := freeAddr()
+	bind, err := c.freeAddr()
 	if err != nil {
 		return err
 	}
-	admin, err := freeAddr()
+	admin, err := c.freeAddr()
 	if err != nil {
 		return err
 	}
