@@ -20,12 +20,15 @@ type slowPath struct {
 
 	mu    sync.Mutex
 	added map[string]chan struct{} // by key: closed when presignatures enter its pool
-	// reserving counts this node's Reserves in flight per key.
+	// reserving counts this node's Reserves in flight per key; unclaimed
+	// holds, per key, a channel closed at the next Reserve's return.
 	reserving map[string]int
+	unclaimed map[string]chan struct{}
 }
 
 func newSlowPath(workers int) *slowPath {
-	return &slowPath{slots: make(chan struct{}, workers), added: map[string]chan struct{}{}, reserving: map[string]int{}}
+	return &slowPath{slots: make(chan struct{}, workers), added: map[string]chan struct{}{}, reserving: map[string]int{},
+		unclaimed: map[string]chan struct{}{}}
 }
 
 // claim reserves one of key's depth available presignatures for a
@@ -33,14 +36,29 @@ func newSlowPath(workers int) *slowPath {
 // the node's Sessions propose no more Reserves than the pool can satisfy,
 // so they do not fill the raft log with Reserves that find it empty. The
 // caller calls unclaim when the proposal returns.
-func (p *slowPath) claim(key string, depth int) bool {
+//
+// A Reserve of this node that committed is gone from depth before its
+// proposal returns and is unclaimed, so it may count twice for a moment:
+// when none is left but some are in flight, claim returns a channel that
+// closes at the next unclaim, for the caller to look again, rather than
+// send a Session to presign on the spot beside a pool that still holds
+// presignatures.
+func (p *slowPath) claim(key string, depth int) (ok bool, inFlight <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if depth-p.reserving[key] <= 0 {
-		return false
+	if depth-p.reserving[key] > 0 {
+		p.reserving[key]++
+		return true, nil
 	}
-	p.reserving[key]++
-	return true
+	if p.reserving[key] == 0 {
+		return false, nil
+	}
+	ch, ok := p.unclaimed[key]
+	if !ok {
+		ch = make(chan struct{})
+		p.unclaimed[key] = ch
+	}
+	return false, ch
 }
 
 func (p *slowPath) unclaim(key string) {
@@ -48,6 +66,10 @@ func (p *slowPath) unclaim(key string) {
 	defer p.mu.Unlock()
 	if p.reserving[key]--; p.reserving[key] <= 0 {
 		delete(p.reserving, key)
+	}
+	if ch, ok := p.unclaimed[key]; ok {
+		close(ch)
+		delete(p.unclaimed, key)
 	}
 }
 
@@ -154,12 +176,24 @@ func (s *System) acquire(ctx context.Context, request string, u *userState, budg
 // false means the pool is empty.
 func (s *System) reserveNext(ctx context.Context, request string, u *userState, out *acquired) bool {
 	key := u.ShareRecordID
-	if !s.slow.claim(key, s.cfg.Cluster.PoolDepth(key)) {
-		return false
-	}
-	defer s.slow.unclaim(key)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
+	for {
+		ok, inFlight := s.slow.claim(key, s.cfg.Cluster.PoolDepth(key))
+		if ok {
+			break
+		}
+		if inFlight == nil {
+			return false
+		}
+		select {
+		case <-inFlight:
+		case <-cctx.Done():
+			out.err = cctx.Err()
+			return true
+		}
+	}
+	defer s.slow.unclaim(key)
 	t0 := s.cfg.Clock.Now()
 	ref, err := u.pool.ReserveNext(cctx, request)
 	switch {
