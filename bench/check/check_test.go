@@ -247,15 +247,21 @@ func TestCheckDoctored(t *testing.T) {
 			recs := clean(t)
 			tt.doctor(t, &recs)
 			rep := check.Check(recs)
-			if len(rep.Violations) != len(tt.want) {
-				t.Errorf("got %d violations, want %d:\n%s", len(rep.Violations), len(tt.want), rep)
-			}
-			for _, w := range tt.want {
-				if !reported(rep, w) {
-					t.Errorf("missing %s %s %q in:\n%s", w.inv, w.request, w.detail, rep)
-				}
-			}
+			wantViolations(t, rep, tt.want)
 		})
+	}
+}
+
+// wantViolations fails t unless rep holds exactly the violations want.
+func wantViolations(t *testing.T, rep check.Report, want []want) {
+	t.Helper()
+	if len(rep.Violations) != len(want) {
+		t.Errorf("got %d violations, want %d:\n%s", len(rep.Violations), len(want), rep)
+	}
+	for _, w := range want {
+		if !reported(rep, w) {
+			t.Errorf("missing %s %s %q in:\n%s", w.inv, w.request, w.detail, rep)
+		}
 	}
 }
 

@@ -170,14 +170,7 @@ func TestCheckLogDoctored(t *testing.T) {
 				tt.after(&recs)
 			}
 			rep := check.Check(recs)
-			if len(rep.Violations) != len(tt.want) {
-				t.Errorf("got %d violations, want %d:\n%s", len(rep.Violations), len(tt.want), rep)
-			}
-			for _, w := range tt.want {
-				if !reported(rep, w) {
-					t.Errorf("missing %s %s %q in:\n%s", w.inv, w.request, w.detail, rep)
-				}
-			}
+			wantViolations(t, rep, tt.want)
 		})
 	}
 }

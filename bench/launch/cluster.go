@@ -393,13 +393,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 // of an attached cluster, it closes the clients only. It may be called
 // more than once.
 func (c *Cluster) Stop() {
-	if c.attached {
-		if c.Workspace != nil {
-			c.Workspace.Close()
-			c.Workspace = nil
-		}
-		return
-	}
+	// An attached cluster's nodes have no process or link here.
 	for _, n := range c.Nodes {
 		// A frozen node would never see the SIGTERM.
 		_ = n.proc.Signal(syscall.SIGCONT)
@@ -418,7 +412,9 @@ func (c *Cluster) Stop() {
 	c.ws.Stop(c.cfg.StopTimeout)
 	c.cb.Stop(c.cfg.StopTimeout)
 	for _, n := range c.Nodes {
-		n.Link.close()
+		if n.Link != nil {
+			n.Link.close()
+		}
 	}
 	if c.WorkspaceLink != nil {
 		c.WorkspaceLink.close()
