@@ -61,6 +61,16 @@ type Config struct {
 	// which doubles after each broken stream.
 	PollBackoffMin time.Duration
 	PollBackoffMax time.Duration
+	// PollHeartbeat is how often the Poller asks the workspace for a
+	// heartbeat on a quiet poll stream; a stream with no event for three
+	// intervals counts as broken (a dead link looks like a quiet stream).
+	// 0 asks for none, and only a stream that ends counts as broken.
+	PollHeartbeat time.Duration
+	// WorkspaceTimeout is how long a user's poll stream may stay broken
+	// before this node hands back its unfinished requests of the user (see
+	// cluster.HandBack), for a node that reaches the workspace to finish.
+	// A node claims nothing of the user's meanwhile.
+	WorkspaceTimeout time.Duration
 	// ClaimStagger spreads the claims of a new request over the cluster:
 	// each node ranks the members by a hash of the request and its own id
 	// and waits its rank times ClaimStagger before claiming, unless another
@@ -157,19 +167,21 @@ func DefaultConfig() Config {
 			InitialRefillLatency: 3 * time.Second,
 			Headroom:             2,
 		},
-		Sessions:       SupervisorConfig{MaxRestarts: 3, Window: time.Minute, Backoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
-		Services:       SupervisorConfig{MaxRestarts: 10, Window: time.Minute, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second},
-		PollBackoffMin: 100 * time.Millisecond,
-		PollBackoffMax: 10 * time.Second,
-		ClaimRetries:   5,
-		ClaimStagger:   50 * time.Millisecond,
-		ResyncInterval: 5 * time.Second,
-		RetryDelay:     500 * time.Millisecond,
-		MaxRetryDelay:  30 * time.Second,
-		StepRetries:    5,
-		CallTimeout:    30 * time.Second,
-		MPCTimeout:     2 * time.Minute,
-		OnlineAttempts: 3,
+		Sessions:         SupervisorConfig{MaxRestarts: 3, Window: time.Minute, Backoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		Services:         SupervisorConfig{MaxRestarts: 10, Window: time.Minute, Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second},
+		PollBackoffMin:   100 * time.Millisecond,
+		PollBackoffMax:   10 * time.Second,
+		PollHeartbeat:    time.Second,
+		WorkspaceTimeout: 3 * time.Second,
+		ClaimRetries:     5,
+		ClaimStagger:     50 * time.Millisecond,
+		ResyncInterval:   5 * time.Second,
+		RetryDelay:       500 * time.Millisecond,
+		MaxRetryDelay:    30 * time.Second,
+		StepRetries:      5,
+		CallTimeout:      30 * time.Second,
+		MPCTimeout:       2 * time.Minute,
+		OnlineAttempts:   3,
 	}
 }
 
@@ -230,6 +242,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryDelay <= 0 || c.CallTimeout <= 0 || c.MPCTimeout <= 0 {
 		add("RetryDelay, CallTimeout and MPCTimeout must be positive")
+	}
+	if (c.PollHeartbeat != 0 && c.PollHeartbeat < 100*time.Millisecond) || c.WorkspaceTimeout <= 0 {
+		add("PollHeartbeat must be 0 or at least 100ms, and WorkspaceTimeout positive")
 	}
 	if c.MaxRetryDelay < c.RetryDelay {
 		add("MaxRetryDelay must be at least RetryDelay")

@@ -80,6 +80,10 @@ type Cluster interface {
 	Members() []cluster.Member
 	// Complete records the terminal outcome of a request this node owns.
 	Complete(ctx context.Context, request string, outcome cluster.Outcome, reason string) error
+	// HandBack returns this node's unfinished requests of apiUser to
+	// unclaimed, burning their reserved presignatures: the node lost its
+	// way to the user's workspace.
+	HandBack(ctx context.Context, apiUser string) error
 	// Subscribe returns the events the local FSM applies from now on, and
 	// a function that ends the subscription. Events are hints: the
 	// channel drops events when full.

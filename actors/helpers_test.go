@@ -306,6 +306,10 @@ func (e *env) startOn(cl *cluster.Cluster, adjust func(*actors.Config), retry ca
 	cfg.Logger = testLogger(t).With("node", cl.NodeID())
 	cfg.Metrics = m
 	cfg.Pool.MinDepth, cfg.Pool.MaxDepth = 0, 0 // the fixture's presignatures; no refill
+	// The workspace's heartbeats come in real time and the tests move the
+	// fake clock by minutes at once: a watchdog would see silence.
+	// TestWorkspaceLostHandsBack turns it on.
+	cfg.PollHeartbeat = 0
 	if adjust != nil {
 		adjust(&cfg)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/request"
@@ -41,7 +42,19 @@ type (
 	reclaim struct{ request string }
 	// staggered says a request's claim stagger (Config.ClaimStagger) passed.
 	staggered struct{ request string }
+	// workspaceLost checks whether the stream broken since since is still
+	// down, Config.WorkspaceTimeout later.
+	workspaceLost struct{ since time.Time }
+	// handedBack is the outcome of a HandBack proposal.
+	handedBack struct {
+		requests int
+		err      error
+	}
 )
+
+// errPollSilent ends a poll stream that sent nothing, not even a heartbeat,
+// for three heartbeat intervals.
+var errPollSilent = errors.New("no event or heartbeat on the poll stream")
 
 // poller is Poller(U): it consumes the workspace's poll stream of one API
 // user from a cursor (reconnecting with backoff, resuming from the last
@@ -50,6 +63,12 @@ type (
 // the other nodes drop R. Claims that could not decide (no leader, an
 // uncertain outcome that left R unclaimed) and claims deferred for
 // capacity are retried after Config.RetryDelay.
+//
+// A stream that stays broken for Config.WorkspaceTimeout (the workspace is
+// down, or this node is cut off from it) makes the Poller hand back this
+// node's unfinished requests of the user, and it claims none of them until
+// the stream works again: a node that cannot reach the workspace cannot
+// finish them, and must not hold them while the others can.
 //
 // Supervision: Config.Services. A restart opens a new stream from cursor 0:
 // the stream is at least once and claims are idempotent.
@@ -60,6 +79,8 @@ type poller struct {
 	gen     int
 	cancel  context.CancelFunc
 	backoff time.Duration
+	// down is when the stream broke, zero while it works.
+	down time.Time
 	// claiming holds requests with a Claim in flight; waiting holds those
 	// to retry, with the attempts made.
 	claiming map[string]bool
@@ -89,6 +110,7 @@ func (p *poller) Receive(ctx actor.Context) {
 			return
 		}
 		p.backoff = p.sys.cfg.PollBackoffMin
+		p.up(ctx)
 		if m.ev.GetCursor() > p.cursor {
 			p.cursor = m.ev.GetCursor()
 		}
@@ -111,6 +133,19 @@ func (p *poller) Receive(ctx actor.Context) {
 		p.sys.log.Warn("poll stream ended, reconnecting", "user", p.user.ID, "cursor", p.cursor, "delay", p.backoff, "err", m.err)
 		p.sys.later(p.backoff, ctx.Self(), &pollReconnect{gen: p.gen})
 		p.backoff = min(2*p.backoff, p.sys.cfg.PollBackoffMax)
+		if p.down.IsZero() {
+			p.down = p.sys.cfg.Clock.Now()
+			p.sys.later(p.sys.cfg.WorkspaceTimeout, ctx.Self(), &workspaceLost{since: p.down})
+		}
+	case *workspaceLost:
+		if p.down.Equal(m.since) {
+			p.handBack(ctx)
+			p.sys.later(p.sys.cfg.WorkspaceTimeout, ctx.Self(), m)
+		}
+	case *handedBack:
+		if m.err != nil {
+			p.sys.log.Error("cannot hand back the requests of a user whose workspace this node cannot reach", "user", p.user.ID, "requests", m.requests, "err", m.err)
+		}
 	case *pollReconnect:
 		if m.gen == p.gen {
 			p.connect(ctx)
@@ -142,8 +177,45 @@ func open(s protocol.WsRequestState) bool {
 	return false
 }
 
+// up notes that the stream works: after a break, the requests the Poller
+// left unclaimed meanwhile are considered again.
+func (p *poller) up(ctx actor.Context) {
+	if p.down.IsZero() {
+		return
+	}
+	p.sys.log.Info("workspace reachable again", "user", p.user.ID, "down_for", p.sys.cfg.Clock.Now().Sub(p.down))
+	p.down = time.Time{}
+	for r := range p.waiting {
+		p.consider(ctx, r)
+	}
+}
+
+// handBack hands back this node's unfinished requests of the user, if it
+// owns any.
+func (p *poller) handBack(ctx actor.Context) {
+	cl, user := p.sys.cfg.Cluster, p.user.key()
+	n := 0
+	for _, id := range cl.OwnedBy(p.sys.self) {
+		if r, ok := cl.Request(id); ok && r.APIUserID == user {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	p.sys.log.Warn("workspace unreachable, handing back this node's requests of the user", "user", p.user.ID, "requests", n, "down_for", p.sys.cfg.Clock.Now().Sub(p.down))
+	self, root, timeout := ctx.Self(), p.sys.root, p.sys.cfg.CallTimeout
+	p.sys.goTracked(func(sctx context.Context) {
+		cctx, cancel := context.WithTimeout(sctx, timeout)
+		defer cancel()
+		root.Send(self, &handedBack{requests: n, err: cl.HandBack(cctx, user)})
+	})
+}
+
 // connect opens a new poll stream from the cursor, read by a goroutine
-// that reports each event as a message.
+// that reports each event as a message. The stream asks for heartbeats
+// (Config.PollHeartbeat), and a watchdog ends it when three intervals pass
+// without an event.
 func (p *poller) connect(ctx actor.Context) {
 	if p.cancel != nil {
 		p.cancel()
@@ -152,16 +224,31 @@ func (p *poller) connect(ctx actor.Context) {
 	gen, cursor, self := p.gen, p.cursor, ctx.Self()
 	sctx, cancel := context.WithCancel(p.sys.ctx)
 	p.cancel = cancel
-	ws, root := p.user.Workspace, p.sys.root
+	ws, root, clk, beat := p.user.Workspace, p.sys.root, p.sys.cfg.Clock, p.sys.cfg.PollHeartbeat
 	p.sys.goTracked(func(context.Context) {
-		stream, err := ws.Poll(sctx, &protocol.WsPollRequest{Cursor: cursor})
+		stx, silent := context.WithCancelCause(sctx)
+		defer silent(nil)
+		watch := func() clock.Timer {
+			if beat == 0 {
+				return noWatchdog{}
+			}
+			return clk.AfterFunc(3*beat, func() { silent(errPollSilent) })
+		}
+		watchdog := watch()
+		stream, err := ws.Poll(stx, &protocol.WsPollRequest{Cursor: cursor, HeartbeatMs: uint32(beat / time.Millisecond)})
 		for err == nil {
 			var ev *protocol.WsPollEvent
 			if ev, err = stream.Recv(); err == nil {
+				watchdog.Stop()
+				watchdog = watch()
 				root.Send(self, &pollEvent{gen: gen, ev: ev})
 			}
 		}
+		watchdog.Stop()
 		if sctx.Err() == nil {
+			if cause := context.Cause(stx); cause != nil {
+				err = cause
+			}
 			root.Send(self, &pollBroken{gen: gen, err: err})
 		}
 	})
@@ -226,6 +313,13 @@ func (p *poller) consider(ctx actor.Context, request string) {
 	case !passed:
 		return // its stagger runs
 	}
+	if !p.down.IsZero() {
+		// Left for up, once the stream works again.
+		if _, ok := p.waiting[request]; !ok {
+			p.waiting[request] = 0
+		}
+		return
+	}
 	if !p.sys.hasCapacity() {
 		if _, ok := p.waiting[request]; !ok {
 			p.waiting[request] = 0
@@ -274,3 +368,8 @@ func (p *poller) retryLater(ctx actor.Context) {
 		p.sys.later(p.sys.cfg.RetryDelay, ctx.Self(), &claimRetry{})
 	}
 }
+
+// noWatchdog is the watchdog of a stream without heartbeats.
+type noWatchdog struct{}
+
+func (noWatchdog) Stop() bool { return false }

@@ -470,7 +470,15 @@ func (c *Cluster) Complete(ctx context.Context, request string, outcome Outcome,
 // their reserved presignatures burn. The leader's owner watch calls it for
 // silent nodes; an operator may call it for a node known to be dead.
 func (c *Cluster) Release(ctx context.Context, node string) error {
-	_, err := c.Propose(ctx, ReleaseCommand(node))
+	_, err := c.Propose(ctx, ReleaseCommand(node, ""))
+	return err
+}
+
+// HandBack proposes that this node's unfinished requests of apiUser return
+// to unclaimed, their reserved presignatures burned, for another node to
+// finish: this node has lost its way to the user's workspace.
+func (c *Cluster) HandBack(ctx context.Context, apiUser string) error {
+	_, err := c.Propose(ctx, ReleaseCommand(c.cfg.NodeID, apiUser))
 	return err
 }
 

@@ -94,7 +94,10 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		}
 		return nil
 	case *protocol.ClusterCommand_Release:
-		return checkID("released node", b.Release.GetNode())
+		if err := checkID("released node", b.Release.GetNode()); err != nil {
+			return err
+		}
+		return checkOptionalID("api user", b.Release.GetApiUserId())
 	case *protocol.ClusterCommand_PresignaturesAdded:
 		return validatePresignaturesAdded(b.PresignaturesAdded)
 	case *protocol.ClusterCommand_ApiUserAdded:
@@ -322,9 +325,10 @@ func CompleteCommand(request string, outcome Outcome, reason string) *protocol.C
 	}}}
 }
 
-// ReleaseCommand returns a Release of node.
-func ReleaseCommand(node string) *protocol.ClusterCommand {
-	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Release{Release: &protocol.ClusterRelease{Node: node}}}
+// ReleaseCommand returns a Release of node: of all its requests, or of
+// those of apiUser when it is not empty.
+func ReleaseCommand(node, apiUser string) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_Release{Release: &protocol.ClusterRelease{Node: node, ApiUserId: apiUser}}}
 }
 
 // SealedPresignature is one presignature share sealed under the keyring

@@ -137,7 +137,7 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 	case *protocol.ClusterCommand_Complete:
 		return s.complete(node, at, b.Complete)
 	case *protocol.ClusterCommand_Release:
-		return s.release(b.Release.GetNode()), nil
+		return s.release(b.Release.GetNode(), b.Release.GetApiUserId()), nil
 	case *protocol.ClusterCommand_PresignaturesAdded:
 		return s.addPresignatures(node, b.PresignaturesAdded)
 	case *protocol.ClusterCommand_ApiUserAdded:

@@ -113,13 +113,14 @@ func (s *state) complete(node string, at int64, c *protocol.ClusterComplete) ([]
 	}}, nil
 }
 
-// release returns node's unfinished requests to unclaimed and burns the
-// presignatures they reserved. Releasing a node that owns nothing is a
-// no-op, so the leader may repeat it safely.
-func (s *state) release(node string) []Event {
+// release returns node's unfinished requests (of apiUser alone, when it is
+// not empty) to unclaimed and burns the presignatures they reserved.
+// Releasing a node that owns nothing is a no-op, so it may be repeated
+// safely.
+func (s *state) release(node, apiUser string) []Event {
 	var ids []string
 	for id, r := range s.requests {
-		if r.GetStatus() == reqClaimed && r.GetOwner() == node {
+		if r.GetStatus() == reqClaimed && r.GetOwner() == node && (apiUser == "" || r.GetApiUserId() == apiUser) {
 			ids = append(ids, id)
 		}
 	}

@@ -66,7 +66,7 @@ func (d *fsmDriver) run(c scriptCase) string {
 	case "complete":
 		return d.apply(c, CompleteCommand(arg("req"), parseOutcome(arg("outcome")), arg("reason")))
 	case "release":
-		return d.apply(c, ReleaseCommand(arg("target")))
+		return d.apply(c, ReleaseCommand(arg("target"), arg("user")))
 	case "add-presignatures":
 		// Origin numbers follow on from the node's last Add of the key, as
 		// Cluster.AddPresignatures numbers them, unless seqs= gives them.

@@ -21,7 +21,7 @@ func fuzzSeeds() [][]byte {
 		ClaimCommand("r1", "u1"),
 		ReserveCommand("r1", PresignatureRef{KeyID: "k1", ID: "p1"}),
 		CompleteCommand("r1", OutcomeRejected, "policy"),
-		ReleaseCommand("n2"),
+		ReleaseCommand("n2", ""), ReleaseCommand("n2", "u1"),
 		PresignaturesAddedCommand("k1", "", []SealedPresignature{{ID: "p1", OriginSeq: 1, Sealed: []byte{1}}, {ID: "p2", OriginSeq: 2, Sealed: []byte{2}}}),
 		PresignaturesAddedCommand("k1", "r1", []SealedPresignature{{ID: "p3", OriginSeq: 3, Sealed: []byte{3}}}),
 		ReserveCommand("r1", PresignatureRef{KeyID: "k1"}),

@@ -58,7 +58,7 @@ func TestFollowerForwardsProposals(t *testing.T) {
 		t.Fatalf("claim on the leader: got %v, want ErrClaimed", err)
 	}
 	// Garbage is refused before it reaches the log.
-	if _, err := fol.Propose(ctx, cluster.ReleaseCommand("")); !errors.Is(err, cluster.ErrBadCommand) {
+	if _, err := fol.Propose(ctx, cluster.ReleaseCommand("", "")); !errors.Is(err, cluster.ErrBadCommand) {
 		t.Fatalf("bad command: got %v, want ErrBadCommand", err)
 	}
 	// Every replica converges on the same state.

@@ -67,7 +67,7 @@ type LogEntry struct {
 	ProposedAt time.Time `json:"proposed_at,omitzero"`
 	// RequestID is the request a claim, reserve, complete or confirm
 	// names, or the request a presignatures_added reserves for; APIUserID
-	// is a claim's API user.
+	// is a claim's API user, or the one a release is narrowed to.
 	RequestID string `json:"request_id,omitempty"`
 	APIUserID string `json:"api_user_id,omitempty"`
 	// KeyID and Presignatures are a reserve's or a presignatures_added's
@@ -165,7 +165,7 @@ func describeCommand(e *LogEntry, cmd *protocol.ClusterCommand) {
 		e.Kind, e.RequestID = KindComplete, b.Complete.GetRequestId()
 		e.Outcome = outcomeFromProto(b.Complete.GetOutcome()).String()
 	case *protocol.ClusterCommand_Release:
-		e.Kind, e.ReleasedNode = KindRelease, b.Release.GetNode()
+		e.Kind, e.ReleasedNode, e.APIUserID = KindRelease, b.Release.GetNode(), b.Release.GetApiUserId()
 	case *protocol.ClusterCommand_PresignaturesAdded:
 		a := b.PresignaturesAdded
 		e.Kind, e.RequestID, e.KeyID = KindPresignaturesAdded, a.GetReserveFor(), a.GetKeyId()

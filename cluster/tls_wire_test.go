@@ -356,7 +356,7 @@ func TestForwardInAnotherNodesName(t *testing.T) {
 		if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), otherID) {
 			t.Fatalf("claim in %s's name sent by %s: got %v, want ErrForbidden", otherID, fromID, err)
 		}
-		if err := send(stamped(ReleaseCommand(otherID), leaderID)); !errors.Is(err, ErrForbidden) {
+		if err := send(stamped(ReleaseCommand(otherID, ""), leaderID)); !errors.Is(err, ErrForbidden) {
 			t.Fatalf("release stamped with the leader's id sent by %s: got %v, want ErrForbidden", fromID, err)
 		}
 		if err := send(stamped(ClaimCommand("r-own", "u1"), fromID)); err != nil {

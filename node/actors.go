@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"google.golang.org/grpc"
 
 	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/callback"
@@ -26,6 +27,7 @@ type actorServer struct {
 	metrics  *actors.Metrics  // those registered on /metrics, and the stage histograms
 	retry    callback.Backoff // the callback retry budget every user shares
 	handlers *handlerRouter
+	dial     []grpc.DialOption // workspace.routes
 
 	mu      sync.Mutex
 	clients []*client.Client
@@ -56,6 +58,9 @@ func (n *Node) newUserServer() (userServer, error) {
 	acfg.PresignWorkers = n.cfg.Presign.Workers
 	acfg.Pool.MinDepth = n.cfg.Presign.TargetDepth
 	acfg.Pool.MaxDepth = n.cfg.Presign.MaxDepth
+	// Cut off from a user's workspace, the node hands back its requests of
+	// the user after as long as the leader lets a silent owner keep them.
+	acfg.WorkspaceTimeout = n.cfg.OwnerTimeout
 	if n.cfg.TuneActors != nil {
 		n.cfg.TuneActors(&acfg)
 	}
@@ -72,7 +77,7 @@ func (n *Node) newUserServer() (userServer, error) {
 		handlers.Close()
 		return nil, err
 	}
-	return &actorServer{sys: sys, metrics: m, retry: cb.Retry, handlers: handlers}, nil
+	return &actorServer{sys: sys, metrics: m, retry: cb.Retry, handlers: handlers, dial: n.cfg.Workspace.dialer()}, nil
 }
 
 // callbackConfig builds the callback client settings every user shares:
@@ -106,7 +111,7 @@ func (n *Node) callbackConfig() (callback.Config, error) {
 }
 
 func (a *actorServer) add(u *User) error {
-	ws, err := client.Dial(u.Credentials)
+	ws, err := client.Dial(u.Credentials, a.dial...)
 	if err != nil {
 		return err
 	}

@@ -85,20 +85,23 @@ type Config struct {
 	// sealing root.
 	DataDir string `yaml:"data_dir"`
 
-	Enclave  EnclaveConfig  `yaml:"enclave"`
-	Raft     RaftConfig     `yaml:"raft"`
-	Cluster  ClusterConfig  `yaml:"cluster"`
-	Admin    AdminConfig    `yaml:"admin"`
-	Sessions SessionsConfig `yaml:"sessions"`
-	Presign  PresignConfig  `yaml:"presign"`
-	Callback CallbackConfig `yaml:"callback"`
-	Log      LogConfig      `yaml:"log"`
+	Enclave   EnclaveConfig   `yaml:"enclave"`
+	Raft      RaftConfig      `yaml:"raft"`
+	Cluster   ClusterConfig   `yaml:"cluster"`
+	Admin     AdminConfig     `yaml:"admin"`
+	Sessions  SessionsConfig  `yaml:"sessions"`
+	Presign   PresignConfig   `yaml:"presign"`
+	Callback  CallbackConfig  `yaml:"callback"`
+	Workspace WorkspaceConfig `yaml:"workspace"`
+	Log       LogConfig       `yaml:"log"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
 	// their reserved presignatures. A node whose process is gone is
 	// released at once (cluster's owner watch); this is for the rest: a
-	// hung process, a partition, a machine that went down.
+	// hung process, a partition, a machine that went down. A node that
+	// cannot reach an API user's workspace for as long hands back its
+	// requests of that user by itself.
 	OwnerTimeout time.Duration `yaml:"owner_timeout"`
 	// ShutdownGrace is how long a planned departure (SIGTERM on `node
 	// run`, `node cluster leave`) lets the requests in flight finish
@@ -119,6 +122,26 @@ type Config struct {
 	// node has filled it in: for tests and benchmarks (fault hooks, short
 	// retry delays). It is not read from YAML.
 	TuneActors func(*actors.Config) `yaml:"-"`
+}
+
+// WorkspaceConfig is how this node reaches the workspaces of its API users.
+type WorkspaceConfig struct {
+	// Routes maps a workspace's address, as its pairing tokens give it, to
+	// the address this node dials instead: an egress proxy or a tunnel of
+	// its own. The workspace's pinned TLS identity is checked either way.
+	Routes map[string]string `yaml:"routes,omitempty"`
+}
+
+func (c WorkspaceConfig) validate() []error {
+	var errs []error
+	for from, to := range c.Routes {
+		for _, a := range []string{from, to} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				errs = append(errs, fmt.Errorf("%w: workspace.routes: %q is not host:port", ErrInvalidConfig, a))
+			}
+		}
+	}
+	return errs
 }
 
 // EnclaveConfig selects the enclave backend that seals the node's identity
@@ -408,6 +431,7 @@ func (c Config) Validate() error {
 	if c.Presign.Workers < 1 || c.Presign.Workers > 256 {
 		bad("presign.workers %d is not in [1, 256]", c.Presign.Workers)
 	}
+	errs = append(errs, c.Workspace.validate()...)
 	if cbErrs := c.Callback.validate(); len(cbErrs) > 0 {
 		errs = append(errs, cbErrs...)
 	} else {

@@ -97,6 +97,12 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("shutdown_grace %v, default %v", c.ShutdownGrace, DefaultConfig().ShutdownGrace)
 			}
 		}},
+		{name: "workspace routes", yaml: base + "workspace:\n  routes:\n    ws.example.com:7400: 127.0.0.1:9400\n", check: func(t *testing.T, c Config) {
+			if c.Workspace.Routes["ws.example.com:7400"] != "127.0.0.1:9400" {
+				t.Errorf("routes: %v", c.Workspace.Routes)
+			}
+		}},
+		{name: "workspace routes need host:port", yaml: base + "workspace:\n  routes:\n    ws.example.com: 127.0.0.1:9400\n", want: []string{`workspace.routes: "ws.example.com" is not host:port`}},
 		{name: "shutdown grace too long", yaml: base + "shutdown_grace: 6m\n", want: []string{"shutdown_grace 6m0s is not in [0s, 5m0s]"}},
 		{name: "shutdown grace negative", yaml: base + "shutdown_grace: -1s\n", want: []string{"shutdown_grace -1s"}},
 	}

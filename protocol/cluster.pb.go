@@ -1006,8 +1006,12 @@ func (x *ClusterComplete) GetReason() string {
 // ClusterRelease returns the unfinished requests of a node to unclaimed and
 // burns the presignatures they had reserved.
 type ClusterRelease struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// api_user_id, when set, narrows the Release to the node's requests of
+	// this API user: a node that lost its way to a user's workspace hands
+	// them back, and keeps the rest.
+	ApiUserId     string `protobuf:"bytes,2,opt,name=api_user_id,json=apiUserId,proto3" json:"api_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1045,6 +1049,13 @@ func (*ClusterRelease) Descriptor() ([]byte, []int) {
 func (x *ClusterRelease) GetNode() string {
 	if x != nil {
 		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterRelease) GetApiUserId() string {
+	if x != nil {
+		return x.ApiUserId
 	}
 	return ""
 }
@@ -4067,9 +4078,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x124\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1a.coterie.v1.ClusterOutcomeR\aoutcome\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"$\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"D\n" +
 	"\x0eClusterRelease\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"b\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
+	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"b\n" +
 	"\x19ClusterSealedPresignature\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12\x1d\n" +

@@ -2832,7 +2832,12 @@ func (*WsWhoAmIRequest) Descriptor() ([]byte, []int) {
 type WsPollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cursor is the last seq the poller has seen; 0 gets every open request.
-	Cursor        uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// heartbeat_ms, when set, asks for an event holding the cursor alone
+	// after every heartbeat_ms without another, so that the poller can tell a
+	// quiet stream from a dead link. The server raises it to at least
+	// 100 ms; 0 sends none.
+	HeartbeatMs   uint32 `protobuf:"varint,2,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2870,6 +2875,13 @@ func (*WsPollRequest) Descriptor() ([]byte, []int) {
 func (x *WsPollRequest) GetCursor() uint64 {
 	if x != nil {
 		return x.Cursor
+	}
+	return 0
+}
+
+func (x *WsPollRequest) GetHeartbeatMs() uint32 {
+	if x != nil {
+		return x.HeartbeatMs
 	}
 	return 0
 }
@@ -5015,9 +5027,10 @@ const file_workspace_proto_rawDesc = "" +
 	"\rnode_party_id\x18\x04 \x01(\tR\vnodePartyId\x12&\n" +
 	"\x0fcloud_party_ids\x18\x05 \x03(\tR\rcloudPartyIds\x12\x1c\n" +
 	"\tthreshold\x18\x06 \x01(\rR\tthreshold\"\x11\n" +
-	"\x0fWsWhoAmIRequest\"'\n" +
+	"\x0fWsWhoAmIRequest\"J\n" +
 	"\rWsPollRequest\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"s\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12!\n" +
+	"\fheartbeat_ms\x18\x02 \x01(\rR\vheartbeatMs\"s\n" +
 	"\vWsPollEvent\x12/\n" +
 	"\arequest\x18\x01 \x01(\v2\x15.coterie.v1.WsRequestR\arequest\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12\x1b\n" +

@@ -110,7 +110,7 @@ func describeEntry(e LogEntry) string {
 		s += " by " + e.Node
 	}
 	for _, f := range []struct{ name, v string }{{"request", e.RequestID}, {"key", e.KeyID}, {"presignatures", strings.Join(e.Presignatures, ",")},
-		{"released", e.ReleasedNode}, {"outcome", e.Outcome}} {
+		{"released", e.ReleasedNode}, {"user", e.APIUserID}, {"outcome", e.Outcome}} {
 		if f.v != "" {
 			s += fmt.Sprintf(" %s %s", f.name, f.v)
 		}
@@ -192,6 +192,7 @@ type replay struct {
 type replayRequest struct {
 	status   string
 	owner    string
+	user     string
 	attempt  int
 	reserved []string
 }
@@ -251,6 +252,9 @@ func (rp *replay) apply(e LogEntry) {
 		if r.status == StatusUnclaimed {
 			r.status, r.owner = StatusClaimed, e.Node
 			r.attempt++
+			if r.user == "" {
+				r.user = e.APIUserID
+			}
 		}
 	case cluster.KindReserve:
 		id := ""
@@ -297,7 +301,7 @@ func (rp *replay) apply(e LogEntry) {
 	case cluster.KindRelease:
 		for _, id := range slices.Sorted(maps.Keys(rp.requests)) {
 			r := rp.requests[id]
-			if r.status != StatusClaimed || r.owner != e.ReleasedNode {
+			if r.status != StatusClaimed || r.owner != e.ReleasedNode || (e.APIUserID != "" && r.user != e.APIUserID) {
 				continue
 			}
 			for _, p := range r.reserved {

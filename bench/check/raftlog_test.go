@@ -84,6 +84,16 @@ func TestCheckLogClean(t *testing.T) {
 	if !strings.Contains(rep.String(), "16 raft log entries from 2 nodes (2 signatures' reservations judged)") {
 		t.Errorf("the report does not count the log:\n%s", rep)
 	}
+	// The release, narrowed to r4's user (a node's hand-back), is as clean.
+	narrowed := cleanLog()
+	for i := range narrowed {
+		if narrowed[i].Kind == cluster.KindRelease {
+			narrowed[i].APIUserID = "u"
+		}
+	}
+	if rep := check.Check(withLogs(t, narrowed, 1)); !rep.OK() {
+		t.Errorf("a release narrowed to r4's user reported:\n%s", rep)
+	}
 }
 
 func TestCheckLogDoctored(t *testing.T) {
@@ -116,6 +126,17 @@ func TestCheckLogDoctored(t *testing.T) {
 		doctor: func(log []check.LogEntry) []check.LogEntry {
 			i := at(log, cluster.KindRelease, "n2", "")
 			return append(log[:i], log[i+1:]...)
+		},
+		want: []want{
+			{check.I2, "r4", `node n1's FSM lists it completed owner "" attempt 2 reserved [], its raft log replays to claimed owner "n1" attempt 1 reserved []`},
+			{check.I2, "r4", `node n2's FSM lists it completed owner "" attempt 2`},
+		},
+	}, {
+		// A node's hand-back of another user's requests leaves r4 its own.
+		name: "a release narrowed to another user",
+		doctor: func(log []check.LogEntry) []check.LogEntry {
+			log[at(log, cluster.KindRelease, "n2", "")].APIUserID = "v"
+			return log
 		},
 		want: []want{
 			{check.I2, "r4", `node n1's FSM lists it completed owner "" attempt 2 reserved [], its raft log replays to claimed owner "n1" attempt 1 reserved []`},

@@ -101,7 +101,7 @@ func (s *session) target(ctx context.Context, f Fault, rng *rand.Rand) (int, []s
 	case KillRandom:
 		i := rng.IntN(len(s.c.Nodes))
 		return i, s.owned(ctx, i), nil
-	case KillOwner, SigStop, Partition:
+	case KillOwner, SigStop, Partition, PartitionWorkspace:
 		return s.owner(ctx, leader, rng)
 	}
 	return leader, nil, nil
@@ -189,6 +189,8 @@ func (s *session) inject(ctx context.Context, f Fault, target int) error {
 		return c.SigStop(target)
 	case Partition, PartitionLeader:
 		return c.Nodes[target].Link.Blackhole()
+	case PartitionWorkspace:
+		return c.Nodes[target].WorkspaceLink.Blackhole()
 	case Latency, Bandwidth:
 		for _, l := range s.links() {
 			for _, dir := range []launch.Direction{launch.Upstream, launch.Downstream} {
@@ -225,6 +227,8 @@ func (s *session) undo(ctx context.Context, f Fault, target int) error {
 		return c.SigCont(target)
 	case Partition, PartitionLeader:
 		c.Nodes[target].Link.ResetToxics(ctx)
+	case PartitionWorkspace:
+		c.Nodes[target].WorkspaceLink.ResetToxics(ctx)
 	case Latency, Bandwidth:
 		for _, l := range s.links() {
 			l.ResetToxics(ctx)
@@ -235,12 +239,12 @@ func (s *session) undo(ctx context.Context, f Fault, target int) error {
 	return nil
 }
 
-// links returns every link of the cluster: each node's and the
-// workspace's.
+// links returns every link of the cluster: each node's, to its peers and
+// to the workspace.
 func (s *session) links() []*launch.Link {
-	out := []*launch.Link{s.c.WorkspaceLink}
+	var out []*launch.Link
 	for _, n := range s.c.Nodes {
-		out = append(out, n.Link)
+		out = append(out, n.Link, n.WorkspaceLink)
 	}
 	return out
 }

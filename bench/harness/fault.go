@@ -29,10 +29,14 @@ const (
 	Partition Fault = "partition"
 	// PartitionLeader cuts the leader off from its followers, likewise.
 	PartitionLeader Fault = "partition-leader"
+	// PartitionWorkspace cuts an owning follower off from the workspace
+	// for Hold, likewise; it stays in touch with its peers, so only its own
+	// watch of the workspace (owner_timeout) hands its requests back.
+	PartitionWorkspace Fault = "partition-workspace"
 	// Latency adds 100 ms (plus or minus 20 ms) to every node's cluster
-	// traffic and to the workspace link, for Hold.
+	// traffic and workspace traffic, for Hold.
 	Latency Fault = "latency"
-	// Bandwidth limits every node's cluster traffic and the workspace link
+	// Bandwidth limits every node's cluster traffic and workspace traffic
 	// to 256 KB/s, for Hold.
 	Bandwidth Fault = "bandwidth"
 	// RestartAll stops every node (SIGTERM, drain) and starts them again.
@@ -40,7 +44,7 @@ const (
 )
 
 // faults lists every Fault, in DefaultSchedule's order.
-var faults = []Fault{KillOwner, KillLeader, SigStop, Partition, KillRandom, PartitionLeader, Latency, Bandwidth, RestartAll}
+var faults = []Fault{KillOwner, KillLeader, SigStop, Partition, KillRandom, PartitionLeader, PartitionWorkspace, Latency, Bandwidth, RestartAll}
 
 // DefaultSchedule mixes every fault.
 func DefaultSchedule() []Fault { return append([]Fault(nil), faults...) }

@@ -12,10 +12,12 @@ import (
 	"github.com/coterie-mpc/coterie/bench/launch/launchtest"
 )
 
-// TestDrill runs a three-round drill on real processes (kill -9 of an
-// owner, of the leader, and a partition of an owner) under load with the
-// callback handler, and expects every round to recover and the invariant
-// checker to pass, having read every source.
+// TestDrill runs a four-round drill on real processes (kill -9 of an
+// owner, of the leader, a partition of an owner from its peers and one from
+// the workspace) under load with the callback handler, and expects every
+// round to recover and the invariant checker to pass, having read every
+// source. The hold outlasts the cut-off node's watch of the workspace (3 s
+// of silence, then owner_timeout), so that it hands its requests back.
 func TestDrill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes")
@@ -23,9 +25,9 @@ func TestDrill(t *testing.T) {
 	cfg := harness.DefaultConfig()
 	cfg.Launch.Binary, cfg.Launch.Dir = launchtest.Binary(t), t.TempDir()
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	cfg.Rounds = 3
-	cfg.Schedule = []harness.Fault{harness.KillOwner, harness.KillLeader, harness.Partition}
-	cfg.Hold, cfg.Settle = 2*time.Second, time.Second
+	cfg.Schedule = []harness.Fault{harness.KillOwner, harness.KillLeader, harness.Partition, harness.PartitionWorkspace}
+	cfg.Rounds = len(cfg.Schedule)
+	cfg.Hold, cfg.Settle = 6*time.Second, time.Second
 	cfg.Load.Rate, cfg.Load.Reject, cfg.Load.Retry = 0.5, 0.2, 0.2
 	cfg.BarePresigns = 0
 	defer func() {
@@ -39,8 +41,8 @@ func TestDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Faults) != 3 {
-		t.Fatalf("%d rounds ran, want 3", len(rep.Faults))
+	if len(rep.Faults) != cfg.Rounds {
+		t.Fatalf("%d rounds ran, want %d", len(rep.Faults), cfg.Rounds)
 	}
 	for _, f := range rep.Faults {
 		if f.Err != "" || f.Target == "" || f.Healed <= f.At {
@@ -65,7 +67,10 @@ func TestDrill(t *testing.T) {
 		t.Errorf("measured %d latencies, %d samples, %d stages, %d pool samples, %d processes' CPU; want them all",
 			rep.Latency.Count, len(rep.Samples), len(rep.Stages), len(rep.Pool), len(rep.CPU))
 	}
-	if len(rep.FaultKinds) != 3 {
-		t.Errorf("fault kinds %+v, want 3", rep.FaultKinds)
+	if len(rep.FaultKinds) != len(cfg.Schedule) {
+		t.Errorf("fault kinds %+v, want %d", rep.FaultKinds, len(cfg.Schedule))
+	}
+	for _, f := range rep.Faults {
+		t.Logf("round %d: %s on %s, %d requests moved: %v", f.Round, f.Kind, f.Target, len(f.Failover), f.Failover)
 	}
 }

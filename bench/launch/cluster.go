@@ -39,6 +39,10 @@ type Node struct {
 	// Link is the proxy every peer dials to reach this node's raft
 	// listener.
 	Link *Link
+	// WorkspaceLink is the proxy this node dials to reach the workspace
+	// (its config routes the workspace's address to it), so that the node
+	// alone can be cut off from the workspace.
+	WorkspaceLink *Link
 	// Admin is the node's admin API client, set once it has served.
 	Admin *node.AdminClient
 
@@ -59,8 +63,9 @@ type Cluster struct {
 
 	// Workspace is the workspace's admin client.
 	Workspace *client.Admin
-	// WorkspaceLink is the proxy every node dials to reach the workspace.
-	WorkspaceLink *Link
+	// WorkspaceAddr is the workspace's address, as its pairing tokens give
+	// it; every node reaches it through its own WorkspaceLink.
+	WorkspaceAddr string
 	// WorkspaceDir is the workspace simulator's data directory.
 	WorkspaceDir string
 	// Nodes are the cluster's nodes, in start order; Nodes[0] bootstrapped.
@@ -156,11 +161,9 @@ func (c *Cluster) startWorkspace(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.WorkspaceLink, err = newLink(c.proxies, "workspace", listen); err != nil {
-		return err
-	}
+	c.WorkspaceAddr = listen
 	c.ws, err = StartProc("workspace", filepath.Join(c.cfg.Dir, "workspace.log"), c.cfg.Binary,
-		"workspace", "serve", "--data-dir", c.WorkspaceDir, "--listen", listen, "--advertise", c.WorkspaceLink.Addr(),
+		"workspace", "serve", "--data-dir", c.WorkspaceDir, "--listen", listen,
 		"--cloud-cosigners", fmt.Sprint(c.cfg.Cosigners), "--quorum", fmt.Sprint(c.cfg.Quorum), "--log-level", "warn")
 	if err != nil {
 		return err
@@ -179,8 +182,9 @@ func (c *Cluster) startWorkspace(ctx context.Context) error {
 	})
 }
 
-// addNode writes node i's config, behind a proxy of its own, and starts it:
-// the first node bootstraps, the others join with a token minted on it.
+// addNode writes node i's config, behind a proxy of its own and with one
+// of its own to the workspace, and starts it: the first node bootstraps,
+// the others join with a token minted on it.
 func (c *Cluster) addNode(ctx context.Context, i int) error {
 	bind, err := c.freeAddr()
 	if err != nil {
@@ -192,6 +196,9 @@ func (c *Cluster) addNode(ctx context.Context, i int) error {
 	}
 	n := &Node{ID: fmt.Sprintf("n%d", i+1)}
 	if n.Link, err = newLink(c.proxies, n.ID, bind); err != nil {
+		return err
+	}
+	if n.WorkspaceLink, err = newLink(c.proxies, n.ID+"-workspace", c.WorkspaceAddr); err != nil {
 		return err
 	}
 	n.ConfigPath = filepath.Join(c.cfg.Dir, n.ID+".yaml")
@@ -212,7 +219,8 @@ func (c *Cluster) addNode(ctx context.Context, i int) error {
 		}
 		defer os.Remove(tokenPath)
 	}
-	conf := nodeConfig(c.cfg, n.ID, bind, n.Link.Addr(), admin, tokenPath) + c.callbackConfig()
+	conf := nodeConfig(c.cfg, n.ID, bind, n.Link.Addr(), admin, tokenPath) + c.callbackConfig() +
+		fmt.Sprintf("workspace:\n  routes:\n    %q: %q\n", c.WorkspaceAddr, n.WorkspaceLink.Addr())
 	if err := os.WriteFile(n.ConfigPath, []byte(conf), 0o600); err != nil {
 		return err
 	}
@@ -412,12 +420,11 @@ func (c *Cluster) Stop() {
 	c.ws.Stop(c.cfg.StopTimeout)
 	c.cb.Stop(c.cfg.StopTimeout)
 	for _, n := range c.Nodes {
-		if n.Link != nil {
-			n.Link.close()
+		for _, l := range []*Link{n.Link, n.WorkspaceLink} {
+			if l != nil {
+				l.close()
+			}
 		}
-	}
-	if c.WorkspaceLink != nil {
-		c.WorkspaceLink.close()
 	}
 }
 

@@ -123,8 +123,13 @@ func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	listed, err := c.Nodes[0].Admin.Users(ctx)
-	if err != nil || len(listed) != 1 || listed[0].WorkspaceAddress != c.WorkspaceLink.Addr() {
-		t.Fatalf("users %+v (%v), want the workspace at %s", listed, err, c.WorkspaceLink.Addr())
+	if err != nil || len(listed) != 1 || listed[0].WorkspaceAddress != c.WorkspaceAddr {
+		t.Fatalf("users %+v (%v), want the workspace at %s", listed, err, c.WorkspaceAddr)
+	}
+	for _, n := range c.Nodes {
+		if to := n.Config.Workspace.Routes[c.WorkspaceAddr]; to != n.WorkspaceLink.Addr() {
+			t.Errorf("%s routes the workspace to %q, not to its proxy %s", n.ID, to, n.WorkspaceLink.Addr())
+		}
 	}
 	view, err := c.Nodes[0].Admin.Members(ctx)
 	if err != nil {
@@ -137,14 +142,18 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	if _, err := c.WorkspaceLink.AddLatency(Downstream, 50*time.Millisecond, 0); err != nil {
-		t.Fatal(err)
+	for _, n := range c.Nodes {
+		if _, err := n.WorkspaceLink.AddLatency(Downstream, 50*time.Millisecond, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := c.Nodes[1].Link.AddLatency(Upstream, 20*time.Millisecond, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	mustSign(t, c, users[0], "2")
-	c.WorkspaceLink.ResetToxics(t.Context())
+	for _, n := range c.Nodes {
+		n.WorkspaceLink.ResetToxics(t.Context())
+	}
 	c.Nodes[1].Link.ResetToxics(t.Context())
 
 	if err := c.Kill(2); err != nil {

@@ -112,13 +112,12 @@ func newDrillCmd() *cobra.Command {
 			"--rounds rounds, following the schedule (--faults or --schedule FILE, one fault per line, '#' " +
 			"comments; the default cycles through them all): " + strings.Join(faultList(), ", ") + ". A kill is " +
 			"kill -9, undone by restarting the node once its requests moved; sigstop, the partitions (every byte " +
-			"to the node's cluster port dropped, nothing refused) and the toxics (latency 100 ms, bandwidth " +
-			"256 KB/s on every link) last --hold. Each round records when the fault began, how long each request " +
+			"to the node's cluster port, or between the node and the workspace, dropped, nothing refused) and the " +
+			"toxics (latency 100 ms, bandwidth 256 KB/s on every link) last --hold. Each round records when the fault began, how long each request " +
 			"the faulted node owned waited until another node claimed it (the failover time), and how long until " +
 			"a request submitted after the fault was signed; the report gives p50, p99 and max per kind of fault, " +
 			"and marks each fault on the latency plot. The invariant checker runs at the end, as for bench; the " +
-			"drill exits 1 on any violation or on a round that did not recover. Partitioning a node from the " +
-			"workspace is not among the faults yet.",
+			"drill exits 1 on any violation or on a round that did not recover.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, f, "drill") },
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/coterie-mpc/coterie/workspace/token"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -183,6 +184,11 @@ func dial(addr string, pin [32]byte, cert *tls.Certificate, clk clock.Clock, opt
 	tc := pki.ClientTLS(pin, cert, clk.Now)
 	all := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		// A connection whose peer went silent (a dead link drops packets
+		// without a reset) is closed and dialed again, rather than holding
+		// every call on it until its timeout. The workspace server permits
+		// pings every 5 s.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}, opts...)
 	conn, err := grpc.NewClient(addr, all...)

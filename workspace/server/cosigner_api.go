@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
+	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/workspace/pki"
 	"github.com/coterie-mpc/coterie/workspace/request"
@@ -114,6 +116,10 @@ func (s *Server) Poll(req *protocol.WsPollRequest, stream grpc.ServerStreamingSe
 	u := userOf(ctx)
 	cursor := req.GetCursor()
 	caughtUp := false
+	var beat time.Duration
+	if ms := req.GetHeartbeatMs(); ms > 0 {
+		beat = max(time.Duration(ms)*time.Millisecond, minHeartbeat)
+	}
 	for {
 		changed := s.store.Changed(u.GetId())
 		open, err := s.store.OpenAfter(u.GetId(), cursor, s.cfg.PollBatch)
@@ -145,13 +151,39 @@ func (s *Server) Poll(req *protocol.WsPollRequest, stream grpc.ServerStreamingSe
 			caughtUp = true
 		}
 		s.store.Touch(u.GetId())
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.stopping:
-			return status.Error(codes.Unavailable, "workspace is shutting down; reconnect with the last cursor")
+		idle, err := s.wait(ctx, changed, beat)
+		if err != nil {
+			return err
 		}
+		if idle {
+			if err := stream.Send(&protocol.WsPollEvent{Cursor: cursor}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// minHeartbeat is the shortest heartbeat interval Poll keeps.
+const minHeartbeat = 100 * time.Millisecond
+
+// wait waits for a new request of the user's, for beat when it is not 0
+// (idle is then true), or for the end of the stream.
+func (s *Server) wait(ctx context.Context, changed <-chan struct{}, beat time.Duration) (idle bool, err error) {
+	var tick <-chan time.Time
+	if beat > 0 {
+		c, t := clock.After(s.cfg.Clock, beat)
+		defer t.Stop()
+		tick = c
+	}
+	select {
+	case <-changed:
+		return false, nil
+	case <-tick:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-s.stopping:
+		return false, status.Error(codes.Unavailable, "workspace is shutting down; reconnect with the last cursor")
 	}
 }
 

@@ -1,0 +1,112 @@
+package actors_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/coterie-mpc/coterie/actors"
+	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/protocol"
+)
+
+// cutWorkspace cuts the Poller off the workspace on demand: the open
+// stream goes silent (heartbeats stop, as on a dead link) and new streams
+// are refused.
+type cutWorkspace struct {
+	actors.Workspace
+	cut atomic.Bool
+}
+
+func (w *cutWorkspace) Poll(ctx context.Context, in *protocol.WsPollRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[protocol.WsPollEvent], error) {
+	if w.cut.Load() {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	s, err := w.Workspace.Poll(ctx, in, opts...)
+	return &silentStream{ServerStreamingClient: s, w: w, ctx: ctx}, err
+}
+
+type silentStream struct {
+	grpc.ServerStreamingClient[protocol.WsPollEvent]
+	w   *cutWorkspace
+	ctx context.Context
+}
+
+func (s *silentStream) Recv() (*protocol.WsPollEvent, error) {
+	ev, err := s.ServerStreamingClient.Recv()
+	if s.w.cut.Load() {
+		<-s.ctx.Done()
+		return nil, s.ctx.Err()
+	}
+	return ev, err
+}
+
+// TestWorkspaceLostHandsBack: a node whose poll stream goes silent (no
+// event, not even a heartbeat) counts it broken after three heartbeat
+// intervals; once it has been broken for WorkspaceTimeout, the node hands
+// back the request it owns, so that a node that reaches the workspace can
+// finish it. It claims nothing while cut off, and once the stream works
+// again it claims the request back and signs it.
+func TestWorkspaceLostHandsBack(t *testing.T) {
+	e := newEnv(t)
+	ws := &cutWorkspace{}
+	e.wrap = func(inner actors.Workspace) actors.Workspace { ws.Workspace = inner; return ws }
+	loaded, hold := make(chan string, 1), make(chan struct{})
+	var held atomic.Bool
+	e.start(func(c *actors.Config) {
+		c.PollHeartbeat, c.WorkspaceTimeout = time.Second, 3*time.Second
+		c.FaultHook = func(request string, st actors.Stage) {
+			if st == actors.StageLoaded && held.CompareAndSwap(false, true) {
+				loaded <- request
+				<-hold
+			}
+		}
+	}, minuteApart(3))
+	id := e.submitTx("1", "cut off")
+	select {
+	case <-loaded:
+	case <-tctx(t).Done():
+		t.Fatal("the request never reached its Session")
+	}
+	ws.cut.Store(true)
+	// Fake time, half a second a step: the watchdog (3 s), then the
+	// WorkspaceTimeout (3 s), and the hand-back's commit.
+	advanceUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for range 200 {
+			if cond() {
+				return
+			}
+			e.clock.Advance(500 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("timed out waiting for: %s", what)
+	}
+	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
+	advanceUntil("the request handed back", func() bool { return info().Status == cluster.StatusUnclaimed })
+	if r := info(); r.LastOwner != e.cl.NodeID() || r.Attempt != 1 {
+		t.Fatalf("handed back: %+v", r)
+	}
+	close(hold) // the old Session finds it no longer owns the request
+
+	// Cut off, it claims nothing: a minute of fake time.
+	for range 120 {
+		e.clock.Advance(500 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	if r := info(); r.Status != cluster.StatusUnclaimed {
+		t.Fatalf("claimed while cut off from the workspace: %+v", r)
+	}
+
+	ws.cut.Store(false)
+	advanceUntil("the request signed after the workspace came back", func() bool { return info().Status == cluster.StatusCompleted })
+	r, got := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || got.Outcome != cluster.OutcomeSigned || got.Attempt != 2 {
+		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
+	}
+}
