@@ -63,6 +63,7 @@ var codeTable = []struct {
 	{mpc.ErrPresignatureUsed, codes.FailedPrecondition},
 	{mpc.ErrPresignatureMismatch, codes.FailedPrecondition},
 	{cosigner.ErrNotConfigured, codes.FailedPrecondition},
+	{cosigner.ErrNoTwoPartySetup, codes.FailedPrecondition},
 	{verify.ErrNoKey, codes.FailedPrecondition},
 
 	{cosigner.ErrBusy, codes.Aborted},
