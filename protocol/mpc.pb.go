@@ -43,11 +43,6 @@ const (
 	MpcProtocol_MPC_PROTOCOL_PRESIGN_ONLINE MpcProtocol = 4
 	// Full signing without a presignature.
 	MpcProtocol_MPC_PROTOCOL_SIGN MpcProtocol = 5
-	// The two-party form of a 2-of-2 key: an OT setup and fresh additive
-	// shares of the same key (Doerner et al.'s two-party ECDSA).
-	MpcProtocol_MPC_PROTOCOL_TWO_PARTY_SETUP MpcProtocol = 6
-	// A two-party signing with that form, without a presignature.
-	MpcProtocol_MPC_PROTOCOL_TWO_PARTY_SIGN MpcProtocol = 7
 )
 
 // Enum value maps for MpcProtocol.
@@ -59,18 +54,14 @@ var (
 		3: "MPC_PROTOCOL_PRESIGN",
 		4: "MPC_PROTOCOL_PRESIGN_ONLINE",
 		5: "MPC_PROTOCOL_SIGN",
-		6: "MPC_PROTOCOL_TWO_PARTY_SETUP",
-		7: "MPC_PROTOCOL_TWO_PARTY_SIGN",
 	}
 	MpcProtocol_value = map[string]int32{
-		"MPC_PROTOCOL_UNSPECIFIED":     0,
-		"MPC_PROTOCOL_KEYGEN":          1,
-		"MPC_PROTOCOL_REFRESH":         2,
-		"MPC_PROTOCOL_PRESIGN":         3,
-		"MPC_PROTOCOL_PRESIGN_ONLINE":  4,
-		"MPC_PROTOCOL_SIGN":            5,
-		"MPC_PROTOCOL_TWO_PARTY_SETUP": 6,
-		"MPC_PROTOCOL_TWO_PARTY_SIGN":  7,
+		"MPC_PROTOCOL_UNSPECIFIED":    0,
+		"MPC_PROTOCOL_KEYGEN":         1,
+		"MPC_PROTOCOL_REFRESH":        2,
+		"MPC_PROTOCOL_PRESIGN":        3,
+		"MPC_PROTOCOL_PRESIGN_ONLINE": 4,
+		"MPC_PROTOCOL_SIGN":           5,
 	}
 )
 
@@ -312,16 +303,14 @@ const file_mpc_proto_rawDesc = "" +
 	" \x01(\fR\x04ssid\x12*\n" +
 	"\x05abort\x18\v \x01(\v2\x14.coterie.v1.MpcAbortR\x05abort\"&\n" +
 	"\bMpcAbort\x12\x1a\n" +
-	"\bculprits\x18\x01 \x03(\tR\bculprits*\xf3\x01\n" +
+	"\bculprits\x18\x01 \x03(\tR\bculprits*\xb0\x01\n" +
 	"\vMpcProtocol\x12\x1c\n" +
 	"\x18MPC_PROTOCOL_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MPC_PROTOCOL_KEYGEN\x10\x01\x12\x18\n" +
 	"\x14MPC_PROTOCOL_REFRESH\x10\x02\x12\x18\n" +
 	"\x14MPC_PROTOCOL_PRESIGN\x10\x03\x12\x1f\n" +
 	"\x1bMPC_PROTOCOL_PRESIGN_ONLINE\x10\x04\x12\x15\n" +
-	"\x11MPC_PROTOCOL_SIGN\x10\x05\x12 \n" +
-	"\x1cMPC_PROTOCOL_TWO_PARTY_SETUP\x10\x06\x12\x1f\n" +
-	"\x1bMPC_PROTOCOL_TWO_PARTY_SIGN\x10\aB2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
+	"\x11MPC_PROTOCOL_SIGN\x10\x05B2Z0github.com/coterie-mpc/coterie/protocol;protocolb\x06proto3"
 
 var (
 	file_mpc_proto_rawDescOnce sync.Once

@@ -352,12 +352,6 @@ const (
 	WsMpcKind_WS_MPC_KIND_PRESIGN     WsMpcKind = 2
 	WsMpcKind_WS_MPC_KIND_SIGN        WsMpcKind = 3
 	WsMpcKind_WS_MPC_KIND_REFRESH     WsMpcKind = 4
-	// The two-party form of a 2-of-2 key with one cloud co-signer (see
-	// mpc.TwoPartySetup). The cloud co-signer keeps its side in memory under
-	// the session's ID, for TWO_PARTY_SIGN sessions to name.
-	WsMpcKind_WS_MPC_KIND_TWO_PARTY_SETUP WsMpcKind = 5
-	// A whole two-party signing of one digest, no presignature.
-	WsMpcKind_WS_MPC_KIND_TWO_PARTY_SIGN WsMpcKind = 6
 )
 
 // Enum value maps for WsMpcKind.
@@ -368,17 +362,13 @@ var (
 		2: "WS_MPC_KIND_PRESIGN",
 		3: "WS_MPC_KIND_SIGN",
 		4: "WS_MPC_KIND_REFRESH",
-		5: "WS_MPC_KIND_TWO_PARTY_SETUP",
-		6: "WS_MPC_KIND_TWO_PARTY_SIGN",
 	}
 	WsMpcKind_value = map[string]int32{
-		"WS_MPC_KIND_UNSPECIFIED":     0,
-		"WS_MPC_KIND_KEYGEN":          1,
-		"WS_MPC_KIND_PRESIGN":         2,
-		"WS_MPC_KIND_SIGN":            3,
-		"WS_MPC_KIND_REFRESH":         4,
-		"WS_MPC_KIND_TWO_PARTY_SETUP": 5,
-		"WS_MPC_KIND_TWO_PARTY_SIGN":  6,
+		"WS_MPC_KIND_UNSPECIFIED": 0,
+		"WS_MPC_KIND_KEYGEN":      1,
+		"WS_MPC_KIND_PRESIGN":     2,
+		"WS_MPC_KIND_SIGN":        3,
+		"WS_MPC_KIND_REFRESH":     4,
 	}
 )
 
@@ -3440,15 +3430,9 @@ type WsMpcStart struct {
 	SessionId []byte `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// presign_id names the presignature a SIGN session consumes.
 	PresignId string `protobuf:"bytes,3,opt,name=presign_id,json=presignId,proto3" json:"presign_id,omitempty"`
-	// request_id and digest_index name the digest a SIGN or TWO_PARTY_SIGN
-	// session signs.
-	RequestId   string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	DigestIndex uint32 `protobuf:"varint,5,opt,name=digest_index,json=digestIndex,proto3" json:"digest_index,omitempty"`
-	// setup_id is, for TWO_PARTY_SIGN, the session ID of the
-	// TWO_PARTY_SETUP whose two-party form signs. A cloud co-signer that
-	// does not hold it (it restarted, or dropped it) answers
-	// FAILED_PRECONDITION: set up again.
-	SetupId       []byte `protobuf:"bytes,6,opt,name=setup_id,json=setupId,proto3" json:"setup_id,omitempty"`
+	// request_id and digest_index name the digest a SIGN session signs.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DigestIndex   uint32 `protobuf:"varint,5,opt,name=digest_index,json=digestIndex,proto3" json:"digest_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3516,13 +3500,6 @@ func (x *WsMpcStart) GetDigestIndex() uint32 {
 		return x.DigestIndex
 	}
 	return 0
-}
-
-func (x *WsMpcStart) GetSetupId() []byte {
-	if x != nil {
-		return x.SetupId
-	}
-	return nil
 }
 
 type WsMpcClientMessage struct {
@@ -5091,7 +5068,7 @@ const file_workspace_proto_rawDesc = "" +
 	"\x0fWsIgnoreRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xd2\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb7\x01\n" +
 	"\n" +
 	"WsMpcStart\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.coterie.v1.WsMpcKindR\x04kind\x12\x1d\n" +
@@ -5101,8 +5078,7 @@ const file_workspace_proto_rawDesc = "" +
 	"presign_id\x18\x03 \x01(\tR\tpresignId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12!\n" +
-	"\fdigest_index\x18\x05 \x01(\rR\vdigestIndex\x12\x19\n" +
-	"\bsetup_id\x18\x06 \x01(\fR\asetupId\"i\n" +
+	"\fdigest_index\x18\x05 \x01(\rR\vdigestIndex\"i\n" +
 	"\x12WsMpcClientMessage\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.coterie.v1.WsMpcStartH\x00R\x05start\x12\x1c\n" +
 	"\benvelope\x18\x02 \x01(\fH\x00R\benvelopeB\x05\n" +
@@ -5228,15 +5204,13 @@ const file_workspace_proto_rawDesc = "" +
 	"\x1eWS_CONFIG_CHANGE_TYPE_ADD_USER\x10\x05\x121\n" +
 	"-WS_CONFIG_CHANGE_TYPE_CHANGE_QUORUM_THRESHOLD\x10\x06\x12*\n" +
 	"&WS_CONFIG_CHANGE_TYPE_RE_ENROLL_DEVICE\x10\a\x121\n" +
-	"-WS_CONFIG_CHANGE_TYPE_ENABLE_ONE_TIME_ADDRESS\x10\b*\xc9\x01\n" +
+	"-WS_CONFIG_CHANGE_TYPE_ENABLE_ONE_TIME_ADDRESS\x10\b*\x88\x01\n" +
 	"\tWsMpcKind\x12\x1b\n" +
 	"\x17WS_MPC_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12WS_MPC_KIND_KEYGEN\x10\x01\x12\x17\n" +
 	"\x13WS_MPC_KIND_PRESIGN\x10\x02\x12\x14\n" +
 	"\x10WS_MPC_KIND_SIGN\x10\x03\x12\x17\n" +
-	"\x13WS_MPC_KIND_REFRESH\x10\x04\x12\x1f\n" +
-	"\x1bWS_MPC_KIND_TWO_PARTY_SETUP\x10\x05\x12\x1e\n" +
-	"\x1aWS_MPC_KIND_TWO_PARTY_SIGN\x10\x062\xa0\x06\n" +
+	"\x13WS_MPC_KIND_REFRESH\x10\x042\xa0\x06\n" +
 	"\n" +
 	"WsCosigner\x12=\n" +
 	"\x04Pair\x12\x19.coterie.v1.WsPairRequest\x1a\x1a.coterie.v1.WsPairResponse\x129\n" +

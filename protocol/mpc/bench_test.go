@@ -298,38 +298,3 @@ func runLibrary(b *testing.B, handlers map[party.ID]*libproto.MultiHandler) {
 	close(stop)
 	wg.Wait()
 }
-
-// BenchmarkTwoPartyVsCMP signs with the two-party form of the 2-of-2
-// fixture key and, in the same run, presigns and signs with CMP, and
-// reports the CPU seconds of each per signature (all parties) and their
-// ratio: how many two-party signatures one CMP signature's CPU pays for;
-// also a two-party signature's wall time, and the one-off two-party
-// setup's.
-func BenchmarkTwoPartyVsCMP(b *testing.B) {
-	e := benchEngine(b)
-	fx := loadFixture(b, "2of2")
-	t0 := time.Now()
-	shares := twoPartySetup(b, e, fx)
-	b.ReportMetric(float64(time.Since(t0).Milliseconds()), "setup-ms")
-	digest := digestOf("bench two-party")
-	two, cmpCPU := newCPUMeter(b), newCPUMeter(b)
-	var wall time.Duration
-	b.StopTimer()
-	for range b.N {
-		two.Start()
-		t := time.Now()
-		signatureOf(b, startTwoPartySign(b, e, shares, fx.Parties, digest, mpc.Path{0, 1}))
-		wall += time.Since(t)
-		two.Stop()
-		stores := memStores(fx.Parties)
-		cmpCPU.Start()
-		id := presign(b, e, fx.Shares, fx.Parties, stores)
-		signatureOf(b, startOnline(b, e, fx.Shares, fx.Parties, stores, id, digest, mpc.Path{0, 1}))
-		cmpCPU.Stop()
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(wall.Microseconds())/1000/n, "two-party-ms/sig")
-	b.ReportMetric(two.total/n, "two-party-cpu-s/sig")
-	b.ReportMetric(cmpCPU.total/n, "cmp-cpu-s/sig")
-	b.ReportMetric(cmpCPU.total/two.total, "cmp/two-party")
-}

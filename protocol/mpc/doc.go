@@ -1,13 +1,11 @@
 // Package mpc is Coterie's threshold-ECDSA engine: CMP (Canetti, Gennaro,
-// Goldfeder, Makriyannis, Peled) on secp256k1, and beside it, for 2-of-2
-// keys, the two-party OT-based ECDSA of Doerner, Kondi, Lee and shelat
-// (2018), built on github.com/taurusgroup/multi-party-sig
-// v0.7.0-alpha-2025-01-28. That library is unaudited alpha code, as its
-// README says.
+// Goldfeder, Makriyannis, Peled) on secp256k1, built on
+// github.com/taurusgroup/multi-party-sig v0.7.0-alpha-2025-01-28. That
+// library is unaudited alpha code, as its README says.
 //
 // # Duties
 //
-// The package runs one party's side of seven sub-protocols as sessions:
+// The package runs one party's side of five sub-protocols as sessions:
 //
 //   - Keygen: distributed key generation; every party ends with a KeyShare.
 //   - Refresh: new shares of the same key; old shares stop working with new ones.
@@ -18,8 +16,6 @@
 //     is no way to sign with a presignature without spending it (DESIGN
 //     invariant I1).
 //   - Sign: full signing without a presignature, the fallback.
-//   - TwoPartySetup: the two-party form of a 2-of-2 CMP key (see below).
-//   - TwoPartySign: a whole signing in that form, without a presignature.
 //
 // Signing sessions sign for a BIP-32 unhardened derivation path (Path). The
 // platform checks the result with DerivePublicKey, which needs only the
@@ -117,36 +113,6 @@
 // Presignatures also record their key share's epoch (a fresh joint random
 // value at every keygen and refresh), so a refresh retires every
 // presignature made before it.
-//
-// # The two-party form
-//
-// A CMP presignature costs seconds of CPU; a two-party signature about a
-// hundredth of that (BenchmarkTwoPartyVsCMP), with no presignature and so
-// no pool. TwoPartySetup gives a 2-of-2 CMP key a second form with the
-// same public key and chain code, so that switching a key to it changes no
-// address: each party brings its CMP share times its Lagrange coefficient,
-// an additive share of the same secret, and the library's key refresh
-// re-randomises the additive shares and sets up the oblivious transfers.
-// It proves knowledge of each party's public share but does not check the
-// shares against the public key: a wrong share is caught at the first
-// signing, whose result fails verification (which then blames the other
-// party, rightly or not: the signature alone cannot tell who erred). The
-// lower party id is the OT
-// receiver and speaks first. The result, a TwoPartyShare, cannot be
-// encoded (the library's OT setup has no encoding), so it lives in memory:
-// a party sets it up again after a restart, in tens of milliseconds, and
-// the CMP share stays the only secret to store.
-//
-// TwoPartySign derives as CMP signing does: the first party's additive
-// share takes the tweak δ, both take the derived public key, and the
-// signature is checked under it with decred's secp256k1. A session of a
-// two-party protocol has no broadcasts and no round-1 message from the
-// second party, which takes the transcript ID from the first message it
-// gets; every message either party gets is answered or ends the session,
-// so a message the library drops (another transcript) ends it at once,
-// blaming the sender. The library's two-party errors do not name a
-// culprit; every check they come from is of the other party's message, so
-// the session's AbortError names the other party.
 package mpc
 
 //go:generate go run ./internal/fixturegen -dir testdata

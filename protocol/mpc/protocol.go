@@ -4,7 +4,7 @@ import (
 	pb "github.com/coterie-mpc/coterie/protocol"
 )
 
-// Protocol names a sub-protocol: CMP's, or the two-party protocol's.
+// Protocol names a CMP sub-protocol.
 type Protocol int
 
 // The sub-protocols, numbered as in the wire enum MpcProtocol.
@@ -15,8 +15,6 @@ const (
 	ProtocolPresign
 	ProtocolPresignOnline
 	ProtocolSign
-	ProtocolTwoPartySetup
-	ProtocolTwoPartySign
 )
 
 // String returns the protocol's lower-case name.
@@ -32,10 +30,6 @@ func (p Protocol) String() string {
 		return "presign-online"
 	case ProtocolSign:
 		return "sign"
-	case ProtocolTwoPartySetup:
-		return "two-party-setup"
-	case ProtocolTwoPartySign:
-		return "two-party-sign"
 	default:
 		return "unspecified"
 	}
@@ -45,7 +39,7 @@ func (p Protocol) wire() pb.MpcProtocol { return pb.MpcProtocol(p) }
 
 func protocolFromWire(w pb.MpcProtocol) Protocol {
 	p := Protocol(w)
-	if p < ProtocolKeygen || p > ProtocolTwoPartySign {
+	if p < ProtocolKeygen || p > ProtocolSign {
 		return ProtocolUnspecified
 	}
 	return p
@@ -62,31 +56,16 @@ type roundShape struct {
 
 // rounds lists, for each sub-protocol, the rounds in which parties exchange
 // messages, in order. It mirrors multi-party-sig v0.7.0-alpha-2025-01-28
-// (protocols/cmp/{keygen,presign,sign} and protocols/doerner/{keygen,sign});
-// a session refuses to emit a message that the table does not allow, so a
-// library change fails loudly in tests rather than weakening the checks on
-// incoming messages. In the two-party protocols the parties take turns,
-// and both send in some rounds.
+// (protocols/cmp/{keygen,presign,sign}); a session refuses to emit a message
+// that the table does not allow, so a library change fails loudly in tests
+// rather than weakening the checks on incoming messages.
 var rounds = map[Protocol][]roundShape{
 	ProtocolKeygen:        keygenRounds,
 	ProtocolRefresh:       keygenRounds,
 	ProtocolPresign:       {{2, true, true}, {3, true, true}, {4, true, false}, {5, true, true}, {6, true, false}, {7, true, false}},
 	ProtocolPresignOnline: {{8, true, false}},
 	ProtocolSign:          {{2, true, true}, {3, true, true}, {4, true, true}, {5, true, false}},
-	ProtocolTwoPartySetup: {{1, false, true}, {2, false, true}, {3, false, true}},
-	ProtocolTwoPartySign:  {{1, false, true}, {2, false, true}},
 }
-
-// twoPartyLibID is the library's protocol ID of both two-party
-// sub-protocols (its signing reuses its key generation's): the party that
-// speaks second learns nothing of the session from its own messages before
-// the first one arrives.
-const twoPartyLibID = "doerner/keygen"
-
-// twoParty reports whether p is a two-party protocol: one party, the
-// first of the two in sorted order, speaks first, and every message the
-// other party sends or awaits answers the last one.
-func (p Protocol) twoParty() bool { return p == ProtocolTwoPartySetup || p == ProtocolTwoPartySign }
 
 var keygenRounds = []roundShape{{2, true, false}, {3, true, false}, {4, true, true}, {5, true, false}}
 

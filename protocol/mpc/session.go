@@ -120,7 +120,7 @@ type session struct {
 	log        *slog.Logger
 	finish     func(any) (any, error)
 
-	h       handler
+	h       *libproto.MultiHandler
 	ssid    []byte // the library's transcript ID, from our first message
 	libID   string // the library's protocol ID, from our first message
 	current int    // index in rounds[proto] of the round being collected
@@ -152,7 +152,7 @@ func (e *Engine) startSession(proto Protocol, id []byte, self PartyID, parties [
 		peerBV:     make(map[uint32]map[PartyID][]byte),
 		seen:       make(map[seenKey]struct{}),
 	}
-	h, err := newHandler(proto, start, s.id, self == parties[0])
+	h, err := newHandler(start, s.id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidParams, err)
 	}
@@ -160,33 +160,19 @@ func (e *Engine) startSession(proto Protocol, id []byte, self PartyID, parties [
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drain()
-	// In a two-party protocol the second party speaks only when spoken to.
-	if !s.done && s.ssid == nil && (!proto.twoParty() || self == parties[0]) {
+	if !s.done && s.ssid == nil {
 		s.fail(fmt.Errorf("%w: protocol sent no first message", ErrLocal))
 	}
 	s.log.Debug("mpc session started")
 	return s, nil
 }
 
-// handler is the library's protocol handler: a MultiHandler, or a
-// TwoPartyHandler for the two-party protocols.
-type handler interface {
-	Accept(msg *libproto.Message)
-	Listen() <-chan *libproto.Message
-	Result() (any, error)
-}
-
-// newHandler starts proto's handler; first says that this party speaks
-// first in a two-party protocol.
-func newHandler(proto Protocol, start libproto.StartFunc, id []byte, first bool) (h handler, err error) {
+func newHandler(start libproto.StartFunc, id []byte) (h *libproto.MultiHandler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			h, err = nil, errors.New("protocol panicked while starting")
 		}
 	}()
-	if proto.twoParty() {
-		return libproto.NewTwoPartyHandler(start, id, first)
-	}
 	return libproto.NewMultiHandler(start, id)
 }
 
@@ -224,12 +210,6 @@ func (s *session) accept(env *pb.MpcEnvelope) error {
 		}
 		s.fail(&PeerAbortError{Party: from, Culprits: culprits, Protocol: s.proto})
 		return s.err
-	}
-	if s.ssid == nil && s.proto.twoParty() {
-		// The second party of a two-party protocol takes the transcript
-		// from the first message; if its own differs, its handler refuses
-		// the message, which the check after delivery below reports.
-		s.ssid, s.libID = slices.Clone(env.GetSsid()), twoPartyLibID
 	}
 	if !bytes.Equal(env.GetSsid(), s.ssid) {
 		return reject(ErrWrongSession, "transcript (SSID) differs: the parties disagree on the session's inputs")
@@ -283,18 +263,11 @@ func (s *session) accept(env *pb.MpcEnvelope) error {
 		BroadcastVerification: env.GetBroadcastVerification(),
 	}
 	setRound(&msg.RoundNumber, env.GetRound())
-	sent := len(s.out)
 	if err := s.deliver(msg); err != nil {
 		s.fail(s.abortError([]PartyID{from}, "protocol panicked on the message", err))
 		return s.err
 	}
 	s.drain()
-	if !s.done && s.proto.twoParty() && len(s.out) == sent {
-		// Every two-party message is answered or ends the session: the
-		// handler dropped this one (another transcript, a message it did
-		// not expect).
-		s.fail(s.abortError([]PartyID{from}, "the two-party protocol refused the message: the parties disagree on the session", nil))
-	}
 	if s.done {
 		return s.err
 	}
@@ -344,9 +317,6 @@ func (s *session) emit(m *libproto.Message) {
 	}
 	n := uint32(m.RoundNumber)
 	sh, idx, ok := shape(s.proto, n)
-	if s.proto.twoParty() && !m.Broadcast && m.To == "" {
-		m.To = party.ID(s.peer()) // the two-party protocols leave the one recipient unnamed
-	}
 	direct := !m.Broadcast
 	if !ok || (m.Broadcast && (!sh.broadcast || m.To != "")) || (direct && (!sh.direct || m.To == "")) {
 		s.fail(fmt.Errorf("%w: library sent a round-%d message that the round table does not allow", ErrLocal, n))
@@ -398,11 +368,6 @@ func (s *session) finishHandler() {
 	if err != nil {
 		var le libproto.Error
 		if !errors.As(err, &le) {
-			if s.proto.twoParty() {
-				// Its checks are all of the other party's messages.
-				s.fail(s.abortError([]PartyID{s.peer()}, err.Error(), err))
-				return
-			}
 			s.fail(fmt.Errorf("%w: %s failed: %v", ErrLocal, s.proto, err))
 			return
 		}
@@ -427,14 +392,6 @@ func (s *session) finishHandler() {
 	s.result = out
 	s.done = true
 	s.log.Debug("mpc session finished")
-}
-
-// peer returns the other party of a two-party session.
-func (s *session) peer() PartyID {
-	if s.parties[0] == s.self {
-		return s.parties[1]
-	}
-	return s.parties[0]
 }
 
 func (s *session) abortError(culprits []PartyID, reason string, err error) *AbortError {

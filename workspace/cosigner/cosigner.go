@@ -39,9 +39,6 @@ var (
 	// ErrDisagree is returned when the cloud co-signers' results differ,
 	// which a correct protocol never produces.
 	ErrDisagree = errors.New("cosigner: cloud co-signers disagree on the result")
-	// ErrNoTwoPartySetup is returned by Run for a TWO_PARTY_SIGN whose
-	// setup the cloud co-signer does not hold: the node must set up again.
-	ErrNoTwoPartySetup = errors.New("cosigner: no two-party setup by that ID: run TWO_PARTY_SETUP again")
 )
 
 // Config configures the cloud co-signers.
@@ -144,9 +141,6 @@ type Cosigners struct {
 	plan    Plan
 	shares  *shareCache
 	derived *derivedKeys
-	// twoParty holds the cloud side of the two-party forms nodes set up,
-	// by user and setup session ID; memory only.
-	twoParty *lru[twoPartyKey, *mpc.TwoPartyShare]
 
 	mu      sync.Mutex
 	signing map[string]struct{} // request/digest pairs with a SIGN session running
@@ -185,11 +179,10 @@ func New(cfg Config) (*Cosigners, error) {
 	}
 	c := &Cosigners{
 		cfg: cfg, log: log, engine: engine, store: cfg.Store,
-		parties:  make(map[mpc.PartyID]*party),
-		signing:  make(map[string]struct{}),
-		shares:   newShareCache(cfg.KeyShareCache),
-		derived:  newDerivedKeys(derivedKeyCache),
-		twoParty: newLRU[twoPartyKey, *mpc.TwoPartyShare](twoPartySetups),
+		parties: make(map[mpc.PartyID]*party),
+		signing: make(map[string]struct{}),
+		shares:  newShareCache(cfg.KeyShareCache),
+		derived: newDerivedKeys(derivedKeyCache),
 	}
 	c.plan = Plan{NodeParty: cfg.NodeParty, Threshold: cfg.Quorum - 1, Signers: []mpc.PartyID{cfg.NodeParty}}
 	for i := range cfg.Count {

@@ -41,10 +41,6 @@ func (c *Cosigners) Run(ctx context.Context, u *protocol.WsUser, start *protocol
 		return c.presign(ctx, u, start, in, send)
 	case protocol.WsMpcKind_WS_MPC_KIND_SIGN:
 		return c.sign(ctx, u, start, in, send)
-	case protocol.WsMpcKind_WS_MPC_KIND_TWO_PARTY_SETUP:
-		return c.twoPartySetup(ctx, u, start, in, send)
-	case protocol.WsMpcKind_WS_MPC_KIND_TWO_PARTY_SIGN:
-		return c.twoPartySign(ctx, u, start, in, send)
 	default:
 		return nil, fmt.Errorf("%w: kind %d", ErrBadStart, start.GetKind())
 	}

@@ -38,11 +38,19 @@ func (c *Cosigners) sign(ctx context.Context, u *protocol.WsUser, start *protoco
 		return nil, err
 	}
 	index := start.GetDigestIndex()
-	unclaim, err := c.claimDigest(start)
-	if err != nil {
-		return nil, err
+	slot := fmt.Sprintf("%s/%d", start.GetRequestId(), index)
+	c.mu.Lock()
+	_, busy := c.signing[slot]
+	c.signing[slot] = struct{}{}
+	c.mu.Unlock()
+	if busy {
+		return nil, fmt.Errorf("%w: %s digest %d", ErrBusy, start.GetRequestId(), index)
 	}
-	defer unclaim()
+	defer func() {
+		c.mu.Lock()
+		delete(c.signing, slot)
+		c.mu.Unlock()
+	}()
 
 	type started struct {
 		req    *protocol.WsRequest
@@ -99,23 +107,6 @@ func (c *Cosigners) sign(ctx context.Context, u *protocol.WsUser, start *protoco
 		return nil, err
 	}
 	return &protocol.WsMpcResult{Signature: sig, Recorded: true, Request: done}, nil
-}
-
-// claimDigest marks the digest start signs as being signed, and returns
-// the function that unmarks it; ErrBusy when a session signs it already.
-func (c *Cosigners) claimDigest(start *protocol.WsMpcStart) (func(), error) {
-	slot := fmt.Sprintf("%s/%d", start.GetRequestId(), start.GetDigestIndex())
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, busy := c.signing[slot]; busy {
-		return nil, fmt.Errorf("%w: %s digest %d", ErrBusy, start.GetRequestId(), start.GetDigestIndex())
-	}
-	c.signing[slot] = struct{}{}
-	return func() {
-		c.mu.Lock()
-		delete(c.signing, slot)
-		c.mu.Unlock()
-	}, nil
 }
 
 // signPrep is what an online round needs before it can run: the cloud

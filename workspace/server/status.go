@@ -63,7 +63,6 @@ var codeTable = []struct {
 	{mpc.ErrPresignatureUsed, codes.FailedPrecondition},
 	{mpc.ErrPresignatureMismatch, codes.FailedPrecondition},
 	{cosigner.ErrNotConfigured, codes.FailedPrecondition},
-	{cosigner.ErrNoTwoPartySetup, codes.FailedPrecondition},
 	{verify.ErrNoKey, codes.FailedPrecondition},
 
 	{cosigner.ErrBusy, codes.Aborted},

@@ -408,31 +408,6 @@ func signable(r *protocol.WsRequest, index uint32) error {
 	return nil
 }
 
-// awaiting checks that digest index of r awaits a signature.
-func awaiting(r *protocol.WsRequest, index uint32) error {
-	if err := signable(r, index); err != nil {
-		return err
-	}
-	if Terminal(r.State) {
-		return notOpen(r)
-	}
-	if signatureAt(r, index) != nil {
-		return fmt.Errorf("%w: %s digest %d", ErrDigestSigned, r.Id, index)
-	}
-	return nil
-}
-
-// AwaitingSignature returns request id of userID if its digest index awaits
-// a signature. Errors: ErrUnknownRequest, ErrWrongKind, ErrDigestIndex,
-// ErrNotOpen, ErrDigestSigned.
-func (s *Store) AwaitingSignature(userID, id string, index uint32) (*protocol.WsRequest, error) {
-	r, err := s.UserRequest(userID, id)
-	if err != nil {
-		return nil, err
-	}
-	return r, awaiting(r, index)
-}
-
 // StartSign checks that digest index of request id (of userID) awaits a
 // signature and takes presignature presignID for it, in one transaction: the
 // presignature is marked used and its shares removed whatever happens next,
@@ -448,8 +423,14 @@ func (s *Store) StartSign(userID, id string, index uint32, presignID [32]byte) (
 		if err != nil {
 			return err
 		}
-		if err := awaiting(r, index); err != nil {
+		if err := signable(r, index); err != nil {
 			return err
+		}
+		if Terminal(r.State) {
+			return notOpen(r)
+		}
+		if signatureAt(r, index) != nil {
+			return fmt.Errorf("%w: %s digest %d", ErrDigestSigned, id, index)
 		}
 		b := t.tx.Bucket(bPresigs)
 		key := userKey(userID, presignID[:])
@@ -498,7 +479,7 @@ type Signed struct {
 	// PublicKey is the compressed key derived for the digest's path.
 	PublicKey []byte
 	// PresignID names the presignature the cloud co-signers used; empty
-	// when the node submitted the signature, and for a two-party signature.
+	// when the node submitted the signature.
 	PresignID string
 }
 
