@@ -298,3 +298,40 @@ func runLibrary(b *testing.B, handlers map[party.ID]*libproto.MultiHandler) {
 	close(stop)
 	wg.Wait()
 }
+
+// BenchmarkSlowPath compares, in one run, the two ways to sign when no
+// presignature is ready: a full Sign, and a Presign followed at once by its
+// online round (what a Session does today). It reports the wall time and
+// the CPU seconds (all parties) of each per signature, and their ratios.
+func BenchmarkSlowPath(b *testing.B) {
+	for _, s := range benchSetups {
+		b.Run(s.name, func(b *testing.B) {
+			e := benchEngine(b)
+			fx := loadFixture(b, s.name)
+			digest := digestOf("bench slow path")
+			full, two := newCPUMeter(b), newCPUMeter(b)
+			var fullWall, twoWall time.Duration
+			b.StopTimer()
+			for range b.N {
+				full.Start()
+				t0 := time.Now()
+				signatureOf(b, startSign(b, e, fx.Shares, s.parties, digest, mpc.Path{0, 1}))
+				fullWall += time.Since(t0)
+				full.Stop()
+				stores := memStores(s.parties)
+				two.Start()
+				t0 = time.Now()
+				id := presign(b, e, fx.Shares, s.parties, stores)
+				signatureOf(b, startOnline(b, e, fx.Shares, s.parties, stores, id, digest, mpc.Path{0, 1}))
+				twoWall += time.Since(t0)
+				two.Stop()
+			}
+			n := float64(b.N)
+			b.ReportMetric(fullWall.Seconds()/n, "sign-s")
+			b.ReportMetric(twoWall.Seconds()/n, "presign+online-s")
+			b.ReportMetric(full.total/n, "sign-cpu-s")
+			b.ReportMetric(two.total/n, "presign+online-cpu-s")
+			b.ReportMetric(fullWall.Seconds()/twoWall.Seconds(), "sign/presign+online")
+		})
+	}
+}
