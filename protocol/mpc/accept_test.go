@@ -59,7 +59,8 @@ func TestAcceptRejects(t *testing.T) {
 		party mpc.PartyID
 	}{
 		{"nil", nil, mpc.ErrMalformed, ""},
-		{"version", mod(func(e *pb.MpcEnvelope) { e.Version = 2 }), mpc.ErrMalformed, "b"},
+		{"version", mod(func(e *pb.MpcEnvelope) { e.Version = mpc.EnvelopeVersion + 1 }), mpc.ErrMalformed, "b"},
+		{"version 1 (online rounds without re-randomization)", mod(func(e *pb.MpcEnvelope) { e.Version = 1 }), mpc.ErrMalformed, "b"},
 		{"wrong session", mod(func(e *pb.MpcEnvelope) { e.SessionId = []byte("other") }), mpc.ErrWrongSession, "b"},
 		{"wrong protocol", mod(func(e *pb.MpcEnvelope) { e.Protocol = pb.MpcProtocol_MPC_PROTOCOL_SIGN }), mpc.ErrWrongSession, "b"},
 		{"unknown protocol", mod(func(e *pb.MpcEnvelope) { e.Protocol = 99 }), mpc.ErrMalformed, "b"},

@@ -335,3 +335,43 @@ func BenchmarkSlowPath(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRerandomization times, in one run, the re-randomization of a
+// presignature for one party (the hash, R' = ρ·R and the shares divided by
+// ρ) and the whole online round it is part of (both parties of dealt 2-of-2
+// presignatures, in this process, each re-randomizing its own copy), and
+// reports the cost of re-randomization on the round: the parties' share of
+// the round's time, over the rest of it.
+func BenchmarkRerandomization(b *testing.B) {
+	e := benchEngine(b)
+	fx := loadFixture(b, "2of2")
+	parties := fx.Parties
+	digest := digestOf("bench rerandomization")
+	path := mpc.Path{44, 60, 0, 0, 1}
+	sets := mpc.DealtPresignatures(fx.Shares, parties, b.N)
+	stores := memStores(parties)
+	for _, set := range sets {
+		for p, pre := range set {
+			if err := stores[p].Put(context.Background(), pre); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var rerand, online time.Duration
+	b.StopTimer()
+	for i := range b.N {
+		pre := sets[i][parties[0]]
+		t0 := time.Now()
+		if _, err := mpc.RerandomizedNonce(pre, fx.Shares[parties[0]], path, digest); err != nil {
+			b.Fatal(err)
+		}
+		rerand += time.Since(t0)
+		t0 = time.Now()
+		signatureOf(b, startOnline(b, e, fx.Shares, parties, stores, pre.ID(), digest, path))
+		online += time.Since(t0)
+	}
+	all := time.Duration(len(parties)) * rerand
+	b.ReportMetric(float64(rerand.Microseconds())/float64(b.N), "rerandomize-µs")
+	b.ReportMetric(float64(online.Microseconds())/float64(b.N), "online-µs")
+	b.ReportMetric(100*all.Seconds()/(online-all).Seconds(), "cost-%")
+}

@@ -10,8 +10,11 @@ import (
 // Envelope limits.
 const (
 	// EnvelopeVersion is the MpcEnvelope version that this package writes and
-	// accepts.
-	EnvelopeVersion = 1
+	// accepts. Version 2: online rounds re-randomize their presignature, so
+	// a party of version 1 would sign with another nonce; its envelopes are
+	// refused as malformed rather than ending in an abort that blames an
+	// honest party.
+	EnvelopeVersion = 2
 	// MaxEnvelopeSize bounds an encoded envelope that DecodeEnvelope accepts.
 	MaxEnvelopeSize = 4 << 20
 	// MaxSessionIDLen bounds a session ID.

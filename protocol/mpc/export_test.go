@@ -93,3 +93,18 @@ func (e *Engine) DerivationCacheLen() int {
 
 // DerivationCacheSize is the cache's bound.
 const DerivationCacheSize = derivationCacheSize
+
+// PresignatureNonce returns presignature p's nonce R, compressed.
+func PresignatureNonce(p *Presignature) ([]byte, error) { return p.pre.R.MarshalBinary() }
+
+// RerandomizedNonce returns the nonce R' = ρ·R that PresignOnline signs
+// with when p signs digest under share's key at path, compressed.
+func RerandomizedNonce(p *Presignature, share *KeyShare, path Path, digest []byte) ([]byte, error) {
+	lib := p.sessionCopy()
+	rho, err := rerandomizer(lib, share.publicKey, share.cfg.ChainKey, path, digest)
+	if err != nil {
+		return nil, err
+	}
+	rerandomize(lib, rho)
+	return lib.R.MarshalBinary()
+}

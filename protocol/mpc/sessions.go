@@ -260,10 +260,17 @@ func (e *Engine) PresignOnline(ctx context.Context, p Params, in SignInput, stor
 	case !slices.Equal(pre.signers, signers):
 		return nil, fmt.Errorf("%w: its signers are %v", ErrPresignatureMismatch, pre.signers)
 	}
-	// The library signs with the master key's config and presignature for
-	// the derived message m' (see derivedMessage); the finisher checks the
-	// signature of the caller's digest under the derived public key.
+	// The presignature is re-randomized for this digest and path (see
+	// rerandomize), then the library signs with the master key's config and
+	// it for the derived message m' (see derivedMessage); the finisher
+	// checks the signature of the caller's digest under the derived public
+	// key.
 	lib := pre.sessionCopy()
+	rho, err := rerandomizer(lib, in.Share.publicKey, in.Share.cfg.ChainKey, in.Path, in.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
+	}
+	rerandomize(lib, rho)
 	msg, err := derivedMessage(lib, in.Digest, d.tweak)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
