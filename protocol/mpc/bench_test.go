@@ -94,24 +94,6 @@ func BenchmarkPresign(b *testing.B) {
 	}
 }
 
-func BenchmarkSign(b *testing.B) {
-	for _, s := range benchSetups {
-		b.Run(s.name, func(b *testing.B) {
-			e := benchEngine(b)
-			fx := loadFixture(b, s.name)
-			digest := digestOf("bench sign")
-			m := newCPUMeter(b)
-			b.StopTimer()
-			for range b.N {
-				m.Start()
-				signatureOf(b, startSign(b, e, fx.Shares, s.parties, digest, nil))
-				m.Stop()
-			}
-			m.Report()
-		})
-	}
-}
-
 // BenchmarkPresignOnline times the online round, from taking the
 // presignature to the verified signature at every signer, and reports the
 // median. Its presignatures are dealt from the test key (see
