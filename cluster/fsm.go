@@ -247,6 +247,15 @@ func (f *FSM) EncodeState() ([]byte, error) {
 	return encodeState(f.st)
 }
 
+// EncodeStateAt is EncodeState with the applied index the state reflects,
+// read under the same lock.
+func (f *FSM) EncodeStateAt() ([]byte, uint64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := encodeState(f.st)
+	return b, f.st.appliedIndex, err
+}
+
 // fsmSnapshot is an encoded state waiting to be written.
 type fsmSnapshot struct{ data []byte }
 

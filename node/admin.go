@@ -165,6 +165,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathRequests, a.auth(a.requests))
 	mux.HandleFunc("GET "+PathPresignatures, a.auth(a.presignatures))
 	mux.HandleFunc("GET "+PathLog, a.auth(a.log))
+	mux.HandleFunc("GET "+PathSnapshot, a.auth(a.snapshot))
 	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))

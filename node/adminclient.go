@@ -303,15 +303,7 @@ func (c *AdminClient) do(ctx context.Context, method, path string, body []byte, 
 		return fmt.Errorf("node: admin API: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e adminError
-		if json.Unmarshal(data, &e) != nil || e.Code == "" {
-			return fmt.Errorf("%w: %s %s answered %s", ErrAdminAPI, method, path, resp.Status)
-		}
-		sentinel := codeError(e.Code)
-		if rest, ok := strings.CutPrefix(e.Error, sentinel.Error()); ok {
-			return fmt.Errorf("%w%s", sentinel, rest)
-		}
-		return fmt.Errorf("%w: %s", sentinel, e.Error)
+		return answerError(data, resp.Status, method, path)
 	}
 	switch o := out.(type) {
 	case nil:
@@ -325,6 +317,20 @@ func (c *AdminClient) do(ctx context.Context, method, path string, body []byte, 
 		}
 		return nil
 	}
+}
+
+// answerError is the error an answer other than 200 OK carries: its code's
+// sentinel, with the server's message.
+func answerError(data []byte, status, method, path string) error {
+	var e adminError
+	if json.Unmarshal(data, &e) != nil || e.Code == "" {
+		return fmt.Errorf("%w: %s %s answered %s", ErrAdminAPI, method, path, status)
+	}
+	sentinel := codeError(e.Code)
+	if rest, ok := strings.CutPrefix(e.Error, sentinel.Error()); ok {
+		return fmt.Errorf("%w%s", sentinel, rest)
+	}
+	return fmt.Errorf("%w: %s", sentinel, e.Error)
 }
 
 // codeError maps an admin API error code to its sentinel.
