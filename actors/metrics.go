@@ -6,6 +6,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/coterie-mpc/coterie/cluster"
 )
 
 // Metrics are the actors' Prometheus collectors, and an HDR histogram of
@@ -137,6 +139,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, name := range stageNames {
 		m.stages[name] = &stageRecorder{h: hdrhistogram.New(stageLowestMicros, stageHighestMicros, stageSigFigs)}
+	}
+	// The label values known in advance start at 0, so that their series
+	// exist (and rate() sees their first increase) before anything happens.
+	for _, o := range []cluster.Outcome{cluster.OutcomeSigned, cluster.OutcomeApproved, cluster.OutcomeRejected, cluster.OutcomeFailed, cluster.OutcomeIgnored} {
+		m.Requests.WithLabelValues(o.String())
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.Presigns.WithLabelValues(r)
+	}
+	for _, d := range []string{"restart", exhaustedStop.String(), exhaustedEscalate.String(), "halt"} {
+		m.Failures.WithLabelValues(d)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.StageSeconds, m.Requests, m.PoolDepth, m.Presigns,

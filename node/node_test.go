@@ -392,6 +392,7 @@ func TestSignAndApproveEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	checkMetrics(t, metrics, ids)
 	ac, err := NewAdminClient(cfg)
 	if err != nil {
 		t.Fatal(err)
