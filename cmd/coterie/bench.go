@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/coterie-mpc/coterie/bench/harness"
-	"github.com/coterie-mpc/coterie/bench/load"
 	"github.com/coterie-mpc/coterie/bench/report"
 )
 
@@ -178,8 +176,8 @@ func runBench(cmd *cobra.Command, f *benchFlags, kind string) error {
 		level = slog.LevelInfo
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bar := newProgressBar(stderr, cfg.Load.Duration, isTerminal(stderr))
-	cfg.Load.Progress = bar.update
+	bar, update := loadProgress(stderr, cfg.Load.Duration)
+	cfg.Load.Progress = update
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -271,44 +269,4 @@ func writeReports(w io.Writer, rep *report.Run, out, kind string) error {
 		fmt.Fprintf(w, "wrote %s\n", path)
 	}
 	return nil
-}
-
-// progressBar draws the load's progress on one terminal line, at most
-// four times a second; off a terminal it stays silent.
-type progressBar struct {
-	w     io.Writer
-	total time.Duration
-	on    bool
-	mu    sync.Mutex
-	last  time.Time
-	drawn bool
-}
-
-func newProgressBar(w io.Writer, total time.Duration, on bool) *progressBar {
-	return &progressBar{w: w, total: total, on: on}
-}
-
-func (b *progressBar) update(p load.Progress) {
-	if !b.on {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if time.Since(b.last) < 250*time.Millisecond {
-		return
-	}
-	b.last = time.Now()
-	const width = 30
-	filled := int(float64(width) * min(1, p.Elapsed.Seconds()/b.total.Seconds()))
-	fmt.Fprintf(b.w, "\r[%s%s] %5.1fs  submitted %d  finished %d  open %d ",
-		strings.Repeat("#", filled), strings.Repeat(" ", width-filled), p.Elapsed.Seconds(), p.Submitted, p.Finished, p.Open)
-	b.drawn = true
-}
-
-func (b *progressBar) done() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.drawn {
-		fmt.Fprintln(b.w)
-	}
 }

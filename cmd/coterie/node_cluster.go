@@ -234,8 +234,11 @@ func newClusterLeaveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "node %s leaving: draining for up to %s...\n", cfg.NodeID, cfg.ShutdownGrace)
-			rep, err := c.Leave(cmd.Context())
+			var rep node.DrainReport
+			err = spin(cmd.ErrOrStderr(), fmt.Sprintf("node %s leaving: draining for up to %s", cfg.NodeID, cfg.ShutdownGrace), func() (err error) {
+				rep, err = c.Leave(cmd.Context())
+				return err
+			})
 			if err != nil {
 				return err
 			}

@@ -61,8 +61,11 @@ func newNodePairCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "pairing (key generation takes a few seconds)...")
-			info, err := c.Pair(cmd.Context(), node.PairRequest{Token: token, Role: role})
+			var info node.UserListing
+			err = spin(cmd.ErrOrStderr(), "pairing (key generation takes a few seconds)", func() (err error) {
+				info, err = c.Pair(cmd.Context(), node.PairRequest{Token: token, Role: role})
+				return err
+			})
 			if err != nil {
 				return err
 			}
