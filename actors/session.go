@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/cluster"
@@ -66,6 +68,11 @@ type (
 		outcome cluster.Outcome
 		reason  string
 	}
+	// handBackDone ends the hand-back of the user's requests.
+	handBackDone struct {
+		inc int
+		err error
+	}
 )
 
 // sessionShared is what a Session's incarnations share: the supervisor
@@ -111,7 +118,9 @@ type sessionShared struct {
 //  4. Complete{R, outcome} through raft.
 //
 // Every terminal outcome is reported to the workspace and recorded with
-// Complete (I3). A crashed Session is restarted by its supervisor and
+// Complete (I3). A step that fails for its whole budget because the
+// workspace cannot be reached does not fail the request: the Session hands
+// it back (handBack), for a node that reaches the workspace. A crashed Session is restarted by its supervisor and
 // starts again at step 1: presignatures reserved by the crashed
 // incarnation are never reused (a fresh Reserve only takes available ones,
 // and Complete marks them all used), and a digest the workspace already
@@ -177,6 +186,10 @@ func (s *session) Receive(ctx actor.Context) {
 	case *completeRetry:
 		if m.inc == s.inc {
 			s.complete(ctx, m.outcome, m.reason)
+		}
+	case *handBackDone:
+		if m.inc == s.inc {
+			s.handedBack(ctx, m)
 		}
 	}
 }
@@ -594,6 +607,10 @@ func (s *session) submitted(ctx actor.Context, m *submitDone) {
 			return
 		}
 		if m.step == stepFail && s.sh.failures >= s.sys.cfg.StepRetries {
+			if unreachable(m.err) {
+				s.handBack(ctx, m.err)
+				return
+			}
 			// The workspace does not take the failure; record it anyway.
 			s.complete(ctx, s.sh.outcome, s.sh.reason)
 			return
@@ -666,6 +683,10 @@ func (s *session) stepFailed(ctx actor.Context, err error) {
 	s.sh.failures++
 	s.sys.log.Warn("session step failed", "request", s.sh.request, "step", s.step.String(), "failures", s.sh.failures, "err", err)
 	if s.sh.failures > s.sys.cfg.StepRetries {
+		if unreachable(err) {
+			s.handBack(ctx, err)
+			return
+		}
 		if s.step.kind == stepFail {
 			s.complete(ctx, s.sh.outcome, s.sh.reason)
 			return
@@ -674,6 +695,43 @@ func (s *session) stepFailed(ctx actor.Context, err error) {
 		return
 	}
 	s.sys.later(s.sys.retryDelay(s.sh.failures), ctx.Self(), &reload{inc: s.inc})
+}
+
+// unreachable reports whether err says the workspace could not be reached
+// in time (a broken or silent connection), rather than answering.
+func unreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// handBack gives this node's requests of the user back to the cluster
+// (cluster.HandBack) once a step has failed for its whole budget because
+// the workspace cannot be reached: failing the request would record an
+// outcome the workspace never heard of and leave the request open there,
+// with no node to finish it. Another node, or this one once it reaches
+// the workspace again, claims it anew.
+func (s *session) handBack(ctx actor.Context, err error) {
+	s.sys.log.Warn("workspace unreachable, handing the user's requests back", "request", s.sh.request, "step", s.step.String(), "err", err)
+	inc, cl, user := s.inc, s.sys.cfg.Cluster, s.sh.user.key()
+	s.run(ctx, func(c context.Context) any {
+		cc, cancel := s.call(c)
+		defer cancel()
+		return &handBackDone{inc: inc, err: cl.HandBack(cc, user)}
+	})
+}
+
+func (s *session) handedBack(ctx actor.Context, m *handBackDone) {
+	if m.err != nil {
+		// Without a quorum either, the request stays this node's; the
+		// coordinator starts a Session for it again (ResyncInterval).
+		s.sys.log.Error("cannot hand the request back; it stays claimed", "request", s.sh.request, "err", m.err)
+		s.end(ctx, true)
+		return
+	}
+	s.lost(ctx, "handed back: the workspace is unreachable")
 }
 
 // lost ends a Session whose request this node no longer owns: another node

@@ -110,3 +110,61 @@ func TestWorkspaceLostHandsBack(t *testing.T) {
 		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
 	}
 }
+
+// unreachableCalls fails the Session's reads and failure reports as a
+// connection that is down does, while the poll stream goes on working.
+type unreachableCalls struct {
+	actors.Workspace
+	down atomic.Bool
+}
+
+func (w *unreachableCalls) GetRequest(ctx context.Context, in *protocol.WsGetRequestRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error) {
+	if w.down.Load() {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	return w.Workspace.GetRequest(ctx, in, opts...)
+}
+
+func (w *unreachableCalls) FailRequest(ctx context.Context, in *protocol.WsFailRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error) {
+	if w.down.Load() {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	return w.Workspace.FailRequest(ctx, in, opts...)
+}
+
+// TestUnreachableStepHandsBack: a Session whose workspace calls fail as
+// unreachable for its whole step budget does not fail the request (it
+// could not tell the workspace, and would record an outcome the workspace
+// never heard of): it hands the request back, and once the workspace
+// answers again the request is claimed anew and signed.
+func TestUnreachableStepHandsBack(t *testing.T) {
+	e := newEnv(t)
+	ws := &unreachableCalls{}
+	ws.down.Store(true)
+	e.wrap = func(inner actors.Workspace) actors.Workspace { ws.Workspace = inner; return ws }
+	e.start(nil, minuteApart(3))
+	id := e.submitTx("1", "unreachable")
+	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
+	for i := 0; info().Attempt < 2; i++ {
+		if i == 400 {
+			t.Fatalf("not handed back and claimed again: %+v", info())
+		}
+		if info().Status == cluster.StatusCompleted {
+			t.Fatalf("the request was completed while the workspace was unreachable: %+v", info())
+		}
+		e.clock.Advance(500 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	ws.down.Store(false)
+	for i := 0; info().Status != cluster.StatusCompleted; i++ {
+		if i == 400 {
+			t.Fatalf("not signed once the workspace answered: %+v", info())
+		}
+		e.clock.Advance(500 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	r, got := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || got.Outcome != cluster.OutcomeSigned {
+		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
+	}
+}
