@@ -214,8 +214,9 @@ func newClusterRemoveCmd() *cobra.Command {
 
 func newClusterLeaveCmd() *cobra.Command {
 	var configPath string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "leave --config FILE",
+		Use:   "leave --config FILE [--json]",
 		Short: "Drain the running node and take it out of the cluster for good; it then stops",
 		Long: "leave is a planned departure for good: the node hands raft leadership to another voter if it leads, " +
 			"stops claiming, lets the requests in flight finish within shutdown_grace, hands the rest back to the " +
@@ -243,6 +244,9 @@ func newClusterLeaveCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, rep)
+			}
 			fmt.Fprintf(out, "node %s left the cluster; %d unfinished requests handed back\n", rep.NodeID, len(rep.HandedBack))
 			if rep.TransferredTo != "" {
 				fmt.Fprintf(out, "leadership handed to %s\n", rep.TransferredTo)
@@ -251,6 +255,7 @@ func newClusterLeaveCmd() *cobra.Command {
 		},
 	}
 	configFlag(cmd, &configPath)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the departure's report as JSON")
 	return cmd
 }
 

@@ -41,8 +41,9 @@ const maxTokenBytes = 64 << 10
 
 func newNodePairCmd() *cobra.Command {
 	var configPath, tok, tokFile, role string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "pair --config FILE --token-file -|PATH [--role signer|approver|both]",
+		Use:   "pair --config FILE --token-file -|PATH [--role signer|approver|both] [--json]",
 		Short: "Pair the running node's cluster with a workspace API user",
 		Long: "pair hands a pairing token to the running node through its admin API. The node redeems it with " +
 			"the workspace, runs the MPC key generation with the cloud co-signers (signer roles; several seconds), " +
@@ -69,6 +70,9 @@ func newNodePairCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "paired API user %s (workspace %s, role %s)\n", info.ID, info.WorkspaceID, info.Role)
 			if info.PublicKey != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "signing key      %s\n", info.PublicKey)
@@ -81,6 +85,7 @@ func newNodePairCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tokFile, "token-file", "", "read the pairing token from this file, or from standard input for -")
 	cmd.Flags().StringVar(&tok, "token", "", "the pairing token itself (deprecated: visible in the process list; use --token-file)")
 	cmd.Flags().StringVar(&role, "role", "", "refuse a token that is not for this role: signer, approver or both")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the paired user as JSON")
 	_ = cmd.MarkFlagRequired("config")
 	cmd.MarkFlagsOneRequired("token-file", "token")
 	cmd.MarkFlagsMutuallyExclusive("token-file", "token")

@@ -33,8 +33,9 @@ func newNodeSnapshotCmd() *cobra.Command {
 
 func newNodeSnapshotSaveCmd() *cobra.Command {
 	var configPath string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "save --config FILE OUT",
+		Use:   "save --config FILE OUT [--json]",
 		Short: "Write the running node's snapshot of the cluster state to OUT (mode 0600), checked before it is written",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,12 +55,16 @@ func newNodeSnapshotSaveCmd() *cobra.Command {
 			if err := atomicfile.Write(args[0], buf.Bytes(), 0o600); err != nil {
 				return err
 			}
+			if asJSON {
+				return printSnapshotJSON(cmd.OutOrStdout(), h, s)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "saved cluster %s at index %d from %s (%d members, %d API users, %d bytes) to %s\n",
 				h.ClusterID, h.Index, s.Signer, len(s.Members), s.APIUsers, buf.Len(), args[0])
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the saved file's header and summary as JSON")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -81,10 +86,7 @@ func newNodeSnapshotInspectCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), struct {
-					Header  snapfile.Header  `json:"header"`
-					Summary snapfile.Summary `json:"summary"`
-				}{h, s})
+				return printSnapshotJSON(cmd.OutOrStdout(), h, s)
 			}
 			return printSnapshot(cmd.OutOrStdout(), h, s)
 		},
@@ -108,6 +110,13 @@ func checkSnapshot(r io.Reader) (snapfile.Header, snapfile.Summary, error) {
 		return h, s, fmt.Errorf("%w (key %s)", errNotAMember, h.IdentityKey)
 	}
 	return h, s, nil
+}
+
+func printSnapshotJSON(w io.Writer, h snapfile.Header, s snapfile.Summary) error {
+	return printJSON(w, struct {
+		Header  snapfile.Header  `json:"header"`
+		Summary snapfile.Summary `json:"summary"`
+	}{h, s})
 }
 
 func printSnapshot(w io.Writer, h snapfile.Header, s snapfile.Summary) error {

@@ -14,18 +14,20 @@ import (
 )
 
 // TestNodeSnapshotSaveInspect saves a running node's snapshot through the
-// CLI after pairing an API user, and inspects it: the file is private,
+// CLI after pairing an API user (with --json), and inspects it: the file is private,
 // signed by the node, summarises the cluster and the user, and holds no
 // secret in the clear (the pairing token, which the node must never
 // store). A damaged file and one re-signed by a stranger are refused.
 func TestNodeSnapshotSaveInspect(t *testing.T) {
 	e := startInProcessNode(t, "")
-	_, tok := e.approverToken(t)
-	if _, _, err := runIO(t, tok+"\n", "node", "pair", "--config", e.config, "--token-file", "-"); err != nil {
-		t.Fatal(err)
+	id, tok := e.approverToken(t)
+	out, _, err := runIO(t, tok+"\n", "node", "pair", "--config", e.config, "--token-file", "-", "--json")
+	var paired struct{ ID string }
+	if err != nil || json.Unmarshal([]byte(out), &paired) != nil || paired.ID != id {
+		t.Fatalf("pair --json: %v\n%s", err, out)
 	}
 	path := filepath.Join(e.dir, "cluster.snap")
-	out, err := run(t, "node", "snapshot", "save", "--config", e.config, path)
+	out, err = run(t, "node", "snapshot", "save", "--config", e.config, path)
 	if err != nil || !strings.Contains(out, "saved cluster ") || !strings.Contains(out, "from n1 (1 members, 1 API users") {
 		t.Fatalf("save: %v\n%s", err, out)
 	}
@@ -41,6 +43,11 @@ func TestNodeSnapshotSaveInspect(t *testing.T) {
 		t.Fatal("the snapshot holds the pairing token")
 	}
 
+	out, err = run(t, "node", "snapshot", "save", "--config", e.config, path, "--json")
+	var saved struct{ Summary snapfile.Summary }
+	if err != nil || json.Unmarshal([]byte(out), &saved) != nil || saved.Summary.Signer != "n1" {
+		t.Fatalf("save --json: %v\n%s", err, out)
+	}
 	out, err = run(t, "node", "snapshot", "inspect", path, "--json")
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
