@@ -79,8 +79,10 @@ type poller struct {
 	gen     int
 	cancel  context.CancelFunc
 	backoff time.Duration
-	// down is when the stream broke, zero while it works.
-	down time.Time
+	// down is when the stream broke, zero while it works; handing is set
+	// while a HandBack proposal is in flight.
+	down    time.Time
+	handing bool
 	// claiming holds requests with a Claim in flight; waiting holds those
 	// to retry, with the attempts made.
 	claiming map[string]bool
@@ -143,6 +145,7 @@ func (p *poller) Receive(ctx actor.Context) {
 			p.sys.later(p.sys.cfg.WorkspaceTimeout, ctx.Self(), m)
 		}
 	case *handedBack:
+		p.handing = false
 		if m.err != nil {
 			p.sys.log.Error("cannot hand back the requests of a user whose workspace this node cannot reach", "user", p.user.ID, "requests", m.requests, "err", m.err)
 		}
@@ -193,6 +196,9 @@ func (p *poller) up(ctx actor.Context) {
 // handBack hands back this node's unfinished requests of the user, if it
 // owns any.
 func (p *poller) handBack(ctx actor.Context) {
+	if p.handing {
+		return
+	}
 	cl, user := p.sys.cfg.Cluster, p.user.key()
 	n := 0
 	for _, id := range cl.OwnedBy(p.sys.self) {
@@ -204,6 +210,7 @@ func (p *poller) handBack(ctx actor.Context) {
 		return
 	}
 	p.sys.log.Warn("workspace unreachable, handing back this node's requests of the user", "user", p.user.ID, "requests", n, "down_for", p.sys.cfg.Clock.Now().Sub(p.down))
+	p.handing = true
 	self, root, timeout := ctx.Self(), p.sys.root, p.sys.cfg.CallTimeout
 	p.sys.goTracked(func(sctx context.Context) {
 		cctx, cancel := context.WithTimeout(sctx, timeout)

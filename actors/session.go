@@ -68,11 +68,6 @@ type (
 		outcome cluster.Outcome
 		reason  string
 	}
-	// handBackDone ends the hand-back of the user's requests.
-	handBackDone struct {
-		inc int
-		err error
-	}
 )
 
 // sessionShared is what a Session's incarnations share: the supervisor
@@ -119,8 +114,9 @@ type sessionShared struct {
 //
 // Every terminal outcome is reported to the workspace and recorded with
 // Complete (I3). A step that fails for its whole budget because the
-// workspace cannot be reached does not fail the request: the Session hands
-// it back (handBack), for a node that reaches the workspace. A crashed Session is restarted by its supervisor and
+// workspace cannot be reached does not fail the request: the Session ends
+// and a later one tries again (await). A decision made (a rejection, a
+// failure) is reported again after a reload, never asked again. A crashed Session is restarted by its supervisor and
 // starts again at step 1: presignatures reserved by the crashed
 // incarnation are never reused (a fresh Reserve only takes available ones,
 // and Complete marks them all used), and a digest the workspace already
@@ -186,10 +182,6 @@ func (s *session) Receive(ctx actor.Context) {
 	case *completeRetry:
 		if m.inc == s.inc {
 			s.complete(ctx, m.outcome, m.reason)
-		}
-	case *handBackDone:
-		if m.inc == s.inc {
-			s.handedBack(ctx, m)
 		}
 	}
 }
@@ -314,6 +306,11 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		return
 	}
 	s.fault(StageLoaded)
+	if kind, ok := decided(s.sh.outcome); ok {
+		// Decided before this reload, when its report failed: it stands.
+		s.report(ctx, kind, s.sh.outcome, s.sh.reason)
+		return
+	}
 	if s.sh.approved != nil {
 		if err := s.stillApproved(m.req); err != nil {
 			s.fail(ctx, err.Error())
@@ -323,6 +320,21 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		return
 	}
 	s.ask(ctx)
+}
+
+// decided returns the report step of an outcome the Session decided on
+// its own or from the handler's answer (a rejection, an ignore, a failure),
+// which a reload must report again rather than decide anew.
+func decided(o cluster.Outcome) (stepKind, bool) {
+	switch o {
+	case cluster.OutcomeRejected:
+		return stepReject, true
+	case cluster.OutcomeIgnored:
+		return stepIgnore, true
+	case cluster.OutcomeFailed:
+		return stepFail, true
+	}
+	return 0, false
 }
 
 func (s *session) ask(ctx actor.Context) {
@@ -608,7 +620,7 @@ func (s *session) submitted(ctx actor.Context, m *submitDone) {
 		}
 		if m.step == stepFail && s.sh.failures >= s.sys.cfg.StepRetries {
 			if unreachable(m.err) {
-				s.handBack(ctx, m.err)
+				s.await(ctx, m.err)
 				return
 			}
 			// The workspace does not take the failure; record it anyway.
@@ -684,7 +696,7 @@ func (s *session) stepFailed(ctx actor.Context, err error) {
 	s.sys.log.Warn("session step failed", "request", s.sh.request, "step", s.step.String(), "failures", s.sh.failures, "err", err)
 	if s.sh.failures > s.sys.cfg.StepRetries {
 		if unreachable(err) {
-			s.handBack(ctx, err)
+			s.await(ctx, err)
 			return
 		}
 		if s.step.kind == stepFail {
@@ -697,41 +709,27 @@ func (s *session) stepFailed(ctx actor.Context, err error) {
 	s.sys.later(s.sys.retryDelay(s.sh.failures), ctx.Self(), &reload{inc: s.inc})
 }
 
-// unreachable reports whether err says the workspace could not be reached
-// in time (a broken or silent connection), rather than answering.
+// unreachable reports whether err is a workspace call's that never got an
+// answer (a broken or silent connection, or the call's timeout), as
+// opposed to the workspace's answer or a cluster error.
 func unreachable(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return true
 	}
-	return errors.Is(err, context.DeadlineExceeded)
+	return false
 }
 
-// handBack gives this node's requests of the user back to the cluster
-// (cluster.HandBack) once a step has failed for its whole budget because
-// the workspace cannot be reached: failing the request would record an
-// outcome the workspace never heard of and leave the request open there,
-// with no node to finish it. Another node, or this one once it reaches
-// the workspace again, claims it anew.
-func (s *session) handBack(ctx actor.Context, err error) {
-	s.sys.log.Warn("workspace unreachable, handing the user's requests back", "request", s.sh.request, "step", s.step.String(), "err", err)
-	inc, cl, user := s.inc, s.sys.cfg.Cluster, s.sh.user.key()
-	s.run(ctx, func(c context.Context) any {
-		cc, cancel := s.call(c)
-		defer cancel()
-		return &handBackDone{inc: inc, err: cl.HandBack(cc, user)}
-	})
-}
-
-func (s *session) handedBack(ctx actor.Context, m *handBackDone) {
-	if m.err != nil {
-		// Without a quorum either, the request stays this node's; the
-		// coordinator starts a Session for it again (ResyncInterval).
-		s.sys.log.Error("cannot hand the request back; it stays claimed", "request", s.sh.request, "err", m.err)
-		s.end(ctx, true)
-		return
-	}
-	s.lost(ctx, "handed back: the workspace is unreachable")
+// await ends the Session, leaving its request claimed, once a step has
+// failed for its whole budget because the workspace cannot be reached:
+// failing the request would record an outcome the workspace never heard of
+// and leave the request open there, with no node to finish it. The
+// coordinator starts a Session for it again (ResyncInterval), which goes
+// on from what is recorded; a node cut off from the workspace altogether
+// hands its requests back (the Poller's watch).
+func (s *session) await(ctx actor.Context, err error) {
+	s.sys.log.Warn("workspace unreachable, leaving the request claimed to try again later", "request", s.sh.request, "step", s.step.String(), "err", err)
+	s.end(ctx, true)
 }
 
 // lost ends a Session whose request this node no longer owns: another node

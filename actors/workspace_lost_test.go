@@ -132,12 +132,12 @@ func (w *unreachableCalls) FailRequest(ctx context.Context, in *protocol.WsFailR
 	return w.Workspace.FailRequest(ctx, in, opts...)
 }
 
-// TestUnreachableStepHandsBack: a Session whose workspace calls fail as
+// TestUnreachableStepNeverFails: a Session whose workspace calls fail as
 // unreachable for its whole step budget does not fail the request (it
 // could not tell the workspace, and would record an outcome the workspace
-// never heard of): it hands the request back, and once the workspace
-// answers again the request is claimed anew and signed.
-func TestUnreachableStepHandsBack(t *testing.T) {
+// never heard of): the request stays this node's, and once the workspace
+// answers again a new Session signs it.
+func TestUnreachableStepNeverFails(t *testing.T) {
 	e := newEnv(t)
 	ws := &unreachableCalls{}
 	ws.down.Store(true)
@@ -145,15 +145,15 @@ func TestUnreachableStepHandsBack(t *testing.T) {
 	e.start(nil, minuteApart(3))
 	id := e.submitTx("1", "unreachable")
 	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
-	for i := 0; info().Attempt < 2; i++ {
-		if i == 400 {
-			t.Fatalf("not handed back and claimed again: %+v", info())
-		}
-		if info().Status == cluster.StatusCompleted {
-			t.Fatalf("the request was completed while the workspace was unreachable: %+v", info())
+	for range 240 { // two minutes of fake time: the budget several times over
+		if r := info(); r.Status == cluster.StatusCompleted {
+			t.Fatalf("the request was completed while the workspace was unreachable: %+v", r)
 		}
 		e.clock.Advance(500 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if r := info(); r.Status != cluster.StatusClaimed || r.Owner != e.cl.NodeID() {
+		t.Fatalf("while the workspace was unreachable: %+v", r)
 	}
 	ws.down.Store(false)
 	for i := 0; info().Status != cluster.StatusCompleted; i++ {
@@ -166,5 +166,46 @@ func TestUnreachableStepHandsBack(t *testing.T) {
 	r, got := e.wait(id)
 	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || got.Outcome != cluster.OutcomeSigned {
 		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
+	}
+}
+
+// flakyReject fails the first reports of a rejection as unreachable.
+type flakyReject struct {
+	actors.Workspace
+	failures atomic.Int32
+}
+
+func (w *flakyReject) RejectRequest(ctx context.Context, in *protocol.WsRejectRequest, opts ...grpc.CallOption) (*protocol.WsRequest, error) {
+	if w.failures.Add(-1) >= 0 {
+		return nil, status.Error(codes.Unavailable, "connection refused")
+	}
+	return w.Workspace.RejectRequest(ctx, in, opts...)
+}
+
+// TestRejectionStandsAcrossReloads: a REJECT whose report fails is
+// reported again after the reload, not asked again (a second answer could
+// differ, and a request the handler rejected must never be signed).
+func TestRejectionStandsAcrossReloads(t *testing.T) {
+	e := newEnv(t)
+	e.withHandler("transactions:\n  maxAmount:\n    ETH: \"10\"\n")
+	ws := &flakyReject{}
+	ws.failures.Store(2)
+	e.wrap = func(inner actors.Workspace) actors.Workspace { ws.Workspace = inner; return ws }
+	e.start(nil, minuteApart(3))
+	id := e.submitTx("50", "too much")
+	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
+	for i := 0; info().Status != cluster.StatusCompleted; i++ {
+		if i == 400 {
+			t.Fatalf("not rejected: %+v", info())
+		}
+		e.clock.Advance(500 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	r, got := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_REJECTED || got.Outcome != cluster.OutcomeRejected {
+		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
+	}
+	if n := counter(e.metrics.CallbackOutcomes.WithLabelValues("REJECT")); n != 1 {
+		t.Errorf("the handler was asked %v times, want once", n)
 	}
 }

@@ -83,8 +83,8 @@ func Write(w io.Writer, h Header, state []byte, key ed25519.PrivateKey) error {
 // does, from the state's own member table).
 func Read(r io.Reader) (Header, []byte, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	first, _ := br.ReadString('\n')
-	if first != magic {
+	first, _ := br.ReadSlice('\n')
+	if string(first) != magic {
 		return Header{}, nil, fmt.Errorf("%w: it does not start with %q", ErrFormat, magic[:len(magic)-1])
 	}
 	line, err := readLine(br)
@@ -100,9 +100,10 @@ func Read(r io.Reader) (Header, []byte, error) {
 	if h.StateBytes < 0 || h.StateBytes > MaxStateBytes {
 		return Header{}, nil, fmt.Errorf("%w: state of %d bytes", ErrFormat, h.StateBytes)
 	}
-	state := make([]byte, h.StateBytes)
-	if _, err := io.ReadFull(br, state); err != nil {
-		return Header{}, nil, fmt.Errorf("%w: state truncated: %v", ErrFormat, err)
+	// Read as the bytes come, so that a header's claim allocates nothing.
+	state, err := io.ReadAll(io.LimitReader(br, h.StateBytes))
+	if err != nil || int64(len(state)) != h.StateBytes {
+		return Header{}, nil, fmt.Errorf("%w: state truncated at %d of %d bytes", ErrFormat, len(state), h.StateBytes)
 	}
 	if n, _ := br.Read(make([]byte, 1)); n != 0 {
 		return Header{}, nil, fmt.Errorf("%w: bytes after the state", ErrFormat)

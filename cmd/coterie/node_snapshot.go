@@ -108,6 +108,8 @@ func checkSnapshot(r io.Reader) (snapfile.Header, snapfile.Summary, error) {
 		return h, s, fmt.Errorf("snapshot state: %w", err)
 	case s.Signer == "":
 		return h, s, fmt.Errorf("%w (key %s)", errNotAMember, h.IdentityKey)
+	case s.ClusterID != h.ClusterID || s.AppliedIndex != h.Index:
+		return h, s, fmt.Errorf("the header names cluster %s at index %d, the state is cluster %s at index %d", h.ClusterID, h.Index, s.ClusterID, s.AppliedIndex)
 	}
 	return h, s, nil
 }

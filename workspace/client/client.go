@@ -191,7 +191,10 @@ func dial(addr string, pin [32]byte, cert *tls.Certificate, clk clock.Clock, opt
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}, opts...)
-	conn, err := grpc.NewClient(addr, all...)
+	// passthrough hands addr to the dialer as it is, so that a dialer
+	// option (a node's workspace.routes) sees the workspace's host name
+	// rather than an address gRPC resolved first.
+	conn, err := grpc.NewClient("passthrough:///"+addr, all...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
