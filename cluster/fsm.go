@@ -137,6 +137,11 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 	case *protocol.ClusterCommand_Complete:
 		return s.complete(node, at, b.Complete)
 	case *protocol.ClusterCommand_Release:
+		if u := b.Release.GetApiUserId(); u != "" && b.Release.GetNode() != node {
+			// A hand-back is a node's own: only the leader's owner watch
+			// releases another node, and it releases all of it.
+			return nil, errorf(ErrBadCommand, "node %q cannot hand back node %q's requests of %q", node, b.Release.GetNode(), u)
+		}
 		return s.release(b.Release.GetNode(), b.Release.GetApiUserId()), nil
 	case *protocol.ClusterCommand_PresignaturesAdded:
 		return s.addPresignatures(node, b.PresignaturesAdded)

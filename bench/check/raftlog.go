@@ -299,6 +299,9 @@ func (rp *replay) apply(e LogEntry) {
 		}
 		r.status, r.owner = StatusCompleted, ""
 	case cluster.KindRelease:
+		if e.APIUserID != "" && e.ReleasedNode != e.Node {
+			return // the FSM refuses another node's hand-back
+		}
 		for _, id := range slices.Sorted(maps.Keys(rp.requests)) {
 			r := rp.requests[id]
 			if r.status != StatusClaimed || r.owner != e.ReleasedNode || (e.APIUserID != "" && r.user != e.APIUserID) {
