@@ -396,6 +396,26 @@ func (e *env) eventually(timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
+// advance moves the fake clock half a second a step, at most steps times,
+// until cond holds, and reports whether it did. The actors react to each
+// step on their own goroutines; a moment of real time after it lets them.
+func (e *env) advance(steps int, cond func() bool) bool {
+	for range steps {
+		if cond() {
+			return true
+		}
+		e.clock.Advance(500 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+	return cond()
+}
+
+// request returns the FSM's record of request id.
+func (e *env) request(id string) cluster.RequestInfo {
+	r, _ := e.cl.Request(id)
+	return r
+}
+
 // verify asks the workspace to check every signature and approval.
 func (e *env) verify() *protocol.WsVerifyResponse {
 	e.t.Helper()

@@ -74,37 +74,25 @@ func TestWorkspaceLostHandsBack(t *testing.T) {
 		t.Fatal("the request never reached its Session")
 	}
 	ws.cut.Store(true)
-	// Fake time, half a second a step: the watchdog (3 s), then the
-	// WorkspaceTimeout (3 s), and the hand-back's commit.
-	advanceUntil := func(what string, cond func() bool) {
-		t.Helper()
-		for range 200 {
-			if cond() {
-				return
-			}
-			e.clock.Advance(500 * time.Millisecond)
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Fatalf("timed out waiting for: %s", what)
+	// Fake time: the watchdog (3 s), then the WorkspaceTimeout (3 s), and
+	// the hand-back's commit.
+	if !e.advance(200, func() bool { return e.request(id).Status == cluster.StatusUnclaimed }) {
+		t.Fatalf("not handed back: %+v", e.request(id))
 	}
-	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
-	advanceUntil("the request handed back", func() bool { return info().Status == cluster.StatusUnclaimed })
-	if r := info(); r.LastOwner != e.cl.NodeID() || r.Attempt != 1 {
+	if r := e.request(id); r.LastOwner != e.cl.NodeID() || r.Attempt != 1 {
 		t.Fatalf("handed back: %+v", r)
 	}
 	close(hold) // the old Session finds it no longer owns the request
 
 	// Cut off, it claims nothing: a minute of fake time.
-	for range 120 {
-		e.clock.Advance(500 * time.Millisecond)
-		time.Sleep(time.Millisecond)
-	}
-	if r := info(); r.Status != cluster.StatusUnclaimed {
-		t.Fatalf("claimed while cut off from the workspace: %+v", r)
+	if e.advance(120, func() bool { return e.request(id).Status != cluster.StatusUnclaimed }) {
+		t.Fatalf("claimed while cut off from the workspace: %+v", e.request(id))
 	}
 
 	ws.cut.Store(false)
-	advanceUntil("the request signed after the workspace came back", func() bool { return info().Status == cluster.StatusCompleted })
+	if !e.advance(200, func() bool { return e.request(id).Status == cluster.StatusCompleted }) {
+		t.Fatalf("not signed after the workspace came back: %+v", e.request(id))
+	}
 	r, got := e.wait(id)
 	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || got.Outcome != cluster.OutcomeSigned || got.Attempt != 2 {
 		t.Fatalf("workspace %v, FSM %+v", r.GetState(), got)
@@ -144,24 +132,17 @@ func TestUnreachableStepNeverFails(t *testing.T) {
 	e.wrap = func(inner actors.Workspace) actors.Workspace { ws.Workspace = inner; return ws }
 	e.start(nil, minuteApart(3))
 	id := e.submitTx("1", "unreachable")
-	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
-	for range 240 { // two minutes of fake time: the budget several times over
-		if r := info(); r.Status == cluster.StatusCompleted {
-			t.Fatalf("the request was completed while the workspace was unreachable: %+v", r)
-		}
-		e.clock.Advance(500 * time.Millisecond)
-		time.Sleep(2 * time.Millisecond)
+	completed := func() bool { return e.request(id).Status == cluster.StatusCompleted }
+	// Two minutes of fake time: the step budget several times over.
+	if e.advance(240, completed) {
+		t.Fatalf("the request was completed while the workspace was unreachable: %+v", e.request(id))
 	}
-	if r := info(); r.Status != cluster.StatusClaimed || r.Owner != e.cl.NodeID() {
+	if r := e.request(id); r.Status != cluster.StatusClaimed || r.Owner != e.cl.NodeID() {
 		t.Fatalf("while the workspace was unreachable: %+v", r)
 	}
 	ws.down.Store(false)
-	for i := 0; info().Status != cluster.StatusCompleted; i++ {
-		if i == 400 {
-			t.Fatalf("not signed once the workspace answered: %+v", info())
-		}
-		e.clock.Advance(500 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
+	if !e.advance(400, completed) {
+		t.Fatalf("not signed once the workspace answered: %+v", e.request(id))
 	}
 	r, got := e.wait(id)
 	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED || got.Outcome != cluster.OutcomeSigned {
@@ -193,13 +174,8 @@ func TestRejectionStandsAcrossReloads(t *testing.T) {
 	e.wrap = func(inner actors.Workspace) actors.Workspace { ws.Workspace = inner; return ws }
 	e.start(nil, minuteApart(3))
 	id := e.submitTx("50", "too much")
-	info := func() cluster.RequestInfo { r, _ := e.cl.Request(id); return r }
-	for i := 0; info().Status != cluster.StatusCompleted; i++ {
-		if i == 400 {
-			t.Fatalf("not rejected: %+v", info())
-		}
-		e.clock.Advance(500 * time.Millisecond)
-		time.Sleep(5 * time.Millisecond)
+	if !e.advance(400, func() bool { return e.request(id).Status == cluster.StatusCompleted }) {
+		t.Fatalf("not rejected: %+v", e.request(id))
 	}
 	r, got := e.wait(id)
 	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_REJECTED || got.Outcome != cluster.OutcomeRejected {
