@@ -163,7 +163,8 @@ func (c *coordinator) event(ctx actor.Context, ev cluster.Event) {
 		if pid, ok := c.pools[ev.Presignature.KeyID]; ok {
 			ctx.Send(pid, &poolTake{})
 		}
-	case cluster.EventPresignaturesAdded:
+	case cluster.EventPresignaturesAdded, cluster.EventKeyRefreshed:
+		// A refresh burned the pool: it refills with the new share.
 		if pid, ok := c.pools[ev.KeyID]; ok {
 			ctx.Send(pid, &poolCheck{})
 		}

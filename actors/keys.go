@@ -1,23 +1,29 @@
 package actors
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"fmt"
 
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
-// share returns the user's MPC key share, opening its key record once.
-// It runs off the mailboxes (decoding takes milliseconds).
+// share returns the user's MPC key share, opening its key record once per
+// share: again after a refresh replaced it (the record names another
+// epoch). It runs off the mailboxes (decoding takes milliseconds).
 func (s *System) share(u *userState) (*mpc.KeyShare, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.share != nil {
+	rec, ok := s.cfg.Cluster.KeyRecord(u.ShareRecordID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s not in the cluster", ErrKeyRecord, u.ShareRecordID)
+	}
+	if u.share != nil && (len(rec.Epoch) == 0 || bytes.Equal(u.share.Epoch(), rec.Epoch)) {
 		return u.share, nil
 	}
-	plain, err := s.open(u.ShareRecordID)
+	plain, err := s.cfg.Cipher.Decrypt(rec.ID, rec.Sealed)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s: %w", ErrKeyRecord, rec.ID, err)
 	}
 	defer clear(plain)
 	share, err := mpc.UnmarshalKeyShare(plain)

@@ -47,7 +47,7 @@ func (s *System) presignOne(ctx context.Context, u *userState, reserveFor string
 	key := u.SigningKey
 	sid := client.SessionID()
 	var sess *mpc.Session[*mpc.Presignature]
-	res, err := u.Workspace.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_PRESIGN, SessionId: sid},
+	res, err := u.Workspace.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_PRESIGN, SessionId: sid, KeyEpoch: share.Epoch()},
 		func() (mpc.Machine, error) {
 			var err error
 			sess, err = s.cfg.Engine.Presign(mpc.Params{SessionID: sid, Self: share.Self(),
@@ -75,6 +75,10 @@ func (s *System) presignOne(ctx context.Context, u *userState, reserveFor string
 	}
 	return made{ref: cluster.PresignatureRef{KeyID: u.ShareRecordID, ID: pre.ID().String()}, took: s.cfg.Clock.Now().Sub(t0)}, nil
 }
+
+// errRefreshBurned says a key refresh burned the presignature an online
+// round was to use, while the request stayed this node's.
+var errRefreshBurned = errors.New("actors: a key refresh burned the reserved presignature")
 
 // signOutcome is what an online round produced.
 type signOutcome struct {
@@ -106,8 +110,13 @@ func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.Ws
 	case errors.Is(err, cluster.ErrNotReserved):
 		// The Reserve committed, so this replica shows ref reserved for
 		// req unless a Release of this node burned it since (ownership
-		// lost, an ordinary event). Anything else means the FSM broke I1.
+		// lost, an ordinary event) or a key refresh did (the request is
+		// still this node's: reserve another). Anything else means the FSM
+		// broke I1.
 		if p, ok := s.cfg.Cluster.Presignature(ref.KeyID, ref.ID); ok && p.Status == cluster.PresignatureBurned {
+			if r, ok := s.cfg.Cluster.Request(req.GetId()); ok && r.Status == cluster.StatusClaimed && r.Owner == s.self {
+				return out, fmt.Errorf("%w: presignature %s, reserved for request %s", errRefreshBurned, ref.ID, req.GetId())
+			}
 			return out, fmt.Errorf("%w: a release burned presignature %s, reserved for request %s", ErrLostOwnership, ref.ID, req.GetId())
 		}
 		return out, &InvariantError{What: fmt.Sprintf("presignature %s is not reserved for request %s after its Reserve committed", ref.ID, req.GetId())}
@@ -127,7 +136,7 @@ func (s *System) onlineRound(ctx context.Context, u *userState, req *protocol.Ws
 	defer sess.Close()
 	tm := &timedMachine{Machine: sess, clock: s.cfg.Clock}
 	start := &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: sid, PresignId: ref.ID,
-		RequestId: req.GetId(), DigestIndex: index}
+		RequestId: req.GetId(), DigestIndex: index, KeyEpoch: share.Epoch()}
 	res, err := u.Workspace.Relay(ctx, start, func() (mpc.Machine, error) { return tm, nil })
 	end := s.cfg.Clock.Now()
 	if done, at := tm.doneAt(); done {

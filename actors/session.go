@@ -510,6 +510,11 @@ func (s *session) signed(ctx actor.Context, m *signDone) {
 		s.lost(ctx, m.err.Error())
 		return
 	}
+	if errors.Is(m.err, errRefreshBurned) {
+		s.sys.log.Info("a key refresh burned the reserved presignature, reserving another", "request", s.sh.request, "digest", m.index)
+		s.nextDigest(ctx)
+		return
+	}
 	if m.err != nil {
 		s.sh.onlineFailures++
 		s.sys.log.Warn("online round failed", "request", s.sh.request, "digest", m.index, "err", m.err)

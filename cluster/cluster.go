@@ -532,6 +532,16 @@ func (c *Cluster) AddAPIUser(ctx context.Context, r Record) error {
 	return err
 }
 
+// RefreshKey proposes that key record key, whose share is of epoch from,
+// hold sealed instead: the share a refresh produced, of epoch epoch. Every
+// live presignature of the key burns in the same entry. ErrStaleKey when
+// the record no longer holds the share of epoch from (another refresh
+// committed first), ErrUnknownKey when there is no such record.
+func (c *Cluster) RefreshKey(ctx context.Context, key string, from, epoch, sealed []byte) error {
+	_, err := c.Propose(ctx, KeyRefreshedCommand(key, from, epoch, sealed))
+	return err
+}
+
 // AddKeyRecord proposes a key record; ErrRecordExists if it exists.
 func (c *Cluster) AddKeyRecord(ctx context.Context, r Record) error {
 	_, err := c.Propose(ctx, KeyRecordAddedCommand(r))

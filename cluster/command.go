@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -146,15 +147,44 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return nil
 	case *protocol.ClusterCommand_RecordsResealed:
 		return validateRecordsResealed(b.RecordsResealed)
+	case *protocol.ClusterCommand_KeyRefreshed:
+		return validateKeyRefreshed(b.KeyRefreshed)
 	default:
 		return errorf(ErrBadCommand, "no body")
 	}
+}
+
+// KeyRefreshedCommand returns a command replacing the share of key record
+// key, of epoch from, with sealed, of epoch epoch.
+func KeyRefreshedCommand(key string, from, epoch, sealed []byte) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRefreshed{KeyRefreshed: &protocol.ClusterKeyRefreshed{
+		KeyId: key, FromEpoch: from, Epoch: epoch, Sealed: sealed,
+	}}}
+}
+
+// maxEpoch bounds a key share's epoch (32 bytes from the MPC library).
+const maxEpoch = 64
+
+func validateKeyRefreshed(c *protocol.ClusterKeyRefreshed) error {
+	if err := checkID("key", c.GetKeyId()); err != nil {
+		return err
+	}
+	switch {
+	case len(c.GetEpoch()) == 0 || len(c.GetEpoch()) > maxEpoch || len(c.GetFromEpoch()) > maxEpoch:
+		return errorf(ErrBadCommand, "key %q: epochs of %d and %d bytes, want 1..%d", c.GetKeyId(), len(c.GetFromEpoch()), len(c.GetEpoch()), maxEpoch)
+	case bytes.Equal(c.GetEpoch(), c.GetFromEpoch()):
+		return errorf(ErrBadCommand, "key %q: a refresh must change the epoch", c.GetKeyId())
+	case len(c.GetSealed()) == 0:
+		return errorf(ErrBadCommand, "key %q: no sealed share", c.GetKeyId())
+	}
+	return nil
 }
 
 func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 	if err := checkID("key", a.GetKeyId()); err != nil {
 		return err
 	}
+
 	n := len(a.GetPresignatures())
 	if n == 0 || n > maxBatch {
 		return errorf(ErrBadCommand, "%d presignatures in one batch, want 1..%d", n, maxBatch)
@@ -177,6 +207,9 @@ func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 		seen[p.GetId()] = true
 		if len(p.GetSealed()) == 0 {
 			return errorf(ErrBadCommand, "presignature %q has no sealed share", p.GetId())
+		}
+		if len(p.GetKeyEpoch()) > maxEpoch {
+			return errorf(ErrBadCommand, "presignature %q: epoch of %d bytes, want at most %d", p.GetId(), len(p.GetKeyEpoch()), maxEpoch)
 		}
 		if p.GetOriginSeq() <= last {
 			return errorf(ErrBadCommand, "presignature %q: origin numbers must start at 1 and ascend", p.GetId())
@@ -337,6 +370,8 @@ type SealedPresignature struct {
 	ID        string
 	OriginSeq uint64
 	Sealed    []byte
+	// KeyEpoch is the epoch of the key share it was made with.
+	KeyEpoch []byte
 }
 
 // PresignaturesAddedCommand returns a command adding sealed presignatures to
@@ -345,7 +380,8 @@ type SealedPresignature struct {
 func PresignaturesAddedCommand(key, reserveFor string, ps []SealedPresignature) *protocol.ClusterCommand {
 	a := &protocol.ClusterPresignaturesAdded{KeyId: key, ReserveFor: reserveFor}
 	for _, p := range ps {
-		a.Presignatures = append(a.Presignatures, &protocol.ClusterSealedPresignature{Id: p.ID, Sealed: p.Sealed, OriginSeq: p.OriginSeq})
+		a.Presignatures = append(a.Presignatures, &protocol.ClusterSealedPresignature{Id: p.ID, Sealed: p.Sealed, OriginSeq: p.OriginSeq,
+			KeyEpoch: p.KeyEpoch})
 	}
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_PresignaturesAdded{PresignaturesAdded: a}}
 }
@@ -415,7 +451,7 @@ func JoinTokenIssuedCommand(id string, secretHash []byte, expires time.Time) *pr
 }
 
 func (r Record) proto() *protocol.ClusterRecord {
-	return &protocol.ClusterRecord{Id: r.ID, OwnerId: r.OwnerID, Public: r.Public, Sealed: r.Sealed}
+	return &protocol.ClusterRecord{Id: r.ID, OwnerId: r.OwnerID, Public: r.Public, Sealed: r.Sealed, Epoch: r.Epoch}
 }
 
 // stamp fills in the envelope of cmd.

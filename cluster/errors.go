@@ -98,6 +98,13 @@ var (
 	// ErrNoUserCallback is returned when a command clears an API user's
 	// own callback handler and the user has none.
 	ErrNoUserCallback = errors.New("cluster: the API user has no callback handler of its own")
+	// ErrStaleKey is returned when a command was made with a key share
+	// that a refresh has replaced since: presignatures made with the old
+	// share, or a second refresh started from it.
+	ErrStaleKey = errors.New("cluster: the key share was refreshed since")
+	// ErrUnknownKey is returned when a command names a key record the
+	// cluster does not hold.
+	ErrUnknownKey = errors.New("cluster: unknown key record")
 )
 
 // codes maps each sentinel to the code that carries it across the
@@ -132,6 +139,8 @@ var codes = []struct {
 	{ErrForbidden, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN},
 	{ErrUnknownUser, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER},
 	{ErrNoUserCallback, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK},
+	{ErrStaleKey, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_STALE_KEY},
+	{ErrUnknownKey, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_KEY},
 }
 
 // errorCode returns the wire code of err; errors with no sentinel map to

@@ -42,6 +42,9 @@ const (
 	// EventUserCallbackCleared: an API user's own callback handler was
 	// removed (APIUserID names the user record).
 	EventUserCallbackCleared
+	// EventKeyRefreshed: a refresh replaced the share in key record
+	// KeyID and burned Count live presignatures of it.
+	EventKeyRefreshed
 )
 
 // String returns the kind's lowercase name.
@@ -85,6 +88,8 @@ func (k EventKind) String() string {
 		return "user-callback-set"
 	case EventUserCallbackCleared:
 		return "user-callback-cleared"
+	case EventKeyRefreshed:
+		return "key-refreshed"
 	default:
 		return "unknown"
 	}

@@ -149,6 +149,13 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	case *protocol.ClusterCommand_KeyRefreshed:
+		if s.clusterID != "" {
+			if _, err := s.member(node); err != nil {
+				return nil, err
+			}
+		}
+		return s.refreshKey(at, b.KeyRefreshed)
 	case *protocol.ClusterCommand_Sync:
 		return nil, nil
 	case *protocol.ClusterCommand_CallbackSet:
@@ -199,6 +206,7 @@ func (s *state) addRecord(m map[string]*protocol.ClusterRecord, kind EventKind, 
 		Public:          slices.Clone(r.GetPublic()),
 		Sealed:          slices.Clone(r.GetSealed()),
 		AddedAtUnixNano: at,
+		Epoch:           slices.Clone(r.GetEpoch()),
 	}
 	return []Event{{Kind: kind, RecordID: r.GetId()}}, nil
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"maps"
 	"slices"
 
@@ -188,6 +189,11 @@ func (s *state) resealRecords(node string, c *protocol.ClusterRecordsResealed) (
 		if sealed == nil {
 			continue
 		}
+		if h := r.GetReplacesSha256(); h != nil {
+			if was := sha256.Sum256(*sealed); !bytes.Equal(h, was[:]) {
+				continue // replaced since it was read (a key refresh)
+			}
+		}
 		old, _ := keyring.CiphertextVersion(*sealed)
 		if v, _ := keyring.CiphertextVersion(r.GetSealed()); v <= old {
 			continue
@@ -257,6 +263,9 @@ func validateRecordsResealed(c *protocol.ClusterRecordsResealed) error {
 		}
 		if _, err := keyring.CiphertextVersion(r.GetSealed()); err != nil {
 			return errorf(ErrBadCommand, "resealed record %q: not a keyring ciphertext", r.GetId())
+		}
+		if h := r.GetReplacesSha256(); h != nil && len(h) != sha256.Size {
+			return errorf(ErrBadCommand, "resealed record %q: a hash of %d bytes, want %d", r.GetId(), len(h), sha256.Size)
 		}
 	}
 	return nil

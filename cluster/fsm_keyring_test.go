@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,9 +48,16 @@ func (d *fsmDriver) runKeyring(c scriptCase) (string, bool) {
 	case "reseal":
 		cmd := &protocol.ClusterRecordsResealed{}
 		for _, r := range splitList(arg("records")) {
+			// kind:ref@version, and #sealed names the sealed part the
+			// entry says it re-encrypts (replaces_sha256).
+			r, was, replaces := strings.Cut(r, "#")
 			kind, rest, _ := strings.Cut(r, ":")
 			ref, ver, _ := strings.Cut(rest, "@")
 			e := &protocol.ClusterResealedRecord{Id: ref, Sealed: scriptSealed(uint32(d.atoi(c, ver)))}
+			if replaces {
+				h := sha256.Sum256([]byte(was))
+				e.ReplacesSha256 = h[:]
+			}
 			switch kind {
 			case "presignature":
 				e.Kind = sealedPresignature

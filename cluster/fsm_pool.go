@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 
@@ -77,7 +78,12 @@ func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAd
 		kp = newKeyPool(key)
 	}
 	high := kp.high[node]
+	epoch := s.keys[key].GetEpoch()
 	for _, p := range a.GetPresignatures() {
+		if len(epoch) > 0 && !bytes.Equal(epoch, p.GetKeyEpoch()) {
+			return nil, errorf(ErrStaleKey, "key %q holds the share of epoch %x; presignature %q was made with %x",
+				key, short(epoch), p.GetId(), short(p.GetKeyEpoch()))
+		}
 		if p.GetOriginSeq() <= high {
 			return nil, errorf(ErrPresignatureReplayed, "key %q, node %q, presignature %q has number %d, high-water mark %d",
 				key, node, p.GetId(), p.GetOriginSeq(), high)
@@ -113,6 +119,39 @@ func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAd
 	}
 	return evs, nil
 }
+
+// refreshKey replaces the share of a key record with a refreshed one and
+// burns every live presignature of the key, available or reserved: they
+// were made with the old share (a Session whose reserved presignature
+// burns reserves another). Only a refresh that started from the share the
+// record holds applies: of two started from the same share, the first to
+// commit wins and the second gets ErrStaleKey. A record whose epoch was
+// never recorded accepts any.
+func (s *state) refreshKey(at int64, c *protocol.ClusterKeyRefreshed) ([]Event, error) {
+	key := c.GetKeyId()
+	k := s.keys[key]
+	switch {
+	case k == nil:
+		return nil, errorf(ErrUnknownKey, "%q", key)
+	case len(k.GetEpoch()) > 0 && !bytes.Equal(k.GetEpoch(), c.GetFromEpoch()):
+		return nil, errorf(ErrStaleKey, "key %q holds the share of epoch %x; the refresh started from %x",
+			key, short(k.GetEpoch()), short(c.GetFromEpoch()))
+	}
+	k.Sealed = slices.Clone(c.GetSealed())
+	k.Epoch = slices.Clone(c.GetEpoch())
+	k.RefreshedAtUnixNano = at
+	burned := 0
+	if kp := s.pools[key]; kp != nil {
+		for _, id := range slices.Sorted(maps.Keys(kp.live)) {
+			s.spend(&protocol.ClusterPresignatureRef{KeyId: key, Id: id}, psBurned)
+			burned++
+		}
+	}
+	return []Event{{Kind: EventKeyRefreshed, KeyID: key, Count: burned}}, nil
+}
+
+// short cuts an epoch for messages.
+func short(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
 
 // available returns a presignature that may be reserved, or why not. An
 // empty id picks the key's oldest available presignature.

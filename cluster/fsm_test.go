@@ -85,13 +85,15 @@ func (d *fsmDriver) run(c scriptCase) string {
 				}
 				seq = n
 			}
-			ps = append(ps, SealedPresignature{ID: id, OriginSeq: seq, Sealed: []byte("sealed:" + id)})
+			ps = append(ps, SealedPresignature{ID: id, OriginSeq: seq, Sealed: []byte("sealed:" + id), KeyEpoch: []byte(arg("epoch"))})
 		}
 		return d.apply(c, PresignaturesAddedCommand(arg("key"), arg("reserve-for"), ps))
 	case "add-user":
 		return d.apply(c, APIUserAddedCommand(d.record(c)))
 	case "add-key":
 		return d.apply(c, KeyRecordAddedCommand(d.record(c)))
+	case "refresh-key":
+		return d.apply(c, KeyRefreshedCommand(arg("key"), []byte(arg("from")), []byte(arg("epoch")), []byte(arg("sealed"))))
 	case "init":
 		return d.apply(c, InitCommand(arg("cluster"), scriptPolicy(arg("policy")), d.member(c)))
 	case "add-member":
@@ -148,7 +150,11 @@ func (d *fsmDriver) run(c scriptCase) string {
 	case "records":
 		var out []string
 		for _, r := range append(d.fsm.APIUsers(), d.fsm.KeyRecords()...) {
-			out = append(out, fmt.Sprintf("%s owner=%q public=%q sealed=%q at=%d", r.ID, r.OwnerID, r.Public, r.Sealed, r.AddedAt.UnixNano()))
+			line := fmt.Sprintf("%s owner=%q public=%q sealed=%q at=%d", r.ID, r.OwnerID, r.Public, r.Sealed, r.AddedAt.UnixNano())
+			if len(r.Epoch) > 0 {
+				line += fmt.Sprintf(" epoch=%q refreshed-at=%d", r.Epoch, r.RefreshedAt.UnixNano())
+			}
+			out = append(out, line)
 		}
 		if len(out) == 0 {
 			return "(none)"
@@ -243,7 +249,8 @@ func (d *fsmDriver) record(c scriptCase) Record {
 	if _, ok := c.args["sealed"]; !ok {
 		sealed = "sealed:" + c.args["id"]
 	}
-	return Record{ID: c.args["id"], OwnerID: c.args["owner"], Public: []byte(c.args["public"]), Sealed: []byte(sealed)}
+	return Record{ID: c.args["id"], OwnerID: c.args["owner"], Public: []byte(c.args["public"]), Sealed: []byte(sealed),
+		Epoch: []byte(c.args["epoch"])}
 }
 
 func parseOutcome(s string) Outcome {

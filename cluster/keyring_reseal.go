@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -169,7 +170,9 @@ func (c *Cluster) ResealBatch(ctx context.Context, apiUserSeal func(id string) s
 		if err != nil {
 			return Reseal{Left: total}, err
 		}
-		cmd.Records = append(cmd.Records, &protocol.ClusterResealedRecord{Kind: s.kind, KeyId: s.keyID, Id: s.id, Sealed: sealed})
+		was := sha256.Sum256(s.sealed)
+		cmd.Records = append(cmd.Records, &protocol.ClusterResealedRecord{Kind: s.kind, KeyId: s.keyID, Id: s.id, Sealed: sealed,
+			ReplacesSha256: was[:]})
 	}
 	if len(cmd.Records) == 0 {
 		return Reseal{Left: total}, nil

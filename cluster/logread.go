@@ -45,6 +45,7 @@ const (
 	KindRecordsResealed     = "records_resealed"
 	KindUserCallbackSet     = "user_callback_set"
 	KindUserCallbackCleared = "user_callback_cleared"
+	KindKeyRefreshed        = "key_refreshed"
 	// KindInvalid is a command entry that does not decode or validate:
 	// Apply refused it, and it changed nothing.
 	KindInvalid = "invalid"
@@ -71,7 +72,7 @@ type LogEntry struct {
 	RequestID string `json:"request_id,omitempty"`
 	APIUserID string `json:"api_user_id,omitempty"`
 	// KeyID and Presignatures are a reserve's or a presignatures_added's
-	// key and presignature ids. A reserve with no id lets the FSM pick the
+	// key and presignature ids (KeyID also a key_refreshed's key). A reserve with no id lets the FSM pick the
 	// key's oldest available presignature.
 	KeyID         string   `json:"key_id,omitempty"`
 	Presignatures []string `json:"presignatures,omitempty"`
@@ -202,6 +203,8 @@ func describeCommand(e *LogEntry, cmd *protocol.ClusterCommand) {
 		e.Kind = KindUserCallbackSet
 	case *protocol.ClusterCommand_UserCallbackCleared:
 		e.Kind = KindUserCallbackCleared
+	case *protocol.ClusterCommand_KeyRefreshed:
+		e.Kind, e.KeyID = KindKeyRefreshed, b.KeyRefreshed.GetKeyId()
 	default:
 		// DecodeCommand refuses a command with no body.
 		e.Kind = KindInvalid

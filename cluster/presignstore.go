@@ -117,7 +117,7 @@ func (s *PresignStore) Add(ctx context.Context, p *mpc.Presignature, reserveFor 
 		if err != nil {
 			return nil, fmt.Errorf("cluster: seal presignature %s: %w", id, err)
 		}
-		return []SealedPresignature{{ID: id, OriginSeq: seq, Sealed: ct}}, nil
+		return []SealedPresignature{{ID: id, OriginSeq: seq, Sealed: ct, KeyEpoch: p.Epoch()}}, nil
 	})
 	switch {
 	case err == nil:

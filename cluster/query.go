@@ -275,6 +275,9 @@ func record(r *protocol.ClusterRecord) Record {
 		Public:  slices.Clone(r.GetPublic()),
 		Sealed:  slices.Clone(r.GetSealed()),
 		AddedAt: unixNano(r.GetAddedAtUnixNano()),
+		Epoch:   slices.Clone(r.GetEpoch()),
+
+		RefreshedAt: unixNano(r.GetRefreshedAtUnixNano()),
 	}
 }
 

@@ -216,6 +216,11 @@ type Record struct {
 	// Sealed is ciphertext under the keyring.
 	Sealed  []byte
 	AddedAt time.Time
+	// Epoch is the epoch of the MPC key share a key record holds
+	// (mpc.KeyShare.Epoch, public); empty when not recorded.
+	Epoch []byte
+	// RefreshedAt is when a refresh last replaced the share; zero if never.
+	RefreshedAt time.Time
 }
 
 func unixNano(n int64) time.Time {

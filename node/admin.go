@@ -49,6 +49,9 @@ const (
 	// workspace has) sets (PUT) or clears (DELETE) that API user's own
 	// callback handler.
 	PathUserCallback = "/v1/cluster/callback/users/"
+	// PathRefresh + a user (WORKSPACE/USER, or a user id only one
+	// workspace has) refreshes (POST) that user's MPC key shares.
+	PathRefresh = "/v1/refresh/"
 	// PathRequest + an id answers the cluster's record of one request.
 	PathRequest = "/v1/cluster/requests/"
 )
@@ -170,6 +173,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))
 	mux.HandleFunc("DELETE "+PathUserCallback+"{user...}", a.auth(a.clearUserCallback))
+	mux.HandleFunc("POST "+PathRefresh+"{user...}", a.auth(a.refresh))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -229,6 +229,14 @@ func (c *AdminClient) ClearUserCallback(ctx context.Context, user string) (Callb
 	return l, c.do(ctx, http.MethodDelete, PathUserCallback+url.PathEscape(user), nil, true, &l)
 }
 
+// Refresh refreshes user's MPC key shares (Node.Refresh). user is
+// WORKSPACE/USER, or a user id only one workspace has. Refusals wrap
+// cluster.ErrUnknownUser or ErrRefused.
+func (c *AdminClient) Refresh(ctx context.Context, user string) (RefreshReport, error) {
+	var rep RefreshReport
+	return rep, c.do(ctx, http.MethodPost, PathRefresh+url.PathEscape(user), nil, true, &rep)
+}
+
 // RemoveMember removes another node from the cluster. Refusals wrap
 // cluster.ErrMember or ErrRefused and explain themselves.
 func (c *AdminClient) RemoveMember(ctx context.Context, id string) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -93,6 +94,7 @@ type Config struct {
 	Presign   PresignConfig   `yaml:"presign"`
 	Callback  CallbackConfig  `yaml:"callback"`
 	Workspace WorkspaceConfig `yaml:"workspace"`
+	Refresh   RefreshConfig   `yaml:"refresh"`
 	Log       LogConfig       `yaml:"log"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
@@ -228,6 +230,50 @@ type SessionsConfig struct {
 	// Capacity is how many requests the node works on at once; a node at
 	// capacity claims nothing new, so load spreads across the cluster.
 	Capacity int `yaml:"capacity"`
+}
+
+// RefreshConfig schedules proactive refreshes of the API users' MPC key
+// shares: new shares of the same key, made with the cloud co-signers, so
+// that a share stolen before a refresh is useless after it (Node.Refresh).
+// The leader runs the schedule; give every node the same settings.
+type RefreshConfig struct {
+	// Interval is how long each signer user's shares are kept before they
+	// are refreshed, counted from pairing or the last refresh; 0 (the
+	// default) never refreshes on a schedule.
+	Interval time.Duration `yaml:"interval"`
+	// Users overrides Interval per API user, named WORKSPACE/USER or by a
+	// user id; 0 turns the schedule off for that user.
+	Users map[string]time.Duration `yaml:"users,omitempty"`
+}
+
+// minRefreshInterval bounds a scheduled refresh's interval from below: a
+// refresh costs seconds of CPU and burns the user's presignature pool.
+const minRefreshInterval = time.Hour
+
+func (c RefreshConfig) validate() []error {
+	var errs []error
+	check := func(what string, d time.Duration) {
+		if d != 0 && d < minRefreshInterval {
+			errs = append(errs, fmt.Errorf("%w: %s %s is neither 0 (off) nor at least %s", ErrInvalidConfig, what, d, minRefreshInterval))
+		}
+	}
+	check("refresh.interval", c.Interval)
+	for _, u := range slices.Sorted(maps.Keys(c.Users)) {
+		check("refresh.users."+u, c.Users[u])
+	}
+	return errs
+}
+
+// interval returns the refresh interval of the user with record id rec
+// and user id id.
+func (c RefreshConfig) interval(rec, id string) time.Duration {
+	if d, ok := c.Users[rec]; ok {
+		return d
+	}
+	if d, ok := c.Users[id]; ok {
+		return d
+	}
+	return c.Interval
 }
 
 // PresignConfig sizes the presignature pools.
@@ -432,6 +478,7 @@ func (c Config) Validate() error {
 		bad("presign.workers %d is not in [1, 256]", c.Presign.Workers)
 	}
 	errs = append(errs, c.Workspace.validate()...)
+	errs = append(errs, c.Refresh.validate()...)
 	if cbErrs := c.Callback.validate(); len(cbErrs) > 0 {
 		errs = append(errs, cbErrs...)
 	} else {

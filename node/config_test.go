@@ -67,6 +67,8 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad duration", yaml: base + "callback:\n  timeout: soon\n", want: []string{"soon"}},
+		{name: "refresh too often", yaml: base + "refresh:\n  interval: 10m\n  users:\n    default/u1: 30s\n    default/u2: 0s\n",
+			want: []string{"refresh.interval 10m0s", "refresh.users.default/u1 30s"}},
 		{name: "all problems at once", yaml: base + "raft:\n  bind: nope\nadmin:\n  listen: x\nsessions:\n  capacity: 0\npresign:\n  workers: 0\n  target_depth: 40\n  max_depth: 8\nlog:\n  level: loud\n  format: xml\nowner_timeout: 1ms\n",
 			want: []string{"raft.bind", "admin.listen", "sessions.capacity", "presign.workers", "target_depth", "log.level", "log.format", "owner_timeout"}},
 		{name: "callback url needs key", yaml: base + "callback:\n  url: http://127.0.0.1:8090\n", want: []string{"handler_public_key is required"}},

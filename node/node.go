@@ -69,9 +69,11 @@ type Node struct {
 	drainMu sync.Mutex    // one planned departure at a time
 	drained chan struct{} // closed when a Drain or Leave has run
 	pairMu  sync.Mutex    // one pairing at a time
-	addMu   sync.Mutex    // one addUser at a time
-	closing sync.Once
-	closeFn []func() error // run in reverse order by Close
+	// refreshMu lets one key refresh run at a time on this node.
+	refreshMu sync.Mutex
+	addMu     sync.Mutex // one addUser at a time
+	closing   sync.Once
+	closeFn   []func() error // run in reverse order by Close
 
 	mu          sync.Mutex
 	callbackKey *rsa.PrivateKey
@@ -358,6 +360,7 @@ func (n *Node) openCluster() error {
 	n.cluster = &TimedCluster{Cluster: c, hist: n.metrics.raftApply}
 	n.closeFn = append(n.closeFn, c.Close)
 	n.startReseal()
+	n.startRefresh()
 	return nil
 }
 

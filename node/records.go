@@ -140,7 +140,7 @@ func userRecords(c cluster.Cipher, u *User, sec userSecrets) (keys []cluster.Rec
 			return nil, cluster.Record{}, err
 		}
 		keys = append(keys, cluster.Record{ID: u.Info.ShareRecord, OwnerID: u.RecordID,
-			Public: []byte(hex.EncodeToString(u.SigningKey.GetPublicKey())), Sealed: sealed})
+			Public: []byte(hex.EncodeToString(u.SigningKey.GetPublicKey())), Sealed: sealed, Epoch: sec.share.Epoch()})
 	}
 	pub, err := json.Marshal(u.Info)
 	if err != nil {

@@ -230,6 +230,8 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING          ClusterErrorCode = 24
 	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER     ClusterErrorCode = 25
 	ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK ClusterErrorCode = 26
+	ClusterErrorCode_CLUSTER_ERROR_CODE_STALE_KEY        ClusterErrorCode = 40
+	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_KEY      ClusterErrorCode = 41
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -262,6 +264,8 @@ var (
 		24: "CLUSTER_ERROR_CODE_KEYRING",
 		25: "CLUSTER_ERROR_CODE_UNKNOWN_USER",
 		26: "CLUSTER_ERROR_CODE_NO_USER_CALLBACK",
+		40: "CLUSTER_ERROR_CODE_STALE_KEY",
+		41: "CLUSTER_ERROR_CODE_UNKNOWN_KEY",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -291,6 +295,8 @@ var (
 		"CLUSTER_ERROR_CODE_KEYRING":              24,
 		"CLUSTER_ERROR_CODE_UNKNOWN_USER":         25,
 		"CLUSTER_ERROR_CODE_NO_USER_CALLBACK":     26,
+		"CLUSTER_ERROR_CODE_STALE_KEY":            40,
+		"CLUSTER_ERROR_CODE_UNKNOWN_KEY":          41,
 	}
 )
 
@@ -407,6 +413,7 @@ type ClusterCommand struct {
 	//	*ClusterCommand_RecordsResealed
 	//	*ClusterCommand_UserCallbackSet
 	//	*ClusterCommand_UserCallbackCleared
+	//	*ClusterCommand_KeyRefreshed
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -650,6 +657,15 @@ func (x *ClusterCommand) GetUserCallbackCleared() *ClusterUserCallbackCleared {
 	return nil
 }
 
+func (x *ClusterCommand) GetKeyRefreshed() *ClusterKeyRefreshed {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_KeyRefreshed); ok {
+			return x.KeyRefreshed
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -734,6 +750,10 @@ type ClusterCommand_UserCallbackCleared struct {
 	UserCallbackCleared *ClusterUserCallbackCleared `protobuf:"bytes,29,opt,name=user_callback_cleared,json=userCallbackCleared,proto3,oneof"`
 }
 
+type ClusterCommand_KeyRefreshed struct {
+	KeyRefreshed *ClusterKeyRefreshed `protobuf:"bytes,40,opt,name=key_refreshed,json=keyRefreshed,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -773,6 +793,8 @@ func (*ClusterCommand_RecordsResealed) isClusterCommand_Body() {}
 func (*ClusterCommand_UserCallbackSet) isClusterCommand_Body() {}
 
 func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
+
+func (*ClusterCommand_KeyRefreshed) isClusterCommand_Body() {}
 
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
@@ -1071,7 +1093,10 @@ type ClusterSealedPresignature struct {
 	// origin_seq is the proposing node's sequence number of this presignature
 	// for its key. The FSM admits only numbers above the node's high-water
 	// mark, so no Add can be replayed, however long ago it was applied.
-	OriginSeq     uint64 `protobuf:"varint,3,opt,name=origin_seq,json=originSeq,proto3" json:"origin_seq,omitempty"`
+	OriginSeq uint64 `protobuf:"varint,3,opt,name=origin_seq,json=originSeq,proto3" json:"origin_seq,omitempty"`
+	// key_epoch is the epoch of the key share it was made with; the FSM
+	// refuses it when the key record holds a share of another epoch.
+	KeyEpoch      []byte `protobuf:"bytes,4,opt,name=key_epoch,json=keyEpoch,proto3" json:"key_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1125,6 +1150,13 @@ func (x *ClusterSealedPresignature) GetOriginSeq() uint64 {
 		return x.OriginSeq
 	}
 	return 0
+}
+
+func (x *ClusterSealedPresignature) GetKeyEpoch() []byte {
+	if x != nil {
+		return x.KeyEpoch
+	}
+	return nil
 }
 
 // ClusterPresignaturesAdded adds presignatures to the pool of one key.
@@ -1294,8 +1326,14 @@ type ClusterRecord struct {
 	// sealed is ciphertext under the keyring.
 	Sealed          []byte `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	AddedAtUnixNano int64  `protobuf:"varint,5,opt,name=added_at_unix_nano,json=addedAtUnixNano,proto3" json:"added_at_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// epoch, for a key record holding an MPC key share, is the share's epoch
+	// (KeyShare.Epoch, public): set at pairing and by every refresh. Empty on
+	// records from before it was kept, which accept any.
+	Epoch []byte `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// refreshed_at_unix_nano is when a refresh last replaced the share.
+	RefreshedAtUnixNano int64 `protobuf:"varint,7,opt,name=refreshed_at_unix_nano,json=refreshedAtUnixNano,proto3" json:"refreshed_at_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ClusterRecord) Reset() {
@@ -1363,6 +1401,95 @@ func (x *ClusterRecord) GetAddedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *ClusterRecord) GetEpoch() []byte {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
+func (x *ClusterRecord) GetRefreshedAtUnixNano() int64 {
+	if x != nil {
+		return x.RefreshedAtUnixNano
+	}
+	return 0
+}
+
+// ClusterKeyRefreshed replaces the MPC key share of a key record with the
+// share a refresh produced (the same public key, new secret shares), and
+// burns every live presignature of that key: they belong to the old shares.
+// It applies only when the record still holds the shares the refresh
+// started from (from_epoch), so of two refreshes that started from the same
+// shares only the first to commit takes effect.
+type ClusterKeyRefreshed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	KeyId     string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	FromEpoch []byte                 `protobuf:"bytes,2,opt,name=from_epoch,json=fromEpoch,proto3" json:"from_epoch,omitempty"`
+	Epoch     []byte                 `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// sealed is the new share, ciphertext under the keyring.
+	Sealed        []byte `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterKeyRefreshed) Reset() {
+	*x = ClusterKeyRefreshed{}
+	mi := &file_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyRefreshed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyRefreshed) ProtoMessage() {}
+
+func (x *ClusterKeyRefreshed) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyRefreshed.ProtoReflect.Descriptor instead.
+func (*ClusterKeyRefreshed) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ClusterKeyRefreshed) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ClusterKeyRefreshed) GetFromEpoch() []byte {
+	if x != nil {
+		return x.FromEpoch
+	}
+	return nil
+}
+
+func (x *ClusterKeyRefreshed) GetEpoch() []byte {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
+func (x *ClusterKeyRefreshed) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
 // ClusterInit starts the member table of a new cluster: its id, its
 // attestation policy and its first member, the bootstrapping node. It
 // applies once.
@@ -1378,7 +1505,7 @@ type ClusterInit struct {
 
 func (x *ClusterInit) Reset() {
 	*x = ClusterInit{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1517,7 @@ func (x *ClusterInit) String() string {
 func (*ClusterInit) ProtoMessage() {}
 
 func (x *ClusterInit) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1530,7 @@ func (x *ClusterInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
 func (*ClusterInit) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterInit) GetClusterId() string {
@@ -1452,7 +1579,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1591,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1604,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -1545,7 +1672,7 @@ type ClusterEnclaveIdentity struct {
 
 func (x *ClusterEnclaveIdentity) Reset() {
 	*x = ClusterEnclaveIdentity{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1684,7 @@ func (x *ClusterEnclaveIdentity) String() string {
 func (*ClusterEnclaveIdentity) ProtoMessage() {}
 
 func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1697,7 @@ func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterEnclaveIdentity) GetKind() string {
@@ -1630,7 +1757,7 @@ type ClusterPolicyRule struct {
 
 func (x *ClusterPolicyRule) Reset() {
 	*x = ClusterPolicyRule{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1769,7 @@ func (x *ClusterPolicyRule) String() string {
 func (*ClusterPolicyRule) ProtoMessage() {}
 
 func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1782,7 @@ func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
 func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterPolicyRule) GetKind() string {
@@ -1711,7 +1838,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1850,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1863,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -1758,7 +1885,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1897,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1910,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -1803,7 +1930,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1942,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1955,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -1848,7 +1975,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1987,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2000,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -1896,7 +2023,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2035,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2048,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -1960,7 +2087,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2099,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2112,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -2041,7 +2168,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2180,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2193,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -2122,7 +2249,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2261,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2274,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -2193,7 +2320,7 @@ type ClusterRequestState struct {
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2332,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2345,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2332,7 +2459,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2471,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2484,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -2420,7 +2547,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2559,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2572,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -2480,7 +2607,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2619,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2632,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -2576,7 +2703,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2715,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2728,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -2728,7 +2855,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +2867,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +2880,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -2865,7 +2992,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3004,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3017,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -2926,7 +3053,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3065,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3078,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -2975,7 +3102,7 @@ type ClusterRemovalCheck struct {
 
 func (x *ClusterRemovalCheck) Reset() {
 	*x = ClusterRemovalCheck{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3114,7 @@ func (x *ClusterRemovalCheck) String() string {
 func (*ClusterRemovalCheck) ProtoMessage() {}
 
 func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3127,7 @@ func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
 func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterRemovalCheck) GetId() string {
@@ -3024,7 +3151,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3163,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3176,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3087,7 +3214,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3226,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3239,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3161,7 +3288,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3300,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3313,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3254,7 +3381,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +3393,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3279,7 +3406,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3306,7 +3433,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3318,7 +3445,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3331,7 +3458,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3356,7 +3483,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3495,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3508,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -3408,7 +3535,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3547,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3560,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -3454,7 +3581,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +3593,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +3606,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -3499,7 +3626,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3638,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3651,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3547,7 +3674,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +3686,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +3699,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3620,7 +3747,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3759,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3772,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3684,7 +3811,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +3823,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +3836,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3744,7 +3871,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +3883,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +3896,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3794,7 +3921,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +3933,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +3946,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -3868,7 +3995,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +4007,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3893,7 +4020,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -3916,16 +4043,20 @@ type ClusterResealedRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  ClusterSealedKind      `protobuf:"varint,1,opt,name=kind,proto3,enum=coterie.v1.ClusterSealedKind" json:"kind,omitempty"`
 	// key_id is the presignature's key; empty for other kinds.
-	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
-	Sealed        []byte `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeyId  string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Id     string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	Sealed []byte `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// replaces_sha256 is the SHA-256 of the ciphertext this one re-encrypts;
+	// when set, an entry whose record holds other ciphertext by now (a key
+	// refresh replaced it) is skipped.
+	ReplacesSha256 []byte `protobuf:"bytes,5,opt,name=replaces_sha256,json=replacesSha256,proto3" json:"replaces_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4068,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4081,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -3981,6 +4112,13 @@ func (x *ClusterResealedRecord) GetSealed() []byte {
 	return nil
 }
 
+func (x *ClusterResealedRecord) GetReplacesSha256() []byte {
+	if x != nil {
+		return x.ReplacesSha256
+	}
+	return nil
+}
+
 // ClusterRecordsResealed replaces sealed parts with their re-encryption
 // under a newer keyring version. An entry whose record is gone (a spent
 // presignature) or already under that version or a newer one is skipped,
@@ -3994,7 +4132,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4006,7 +4144,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4019,7 +4157,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{48}
+	return file_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4034,7 +4172,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xe1\v\n" +
+	"coterie.v1\"\xa9\f\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -4060,7 +4198,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x0fkeyring_adopted\x18\x1a \x01(\v2!.coterie.v1.ClusterKeyringAdoptedH\x00R\x0ekeyringAdopted\x12O\n" +
 	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealed\x12P\n" +
 	"\x11user_callback_set\x18\x1c \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
-	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackClearedB\x06\n" +
+	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackCleared\x12F\n" +
+	"\rkey_refreshed\x18( \x01(\v2\x1f.coterie.v1.ClusterKeyRefreshedH\x00R\fkeyRefreshedB\x06\n" +
 	"\x04body\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
@@ -4081,12 +4220,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"D\n" +
 	"\x0eClusterRelease\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1e\n" +
-	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"b\n" +
+	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"\x7f\n" +
 	"\x19ClusterSealedPresignature\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"\xa0\x01\n" +
+	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\x12\x1b\n" +
+	"\tkey_epoch\x18\x04 \x01(\fR\bkeyEpoch\"\xa0\x01\n" +
 	"\x19ClusterPresignaturesAdded\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12K\n" +
 	"\rpresignatures\x18\x02 \x03(\v2%.coterie.v1.ClusterSealedPresignatureR\rpresignatures\x12\x1f\n" +
@@ -4095,13 +4235,21 @@ const file_cluster_proto_rawDesc = "" +
 	"\x13ClusterAPIUserAdded\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x04user\"D\n" +
 	"\x15ClusterKeyRecordAdded\x12+\n" +
-	"\x03key\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x03key\"\x97\x01\n" +
+	"\x03key\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x03key\"\xe2\x01\n" +
 	"\rClusterRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bowner_id\x18\x02 \x01(\tR\aownerId\x12\x16\n" +
 	"\x06public\x18\x03 \x01(\fR\x06public\x12\x16\n" +
 	"\x06sealed\x18\x04 \x01(\fR\x06sealed\x12+\n" +
-	"\x12added_at_unix_nano\x18\x05 \x01(\x03R\x0faddedAtUnixNano\"\x92\x01\n" +
+	"\x12added_at_unix_nano\x18\x05 \x01(\x03R\x0faddedAtUnixNano\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\fR\x05epoch\x123\n" +
+	"\x16refreshed_at_unix_nano\x18\a \x01(\x03R\x13refreshedAtUnixNano\"y\n" +
+	"\x13ClusterKeyRefreshed\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"from_epoch\x18\x02 \x01(\fR\tfromEpoch\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\fR\x05epoch\x12\x16\n" +
+	"\x06sealed\x18\x04 \x01(\fR\x06sealed\"\x92\x01\n" +
 	"\vClusterInit\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x121\n" +
@@ -4290,12 +4438,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06copies\x18\x05 \x03(\v2\x1d.coterie.v1.ClusterWrappedKeyR\x06copies\"J\n" +
 	"\x11ClusterKeyringAck\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\rR\aversion\"\x89\x01\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"\xb2\x01\n" +
 	"\x15ClusterResealedRecord\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.coterie.v1.ClusterSealedKindR\x04kind\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\tR\x02id\x12\x16\n" +
-	"\x06sealed\x18\x04 \x01(\fR\x06sealed\"U\n" +
+	"\x06sealed\x18\x04 \x01(\fR\x06sealed\x12'\n" +
+	"\x0freplaces_sha256\x18\x05 \x01(\fR\x0ereplacesSha256\"U\n" +
 	"\x16ClusterRecordsResealed\x12;\n" +
 	"\arecords\x18\x01 \x03(\v2!.coterie.v1.ClusterResealedRecordR\arecords*\xc2\x01\n" +
 	"\x0eClusterOutcome\x12\x1f\n" +
@@ -4315,7 +4464,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xdc\a\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xa2\b\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -4344,7 +4493,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17\x12\x1e\n" +
 	"\x1aCLUSTER_ERROR_CODE_KEYRING\x10\x18\x12#\n" +
 	"\x1fCLUSTER_ERROR_CODE_UNKNOWN_USER\x10\x19\x12'\n" +
-	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a*\xa4\x01\n" +
+	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a\x12 \n" +
+	"\x1cCLUSTER_ERROR_CODE_STALE_KEY\x10(\x12\"\n" +
+	"\x1eCLUSTER_ERROR_CODE_UNKNOWN_KEY\x10)*\xa4\x01\n" +
 	"\x11ClusterSealedKind\x12#\n" +
 	"\x1fCLUSTER_SEALED_KIND_UNSPECIFIED\x10\x00\x12$\n" +
 	" CLUSTER_SEALED_KIND_PRESIGNATURE\x10\x01\x12 \n" +
@@ -4364,7 +4515,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -4382,44 +4533,45 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterAPIUserAdded)(nil),        // 13: coterie.v1.ClusterAPIUserAdded
 	(*ClusterKeyRecordAdded)(nil),      // 14: coterie.v1.ClusterKeyRecordAdded
 	(*ClusterRecord)(nil),              // 15: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),                // 16: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),              // 17: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),     // 18: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),          // 19: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),              // 20: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),         // 21: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),       // 22: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),           // 23: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),     // 24: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),           // 25: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),          // 26: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),     // 27: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),        // 28: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),   // 29: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),           // 30: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),             // 31: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),               // 32: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),      // 33: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),            // 34: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),        // 35: coterie.v1.ClusterRemoveServer
-	(*ClusterRemovalCheck)(nil),        // 36: coterie.v1.ClusterRemovalCheck
-	(*ClusterProgress)(nil),            // 37: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 38: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 39: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 40: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 41: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 42: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 43: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 44: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 45: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 46: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 47: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 48: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 49: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 50: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 51: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 52: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 53: coterie.v1.ClusterRecordsResealed
+	(*ClusterKeyRefreshed)(nil),        // 16: coterie.v1.ClusterKeyRefreshed
+	(*ClusterInit)(nil),                // 17: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 18: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 19: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 20: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),              // 21: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 22: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 23: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 24: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 25: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 26: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 27: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 28: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 29: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 30: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 31: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 32: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 33: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 34: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 35: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 36: coterie.v1.ClusterRemoveServer
+	(*ClusterRemovalCheck)(nil),        // 37: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 38: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 39: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 40: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 41: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 42: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 43: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 44: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 45: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 46: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 47: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 48: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 49: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 50: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 51: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 52: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 53: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 54: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -4429,65 +4581,66 @@ var file_cluster_proto_depIdxs = []int32{
 	12, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
 	13, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
 	14, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	16, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	21, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	22, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	17, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	22, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	23, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	24, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	25, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	45, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	41, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	48, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	49, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	53, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	43, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	44, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
-	0,  // 20: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	11, // 21: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	15, // 22: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	15, // 23: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	20, // 24: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 25: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	18, // 26: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	19, // 27: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	17, // 28: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	20, // 29: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 30: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	27, // 31: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 32: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 33: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	29, // 34: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 35: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	30, // 36: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	28, // 37: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	31, // 38: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	15, // 39: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	15, // 40: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	20, // 41: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 42: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	25, // 43: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	40, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	50, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	51, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	42, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
-	34, // 48: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	35, // 49: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	37, // 50: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	36, // 51: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
-	3,  // 52: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	40, // 53: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	40, // 54: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	42, // 55: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	17, // 56: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	47, // 57: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	47, // 58: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 59: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	52, // 60: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	46, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	42, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	49, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	50, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	54, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	44, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	45, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	16, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
+	0,  // 21: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	11, // 22: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	15, // 23: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	15, // 24: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	21, // 25: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	18, // 26: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	19, // 27: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	20, // 28: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	18, // 29: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	21, // 30: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 31: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	28, // 32: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 33: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	2,  // 34: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	30, // 35: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	30, // 36: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	31, // 37: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	29, // 38: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	32, // 39: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	15, // 40: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	15, // 41: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	21, // 42: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	18, // 43: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	26, // 44: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	41, // 45: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	51, // 46: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	52, // 47: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	43, // 48: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	35, // 49: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	36, // 50: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	38, // 51: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	37, // 52: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 53: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	41, // 54: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	41, // 55: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	43, // 56: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	18, // 57: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	48, // 58: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	48, // 59: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 60: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	53, // 61: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4516,8 +4669,9 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_RecordsResealed)(nil),
 		(*ClusterCommand_UserCallbackSet)(nil),
 		(*ClusterCommand_UserCallbackCleared)(nil),
+		(*ClusterCommand_KeyRefreshed)(nil),
 	}
-	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[29].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -4530,7 +4684,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -2431,6 +2431,70 @@ func (x *WsIdempotencyRecord) GetContentSha256() []byte {
 	return nil
 }
 
+// WsPendingRefresh is a refresh the cloud co-signers completed and the node
+// has not yet confirmed: the refreshed shares wait here, and the active ones
+// keep signing, until a session names epoch.
+type WsPendingRefresh struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch []byte                 `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// shares maps each cloud party to its refreshed share, sealed.
+	Shares        map[string][]byte `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	StagedAt      int64             `protobuf:"varint,3,opt,name=staged_at,json=stagedAt,proto3" json:"staged_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WsPendingRefresh) Reset() {
+	*x = WsPendingRefresh{}
+	mi := &file_workspace_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WsPendingRefresh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WsPendingRefresh) ProtoMessage() {}
+
+func (x *WsPendingRefresh) ProtoReflect() protoreflect.Message {
+	mi := &file_workspace_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WsPendingRefresh.ProtoReflect.Descriptor instead.
+func (*WsPendingRefresh) Descriptor() ([]byte, []int) {
+	return file_workspace_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WsPendingRefresh) GetEpoch() []byte {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
+func (x *WsPendingRefresh) GetShares() map[string][]byte {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+func (x *WsPendingRefresh) GetStagedAt() int64 {
+	if x != nil {
+		return x.StagedAt
+	}
+	return 0
+}
+
 // WsPresignRecord is the cloud co-signers' side of one presignature. The
 // record outlives its use: a used record is the platform's proof that the
 // presignature may never sign again (invariant I1).
@@ -2453,7 +2517,7 @@ type WsPresignRecord struct {
 
 func (x *WsPresignRecord) Reset() {
 	*x = WsPresignRecord{}
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2529,7 @@ func (x *WsPresignRecord) String() string {
 func (*WsPresignRecord) ProtoMessage() {}
 
 func (x *WsPresignRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[24]
+	mi := &file_workspace_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2542,7 @@ func (x *WsPresignRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPresignRecord.ProtoReflect.Descriptor instead.
 func (*WsPresignRecord) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{24}
+	return file_workspace_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WsPresignRecord) GetUserId() string {
@@ -2550,7 +2614,7 @@ type WsCredentials struct {
 
 func (x *WsCredentials) Reset() {
 	*x = WsCredentials{}
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2626,7 @@ func (x *WsCredentials) String() string {
 func (*WsCredentials) ProtoMessage() {}
 
 func (x *WsCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[25]
+	mi := &file_workspace_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2639,7 @@ func (x *WsCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCredentials.ProtoReflect.Descriptor instead.
 func (*WsCredentials) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{25}
+	return file_workspace_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WsCredentials) GetAddress() string {
@@ -2649,7 +2713,7 @@ type WsPairRequest struct {
 
 func (x *WsPairRequest) Reset() {
 	*x = WsPairRequest{}
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2725,7 @@ func (x *WsPairRequest) String() string {
 func (*WsPairRequest) ProtoMessage() {}
 
 func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[26]
+	mi := &file_workspace_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2738,7 @@ func (x *WsPairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairRequest.ProtoReflect.Descriptor instead.
 func (*WsPairRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{26}
+	return file_workspace_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WsPairRequest) GetToken() string {
@@ -2723,7 +2787,7 @@ type WsPairResponse struct {
 
 func (x *WsPairResponse) Reset() {
 	*x = WsPairResponse{}
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2799,7 @@ func (x *WsPairResponse) String() string {
 func (*WsPairResponse) ProtoMessage() {}
 
 func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[27]
+	mi := &file_workspace_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2812,7 @@ func (x *WsPairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPairResponse.ProtoReflect.Descriptor instead.
 func (*WsPairResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{27}
+	return file_workspace_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WsPairResponse) GetUser() *WsUser {
@@ -2801,7 +2865,7 @@ type WsWhoAmIRequest struct {
 
 func (x *WsWhoAmIRequest) Reset() {
 	*x = WsWhoAmIRequest{}
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2877,7 @@ func (x *WsWhoAmIRequest) String() string {
 func (*WsWhoAmIRequest) ProtoMessage() {}
 
 func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[28]
+	mi := &file_workspace_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +2890,7 @@ func (x *WsWhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsWhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WsWhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{28}
+	return file_workspace_proto_rawDescGZIP(), []int{29}
 }
 
 type WsPollRequest struct {
@@ -2844,7 +2908,7 @@ type WsPollRequest struct {
 
 func (x *WsPollRequest) Reset() {
 	*x = WsPollRequest{}
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2920,7 @@ func (x *WsPollRequest) String() string {
 func (*WsPollRequest) ProtoMessage() {}
 
 func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[29]
+	mi := &file_workspace_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2933,7 @@ func (x *WsPollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollRequest.ProtoReflect.Descriptor instead.
 func (*WsPollRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{29}
+	return file_workspace_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WsPollRequest) GetCursor() uint64 {
@@ -2899,7 +2963,7 @@ type WsPollEvent struct {
 
 func (x *WsPollEvent) Reset() {
 	*x = WsPollEvent{}
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2911,7 +2975,7 @@ func (x *WsPollEvent) String() string {
 func (*WsPollEvent) ProtoMessage() {}
 
 func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[30]
+	mi := &file_workspace_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2924,7 +2988,7 @@ func (x *WsPollEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsPollEvent.ProtoReflect.Descriptor instead.
 func (*WsPollEvent) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{30}
+	return file_workspace_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WsPollEvent) GetRequest() *WsRequest {
@@ -2957,7 +3021,7 @@ type WsGetRequestRequest struct {
 
 func (x *WsGetRequestRequest) Reset() {
 	*x = WsGetRequestRequest{}
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3033,7 @@ func (x *WsGetRequestRequest) String() string {
 func (*WsGetRequestRequest) ProtoMessage() {}
 
 func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[31]
+	mi := &file_workspace_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3046,7 @@ func (x *WsGetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsGetRequestRequest.ProtoReflect.Descriptor instead.
 func (*WsGetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{31}
+	return file_workspace_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WsGetRequestRequest) GetRequestId() string {
@@ -3003,7 +3067,7 @@ type WsClaimRequest struct {
 
 func (x *WsClaimRequest) Reset() {
 	*x = WsClaimRequest{}
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3079,7 @@ func (x *WsClaimRequest) String() string {
 func (*WsClaimRequest) ProtoMessage() {}
 
 func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[32]
+	mi := &file_workspace_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3092,7 @@ func (x *WsClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsClaimRequest.ProtoReflect.Descriptor instead.
 func (*WsClaimRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{32}
+	return file_workspace_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WsClaimRequest) GetRequestId() string {
@@ -3057,7 +3121,7 @@ type WsSubmitSignatureRequest struct {
 
 func (x *WsSubmitSignatureRequest) Reset() {
 	*x = WsSubmitSignatureRequest{}
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3069,7 +3133,7 @@ func (x *WsSubmitSignatureRequest) String() string {
 func (*WsSubmitSignatureRequest) ProtoMessage() {}
 
 func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[33]
+	mi := &file_workspace_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3082,7 +3146,7 @@ func (x *WsSubmitSignatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{33}
+	return file_workspace_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WsSubmitSignatureRequest) GetRequestId() string {
@@ -3118,7 +3182,7 @@ type WsSubmitSignatureResponse struct {
 
 func (x *WsSubmitSignatureResponse) Reset() {
 	*x = WsSubmitSignatureResponse{}
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3194,7 @@ func (x *WsSubmitSignatureResponse) String() string {
 func (*WsSubmitSignatureResponse) ProtoMessage() {}
 
 func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[34]
+	mi := &file_workspace_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3207,7 @@ func (x *WsSubmitSignatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitSignatureResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitSignatureResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{34}
+	return file_workspace_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WsSubmitSignatureResponse) GetRequest() *WsRequest {
@@ -3171,7 +3235,7 @@ type WsSubmitApprovalRequest struct {
 
 func (x *WsSubmitApprovalRequest) Reset() {
 	*x = WsSubmitApprovalRequest{}
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3247,7 @@ func (x *WsSubmitApprovalRequest) String() string {
 func (*WsSubmitApprovalRequest) ProtoMessage() {}
 
 func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[35]
+	mi := &file_workspace_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3260,7 @@ func (x *WsSubmitApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{35}
+	return file_workspace_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WsSubmitApprovalRequest) GetRequestId() string {
@@ -3223,7 +3287,7 @@ type WsSubmitApprovalResponse struct {
 
 func (x *WsSubmitApprovalResponse) Reset() {
 	*x = WsSubmitApprovalResponse{}
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +3299,7 @@ func (x *WsSubmitApprovalResponse) String() string {
 func (*WsSubmitApprovalResponse) ProtoMessage() {}
 
 func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[36]
+	mi := &file_workspace_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +3312,7 @@ func (x *WsSubmitApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitApprovalResponse.ProtoReflect.Descriptor instead.
 func (*WsSubmitApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{36}
+	return file_workspace_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WsSubmitApprovalResponse) GetRequest() *WsRequest {
@@ -3275,7 +3339,7 @@ type WsRejectRequest struct {
 
 func (x *WsRejectRequest) Reset() {
 	*x = WsRejectRequest{}
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3351,7 @@ func (x *WsRejectRequest) String() string {
 func (*WsRejectRequest) ProtoMessage() {}
 
 func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[37]
+	mi := &file_workspace_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3364,7 @@ func (x *WsRejectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsRejectRequest.ProtoReflect.Descriptor instead.
 func (*WsRejectRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{37}
+	return file_workspace_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WsRejectRequest) GetRequestId() string {
@@ -3327,7 +3391,7 @@ type WsFailRequest struct {
 
 func (x *WsFailRequest) Reset() {
 	*x = WsFailRequest{}
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +3403,7 @@ func (x *WsFailRequest) String() string {
 func (*WsFailRequest) ProtoMessage() {}
 
 func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[38]
+	mi := &file_workspace_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +3416,7 @@ func (x *WsFailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsFailRequest.ProtoReflect.Descriptor instead.
 func (*WsFailRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{38}
+	return file_workspace_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WsFailRequest) GetRequestId() string {
@@ -3380,7 +3444,7 @@ type WsIgnoreRequest struct {
 
 func (x *WsIgnoreRequest) Reset() {
 	*x = WsIgnoreRequest{}
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3456,7 @@ func (x *WsIgnoreRequest) String() string {
 func (*WsIgnoreRequest) ProtoMessage() {}
 
 func (x *WsIgnoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[39]
+	mi := &file_workspace_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3469,7 @@ func (x *WsIgnoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIgnoreRequest.ProtoReflect.Descriptor instead.
 func (*WsIgnoreRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{39}
+	return file_workspace_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WsIgnoreRequest) GetRequestId() string {
@@ -3431,15 +3495,21 @@ type WsMpcStart struct {
 	// presign_id names the presignature a SIGN session consumes.
 	PresignId string `protobuf:"bytes,3,opt,name=presign_id,json=presignId,proto3" json:"presign_id,omitempty"`
 	// request_id and digest_index name the digest a SIGN session signs.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	DigestIndex   uint32 `protobuf:"varint,5,opt,name=digest_index,json=digestIndex,proto3" json:"digest_index,omitempty"`
+	RequestId   string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DigestIndex uint32 `protobuf:"varint,5,opt,name=digest_index,json=digestIndex,proto3" json:"digest_index,omitempty"`
+	// key_epoch is the epoch of the node's key share (KeyShare.Epoch) for
+	// PRESIGN, SIGN and REFRESH. The cloud co-signers use their shares of that
+	// epoch: when it is the epoch of a refresh awaiting activation, this start
+	// activates it (the node has committed the refreshed shares). Empty: the
+	// active shares.
+	KeyEpoch      []byte `protobuf:"bytes,6,opt,name=key_epoch,json=keyEpoch,proto3" json:"key_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WsMpcStart) Reset() {
 	*x = WsMpcStart{}
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3521,7 @@ func (x *WsMpcStart) String() string {
 func (*WsMpcStart) ProtoMessage() {}
 
 func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[40]
+	mi := &file_workspace_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3534,7 @@ func (x *WsMpcStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcStart.ProtoReflect.Descriptor instead.
 func (*WsMpcStart) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{40}
+	return file_workspace_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WsMpcStart) GetKind() WsMpcKind {
@@ -3502,6 +3572,13 @@ func (x *WsMpcStart) GetDigestIndex() uint32 {
 	return 0
 }
 
+func (x *WsMpcStart) GetKeyEpoch() []byte {
+	if x != nil {
+		return x.KeyEpoch
+	}
+	return nil
+}
+
 type WsMpcClientMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -3515,7 +3592,7 @@ type WsMpcClientMessage struct {
 
 func (x *WsMpcClientMessage) Reset() {
 	*x = WsMpcClientMessage{}
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3527,7 +3604,7 @@ func (x *WsMpcClientMessage) String() string {
 func (*WsMpcClientMessage) ProtoMessage() {}
 
 func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[41]
+	mi := &file_workspace_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3540,7 +3617,7 @@ func (x *WsMpcClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcClientMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcClientMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{41}
+	return file_workspace_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WsMpcClientMessage) GetMsg() isWsMpcClientMessage_Msg {
@@ -3602,7 +3679,7 @@ type WsMpcResult struct {
 
 func (x *WsMpcResult) Reset() {
 	*x = WsMpcResult{}
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3614,7 +3691,7 @@ func (x *WsMpcResult) String() string {
 func (*WsMpcResult) ProtoMessage() {}
 
 func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[42]
+	mi := &file_workspace_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3627,7 +3704,7 @@ func (x *WsMpcResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcResult.ProtoReflect.Descriptor instead.
 func (*WsMpcResult) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{42}
+	return file_workspace_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WsMpcResult) GetSigningKey() *WsSigningKey {
@@ -3678,7 +3755,7 @@ type WsMpcServerMessage struct {
 
 func (x *WsMpcServerMessage) Reset() {
 	*x = WsMpcServerMessage{}
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +3767,7 @@ func (x *WsMpcServerMessage) String() string {
 func (*WsMpcServerMessage) ProtoMessage() {}
 
 func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[43]
+	mi := &file_workspace_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +3780,7 @@ func (x *WsMpcServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsMpcServerMessage.ProtoReflect.Descriptor instead.
 func (*WsMpcServerMessage) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{43}
+	return file_workspace_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WsMpcServerMessage) GetMsg() isWsMpcServerMessage_Msg {
@@ -3761,7 +3838,7 @@ type WsCreateUserRequest struct {
 
 func (x *WsCreateUserRequest) Reset() {
 	*x = WsCreateUserRequest{}
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3850,7 @@ func (x *WsCreateUserRequest) String() string {
 func (*WsCreateUserRequest) ProtoMessage() {}
 
 func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[44]
+	mi := &file_workspace_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3863,7 @@ func (x *WsCreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{44}
+	return file_workspace_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WsCreateUserRequest) GetWorkspaceId() string {
@@ -3827,7 +3904,7 @@ type WsCreateUserResponse struct {
 
 func (x *WsCreateUserResponse) Reset() {
 	*x = WsCreateUserResponse{}
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +3916,7 @@ func (x *WsCreateUserResponse) String() string {
 func (*WsCreateUserResponse) ProtoMessage() {}
 
 func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[45]
+	mi := &file_workspace_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +3929,7 @@ func (x *WsCreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateUserResponse.ProtoReflect.Descriptor instead.
 func (*WsCreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{45}
+	return file_workspace_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WsCreateUserResponse) GetUser() *WsUser {
@@ -3879,7 +3956,7 @@ type WsIssueTokenRequest struct {
 
 func (x *WsIssueTokenRequest) Reset() {
 	*x = WsIssueTokenRequest{}
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +3968,7 @@ func (x *WsIssueTokenRequest) String() string {
 func (*WsIssueTokenRequest) ProtoMessage() {}
 
 func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[46]
+	mi := &file_workspace_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +3981,7 @@ func (x *WsIssueTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsIssueTokenRequest.ProtoReflect.Descriptor instead.
 func (*WsIssueTokenRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{46}
+	return file_workspace_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WsIssueTokenRequest) GetUserId() string {
@@ -3929,7 +4006,7 @@ type WsListUsersRequest struct {
 
 func (x *WsListUsersRequest) Reset() {
 	*x = WsListUsersRequest{}
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +4018,7 @@ func (x *WsListUsersRequest) String() string {
 func (*WsListUsersRequest) ProtoMessage() {}
 
 func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[47]
+	mi := &file_workspace_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3954,7 +4031,7 @@ func (x *WsListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersRequest.ProtoReflect.Descriptor instead.
 func (*WsListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{47}
+	return file_workspace_proto_rawDescGZIP(), []int{48}
 }
 
 type WsListUsersResponse struct {
@@ -3966,7 +4043,7 @@ type WsListUsersResponse struct {
 
 func (x *WsListUsersResponse) Reset() {
 	*x = WsListUsersResponse{}
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3978,7 +4055,7 @@ func (x *WsListUsersResponse) String() string {
 func (*WsListUsersResponse) ProtoMessage() {}
 
 func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[48]
+	mi := &file_workspace_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3991,7 +4068,7 @@ func (x *WsListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListUsersResponse.ProtoReflect.Descriptor instead.
 func (*WsListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{48}
+	return file_workspace_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *WsListUsersResponse) GetUsers() []*WsUser {
@@ -4011,7 +4088,7 @@ type WsCreateVaultAccountRequest struct {
 
 func (x *WsCreateVaultAccountRequest) Reset() {
 	*x = WsCreateVaultAccountRequest{}
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +4100,7 @@ func (x *WsCreateVaultAccountRequest) String() string {
 func (*WsCreateVaultAccountRequest) ProtoMessage() {}
 
 func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[49]
+	mi := &file_workspace_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +4113,7 @@ func (x *WsCreateVaultAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsCreateVaultAccountRequest.ProtoReflect.Descriptor instead.
 func (*WsCreateVaultAccountRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{49}
+	return file_workspace_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *WsCreateVaultAccountRequest) GetWorkspaceId() string {
@@ -4062,7 +4139,7 @@ type WsListVaultAccountsRequest struct {
 
 func (x *WsListVaultAccountsRequest) Reset() {
 	*x = WsListVaultAccountsRequest{}
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4074,7 +4151,7 @@ func (x *WsListVaultAccountsRequest) String() string {
 func (*WsListVaultAccountsRequest) ProtoMessage() {}
 
 func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[50]
+	mi := &file_workspace_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4087,7 +4164,7 @@ func (x *WsListVaultAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsRequest.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{50}
+	return file_workspace_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WsListVaultAccountsRequest) GetWorkspaceId() string {
@@ -4107,7 +4184,7 @@ type WsListVaultAccountsResponse struct {
 
 func (x *WsListVaultAccountsResponse) Reset() {
 	*x = WsListVaultAccountsResponse{}
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4119,7 +4196,7 @@ func (x *WsListVaultAccountsResponse) String() string {
 func (*WsListVaultAccountsResponse) ProtoMessage() {}
 
 func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[51]
+	mi := &file_workspace_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4132,7 +4209,7 @@ func (x *WsListVaultAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListVaultAccountsResponse.ProtoReflect.Descriptor instead.
 func (*WsListVaultAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{51}
+	return file_workspace_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WsListVaultAccountsResponse) GetAccounts() []*WsVaultAccount {
@@ -4163,7 +4240,7 @@ type WsSubmitTransactionRequest struct {
 
 func (x *WsSubmitTransactionRequest) Reset() {
 	*x = WsSubmitTransactionRequest{}
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4175,7 +4252,7 @@ func (x *WsSubmitTransactionRequest) String() string {
 func (*WsSubmitTransactionRequest) ProtoMessage() {}
 
 func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[52]
+	mi := &file_workspace_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4188,7 +4265,7 @@ func (x *WsSubmitTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitTransactionRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{52}
+	return file_workspace_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WsSubmitTransactionRequest) GetUserId() string {
@@ -4231,7 +4308,7 @@ type WsSubmitConfigChangeRequest struct {
 
 func (x *WsSubmitConfigChangeRequest) Reset() {
 	*x = WsSubmitConfigChangeRequest{}
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4243,7 +4320,7 @@ func (x *WsSubmitConfigChangeRequest) String() string {
 func (*WsSubmitConfigChangeRequest) ProtoMessage() {}
 
 func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[53]
+	mi := &file_workspace_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4256,7 +4333,7 @@ func (x *WsSubmitConfigChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsSubmitConfigChangeRequest.ProtoReflect.Descriptor instead.
 func (*WsSubmitConfigChangeRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{53}
+	return file_workspace_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WsSubmitConfigChangeRequest) GetUserId() string {
@@ -4303,7 +4380,7 @@ type WsListRequestsRequest struct {
 
 func (x *WsListRequestsRequest) Reset() {
 	*x = WsListRequestsRequest{}
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4315,7 +4392,7 @@ func (x *WsListRequestsRequest) String() string {
 func (*WsListRequestsRequest) ProtoMessage() {}
 
 func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[54]
+	mi := &file_workspace_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4328,7 +4405,7 @@ func (x *WsListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*WsListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{54}
+	return file_workspace_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WsListRequestsRequest) GetState() WsRequestState {
@@ -4370,7 +4447,7 @@ type WsListRequestsResponse struct {
 
 func (x *WsListRequestsResponse) Reset() {
 	*x = WsListRequestsResponse{}
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4382,7 +4459,7 @@ func (x *WsListRequestsResponse) String() string {
 func (*WsListRequestsResponse) ProtoMessage() {}
 
 func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[55]
+	mi := &file_workspace_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4395,7 +4472,7 @@ func (x *WsListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*WsListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{55}
+	return file_workspace_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WsListRequestsResponse) GetRequests() []*WsRequest {
@@ -4420,7 +4497,7 @@ type WsVerifyRequest struct {
 
 func (x *WsVerifyRequest) Reset() {
 	*x = WsVerifyRequest{}
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4432,7 +4509,7 @@ func (x *WsVerifyRequest) String() string {
 func (*WsVerifyRequest) ProtoMessage() {}
 
 func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[56]
+	mi := &file_workspace_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4445,7 +4522,7 @@ func (x *WsVerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyRequest.ProtoReflect.Descriptor instead.
 func (*WsVerifyRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{56}
+	return file_workspace_proto_rawDescGZIP(), []int{57}
 }
 
 type WsVerifyProblem struct {
@@ -4459,7 +4536,7 @@ type WsVerifyProblem struct {
 
 func (x *WsVerifyProblem) Reset() {
 	*x = WsVerifyProblem{}
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4471,7 +4548,7 @@ func (x *WsVerifyProblem) String() string {
 func (*WsVerifyProblem) ProtoMessage() {}
 
 func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[57]
+	mi := &file_workspace_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4484,7 +4561,7 @@ func (x *WsVerifyProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyProblem.ProtoReflect.Descriptor instead.
 func (*WsVerifyProblem) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{57}
+	return file_workspace_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WsVerifyProblem) GetRequestId() string {
@@ -4520,7 +4597,7 @@ type WsVerifyResponse struct {
 
 func (x *WsVerifyResponse) Reset() {
 	*x = WsVerifyResponse{}
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4532,7 +4609,7 @@ func (x *WsVerifyResponse) String() string {
 func (*WsVerifyResponse) ProtoMessage() {}
 
 func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[58]
+	mi := &file_workspace_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4545,7 +4622,7 @@ func (x *WsVerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsVerifyResponse.ProtoReflect.Descriptor instead.
 func (*WsVerifyResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{58}
+	return file_workspace_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WsVerifyResponse) GetRequests() uint64 {
@@ -4586,7 +4663,7 @@ type WsListAuditRequest struct {
 
 func (x *WsListAuditRequest) Reset() {
 	*x = WsListAuditRequest{}
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4598,7 +4675,7 @@ func (x *WsListAuditRequest) String() string {
 func (*WsListAuditRequest) ProtoMessage() {}
 
 func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[59]
+	mi := &file_workspace_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4611,7 +4688,7 @@ func (x *WsListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditRequest.ProtoReflect.Descriptor instead.
 func (*WsListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{59}
+	return file_workspace_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WsListAuditRequest) GetAfterSeq() uint64 {
@@ -4638,7 +4715,7 @@ type WsListAuditResponse struct {
 
 func (x *WsListAuditResponse) Reset() {
 	*x = WsListAuditResponse{}
-	mi := &file_workspace_proto_msgTypes[60]
+	mi := &file_workspace_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4650,7 +4727,7 @@ func (x *WsListAuditResponse) String() string {
 func (*WsListAuditResponse) ProtoMessage() {}
 
 func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[60]
+	mi := &file_workspace_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4663,7 +4740,7 @@ func (x *WsListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsListAuditResponse.ProtoReflect.Descriptor instead.
 func (*WsListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{60}
+	return file_workspace_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WsListAuditResponse) GetEntries() []*WsAuditEntry {
@@ -4688,7 +4765,7 @@ type WsStatsRequest struct {
 
 func (x *WsStatsRequest) Reset() {
 	*x = WsStatsRequest{}
-	mi := &file_workspace_proto_msgTypes[61]
+	mi := &file_workspace_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4700,7 +4777,7 @@ func (x *WsStatsRequest) String() string {
 func (*WsStatsRequest) ProtoMessage() {}
 
 func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[61]
+	mi := &file_workspace_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4713,7 +4790,7 @@ func (x *WsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsRequest.ProtoReflect.Descriptor instead.
 func (*WsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{61}
+	return file_workspace_proto_rawDescGZIP(), []int{62}
 }
 
 type WsStatsResponse struct {
@@ -4731,7 +4808,7 @@ type WsStatsResponse struct {
 
 func (x *WsStatsResponse) Reset() {
 	*x = WsStatsResponse{}
-	mi := &file_workspace_proto_msgTypes[62]
+	mi := &file_workspace_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4743,7 +4820,7 @@ func (x *WsStatsResponse) String() string {
 func (*WsStatsResponse) ProtoMessage() {}
 
 func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_workspace_proto_msgTypes[62]
+	mi := &file_workspace_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4756,7 +4833,7 @@ func (x *WsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WsStatsResponse.ProtoReflect.Descriptor instead.
 func (*WsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_workspace_proto_rawDescGZIP(), []int{62}
+	return file_workspace_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WsStatsResponse) GetRequestsByState() map[string]uint64 {
@@ -4991,7 +5068,14 @@ const file_workspace_proto_rawDesc = "" +
 	"\x13WsIdempotencyRecord\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
-	"\x0econtent_sha256\x18\x02 \x01(\fR\rcontentSha256\"\xc5\x02\n" +
+	"\x0econtent_sha256\x18\x02 \x01(\fR\rcontentSha256\"\xc2\x01\n" +
+	"\x10WsPendingRefresh\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\fR\x05epoch\x12@\n" +
+	"\x06shares\x18\x02 \x03(\v2(.coterie.v1.WsPendingRefresh.SharesEntryR\x06shares\x12\x1b\n" +
+	"\tstaged_at\x18\x03 \x01(\x03R\bstagedAt\x1a9\n" +
+	"\vSharesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xc5\x02\n" +
 	"\x0fWsPresignRecord\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12?\n" +
 	"\x06shares\x18\x02 \x03(\v2'.coterie.v1.WsPresignRecord.SharesEntryR\x06shares\x12\x1d\n" +
@@ -5068,7 +5152,7 @@ const file_workspace_proto_rawDesc = "" +
 	"\x0fWsIgnoreRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb7\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xd4\x01\n" +
 	"\n" +
 	"WsMpcStart\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.coterie.v1.WsMpcKindR\x04kind\x12\x1d\n" +
@@ -5078,7 +5162,8 @@ const file_workspace_proto_rawDesc = "" +
 	"presign_id\x18\x03 \x01(\tR\tpresignId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12!\n" +
-	"\fdigest_index\x18\x05 \x01(\rR\vdigestIndex\"i\n" +
+	"\fdigest_index\x18\x05 \x01(\rR\vdigestIndex\x12\x1b\n" +
+	"\tkey_epoch\x18\x06 \x01(\fR\bkeyEpoch\"i\n" +
 	"\x12WsMpcClientMessage\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.coterie.v1.WsMpcStartH\x00R\x05start\x12\x1c\n" +
 	"\benvelope\x18\x02 \x01(\fH\x00R\benvelopeB\x05\n" +
@@ -5253,7 +5338,7 @@ func file_workspace_proto_rawDescGZIP() []byte {
 }
 
 var file_workspace_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_workspace_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_workspace_proto_goTypes = []any{
 	(WsRole)(0),                         // 0: coterie.v1.WsRole
 	(WsUserState)(0),                    // 1: coterie.v1.WsUserState
@@ -5285,47 +5370,49 @@ var file_workspace_proto_goTypes = []any{
 	(*WsTokenRecord)(nil),               // 27: coterie.v1.WsTokenRecord
 	(*WsSetup)(nil),                     // 28: coterie.v1.WsSetup
 	(*WsIdempotencyRecord)(nil),         // 29: coterie.v1.WsIdempotencyRecord
-	(*WsPresignRecord)(nil),             // 30: coterie.v1.WsPresignRecord
-	(*WsCredentials)(nil),               // 31: coterie.v1.WsCredentials
-	(*WsPairRequest)(nil),               // 32: coterie.v1.WsPairRequest
-	(*WsPairResponse)(nil),              // 33: coterie.v1.WsPairResponse
-	(*WsWhoAmIRequest)(nil),             // 34: coterie.v1.WsWhoAmIRequest
-	(*WsPollRequest)(nil),               // 35: coterie.v1.WsPollRequest
-	(*WsPollEvent)(nil),                 // 36: coterie.v1.WsPollEvent
-	(*WsGetRequestRequest)(nil),         // 37: coterie.v1.WsGetRequestRequest
-	(*WsClaimRequest)(nil),              // 38: coterie.v1.WsClaimRequest
-	(*WsSubmitSignatureRequest)(nil),    // 39: coterie.v1.WsSubmitSignatureRequest
-	(*WsSubmitSignatureResponse)(nil),   // 40: coterie.v1.WsSubmitSignatureResponse
-	(*WsSubmitApprovalRequest)(nil),     // 41: coterie.v1.WsSubmitApprovalRequest
-	(*WsSubmitApprovalResponse)(nil),    // 42: coterie.v1.WsSubmitApprovalResponse
-	(*WsRejectRequest)(nil),             // 43: coterie.v1.WsRejectRequest
-	(*WsFailRequest)(nil),               // 44: coterie.v1.WsFailRequest
-	(*WsIgnoreRequest)(nil),             // 45: coterie.v1.WsIgnoreRequest
-	(*WsMpcStart)(nil),                  // 46: coterie.v1.WsMpcStart
-	(*WsMpcClientMessage)(nil),          // 47: coterie.v1.WsMpcClientMessage
-	(*WsMpcResult)(nil),                 // 48: coterie.v1.WsMpcResult
-	(*WsMpcServerMessage)(nil),          // 49: coterie.v1.WsMpcServerMessage
-	(*WsCreateUserRequest)(nil),         // 50: coterie.v1.WsCreateUserRequest
-	(*WsCreateUserResponse)(nil),        // 51: coterie.v1.WsCreateUserResponse
-	(*WsIssueTokenRequest)(nil),         // 52: coterie.v1.WsIssueTokenRequest
-	(*WsListUsersRequest)(nil),          // 53: coterie.v1.WsListUsersRequest
-	(*WsListUsersResponse)(nil),         // 54: coterie.v1.WsListUsersResponse
-	(*WsCreateVaultAccountRequest)(nil), // 55: coterie.v1.WsCreateVaultAccountRequest
-	(*WsListVaultAccountsRequest)(nil),  // 56: coterie.v1.WsListVaultAccountsRequest
-	(*WsListVaultAccountsResponse)(nil), // 57: coterie.v1.WsListVaultAccountsResponse
-	(*WsSubmitTransactionRequest)(nil),  // 58: coterie.v1.WsSubmitTransactionRequest
-	(*WsSubmitConfigChangeRequest)(nil), // 59: coterie.v1.WsSubmitConfigChangeRequest
-	(*WsListRequestsRequest)(nil),       // 60: coterie.v1.WsListRequestsRequest
-	(*WsListRequestsResponse)(nil),      // 61: coterie.v1.WsListRequestsResponse
-	(*WsVerifyRequest)(nil),             // 62: coterie.v1.WsVerifyRequest
-	(*WsVerifyProblem)(nil),             // 63: coterie.v1.WsVerifyProblem
-	(*WsVerifyResponse)(nil),            // 64: coterie.v1.WsVerifyResponse
-	(*WsListAuditRequest)(nil),          // 65: coterie.v1.WsListAuditRequest
-	(*WsListAuditResponse)(nil),         // 66: coterie.v1.WsListAuditResponse
-	(*WsStatsRequest)(nil),              // 67: coterie.v1.WsStatsRequest
-	(*WsStatsResponse)(nil),             // 68: coterie.v1.WsStatsResponse
-	nil,                                 // 69: coterie.v1.WsPresignRecord.SharesEntry
-	nil,                                 // 70: coterie.v1.WsStatsResponse.RequestsByStateEntry
+	(*WsPendingRefresh)(nil),            // 30: coterie.v1.WsPendingRefresh
+	(*WsPresignRecord)(nil),             // 31: coterie.v1.WsPresignRecord
+	(*WsCredentials)(nil),               // 32: coterie.v1.WsCredentials
+	(*WsPairRequest)(nil),               // 33: coterie.v1.WsPairRequest
+	(*WsPairResponse)(nil),              // 34: coterie.v1.WsPairResponse
+	(*WsWhoAmIRequest)(nil),             // 35: coterie.v1.WsWhoAmIRequest
+	(*WsPollRequest)(nil),               // 36: coterie.v1.WsPollRequest
+	(*WsPollEvent)(nil),                 // 37: coterie.v1.WsPollEvent
+	(*WsGetRequestRequest)(nil),         // 38: coterie.v1.WsGetRequestRequest
+	(*WsClaimRequest)(nil),              // 39: coterie.v1.WsClaimRequest
+	(*WsSubmitSignatureRequest)(nil),    // 40: coterie.v1.WsSubmitSignatureRequest
+	(*WsSubmitSignatureResponse)(nil),   // 41: coterie.v1.WsSubmitSignatureResponse
+	(*WsSubmitApprovalRequest)(nil),     // 42: coterie.v1.WsSubmitApprovalRequest
+	(*WsSubmitApprovalResponse)(nil),    // 43: coterie.v1.WsSubmitApprovalResponse
+	(*WsRejectRequest)(nil),             // 44: coterie.v1.WsRejectRequest
+	(*WsFailRequest)(nil),               // 45: coterie.v1.WsFailRequest
+	(*WsIgnoreRequest)(nil),             // 46: coterie.v1.WsIgnoreRequest
+	(*WsMpcStart)(nil),                  // 47: coterie.v1.WsMpcStart
+	(*WsMpcClientMessage)(nil),          // 48: coterie.v1.WsMpcClientMessage
+	(*WsMpcResult)(nil),                 // 49: coterie.v1.WsMpcResult
+	(*WsMpcServerMessage)(nil),          // 50: coterie.v1.WsMpcServerMessage
+	(*WsCreateUserRequest)(nil),         // 51: coterie.v1.WsCreateUserRequest
+	(*WsCreateUserResponse)(nil),        // 52: coterie.v1.WsCreateUserResponse
+	(*WsIssueTokenRequest)(nil),         // 53: coterie.v1.WsIssueTokenRequest
+	(*WsListUsersRequest)(nil),          // 54: coterie.v1.WsListUsersRequest
+	(*WsListUsersResponse)(nil),         // 55: coterie.v1.WsListUsersResponse
+	(*WsCreateVaultAccountRequest)(nil), // 56: coterie.v1.WsCreateVaultAccountRequest
+	(*WsListVaultAccountsRequest)(nil),  // 57: coterie.v1.WsListVaultAccountsRequest
+	(*WsListVaultAccountsResponse)(nil), // 58: coterie.v1.WsListVaultAccountsResponse
+	(*WsSubmitTransactionRequest)(nil),  // 59: coterie.v1.WsSubmitTransactionRequest
+	(*WsSubmitConfigChangeRequest)(nil), // 60: coterie.v1.WsSubmitConfigChangeRequest
+	(*WsListRequestsRequest)(nil),       // 61: coterie.v1.WsListRequestsRequest
+	(*WsListRequestsResponse)(nil),      // 62: coterie.v1.WsListRequestsResponse
+	(*WsVerifyRequest)(nil),             // 63: coterie.v1.WsVerifyRequest
+	(*WsVerifyProblem)(nil),             // 64: coterie.v1.WsVerifyProblem
+	(*WsVerifyResponse)(nil),            // 65: coterie.v1.WsVerifyResponse
+	(*WsListAuditRequest)(nil),          // 66: coterie.v1.WsListAuditRequest
+	(*WsListAuditResponse)(nil),         // 67: coterie.v1.WsListAuditResponse
+	(*WsStatsRequest)(nil),              // 68: coterie.v1.WsStatsRequest
+	(*WsStatsResponse)(nil),             // 69: coterie.v1.WsStatsResponse
+	nil,                                 // 70: coterie.v1.WsPendingRefresh.SharesEntry
+	nil,                                 // 71: coterie.v1.WsPresignRecord.SharesEntry
+	nil,                                 // 72: coterie.v1.WsStatsResponse.RequestsByStateEntry
 }
 var file_workspace_proto_depIdxs = []int32{
 	0,  // 0: coterie.v1.WsUser.role:type_name -> coterie.v1.WsRole
@@ -5350,78 +5437,79 @@ var file_workspace_proto_depIdxs = []int32{
 	22, // 19: coterie.v1.WsRequest.config_change:type_name -> coterie.v1.WsConfigChange
 	23, // 20: coterie.v1.WsRequest.signatures:type_name -> coterie.v1.WsDigestSignature
 	0,  // 21: coterie.v1.WsPairingToken.role:type_name -> coterie.v1.WsRole
-	69, // 22: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
-	0,  // 23: coterie.v1.WsCredentials.role:type_name -> coterie.v1.WsRole
-	9,  // 24: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
-	24, // 25: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
-	24, // 26: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
-	24, // 27: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
-	5,  // 28: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
-	46, // 29: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
-	8,  // 30: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
-	24, // 31: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
-	48, // 32: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
-	0,  // 33: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
-	9,  // 34: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
-	9,  // 35: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
-	7,  // 36: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
-	6,  // 37: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
-	13, // 38: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
-	22, // 39: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
-	3,  // 40: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
-	24, // 41: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
-	63, // 42: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
-	26, // 43: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
-	70, // 44: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
-	32, // 45: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
-	34, // 46: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
-	35, // 47: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
-	37, // 48: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
-	38, // 49: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
-	47, // 50: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
-	39, // 51: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
-	41, // 52: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
-	43, // 53: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
-	44, // 54: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
-	45, // 55: coterie.v1.WsCosigner.IgnoreRequest:input_type -> coterie.v1.WsIgnoreRequest
-	50, // 56: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
-	52, // 57: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
-	53, // 58: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
-	55, // 59: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
-	56, // 60: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
-	58, // 61: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
-	59, // 62: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
-	60, // 63: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
-	62, // 64: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
-	65, // 65: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
-	67, // 66: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
-	33, // 67: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
-	9,  // 68: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
-	36, // 69: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
-	24, // 70: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
-	24, // 71: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
-	49, // 72: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
-	40, // 73: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
-	42, // 74: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
-	24, // 75: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
-	24, // 76: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
-	24, // 77: coterie.v1.WsCosigner.IgnoreRequest:output_type -> coterie.v1.WsRequest
-	51, // 78: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
-	51, // 79: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
-	54, // 80: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
-	7,  // 81: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
-	57, // 82: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
-	24, // 83: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
-	24, // 84: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
-	61, // 85: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
-	64, // 86: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
-	66, // 87: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
-	68, // 88: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
-	67, // [67:89] is the sub-list for method output_type
-	45, // [45:67] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	70, // 22: coterie.v1.WsPendingRefresh.shares:type_name -> coterie.v1.WsPendingRefresh.SharesEntry
+	71, // 23: coterie.v1.WsPresignRecord.shares:type_name -> coterie.v1.WsPresignRecord.SharesEntry
+	0,  // 24: coterie.v1.WsCredentials.role:type_name -> coterie.v1.WsRole
+	9,  // 25: coterie.v1.WsPairResponse.user:type_name -> coterie.v1.WsUser
+	24, // 26: coterie.v1.WsPollEvent.request:type_name -> coterie.v1.WsRequest
+	24, // 27: coterie.v1.WsSubmitSignatureResponse.request:type_name -> coterie.v1.WsRequest
+	24, // 28: coterie.v1.WsSubmitApprovalResponse.request:type_name -> coterie.v1.WsRequest
+	5,  // 29: coterie.v1.WsMpcStart.kind:type_name -> coterie.v1.WsMpcKind
+	47, // 30: coterie.v1.WsMpcClientMessage.start:type_name -> coterie.v1.WsMpcStart
+	8,  // 31: coterie.v1.WsMpcResult.signing_key:type_name -> coterie.v1.WsSigningKey
+	24, // 32: coterie.v1.WsMpcResult.request:type_name -> coterie.v1.WsRequest
+	49, // 33: coterie.v1.WsMpcServerMessage.result:type_name -> coterie.v1.WsMpcResult
+	0,  // 34: coterie.v1.WsCreateUserRequest.role:type_name -> coterie.v1.WsRole
+	9,  // 35: coterie.v1.WsCreateUserResponse.user:type_name -> coterie.v1.WsUser
+	9,  // 36: coterie.v1.WsListUsersResponse.users:type_name -> coterie.v1.WsUser
+	7,  // 37: coterie.v1.WsListVaultAccountsResponse.accounts:type_name -> coterie.v1.WsVaultAccount
+	6,  // 38: coterie.v1.WsListVaultAccountsResponse.workspaces:type_name -> coterie.v1.WsWorkspace
+	13, // 39: coterie.v1.WsSubmitTransactionRequest.transaction:type_name -> coterie.v1.WsTransaction
+	22, // 40: coterie.v1.WsSubmitConfigChangeRequest.config_change:type_name -> coterie.v1.WsConfigChange
+	3,  // 41: coterie.v1.WsListRequestsRequest.state:type_name -> coterie.v1.WsRequestState
+	24, // 42: coterie.v1.WsListRequestsResponse.requests:type_name -> coterie.v1.WsRequest
+	64, // 43: coterie.v1.WsVerifyResponse.problems:type_name -> coterie.v1.WsVerifyProblem
+	26, // 44: coterie.v1.WsListAuditResponse.entries:type_name -> coterie.v1.WsAuditEntry
+	72, // 45: coterie.v1.WsStatsResponse.requests_by_state:type_name -> coterie.v1.WsStatsResponse.RequestsByStateEntry
+	33, // 46: coterie.v1.WsCosigner.Pair:input_type -> coterie.v1.WsPairRequest
+	35, // 47: coterie.v1.WsCosigner.WhoAmI:input_type -> coterie.v1.WsWhoAmIRequest
+	36, // 48: coterie.v1.WsCosigner.Poll:input_type -> coterie.v1.WsPollRequest
+	38, // 49: coterie.v1.WsCosigner.GetRequest:input_type -> coterie.v1.WsGetRequestRequest
+	39, // 50: coterie.v1.WsCosigner.ClaimRequest:input_type -> coterie.v1.WsClaimRequest
+	48, // 51: coterie.v1.WsCosigner.Mpc:input_type -> coterie.v1.WsMpcClientMessage
+	40, // 52: coterie.v1.WsCosigner.SubmitSignature:input_type -> coterie.v1.WsSubmitSignatureRequest
+	42, // 53: coterie.v1.WsCosigner.SubmitApproval:input_type -> coterie.v1.WsSubmitApprovalRequest
+	44, // 54: coterie.v1.WsCosigner.RejectRequest:input_type -> coterie.v1.WsRejectRequest
+	45, // 55: coterie.v1.WsCosigner.FailRequest:input_type -> coterie.v1.WsFailRequest
+	46, // 56: coterie.v1.WsCosigner.IgnoreRequest:input_type -> coterie.v1.WsIgnoreRequest
+	51, // 57: coterie.v1.WsAdmin.CreateUser:input_type -> coterie.v1.WsCreateUserRequest
+	53, // 58: coterie.v1.WsAdmin.IssueToken:input_type -> coterie.v1.WsIssueTokenRequest
+	54, // 59: coterie.v1.WsAdmin.ListUsers:input_type -> coterie.v1.WsListUsersRequest
+	56, // 60: coterie.v1.WsAdmin.CreateVaultAccount:input_type -> coterie.v1.WsCreateVaultAccountRequest
+	57, // 61: coterie.v1.WsAdmin.ListVaultAccounts:input_type -> coterie.v1.WsListVaultAccountsRequest
+	59, // 62: coterie.v1.WsAdmin.SubmitTransaction:input_type -> coterie.v1.WsSubmitTransactionRequest
+	60, // 63: coterie.v1.WsAdmin.SubmitConfigChange:input_type -> coterie.v1.WsSubmitConfigChangeRequest
+	61, // 64: coterie.v1.WsAdmin.ListRequests:input_type -> coterie.v1.WsListRequestsRequest
+	63, // 65: coterie.v1.WsAdmin.Verify:input_type -> coterie.v1.WsVerifyRequest
+	66, // 66: coterie.v1.WsAdmin.ListAudit:input_type -> coterie.v1.WsListAuditRequest
+	68, // 67: coterie.v1.WsAdmin.Stats:input_type -> coterie.v1.WsStatsRequest
+	34, // 68: coterie.v1.WsCosigner.Pair:output_type -> coterie.v1.WsPairResponse
+	9,  // 69: coterie.v1.WsCosigner.WhoAmI:output_type -> coterie.v1.WsUser
+	37, // 70: coterie.v1.WsCosigner.Poll:output_type -> coterie.v1.WsPollEvent
+	24, // 71: coterie.v1.WsCosigner.GetRequest:output_type -> coterie.v1.WsRequest
+	24, // 72: coterie.v1.WsCosigner.ClaimRequest:output_type -> coterie.v1.WsRequest
+	50, // 73: coterie.v1.WsCosigner.Mpc:output_type -> coterie.v1.WsMpcServerMessage
+	41, // 74: coterie.v1.WsCosigner.SubmitSignature:output_type -> coterie.v1.WsSubmitSignatureResponse
+	43, // 75: coterie.v1.WsCosigner.SubmitApproval:output_type -> coterie.v1.WsSubmitApprovalResponse
+	24, // 76: coterie.v1.WsCosigner.RejectRequest:output_type -> coterie.v1.WsRequest
+	24, // 77: coterie.v1.WsCosigner.FailRequest:output_type -> coterie.v1.WsRequest
+	24, // 78: coterie.v1.WsCosigner.IgnoreRequest:output_type -> coterie.v1.WsRequest
+	52, // 79: coterie.v1.WsAdmin.CreateUser:output_type -> coterie.v1.WsCreateUserResponse
+	52, // 80: coterie.v1.WsAdmin.IssueToken:output_type -> coterie.v1.WsCreateUserResponse
+	55, // 81: coterie.v1.WsAdmin.ListUsers:output_type -> coterie.v1.WsListUsersResponse
+	7,  // 82: coterie.v1.WsAdmin.CreateVaultAccount:output_type -> coterie.v1.WsVaultAccount
+	58, // 83: coterie.v1.WsAdmin.ListVaultAccounts:output_type -> coterie.v1.WsListVaultAccountsResponse
+	24, // 84: coterie.v1.WsAdmin.SubmitTransaction:output_type -> coterie.v1.WsRequest
+	24, // 85: coterie.v1.WsAdmin.SubmitConfigChange:output_type -> coterie.v1.WsRequest
+	62, // 86: coterie.v1.WsAdmin.ListRequests:output_type -> coterie.v1.WsListRequestsResponse
+	65, // 87: coterie.v1.WsAdmin.Verify:output_type -> coterie.v1.WsVerifyResponse
+	67, // 88: coterie.v1.WsAdmin.ListAudit:output_type -> coterie.v1.WsListAuditResponse
+	69, // 89: coterie.v1.WsAdmin.Stats:output_type -> coterie.v1.WsStatsResponse
+	68, // [68:90] is the sub-list for method output_type
+	46, // [46:68] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_workspace_proto_init() }
@@ -5444,11 +5532,11 @@ func file_workspace_proto_init() {
 		(*WsRequest_Transaction)(nil),
 		(*WsRequest_ConfigChange)(nil),
 	}
-	file_workspace_proto_msgTypes[41].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[42].OneofWrappers = []any{
 		(*WsMpcClientMessage_Start)(nil),
 		(*WsMpcClientMessage_Envelope)(nil),
 	}
-	file_workspace_proto_msgTypes[43].OneofWrappers = []any{
+	file_workspace_proto_msgTypes[44].OneofWrappers = []any{
 		(*WsMpcServerMessage_Envelope)(nil),
 		(*WsMpcServerMessage_Result)(nil),
 	}
@@ -5458,7 +5546,7 @@ func file_workspace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_workspace_proto_rawDesc), len(file_workspace_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   65,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

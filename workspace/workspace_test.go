@@ -178,9 +178,12 @@ func TestSignVerifyRestart(t *testing.T) {
 }
 
 // TestRefresh refreshes the fixture signer's key through the relay after a
-// signature: the public key stays, the presignatures made before are burned
-// on the platform's side, and a new presignature, made and used with the
-// new shares, signs under the same key.
+// signature. The cloud co-signers stage the new shares: until the node's
+// first session with its new share, the old shares sign (a refresh the node
+// never committed changes nothing, and a second refresh can replace it).
+// That session activates the new shares and burns the presignatures made
+// before; a new presignature, made and used with the new shares, signs
+// under the same key.
 func TestRefresh(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a refresh takes minutes under the race detector")
@@ -193,33 +196,48 @@ func TestRefresh(t *testing.T) {
 	if _, res, err := n.c.Sign(ctx(t), n.engine, n.share, n.key, n.presigs, n.nextPresign(t), warm, 0); err != nil || !res.Recorded {
 		t.Fatalf("sign before refresh: %v, %v", res, err)
 	}
-	old := n.nextPresign(t)
-	fresh, err := n.c.Refresh(ctx(t), n.engine, n.share, n.key)
+	abandoned, err := n.c.Refresh(ctx(t), n.engine, n.share, n.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(fresh.PublicKey()) != string(n.share.PublicKey()) {
+	old := n.share
+	r1 := e.submitTx(n.creds.UserID, "")
+	if _, res, err := n.c.Sign(ctx(t), n.engine, old, n.key, n.presigs, n.nextPresign(t), r1, 0); err != nil || !res.Recorded {
+		t.Fatalf("sign with the old shares after a refresh the node did not commit: %v, %v", res, err)
+	}
+	fresh, err := n.c.Refresh(ctx(t), n.engine, old, n.key)
+	if err != nil {
+		t.Fatalf("refresh again: %v", err)
+	}
+	if string(fresh.PublicKey()) != string(old.PublicKey()) {
 		t.Fatal("refresh changed the public key")
 	}
 	n.share = fresh
+	n.presign(t, 1) // activates the second refresh
+	oldPresig := n.presignIDs[0]
 	r := e.submitTx(n.creds.UserID, "")
-	stream, err := n.c.Mpc(ctx(t))
-	if err != nil {
-		t.Fatal(err)
+	start := func(epoch []byte) error {
+		stream, err := n.c.Mpc(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = stream.Send(&protocol.WsMpcClientMessage{Msg: &protocol.WsMpcClientMessage_Start{Start: &protocol.WsMpcStart{
+			Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: client.SessionID(), PresignId: oldPresig.String(), RequestId: r.Id,
+			KeyEpoch: epoch,
+		}}})
+		_, err = stream.Recv()
+		return err
 	}
-	_ = stream.Send(&protocol.WsMpcClientMessage{Msg: &protocol.WsMpcClientMessage_Start{Start: &protocol.WsMpcStart{
-		Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: client.SessionID(), PresignId: old.String(), RequestId: r.Id,
-	}}})
-	_, err = stream.Recv()
-	wantCode(t, "presignature from before the refresh", err, codes.FailedPrecondition, "burned, key refreshed")
+	wantCode(t, "presignature from before the refresh", start(nil), codes.FailedPrecondition, "burned, key refreshed")
+	wantCode(t, "the old shares' epoch", start(old.Epoch()), codes.FailedPrecondition, "epoch mismatch")
+	wantCode(t, "the abandoned refresh's epoch", start(abandoned.Epoch()), codes.FailedPrecondition, "epoch mismatch")
 
-	n.presign(t, 1)
 	_, res, err := n.c.Sign(ctx(t), n.engine, n.share, n.key, n.presigs, n.presignIDs[len(n.presignIDs)-1], r, 0)
 	if err != nil || !res.Recorded {
 		t.Fatalf("sign after refresh: %v, %v", res, err)
 	}
 	v, err := e.admin.Verify(ctx(t), &protocol.WsVerifyRequest{})
-	if err != nil || v.SignaturesChecked != 2 || len(v.Problems) != 0 {
+	if err != nil || v.SignaturesChecked != 3 || len(v.Problems) != 0 {
 		t.Fatalf("verify = %v, %v", v, err)
 	}
 }

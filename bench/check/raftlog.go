@@ -298,6 +298,13 @@ func (rp *replay) apply(e LogEntry) {
 			rp.spend(id)
 		}
 		r.status, r.owner = StatusCompleted, ""
+	case cluster.KindKeyRefreshed:
+		// A refresh burns every live presignature of its key. (One the FSM
+		// refused, started from a share replaced since, burned nothing; the
+		// log does not tell them apart, and the drill refreshes no key.)
+		for _, p := range rp.byID[e.KeyID] {
+			p.state = presigSpent
+		}
 	case cluster.KindRelease:
 		if e.APIUserID != "" && e.ReleasedNode != e.Node {
 			return // the FSM refuses another node's hand-back

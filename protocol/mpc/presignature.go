@@ -55,6 +55,10 @@ type Presignature struct {
 // ID returns the presignature's ID, the same at every signer.
 func (p *Presignature) ID() PresignatureID { return p.id }
 
+// Epoch returns the epoch of the key share it was made with (see
+// KeyShare.Epoch).
+func (p *Presignature) Epoch() []byte { return slices.Clone(p.epoch) }
+
 // PublicKey returns the compressed SEC1 master public key that the
 // presignature signs for.
 func (p *Presignature) PublicKey() []byte { return slices.Clone(p.publicKey) }

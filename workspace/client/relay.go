@@ -163,13 +163,17 @@ func (c *Client) Keygen(ctx context.Context, e *mpc.Engine, plan *protocol.WsPai
 	return share, res.GetSigningKey(), nil
 }
 
-// Refresh runs a key refresh; every presignature made before it is burned
-// on both sides. It returns the node's new share.
+// Refresh runs a key refresh and returns the node's new share. The cloud
+// co-signers stage theirs and go on using the old ones until a session
+// names the new shares' epoch (every session names its share's epoch): so
+// the caller commits the new share durably first, and a refresh abandoned
+// before that leaves the old shares working on both sides. Activation burns
+// the cloud co-signers' presignatures of the old shares.
 func (c *Client) Refresh(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, key *protocol.WsSigningKey) (*mpc.KeyShare, error) {
 	all := append([]mpc.PartyID{mpc.PartyID(key.GetNodePartyId())}, parties(key.GetCloudPartyIds())...)
 	sid := SessionID()
 	var s *mpc.Session[*mpc.KeyShare]
-	res, err := c.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_REFRESH, SessionId: sid}, func() (mpc.Machine, error) {
+	res, err := c.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_REFRESH, SessionId: sid, KeyEpoch: share.Epoch()}, func() (mpc.Machine, error) {
 		var err error
 		s, err = e.Refresh(mpc.Params{SessionID: sid, Self: share.Self(), Parties: all, Threshold: int(key.GetThreshold())}, share)
 		return s, err
@@ -196,7 +200,7 @@ func (c *Client) Refresh(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare
 func (c *Client) Presign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, key *protocol.WsSigningKey) (*mpc.Presignature, error) {
 	sid := SessionID()
 	var s *mpc.Session[*mpc.Presignature]
-	res, err := c.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_PRESIGN, SessionId: sid}, func() (mpc.Machine, error) {
+	res, err := c.Relay(ctx, &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_PRESIGN, SessionId: sid, KeyEpoch: share.Epoch()}, func() (mpc.Machine, error) {
 		var err error
 		s, err = e.Presign(mpc.Params{SessionID: sid, Self: share.Self(), Parties: parties(key.GetSignerPartyIds()), Threshold: int(key.GetThreshold())}, share)
 		return s, err
@@ -235,7 +239,6 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 	}
 	d := digests[index]
 	sid := SessionID()
-	start := &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: sid, PresignId: id.String(), RequestId: req.GetId(), DigestIndex: index}
 	// The node takes its presignature out of store before the workspace
 	// takes its own, so that a presignature the node no longer holds costs
 	// the workspace nothing. It builds its session only after the start has
@@ -251,6 +254,8 @@ func (c *Client) Sign(ctx context.Context, e *mpc.Engine, share *mpc.KeyShare, k
 	if err != nil {
 		return nil, nil, err
 	}
+	start := &protocol.WsMpcStart{Kind: protocol.WsMpcKind_WS_MPC_KIND_SIGN, SessionId: sid, PresignId: id.String(), RequestId: req.GetId(), DigestIndex: index,
+		KeyEpoch: share.Epoch()}
 	var s *mpc.Session[*mpc.Signature]
 	res, err = c.Relay(ctx, start, func() (mpc.Machine, error) {
 		var err error

@@ -116,7 +116,10 @@ func TestShareCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.store.RefreshKey(u.Id, u.GetSigningKey(), map[string][]byte{string(p.id): ct}); err != nil {
+	if err := c.store.StageRefresh(u.Id, u.GetSigningKey(), []byte("epoch"), map[string][]byte{string(p.id): ct}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.store.ActivateRefresh(u.Id, []byte("epoch")); err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := c.loadShare(u.Id, p)

@@ -39,6 +39,9 @@ var (
 	// ErrDisagree is returned when the cloud co-signers' results differ,
 	// which a correct protocol never produces.
 	ErrDisagree = errors.New("cosigner: cloud co-signers disagree on the result")
+	// ErrEpochMismatch is returned when a session names key shares the cloud
+	// co-signers neither hold nor have staged from a refresh.
+	ErrEpochMismatch = errors.New("cosigner: key share epoch mismatch")
 )
 
 // Config configures the cloud co-signers.

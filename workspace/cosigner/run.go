@@ -9,6 +9,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/protocol"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
+	"github.com/coterie-mpc/coterie/workspace/store"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -22,7 +23,7 @@ import (
 // stream.
 //
 // The caller has authenticated u and checked its role and state. Errors:
-// ErrBadStart, ErrNodeMessage, ErrNodeGone, ErrBusy, ErrNotConfigured,
+// ErrBadStart, ErrEpochMismatch, ErrNodeMessage, ErrNodeGone, ErrBusy, ErrNotConfigured,
 // ErrDisagree, the store's errors (for SIGN: store.ErrNotOpen,
 // store.ErrDigestSigned, store.ErrPresignatureUsed, ...), verify's errors,
 // and the MPC engine's (*mpc.AbortError, *mpc.PeerAbortError, ...).
@@ -32,6 +33,11 @@ func (c *Cosigners) Run(ctx context.Context, u *protocol.WsUser, start *protocol
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.SessionTimeout)
 	defer cancel()
+	if start.GetKind() != protocol.WsMpcKind_WS_MPC_KIND_KEYGEN {
+		if err := c.useEpoch(u, start.GetKeyEpoch()); err != nil {
+			return nil, err
+		}
+	}
 	switch start.GetKind() {
 	case protocol.WsMpcKind_WS_MPC_KIND_KEYGEN:
 		return c.keygen(ctx, u, start, in, send)
@@ -226,16 +232,53 @@ func (c *Cosigners) refresh(ctx context.Context, u *protocol.WsUser, start *prot
 	if err != nil {
 		return nil, err
 	}
-	next := proto.Clone(key).(*protocol.WsSigningKey)
-	next.PublicKey, next.ChainCode = fresh.PublicKey, fresh.ChainCode
-	saved, err := c.store.RefreshKey(u.Id, next, sealed)
-	// The cache would not serve the old shares again (their ciphertext is
-	// gone), but they should leave memory now.
-	c.shares.drop(u.Id)
-	if err != nil {
+	epoch := shares[cloud[0].id].Epoch()
+	if err := c.store.StageRefresh(u.Id, fresh, epoch, sealed); err != nil {
 		return nil, err
 	}
-	return &protocol.WsMpcResult{SigningKey: saved.SigningKey}, nil
+	c.log.Info("key refreshed, awaiting the node's commit", "user", u.Id, "epoch", fmt.Sprintf("%x", epoch[:8]))
+	next := proto.Clone(key).(*protocol.WsSigningKey)
+	next.PublicKey, next.ChainCode = fresh.PublicKey, fresh.ChainCode
+	return &protocol.WsMpcResult{SigningKey: next}, nil
+}
+
+// useEpoch makes sure the cloud co-signers' shares of u are those of
+// epoch, the node's: the active ones, or a staged refresh, which the node
+// naming it activates (it has committed its own new share, so the old
+// shares will not be used again). An empty epoch means the active shares.
+func (c *Cosigners) useEpoch(u *protocol.WsUser, epoch []byte) error {
+	if len(epoch) == 0 {
+		return nil
+	}
+	cloud, err := c.cloudOf(u.GetSigningKey().GetCloudPartyIds(), "")
+	if err != nil {
+		return err
+	}
+	active := func() (bool, error) {
+		share, err := c.loadShare(u.Id, cloud[0])
+		if err != nil {
+			return false, err
+		}
+		return bytes.Equal(share.Epoch(), epoch), nil
+	}
+	if ok, err := active(); ok || err != nil {
+		return err
+	}
+	err = c.store.ActivateRefresh(u.Id, epoch)
+	c.shares.drop(u.Id)
+	if err == nil {
+		c.log.Info("refreshed key shares activated", "user", u.Id, "epoch", fmt.Sprintf("%x", epoch[:min(8, len(epoch))]))
+		return nil
+	}
+	if !errors.Is(err, store.ErrUnknownEpoch) {
+		return err
+	}
+	// A concurrent session may have activated it in between.
+	if ok, aerr := active(); ok || aerr != nil {
+		return aerr
+	}
+	return fmt.Errorf("%w: the node's key shares are of epoch %x, which is neither the co-signers' nor a refresh awaiting activation",
+		ErrEpochMismatch, epoch[:min(8, len(epoch))])
 }
 
 func (c *Cosigners) presign(ctx context.Context, u *protocol.WsUser, start *protocol.WsMpcStart, in <-chan *protocol.MpcEnvelope, send func(*protocol.MpcEnvelope) error) (*protocol.WsMpcResult, error) {

@@ -63,6 +63,8 @@ var codeTable = []struct {
 	{mpc.ErrPresignatureUsed, codes.FailedPrecondition},
 	{mpc.ErrPresignatureMismatch, codes.FailedPrecondition},
 	{cosigner.ErrNotConfigured, codes.FailedPrecondition},
+	{cosigner.ErrEpochMismatch, codes.FailedPrecondition},
+	{store.ErrUnknownEpoch, codes.FailedPrecondition},
 	{verify.ErrNoKey, codes.FailedPrecondition},
 
 	{cosigner.ErrBusy, codes.Aborted},

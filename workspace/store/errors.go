@@ -69,9 +69,12 @@ var (
 	// ErrPresignatureExists is returned by PutPresignature for an ID that is
 	// already stored.
 	ErrPresignatureExists = errors.New("store: presignature already stored")
-	// ErrKeyChanged is returned by RefreshKey when the refreshed key's public
-	// key or chain code differs from the user's.
+	// ErrKeyChanged is returned by StageRefresh when the refreshed key's
+	// public key or chain code differs from the user's.
 	ErrKeyChanged = errors.New("store: refreshed key has a different public key")
+	// ErrUnknownEpoch is returned by ActivateRefresh when no refresh of that
+	// epoch awaits activation.
+	ErrUnknownEpoch = errors.New("store: no refresh of that epoch awaits activation")
 )
 
 // ReplayError is returned by Submit when the idempotency key was already

@@ -77,7 +77,8 @@ var (
 	bAudit      = []byte("audit")
 	bCloudKeys  = []byte("cloudkeys")
 	bPresigs    = []byte("presignatures")
-	allBuckets  = [][]byte{bMeta, bWorkspaces, bVaults, bUsers, bTokens, bRequests, bOpen, bIdem, bAudit, bCloudKeys, bPresigs}
+	bPending    = []byte("pendingrefresh")
+	allBuckets  = [][]byte{bMeta, bWorkspaces, bVaults, bUsers, bTokens, bRequests, bOpen, bIdem, bAudit, bCloudKeys, bPresigs, bPending}
 )
 
 // Meta keys.

@@ -239,19 +239,57 @@ func TestPresignatureUseSurvivesRestart(t *testing.T) {
 	if _, _, err := f.s.StartSign(u.Id, r.Id, 1, p2); !errors.Is(err, ErrDigestIndex) {
 		t.Fatalf("index: %v", err)
 	}
-	// A refresh burns what is left.
-	if _, err := f.s.RefreshKey(u.Id, u.SigningKey, map[string][]byte{"cloud-1": []byte("new")}); err != nil {
+	// A staged refresh changes nothing until it is activated; activating
+	// it burns what is left.
+	if err := f.s.StageRefresh(u.Id, u.SigningKey, []byte("epoch-1"), map[string][]byte{"cloud-1": []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if ct, _ := f.s.CloudKeyShare(u.Id, "cloud-1"); string(ct) == "new" {
+		t.Fatal("staging a refresh replaced the share")
+	}
+	if err := f.s.ActivateRefresh(u.Id, []byte("epoch-2")); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("activate an epoch never staged: %v", err)
+	}
+	if err := f.s.ActivateRefresh(u.Id, []byte("epoch-1")); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.s.StartSign(u.Id, r.Id, 0, p2); !errors.Is(err, ErrPresignatureUsed) {
 		t.Fatalf("burned presignature: %v", err)
 	}
 	if ct, _ := f.s.CloudKeyShare(u.Id, "cloud-1"); string(ct) != "new" {
-		t.Fatal("refresh did not replace the share")
+		t.Fatal("activating the refresh did not replace the share")
+	}
+	if err := f.s.ActivateRefresh(u.Id, []byte("epoch-1")); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("activate twice: %v", err)
 	}
 	changedKey := &protocol.WsSigningKey{PublicKey: []byte{3}, ChainCode: make([]byte, 32)}
-	if _, err := f.s.RefreshKey(u.Id, changedKey, nil); !errors.Is(err, ErrKeyChanged) {
+	if err := f.s.StageRefresh(u.Id, changedKey, []byte("epoch-3"), nil); !errors.Is(err, ErrKeyChanged) {
 		t.Fatalf("refresh to another key: %v", err)
+	}
+}
+
+// TestStagedRefreshes keeps the most recent MaxPendingRefreshes staged
+// refreshes of a user, activates the one named, and drops the others.
+func TestStagedRefreshes(t *testing.T) {
+	f := newFixture(t)
+	u := f.activeUser(protocol.WsRole_WS_ROLE_SIGNER, 1)
+	epoch := func(i int) []byte { return []byte(fmt.Sprintf("epoch-%d", i)) }
+	for i := range MaxPendingRefreshes + 1 {
+		if err := f.s.StageRefresh(u.Id, u.SigningKey, epoch(i), map[string][]byte{"cloud-1": epoch(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(0)); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("the oldest of %d staged refreshes: %v, want it dropped", MaxPendingRefreshes+1, err)
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(2)); err != nil {
+		t.Fatal(err)
+	}
+	if ct, _ := f.s.CloudKeyShare(u.Id, "cloud-1"); string(ct) != string(epoch(2)) {
+		t.Fatalf("share %q after activating epoch 2", ct)
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(3)); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("another staged refresh after an activation: %v, want it dropped", err)
 	}
 }
 

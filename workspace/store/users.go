@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -300,12 +301,18 @@ func (s *Store) CompleteKeygen(userID string, key *protocol.WsSigningKey, shares
 	return out, err
 }
 
-// RefreshKey replaces the cloud co-signers' key shares after a CMP refresh.
-// The public key and chain code must not change. Every stored presignature
-// of the user is burned: it belongs to the old shares.
-func (s *Store) RefreshKey(userID string, key *protocol.WsSigningKey, shares map[string][]byte) (*protocol.WsUser, error) {
-	var out *protocol.WsUser
-	err := s.update(func(t *txn) error {
+// MaxPendingRefreshes bounds the refreshes of one user that await
+// activation; staging another drops the oldest.
+const MaxPendingRefreshes = 4
+
+// StageRefresh keeps the cloud co-signers' shares from a completed CMP
+// refresh, under the shares' epoch, beside the active ones, which go on
+// signing: the node has not committed its own new share yet, and until it
+// does the old shares must stay usable (a refresh interrupted half way
+// changes nothing). The public key and chain code must not change.
+// ActivateRefresh switches to them.
+func (s *Store) StageRefresh(userID string, key *protocol.WsSigningKey, epoch []byte, shares map[string][]byte) error {
+	return s.update(func(t *txn) error {
 		u, err := t.user(userID)
 		if err != nil {
 			return err
@@ -316,17 +323,73 @@ func (s *Store) RefreshKey(userID string, key *protocol.WsSigningKey, shares map
 		if !bytes.Equal(u.SigningKey.PublicKey, key.GetPublicKey()) || !bytes.Equal(u.SigningKey.ChainCode, key.GetChainCode()) {
 			return ErrKeyChanged
 		}
-		if err := t.putShares(userID, shares); err != nil {
+		b := t.tx.Bucket(bPending)
+		keys, _, err := pendingOf(b, userID)
+		if err != nil {
 			return err
+		}
+		for len(keys) >= MaxPendingRefreshes {
+			if err := b.Delete(keys[0]); err != nil {
+				return err
+			}
+			keys = keys[1:]
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		k := userKey(userID, u64(seq))
+		return put(b, k, &protocol.WsPendingRefresh{Epoch: epoch, Shares: shares, StagedAt: t.nanos()})
+	})
+}
+
+// ActivateRefresh makes the staged refresh of epoch the user's shares, in
+// one transaction: the shares replace the active ones, every unused
+// presignature of the user is burned (it belongs to the old shares), and
+// every other staged refresh is dropped. ErrUnknownEpoch when none of that
+// epoch is staged.
+func (s *Store) ActivateRefresh(userID string, epoch []byte) error {
+	return s.update(func(t *txn) error {
+		b := t.tx.Bucket(bPending)
+		keys, pending, err := pendingOf(b, userID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(pending, func(p *protocol.WsPendingRefresh) bool { return bytes.Equal(p.GetEpoch(), epoch) })
+		if i < 0 {
+			return fmt.Errorf("%w: user %s", ErrUnknownEpoch, userID)
+		}
+		if err := t.putShares(userID, pending[i].GetShares()); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
 		}
 		burned, err := t.burnPresignatures(userID, "key refreshed")
 		if err != nil {
 			return err
 		}
-		out = u
 		return t.audit(ActorUser(userID), "key.refresh", userID, "", fmt.Sprintf("burned_presignatures=%d", burned))
 	})
-	return out, err
+}
+
+// pendingOf returns the staged refreshes of a user, oldest first.
+func pendingOf(b *bolt.Bucket, userID string) ([][]byte, []*protocol.WsPendingRefresh, error) {
+	var keys [][]byte
+	var out []*protocol.WsPendingRefresh
+	prefix := userKey(userID, nil)
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		p := &protocol.WsPendingRefresh{}
+		if err := unmarshal(v, p); err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, slices.Clone(k))
+		out = append(out, p)
+	}
+	return keys, out, nil
 }
 
 func (t *txn) putShares(userID string, shares map[string][]byte) error {
