@@ -73,6 +73,8 @@ const (
 	codeUnknownUser    = "unknown_user"
 	codeNoUserCallback = "no_user_callback"
 	codeBadHandler     = "bad_callback_handler"
+	// A snapshot refused for restore.
+	codeRestoreRefused = "restore_refused"
 )
 
 // Status is the JSON that GET /v1/status answers. It names requests and
@@ -166,6 +168,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathPresignatures, a.auth(a.presignatures))
 	mux.HandleFunc("GET "+PathLog, a.auth(a.log))
 	mux.HandleFunc("GET "+PathSnapshot, a.auth(a.snapshot))
+	mux.HandleFunc("POST "+PathRestore, a.auth(a.restore))
 	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))

@@ -362,6 +362,8 @@ func codeError(code string) error {
 		return cluster.ErrNoUserCallback
 	case codeBadHandler:
 		return ErrBadCallbackHandler
+	case codeRestoreRefused:
+		return cluster.ErrRestoreRefused
 	default:
 		return ErrAdminAPI
 	}
