@@ -364,6 +364,8 @@ func codeError(code string) error {
 		return ErrBadCallbackHandler
 	case codeRestoreRefused:
 		return cluster.ErrRestoreRefused
+	case codeNotRecipient:
+		return ErrNotRecipient
 	default:
 		return ErrAdminAPI
 	}
