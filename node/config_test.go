@@ -229,6 +229,9 @@ func normalize(c Config) Config {
 	if len(c.Enclave.SimTrustedPlatforms) == 0 {
 		c.Enclave.SimTrustedPlatforms = nil
 	}
+	if len(c.Recovery.Recipients) == 0 {
+		c.Recovery.Recipients = nil
+	}
 	return c
 }
 
