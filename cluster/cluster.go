@@ -55,6 +55,11 @@ type Cluster struct {
 	// reseal is where ResealBatch goes on from (keyring_reseal.go).
 	reseal resealCursor
 
+	// restoring is held by Restore while it merges and installs a
+	// snapshot; handle holds it shared to append a command, so that none
+	// enters the log meanwhile.
+	restoring sync.RWMutex
+
 	// known is the member table Member falls back on (see Member);
 	// unsubMembers ends trackMembers' subscription.
 	known        atomic.Pointer[KnownMembers]

@@ -181,6 +181,18 @@
 // reports the leader received while it leads. Reports and checks commit
 // nothing and carry no raft index.
 //
+// # Restoring a snapshot
+//
+// Restore, on the leader, merges a saved state (package cluster/snapfile)
+// into the live one and installs the result with raft's user restore;
+// followers install it as a snapshot. It refuses, changing nothing, a
+// state of another cluster or one whose records this node's keyring does
+// not open. The live member table, join tokens, policy, keyring version
+// and callback handlers stay; the snapshot brings back records, requests
+// and pools the live state lacks; every presignature live in either is
+// burned and every claimed request released (I1: a snapshot is older than
+// the live state). While it runs the leader appends no command.
+//
 // # Reads
 //
 // Reader methods read the local FSM under a read lock and return copies.

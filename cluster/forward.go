@@ -137,7 +137,10 @@ func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.Cluster
 			c.log.Warn("cluster forwarded command refused: not in its sender's name", "peer", peer, "command_node", cmd.GetNode())
 			return errorResponse(errorf(ErrForbidden, "command in the name of node %q sent by member %q", cmd.GetNode(), peer))
 		}
+		// A restore in progress appends nothing else (see Restore).
+		c.restoring.RLock()
 		f = c.raft.Apply(b.Command, timeout)
+		c.restoring.RUnlock()
 	case *protocol.ClusterForwardRequest_AddVoter:
 		id, addr := b.AddVoter.GetId(), b.AddVoter.GetAddress()
 		if err := checkID("voter", id); err != nil || addr == "" {

@@ -155,19 +155,26 @@ func (c *Cluster) Snapshot() error {
 	return nil
 }
 
-// Init starts the member table of a cluster this node bootstrapped: a new
-// random cluster id, the attestation policy, and this node as its first
-// member. It is a no-op once the cluster has an id.
+// Init starts the member table of a cluster this node bootstrapped: its
+// cluster id, the attestation policy, and this node as its first member.
+// The id is the one Config.KnownMembers names, when the node was given one
+// without a member table (a node rebuilding a cluster from a keyring
+// recovery file, so that the cluster's snapshots restore onto it), and a
+// new random one otherwise. It is a no-op once the cluster has an id.
 func (c *Cluster) Init(ctx context.Context, policy enclave.Policy, self Member) error {
 	if c.fsm.ClusterID() != "" {
 		return nil
 	}
-	var raw [8]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return fmt.Errorf("cluster: cluster id: %w", err)
+	id := c.cfg.KnownMembers.ClusterID
+	if id == "" || len(c.cfg.KnownMembers.Members) > 0 {
+		var raw [8]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return fmt.Errorf("cluster: cluster id: %w", err)
+		}
+		id = "c-" + hex.EncodeToString(raw[:])
 	}
 	self.ID = c.cfg.NodeID
-	_, err := c.Propose(ctx, InitCommand("c-"+hex.EncodeToString(raw[:]), policy, self))
+	_, err := c.Propose(ctx, InitCommand(id, policy, self))
 	if errors.Is(err, ErrMember) && c.fsm.ClusterID() != "" {
 		return nil // initialized meanwhile
 	}

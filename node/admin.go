@@ -76,6 +76,10 @@ const (
 	codeUnknownUser    = "unknown_user"
 	codeNoUserCallback = "no_user_callback"
 	codeBadHandler     = "bad_callback_handler"
+	// A snapshot refused for restore.
+	codeRestoreRefused = "restore_refused"
+	// A keyring export to a key the config does not list.
+	codeNotRecipient = "not_recipient"
 )
 
 // Status is the JSON that GET /v1/status answers. It names requests and
@@ -169,6 +173,8 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathPresignatures, a.auth(a.presignatures))
 	mux.HandleFunc("GET "+PathLog, a.auth(a.log))
 	mux.HandleFunc("GET "+PathSnapshot, a.auth(a.snapshot))
+	mux.HandleFunc("POST "+PathRestore, a.auth(a.restore))
+	mux.HandleFunc("POST "+PathKeyringExport, a.auth(a.keyringExport))
 	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))

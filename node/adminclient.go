@@ -370,6 +370,10 @@ func codeError(code string) error {
 		return cluster.ErrNoUserCallback
 	case codeBadHandler:
 		return ErrBadCallbackHandler
+	case codeRestoreRefused:
+		return cluster.ErrRestoreRefused
+	case codeNotRecipient:
+		return ErrNotRecipient
 	default:
 		return ErrAdminAPI
 	}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
 	"github.com/coterie-mpc/coterie/actors"
@@ -96,6 +97,7 @@ type Config struct {
 	Workspace WorkspaceConfig `yaml:"workspace"`
 	Refresh   RefreshConfig   `yaml:"refresh"`
 	Log       LogConfig       `yaml:"log"`
+	Recovery  RecoveryConfig  `yaml:"recovery"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
@@ -141,6 +143,25 @@ func (c WorkspaceConfig) validate() []error {
 			if _, _, err := net.SplitHostPort(a); err != nil {
 				errs = append(errs, fmt.Errorf("%w: workspace.routes: %q is not host:port", ErrInvalidConfig, a))
 			}
+		}
+	}
+	return errs
+}
+
+// RecoveryConfig names the operators' offline recovery keys that `node
+// keyring export` may encrypt the keyring to. The list lives in the config
+// file, not in the admin API's request, so that whoever holds only the
+// admin token cannot export the keyring to a key of their own.
+type RecoveryConfig struct {
+	// Recipients are age X25519 recipients ("age1...").
+	Recipients []string `yaml:"recipients,omitempty"`
+}
+
+func (c RecoveryConfig) validate() []error {
+	var errs []error
+	for _, r := range c.Recipients {
+		if _, err := age.ParseX25519Recipient(r); err != nil {
+			errs = append(errs, fmt.Errorf("%w: recovery.recipients: %q is not an age X25519 recipient (age1...)", ErrInvalidConfig, r))
 		}
 	}
 	return errs
@@ -479,6 +500,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Workspace.validate()...)
 	errs = append(errs, c.Refresh.validate()...)
+	errs = append(errs, c.Recovery.validate()...)
 	if cbErrs := c.Callback.validate(); len(cbErrs) > 0 {
 		errs = append(errs, cbErrs...)
 	} else {

@@ -32,6 +32,7 @@ func TestExampleConfigParses(t *testing.T) {
 	want.DataDir = "/etc/coterie/node-1-data"
 	want.Cluster.Policy = []PolicyRule{}
 	want.Enclave.SimTrustedPlatforms = []string{}
+	want.Recovery.Recipients = []string{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("example config differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -104,6 +105,12 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("routes: %v", c.Workspace.Routes)
 			}
 		}},
+		{name: "recovery recipients", yaml: base + "recovery:\n  recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]\n", check: func(t *testing.T, c Config) {
+			if len(c.Recovery.Recipients) != 1 {
+				t.Errorf("recipients %v", c.Recovery.Recipients)
+			}
+		}},
+		{name: "recovery recipients are age keys", yaml: base + "recovery:\n  recipients: [ssh-ed25519 AAAA]\n", want: []string{`recovery.recipients: "ssh-ed25519 AAAA" is not an age X25519 recipient`}},
 		{name: "workspace routes need host:port", yaml: base + "workspace:\n  routes:\n    ws.example.com: 127.0.0.1:9400\n", want: []string{`workspace.routes: "ws.example.com" is not host:port`}},
 		{name: "shutdown grace too long", yaml: base + "shutdown_grace: 6m\n", want: []string{"shutdown_grace 6m0s is not in [0s, 5m0s]"}},
 		{name: "shutdown grace negative", yaml: base + "shutdown_grace: -1s\n", want: []string{"shutdown_grace -1s"}},
@@ -223,6 +230,9 @@ func normalize(c Config) Config {
 	}
 	if len(c.Enclave.SimTrustedPlatforms) == 0 {
 		c.Enclave.SimTrustedPlatforms = nil
+	}
+	if len(c.Recovery.Recipients) == 0 {
+		c.Recovery.Recipients = nil
 	}
 	return c
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -65,3 +67,30 @@ func Summarize(state []byte, identityKey string) (Summary, error) {
 
 // Keys returns the pool keys of s, sorted.
 func (s Summary) Keys() []string { return slices.Sorted(maps.Keys(s.Pools)) }
+
+// ErrSigner is returned by Check when a file was signed by a key that is
+// not a member of the cluster its state holds.
+var ErrSigner = errors.New("snapfile: signed by a key that is not a member of the cluster it holds")
+
+// Check reads a snapshot file (Read), summarises its state (Summarize),
+// and checks that a member of the cluster it holds signed it and that the
+// header names the state's cluster and index. An error wraps ErrFormat,
+// ErrChecksum, ErrSignature or ErrSigner, or says why the state does not
+// decode.
+func Check(r io.Reader) (Header, []byte, Summary, error) {
+	h, state, err := Read(r)
+	if err != nil {
+		return h, nil, Summary{}, err
+	}
+	s, err := Summarize(state, h.IdentityKey)
+	switch {
+	case err != nil:
+		return h, nil, s, fmt.Errorf("snapfile: the state: %w", err)
+	case s.Signer == "":
+		return h, nil, s, fmt.Errorf("%w (key %s)", ErrSigner, h.IdentityKey)
+	case s.ClusterID != h.ClusterID || s.AppliedIndex != h.Index:
+		return h, nil, s, fmt.Errorf("%w: the header names cluster %s at index %d, the state is cluster %s at index %d",
+			ErrFormat, h.ClusterID, h.Index, s.ClusterID, s.AppliedIndex)
+	}
+	return h, state, s, nil
+}

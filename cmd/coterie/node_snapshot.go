@@ -1,23 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/snapfile"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
 )
-
-// errNotAMember says a snapshot file was signed by a key outside the
-// member table it holds.
-var errNotAMember = errors.New("snapshot signed by a key that is not a member of the cluster it holds")
 
 func newNodeSnapshotCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -27,7 +27,7 @@ func newNodeSnapshotCmd() *cobra.Command {
 			"key records, requests and presignature pools. Every secret in it is sealed under the cluster keyring, so " +
 			"the file holds only ciphertext; it is signed by the node that saved it.",
 	}
-	cmd.AddCommand(newNodeSnapshotSaveCmd(), newNodeSnapshotInspectCmd())
+	cmd.AddCommand(newNodeSnapshotSaveCmd(), newNodeSnapshotInspectCmd(), newNodeSnapshotRestoreCmd())
 	return cmd
 }
 
@@ -95,23 +95,93 @@ func newNodeSnapshotInspectCmd() *cobra.Command {
 	return cmd
 }
 
-// checkSnapshot reads a snapshot file, checks it (snapfile.Read, then that
-// a member of the cluster it holds signed it) and summarises it.
+// errNotConfirmed says a restore was not confirmed.
+var errNotConfirmed = errors.New("restore not confirmed")
+
+func newNodeSnapshotRestoreCmd() *cobra.Command {
+	var configPath string
+	var yes, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "restore --config FILE SNAPSHOT [--yes] [--json]",
+		Short: "Restore a snapshot file onto the running cluster, after checking it and asking for confirmation",
+		Long: "restore checks the file (format, checksum, signature by a member of the cluster it holds), then asks the " +
+			"node (which must lead the cluster) to check it against the cluster: the same cluster id, and a keyring that " +
+			"opens its records. A refusal changes nothing. It then shows what the file holds and, on a terminal, asks for " +
+			"the cluster id (or yes) before it restores; off a terminal it restores only with --yes.\n\n" +
+			"The snapshot is merged into the live state: the member table, join tokens, attestation policy, keyring " +
+			"version and callback handlers stay live; API users, key records, requests and pools the live state lacks " +
+			"come back. Every presignature live in either is burned (the snapshot's may have been used since it was " +
+			"saved) and every claimed request is released to be claimed again; the pools refill by themselves.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			h, s, err := checkSnapshot(bytes.NewReader(file))
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			ctx, c, cancel, err := nodeCall(cmd, configPath, 5*time.Minute)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			check, err := c.RestoreSnapshot(ctx, file, true)
+			if err != nil {
+				return err
+			}
+			if !yes {
+				if err := confirmRestore(cmd, h, s, check.Report); err != nil {
+					return err
+				}
+			}
+			done, err := c.RestoreSnapshot(ctx, file, false)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), done)
+			}
+			r := done.Report
+			fmt.Fprintf(cmd.OutOrStdout(), "restored cluster %s from index %d into index %d: %d presignatures burned, "+
+				"%d requests released; %d API users, %d key records and %d requests brought back; keyring version %d\n",
+				r.ClusterID, r.SnapshotIndex, r.LiveIndex, r.Burned, r.Released, r.APIUsers, r.KeyRecords, r.Requests, r.KeyringVersion)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the node's YAML config file (required)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "restore without asking")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the answer as JSON")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// confirmRestore shows what a restore would do and asks for the cluster
+// id, or yes, on a terminal; off a terminal it refuses.
+func confirmRestore(cmd *cobra.Command, h snapfile.Header, s snapfile.Summary, r cluster.RestoreReport) error {
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return fmt.Errorf("%w: not on a terminal; pass --yes to restore without asking", errNotConfirmed)
+	}
+	out := cmd.ErrOrStderr()
+	if err := printSnapshot(out, h, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nThe restore will burn %d presignatures, release %d claimed requests, and bring back %d API users, "+
+		"%d key records and %d requests. Members, join tokens, policy and keyring stay as they are.\n"+
+		"Type the cluster id (%s) or yes to restore: ", r.Burned, r.Released, r.APIUsers, r.KeyRecords, r.Requests, h.ClusterID)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	if answer := strings.TrimSpace(line); answer != h.ClusterID && answer != "yes" {
+		return errNotConfirmed
+	}
+	return nil
+}
+
+// checkSnapshot reads a snapshot file and checks it (snapfile.Check).
 func checkSnapshot(r io.Reader) (snapfile.Header, snapfile.Summary, error) {
-	h, state, err := snapfile.Read(r)
-	if err != nil {
-		return h, snapfile.Summary{}, err
-	}
-	s, err := snapfile.Summarize(state, h.IdentityKey)
-	switch {
-	case err != nil:
-		return h, s, fmt.Errorf("snapshot state: %w", err)
-	case s.Signer == "":
-		return h, s, fmt.Errorf("%w (key %s)", errNotAMember, h.IdentityKey)
-	case s.ClusterID != h.ClusterID || s.AppliedIndex != h.Index:
-		return h, s, fmt.Errorf("the header names cluster %s at index %d, the state is cluster %s at index %d", h.ClusterID, h.Index, s.ClusterID, s.AppliedIndex)
-	}
-	return h, s, nil
+	h, _, s, err := snapfile.Check(r)
+	return h, s, err
 }
 
 func printSnapshotJSON(w io.Writer, h snapfile.Header, s snapfile.Summary) error {
