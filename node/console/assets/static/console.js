@@ -22,7 +22,9 @@ function fill(id, rows, empty) {
   if (rows.length === 0) {
     const td = el("td", empty, "empty");
     td.colSpan = cols;
-    body.append(el("tr")).append(td);
+    const tr = el("tr");
+    tr.append(td);
+    body.append(tr);
     return;
   }
   for (const row of rows) {
@@ -108,12 +110,11 @@ function renderRequests(s) {
 
 // plot draws one stage's p50 and p99 over the window as an inline SVG.
 function plot(series, l, now) {
-  const w = 300, h = 70, left = 34, bottom = 12;
+  const w = 300, h = 90, left = 46, bottom = 12;
   const svg = document.createElementNS(svgNS, "svg");
   svg.setAttribute("viewBox", "0 0 " + w + " " + h);
-  svg.setAttribute("preserveAspectRatio", "none");
   const end = new Date(now).getTime(), start = end - l.window_seconds * 1000;
-  const top = Math.max(1, ...series.points.map((p) => p.p99));
+  const top = Math.max(0.01, ...series.points.map((p) => p.p99_ms));
   const x = (t) => left + (w - left) * (new Date(t).getTime() - start) / (end - start);
   const y = (v) => (h - bottom) - (h - bottom - 4) * v / top;
   const line = (x1, y1, x2, y2, cls) => {
@@ -141,7 +142,7 @@ function plot(series, l, now) {
     const flush = () => {
       if (pts.length > 0) {
         const e = document.createElementNS(svgNS, pts.length === 1 ? "circle" : "polyline");
-        if (pts.length === 1) { e.setAttribute("cx", pts[0][0]); e.setAttribute("cy", pts[0][1]); e.setAttribute("r", 1.5); }
+        if (pts.length === 1) { e.setAttribute("cx", pts[0][0]); e.setAttribute("cy", pts[0][1]); e.setAttribute("r", 2.5); }
         else e.setAttribute("points", pts.map((p) => p.join(",")).join(" "));
         e.setAttribute("class", q);
         svg.append(e);
@@ -172,7 +173,9 @@ function renderLatency(s) {
     const n = recent.reduce((a, p) => a + p.count, 0);
     const div = el("div", null, "plot");
     div.dataset.stage = series.stage;
-    div.append(el("h3", series.stage + ": p50 " + ms(last.p50_ms) + ", p99 " + ms(last.p99_ms) + " (" + n + ")"));
+    const h3 = el("h3", series.stage + " ");
+    h3.append(el("span", "p50 " + ms(last.p50_ms) + " · p99 " + ms(last.p99_ms) + " · " + n + " in window", "muted"));
+    div.append(h3);
     div.append(plot(series, l, s.time));
     box.append(div);
   }
