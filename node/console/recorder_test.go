@@ -28,7 +28,9 @@ func testRecorder(t *testing.T) (*Recorder, *clock.Fake) {
 // gap, too old, past the window, and past the keys a bucket keeps.
 func TestBuckets(t *testing.T) {
 	b := newBuckets(time.Minute, 10*time.Minute)
-	at := func(min, sec int) time.Time { return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second) }
+	at := func(min, sec int) time.Time {
+		return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second)
+	}
 	b.add(at(0, 5), "signed", 1)
 	b.add(at(0, 50), "signed", 2)
 	b.add(at(3, 0), "failed", 1)
