@@ -87,26 +87,27 @@ const minTokenBytes = 32
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Token) < minTokenBytes {
-		errs = append(errs, fmt.Errorf("Token must be at least %d bytes", minTokenBytes))
+		add("Token must be at least %d bytes", minTokenBytes)
 	}
 	if c.State == nil {
-		errs = append(errs, errors.New("State is required"))
+		add("State is required")
 	}
 	if c.SessionTTL <= 0 {
-		errs = append(errs, errors.New("SessionTTL must be positive"))
+		add("SessionTTL must be positive")
 	}
 	if c.MaxSessions <= 0 {
-		errs = append(errs, errors.New("MaxSessions must be positive"))
+		add("MaxSessions must be positive")
 	}
 	if c.Limit.Burst <= 0 || c.Limit.GlobalBurst <= 0 || c.Limit.Every <= 0 || c.Limit.GlobalEvery <= 0 || c.Limit.MaxAddresses <= 0 {
-		errs = append(errs, errors.New("Limit's bursts, intervals and MaxAddresses must be positive"))
+		add("Limit's bursts, intervals and MaxAddresses must be positive")
 	}
 	if c.Clock == nil {
-		errs = append(errs, errors.New("Clock is required"))
+		add("Clock is required")
 	}
 	if c.Logger == nil {
-		errs = append(errs, errors.New("Logger is required"))
+		add("Logger is required")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

@@ -48,7 +48,7 @@ func DefaultRecorderConfig() RecorderConfig {
 		RefillWindow:  10 * time.Minute,
 		LatencyStep:   10 * time.Second,
 		LatencyWindow: 10 * time.Minute,
-		MaxDecisions:  25,
+		MaxDecisions:  15,
 		MaxFailovers:  20,
 		MaxKeys:       1024,
 		MaxPending:    4096,
@@ -58,8 +58,9 @@ func DefaultRecorderConfig() RecorderConfig {
 // Validate reports every problem of c at once.
 func (c RecorderConfig) Validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Clock == nil {
-		errs = append(errs, errors.New("Clock is required"))
+		add("Clock is required")
 	}
 	for _, d := range []struct {
 		name string
@@ -67,21 +68,21 @@ func (c RecorderConfig) Validate() error {
 	}{{"OutcomeWindow", c.OutcomeWindow}, {"OutcomeStep", c.OutcomeStep}, {"RefillWindow", c.RefillWindow},
 		{"LatencyStep", c.LatencyStep}, {"LatencyWindow", c.LatencyWindow}} {
 		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+			add("%s must be positive", d.name)
 		}
 	}
 	if c.OutcomeStep > 0 && (c.OutcomeWindow/c.OutcomeStep > maxBuckets || c.RefillWindow/c.OutcomeStep > maxBuckets) {
-		errs = append(errs, fmt.Errorf("OutcomeWindow and RefillWindow must hold at most %d OutcomeSteps", maxBuckets))
+		add("OutcomeWindow and RefillWindow must hold at most %d OutcomeSteps", maxBuckets)
 	}
 	if c.LatencyStep > 0 && c.LatencyWindow/c.LatencyStep > maxBuckets {
-		errs = append(errs, fmt.Errorf("LatencyWindow must hold at most %d LatencySteps", maxBuckets))
+		add("LatencyWindow must hold at most %d LatencySteps", maxBuckets)
 	}
 	for _, b := range []struct {
 		name string
 		v    int
 	}{{"MaxDecisions", c.MaxDecisions}, {"MaxFailovers", c.MaxFailovers}, {"MaxKeys", c.MaxKeys}, {"MaxPending", c.MaxPending}} {
 		if b.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive", b.name))
+			add("%s must be positive", b.name)
 		}
 	}
 	if len(errs) > 0 {

@@ -56,7 +56,10 @@ function ago(at, now) { return duration((new Date(now) - new Date(at)) / 1000) +
 
 function short(hex) { return hex ? hex.slice(0, 10) + "…" : "—"; }
 
-function ms(v) { return v < 10 ? v.toFixed(2) + " ms" : Math.round(v) + " ms"; }
+function ms(v) {
+  if (v >= 1000) return (v / 1000).toFixed(1) + " s";
+  return v < 10 ? v.toFixed(2) + " ms" : Math.round(v) + " ms";
+}
 
 const healthKinds = { serving: "ok", self: "ok", reachable: "ok", standby: "warn", catching_up: "warn", unknown: "", unreachable: "bad" };
 
@@ -113,7 +116,10 @@ function plot(series, l, now) {
   const w = 300, h = 90, left = 46, bottom = 12;
   const svg = document.createElementNS(svgNS, "svg");
   svg.setAttribute("viewBox", "0 0 " + w + " " + h);
-  const end = new Date(now).getTime(), start = end - l.window_seconds * 1000;
+  // The x axis spans the window, or the points kept when they cover less.
+  const end = new Date(now).getTime();
+  const first = new Date(series.points[0].at).getTime() - l.step_seconds * 1000;
+  const start = Math.max(end - l.window_seconds * 1000, first);
   const top = Math.max(0.01, ...series.points.map((p) => p.p99_ms));
   const x = (t) => left + (w - left) * (new Date(t).getTime() - start) / (end - start);
   const y = (v) => (h - bottom) - (h - bottom - 4) * v / top;
@@ -134,7 +140,7 @@ function plot(series, l, now) {
   line(left, 4, left, h - bottom, "axis");
   text(left - 2, 10, ms(top), "end");
   text(left - 2, h - bottom, "0", "end");
-  text(left, h - 1, "-" + duration(l.window_seconds));
+  text(left, h - 1, "-" + duration((end - start) / 1000));
   text(w, h - 1, "now", "end");
   for (const q of ["p50", "p99"]) {
     // A step that recorded nothing breaks the line.
