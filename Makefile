@@ -39,7 +39,8 @@ $(SKIPCHECK): $(wildcard internal/skipcheck/*.go)
 
 # Each package runs once: with the race detector when it is in RACE_DIRS.
 # Then the tests that skip under it run without, and the SGX build's tests.
-test: $(SKIPCHECK)
+# The status console's browser test drives Debian's chromium.
+test: $(SKIPCHECK) chromium
 	@rm -rf $(TESTLOG) && mkdir -p $(TESTLOG)
 	$(SKIPCHECK) run -json $(TESTLOG)/plain.json -- $(GO) test -json -timeout 15m $$($(GO) list ./... | grep -vE '$(RACE_RE)')
 	$(SKIPCHECK) run -json $(TESTLOG)/race.json -- $(GO) test -json -race -timeout 15m $(RACE_PKGS)
@@ -62,6 +63,15 @@ protoc:
 		echo "installing protoc from Debian's protobuf-compiler"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq protobuf-compiler libprotobuf-dev >/dev/null; }
+
+# chromium comes from Debian's package, for node's TestConsoleInBrowser
+# (chromedp drives it headless); chromedp downloads no browser of its own.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the console's browser test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc: go.mod
 	$(GO) build -o $(TOOLBIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc

@@ -122,7 +122,8 @@ type adminError struct {
 
 // adminServer serves the admin API: health, metrics and the callback
 // public key without authentication; the status, the stage histograms,
-// pairing, the user list and the cluster operations with the admin token.
+// pairing, the user list and the cluster operations with the admin token;
+// the status console (package console) behind a login with that token.
 type adminServer struct {
 	n      *Node
 	token  string
@@ -142,6 +143,10 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 			return nil, fmt.Errorf("%w: admin.tls_cert, admin.tls_key: %v", ErrInvalidConfig, err)
 		}
 		tcfg = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	}
+	con, err := n.newConsole(token, tcfg != nil)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -180,6 +185,9 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))
 	mux.HandleFunc("DELETE "+PathUserCallback+"{user...}", a.auth(a.clearUserCallback))
 	mux.HandleFunc("POST "+PathRefresh+"{user...}", a.auth(a.refresh))
+	// The status console: its page, the login form and its state JSON,
+	// which takes its own session cookie; no other path does.
+	con.Register(mux)
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

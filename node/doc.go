@@ -33,7 +33,10 @@
 //     without secrets) with the bearer token the node writes (0600) to
 //     data_dir/admin.token on first start; over TLS 1.3 when the config
 //     names a certificate. AdminClient is its Go client, used by the
-//     `coterie node` commands and the bench.
+//     `coterie node` commands and the bench. The same listener serves the
+//     status console at / (package console) behind a login with that
+//     token, fed by the node's ConsoleState and by a recorder of the
+//     cluster's events that Start subscribes once the node serves.
 //   - Report health by role (Health): the node's Phase, its membership,
 //     whether a leader is known, and whether signing stopped on a broken
 //     invariant, as Vault-style status codes (200 serving, 429 standby, 473

@@ -25,6 +25,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
 	"github.com/coterie-mpc/coterie/internal/logthrottle"
+	"github.com/coterie-mpc/coterie/node/console"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 )
 
@@ -61,6 +62,9 @@ type Node struct {
 	engine      *mpc.Engine
 	metrics     *nodeMetrics
 	admin       *adminServer
+	// recorder keeps the status console's rolling windows; Start feeds
+	// it once the node serves.
+	recorder *console.Recorder
 
 	// phase is a Phase: where the node is between New and Close.
 	phase atomic.Int32
@@ -111,6 +115,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.engine = eng
 	n.metrics = newNodeMetrics(n.userCount, n.readyGauge)
 	if err := n.openCluster(); err != nil {
+		return nil, err
+	}
+	if n.recorder, err = n.newRecorder(); err != nil {
 		return nil, err
 	}
 	token, err := ensureAdminToken(cfg.DataDir)
@@ -419,7 +426,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go n.watchUsers(events, done)
+	stopRecording := n.startRecording()
 	n.closeFn = append(n.closeFn, func() error { unsub(); <-done; return nil })
+	n.closeFn = append(n.closeFn, func() error { stopRecording(); return nil })
 	if !n.phase.CompareAndSwap(int32(PhaseCatchingUp), int32(PhaseServing)) {
 		return fmt.Errorf("%w: the node is %s", ErrNotReady, n.Phase())
 	}

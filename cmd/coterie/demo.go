@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -505,11 +506,19 @@ func ledgerProblems(final map[string]*protocol.WsRequest, v *protocol.WsVerifyRe
 func (e *demoEnv) printKeep(out io.Writer, exe string) {
 	fmt.Fprintf(out, "\nEverything is still running; Ctrl-C stops it. Logs in %s: n1.log, n2.log, n3.log, demo.log.\n", e.dir)
 	for _, n := range e.cluster.nodes {
-		fmt.Fprintf(out, `  %[1]s  config %[2]s, admin token %[3]s
+		tokenFile := filepath.Join(n.cfg.DataDir, node.AdminTokenFile)
+		// A demo's token guards a throwaway cluster on loopback: print it,
+		// so that the console's login form can take it.
+		token, err := os.ReadFile(tokenFile)
+		if err != nil {
+			token = []byte("(unreadable: " + err.Error() + ")")
+		}
+		fmt.Fprintf(out, `  %[1]s  console  http://%[4]s/  (log in with the admin token %[5]s)
+      config   %[2]s, admin token file %[3]s
       health   curl http://%[4]s/v1/health
       status   curl -H "Authorization: Bearer $(cat %[3]s)" http://%[4]s/v1/status
       metrics  curl http://%[4]s/metrics
-`, n.id, n.confPath, filepath.Join(n.cfg.DataDir, node.AdminTokenFile), n.cfg.Admin.Listen)
+`, n.id, n.confPath, tokenFile, n.cfg.Admin.Listen, strings.TrimSpace(string(token)))
 	}
 	n1 := e.cluster.nodes[0].confPath
 	fmt.Fprintf(out, `  members         %[1]s node cluster list --config %[2]s
