@@ -15,7 +15,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/coterie-mpc/coterie/bench/check"
-	"github.com/coterie-mpc/coterie/bench/hdr"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/bench/load"
 	"github.com/coterie-mpc/coterie/bench/report"

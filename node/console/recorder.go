@@ -10,7 +10,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/coterie-mpc/coterie/bench/hdr"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/clock"
 )
 

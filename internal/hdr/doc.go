@@ -1,7 +1,7 @@
-// Package hdr is the arithmetic `coterie bench` does on the nodes' HDR
-// histograms of their signing stages (node.StagesReport): Sub takes what a
-// node recorded during the load from its cumulative histograms before and
-// after, and Merge adds up every node's.
+// Package hdr is the arithmetic `coterie bench` and the status console do
+// on the nodes' HDR histograms of their signing stages (node.StagesReport):
+// Sub takes what a node recorded during an interval from its cumulative
+// histograms before and after, and Merge adds up every node's.
 //
 // Both are exact, count by count, and so need the histograms to share one
 // configuration (range and significant figures); they refuse histograms

@@ -7,7 +7,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/coterie-mpc/coterie/bench/hdr"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 )
 
 // snap returns a snapshot of the nodes' configuration (microseconds, 1 µs
