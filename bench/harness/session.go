@@ -15,10 +15,10 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/coterie-mpc/coterie/bench/check"
-	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/bench/load"
 	"github.com/coterie-mpc/coterie/bench/report"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 )
