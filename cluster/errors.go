@@ -98,6 +98,10 @@ var (
 	// ErrNoUserCallback is returned when a command clears an API user's
 	// own callback handler and the user has none.
 	ErrNoUserCallback = errors.New("cluster: the API user has no callback handler of its own")
+	// ErrAudit is returned when an audit truncation names an entry the
+	// log no longer retains, or with another hash (a stale or replayed
+	// truncation); nothing is dropped.
+	ErrAudit = errors.New("cluster: audit truncation refused")
 )
 
 // codes maps each sentinel to the code that carries it across the
@@ -132,6 +136,7 @@ var codes = []struct {
 	{ErrForbidden, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_FORBIDDEN},
 	{ErrUnknownUser, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER},
 	{ErrNoUserCallback, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK},
+	{ErrAudit, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_AUDIT},
 }
 
 // errorCode returns the wire code of err; errors with no sentinel map to

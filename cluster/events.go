@@ -42,6 +42,12 @@ const (
 	// EventUserCallbackCleared: an API user's own callback handler was
 	// removed (APIUserID names the user record).
 	EventUserCallbackCleared
+	// EventDecided: the callback handler's decision about RequestID was
+	// recorded (by a Reserve that carried it, or a Decide).
+	EventDecided
+	// EventAuditTruncated: the audit log entries up to Count were
+	// dropped, after Node exported them.
+	EventAuditTruncated
 )
 
 // String returns the kind's lowercase name.
@@ -85,6 +91,10 @@ func (k EventKind) String() string {
 		return "user-callback-set"
 	case EventUserCallbackCleared:
 		return "user-callback-cleared"
+	case EventDecided:
+		return "decided"
+	case EventAuditTruncated:
+		return "audit-truncated"
 	default:
 		return "unknown"
 	}
@@ -107,6 +117,9 @@ type Event struct {
 	RecordID string
 	// KeyVersion is the keyring version rotated in or adopted.
 	KeyVersion uint32
+	// Burned is the number of presignatures a release burned for the
+	// request.
+	Burned int
 }
 
 // subscribers fans events out to channels without ever blocking Apply.

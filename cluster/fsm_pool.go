@@ -108,6 +108,9 @@ func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAd
 	}
 	evs := []Event{{Kind: EventPresignaturesAdded, KeyID: key, Count: len(a.GetPresignatures())}}
 	if owned != nil {
+		if d := a.GetDecision(); d != nil {
+			evs = append(evs, s.decide(node, owned, d))
+		}
 		// validateCommand allows reserve_for with exactly one presignature.
 		evs = append(evs, s.reserveFor(node, owned, key, kp.live[a.GetPresignatures()[0].GetId()]))
 	}

@@ -45,6 +45,8 @@ const (
 	KindRecordsResealed     = "records_resealed"
 	KindUserCallbackSet     = "user_callback_set"
 	KindUserCallbackCleared = "user_callback_cleared"
+	KindAuditTruncate       = "audit_truncate"
+	KindDecide              = "decide"
 	// KindInvalid is a command entry that does not decode or validate:
 	// Apply refused it, and it changed nothing.
 	KindInvalid = "invalid"
@@ -202,6 +204,10 @@ func describeCommand(e *LogEntry, cmd *protocol.ClusterCommand) {
 		e.Kind = KindUserCallbackSet
 	case *protocol.ClusterCommand_UserCallbackCleared:
 		e.Kind = KindUserCallbackCleared
+	case *protocol.ClusterCommand_AuditTruncate:
+		e.Kind = KindAuditTruncate
+	case *protocol.ClusterCommand_Decide:
+		e.Kind, e.RequestID = KindDecide, b.Decide.GetRequestId()
 	default:
 		// DecodeCommand refuses a command with no body.
 		e.Kind = KindInvalid

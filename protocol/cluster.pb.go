@@ -230,6 +230,7 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_KEYRING          ClusterErrorCode = 24
 	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_USER     ClusterErrorCode = 25
 	ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK ClusterErrorCode = 26
+	ClusterErrorCode_CLUSTER_ERROR_CODE_AUDIT            ClusterErrorCode = 27
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -262,6 +263,7 @@ var (
 		24: "CLUSTER_ERROR_CODE_KEYRING",
 		25: "CLUSTER_ERROR_CODE_UNKNOWN_USER",
 		26: "CLUSTER_ERROR_CODE_NO_USER_CALLBACK",
+		27: "CLUSTER_ERROR_CODE_AUDIT",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -291,6 +293,7 @@ var (
 		"CLUSTER_ERROR_CODE_KEYRING":              24,
 		"CLUSTER_ERROR_CODE_UNKNOWN_USER":         25,
 		"CLUSTER_ERROR_CODE_NO_USER_CALLBACK":     26,
+		"CLUSTER_ERROR_CODE_AUDIT":                27,
 	}
 )
 
@@ -407,6 +410,8 @@ type ClusterCommand struct {
 	//	*ClusterCommand_RecordsResealed
 	//	*ClusterCommand_UserCallbackSet
 	//	*ClusterCommand_UserCallbackCleared
+	//	*ClusterCommand_AuditTruncate
+	//	*ClusterCommand_Decide
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -650,6 +655,24 @@ func (x *ClusterCommand) GetUserCallbackCleared() *ClusterUserCallbackCleared {
 	return nil
 }
 
+func (x *ClusterCommand) GetAuditTruncate() *ClusterAuditTruncate {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_AuditTruncate); ok {
+			return x.AuditTruncate
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetDecide() *ClusterDecide {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_Decide); ok {
+			return x.Decide
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -734,6 +757,14 @@ type ClusterCommand_UserCallbackCleared struct {
 	UserCallbackCleared *ClusterUserCallbackCleared `protobuf:"bytes,29,opt,name=user_callback_cleared,json=userCallbackCleared,proto3,oneof"`
 }
 
+type ClusterCommand_AuditTruncate struct {
+	AuditTruncate *ClusterAuditTruncate `protobuf:"bytes,30,opt,name=audit_truncate,json=auditTruncate,proto3,oneof"`
+}
+
+type ClusterCommand_Decide struct {
+	Decide *ClusterDecide `protobuf:"bytes,31,opt,name=decide,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -774,6 +805,386 @@ func (*ClusterCommand_UserCallbackSet) isClusterCommand_Body() {}
 
 func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
 
+func (*ClusterCommand_AuditTruncate) isClusterCommand_Body() {}
+
+func (*ClusterCommand_Decide) isClusterCommand_Body() {}
+
+// ClusterDecision is the callback handler's answer about a request, as the
+// audit log records it. It never holds a secret.
+type ClusterDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// action is APPROVE, REJECT or IGNORE.
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// handler_key identifies the key that verified the answer (a
+	// fingerprint of the handler's public key), or "auto" when no handler is
+	// configured and the cluster approved by itself.
+	HandlerKey string `protobuf:"bytes,3,opt,name=handler_key,json=handlerKey,proto3" json:"handler_key,omitempty"`
+	// content_digest is the SHA-256 of the content the handler was asked
+	// about.
+	ContentDigest []byte `protobuf:"bytes,4,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
+	// detail describes what the request asks (amounts, destinations).
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterDecision) Reset() {
+	*x = ClusterDecision{}
+	mi := &file_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterDecision) ProtoMessage() {}
+
+func (x *ClusterDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterDecision.ProtoReflect.Descriptor instead.
+func (*ClusterDecision) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterDecision) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetHandlerKey() string {
+	if x != nil {
+		return x.HandlerKey
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
+func (x *ClusterDecision) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// ClusterDecide records the callback handler's decision about a request
+// the proposer owns, when no Reserve carries it (a rejection, an ignore,
+// a config change's approval).
+type ClusterDecide struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Decision      *ClusterDecision       `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterDecide) Reset() {
+	*x = ClusterDecide{}
+	mi := &file_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterDecide) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterDecide) ProtoMessage() {}
+
+func (x *ClusterDecide) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterDecide.ProtoReflect.Descriptor instead.
+func (*ClusterDecide) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterDecide) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ClusterDecide) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+// ClusterAuditTruncate drops the audit log's entries up to up_to, which
+// the proposer exported first; hash must be entry up_to's, so that a stale
+// or replayed truncation changes nothing.
+type ClusterAuditTruncate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UpTo          uint64                 `protobuf:"varint,1,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAuditTruncate) Reset() {
+	*x = ClusterAuditTruncate{}
+	mi := &file_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAuditTruncate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAuditTruncate) ProtoMessage() {}
+
+func (x *ClusterAuditTruncate) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAuditTruncate.ProtoReflect.Descriptor instead.
+func (*ClusterAuditTruncate) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ClusterAuditTruncate) GetUpTo() uint64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+func (x *ClusterAuditTruncate) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// ClusterAuditEntry is one audit log entry (package cluster/audit).
+type ClusterAuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Kind          uint32                 `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Node          string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	Request       string                 `protobuf:"bytes,6,opt,name=request,proto3" json:"request,omitempty"`
+	ApiUser       string                 `protobuf:"bytes,7,opt,name=api_user,json=apiUser,proto3" json:"api_user,omitempty"`
+	Subject       string                 `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
+	Key           string                 `protobuf:"bytes,9,opt,name=key,proto3" json:"key,omitempty"`
+	Presignature  string                 `protobuf:"bytes,10,opt,name=presignature,proto3" json:"presignature,omitempty"`
+	Action        string                 `protobuf:"bytes,11,opt,name=action,proto3" json:"action,omitempty"`
+	Outcome       string                 `protobuf:"bytes,12,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Reason        string                 `protobuf:"bytes,13,opt,name=reason,proto3" json:"reason,omitempty"`
+	HandlerKey    string                 `protobuf:"bytes,14,opt,name=handler_key,json=handlerKey,proto3" json:"handler_key,omitempty"`
+	Digest        string                 `protobuf:"bytes,15,opt,name=digest,proto3" json:"digest,omitempty"`
+	Detail        string                 `protobuf:"bytes,16,opt,name=detail,proto3" json:"detail,omitempty"`
+	Number        uint64                 `protobuf:"varint,17,opt,name=number,proto3" json:"number,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,18,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAuditEntry) Reset() {
+	*x = ClusterAuditEntry{}
+	mi := &file_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAuditEntry) ProtoMessage() {}
+
+func (x *ClusterAuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAuditEntry.ProtoReflect.Descriptor instead.
+func (*ClusterAuditEntry) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClusterAuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetApiUser() string {
+	if x != nil {
+		return x.ApiUser
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetPresignature() string {
+	if x != nil {
+		return x.Presignature
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetHandlerKey() string {
+	if x != nil {
+		return x.HandlerKey
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
 // Session commits one before it approves a config change, as a Reserve
@@ -787,7 +1198,7 @@ type ClusterConfirm struct {
 
 func (x *ClusterConfirm) Reset() {
 	*x = ClusterConfirm{}
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +1210,7 @@ func (x *ClusterConfirm) String() string {
 func (*ClusterConfirm) ProtoMessage() {}
 
 func (x *ClusterConfirm) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +1223,7 @@ func (x *ClusterConfirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterConfirm.ProtoReflect.Descriptor instead.
 func (*ClusterConfirm) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClusterConfirm) GetRequestId() string {
@@ -835,7 +1246,7 @@ type ClusterClaim struct {
 
 func (x *ClusterClaim) Reset() {
 	*x = ClusterClaim{}
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1258,7 @@ func (x *ClusterClaim) String() string {
 func (*ClusterClaim) ProtoMessage() {}
 
 func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1271,7 @@ func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterClaim.ProtoReflect.Descriptor instead.
 func (*ClusterClaim) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClusterClaim) GetRequestId() string {
@@ -886,13 +1297,16 @@ type ClusterReserve struct {
 	// pick the oldest available one, so that concurrent Reserves of one key
 	// never collide.
 	PresignatureId string `protobuf:"bytes,3,opt,name=presignature_id,json=presignatureId,proto3" json:"presignature_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// decision, on a request's first Reserve, records the callback
+	// handler's APPROVE with it, so that signing needs no commit of its own.
+	Decision      *ClusterDecision `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterReserve) Reset() {
 	*x = ClusterReserve{}
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1318,7 @@ func (x *ClusterReserve) String() string {
 func (*ClusterReserve) ProtoMessage() {}
 
 func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1331,7 @@ func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterReserve.ProtoReflect.Descriptor instead.
 func (*ClusterReserve) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClusterReserve) GetRequestId() string {
@@ -941,6 +1355,13 @@ func (x *ClusterReserve) GetPresignatureId() string {
 	return ""
 }
 
+func (x *ClusterReserve) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterComplete records the terminal outcome of a request the proposer owns.
 type ClusterComplete struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -954,7 +1375,7 @@ type ClusterComplete struct {
 
 func (x *ClusterComplete) Reset() {
 	*x = ClusterComplete{}
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1387,7 @@ func (x *ClusterComplete) String() string {
 func (*ClusterComplete) ProtoMessage() {}
 
 func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1400,7 @@ func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterComplete.ProtoReflect.Descriptor instead.
 func (*ClusterComplete) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterComplete) GetRequestId() string {
@@ -1018,7 +1439,7 @@ type ClusterRelease struct {
 
 func (x *ClusterRelease) Reset() {
 	*x = ClusterRelease{}
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1451,7 @@ func (x *ClusterRelease) String() string {
 func (*ClusterRelease) ProtoMessage() {}
 
 func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1464,7 @@ func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRelease.ProtoReflect.Descriptor instead.
 func (*ClusterRelease) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterRelease) GetNode() string {
@@ -1078,7 +1499,7 @@ type ClusterSealedPresignature struct {
 
 func (x *ClusterSealedPresignature) Reset() {
 	*x = ClusterSealedPresignature{}
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1511,7 @@ func (x *ClusterSealedPresignature) String() string {
 func (*ClusterSealedPresignature) ProtoMessage() {}
 
 func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1524,7 @@ func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSealedPresignature.ProtoReflect.Descriptor instead.
 func (*ClusterSealedPresignature) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClusterSealedPresignature) GetId() string {
@@ -1136,14 +1557,16 @@ type ClusterPresignaturesAdded struct {
 	// reserve_for, when set, reserves the one added presignature for this
 	// request (which the proposer must own) in the same entry: a Session that
 	// presigned on the spot gets its presignature in one commit.
-	ReserveFor    string `protobuf:"bytes,3,opt,name=reserve_for,json=reserveFor,proto3" json:"reserve_for,omitempty"`
+	ReserveFor string `protobuf:"bytes,3,opt,name=reserve_for,json=reserveFor,proto3" json:"reserve_for,omitempty"`
+	// decision, with reserve_for, is as ClusterReserve's.
+	Decision      *ClusterDecision `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterPresignaturesAdded) Reset() {
 	*x = ClusterPresignaturesAdded{}
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1578,7 @@ func (x *ClusterPresignaturesAdded) String() string {
 func (*ClusterPresignaturesAdded) ProtoMessage() {}
 
 func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1591,7 @@ func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignaturesAdded.ProtoReflect.Descriptor instead.
 func (*ClusterPresignaturesAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterPresignaturesAdded) GetKeyId() string {
@@ -1192,6 +1615,13 @@ func (x *ClusterPresignaturesAdded) GetReserveFor() string {
 	return ""
 }
 
+func (x *ClusterPresignaturesAdded) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterAPIUserAdded records a paired API user.
 type ClusterAPIUserAdded struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1202,7 +1632,7 @@ type ClusterAPIUserAdded struct {
 
 func (x *ClusterAPIUserAdded) Reset() {
 	*x = ClusterAPIUserAdded{}
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1644,7 @@ func (x *ClusterAPIUserAdded) String() string {
 func (*ClusterAPIUserAdded) ProtoMessage() {}
 
 func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1657,7 @@ func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAPIUserAdded.ProtoReflect.Descriptor instead.
 func (*ClusterAPIUserAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterAPIUserAdded) GetUser() *ClusterRecord {
@@ -1247,7 +1677,7 @@ type ClusterKeyRecordAdded struct {
 
 func (x *ClusterKeyRecordAdded) Reset() {
 	*x = ClusterKeyRecordAdded{}
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1689,7 @@ func (x *ClusterKeyRecordAdded) String() string {
 func (*ClusterKeyRecordAdded) ProtoMessage() {}
 
 func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1702,7 @@ func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyRecordAdded.ProtoReflect.Descriptor instead.
 func (*ClusterKeyRecordAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterKeyRecordAdded) GetKey() *ClusterRecord {
@@ -1300,7 +1730,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1742,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1755,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterRecord) GetId() string {
@@ -1378,7 +1808,7 @@ type ClusterInit struct {
 
 func (x *ClusterInit) Reset() {
 	*x = ClusterInit{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1820,7 @@ func (x *ClusterInit) String() string {
 func (*ClusterInit) ProtoMessage() {}
 
 func (x *ClusterInit) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1833,7 @@ func (x *ClusterInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
 func (*ClusterInit) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterInit) GetClusterId() string {
@@ -1452,7 +1882,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1894,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1907,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -1545,7 +1975,7 @@ type ClusterEnclaveIdentity struct {
 
 func (x *ClusterEnclaveIdentity) Reset() {
 	*x = ClusterEnclaveIdentity{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1987,7 @@ func (x *ClusterEnclaveIdentity) String() string {
 func (*ClusterEnclaveIdentity) ProtoMessage() {}
 
 func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +2000,7 @@ func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterEnclaveIdentity) GetKind() string {
@@ -1630,7 +2060,7 @@ type ClusterPolicyRule struct {
 
 func (x *ClusterPolicyRule) Reset() {
 	*x = ClusterPolicyRule{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +2072,7 @@ func (x *ClusterPolicyRule) String() string {
 func (*ClusterPolicyRule) ProtoMessage() {}
 
 func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +2085,7 @@ func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
 func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterPolicyRule) GetKind() string {
@@ -1711,7 +2141,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2153,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2166,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -1758,7 +2188,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +2200,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +2213,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -1803,7 +2233,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2245,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2258,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -1848,7 +2278,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2290,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2303,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -1896,7 +2326,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2338,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2351,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -1960,7 +2390,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2402,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2415,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -2041,7 +2471,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2483,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2496,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -2122,7 +2552,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2564,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2577,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -2186,14 +2616,16 @@ type ClusterRequestState struct {
 	// completion_seq orders completed requests for retention.
 	CompletionSeq uint64 `protobuf:"varint,12,opt,name=completion_seq,json=completionSeq,proto3" json:"completion_seq,omitempty"`
 	// last_owner is the node that owned the request last.
-	LastOwner     string `protobuf:"bytes,13,opt,name=last_owner,json=lastOwner,proto3" json:"last_owner,omitempty"`
+	LastOwner string `protobuf:"bytes,13,opt,name=last_owner,json=lastOwner,proto3" json:"last_owner,omitempty"`
+	// decision is the callback handler's recorded decision, if any.
+	Decision      *ClusterDecision `protobuf:"bytes,14,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2637,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2650,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2312,6 +2744,13 @@ func (x *ClusterRequestState) GetLastOwner() string {
 	return ""
 }
 
+func (x *ClusterRequestState) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterPresignatureState is one presignature in a key's pool. sealed is
 // empty once the presignature is used or burned.
 type ClusterPresignatureState struct {
@@ -2332,7 +2771,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2783,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2796,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -2420,7 +2859,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2871,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2884,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -2480,7 +2919,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2931,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2944,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -2570,13 +3009,19 @@ type ClusterState struct {
 	// user_callbacks are the API users' own callback handlers, sorted by
 	// user id.
 	UserCallbacks []*ClusterUserCallback `protobuf:"bytes,15,rep,name=user_callbacks,json=userCallbacks,proto3" json:"user_callbacks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// audit_anchor_seq and audit_anchor_hash are the audit log entry just
+	// before the retained ones (zero: none dropped yet); audit holds the
+	// retained entries, in order.
+	AuditAnchorSeq  uint64               `protobuf:"varint,16,opt,name=audit_anchor_seq,json=auditAnchorSeq,proto3" json:"audit_anchor_seq,omitempty"`
+	AuditAnchorHash []byte               `protobuf:"bytes,17,opt,name=audit_anchor_hash,json=auditAnchorHash,proto3" json:"audit_anchor_hash,omitempty"`
+	Audit           []*ClusterAuditEntry `protobuf:"bytes,18,rep,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +3033,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +3046,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -2709,6 +3154,27 @@ func (x *ClusterState) GetUserCallbacks() []*ClusterUserCallback {
 	return nil
 }
 
+func (x *ClusterState) GetAuditAnchorSeq() uint64 {
+	if x != nil {
+		return x.AuditAnchorSeq
+	}
+	return 0
+}
+
+func (x *ClusterState) GetAuditAnchorHash() []byte {
+	if x != nil {
+		return x.AuditAnchorHash
+	}
+	return nil
+}
+
+func (x *ClusterState) GetAudit() []*ClusterAuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 // ClusterForwardRequest is what a follower sends the leader.
 type ClusterForwardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2728,7 +3194,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +3206,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +3219,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -2865,7 +3331,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3343,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3356,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -2926,7 +3392,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3404,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3417,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -2975,7 +3441,7 @@ type ClusterRemovalCheck struct {
 
 func (x *ClusterRemovalCheck) Reset() {
 	*x = ClusterRemovalCheck{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3453,7 @@ func (x *ClusterRemovalCheck) String() string {
 func (*ClusterRemovalCheck) ProtoMessage() {}
 
 func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3466,7 @@ func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
 func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterRemovalCheck) GetId() string {
@@ -3024,7 +3490,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3502,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3515,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3087,7 +3553,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3565,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3578,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3161,7 +3627,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3639,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3652,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3254,7 +3720,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +3732,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3279,7 +3745,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3306,7 +3772,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3318,7 +3784,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3331,7 +3797,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3356,7 +3822,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3834,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3847,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -3408,7 +3874,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3886,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3899,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -3454,7 +3920,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +3932,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +3945,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -3499,7 +3965,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3977,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3990,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3547,7 +4013,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3559,7 +4025,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3572,7 +4038,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3620,7 +4086,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +4098,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +4111,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3684,7 +4150,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3696,7 +4162,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3709,7 +4175,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3744,7 +4210,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +4222,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +4235,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3794,7 +4260,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4272,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4285,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -3868,7 +4334,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +4346,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3893,7 +4359,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -3925,7 +4391,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4403,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4416,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -3994,7 +4460,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4006,7 +4472,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4019,7 +4485,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{48}
+	return file_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4034,7 +4500,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xe1\v\n" +
+	"coterie.v1\"\xe1\f\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -4060,20 +4526,58 @@ const file_cluster_proto_rawDesc = "" +
 	"\x0fkeyring_adopted\x18\x1a \x01(\v2!.coterie.v1.ClusterKeyringAdoptedH\x00R\x0ekeyringAdopted\x12O\n" +
 	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealed\x12P\n" +
 	"\x11user_callback_set\x18\x1c \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
-	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackClearedB\x06\n" +
-	"\x04body\"/\n" +
+	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackCleared\x12I\n" +
+	"\x0eaudit_truncate\x18\x1e \x01(\v2 .coterie.v1.ClusterAuditTruncateH\x00R\rauditTruncate\x123\n" +
+	"\x06decide\x18\x1f \x01(\v2\x19.coterie.v1.ClusterDecideH\x00R\x06decideB\x06\n" +
+	"\x04body\"\xa1\x01\n" +
+	"\x0fClusterDecision\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vhandler_key\x18\x03 \x01(\tR\n" +
+	"handlerKey\x12%\n" +
+	"\x0econtent_digest\x18\x04 \x01(\fR\rcontentDigest\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"g\n" +
+	"\rClusterDecide\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x127\n" +
+	"\bdecision\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"?\n" +
+	"\x14ClusterAuditTruncate\x12\x13\n" +
+	"\x05up_to\x18\x01 \x01(\x04R\x04upTo\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xd5\x03\n" +
+	"\x11ClusterAuditEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12$\n" +
+	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\rR\x04kind\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x18\n" +
+	"\arequest\x18\x06 \x01(\tR\arequest\x12\x19\n" +
+	"\bapi_user\x18\a \x01(\tR\aapiUser\x12\x18\n" +
+	"\asubject\x18\b \x01(\tR\asubject\x12\x10\n" +
+	"\x03key\x18\t \x01(\tR\x03key\x12\"\n" +
+	"\fpresignature\x18\n" +
+	" \x01(\tR\fpresignature\x12\x16\n" +
+	"\x06action\x18\v \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\f \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\r \x01(\tR\x06reason\x12\x1f\n" +
+	"\vhandler_key\x18\x0e \x01(\tR\n" +
+	"handlerKey\x12\x16\n" +
+	"\x06digest\x18\x0f \x01(\tR\x06digest\x12\x16\n" +
+	"\x06detail\x18\x10 \x01(\tR\x06detail\x12\x16\n" +
+	"\x06number\x18\x11 \x01(\x04R\x06number\x12\x12\n" +
+	"\x04hash\x18\x12 \x01(\fR\x04hash\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"M\n" +
 	"\fClusterClaim\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
-	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"o\n" +
+	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"\xa8\x01\n" +
 	"\x0eClusterReserve\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12'\n" +
-	"\x0fpresignature_id\x18\x03 \x01(\tR\x0epresignatureId\"~\n" +
+	"\x0fpresignature_id\x18\x03 \x01(\tR\x0epresignatureId\x127\n" +
+	"\bdecision\x18\x04 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"~\n" +
 	"\x0fClusterComplete\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x124\n" +
@@ -4086,12 +4590,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
-	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"\xa0\x01\n" +
+	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\"\xd9\x01\n" +
 	"\x19ClusterPresignaturesAdded\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12K\n" +
 	"\rpresignatures\x18\x02 \x03(\v2%.coterie.v1.ClusterSealedPresignatureR\rpresignatures\x12\x1f\n" +
 	"\vreserve_for\x18\x03 \x01(\tR\n" +
-	"reserveFor\"D\n" +
+	"reserveFor\x127\n" +
+	"\bdecision\x18\x04 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"D\n" +
 	"\x13ClusterAPIUserAdded\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x04user\"D\n" +
 	"\x15ClusterKeyRecordAdded\x12+\n" +
@@ -4162,7 +4667,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x14expires_at_unix_nano\x18\x06 \x01(\x03R\x11expiresAtUnixNano\"?\n" +
 	"\x16ClusterPresignatureRef\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x81\x04\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xba\x04\n" +
 	"\x13ClusterRequestState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\x128\n" +
@@ -4178,7 +4683,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x16completed_at_unix_nano\x18\v \x01(\x03R\x13completedAtUnixNano\x12%\n" +
 	"\x0ecompletion_seq\x18\f \x01(\x04R\rcompletionSeq\x12\x1d\n" +
 	"\n" +
-	"last_owner\x18\r \x01(\tR\tlastOwner\"\xe9\x01\n" +
+	"last_owner\x18\r \x01(\tR\tlastOwner\x127\n" +
+	"\bdecision\x18\x0e \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"\xe9\x01\n" +
 	"\x18ClusterPresignatureState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12=\n" +
@@ -4198,7 +4704,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xb4\x06\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xbf\a\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -4218,7 +4724,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
 	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
 	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\x12F\n" +
-	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe7\x02\n" +
+	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\x12(\n" +
+	"\x10audit_anchor_seq\x18\x10 \x01(\x04R\x0eauditAnchorSeq\x12*\n" +
+	"\x11audit_anchor_hash\x18\x11 \x01(\fR\x0fauditAnchorHash\x123\n" +
+	"\x05audit\x18\x12 \x03(\v2\x1d.coterie.v1.ClusterAuditEntryR\x05audit\"\xe7\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -4315,7 +4824,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xdc\a\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xfa\a\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -4344,7 +4853,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x19CLUSTER_ERROR_CODE_MEMBER\x10\x17\x12\x1e\n" +
 	"\x1aCLUSTER_ERROR_CODE_KEYRING\x10\x18\x12#\n" +
 	"\x1fCLUSTER_ERROR_CODE_UNKNOWN_USER\x10\x19\x12'\n" +
-	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a*\xa4\x01\n" +
+	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a\x12\x1c\n" +
+	"\x18CLUSTER_ERROR_CODE_AUDIT\x10\x1b*\xa4\x01\n" +
 	"\x11ClusterSealedKind\x12#\n" +
 	"\x1fCLUSTER_SEALED_KIND_UNSPECIFIED\x10\x00\x12$\n" +
 	" CLUSTER_SEALED_KIND_PRESIGNATURE\x10\x01\x12 \n" +
@@ -4364,7 +4874,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -4372,122 +4882,133 @@ var file_cluster_proto_goTypes = []any{
 	(ClusterErrorCode)(0),              // 3: coterie.v1.ClusterErrorCode
 	(ClusterSealedKind)(0),             // 4: coterie.v1.ClusterSealedKind
 	(*ClusterCommand)(nil),             // 5: coterie.v1.ClusterCommand
-	(*ClusterConfirm)(nil),             // 6: coterie.v1.ClusterConfirm
-	(*ClusterClaim)(nil),               // 7: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),             // 8: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),            // 9: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),             // 10: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil),  // 11: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil),  // 12: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),        // 13: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),      // 14: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),              // 15: coterie.v1.ClusterRecord
-	(*ClusterInit)(nil),                // 16: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),              // 17: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),     // 18: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),          // 19: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),              // 20: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),         // 21: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),       // 22: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),           // 23: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),     // 24: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),           // 25: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),          // 26: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),     // 27: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),        // 28: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),   // 29: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),           // 30: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),             // 31: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),               // 32: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),      // 33: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),            // 34: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),        // 35: coterie.v1.ClusterRemoveServer
-	(*ClusterRemovalCheck)(nil),        // 36: coterie.v1.ClusterRemovalCheck
-	(*ClusterProgress)(nil),            // 37: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 38: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 39: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 40: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 41: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 42: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 43: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 44: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 45: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 46: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 47: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 48: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 49: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 50: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 51: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 52: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 53: coterie.v1.ClusterRecordsResealed
+	(*ClusterDecision)(nil),            // 6: coterie.v1.ClusterDecision
+	(*ClusterDecide)(nil),              // 7: coterie.v1.ClusterDecide
+	(*ClusterAuditTruncate)(nil),       // 8: coterie.v1.ClusterAuditTruncate
+	(*ClusterAuditEntry)(nil),          // 9: coterie.v1.ClusterAuditEntry
+	(*ClusterConfirm)(nil),             // 10: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),               // 11: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),             // 12: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),            // 13: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),             // 14: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil),  // 15: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil),  // 16: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),        // 17: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),      // 18: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),              // 19: coterie.v1.ClusterRecord
+	(*ClusterInit)(nil),                // 20: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 21: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 22: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 23: coterie.v1.ClusterPolicyRule
+	(*ClusterPolicy)(nil),              // 24: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 25: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 26: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 27: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 28: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 29: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 30: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 31: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 32: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 33: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 34: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 35: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 36: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 37: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 38: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 39: coterie.v1.ClusterRemoveServer
+	(*ClusterRemovalCheck)(nil),        // 40: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 41: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 42: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 43: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 44: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 45: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 46: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 47: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 48: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 49: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 50: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 51: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 52: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 53: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 54: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 55: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 56: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 57: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
-	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
-	8,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
-	9,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
-	10, // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
-	12, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
-	13, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
-	14, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	16, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	21, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	22, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	23, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	24, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
-	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	45, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	41, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	48, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	49, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	53, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	43, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	44, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
-	0,  // 20: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	11, // 21: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	15, // 22: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	15, // 23: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	20, // 24: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 25: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	18, // 26: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	19, // 27: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	17, // 28: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	20, // 29: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 30: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	27, // 31: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 32: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 33: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	29, // 34: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	29, // 35: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	30, // 36: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	28, // 37: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	31, // 38: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	15, // 39: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	15, // 40: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	20, // 41: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	17, // 42: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	25, // 43: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	40, // 44: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	50, // 45: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	51, // 46: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	42, // 47: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
-	34, // 48: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	35, // 49: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	37, // 50: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	36, // 51: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
-	3,  // 52: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	40, // 53: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	40, // 54: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	42, // 55: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	17, // 56: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	47, // 57: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	47, // 58: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 59: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	52, // 60: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	11, // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
+	12, // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
+	13, // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
+	14, // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
+	16, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
+	17, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
+	18, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
+	20, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	25, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	26, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	27, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	28, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	10, // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
+	49, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	45, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	52, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	53, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	57, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	47, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	48, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	8,  // 20: coterie.v1.ClusterCommand.audit_truncate:type_name -> coterie.v1.ClusterAuditTruncate
+	7,  // 21: coterie.v1.ClusterCommand.decide:type_name -> coterie.v1.ClusterDecide
+	6,  // 22: coterie.v1.ClusterDecide.decision:type_name -> coterie.v1.ClusterDecision
+	6,  // 23: coterie.v1.ClusterReserve.decision:type_name -> coterie.v1.ClusterDecision
+	0,  // 24: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	15, // 25: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	6,  // 26: coterie.v1.ClusterPresignaturesAdded.decision:type_name -> coterie.v1.ClusterDecision
+	19, // 27: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	19, // 28: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	24, // 29: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	21, // 30: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	22, // 31: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	23, // 32: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	21, // 33: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	24, // 34: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 35: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	31, // 36: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 37: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	6,  // 38: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
+	2,  // 39: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	33, // 40: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	33, // 41: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	34, // 42: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	32, // 43: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	35, // 44: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	19, // 45: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	19, // 46: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	24, // 47: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	21, // 48: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	29, // 49: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	44, // 50: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	54, // 51: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	55, // 52: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	46, // 53: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	9,  // 54: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
+	38, // 55: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	39, // 56: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	41, // 57: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	40, // 58: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 59: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	44, // 60: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	44, // 61: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	46, // 62: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	21, // 63: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	51, // 64: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	51, // 65: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 66: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	56, // 67: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4516,8 +5037,10 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_RecordsResealed)(nil),
 		(*ClusterCommand_UserCallbackSet)(nil),
 		(*ClusterCommand_UserCallbackCleared)(nil),
+		(*ClusterCommand_AuditTruncate)(nil),
+		(*ClusterCommand_Decide)(nil),
 	}
-	file_cluster_proto_msgTypes[28].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[32].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -4530,7 +5053,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   49,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -260,3 +260,18 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// AutoKeyID is the HandlerKey of a decision the cluster made by itself,
+// with no callback handler configured.
+const AutoKeyID = "auto"
+
+// KeyID returns the id the audit log gives a callback handler's public key
+// (PKIX DER): "sha256:" and the first 16 hex digits of its SHA-256. An
+// empty key gives "".
+func KeyID(pkix []byte) string {
+	if len(pkix) == 0 {
+		return ""
+	}
+	d := sha256.Sum256(pkix)
+	return "sha256:" + hex.EncodeToString(d[:8])
+}
