@@ -366,11 +366,32 @@ func (c *Cluster) Decide(ctx context.Context, request string, d Decision) error 
 	return err
 }
 
-// WithDecision attaches the handler's decision d to cmd, a Reserve or a
+// decisionKey is the context key of ContextWithDecision.
+type decisionKey struct{}
+
+// ContextWithDecision returns a context whose Reserve, ReserveNext, or
+// AddPresignatures that reserves for a request, carries the callback
+// handler's decision d in the same raft entry: the APPROVE that a
+// signature rests on is recorded with its first reservation, with no
+// commit of its own. The PresignStore and the actors' reserve path pass
+// their context through, so the Session that holds the answer sets it.
+func ContextWithDecision(ctx context.Context, d Decision) context.Context {
+	return context.WithValue(ctx, decisionKey{}, d)
+}
+
+// decided attaches ctx's decision, if any, to cmd.
+func decided(ctx context.Context, cmd *protocol.ClusterCommand) *protocol.ClusterCommand {
+	if d, ok := ctx.Value(decisionKey{}).(Decision); ok {
+		return attachDecision(cmd, d)
+	}
+	return cmd
+}
+
+// attachDecision attaches the handler's decision d to cmd, a Reserve or a
 // PresignaturesAdded that reserves for a request, so that the decision is
 // recorded in the same entry; it returns cmd. Any other command is
 // returned unchanged.
-func WithDecision(cmd *protocol.ClusterCommand, d Decision) *protocol.ClusterCommand {
+func attachDecision(cmd *protocol.ClusterCommand, d Decision) *protocol.ClusterCommand {
 	switch b := cmd.GetBody().(type) {
 	case *protocol.ClusterCommand_Reserve:
 		b.Reserve.Decision = d.proto()

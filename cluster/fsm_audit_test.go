@@ -27,7 +27,7 @@ func (d *fsmDriver) runAudit(c scriptCase) (string, bool) {
 	}
 	switch c.cmd {
 	case "reserve-decided":
-		return d.apply(c, WithDecision(ReserveCommand(arg("req"), PresignatureRef{KeyID: arg("key"), ID: arg("id")}), decision())), true
+		return d.apply(c, attachDecision(ReserveCommand(arg("req"), PresignatureRef{KeyID: arg("key"), ID: arg("id")}), decision())), true
 	case "decide":
 		return d.apply(c, DecideCommand(arg("req"), decision())), true
 	case "audit":

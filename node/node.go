@@ -358,6 +358,7 @@ func (n *Node) openCluster() error {
 	n.cluster = &TimedCluster{Cluster: c, hist: n.metrics.raftApply}
 	n.closeFn = append(n.closeFn, c.Close)
 	n.startReseal()
+	n.startAudit()
 	return nil
 }
 
