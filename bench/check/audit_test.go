@@ -23,7 +23,9 @@ func auditOf(id string, from, n int) check.NodeAudit {
 // auditNode answers a node's audit log a page of two entries at a time.
 type auditNode struct{ a check.NodeAudit }
 
-func (f auditNode) Status(context.Context) (node.Status, error) { return node.Status{NodeID: f.a.ID}, nil }
+func (f auditNode) Status(context.Context) (node.Status, error) {
+	return node.Status{NodeID: f.a.ID}, nil
+}
 
 func (f auditNode) Audit(_ context.Context, q node.AuditQuery) (node.AuditListing, error) {
 	l := node.AuditListing{Anchor: f.a.Anchor, Head: f.a.Head}
