@@ -316,6 +316,12 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		s.report(ctx, kind, s.sh.outcome, s.sh.reason)
 		return
 	}
+	if kind, outcome, reason, ok := recordedRefusal(m); ok {
+		// Recorded by this node before a restart, or by another before a
+		// hand-back: it stands, and the handler is not asked again.
+		s.report(ctx, kind, outcome, reason)
+		return
+	}
 	if s.sh.approved != nil {
 		if err := s.stillApproved(m.req); err != nil {
 			s.fail(ctx, err.Error())
@@ -325,6 +331,35 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		return
 	}
 	s.ask(ctx)
+}
+
+// recordedRefusal returns the report of a REJECT (or, for a config
+// change, an IGNORE) that the cluster recorded for exactly the content the
+// workspace shows now.
+func recordedRefusal(m *loadDone) (stepKind, cluster.Outcome, string, bool) {
+	d := m.info.Decision
+	if d == nil {
+		return 0, 0, "", false
+	}
+	kind, outcome, reason := stepReject, cluster.OutcomeRejected, d.Reason
+	switch {
+	case d.Action == callback.ActionReject.String():
+		if reason == "" {
+			reason = "rejected by the callback handler"
+		}
+	case d.Action == callback.ActionIgnore.String() && m.req.GetKind() == protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE:
+		kind, outcome = stepIgnore, cluster.OutcomeIgnored
+	default:
+		return 0, 0, "", false
+	}
+	req, err := callbackRequest(m.req)
+	if err != nil {
+		return 0, 0, "", false
+	}
+	if digest, err := contentDigest(req); err != nil || !bytes.Equal(digest, d.ContentDigest) {
+		return 0, 0, "", false
+	}
+	return kind, outcome, reason, true
 }
 
 // decided returns the report step of an outcome the Session decided on
