@@ -121,7 +121,9 @@ type sessionShared struct {
 // Complete (I3). A step that fails for its whole budget because the
 // workspace cannot be reached does not fail the request: the Session ends
 // and a later one tries again (await). A decision made (a rejection, a
-// failure) is reported again after a reload, never asked again. A crashed Session is restarted by its supervisor and
+// failure) is reported again after a reload, never asked again; so is a
+// REJECT or IGNORE the cluster recorded for the same content, by this node
+// before a restart or by another before a hand-back. A crashed Session is restarted by its supervisor and
 // starts again at step 1: presignatures reserved by the crashed
 // incarnation are never reused (a fresh Reserve only takes available ones,
 // and Complete marks them all used), and a digest the workspace already
