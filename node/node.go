@@ -368,6 +368,7 @@ func (n *Node) openCluster() error {
 	n.closeFn = append(n.closeFn, c.Close)
 	n.startReseal()
 	n.startRefresh()
+	n.startAudit()
 	return nil
 }
 

@@ -113,15 +113,15 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 		return RefreshReport{}, fmt.Errorf("node: commit the refreshed share: %w", err)
 	}
 	took := n.clock.Now().Sub(start)
-	n.log.Info("key shares refreshed", "user", id, "epoch", hex.EncodeToString(short(fresh.Epoch())), "seconds", took.Seconds())
+	n.log.Info("key shares refreshed", "user", id, "epoch", hex.EncodeToString(epochPrefix(fresh.Epoch())), "seconds", took.Seconds())
 	return RefreshReport{
 		User: id, PublicKey: u.Info.PublicKey,
-		FromEpoch: hex.EncodeToString(short(share.Epoch())), Epoch: hex.EncodeToString(short(fresh.Epoch())),
+		FromEpoch: hex.EncodeToString(epochPrefix(share.Epoch())), Epoch: hex.EncodeToString(epochPrefix(fresh.Epoch())),
 		At: n.clock.Now().UTC().Truncate(time.Second), Seconds: took.Seconds(),
 	}, nil
 }
 
-func short(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
+func epochPrefix(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
 
 // refreshDue returns the signer users whose shares are older than their
 // refresh interval (config Refresh) at now, skipping those whose last

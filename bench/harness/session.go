@@ -355,6 +355,11 @@ func (s *session) check(ctx context.Context) error {
 			return fmt.Errorf("harness: %s's raft log: %w", n.ID, err)
 		}
 		recs.Logs = append(recs.Logs, l)
+		a, err := check.FromNodeAudit(ctx, n.Admin)
+		if err != nil {
+			return fmt.Errorf("harness: %s's audit log: %w", n.ID, err)
+		}
+		recs.Audits = append(recs.Audits, a)
 	}
 	if s.c.CallbackLog != "" {
 		f, err := os.Open(s.c.CallbackLog)
