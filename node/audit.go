@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/cluster/audit"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
@@ -256,31 +255,13 @@ func (n *Node) exportAudit(ctx context.Context) (string, error) {
 	return path, nil
 }
 
-// auditLoop runs exportAudit every auditCheckInterval while the node
-// runs; only the leader exports.
-func (n *Node) auditLoop(ctx context.Context, tick <-chan time.Time, t clock.Timer) {
-	for {
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-tick:
-		}
-		tick, t = clock.After(n.clock, auditCheckInterval)
-		cctx, cancel := context.WithTimeout(ctx, clusterOpTimeout)
-		_, err := n.exportAudit(cctx)
-		cancel()
-		if err != nil && ctx.Err() == nil && !errors.Is(err, cluster.ErrNotLeader) {
-			n.log.Warn("audit log export failed", "err", err)
-		}
+// auditStep exports and truncates the audit log when it holds more than it
+// retains; the leader runs it every auditCheckInterval.
+func (n *Node) auditStep(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, clusterOpTimeout)
+	_, err := n.exportAudit(cctx)
+	cancel()
+	if err != nil && ctx.Err() == nil && !errors.Is(err, cluster.ErrNotLeader) {
+		n.log.Warn("audit log export failed", "err", err)
 	}
-}
-
-// startAudit starts auditLoop; Close ends it before the cluster closes.
-func (n *Node) startAudit() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	tick, t := clock.After(n.clock, auditCheckInterval)
-	go func() { defer close(done); n.auditLoop(ctx, tick, t) }()
-	n.closeFn = append(n.closeFn, func() error { cancel(); <-done; return nil })
 }
