@@ -25,7 +25,7 @@ RACE_RE := ^$(shell $(GO) list -m)/($(subst $(eval) ,|,$(RACE_DIRS)))(/|$$)
 # generation or presigning would take minutes there, and the packages that
 # hold them. They run once more without it, alone.
 NORACE_TESTS := TestEmptyPoolSignsOnTheSlowPath TestEmptyPoolRace TestPoolRefills TestPoolRefillsNeverDelaySessions \
-	TestPairLive TestPairKeygenPresignSign TestRefresh
+	TestPairLive TestPairKeygenPresignSign TestRefresh TestRefreshEndToEnd
 NORACE_PKGS  := ./actors/ ./node/ ./workspace/
 
 # Every test must run in at least one pass. Each pass saves its go test
