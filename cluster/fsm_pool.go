@@ -197,21 +197,22 @@ func (kp *keyPool) oldestAvailable() *protocol.ClusterPresignatureState {
 	return best
 }
 
-// spend moves a reserved presignature from live to spent, dropping its
-// sealed share: nothing may ever read it again.
-func (s *state) spend(ref *protocol.ClusterPresignatureRef, status protocol.ClusterPresignatureStatus) {
+// spend moves a live presignature to spent, dropping its sealed share:
+// nothing may ever read it again. It reports whether ref was live.
+func (s *state) spend(ref *protocol.ClusterPresignatureRef, status protocol.ClusterPresignatureStatus) bool {
 	kp := s.pools[ref.GetKeyId()]
 	if kp == nil {
-		return
+		return false
 	}
 	p, ok := kp.live[ref.GetId()]
 	if !ok {
-		return
+		return false
 	}
 	delete(kp.live, p.GetId())
 	p.Status = status
 	p.Sealed = nil
 	kp.addSpent(p)
+	return true
 }
 
 // addSpent inserts p into the spent set and trims it to spentRetained.

@@ -133,10 +133,13 @@ func (s *state) release(node, apiUser string) []Event {
 	evs := make([]Event, 0, len(ids))
 	for _, id := range ids {
 		r := s.requests[id]
+		// A key refresh may have burned some already: they count once.
+		burned := 0
 		for _, ref := range r.GetReserved() {
-			s.spend(ref, psBurned)
+			if s.spend(ref, psBurned) {
+				burned++
+			}
 		}
-		burned := len(r.GetReserved())
 		r.Burned += uint32(burned)
 		r.Reserved = nil
 		r.Status = reqUnclaimed

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/coterie-mpc/coterie/cluster/audit"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/protocol"
 )
@@ -104,10 +105,19 @@ func (c *Cluster) Restore(ctx context.Context, state []byte, apiUserSeal func(id
 	// The merge took snap's parts; decode it afresh to merge it into the
 	// state as it is now.
 	snap, _ = decodeState(state)
+	snapHead := snap.audit.Head()
 	merged, rep, err := c.mergeFromLive(snap, apiUserSeal)
 	if err != nil {
 		return RestoreReport{}, err
 	}
+	// The restore enters the live chain, which it keeps, with a link to
+	// the snapshot's.
+	merged.audit.Append(audit.Entry{
+		Index: c.raft.LastIndex(), Time: c.cfg.Clock.Now().UTC(), Kind: audit.KindRestored, Node: c.cfg.NodeID,
+		Number: rep.SnapshotIndex, Digest: fmt.Sprintf("%d:%s", snapHead.Seq, snapHead.Hash),
+		Detail: fmt.Sprintf("burned=%d released=%d api_users=%d key_records=%d requests=%d keyring_version=%d",
+			rep.Burned, rep.Released, rep.APIUsers, rep.KeyRecords, rep.Requests, rep.KeyringVersion),
+	})
 	out, err := encodeState(merged)
 	if err != nil {
 		return RestoreReport{}, err

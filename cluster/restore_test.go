@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/cluster/audit"
 	"github.com/coterie-mpc/coterie/cluster/clustertest"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
@@ -194,6 +195,15 @@ func TestRestoreBurnsAndReleases(t *testing.T) {
 			t.Fatalf("%s: key record %v, %d members (want %d), high-water %d (want %d)",
 				h.Nodes[i].ID, ok, len(f.Members()), members, f.HighWater("k1", lid), high)
 		}
+	}
+	// The restore is in the audit log, whose chain it continues.
+	page := lc.Audit(0, 0)
+	if err := audit.Verify(page.Anchor, page.Entries); err != nil {
+		t.Fatalf("the audit chain after the restore: %v", err)
+	}
+	if last := page.Entries[len(page.Entries)-1]; last.Kind != audit.KindRestored || last.Number != savedIndex ||
+		!strings.Contains(last.Detail, "burned=3 released=1") {
+		t.Fatalf("last audit entry %+v, want the restore of index %d", last, savedIndex)
 	}
 	if r, _ := lc.Request("r1"); r.Status != cluster.StatusCompleted {
 		t.Fatalf("r1 is %v, want the live completion kept", r.Status)

@@ -230,7 +230,12 @@ func (n *Node) exportAudit(ctx context.Context) (string, error) {
 	if count, _ := n.cluster.AuditRetained(); count <= retain {
 		return "", nil
 	}
+	// Decide again from the one page read: a truncation may have applied
+	// since the count.
 	all := n.cluster.Audit(0, 0)
+	if len(all.Entries) <= retain {
+		return "", nil
+	}
 	drop := len(all.Entries) - retain/2
 	seg := audit.Segment{Anchor: all.Anchor, Entries: all.Entries[:drop]}
 	data, err := audit.MarshalSegment(seg)

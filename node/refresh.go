@@ -71,6 +71,11 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 	defer cancel()
 	start := n.clock.Now()
 
+	// Start from the share the cluster holds now, not from an old replica:
+	// a node cut off from the quorum refreshes nothing.
+	if err := n.cluster.WaitCaughtUp(ctx); err != nil {
+		return RefreshReport{}, fmt.Errorf("node: catch up with the cluster: %w", err)
+	}
 	rec, ok := n.cluster.KeyRecord(u.Info.ShareRecord)
 	if !ok {
 		return RefreshReport{}, fmt.Errorf("node: key record %s is not in the cluster", u.Info.ShareRecord)

@@ -71,6 +71,11 @@ const (
 	// Key (of API user APIUser); Number live presignatures of the old
 	// share were burned.
 	KindKeyRefreshed
+	// KindRestored: a snapshot taken at raft index Number was merged into
+	// the state (Node restored it); Digest is the snapshot's own audit
+	// head (seq:hash), which links the chains, and Detail counts what the
+	// restore burned, released and brought back.
+	KindRestored
 	kindEnd
 )
 
@@ -95,6 +100,7 @@ var kindNames = [...]string{
 	KindRecordsResealed:     "records-resealed",
 	KindTruncated:           "truncated",
 	KindKeyRefreshed:        "key-refreshed",
+	KindRestored:            "restored",
 }
 
 // String returns the kind's lowercase name.

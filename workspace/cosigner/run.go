@@ -236,7 +236,7 @@ func (c *Cosigners) refresh(ctx context.Context, u *protocol.WsUser, start *prot
 	if err := c.store.StageRefresh(u.Id, fresh, epoch, sealed); err != nil {
 		return nil, err
 	}
-	c.log.Info("key refreshed, awaiting the node's commit", "user", u.Id, "epoch", fmt.Sprintf("%x", epoch[:8]))
+	c.log.Info("key refreshed, awaiting the node's commit", "user", u.Id, "epoch", fmt.Sprintf("%x", epoch[:min(8, len(epoch))]))
 	next := proto.Clone(key).(*protocol.WsSigningKey)
 	next.PublicKey, next.ChainCode = fresh.PublicKey, fresh.ChainCode
 	return &protocol.WsMpcResult{SigningKey: next}, nil

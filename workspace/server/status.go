@@ -65,6 +65,7 @@ var codeTable = []struct {
 	{cosigner.ErrNotConfigured, codes.FailedPrecondition},
 	{cosigner.ErrEpochMismatch, codes.FailedPrecondition},
 	{store.ErrUnknownEpoch, codes.FailedPrecondition},
+	{store.ErrTooManyRefreshes, codes.FailedPrecondition},
 	{verify.ErrNoKey, codes.FailedPrecondition},
 
 	{cosigner.ErrBusy, codes.Aborted},

@@ -72,6 +72,9 @@ var (
 	// ErrKeyChanged is returned by StageRefresh when the refreshed key's
 	// public key or chain code differs from the user's.
 	ErrKeyChanged = errors.New("store: refreshed key has a different public key")
+	// ErrTooManyRefreshes is returned by StageRefresh when the user already
+	// has MaxPendingRefreshes refreshes awaiting activation.
+	ErrTooManyRefreshes = errors.New("store: too many refreshes await activation")
 	// ErrUnknownEpoch is returned by ActivateRefresh when no refresh of that
 	// epoch awaits activation.
 	ErrUnknownEpoch = errors.New("store: no refresh of that epoch awaits activation")

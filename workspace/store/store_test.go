@@ -268,28 +268,48 @@ func TestPresignatureUseSurvivesRestart(t *testing.T) {
 	}
 }
 
-// TestStagedRefreshes keeps the most recent MaxPendingRefreshes staged
-// refreshes of a user, activates the one named, and drops the others.
+// TestStagedRefreshes keeps up to MaxPendingRefreshes staged refreshes of
+// a user and refuses another (one of them may be committed by the node)
+// until the oldest is PendingRefreshTTL old; activating one drops the
+// others, and so does a new key generation.
 func TestStagedRefreshes(t *testing.T) {
 	f := newFixture(t)
 	u := f.activeUser(protocol.WsRole_WS_ROLE_SIGNER, 1)
 	epoch := func(i int) []byte { return []byte(fmt.Sprintf("epoch-%d", i)) }
-	for i := range MaxPendingRefreshes + 1 {
-		if err := f.s.StageRefresh(u.Id, u.SigningKey, epoch(i), map[string][]byte{"cloud-1": epoch(i)}); err != nil {
+	stage := func(i int) error {
+		return f.s.StageRefresh(u.Id, u.SigningKey, epoch(i), map[string][]byte{"cloud-1": epoch(i)})
+	}
+	for i := range MaxPendingRefreshes {
+		if err := stage(i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.s.ActivateRefresh(u.Id, epoch(0)); !errors.Is(err, ErrUnknownEpoch) {
-		t.Fatalf("the oldest of %d staged refreshes: %v, want it dropped", MaxPendingRefreshes+1, err)
+	if err := stage(MaxPendingRefreshes); !errors.Is(err, ErrTooManyRefreshes) {
+		t.Fatalf("staging one more than %d: %v, want ErrTooManyRefreshes", MaxPendingRefreshes, err)
 	}
-	if err := f.s.ActivateRefresh(u.Id, epoch(2)); err != nil {
+	if err := f.s.ActivateRefresh(u.Id, epoch(0)); err != nil {
+		t.Fatalf("the oldest staged refresh after a refused one: %v", err)
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(1)); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("another staged refresh after an activation: %v, want it dropped", err)
+	}
+	for i := range MaxPendingRefreshes {
+		if err := stage(10 + i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(PendingRefreshTTL)
+	if err := stage(20); err != nil {
+		t.Fatalf("staging after the oldest expired: %v", err)
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(10)); !errors.Is(err, ErrUnknownEpoch) {
+		t.Fatalf("the expired staged refresh: %v, want it dropped", err)
+	}
+	if err := f.s.ActivateRefresh(u.Id, epoch(11)); err != nil {
 		t.Fatal(err)
 	}
-	if ct, _ := f.s.CloudKeyShare(u.Id, "cloud-1"); string(ct) != string(epoch(2)) {
-		t.Fatalf("share %q after activating epoch 2", ct)
-	}
-	if err := f.s.ActivateRefresh(u.Id, epoch(3)); !errors.Is(err, ErrUnknownEpoch) {
-		t.Fatalf("another staged refresh after an activation: %v, want it dropped", err)
+	if ct, _ := f.s.CloudKeyShare(u.Id, "cloud-1"); string(ct) != string(epoch(11)) {
+		t.Fatalf("share %q after activating epoch 11", ct)
 	}
 }
 

@@ -289,6 +289,9 @@ func (s *Store) CompleteKeygen(userID string, key *protocol.WsSigningKey, shares
 		key.CreatedAt = t.nanos()
 		u.SigningKey = key
 		u.State = protocol.WsUserState_WS_USER_STATE_ACTIVE
+		if err := t.dropPending(userID); err != nil {
+			return err
+		}
 		if err := t.putShares(userID, shares); err != nil {
 			return err
 		}
@@ -302,8 +305,15 @@ func (s *Store) CompleteKeygen(userID string, key *protocol.WsSigningKey, shares
 }
 
 // MaxPendingRefreshes bounds the refreshes of one user that await
-// activation; staging another drops the oldest.
-const MaxPendingRefreshes = 4
+// activation. Staging another is refused, unless the oldest was staged more
+// than PendingRefreshTTL ago: a staged refresh may be one the node has
+// committed, and dropping it would leave the node with shares the cloud
+// co-signers no longer hold; the node activates a committed one at its next
+// session, within seconds.
+const (
+	MaxPendingRefreshes = 4
+	PendingRefreshTTL   = 7 * 24 * time.Hour
+)
 
 // StageRefresh keeps the cloud co-signers' shares from a completed CMP
 // refresh, under the shares' epoch, beside the active ones, which go on
@@ -324,15 +334,19 @@ func (s *Store) StageRefresh(userID string, key *protocol.WsSigningKey, epoch []
 			return ErrKeyChanged
 		}
 		b := t.tx.Bucket(bPending)
-		keys, _, err := pendingOf(b, userID)
+		keys, pending, err := pendingOf(b, userID)
 		if err != nil {
 			return err
 		}
 		for len(keys) >= MaxPendingRefreshes {
+			if t.now.Sub(time.Unix(0, pending[0].GetStagedAt())) < PendingRefreshTTL {
+				return fmt.Errorf("%w: user %s has %d refreshes awaiting the node's first session with new shares",
+					ErrTooManyRefreshes, userID, len(keys))
+			}
 			if err := b.Delete(keys[0]); err != nil {
 				return err
 			}
-			keys = keys[1:]
+			keys, pending = keys[1:], pending[1:]
 		}
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -350,8 +364,7 @@ func (s *Store) StageRefresh(userID string, key *protocol.WsSigningKey, epoch []
 // epoch is staged.
 func (s *Store) ActivateRefresh(userID string, epoch []byte) error {
 	return s.update(func(t *txn) error {
-		b := t.tx.Bucket(bPending)
-		keys, pending, err := pendingOf(b, userID)
+		_, pending, err := pendingOf(t.tx.Bucket(bPending), userID)
 		if err != nil {
 			return err
 		}
@@ -362,10 +375,8 @@ func (s *Store) ActivateRefresh(userID string, epoch []byte) error {
 		if err := t.putShares(userID, pending[i].GetShares()); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		if err := t.dropPending(userID); err != nil {
+			return err
 		}
 		burned, err := t.burnPresignatures(userID, "key refreshed")
 		if err != nil {
@@ -373,6 +384,21 @@ func (s *Store) ActivateRefresh(userID string, epoch []byte) error {
 		}
 		return t.audit(ActorUser(userID), "key.refresh", userID, "", fmt.Sprintf("burned_presignatures=%d", burned))
 	})
+}
+
+// dropPending drops every staged refresh of a user.
+func (t *txn) dropPending(userID string) error {
+	b := t.tx.Bucket(bPending)
+	keys, _, err := pendingOf(b, userID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pendingOf returns the staged refreshes of a user, oldest first.
