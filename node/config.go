@@ -227,6 +227,9 @@ type PolicyRule struct {
 	Product            string `yaml:"product,omitempty" json:"product,omitempty"`
 	MinSecurityVersion uint32 `yaml:"min_security_version,omitempty" json:"min_security_version,omitempty"`
 	AllowDebug         bool   `yaml:"allow_debug,omitempty" json:"allow_debug,omitempty"`
+	// PCRs pins a Nitro enclave's PCR1 to PCR4, hex by index; PCR0 is
+	// the measurement and PCR8 the signer.
+	PCRs map[uint32]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
 // AdminConfig configures the admin HTTP API.
@@ -663,6 +666,16 @@ func (c ClusterConfig) policy() (enclave.Policy, error) {
 				return p, fmt.Errorf("rule %d: %s is not hex", i, f.name)
 			}
 			*f.dst = b
+		}
+		for pcr, h := range r.PCRs {
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				return p, fmt.Errorf("rule %d: PCR%d is not hex", i, pcr)
+			}
+			if rule.PCRs == nil {
+				rule.PCRs = make(map[uint32][]byte)
+			}
+			rule.PCRs[pcr] = b
 		}
 		p.Allow = append(p.Allow, rule)
 	}

@@ -2,11 +2,14 @@ package backend
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/nitro"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 )
 
@@ -36,6 +39,12 @@ type Config struct {
 	SimTrustedPlatforms []ed25519.PublicKey
 	// AllowDebug lets the sgx backend run in a debug enclave.
 	AllowDebug bool
+	// NitroRoots are the roots a Nitro document must chain to; nil means
+	// the pinned AWS Nitro root. Only tests set it.
+	NitroRoots *x509.CertPool
+	// Clock tells the time that evidence of other kinds is checked
+	// against; nil means the real clock.
+	Clock clock.Clock
 	// Logger is handed to the backend.
 	Logger *slog.Logger
 }
@@ -61,10 +70,50 @@ func Available() []enclave.Kind {
 	return kinds
 }
 
-// New opens the backend cfg.Kind names. Errors: ErrUnavailable for a kind
-// not built in, sim.ErrProductionMode for sim in production, and each
-// backend's own.
+// New opens the backend cfg.Kind names. The enclave it returns verifies
+// evidence of its own kind with its own verifier, and Nitro evidence on
+// any backend (see Verifiers). Errors: ErrUnavailable for a kind not built
+// in, sim.ErrProductionMode for sim in production, and each backend's own.
 func New(cfg Config) (enclave.Enclave, error) {
+	e, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := Verifiers(cfg, e)
+	if err != nil {
+		return nil, err
+	}
+	return enclave.WithVerifier(e, vs), nil
+}
+
+// Verifiers returns the verifiers of every kind a node of this build can
+// check, with self for its own kind:
+//
+//   - nitro and confidential-space evidence is checked in pure Go on any
+//     node;
+//   - sim evidence only by a sim node, against its trusted platforms;
+//   - sgx evidence only by an sgx node: EGo verifies quotes through the
+//     host's SGX quote provider (DCAP collateral), which needs cgo and
+//     the provider library. A non-SGX member therefore cannot admit an
+//     SGX joiner; mint the SGX joiner's token on an SGX member.
+func Verifiers(cfg Config, self enclave.Verifier) (enclave.Verifiers, error) {
+	ncfg := nitro.DefaultConfig()
+	if cfg.NitroRoots != nil {
+		ncfg.Roots = cfg.NitroRoots
+	}
+	if cfg.Clock != nil {
+		ncfg.Clock = cfg.Clock
+	}
+	nv, err := nitro.New(ncfg)
+	if err != nil {
+		return nil, err
+	}
+	vs := enclave.Verifiers{enclave.KindNitro: nv}
+	vs[cfg.Kind] = self
+	return vs, nil
+}
+
+func open(cfg Config) (enclave.Enclave, error) {
 	switch cfg.Kind {
 	case enclave.KindSim:
 		s := sim.DefaultConfig()
