@@ -9,6 +9,7 @@ import (
 
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
 	"github.com/coterie-mpc/coterie/enclave/nitro"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 )
@@ -42,6 +43,9 @@ type Config struct {
 	// NitroRoots are the roots a Nitro document must chain to; nil means
 	// the pinned AWS Nitro root. Only tests set it.
 	NitroRoots *x509.CertPool
+	// ConfidentialSpace configures the verifier of Confidential Space
+	// tokens; nil means gcpcs.DefaultConfig with Clock.
+	ConfidentialSpace *gcpcs.Config
 	// Clock tells the time that evidence of other kinds is checked
 	// against; nil means the real clock.
 	Clock clock.Clock
@@ -108,7 +112,18 @@ func Verifiers(cfg Config, self enclave.Verifier) (enclave.Verifiers, error) {
 	if err != nil {
 		return nil, err
 	}
-	vs := enclave.Verifiers{enclave.KindNitro: nv}
+	gcfg := gcpcs.DefaultConfig()
+	if cfg.ConfidentialSpace != nil {
+		gcfg = *cfg.ConfidentialSpace
+	}
+	if cfg.Clock != nil {
+		gcfg.Clock = cfg.Clock
+	}
+	gv, err := gcpcs.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	vs := enclave.Verifiers{enclave.KindNitro: nv, enclave.KindConfidentialSpace: gv}
 	vs[cfg.Kind] = self
 	return vs, nil
 }
