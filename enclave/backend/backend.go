@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
@@ -128,6 +129,27 @@ func Verifiers(cfg Config, self enclave.Verifier) (enclave.Verifiers, error) {
 	return vs, nil
 }
 
+// CheckAvailable returns nil if this binary can run on kind k, or an error
+// wrapping ErrUnavailable that says what it would take.
+func CheckAvailable(k enclave.Kind) error {
+	switch {
+	case slices.Contains(Available(), k):
+		return nil
+	case k == enclave.KindSGX:
+		_, err := newSGX(Config{})
+		return err
+	case k == enclave.KindNitro:
+		return fmt.Errorf("%w: nitro: no build of Coterie runs inside a Nitro enclave yet (sealing through AWS KMS's "+
+			"Recipient attestation is not written); every build verifies Nitro evidence, so Nitro nodes can be admitted "+
+			"once it is", ErrUnavailable)
+	case k == enclave.KindConfidentialSpace:
+		return fmt.Errorf("%w: confidential-space: no build of Coterie runs as a Confidential Space workload yet "+
+			"(sealing through Cloud KMS and workload identity federation is not written); every build verifies its "+
+			"tokens (enclave.confidential_space)", ErrUnavailable)
+	}
+	return fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, k, Available())
+}
+
 func open(cfg Config) (enclave.Enclave, error) {
 	switch cfg.Kind {
 	case enclave.KindSim:
@@ -142,6 +164,8 @@ func open(cfg Config) (enclave.Enclave, error) {
 		return sim.New(s)
 	case enclave.KindSGX:
 		return newSGX(cfg)
+	case enclave.KindNitro, enclave.KindConfidentialSpace:
+		return nil, CheckAvailable(cfg.Kind)
 	}
 	return nil, fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, cfg.Kind, Available())
 }
