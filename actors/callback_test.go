@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coterie-mpc/coterie/actors"
 	"github.com/coterie-mpc/coterie/callback"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol"
@@ -151,5 +152,46 @@ func TestCallbackTimeoutNeverApproves(t *testing.T) {
 	}
 	if !strings.Contains(info.Reason, "in time") || len(info.Reserved) != 0 {
 		t.Errorf("reason %q, reserved %v", info.Reason, info.Reserved)
+	}
+}
+
+// TestRecordedRejectionStands: a REJECT the cluster recorded (by an owner
+// that then handed the request back, or crashed) is reported by the next
+// Session without asking the handler again, whose policy would now
+// approve. A recorded decision about other content does not count.
+func TestRecordedRejectionStands(t *testing.T) {
+	e := newEnv(t)
+	e.withHandler("transactions:\n  maxAmount:\n    ETH: \"10\"\n")
+	id := e.submitTx("5", "within the limit")
+	other := e.submitTx("6", "within the limit too")
+	ctx := tctx(t)
+	list, err := e.admin.ListRequests(ctx, &protocol.WsListRequestsRequest{UserId: e.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string][]byte{}
+	for _, r := range list.GetRequests() {
+		if digests[r.GetId()], err = actors.ContentDigestOf(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for req, digest := range map[string][]byte{id: digests[id], other: digests[id]} {
+		if err := e.cl.Claim(ctx, req, e.userID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.cl.Decide(ctx, req, cluster.Decision{Action: "REJECT", Reason: "recorded by the last owner", ContentDigest: digest}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start(nil, minuteApart(3))
+	r, info := e.wait(id)
+	if r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_REJECTED || info.Outcome != cluster.OutcomeRejected || r.GetReason() != "recorded by the last owner" {
+		t.Fatalf("workspace %v (%s), FSM %v", r.GetState(), r.GetReason(), info.Outcome)
+	}
+	if r, _ := e.wait(other); r.GetState() != protocol.WsRequestState_WS_REQUEST_STATE_SIGNED {
+		t.Fatalf("a decision about other content stood: %v (%s)", r.GetState(), r.GetReason())
+	}
+	if n := counter(e.metrics.CallbackOutcomes.WithLabelValues("APPROVE")); n != 1 {
+		t.Errorf("the handler approved %v times, want once (the other request only)", n)
 	}
 }

@@ -76,6 +76,11 @@ type Cluster interface {
 	// Confirm commits proof that this node still owns request (I6), before
 	// it approves a config change.
 	Confirm(ctx context.Context, request string) error
+	// Decide records the callback handler's decision about request, which
+	// this node must own, in the audit log; like Confirm it proves the
+	// ownership by committing. A transaction's APPROVE rides on its first
+	// Reserve instead (cluster.ContextWithDecision).
+	Decide(ctx context.Context, request string, d cluster.Decision) error
 	// Members returns the cluster's member table (empty before it has one).
 	Members() []cluster.Member
 	// Complete records the terminal outcome of a request this node owns.

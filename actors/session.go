@@ -50,11 +50,13 @@ type (
 	}
 	// submitDone ends a workspace report: approval, rejection, failure or
 	// a signature submitted after a broken relay; step says which.
+	// recorded says the handler's decision committed first.
 	submitDone struct {
-		inc  int
-		step stepKind
-		took time.Duration
-		err  error
+		inc      int
+		step     stepKind
+		took     time.Duration
+		err      error
+		recorded bool
 	}
 	completeDone struct {
 		inc int
@@ -87,6 +89,9 @@ type sessionShared struct {
 	// the content the handler approved (contentDigest), nil until then. A
 	// request whose content no longer matches it is never signed.
 	approved []byte
+	// decision is the handler's latest answer until the cluster records it
+	// (with the first Reserve, or a Decide), then nil.
+	decision *cluster.Decision
 	started  time.Time
 	// failures counts failed steps; onlineFailures failed online rounds;
 	// presigns on-demand presigns.
@@ -116,7 +121,9 @@ type sessionShared struct {
 // Complete (I3). A step that fails for its whole budget because the
 // workspace cannot be reached does not fail the request: the Session ends
 // and a later one tries again (await). A decision made (a rejection, a
-// failure) is reported again after a reload, never asked again. A crashed Session is restarted by its supervisor and
+// failure) is reported again after a reload, never asked again; so is a
+// REJECT or IGNORE the cluster recorded for the same content, by this node
+// before a restart or by another before a hand-back. A crashed Session is restarted by its supervisor and
 // starts again at step 1: presignatures reserved by the crashed
 // incarnation are never reused (a fresh Reserve only takes available ones,
 // and Complete marks them all used), and a digest the workspace already
@@ -311,6 +318,12 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		s.report(ctx, kind, s.sh.outcome, s.sh.reason)
 		return
 	}
+	if kind, outcome, reason, ok := recordedRefusal(m); ok {
+		// Recorded by this node before a restart, or by another before a
+		// hand-back: it stands, and the handler is not asked again.
+		s.report(ctx, kind, outcome, reason)
+		return
+	}
 	if s.sh.approved != nil {
 		if err := s.stillApproved(m.req); err != nil {
 			s.fail(ctx, err.Error())
@@ -320,6 +333,35 @@ func (s *session) loaded(ctx actor.Context, m *loadDone) {
 		return
 	}
 	s.ask(ctx)
+}
+
+// recordedRefusal returns the report of a REJECT (or, for a config
+// change, an IGNORE) that the cluster recorded for exactly the content the
+// workspace shows now.
+func recordedRefusal(m *loadDone) (stepKind, cluster.Outcome, string, bool) {
+	d := m.info.Decision
+	if d == nil {
+		return 0, 0, "", false
+	}
+	kind, outcome, reason := stepReject, cluster.OutcomeRejected, d.Reason
+	switch {
+	case d.Action == callback.ActionReject.String():
+		if reason == "" {
+			reason = "rejected by the callback handler"
+		}
+	case d.Action == callback.ActionIgnore.String() && m.req.GetKind() == protocol.WsRequestKind_WS_REQUEST_KIND_CONFIG_CHANGE:
+		kind, outcome = stepIgnore, cluster.OutcomeIgnored
+	default:
+		return 0, 0, "", false
+	}
+	req, err := callbackRequest(m.req)
+	if err != nil {
+		return 0, 0, "", false
+	}
+	if digest, err := contentDigest(req); err != nil || !bytes.Equal(digest, d.ContentDigest) {
+		return 0, 0, "", false
+	}
+	return kind, outcome, reason, true
 }
 
 // decided returns the report step of an outcome the Session decided on
@@ -385,8 +427,16 @@ func (s *session) answered(ctx actor.Context, m *callbackAnswer) {
 	switch {
 	case errors.Is(m.err, errCallbackRestarted):
 		s.ask(ctx)
+		return
 	case m.err != nil:
 		s.fail(ctx, fmt.Sprintf("callback handler gave no decision: %v", m.err))
+		return
+	}
+	s.sh.decision = &cluster.Decision{
+		Action: m.decision.Action.String(), Reason: cut(m.decision.RejectionReason, maxDecisionReason), HandlerKey: m.decision.KeyID,
+		ContentDigest: s.asked, Detail: requestDetail(s.req),
+	}
+	switch {
 	case m.decision.Approved():
 		s.sh.approved = s.asked
 		s.fault(StageApproved)
@@ -464,7 +514,12 @@ func (s *session) reserve(ctx actor.Context, index uint32) {
 	s.setStep(step{stepReserve, index})
 	inc, r, u, sys, self := s.inc, s.sh.request, s.sh.user, s.sys, ctx.Self()
 	budget := s.sys.cfg.OnlineAttempts - s.sh.presigns
+	d := s.sh.decision
 	s.run(ctx, func(c context.Context) any {
+		if d != nil {
+			// The APPROVE rides on the Reserve: no commit of its own.
+			c = cluster.ContextWithDecision(c, *d)
+		}
 		a := sys.acquire(c, r, u, budget, func() { sys.root.Send(self, &presigning{inc: inc, index: index}) })
 		return &reserveDone{inc: inc, index: index, acquired: a}
 	})
@@ -483,6 +538,7 @@ func (s *session) reserved(ctx actor.Context, m *reserveDone) {
 	case m.empty:
 		s.fail(ctx, ErrNoPresignature.Error())
 	default:
+		s.sh.decision = nil
 		s.sys.metrics.stage(stageReserveCommit, m.took)
 		s.fault(StageReserved)
 		s.sign(ctx, m.index, m.ref)
@@ -562,7 +618,7 @@ func (s *session) submitSignature(ctx actor.Context, index uint32, sig []byte) {
 
 func (s *session) approve(ctx actor.Context) {
 	s.setStep(step{kind: stepApprove})
-	inc, u, req, clock, cl := s.inc, s.sh.user, s.req, s.sys.cfg.Clock, s.sys.cfg.Cluster
+	inc, u, req, clock, cl, dec := s.inc, s.sh.user, s.req, s.sys.cfg.Clock, s.sys.cfg.Cluster, s.sh.decision
 	s.run(ctx, func(c context.Context) any {
 		t0 := clock.Now()
 		key, err := s.sys.approvalKey(u)
@@ -570,18 +626,24 @@ func (s *session) approve(ctx actor.Context) {
 			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
 		// I6: approve only after a commit proves this node still owns the
-		// request, as a Reserve does before a signature.
+		// request, as a Reserve does before a signature. The handler's
+		// APPROVE, when not recorded yet, is that commit.
 		d, err := protocol.ApprovalDigest(req)
 		if err != nil {
 			return &submitDone{inc: inc, step: stepApprove, err: err}
 		}
 		cc, cancel := s.call(c)
 		defer cancel()
-		if err := cl.Confirm(cc, req.GetId()); err != nil {
+		if dec != nil {
+			err = cl.Decide(cc, req.GetId(), *dec)
+		} else {
+			err = cl.Confirm(cc, req.GetId())
+		}
+		if err != nil {
 			return &submitDone{inc: inc, step: stepApprove, err: lostOwnership(err)}
 		}
 		_, err = u.Workspace.SubmitApproval(cc, &protocol.WsSubmitApprovalRequest{RequestId: req.GetId(), Signature: ed25519.Sign(key, d[:])})
-		return &submitDone{inc: inc, step: stepApprove, took: clock.Now().Sub(t0), err: err}
+		return &submitDone{inc: inc, step: stepApprove, took: clock.Now().Sub(t0), err: err, recorded: dec != nil}
 	})
 }
 
@@ -590,11 +652,22 @@ func (s *session) approve(ctx actor.Context) {
 func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outcome, reason string) {
 	s.sh.outcome, s.sh.reason = outcome, reason
 	s.setStep(step{kind: kind})
-	inc, r, ws := s.inc, s.sh.request, s.sh.user.Workspace
+	inc, r, ws, cl := s.inc, s.sh.request, s.sh.user.Workspace, s.sys.cfg.Cluster
+	var dec *cluster.Decision
+	if kind == stepReject || kind == stepIgnore {
+		dec = s.sh.decision
+	}
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
 		defer cancel()
 		var err error
+		if dec != nil {
+			// The handler's answer enters the audit log before the
+			// workspace hears of it.
+			if err := cl.Decide(cc, r, *dec); err != nil {
+				return &submitDone{inc: inc, step: kind, err: lostOwnership(err)}
+			}
+		}
 		switch kind {
 		case stepReject:
 			_, err = ws.RejectRequest(cc, &protocol.WsRejectRequest{RequestId: r, Reason: reason})
@@ -603,7 +676,7 @@ func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outco
 		default:
 			_, err = ws.FailRequest(cc, &protocol.WsFailRequest{RequestId: r, Reason: reason})
 		}
-		return &submitDone{inc: inc, step: kind, err: err}
+		return &submitDone{inc: inc, step: kind, err: err, recorded: dec != nil}
 	})
 }
 
@@ -614,6 +687,9 @@ func (s *session) fail(ctx actor.Context, reason string) {
 }
 
 func (s *session) submitted(ctx actor.Context, m *submitDone) {
+	if m.recorded {
+		s.sh.decision = nil
+	}
 	if m.err != nil {
 		if errors.Is(m.err, ErrLostOwnership) {
 			s.lost(ctx, m.err.Error())

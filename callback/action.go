@@ -95,6 +95,10 @@ type Decision struct {
 	// Auto is true when no handler is configured and the Client approved
 	// by itself, as the seed product does.
 	Auto bool
+	// KeyID names the key that verified the answer, as the audit log
+	// records it (audit.KeyID of the handler key), or audit.AutoKeyID for
+	// an automatic APPROVE. The Client sets it; it is not encoded.
+	KeyID string
 }
 
 // Approved reports whether the decision lets the co-signer sign or

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/cluster/audit"
 )
 
 // Bounds of Config's durations, exported so that a node can check its
@@ -135,6 +136,8 @@ type Client struct {
 	cfg  Config
 	base string
 	http *http.Client
+	// keyID names HandlerKey in the decisions (Decision.KeyID).
+	keyID string
 }
 
 // New returns a Client for cfg. With an empty cfg.URL the Client approves
@@ -143,7 +146,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}
+	c := &Client{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), keyID: audit.AutoKeyID}
 	if c.base == "" {
 		cfg.Logger.Info("no callback handler configured: requests are approved automatically")
 		return c, nil
@@ -156,6 +159,11 @@ func New(cfg Config) (*Client, error) {
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 	}
+	der, err := x509.MarshalPKIXPublicKey(cfg.HandlerKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: handler key: %v", ErrKey, err)
+	}
+	c.keyID = audit.KeyID(der)
 	c.http = &http.Client{
 		Transport: transport,
 		// A signed request goes to the configured handler only: a
@@ -194,7 +202,7 @@ func (c *Client) Ask(ctx context.Context, req Request) (Decision, error) {
 		return Decision{}, err
 	}
 	if c.AutoApprove() {
-		return Decision{Action: ActionApprove, RequestID: req.ID(), Auto: true}, nil
+		return Decision{Action: ActionApprove, RequestID: req.ID(), Auto: true, KeyID: c.keyID}, nil
 	}
 	start := c.cfg.Clock.Now()
 	token, err := EncodeRequest(req, c.cfg.SigningKey, start)
@@ -218,6 +226,7 @@ func (c *Client) Ask(ctx context.Context, req Request) (Decision, error) {
 		c.cfg.Logger.Debug("callback attempt failed", "request_id", req.ID(), "kind", req.Kind(), "elapsed", elapsed, "err", err)
 		return Decision{}, err
 	}
+	d.KeyID = c.keyID
 	c.cfg.Logger.Debug("callback answered", "request_id", req.ID(), "kind", req.Kind(), "elapsed", elapsed, "action", d.Action)
 	return d, nil
 }

@@ -423,7 +423,7 @@ func (c *Cluster) Claim(ctx context.Context, request, apiUser string) error {
 // must own (I1). Once Reserve returns nil, p is this request's forever; on
 // ErrUncertain, read Request(request).Reserved to learn whether it is.
 func (c *Cluster) Reserve(ctx context.Context, request string, p PresignatureRef) error {
-	_, err := c.Propose(ctx, ReserveCommand(request, p))
+	_, err := c.Propose(ctx, decided(ctx, ReserveCommand(request, p)))
 	return err
 }
 
@@ -434,7 +434,7 @@ func (c *Cluster) Reserve(ctx context.Context, request string, p PresignatureRef
 // longer owns request. On ErrUncertain a presignature may have been
 // reserved; it stays the request's and is never used.
 func (c *Cluster) ReserveNext(ctx context.Context, request, key string) (PresignatureRef, error) {
-	if _, err := c.Propose(ctx, ReserveCommand(request, PresignatureRef{KeyID: key})); err != nil {
+	if _, err := c.Propose(ctx, decided(ctx, ReserveCommand(request, PresignatureRef{KeyID: key}))); err != nil {
 		return PresignatureRef{}, err
 	}
 	return c.lastReserved(request, key)
@@ -515,7 +515,11 @@ func (c *Cluster) AddPresignatures(ctx context.Context, key, reserveFor string, 
 	}
 	// Numbers are never reused, whatever the outcome.
 	c.nextOrigin[key] = first + uint64(len(ps))
-	_, err = c.Propose(ctx, PresignaturesAddedCommand(key, reserveFor, ps))
+	cmd := PresignaturesAddedCommand(key, reserveFor, ps)
+	if reserveFor != "" {
+		cmd = decided(ctx, cmd)
+	}
+	_, err = c.Propose(ctx, cmd)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/coterie-mpc/coterie/cluster/audit"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/protocol"
 )
@@ -81,7 +82,10 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		if err := checkID("key", r.GetKeyId()); err != nil {
 			return err
 		}
-		return checkOptionalID("presignature", r.GetPresignatureId())
+		if err := checkOptionalID("presignature", r.GetPresignatureId()); err != nil {
+			return err
+		}
+		return validateDecision(r.GetDecision(), false)
 	case *protocol.ClusterCommand_Complete:
 		c := b.Complete
 		if err := checkID("request", c.GetRequestId()); err != nil {
@@ -149,6 +153,16 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return validateRecordsResealed(b.RecordsResealed)
 	case *protocol.ClusterCommand_KeyRefreshed:
 		return validateKeyRefreshed(b.KeyRefreshed)
+	case *protocol.ClusterCommand_AuditTruncate:
+		if b.AuditTruncate.GetUpTo() == 0 || len(b.AuditTruncate.GetHash()) != audit.HashSize {
+			return errorf(ErrBadCommand, "audit truncation needs an entry number and its %d-byte hash", audit.HashSize)
+		}
+		return nil
+	case *protocol.ClusterCommand_Decide:
+		if err := checkID("request", b.Decide.GetRequestId()); err != nil {
+			return err
+		}
+		return validateDecision(b.Decide.GetDecision(), true)
 	default:
 		return errorf(ErrBadCommand, "no body")
 	}
@@ -194,6 +208,12 @@ func validatePresignaturesAdded(a *protocol.ClusterPresignaturesAdded) error {
 	}
 	if a.GetReserveFor() != "" && n != 1 {
 		return errorf(ErrBadCommand, "%d presignatures added to reserve for one request, want 1", n)
+	}
+	if a.GetDecision() != nil && a.GetReserveFor() == "" {
+		return errorf(ErrBadCommand, "a decision without a request to reserve for")
+	}
+	if err := validateDecision(a.GetDecision(), false); err != nil {
+		return err
 	}
 	seen := make(map[string]bool, n)
 	var last uint64

@@ -11,7 +11,8 @@
 //     transport for tests (package clustertest).
 //   - Apply one versioned protobuf command, protocol.ClusterCommand, in a
 //     deterministic FSM: Claim, Reserve, Complete, Release,
-//     PresignaturesAdded, APIUserAdded, KeyRecordAdded.
+//     PresignaturesAdded, APIUserAdded, KeyRecordAdded, Decide,
+//     AuditTruncate, and the member, keyring and handler commands.
 //   - Forward a follower's proposals to the leader, and let any node ask
 //     the leader to add or remove a voter.
 //   - While leading, release the requests of owners that have gone silent.
@@ -64,6 +65,20 @@
 // the most recent 4096 spent ids per key only to name the reason
 // (ErrPresignatureUsed, ErrPresignatureBurned) when one is asked for again.
 // Completed requests are retained for the most recent 16384 completions.
+//
+// # The audit log
+//
+// Each applied command that changes a request (claim, the callback
+// handler's decision, a reservation, an outcome, a release) or the
+// cluster's configuration (members, policy, join tokens, keyring,
+// pairings, callback handlers) appends entries to a hash chain (package
+// cluster/audit) held in the FSM, stamped with the raft index and the
+// proposer's time: every replica derives the same chain, and a snapshot
+// carries the retained entries and their anchor. The handler's APPROVE
+// rides on a request's first Reserve; other decisions commit a Decide.
+// AuditTruncate, proposed after the proposer exported the oldest entries,
+// drops them; beyond a constant cap the FSM drops the oldest by itself.
+// No entry holds a secret. See fsm_audit.go.
 //
 // # Proposals and forwarding
 //

@@ -105,6 +105,10 @@ var (
 	// ErrUnknownKey is returned when a command names a key record the
 	// cluster does not hold.
 	ErrUnknownKey = errors.New("cluster: unknown key record")
+	// ErrAudit is returned when an audit truncation names an entry the
+	// log no longer retains, or with another hash (a stale or replayed
+	// truncation); nothing is dropped.
+	ErrAudit = errors.New("cluster: audit truncation refused")
 )
 
 // codes maps each sentinel to the code that carries it across the
@@ -141,6 +145,7 @@ var codes = []struct {
 	{ErrNoUserCallback, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK},
 	{ErrStaleKey, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_STALE_KEY},
 	{ErrUnknownKey, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_KEY},
+	{ErrAudit, protocol.ClusterErrorCode_CLUSTER_ERROR_CODE_AUDIT},
 }
 
 // errorCode returns the wire code of err; errors with no sentinel map to

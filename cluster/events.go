@@ -45,6 +45,12 @@ const (
 	// EventKeyRefreshed: a refresh replaced the share in key record
 	// KeyID and burned Count live presignatures of it.
 	EventKeyRefreshed
+	// EventDecided: the callback handler's decision about RequestID was
+	// recorded (by a Reserve that carried it, or a Decide).
+	EventDecided
+	// EventAuditTruncated: the audit log entries up to Count were
+	// dropped, after Node exported them.
+	EventAuditTruncated
 )
 
 // String returns the kind's lowercase name.
@@ -90,6 +96,10 @@ func (k EventKind) String() string {
 		return "user-callback-cleared"
 	case EventKeyRefreshed:
 		return "key-refreshed"
+	case EventDecided:
+		return "decided"
+	case EventAuditTruncated:
+		return "audit-truncated"
 	default:
 		return "unknown"
 	}
@@ -112,6 +122,9 @@ type Event struct {
 	RecordID string
 	// KeyVersion is the keyring version rotated in or adopted.
 	KeyVersion uint32
+	// Burned is the number of presignatures a release burned for the
+	// request.
+	Burned int
 }
 
 // subscribers fans events out to channels without ever blocking Apply.

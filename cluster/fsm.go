@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/coterie-mpc/coterie/cluster/audit"
 	"github.com/coterie-mpc/coterie/protocol"
 )
 
@@ -77,6 +78,8 @@ type state struct {
 	// userCallbacks holds the API users' own callback handlers, by user
 	// record id (see fsm_callbacks.go).
 	userCallbacks map[string]*protocol.ClusterCallback
+	// audit is the retained audit log (see fsm_audit.go).
+	audit audit.Chain
 }
 
 func newState() *state {
@@ -106,6 +109,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	var evs []Event
 	if err == nil {
 		evs, err = f.st.apply(cmd)
+	}
+	if err == nil {
+		f.st.recordAudit(l.Index, cmd, evs)
 	}
 	if l.Index > f.st.appliedIndex {
 		f.st.appliedIndex = l.Index
@@ -190,6 +196,10 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.adoptKeyring(node, b.KeyringAdopted)
 	case *protocol.ClusterCommand_RecordsResealed:
 		return s.resealRecords(node, b.RecordsResealed)
+	case *protocol.ClusterCommand_AuditTruncate:
+		return s.truncateAudit(node, b.AuditTruncate)
+	case *protocol.ClusterCommand_Decide:
+		return s.decideCommand(node, b.Decide)
 	default:
 		// validateCommand already refused a missing body.
 		return nil, errorf(ErrBadCommand, "no body")

@@ -82,7 +82,7 @@ func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAd
 	for _, p := range a.GetPresignatures() {
 		if len(epoch) > 0 && !bytes.Equal(epoch, p.GetKeyEpoch()) {
 			return nil, errorf(ErrStaleKey, "key %q holds the share of epoch %x; presignature %q was made with %x",
-				key, short(epoch), p.GetId(), short(p.GetKeyEpoch()))
+				key, epochPrefix(epoch), p.GetId(), epochPrefix(p.GetKeyEpoch()))
 		}
 		if p.GetOriginSeq() <= high {
 			return nil, errorf(ErrPresignatureReplayed, "key %q, node %q, presignature %q has number %d, high-water mark %d",
@@ -114,6 +114,9 @@ func (s *state) addPresignatures(node string, a *protocol.ClusterPresignaturesAd
 	}
 	evs := []Event{{Kind: EventPresignaturesAdded, KeyID: key, Count: len(a.GetPresignatures())}}
 	if owned != nil {
+		if d := a.GetDecision(); d != nil {
+			evs = append(evs, s.decide(node, owned, d))
+		}
 		// validateCommand allows reserve_for with exactly one presignature.
 		evs = append(evs, s.reserveFor(node, owned, key, kp.live[a.GetPresignatures()[0].GetId()]))
 	}
@@ -135,7 +138,7 @@ func (s *state) refreshKey(at int64, c *protocol.ClusterKeyRefreshed) ([]Event, 
 		return nil, errorf(ErrUnknownKey, "%q", key)
 	case len(k.GetEpoch()) > 0 && !bytes.Equal(k.GetEpoch(), c.GetFromEpoch()):
 		return nil, errorf(ErrStaleKey, "key %q holds the share of epoch %x; the refresh started from %x",
-			key, short(k.GetEpoch()), short(c.GetFromEpoch()))
+			key, epochPrefix(k.GetEpoch()), epochPrefix(c.GetFromEpoch()))
 	}
 	k.Sealed = slices.Clone(c.GetSealed())
 	k.Epoch = slices.Clone(c.GetEpoch())
@@ -150,8 +153,8 @@ func (s *state) refreshKey(at int64, c *protocol.ClusterKeyRefreshed) ([]Event, 
 	return []Event{{Kind: EventKeyRefreshed, KeyID: key, Count: burned}}, nil
 }
 
-// short cuts an epoch for messages.
-func short(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
+// epochPrefix cuts an epoch for messages.
+func epochPrefix(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
 
 // available returns a presignature that may be reserved, or why not. An
 // empty id picks the key's oldest available presignature.

@@ -70,7 +70,11 @@ func (s *state) reserve(node string, c *protocol.ClusterReserve) ([]Event, error
 	if err != nil {
 		return nil, err
 	}
-	return []Event{s.reserveFor(node, r, c.GetKeyId(), p)}, nil
+	var evs []Event
+	if d := c.GetDecision(); d != nil {
+		evs = append(evs, s.decide(node, r, d))
+	}
+	return append(evs, s.reserveFor(node, r, c.GetKeyId(), p)), nil
 }
 
 // reserveFor reserves the available presignature p of key for r.
@@ -132,11 +136,12 @@ func (s *state) release(node, apiUser string) []Event {
 		for _, ref := range r.GetReserved() {
 			s.spend(ref, psBurned)
 		}
-		r.Burned += uint32(len(r.GetReserved()))
+		burned := len(r.GetReserved())
+		r.Burned += uint32(burned)
 		r.Reserved = nil
 		r.Status = reqUnclaimed
 		r.Owner = ""
-		evs = append(evs, Event{Kind: EventReleased, RequestID: id, APIUserID: r.GetApiUserId(), Node: node})
+		evs = append(evs, Event{Kind: EventReleased, RequestID: id, APIUserID: r.GetApiUserId(), Node: node, Burned: burned})
 	}
 	return evs
 }

@@ -174,6 +174,9 @@ func (d *fsmDriver) run(c scriptCase) string {
 		if out, ok := d.runKeyring(c); ok {
 			return out
 		}
+		if out, ok := d.runAudit(c); ok {
+			return out
+		}
 		d.t.Fatalf("%s: unknown command %q", c.pos, c.cmd)
 		return ""
 	}

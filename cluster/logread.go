@@ -46,6 +46,8 @@ const (
 	KindUserCallbackSet     = "user_callback_set"
 	KindUserCallbackCleared = "user_callback_cleared"
 	KindKeyRefreshed        = "key_refreshed"
+	KindAuditTruncate       = "audit_truncate"
+	KindDecide              = "decide"
 	// KindInvalid is a command entry that does not decode or validate:
 	// Apply refused it, and it changed nothing.
 	KindInvalid = "invalid"
@@ -205,6 +207,10 @@ func describeCommand(e *LogEntry, cmd *protocol.ClusterCommand) {
 		e.Kind = KindUserCallbackCleared
 	case *protocol.ClusterCommand_KeyRefreshed:
 		e.Kind, e.KeyID = KindKeyRefreshed, b.KeyRefreshed.GetKeyId()
+	case *protocol.ClusterCommand_AuditTruncate:
+		e.Kind = KindAuditTruncate
+	case *protocol.ClusterCommand_Decide:
+		e.Kind, e.RequestID = KindDecide, b.Decide.GetRequestId()
 	default:
 		// DecodeCommand refuses a command with no body.
 		e.Kind = KindInvalid

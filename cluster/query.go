@@ -85,6 +85,9 @@ func requestInfo(r *protocol.ClusterRequestState) RequestInfo {
 	for _, ref := range r.GetReserved() {
 		info.Reserved = append(info.Reserved, PresignatureRef{KeyID: ref.GetKeyId(), ID: ref.GetId()})
 	}
+	if d, ok := decisionFromProto(r.GetDecision()); ok {
+		info.Decision = &d
+	}
 	return info
 }
 

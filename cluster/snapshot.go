@@ -52,6 +52,7 @@ func encodeState(st *state) ([]byte, error) {
 	out.Callback = st.callback
 	encodeKeyring(st, out)
 	out.UserCallbacks = encodeUserCallbacks(st)
+	encodeAudit(st, out)
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(out)
 	if err != nil {
 		return nil, errorf(ErrInternal, "encode state: %v", err)
@@ -140,6 +141,9 @@ func decodeState(b []byte) (*state, error) {
 	}
 	// After the API users: each handler must name one of them.
 	if err := decodeUserCallbacks(st, in); err != nil {
+		return nil, err
+	}
+	if err := decodeAudit(st, in); err != nil {
 		return nil, err
 	}
 	return st, nil

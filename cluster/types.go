@@ -188,6 +188,9 @@ type RequestInfo struct {
 	Outcome     Outcome
 	Reason      string
 	CompletedAt time.Time
+	// Decision is the callback handler's last recorded decision about the
+	// request, nil when none was recorded.
+	Decision *Decision
 }
 
 // PresignatureInfo is a copy of the FSM's record of one presignature.

@@ -180,6 +180,8 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	mux.HandleFunc("GET "+PathSnapshot, a.auth(a.snapshot))
 	mux.HandleFunc("POST "+PathRestore, a.auth(a.restore))
 	mux.HandleFunc("POST "+PathKeyringExport, a.auth(a.keyringExport))
+	mux.HandleFunc("GET "+PathAudit, a.auth(a.audit))
+	mux.HandleFunc("POST "+PathAuditTruncate, a.auth(a.truncateAudit))
 	mux.HandleFunc("GET "+PathCallback, a.auth(a.callbackHandler))
 	mux.HandleFunc("PUT "+PathCallback, a.auth(a.setCallbackHandler))
 	mux.HandleFunc("PUT "+PathUserCallback+"{user...}", a.auth(a.setUserCallback))

@@ -23,13 +23,8 @@ import (
 // through the form; the cookie opens nothing else; and the JSON holds the
 // member, the user, the decision and no secret.
 func TestConsoleStateAPI(t *testing.T) {
-	dir := t.TempDir()
-	wsDir := filepath.Join(dir, "ws")
-	copyDir(t, filepath.Join(fixtureRoot, "ws"), wsDir)
-	ws, admin := testWorkspace(t, wsDir)
-	cfg := testConfig(t, dir)
-	n := startNode(t, cfg)
-	u, _ := importFixture(t, n, ws.Addr())
+	f := fixtureNode(t)
+	n, cfg, u, admin := f.n, f.cfg, f.u, f.admin
 	tokenBytes, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,7 @@ type Config struct {
 	Refresh   RefreshConfig   `yaml:"refresh"`
 	Log       LogConfig       `yaml:"log"`
 	Recovery  RecoveryConfig  `yaml:"recovery"`
+	Audit     AuditConfig     `yaml:"audit"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
@@ -408,6 +409,7 @@ func DefaultConfig() Config {
 			MaxAnswerAge:  callback.DefaultConfig().MaxAnswerAge,
 		},
 		Log:           LogConfig{Level: "info", Format: "text"},
+		Audit:         AuditConfig{RetainEntries: defaultAuditRetain},
 		OwnerTimeout:  3 * time.Second,
 		ShutdownGrace: 30 * time.Second,
 	}
@@ -514,6 +516,7 @@ func (c Config) Validate() error {
 	if c.Raft.Advertise != "" && !validHostPort(c.Raft.Advertise) {
 		bad("raft.advertise %q is not host:port", c.Raft.Advertise)
 	}
+	errs = append(errs, c.Audit.validate()...)
 	if len(c.Cluster.Location) > 128 {
 		bad("cluster.location is longer than 128 bytes")
 	}

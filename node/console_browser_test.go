@@ -35,13 +35,8 @@ func chromiumPath(t *testing.T) string {
 // set).
 func TestConsoleInBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
-	dir := t.TempDir()
-	wsDir := filepath.Join(dir, "ws")
-	copyDir(t, filepath.Join(fixtureRoot, "ws"), wsDir)
-	ws, admin := testWorkspace(t, wsDir)
-	cfg := testConfig(t, dir)
-	n := startNode(t, cfg)
-	u, _ := importFixture(t, n, ws.Addr())
+	f := fixtureNode(t)
+	n, cfg, u, admin := f.n, f.cfg, f.u, f.admin
 	token, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +44,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1440, 900),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")), chromedp.WindowSize(1440, 900),
 		// This machine has no network: Chromium is to ask nobody but the node.
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-quic", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctxT(t, 2*time.Minute), opts...)

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 )
@@ -87,48 +86,23 @@ func (n *Node) RotateKeyring(ctx context.Context) (RotationReport, error) {
 	return RotationReport{Version: rot.Version, WrappedTo: rot.Members, Reached: st.Reached(), RecordsLeft: n.cluster.StaleSealed()}, nil
 }
 
-// resealLoop runs the re-encryption pass while this node leads: resumable
-// (what is left is read from the replica each time) and idempotent (the
-// FSM skips what moved already), so a new leader simply carries on. tick
-// is its first tick. Each next tick is armed before the batch runs, so the
-// pace is one batch per resealInterval on the node's clock whatever a
-// batch takes, and a batch that outlasts the interval is followed by the
-// next at once rather than by a second one at the same time.
-func (n *Node) resealLoop(ctx context.Context, tick <-chan time.Time, t clock.Timer) {
-	for {
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-tick:
-		}
-		tick, t = clock.After(n.clock, resealInterval)
-		if !n.cluster.IsLeader() {
-			continue
-		}
-		bctx, cancel := context.WithTimeout(ctx, clusterOpTimeout)
-		res, err := n.cluster.ResealBatch(bctx, apiUserSealID, resealBatch)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			// Closing: the batch was cut short, and the next leader
-			// or start carries on.
-		case err != nil && !errors.Is(err, cluster.ErrNotLeader):
-			n.log.Warn("re-encryption batch failed", "err", err)
-		case res.Moved > 0:
-			n.log.Info("records re-encrypted", "moved", res.Moved, "left", res.Left)
-		}
+// resealStep runs one batch of the re-encryption pass, on the leader, once
+// per resealInterval: resumable (what is left is read from the replica each
+// time) and idempotent (the FSM skips what moved already), so a new leader
+// simply carries on.
+func (n *Node) resealStep(ctx context.Context) {
+	bctx, cancel := context.WithTimeout(ctx, clusterOpTimeout)
+	res, err := n.cluster.ResealBatch(bctx, apiUserSealID, resealBatch)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		// Closing: the batch was cut short, and the next leader or start
+		// carries on.
+	case err != nil && !errors.Is(err, cluster.ErrNotLeader):
+		n.log.Warn("re-encryption batch failed", "err", err)
+	case res.Moved > 0:
+		n.log.Info("records re-encrypted", "moved", res.Moved, "left", res.Left)
 	}
-}
-
-// startReseal starts resealLoop, its first tick armed before it returns;
-// Close ends it, a batch in flight included, before the cluster closes.
-func (n *Node) startReseal() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	tick, t := clock.After(n.clock, resealInterval)
-	go func() { defer close(done); n.resealLoop(ctx, tick, t) }()
-	n.closeFn = append(n.closeFn, func() error { cancel(); <-done; return nil })
 }
 
 func (a *adminServer) rotateKeyring(w http.ResponseWriter, r *http.Request) {

@@ -368,8 +368,12 @@ func (n *Node) openCluster() error {
 	}
 	n.cluster = &TimedCluster{Cluster: c, hist: n.metrics.raftApply}
 	n.closeFn = append(n.closeFn, c.Close)
-	n.startReseal()
-	n.startRefresh()
+	n.startLeaderLoop(resealInterval, n.resealStep)
+	if n.cfg.Refresh.Interval > 0 || len(n.cfg.Refresh.Users) > 0 {
+		failed := map[string]time.Time{}
+		n.startLeaderLoop(refreshCheck, func(ctx context.Context) { n.refreshStep(ctx, failed) })
+	}
+	n.startLeaderLoop(auditCheckInterval, n.auditStep)
 	return nil
 }
 

@@ -208,6 +208,28 @@ func copyDir(t testing.TB, src, dst string) {
 // pairing does, puts its presignatures in the pool and serves the user:
 // pairing without the minutes a key generation takes under the race
 // detector.
+// fixtureRun is a running node with the test config that serves the
+// fixture user against a served copy of the fixture workspace.
+type fixtureRun struct {
+	n     *Node
+	cfg   Config
+	u     *User
+	fx    fixture
+	admin *client.Admin
+}
+
+func fixtureNode(t testing.TB) fixtureRun {
+	t.Helper()
+	dir := t.TempDir()
+	wsDir := filepath.Join(dir, "ws")
+	copyDir(t, filepath.Join(fixtureRoot, "ws"), wsDir)
+	ws, admin := testWorkspace(t, wsDir)
+	cfg := testConfig(t, dir)
+	n := startNode(t, cfg)
+	u, fx := importFixture(t, n, ws.Addr())
+	return fixtureRun{n: n, cfg: cfg, u: u, fx: fx, admin: admin}
+}
+
 func importFixture(t testing.TB, n *Node, wsAddr string) (*User, fixture) {
 	t.Helper()
 	return importFixtureFrom(t, n, fixtureRoot, wsAddr, nil)
@@ -328,13 +350,8 @@ func waitTerminal(t testing.TB, admin *client.Admin, ids []string, d time.Durati
 // verified by the workspace; the FSM records each request's outcome and
 // each presignature used once; and no secret is in the node's files.
 func TestSignAndApproveEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	wsDir := filepath.Join(dir, "ws")
-	copyDir(t, filepath.Join(fixtureRoot, "ws"), wsDir)
-	ws, admin := testWorkspace(t, wsDir)
-	cfg := testConfig(t, dir)
-	n := startNode(t, cfg)
-	u, fx := importFixture(t, n, ws.Addr())
+	f := fixtureNode(t)
+	n, cfg, u, fx, admin := f.n, f.cfg, f.u, f.fx, f.admin
 
 	ctx := ctxT(t, time.Minute)
 	var ids []string

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/protocol/mpc"
 	"github.com/coterie-mpc/coterie/workspace/client"
@@ -113,15 +112,15 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 		return RefreshReport{}, fmt.Errorf("node: commit the refreshed share: %w", err)
 	}
 	took := n.clock.Now().Sub(start)
-	n.log.Info("key shares refreshed", "user", id, "epoch", hex.EncodeToString(short(fresh.Epoch())), "seconds", took.Seconds())
+	n.log.Info("key shares refreshed", "user", id, "epoch", hex.EncodeToString(epochPrefix(fresh.Epoch())), "seconds", took.Seconds())
 	return RefreshReport{
 		User: id, PublicKey: u.Info.PublicKey,
-		FromEpoch: hex.EncodeToString(short(share.Epoch())), Epoch: hex.EncodeToString(short(fresh.Epoch())),
+		FromEpoch: hex.EncodeToString(epochPrefix(share.Epoch())), Epoch: hex.EncodeToString(epochPrefix(fresh.Epoch())),
 		At: n.clock.Now().UTC().Truncate(time.Second), Seconds: took.Seconds(),
 	}, nil
 }
 
-func short(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
+func epochPrefix(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
 
 // refreshDue returns the signer users whose shares are older than their
 // refresh interval (config Refresh) at now, skipping those whose last
@@ -146,47 +145,21 @@ func (n *Node) refreshDue(now time.Time, failed map[string]time.Time) []string {
 	return due
 }
 
-// refreshLoop refreshes, while this node leads, every user that is due,
-// one at a time; tick is its first tick. A failed refresh is tried again
-// after refreshRetry.
-func (n *Node) refreshLoop(ctx context.Context, tick <-chan time.Time, t clock.Timer) {
-	failed := map[string]time.Time{}
-	for {
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-tick:
-		}
-		tick, t = clock.After(n.clock, refreshCheck)
-		if !n.cluster.IsLeader() || !n.Ready() {
+// refreshStep refreshes every user that is due, one at a time; the leader
+// runs it every refreshCheck. A failed refresh is tried again after
+// refreshRetry (failed holds the last failure of each user).
+func (n *Node) refreshStep(ctx context.Context, failed map[string]time.Time) {
+	for _, id := range n.refreshDue(n.clock.Now(), failed) {
+		if _, err := n.Refresh(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failed[id] = n.clock.Now()
+			n.log.Warn("scheduled key refresh failed; trying again later", "user", id, "retry_in", refreshRetry.String(), "err", err)
 			continue
 		}
-		for _, id := range n.refreshDue(n.clock.Now(), failed) {
-			if _, err := n.Refresh(ctx, id); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				failed[id] = n.clock.Now()
-				n.log.Warn("scheduled key refresh failed; trying again later", "user", id, "retry_in", refreshRetry.String(), "err", err)
-				continue
-			}
-			delete(failed, id)
-		}
+		delete(failed, id)
 	}
-}
-
-// startRefresh starts refreshLoop when a schedule is configured; Close
-// ends it, a refresh in flight included.
-func (n *Node) startRefresh() {
-	if n.cfg.Refresh.Interval <= 0 && len(n.cfg.Refresh.Users) == 0 {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	tick, t := clock.After(n.clock, refreshCheck)
-	go func() { defer close(done); n.refreshLoop(ctx, tick, t) }()
-	n.closeFn = append(n.closeFn, func() error { cancel(); <-done; return nil })
 }
 
 func (a *adminServer) refresh(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,13 +21,8 @@ func TestRefreshEndToEnd(t *testing.T) {
 	if raceEnabled {
 		t.Skip("a refresh and an on-the-spot presign take minutes under the race detector")
 	}
-	dir := t.TempDir()
-	wsDir := filepath.Join(dir, "ws")
-	copyDir(t, filepath.Join(fixtureRoot, "ws"), wsDir)
-	ws, admin := testWorkspace(t, wsDir)
-	cfg := testConfig(t, dir)
-	n := startNode(t, cfg)
-	u, _ := importFixture(t, n, ws.Addr())
+	f := fixtureNode(t)
+	n, cfg, u, admin := f.n, f.cfg, f.u, f.admin
 	ctx := ctxT(t, 3*time.Minute)
 	sign := func(when string) {
 		t.Helper()

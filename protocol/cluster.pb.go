@@ -232,6 +232,7 @@ const (
 	ClusterErrorCode_CLUSTER_ERROR_CODE_NO_USER_CALLBACK ClusterErrorCode = 26
 	ClusterErrorCode_CLUSTER_ERROR_CODE_STALE_KEY        ClusterErrorCode = 40
 	ClusterErrorCode_CLUSTER_ERROR_CODE_UNKNOWN_KEY      ClusterErrorCode = 41
+	ClusterErrorCode_CLUSTER_ERROR_CODE_AUDIT            ClusterErrorCode = 27
 )
 
 // Enum value maps for ClusterErrorCode.
@@ -266,6 +267,7 @@ var (
 		26: "CLUSTER_ERROR_CODE_NO_USER_CALLBACK",
 		40: "CLUSTER_ERROR_CODE_STALE_KEY",
 		41: "CLUSTER_ERROR_CODE_UNKNOWN_KEY",
+		27: "CLUSTER_ERROR_CODE_AUDIT",
 	}
 	ClusterErrorCode_value = map[string]int32{
 		"CLUSTER_ERROR_CODE_NONE":                 0,
@@ -297,6 +299,7 @@ var (
 		"CLUSTER_ERROR_CODE_NO_USER_CALLBACK":     26,
 		"CLUSTER_ERROR_CODE_STALE_KEY":            40,
 		"CLUSTER_ERROR_CODE_UNKNOWN_KEY":          41,
+		"CLUSTER_ERROR_CODE_AUDIT":                27,
 	}
 )
 
@@ -414,6 +417,8 @@ type ClusterCommand struct {
 	//	*ClusterCommand_UserCallbackSet
 	//	*ClusterCommand_UserCallbackCleared
 	//	*ClusterCommand_KeyRefreshed
+	//	*ClusterCommand_AuditTruncate
+	//	*ClusterCommand_Decide
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -666,6 +671,24 @@ func (x *ClusterCommand) GetKeyRefreshed() *ClusterKeyRefreshed {
 	return nil
 }
 
+func (x *ClusterCommand) GetAuditTruncate() *ClusterAuditTruncate {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_AuditTruncate); ok {
+			return x.AuditTruncate
+		}
+	}
+	return nil
+}
+
+func (x *ClusterCommand) GetDecide() *ClusterDecide {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_Decide); ok {
+			return x.Decide
+		}
+	}
+	return nil
+}
+
 type isClusterCommand_Body interface {
 	isClusterCommand_Body()
 }
@@ -754,6 +777,14 @@ type ClusterCommand_KeyRefreshed struct {
 	KeyRefreshed *ClusterKeyRefreshed `protobuf:"bytes,40,opt,name=key_refreshed,json=keyRefreshed,proto3,oneof"`
 }
 
+type ClusterCommand_AuditTruncate struct {
+	AuditTruncate *ClusterAuditTruncate `protobuf:"bytes,30,opt,name=audit_truncate,json=auditTruncate,proto3,oneof"`
+}
+
+type ClusterCommand_Decide struct {
+	Decide *ClusterDecide `protobuf:"bytes,31,opt,name=decide,proto3,oneof"`
+}
+
 func (*ClusterCommand_Claim) isClusterCommand_Body() {}
 
 func (*ClusterCommand_Reserve) isClusterCommand_Body() {}
@@ -796,6 +827,386 @@ func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
 
 func (*ClusterCommand_KeyRefreshed) isClusterCommand_Body() {}
 
+func (*ClusterCommand_AuditTruncate) isClusterCommand_Body() {}
+
+func (*ClusterCommand_Decide) isClusterCommand_Body() {}
+
+// ClusterDecision is the callback handler's answer about a request, as the
+// audit log records it. It never holds a secret.
+type ClusterDecision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// action is APPROVE, REJECT or IGNORE.
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// handler_key identifies the key that verified the answer (a
+	// fingerprint of the handler's public key), or "auto" when no handler is
+	// configured and the cluster approved by itself.
+	HandlerKey string `protobuf:"bytes,3,opt,name=handler_key,json=handlerKey,proto3" json:"handler_key,omitempty"`
+	// content_digest is the SHA-256 of the content the handler was asked
+	// about.
+	ContentDigest []byte `protobuf:"bytes,4,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
+	// detail describes what the request asks (amounts, destinations).
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterDecision) Reset() {
+	*x = ClusterDecision{}
+	mi := &file_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterDecision) ProtoMessage() {}
+
+func (x *ClusterDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterDecision.ProtoReflect.Descriptor instead.
+func (*ClusterDecision) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterDecision) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetHandlerKey() string {
+	if x != nil {
+		return x.HandlerKey
+	}
+	return ""
+}
+
+func (x *ClusterDecision) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
+func (x *ClusterDecision) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// ClusterDecide records the callback handler's decision about a request
+// the proposer owns, when no Reserve carries it (a rejection, an ignore,
+// a config change's approval).
+type ClusterDecide struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Decision      *ClusterDecision       `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterDecide) Reset() {
+	*x = ClusterDecide{}
+	mi := &file_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterDecide) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterDecide) ProtoMessage() {}
+
+func (x *ClusterDecide) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterDecide.ProtoReflect.Descriptor instead.
+func (*ClusterDecide) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterDecide) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ClusterDecide) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+// ClusterAuditTruncate drops the audit log's entries up to up_to, which
+// the proposer exported first; hash must be entry up_to's, so that a stale
+// or replayed truncation changes nothing.
+type ClusterAuditTruncate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UpTo          uint64                 `protobuf:"varint,1,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAuditTruncate) Reset() {
+	*x = ClusterAuditTruncate{}
+	mi := &file_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAuditTruncate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAuditTruncate) ProtoMessage() {}
+
+func (x *ClusterAuditTruncate) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAuditTruncate.ProtoReflect.Descriptor instead.
+func (*ClusterAuditTruncate) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ClusterAuditTruncate) GetUpTo() uint64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+func (x *ClusterAuditTruncate) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// ClusterAuditEntry is one audit log entry (package cluster/audit).
+type ClusterAuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixNano  int64                  `protobuf:"varint,3,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Kind          uint32                 `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Node          string                 `protobuf:"bytes,5,opt,name=node,proto3" json:"node,omitempty"`
+	Request       string                 `protobuf:"bytes,6,opt,name=request,proto3" json:"request,omitempty"`
+	ApiUser       string                 `protobuf:"bytes,7,opt,name=api_user,json=apiUser,proto3" json:"api_user,omitempty"`
+	Subject       string                 `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
+	Key           string                 `protobuf:"bytes,9,opt,name=key,proto3" json:"key,omitempty"`
+	Presignature  string                 `protobuf:"bytes,10,opt,name=presignature,proto3" json:"presignature,omitempty"`
+	Action        string                 `protobuf:"bytes,11,opt,name=action,proto3" json:"action,omitempty"`
+	Outcome       string                 `protobuf:"bytes,12,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Reason        string                 `protobuf:"bytes,13,opt,name=reason,proto3" json:"reason,omitempty"`
+	HandlerKey    string                 `protobuf:"bytes,14,opt,name=handler_key,json=handlerKey,proto3" json:"handler_key,omitempty"`
+	Digest        string                 `protobuf:"bytes,15,opt,name=digest,proto3" json:"digest,omitempty"`
+	Detail        string                 `protobuf:"bytes,16,opt,name=detail,proto3" json:"detail,omitempty"`
+	Number        uint64                 `protobuf:"varint,17,opt,name=number,proto3" json:"number,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,18,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterAuditEntry) Reset() {
+	*x = ClusterAuditEntry{}
+	mi := &file_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterAuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterAuditEntry) ProtoMessage() {}
+
+func (x *ClusterAuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterAuditEntry.ProtoReflect.Descriptor instead.
+func (*ClusterAuditEntry) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClusterAuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetApiUser() string {
+	if x != nil {
+		return x.ApiUser
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetPresignature() string {
+	if x != nil {
+		return x.Presignature
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetHandlerKey() string {
+	if x != nil {
+		return x.HandlerKey
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *ClusterAuditEntry) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *ClusterAuditEntry) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 // ClusterConfirm proves, by committing, that the proposer still owns a
 // request: it changes nothing, and fails with NOT_OWNER otherwise. A
 // Session commits one before it approves a config change, as a Reserve
@@ -809,7 +1220,7 @@ type ClusterConfirm struct {
 
 func (x *ClusterConfirm) Reset() {
 	*x = ClusterConfirm{}
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +1232,7 @@ func (x *ClusterConfirm) String() string {
 func (*ClusterConfirm) ProtoMessage() {}
 
 func (x *ClusterConfirm) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[1]
+	mi := &file_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +1245,7 @@ func (x *ClusterConfirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterConfirm.ProtoReflect.Descriptor instead.
 func (*ClusterConfirm) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{1}
+	return file_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClusterConfirm) GetRequestId() string {
@@ -857,7 +1268,7 @@ type ClusterClaim struct {
 
 func (x *ClusterClaim) Reset() {
 	*x = ClusterClaim{}
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1280,7 @@ func (x *ClusterClaim) String() string {
 func (*ClusterClaim) ProtoMessage() {}
 
 func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[2]
+	mi := &file_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1293,7 @@ func (x *ClusterClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterClaim.ProtoReflect.Descriptor instead.
 func (*ClusterClaim) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{2}
+	return file_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClusterClaim) GetRequestId() string {
@@ -908,13 +1319,16 @@ type ClusterReserve struct {
 	// pick the oldest available one, so that concurrent Reserves of one key
 	// never collide.
 	PresignatureId string `protobuf:"bytes,3,opt,name=presignature_id,json=presignatureId,proto3" json:"presignature_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// decision, on a request's first Reserve, records the callback
+	// handler's APPROVE with it, so that signing needs no commit of its own.
+	Decision      *ClusterDecision `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterReserve) Reset() {
 	*x = ClusterReserve{}
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1340,7 @@ func (x *ClusterReserve) String() string {
 func (*ClusterReserve) ProtoMessage() {}
 
 func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[3]
+	mi := &file_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1353,7 @@ func (x *ClusterReserve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterReserve.ProtoReflect.Descriptor instead.
 func (*ClusterReserve) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{3}
+	return file_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClusterReserve) GetRequestId() string {
@@ -963,6 +1377,13 @@ func (x *ClusterReserve) GetPresignatureId() string {
 	return ""
 }
 
+func (x *ClusterReserve) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterComplete records the terminal outcome of a request the proposer owns.
 type ClusterComplete struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -976,7 +1397,7 @@ type ClusterComplete struct {
 
 func (x *ClusterComplete) Reset() {
 	*x = ClusterComplete{}
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1409,7 @@ func (x *ClusterComplete) String() string {
 func (*ClusterComplete) ProtoMessage() {}
 
 func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[4]
+	mi := &file_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1422,7 @@ func (x *ClusterComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterComplete.ProtoReflect.Descriptor instead.
 func (*ClusterComplete) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{4}
+	return file_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterComplete) GetRequestId() string {
@@ -1040,7 +1461,7 @@ type ClusterRelease struct {
 
 func (x *ClusterRelease) Reset() {
 	*x = ClusterRelease{}
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1473,7 @@ func (x *ClusterRelease) String() string {
 func (*ClusterRelease) ProtoMessage() {}
 
 func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[5]
+	mi := &file_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1486,7 @@ func (x *ClusterRelease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRelease.ProtoReflect.Descriptor instead.
 func (*ClusterRelease) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{5}
+	return file_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterRelease) GetNode() string {
@@ -1103,7 +1524,7 @@ type ClusterSealedPresignature struct {
 
 func (x *ClusterSealedPresignature) Reset() {
 	*x = ClusterSealedPresignature{}
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1536,7 @@ func (x *ClusterSealedPresignature) String() string {
 func (*ClusterSealedPresignature) ProtoMessage() {}
 
 func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[6]
+	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1549,7 @@ func (x *ClusterSealedPresignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSealedPresignature.ProtoReflect.Descriptor instead.
 func (*ClusterSealedPresignature) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{6}
+	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClusterSealedPresignature) GetId() string {
@@ -1168,14 +1589,16 @@ type ClusterPresignaturesAdded struct {
 	// reserve_for, when set, reserves the one added presignature for this
 	// request (which the proposer must own) in the same entry: a Session that
 	// presigned on the spot gets its presignature in one commit.
-	ReserveFor    string `protobuf:"bytes,3,opt,name=reserve_for,json=reserveFor,proto3" json:"reserve_for,omitempty"`
+	ReserveFor string `protobuf:"bytes,3,opt,name=reserve_for,json=reserveFor,proto3" json:"reserve_for,omitempty"`
+	// decision, with reserve_for, is as ClusterReserve's.
+	Decision      *ClusterDecision `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterPresignaturesAdded) Reset() {
 	*x = ClusterPresignaturesAdded{}
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1610,7 @@ func (x *ClusterPresignaturesAdded) String() string {
 func (*ClusterPresignaturesAdded) ProtoMessage() {}
 
 func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[7]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1623,7 @@ func (x *ClusterPresignaturesAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignaturesAdded.ProtoReflect.Descriptor instead.
 func (*ClusterPresignaturesAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{7}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterPresignaturesAdded) GetKeyId() string {
@@ -1224,6 +1647,13 @@ func (x *ClusterPresignaturesAdded) GetReserveFor() string {
 	return ""
 }
 
+func (x *ClusterPresignaturesAdded) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterAPIUserAdded records a paired API user.
 type ClusterAPIUserAdded struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1234,7 +1664,7 @@ type ClusterAPIUserAdded struct {
 
 func (x *ClusterAPIUserAdded) Reset() {
 	*x = ClusterAPIUserAdded{}
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1676,7 @@ func (x *ClusterAPIUserAdded) String() string {
 func (*ClusterAPIUserAdded) ProtoMessage() {}
 
 func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[8]
+	mi := &file_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1689,7 @@ func (x *ClusterAPIUserAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAPIUserAdded.ProtoReflect.Descriptor instead.
 func (*ClusterAPIUserAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{8}
+	return file_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterAPIUserAdded) GetUser() *ClusterRecord {
@@ -1279,7 +1709,7 @@ type ClusterKeyRecordAdded struct {
 
 func (x *ClusterKeyRecordAdded) Reset() {
 	*x = ClusterKeyRecordAdded{}
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1721,7 @@ func (x *ClusterKeyRecordAdded) String() string {
 func (*ClusterKeyRecordAdded) ProtoMessage() {}
 
 func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[9]
+	mi := &file_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1734,7 @@ func (x *ClusterKeyRecordAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyRecordAdded.ProtoReflect.Descriptor instead.
 func (*ClusterKeyRecordAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{9}
+	return file_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterKeyRecordAdded) GetKey() *ClusterRecord {
@@ -1338,7 +1768,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1780,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[10]
+	mi := &file_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1793,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{10}
+	return file_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterRecord) GetId() string {
@@ -1434,7 +1864,7 @@ type ClusterKeyRefreshed struct {
 
 func (x *ClusterKeyRefreshed) Reset() {
 	*x = ClusterKeyRefreshed{}
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1876,7 @@ func (x *ClusterKeyRefreshed) String() string {
 func (*ClusterKeyRefreshed) ProtoMessage() {}
 
 func (x *ClusterKeyRefreshed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
+	mi := &file_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1889,7 @@ func (x *ClusterKeyRefreshed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyRefreshed.ProtoReflect.Descriptor instead.
 func (*ClusterKeyRefreshed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
+	return file_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterKeyRefreshed) GetKeyId() string {
@@ -1505,7 +1935,7 @@ type ClusterInit struct {
 
 func (x *ClusterInit) Reset() {
 	*x = ClusterInit{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1947,7 @@ func (x *ClusterInit) String() string {
 func (*ClusterInit) ProtoMessage() {}
 
 func (x *ClusterInit) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1960,7 @@ func (x *ClusterInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
 func (*ClusterInit) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterInit) GetClusterId() string {
@@ -1579,7 +2009,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +2021,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[13]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +2034,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{13}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -1672,7 +2102,7 @@ type ClusterEnclaveIdentity struct {
 
 func (x *ClusterEnclaveIdentity) Reset() {
 	*x = ClusterEnclaveIdentity{}
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +2114,7 @@ func (x *ClusterEnclaveIdentity) String() string {
 func (*ClusterEnclaveIdentity) ProtoMessage() {}
 
 func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[14]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +2127,7 @@ func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{14}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterEnclaveIdentity) GetKind() string {
@@ -1760,7 +2190,7 @@ type ClusterPolicyRule struct {
 
 func (x *ClusterPolicyRule) Reset() {
 	*x = ClusterPolicyRule{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2202,7 @@ func (x *ClusterPolicyRule) String() string {
 func (*ClusterPolicyRule) ProtoMessage() {}
 
 func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2215,7 @@ func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
 func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterPolicyRule) GetKind() string {
@@ -1848,7 +2278,7 @@ type ClusterPCR struct {
 
 func (x *ClusterPCR) Reset() {
 	*x = ClusterPCR{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2290,7 @@ func (x *ClusterPCR) String() string {
 func (*ClusterPCR) ProtoMessage() {}
 
 func (x *ClusterPCR) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2303,7 @@ func (x *ClusterPCR) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPCR.ProtoReflect.Descriptor instead.
 func (*ClusterPCR) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterPCR) GetIndex() uint32 {
@@ -1901,7 +2331,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2343,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2356,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -1948,7 +2378,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2390,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2403,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -1993,7 +2423,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2435,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2448,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -2038,7 +2468,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2480,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2493,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -2086,7 +2516,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2528,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2541,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -2150,7 +2580,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2592,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2605,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -2231,7 +2661,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2673,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2686,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -2312,7 +2742,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2754,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2767,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -2376,14 +2806,16 @@ type ClusterRequestState struct {
 	// completion_seq orders completed requests for retention.
 	CompletionSeq uint64 `protobuf:"varint,12,opt,name=completion_seq,json=completionSeq,proto3" json:"completion_seq,omitempty"`
 	// last_owner is the node that owned the request last.
-	LastOwner     string `protobuf:"bytes,13,opt,name=last_owner,json=lastOwner,proto3" json:"last_owner,omitempty"`
+	LastOwner string `protobuf:"bytes,13,opt,name=last_owner,json=lastOwner,proto3" json:"last_owner,omitempty"`
+	// decision is the callback handler's recorded decision, if any.
+	Decision      *ClusterDecision `protobuf:"bytes,14,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2827,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2840,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2502,6 +2934,13 @@ func (x *ClusterRequestState) GetLastOwner() string {
 	return ""
 }
 
+func (x *ClusterRequestState) GetDecision() *ClusterDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ClusterPresignatureState is one presignature in a key's pool. sealed is
 // empty once the presignature is used or burned.
 type ClusterPresignatureState struct {
@@ -2522,7 +2961,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2973,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2986,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -2610,7 +3049,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +3061,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +3074,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -2670,7 +3109,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +3121,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +3134,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -2760,13 +3199,19 @@ type ClusterState struct {
 	// user_callbacks are the API users' own callback handlers, sorted by
 	// user id.
 	UserCallbacks []*ClusterUserCallback `protobuf:"bytes,15,rep,name=user_callbacks,json=userCallbacks,proto3" json:"user_callbacks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// audit_anchor_seq and audit_anchor_hash are the audit log entry just
+	// before the retained ones (zero: none dropped yet); audit holds the
+	// retained entries, in order.
+	AuditAnchorSeq  uint64               `protobuf:"varint,16,opt,name=audit_anchor_seq,json=auditAnchorSeq,proto3" json:"audit_anchor_seq,omitempty"`
+	AuditAnchorHash []byte               `protobuf:"bytes,17,opt,name=audit_anchor_hash,json=auditAnchorHash,proto3" json:"audit_anchor_hash,omitempty"`
+	Audit           []*ClusterAuditEntry `protobuf:"bytes,18,rep,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3223,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3236,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -2899,6 +3344,27 @@ func (x *ClusterState) GetUserCallbacks() []*ClusterUserCallback {
 	return nil
 }
 
+func (x *ClusterState) GetAuditAnchorSeq() uint64 {
+	if x != nil {
+		return x.AuditAnchorSeq
+	}
+	return 0
+}
+
+func (x *ClusterState) GetAuditAnchorHash() []byte {
+	if x != nil {
+		return x.AuditAnchorHash
+	}
+	return nil
+}
+
+func (x *ClusterState) GetAudit() []*ClusterAuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 // ClusterForwardRequest is what a follower sends the leader.
 type ClusterForwardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2918,7 +3384,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3396,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3409,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -3055,7 +3521,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3067,7 +3533,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3080,7 +3546,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -3116,7 +3582,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +3594,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +3607,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -3165,7 +3631,7 @@ type ClusterRemovalCheck struct {
 
 func (x *ClusterRemovalCheck) Reset() {
 	*x = ClusterRemovalCheck{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3177,7 +3643,7 @@ func (x *ClusterRemovalCheck) String() string {
 func (*ClusterRemovalCheck) ProtoMessage() {}
 
 func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3190,7 +3656,7 @@ func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
 func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterRemovalCheck) GetId() string {
@@ -3214,7 +3680,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3226,7 +3692,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3239,7 +3705,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3277,7 +3743,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3289,7 +3755,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3302,7 +3768,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3351,7 +3817,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3829,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3842,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3444,7 +3910,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3922,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3935,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3496,7 +3962,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3974,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3987,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3546,7 +4012,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3558,7 +4024,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3571,7 +4037,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -3598,7 +4064,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +4076,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +4089,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -3644,7 +4110,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +4122,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +4135,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -3689,7 +4155,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +4167,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +4180,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -3737,7 +4203,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +4215,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +4228,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -3810,7 +4276,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +4288,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +4301,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -3874,7 +4340,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3886,7 +4352,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3899,7 +4365,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -3934,7 +4400,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3946,7 +4412,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3959,7 +4425,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -3984,7 +4450,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3996,7 +4462,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4009,7 +4475,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -4058,7 +4524,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4536,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4549,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{48}
+	return file_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -4119,7 +4585,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4131,7 +4597,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4144,7 +4610,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{49}
+	return file_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -4195,7 +4661,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4207,7 +4673,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4220,7 +4686,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{50}
+	return file_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4235,7 +4701,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xa9\f\n" +
+	"coterie.v1\"\xa9\r\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -4262,20 +4728,58 @@ const file_cluster_proto_rawDesc = "" +
 	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealed\x12P\n" +
 	"\x11user_callback_set\x18\x1c \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
 	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackCleared\x12F\n" +
-	"\rkey_refreshed\x18( \x01(\v2\x1f.coterie.v1.ClusterKeyRefreshedH\x00R\fkeyRefreshedB\x06\n" +
-	"\x04body\"/\n" +
+	"\rkey_refreshed\x18( \x01(\v2\x1f.coterie.v1.ClusterKeyRefreshedH\x00R\fkeyRefreshed\x12I\n" +
+	"\x0eaudit_truncate\x18\x1e \x01(\v2 .coterie.v1.ClusterAuditTruncateH\x00R\rauditTruncate\x123\n" +
+	"\x06decide\x18\x1f \x01(\v2\x19.coterie.v1.ClusterDecideH\x00R\x06decideB\x06\n" +
+	"\x04body\"\xa1\x01\n" +
+	"\x0fClusterDecision\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vhandler_key\x18\x03 \x01(\tR\n" +
+	"handlerKey\x12%\n" +
+	"\x0econtent_digest\x18\x04 \x01(\fR\rcontentDigest\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"g\n" +
+	"\rClusterDecide\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x127\n" +
+	"\bdecision\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"?\n" +
+	"\x14ClusterAuditTruncate\x12\x13\n" +
+	"\x05up_to\x18\x01 \x01(\x04R\x04upTo\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xd5\x03\n" +
+	"\x11ClusterAuditEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12$\n" +
+	"\x0etime_unix_nano\x18\x03 \x01(\x03R\ftimeUnixNano\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\rR\x04kind\x12\x12\n" +
+	"\x04node\x18\x05 \x01(\tR\x04node\x12\x18\n" +
+	"\arequest\x18\x06 \x01(\tR\arequest\x12\x19\n" +
+	"\bapi_user\x18\a \x01(\tR\aapiUser\x12\x18\n" +
+	"\asubject\x18\b \x01(\tR\asubject\x12\x10\n" +
+	"\x03key\x18\t \x01(\tR\x03key\x12\"\n" +
+	"\fpresignature\x18\n" +
+	" \x01(\tR\fpresignature\x12\x16\n" +
+	"\x06action\x18\v \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\f \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\r \x01(\tR\x06reason\x12\x1f\n" +
+	"\vhandler_key\x18\x0e \x01(\tR\n" +
+	"handlerKey\x12\x16\n" +
+	"\x06digest\x18\x0f \x01(\tR\x06digest\x12\x16\n" +
+	"\x06detail\x18\x10 \x01(\tR\x06detail\x12\x16\n" +
+	"\x06number\x18\x11 \x01(\x04R\x06number\x12\x12\n" +
+	"\x04hash\x18\x12 \x01(\fR\x04hash\"/\n" +
 	"\x0eClusterConfirm\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"M\n" +
 	"\fClusterClaim\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
-	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"o\n" +
+	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\"\xa8\x01\n" +
 	"\x0eClusterReserve\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12'\n" +
-	"\x0fpresignature_id\x18\x03 \x01(\tR\x0epresignatureId\"~\n" +
+	"\x0fpresignature_id\x18\x03 \x01(\tR\x0epresignatureId\x127\n" +
+	"\bdecision\x18\x04 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"~\n" +
 	"\x0fClusterComplete\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x124\n" +
@@ -4289,12 +4793,13 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06sealed\x18\x02 \x01(\fR\x06sealed\x12\x1d\n" +
 	"\n" +
 	"origin_seq\x18\x03 \x01(\x04R\toriginSeq\x12\x1b\n" +
-	"\tkey_epoch\x18\x04 \x01(\fR\bkeyEpoch\"\xa0\x01\n" +
+	"\tkey_epoch\x18\x04 \x01(\fR\bkeyEpoch\"\xd9\x01\n" +
 	"\x19ClusterPresignaturesAdded\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12K\n" +
 	"\rpresignatures\x18\x02 \x03(\v2%.coterie.v1.ClusterSealedPresignatureR\rpresignatures\x12\x1f\n" +
 	"\vreserve_for\x18\x03 \x01(\tR\n" +
-	"reserveFor\"D\n" +
+	"reserveFor\x127\n" +
+	"\bdecision\x18\x04 \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"D\n" +
 	"\x13ClusterAPIUserAdded\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.coterie.v1.ClusterRecordR\x04user\"D\n" +
 	"\x15ClusterKeyRecordAdded\x12+\n" +
@@ -4378,7 +4883,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x14expires_at_unix_nano\x18\x06 \x01(\x03R\x11expiresAtUnixNano\"?\n" +
 	"\x16ClusterPresignatureRef\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x81\x04\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xba\x04\n" +
 	"\x13ClusterRequestState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\vapi_user_id\x18\x02 \x01(\tR\tapiUserId\x128\n" +
@@ -4394,7 +4899,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x16completed_at_unix_nano\x18\v \x01(\x03R\x13completedAtUnixNano\x12%\n" +
 	"\x0ecompletion_seq\x18\f \x01(\x04R\rcompletionSeq\x12\x1d\n" +
 	"\n" +
-	"last_owner\x18\r \x01(\tR\tlastOwner\"\xe9\x01\n" +
+	"last_owner\x18\r \x01(\tR\tlastOwner\x127\n" +
+	"\bdecision\x18\x0e \x01(\v2\x1b.coterie.v1.ClusterDecisionR\bdecision\"\xe9\x01\n" +
 	"\x18ClusterPresignatureState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12=\n" +
@@ -4414,7 +4920,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04live\x18\x03 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x04live\x12:\n" +
 	"\x05spent\x18\x04 \x03(\v2$.coterie.v1.ClusterPresignatureStateR\x05spent\x12;\n" +
 	"\n" +
-	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xb4\x06\n" +
+	"high_water\x18\x05 \x03(\v2\x1c.coterie.v1.ClusterHighWaterR\thighWater\"\xbf\a\n" +
 	"\fClusterState\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\brequests\x18\x02 \x03(\v2\x1f.coterie.v1.ClusterRequestStateR\brequests\x120\n" +
@@ -4434,7 +4940,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\bcallback\x18\f \x01(\v2\x1b.coterie.v1.ClusterCallbackR\bcallback\x12L\n" +
 	"\x10keyring_versions\x18\r \x03(\v2!.coterie.v1.ClusterKeyringVersionR\x0fkeyringVersions\x12F\n" +
 	"\x0fkeyring_adopted\x18\x0e \x03(\v2\x1d.coterie.v1.ClusterKeyringAckR\x0ekeyringAdopted\x12F\n" +
-	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\"\xe7\x02\n" +
+	"\x0euser_callbacks\x18\x0f \x03(\v2\x1f.coterie.v1.ClusterUserCallbackR\ruserCallbacks\x12(\n" +
+	"\x10audit_anchor_seq\x18\x10 \x01(\x04R\x0eauditAnchorSeq\x12*\n" +
+	"\x11audit_anchor_hash\x18\x11 \x01(\fR\x0fauditAnchorHash\x123\n" +
+	"\x05audit\x18\x12 \x03(\v2\x1d.coterie.v1.ClusterAuditEntryR\x05audit\"\xe7\x02\n" +
 	"\x15ClusterForwardRequest\x12\x1a\n" +
 	"\acommand\x18\x01 \x01(\fH\x00R\acommand\x12:\n" +
 	"\tadd_voter\x18\x02 \x01(\v2\x1b.coterie.v1.ClusterAddVoterH\x00R\baddVoter\x12F\n" +
@@ -4532,7 +5041,7 @@ const file_cluster_proto_rawDesc = "" +
 	"%CLUSTER_PRESIGNATURE_STATUS_AVAILABLE\x10\x01\x12(\n" +
 	"$CLUSTER_PRESIGNATURE_STATUS_RESERVED\x10\x02\x12$\n" +
 	" CLUSTER_PRESIGNATURE_STATUS_USED\x10\x03\x12&\n" +
-	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xa2\b\n" +
+	"\"CLUSTER_PRESIGNATURE_STATUS_BURNED\x10\x04*\xc0\b\n" +
 	"\x10ClusterErrorCode\x12\x1b\n" +
 	"\x17CLUSTER_ERROR_CODE_NONE\x10\x00\x12\x1f\n" +
 	"\x1bCLUSTER_ERROR_CODE_INTERNAL\x10\x01\x12!\n" +
@@ -4563,7 +5072,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x1fCLUSTER_ERROR_CODE_UNKNOWN_USER\x10\x19\x12'\n" +
 	"#CLUSTER_ERROR_CODE_NO_USER_CALLBACK\x10\x1a\x12 \n" +
 	"\x1cCLUSTER_ERROR_CODE_STALE_KEY\x10(\x12\"\n" +
-	"\x1eCLUSTER_ERROR_CODE_UNKNOWN_KEY\x10)*\xa4\x01\n" +
+	"\x1eCLUSTER_ERROR_CODE_UNKNOWN_KEY\x10)\x12\x1c\n" +
+	"\x18CLUSTER_ERROR_CODE_AUDIT\x10\x1b*\xa4\x01\n" +
 	"\x11ClusterSealedKind\x12#\n" +
 	"\x1fCLUSTER_SEALED_KIND_UNSPECIFIED\x10\x00\x12$\n" +
 	" CLUSTER_SEALED_KIND_PRESIGNATURE\x10\x01\x12 \n" +
@@ -4583,7 +5093,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -4591,126 +5101,137 @@ var file_cluster_proto_goTypes = []any{
 	(ClusterErrorCode)(0),              // 3: coterie.v1.ClusterErrorCode
 	(ClusterSealedKind)(0),             // 4: coterie.v1.ClusterSealedKind
 	(*ClusterCommand)(nil),             // 5: coterie.v1.ClusterCommand
-	(*ClusterConfirm)(nil),             // 6: coterie.v1.ClusterConfirm
-	(*ClusterClaim)(nil),               // 7: coterie.v1.ClusterClaim
-	(*ClusterReserve)(nil),             // 8: coterie.v1.ClusterReserve
-	(*ClusterComplete)(nil),            // 9: coterie.v1.ClusterComplete
-	(*ClusterRelease)(nil),             // 10: coterie.v1.ClusterRelease
-	(*ClusterSealedPresignature)(nil),  // 11: coterie.v1.ClusterSealedPresignature
-	(*ClusterPresignaturesAdded)(nil),  // 12: coterie.v1.ClusterPresignaturesAdded
-	(*ClusterAPIUserAdded)(nil),        // 13: coterie.v1.ClusterAPIUserAdded
-	(*ClusterKeyRecordAdded)(nil),      // 14: coterie.v1.ClusterKeyRecordAdded
-	(*ClusterRecord)(nil),              // 15: coterie.v1.ClusterRecord
-	(*ClusterKeyRefreshed)(nil),        // 16: coterie.v1.ClusterKeyRefreshed
-	(*ClusterInit)(nil),                // 17: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),              // 18: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),     // 19: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),          // 20: coterie.v1.ClusterPolicyRule
-	(*ClusterPCR)(nil),                 // 21: coterie.v1.ClusterPCR
-	(*ClusterPolicy)(nil),              // 22: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),         // 23: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),       // 24: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),           // 25: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),     // 26: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),           // 27: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),          // 28: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),     // 29: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),        // 30: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),   // 31: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),           // 32: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),             // 33: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),               // 34: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),      // 35: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),            // 36: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),        // 37: coterie.v1.ClusterRemoveServer
-	(*ClusterRemovalCheck)(nil),        // 38: coterie.v1.ClusterRemovalCheck
-	(*ClusterProgress)(nil),            // 39: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 40: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 41: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 42: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 43: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 44: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 45: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 46: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 47: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 48: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 49: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 50: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 51: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 52: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 53: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 54: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 55: coterie.v1.ClusterRecordsResealed
+	(*ClusterDecision)(nil),            // 6: coterie.v1.ClusterDecision
+	(*ClusterDecide)(nil),              // 7: coterie.v1.ClusterDecide
+	(*ClusterAuditTruncate)(nil),       // 8: coterie.v1.ClusterAuditTruncate
+	(*ClusterAuditEntry)(nil),          // 9: coterie.v1.ClusterAuditEntry
+	(*ClusterConfirm)(nil),             // 10: coterie.v1.ClusterConfirm
+	(*ClusterClaim)(nil),               // 11: coterie.v1.ClusterClaim
+	(*ClusterReserve)(nil),             // 12: coterie.v1.ClusterReserve
+	(*ClusterComplete)(nil),            // 13: coterie.v1.ClusterComplete
+	(*ClusterRelease)(nil),             // 14: coterie.v1.ClusterRelease
+	(*ClusterSealedPresignature)(nil),  // 15: coterie.v1.ClusterSealedPresignature
+	(*ClusterPresignaturesAdded)(nil),  // 16: coterie.v1.ClusterPresignaturesAdded
+	(*ClusterAPIUserAdded)(nil),        // 17: coterie.v1.ClusterAPIUserAdded
+	(*ClusterKeyRecordAdded)(nil),      // 18: coterie.v1.ClusterKeyRecordAdded
+	(*ClusterRecord)(nil),              // 19: coterie.v1.ClusterRecord
+	(*ClusterKeyRefreshed)(nil),        // 20: coterie.v1.ClusterKeyRefreshed
+	(*ClusterInit)(nil),                // 21: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 22: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 23: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 24: coterie.v1.ClusterPolicyRule
+	(*ClusterPCR)(nil),                 // 25: coterie.v1.ClusterPCR
+	(*ClusterPolicy)(nil),              // 26: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 27: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 28: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 29: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 30: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 31: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 32: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 33: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 34: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 35: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 36: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 37: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 38: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 39: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 40: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 41: coterie.v1.ClusterRemoveServer
+	(*ClusterRemovalCheck)(nil),        // 42: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 43: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 44: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 45: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 46: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 47: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 48: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 49: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 50: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 51: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 52: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 53: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 54: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 55: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 56: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 57: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 58: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 59: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
-	7,  // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
-	8,  // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
-	9,  // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
-	10, // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
-	12, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
-	13, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
-	14, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	17, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	23, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	24, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	25, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	26, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
-	6,  // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	47, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	43, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	50, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	51, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	55, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	45, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	46, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
-	16, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
-	0,  // 21: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	11, // 22: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	15, // 23: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	15, // 24: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	22, // 25: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	18, // 26: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	19, // 27: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	21, // 28: coterie.v1.ClusterPolicyRule.pcrs:type_name -> coterie.v1.ClusterPCR
-	20, // 29: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	18, // 30: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	22, // 31: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 32: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	29, // 33: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 34: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	2,  // 35: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	31, // 36: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	31, // 37: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	32, // 38: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	30, // 39: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	33, // 40: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	15, // 41: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	15, // 42: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	22, // 43: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	18, // 44: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	27, // 45: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	42, // 46: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	52, // 47: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	53, // 48: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	44, // 49: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
-	36, // 50: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	37, // 51: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	39, // 52: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	38, // 53: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
-	3,  // 54: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	42, // 55: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	42, // 56: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	44, // 57: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	18, // 58: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	49, // 59: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	49, // 60: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 61: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	54, // 62: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	63, // [63:63] is the sub-list for method output_type
-	63, // [63:63] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	11, // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
+	12, // 1: coterie.v1.ClusterCommand.reserve:type_name -> coterie.v1.ClusterReserve
+	13, // 2: coterie.v1.ClusterCommand.complete:type_name -> coterie.v1.ClusterComplete
+	14, // 3: coterie.v1.ClusterCommand.release:type_name -> coterie.v1.ClusterRelease
+	16, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
+	17, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
+	18, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
+	21, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	27, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	28, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	29, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	30, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	10, // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
+	51, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	47, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	54, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	55, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	59, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	49, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	50, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	20, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
+	8,  // 21: coterie.v1.ClusterCommand.audit_truncate:type_name -> coterie.v1.ClusterAuditTruncate
+	7,  // 22: coterie.v1.ClusterCommand.decide:type_name -> coterie.v1.ClusterDecide
+	6,  // 23: coterie.v1.ClusterDecide.decision:type_name -> coterie.v1.ClusterDecision
+	6,  // 24: coterie.v1.ClusterReserve.decision:type_name -> coterie.v1.ClusterDecision
+	0,  // 25: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	15, // 26: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	6,  // 27: coterie.v1.ClusterPresignaturesAdded.decision:type_name -> coterie.v1.ClusterDecision
+	19, // 28: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	19, // 29: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	26, // 30: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	22, // 31: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	23, // 32: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	25, // 33: coterie.v1.ClusterPolicyRule.pcrs:type_name -> coterie.v1.ClusterPCR
+	24, // 34: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	22, // 35: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	26, // 36: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 37: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	33, // 38: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 39: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	6,  // 40: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
+	2,  // 41: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	35, // 42: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	35, // 43: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	36, // 44: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	34, // 45: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	37, // 46: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	19, // 47: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	19, // 48: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	26, // 49: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	22, // 50: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	31, // 51: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	46, // 52: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	56, // 53: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	57, // 54: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	48, // 55: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	9,  // 56: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
+	40, // 57: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	41, // 58: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	43, // 59: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	42, // 60: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 61: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	46, // 62: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	46, // 63: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	48, // 64: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	22, // 65: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	53, // 66: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	53, // 67: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 68: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	58, // 69: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -4740,8 +5261,10 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_UserCallbackSet)(nil),
 		(*ClusterCommand_UserCallbackCleared)(nil),
 		(*ClusterCommand_KeyRefreshed)(nil),
+		(*ClusterCommand_AuditTruncate)(nil),
+		(*ClusterCommand_Decide)(nil),
 	}
-	file_cluster_proto_msgTypes[30].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[34].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -4754,7 +5277,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   51,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

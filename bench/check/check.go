@@ -15,7 +15,7 @@ import (
 // Check judges recs and returns every violation it finds, sorted.
 func Check(recs Records) Report {
 	rep := Report{Requests: len(recs.Requests), LedgerUses: len(recs.Ledger), Nodes: len(recs.Nodes), CallbackRead: recs.Callback != nil,
-		LogsRead: len(recs.Logs)}
+		LogsRead: len(recs.Logs), AuditsRead: len(recs.Audits)}
 	for _, r := range recs.Requests {
 		rep.Signatures += len(r.Signatures)
 	}
@@ -25,6 +25,7 @@ func Check(recs Records) Report {
 	checkPresignatures(&rep, recs)
 	checkOwners(&rep, recs.Nodes)
 	checkLogs(&rep, recs)
+	checkAudits(&rep, recs.Audits)
 	for _, r := range recs.Requests {
 		checkDigests(&rep, r)
 		checkOutcome(&rep, r)

@@ -23,6 +23,8 @@ type Records struct {
 	// Callback is the callback handler's decisions; nil when no handler was
 	// configured, which turns I5 off.
 	Callback *CallbackLog
+	// Audits are the nodes' audit logs, one per node.
+	Audits []NodeAudit
 }
 
 // State is a workspace request's state, by the workspace's names

@@ -28,6 +28,9 @@ const (
 	// InvLog: the nodes' raft logs agree at every index they both hold,
 	// as raft's own safety promises.
 	InvLog
+	// InvAudit: each node's audit log chain verifies, and the nodes'
+	// chains agree at every entry they both retain.
+	InvAudit
 )
 
 // String returns the invariant's short name.
@@ -47,6 +50,8 @@ func (i Invariant) String() string {
 		return "signature"
 	case InvLog:
 		return "raft-log"
+	case InvAudit:
+		return "audit"
 	default:
 		return fmt.Sprintf("Invariant(%d)", int(i))
 	}
@@ -90,6 +95,10 @@ type Report struct {
 	LogEntries   int
 	LogJudged    int
 	LogNotJudged int
+	// AuditsRead counts the nodes' audit logs given, AuditEntries their
+	// entries together.
+	AuditsRead   int
+	AuditEntries int
 }
 
 // OK reports whether no invariant was broken.
@@ -105,6 +114,9 @@ func (r Report) String() string {
 		if r.LogNotJudged > 0 {
 			fmt.Fprintf(&b, " (compacted: %d signed requests not judged from them)", r.LogNotJudged)
 		}
+	}
+	if r.AuditsRead > 0 {
+		fmt.Fprintf(&b, ", %d audit log entries from %d nodes", r.AuditEntries, r.AuditsRead)
 	}
 	if !r.CallbackRead {
 		b.WriteString(", no callback handler log (I5 not checked)")

@@ -54,7 +54,8 @@ func TestDrill(t *testing.T) {
 	}
 	t.Logf("the invariant checker: %s", rep.Check.Summary)
 	if strings.Contains(rep.Check.Summary, "I5 not checked") || !strings.Contains(rep.Check.Summary, "on 3 nodes") ||
-		!strings.Contains(rep.Check.Summary, "raft log entries from 3 nodes") || strings.Contains(rep.Check.Summary, "compacted") {
+		!strings.Contains(rep.Check.Summary, "raft log entries from 3 nodes") || strings.Contains(rep.Check.Summary, "compacted") ||
+		!strings.Contains(rep.Check.Summary, "audit log entries from 3 nodes") {
 		t.Errorf("the checker did not read every source: %s", rep.Check.Summary)
 	}
 	if rep.Outcomes["signed"] == 0 || rep.Outcomes["rejected"] == 0 || rep.Outcomes["unfinished"] != 0 {

@@ -15,10 +15,10 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/coterie-mpc/coterie/bench/check"
-	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/bench/launch"
 	"github.com/coterie-mpc/coterie/bench/load"
 	"github.com/coterie-mpc/coterie/bench/report"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/node"
 	"github.com/coterie-mpc/coterie/protocol"
 )
@@ -355,6 +355,11 @@ func (s *session) check(ctx context.Context) error {
 			return fmt.Errorf("harness: %s's raft log: %w", n.ID, err)
 		}
 		recs.Logs = append(recs.Logs, l)
+		a, err := check.FromNodeAudit(ctx, n.Admin)
+		if err != nil {
+			return fmt.Errorf("harness: %s's audit log: %w", n.ID, err)
+		}
+		recs.Audits = append(recs.Audits, a)
 	}
 	if s.c.CallbackLog != "" {
 		f, err := os.Open(s.c.CallbackLog)

@@ -77,6 +77,11 @@ func plainValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, all bool)
 	}
 }
 
+// printJSONLine writes v as one line of compact JSON, for streams.
+func printJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
 // printJSON writes v as indented JSON, the form every --json flag prints.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -17,7 +17,7 @@ import (
 // nodeCommands are the node subcommands that run and talk to a node.
 func nodeCommands() []*cobra.Command {
 	return []*cobra.Command{newNodeRunCmd(), newNodeJoinCmd(), newNodePairCmd(), newNodeUsersCmd(), newNodePrintPublicKeyCmd(),
-		newNodeClusterCmd(), newNodeSnapshotCmd(), newNodeKeyringCmd(), newNodeRefreshCmd()}
+		newNodeClusterCmd(), newNodeSnapshotCmd(), newNodeKeyringCmd(), newNodeRefreshCmd(), newNodeAuditCmd()}
 }
 
 // startTimeout bounds the wait for a raft leader and the cluster's callback

@@ -10,8 +10,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/coterie-mpc/coterie/internal/hdr"
 	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/internal/hdr"
 )
 
 // RecorderConfig configures a Recorder: its windows and bounds.
