@@ -1,8 +1,10 @@
 // Package nitro verifies AWS Nitro Enclaves attestation documents in pure
 // Go, so that any Coterie node — sim, SGX, Confidential Space or Nitro —
 // can admit a Nitro node to the cluster. It needs no NSM device, no cgo and
-// no AWS SDK; the Nitro backend that makes evidence and seals with KMS is
-// package enclave/nitro/nsm, built only with the nitro tag.
+// no AWS SDK. A backend that runs inside a Nitro enclave (evidence from the
+// NSM, sealing through KMS's Recipient attestation) is not written yet; it
+// would sit behind a nitro build tag, so that the default build stays free
+// of the SDK.
 //
 // # What Verify checks
 //
