@@ -286,6 +286,13 @@ func validatePolicy(p *protocol.ClusterPolicy) error {
 		if err := checkIdentityBytes("policy rule", r.GetMeasurement(), r.GetSigner(), r.GetProduct()); err != nil {
 			return err
 		}
+		seen := map[uint32]bool{}
+		for _, pcr := range r.GetPcrs() {
+			if seen[pcr.GetIndex()] {
+				return errorf(ErrBadCommand, "policy rule: PCR%d appears twice", pcr.GetIndex())
+			}
+			seen[pcr.GetIndex()] = true
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"crypto/ed25519"
+	"maps"
 	"slices"
 	"time"
 
@@ -63,10 +64,14 @@ func enclaveFromProto(p *protocol.ClusterEnclaveIdentity) enclave.Identity {
 func PolicyProto(p enclave.Policy) *protocol.ClusterPolicy {
 	out := &protocol.ClusterPolicy{}
 	for _, r := range p.Allow {
-		out.Allow = append(out.Allow, &protocol.ClusterPolicyRule{
+		pr := &protocol.ClusterPolicyRule{
 			Kind: r.Kind.String(), Measurement: slices.Clone(r.Measurement), Signer: slices.Clone(r.Signer),
 			Product: slices.Clone(r.Product), MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug,
-		})
+		}
+		for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
+			pr.Pcrs = append(pr.Pcrs, &protocol.ClusterPCR{Index: i, Value: slices.Clone(r.PCRs[i])})
+		}
+		out.Allow = append(out.Allow, pr)
 	}
 	return out
 }
@@ -77,10 +82,26 @@ func policyFromProto(p *protocol.ClusterPolicy) enclave.Policy {
 	var out enclave.Policy
 	for _, r := range p.GetAllow() {
 		kind, _ := enclave.ParseKind(r.GetKind())
-		out.Allow = append(out.Allow, enclave.Rule{
+		rule := enclave.Rule{
 			Kind: kind, Measurement: slices.Clone(r.GetMeasurement()), Signer: slices.Clone(r.GetSigner()),
 			Product: slices.Clone(r.GetProduct()), MinSecurityVersion: r.GetMinSecurityVersion(), AllowDebug: r.GetAllowDebug(),
-		})
+		}
+		for _, pcr := range r.GetPcrs() {
+			if rule.PCRs == nil {
+				rule.PCRs = make(map[uint32][]byte)
+			}
+			rule.PCRs[pcr.GetIndex()] = slices.Clone(pcr.GetValue())
+		}
+		out.Allow = append(out.Allow, rule)
+	}
+	return out
+}
+
+// clonePCRs deep-copies a rule's PCRs.
+func clonePCRs(pcrs []*protocol.ClusterPCR) []*protocol.ClusterPCR {
+	var out []*protocol.ClusterPCR
+	for _, p := range pcrs {
+		out = append(out, &protocol.ClusterPCR{Index: p.GetIndex(), Value: slices.Clone(p.GetValue())})
 	}
 	return out
 }

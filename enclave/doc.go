@@ -32,29 +32,27 @@
 //
 // # How other platforms fit
 //
-// AWS Nitro Enclaves have no sealing instruction. A Nitro Sealer would, on
-// first start, ask KMS for a data key (GenerateDataKey with the enclave's NSM
-// attestation document as the recipient), keep the KMS-encrypted data key in
-// the data directory, and on every start have KMS decrypt it, again against
-// an attestation document. The KMS key policy's conditions on PCR0 or PCR8
-// are the KeyPolicy (code or product). The plaintext data key stays in
-// enclave memory and seals through the same AEAD and SealedHeader as sim;
-// SealedHeader.Machine is a hash of the KMS key ARN and the encrypted data
-// key. Evidence is an NSM attestation document (COSE_Sign1 over CBOR, with a
-// certificate chain to the AWS Nitro root) whose user_data holds the report
-// data; Identity.Measurement is PCR0 and Identity.Signer is PCR8.
+// Every build verifies the evidence of AWS Nitro Enclaves (package nitro)
+// and Google Confidential Space (package gcpcs) in pure Go, and
+// enclave/backend hands each backend those verifiers beside its own
+// (Verifiers, WithVerifier), so that a member of any kind can admit a
+// Nitro or Confidential Space joiner. A Nitro identity is PCR0 as the
+// measurement, PCR8 as the signer and PCR1 to PCR4 as further PCRs; a
+// Confidential Space identity is the container image digest. SGX quotes
+// are verified only by SGX members, whose EGo reaches the DCAP quote
+// provider.
 //
-// Google Confidential Space is the same shape: the workload gets an OIDC
-// attestation token from the attestation service, and Cloud KMS releases a
-// data key to the workload identity pool only when the token's claims (image
-// digest for KeyPolicyCode, image signer for KeyPolicyProduct) satisfy the
-// pool's conditions. Evidence is a token requested with the report data as
-// its nonce (eat_nonce); its verifier checks the issuer's signature, which is
-// why Verify and Evidence take a context. Identity.Measurement is the image
-// digest.
-//
-// Both need network access at start and are not part of this package yet;
-// the interfaces here ask nothing of a backend that they cannot do.
+// No backend runs on those two platforms yet, because they have no sealing
+// instruction. A Nitro Sealer would, on first start, ask KMS for a data key
+// (GenerateDataKey with the enclave's NSM attestation document as the
+// Recipient), keep the KMS-encrypted data key in the data directory, and on
+// every start have KMS decrypt it, again against an attestation document.
+// The KMS key policy's conditions on PCR0 or PCR8 are the KeyPolicy (code
+// or product). The plaintext data key stays in enclave memory and seals
+// through the same AEAD and SealedHeader as sim. Confidential Space is the
+// same shape: Cloud KMS releases a data key to a workload identity pool
+// only when the token's claims (the image digest) satisfy the pool's
+// conditions.
 //
 // # Errors
 //

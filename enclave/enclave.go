@@ -19,9 +19,11 @@ const (
 	KindSim
 	// KindSGX is Intel SGX through EGo (package sgx, build tag ego).
 	KindSGX
-	// KindNitro is an AWS Nitro Enclave. No backend yet.
+	// KindNitro is an AWS Nitro Enclave. Every build verifies its evidence
+	// (package nitro); no backend runs on it yet.
 	KindNitro
-	// KindConfidentialSpace is Google Confidential Space. No backend yet.
+	// KindConfidentialSpace is Google Confidential Space. Every build
+	// verifies its evidence (package gcpcs); no backend runs on it yet.
 	KindConfidentialSpace
 )
 
@@ -44,8 +46,12 @@ func (k Kind) String() string {
 // Valid reports whether k is a known kind other than KindUnknown.
 func (k Kind) Valid() bool { return k > KindUnknown && int(k) < len(kindNames) }
 
-// ParseKind returns the Kind named s, or ErrUnknownKind.
+// ParseKind returns the Kind named s, or ErrUnknownKind. It also takes
+// "gcpcs", the package's name, for confidential-space.
 func ParseKind(s string) (Kind, error) {
+	if s == "gcpcs" {
+		return KindConfidentialSpace, nil
+	}
 	for k, name := range kindNames {
 		if name == s && Kind(k).Valid() {
 			return Kind(k), nil

@@ -5,7 +5,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+)
+
+// Sizes of the measurements that policy rules pin, per kind.
+const (
+	// NitroPCRSize is the size of a Nitro PCR: a SHA-384 digest.
+	NitroPCRSize = 48
+	// ImageDigestSize is the size of a Confidential Space container image
+	// digest: a SHA-256 digest.
+	ImageDigestSize = 32
+	// MaxPCRIndex is the highest PCR index a Nitro document can carry.
+	MaxPCRIndex = 31
 )
 
 // Identity is what verified evidence proves about a peer enclave. Its fields
@@ -16,9 +29,14 @@ type Identity struct {
 	// Measurement identifies the exact code: SGX MRENCLAVE, Nitro PCR0, a
 	// Confidential Space image digest, the sim's executable hash.
 	Measurement []byte
-	// Signer identifies who signed the code: SGX MRSIGNER, Nitro PCR8, the
-	// Confidential Space image signer, the sim's configured signer.
+	// Signer identifies who signed the code: SGX MRSIGNER, Nitro PCR8 (the
+	// hash of the EIF's signing certificate), the sim's configured signer.
+	// Confidential Space has none.
 	Signer []byte
+	// PCRs are a Nitro enclave's other platform configuration registers,
+	// by index (PCR1 kernel and boot ramfs, PCR2 application, PCR3 the
+	// parent's IAM role, PCR4 the parent instance). Nil for other kinds.
+	PCRs map[uint32][]byte
 	// Product is the product ID under the signer (SGX ISVPRODID, 16 bytes).
 	Product []byte
 	// SecurityVersion is the code's security version (SGX ISVSVN).
@@ -32,8 +50,12 @@ type Identity struct {
 
 // String describes the identity for logs and errors. It holds no secret.
 func (id Identity) String() string {
-	return fmt.Sprintf("%s measurement=%x signer=%x product=%x svn=%d debug=%t",
-		id.Kind, id.Measurement, id.Signer, id.Product, id.SecurityVersion, id.Debug)
+	var pcrs strings.Builder
+	for _, i := range slices.Sorted(maps.Keys(id.PCRs)) {
+		fmt.Fprintf(&pcrs, " pcr%d=%x", i, id.PCRs[i])
+	}
+	return fmt.Sprintf("%s measurement=%x signer=%x product=%x svn=%d debug=%t%s",
+		id.Kind, id.Measurement, id.Signer, id.Product, id.SecurityVersion, id.Debug, pcrs.String())
 }
 
 // Policy is the set of enclave identities a cluster lets in: a peer is
@@ -42,14 +64,22 @@ type Policy struct {
 	Allow []Rule
 }
 
-// Rule matches enclave identities of one kind. It pins either the exact code
-// (Measurement) or the signer and product (Signer and Product), or both. Set
-// fields must match exactly.
+// Rule matches enclave identities of one kind. Set fields must match
+// exactly. What a rule must pin depends on its kind:
+//
+//   - sim and sgx: the exact code (Measurement), or the signer and product
+//     (Signer and Product), or both;
+//   - nitro: PCR0 (Measurement) or PCR8 (Signer), or both, and any of
+//     PCR1 to PCR4 in PCRs; PCR0 and PCR8 go only in Measurement and Signer;
+//   - confidential-space: the container image digest (Measurement), and
+//     nothing else.
 type Rule struct {
 	Kind        Kind
 	Measurement []byte
 	Signer      []byte
 	Product     []byte
+	// PCRs pins further Nitro PCRs by index (1 to 4).
+	PCRs map[uint32][]byte
 	// MinSecurityVersion is the lowest security version accepted.
 	MinSecurityVersion uint32
 	// AllowDebug admits debug enclaves, whose memory the host can read.
@@ -69,6 +99,9 @@ func (r Rule) String() string {
 	if len(r.Product) > 0 {
 		b.WriteString(" product=" + hex.EncodeToString(r.Product))
 	}
+	for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
+		fmt.Fprintf(&b, " pcr%d=%x", i, r.PCRs[i])
+	}
 	fmt.Fprintf(&b, " min-svn=%d debug=%t", r.MinSecurityVersion, r.AllowDebug)
 	return b.String()
 }
@@ -81,14 +114,8 @@ func (p Policy) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: no rules; it would allow nothing", ErrInvalidPolicy))
 	}
 	for i, r := range p.Allow {
-		if !r.Kind.Valid() {
-			errs = append(errs, fmt.Errorf("%w: rule %d: unknown enclave kind %s", ErrInvalidPolicy, i, r.Kind))
-		}
-		if len(r.Measurement) == 0 && (len(r.Signer) == 0 || len(r.Product) == 0) {
-			errs = append(errs, fmt.Errorf("%w: rule %d: pins neither a measurement nor a signer and product", ErrInvalidPolicy, i))
-		}
-		if len(r.Signer) > 0 && len(r.Product) == 0 {
-			errs = append(errs, fmt.Errorf("%w: rule %d: a signer without a product would admit every product of that signer", ErrInvalidPolicy, i))
+		for _, problem := range r.problems() {
+			errs = append(errs, fmt.Errorf("%w: rule %d: %s", ErrInvalidPolicy, i, problem))
 		}
 	}
 	return errors.Join(errs...)
@@ -108,6 +135,56 @@ func (p Policy) Check(id Identity) error {
 	return fmt.Errorf("%w: %s", ErrNotAllowed, id)
 }
 
+// problems lists what is wrong with r for its kind.
+func (r Rule) problems() []string {
+	var out []string
+	switch r.Kind {
+	case KindSim, KindSGX:
+		if len(r.Measurement) == 0 && (len(r.Signer) == 0 || len(r.Product) == 0) {
+			out = append(out, "pins neither a measurement nor a signer and product")
+		}
+		if len(r.Signer) > 0 && len(r.Product) == 0 {
+			out = append(out, "a signer without a product would admit every product of that signer")
+		}
+		if len(r.PCRs) > 0 {
+			out = append(out, fmt.Sprintf("PCRs are for nitro rules, not %s", r.Kind))
+		}
+	case KindNitro:
+		if len(r.Measurement) == 0 && len(r.Signer) == 0 {
+			out = append(out, "pins neither PCR0 (measurement) nor PCR8 (signer)")
+		}
+		for name, v := range map[string][]byte{"measurement (PCR0)": r.Measurement, "signer (PCR8)": r.Signer} {
+			if len(v) > 0 && len(v) != NitroPCRSize {
+				out = append(out, fmt.Sprintf("%s has %d bytes, want %d", name, len(v), NitroPCRSize))
+			}
+		}
+		if len(r.Product) > 0 || r.MinSecurityVersion > 0 {
+			out = append(out, "nitro has no product or security version")
+		}
+		for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
+			switch {
+			case i == 0 || i == 8:
+				out = append(out, fmt.Sprintf("PCR%d goes in the rule's %s", i, map[uint32]string{0: "measurement", 8: "signer"}[i]))
+			case i > 4:
+				out = append(out, fmt.Sprintf("PCR%d is not one a rule pins (1 to 4)", i))
+			case len(r.PCRs[i]) != NitroPCRSize:
+				out = append(out, fmt.Sprintf("PCR%d has %d bytes, want %d", i, len(r.PCRs[i]), NitroPCRSize))
+			}
+		}
+	case KindConfidentialSpace:
+		if len(r.Measurement) != ImageDigestSize {
+			out = append(out, fmt.Sprintf("measurement (the image digest) has %d bytes, want %d", len(r.Measurement), ImageDigestSize))
+		}
+		if len(r.Signer) > 0 || len(r.Product) > 0 || r.MinSecurityVersion > 0 || len(r.PCRs) > 0 {
+			out = append(out, "a confidential-space rule pins the image digest only")
+		}
+	default:
+		out = append(out, fmt.Sprintf("unknown enclave kind %s", r.Kind))
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (r Rule) matches(id Identity) bool {
 	switch {
 	case r.Kind != id.Kind:
@@ -122,6 +199,11 @@ func (r Rule) matches(id Identity) bool {
 		return false
 	case id.Debug && !r.AllowDebug:
 		return false
+	}
+	for i, v := range r.PCRs {
+		if !bytes.Equal(v, id.PCRs[i]) {
+			return false
+		}
 	}
 	return true
 }

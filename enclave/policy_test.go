@@ -1,6 +1,7 @@
 package enclave_test
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -50,8 +51,12 @@ func TestKeyPolicyNames(t *testing.T) {
 	}
 }
 
+// pcr returns a 48-byte PCR value filled with b.
+func pcr(b byte) []byte { return bytes.Repeat([]byte{b}, enclave.NitroPCRSize) }
+
 func TestPolicyValidate(t *testing.T) {
 	m := []byte("measurement")
+	digest := bytes.Repeat([]byte{7}, enclave.ImageDigestSize)
 	for _, tc := range []struct {
 		name     string
 		policy   enclave.Policy
@@ -64,6 +69,24 @@ func TestPolicyValidate(t *testing.T) {
 		{"pins nothing", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim}}}, []string{"pins neither"}},
 		{"signer without product", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSim, Signer: m}}},
 			[]string{"pins neither", "without a product"}},
+		{"nitro PCR0 rule", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Measurement: pcr(1),
+			PCRs: map[uint32][]byte{1: pcr(2), 2: pcr(3)}}}}, nil},
+		{"nitro PCR8 rule", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Signer: pcr(1)}}}, nil},
+		{"nitro pins nothing", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, PCRs: map[uint32][]byte{1: pcr(1)}}}},
+			[]string{"neither PCR0"}},
+		{"nitro short PCR0", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Measurement: m}}}, []string{"want 48"}},
+		{"nitro PCR0 in PCRs", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Measurement: pcr(1),
+			PCRs: map[uint32][]byte{0: pcr(1), 8: pcr(1), 9: pcr(1), 2: m}}}},
+			[]string{"PCR0 goes in the rule's measurement", "PCR8 goes in the rule's signer", "PCR9 is not one", "PCR2 has 11 bytes"}},
+		{"nitro product", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Measurement: pcr(1), Product: m}}},
+			[]string{"no product"}},
+		{"PCRs on sgx", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindSGX, Measurement: m, PCRs: map[uint32][]byte{1: pcr(1)}}}},
+			[]string{"PCRs are for nitro"}},
+		{"confidential space digest", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest}}}, nil},
+		{"confidential space short digest", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: m}}},
+			[]string{"want 32"}},
+		{"confidential space signer", enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest, Signer: m}}},
+			[]string{"image digest only"}},
 		{"all at once", enclave.Policy{Allow: []enclave.Rule{{Measurement: m}, {Kind: enclave.KindSGX, Signer: m}}},
 			[]string{"rule 0: unknown enclave kind", "rule 1: pins neither", "rule 1: a signer without"}},
 	} {
@@ -108,7 +131,7 @@ func TestPolicyCheck(t *testing.T) {
 	}{
 		{"measurement", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m1")}, id, true},
 		{"other measurement", enclave.Rule{Kind: enclave.KindSGX, Measurement: []byte("m2")}, id, false},
-		{"other kind", enclave.Rule{Kind: enclave.KindNitro, Measurement: []byte("m1")}, id, false},
+		{"other kind", enclave.Rule{Kind: enclave.KindSim, Measurement: []byte("m1")}, id, false},
 		{"signer and product", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s1"), Product: []byte("p1")}, id, true},
 		{"other product", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s1"), Product: []byte("p2")}, id, false},
 		{"other signer", enclave.Rule{Kind: enclave.KindSGX, Signer: []byte("s2"), Product: []byte("p1")}, id, false},
@@ -124,6 +147,27 @@ func TestPolicyCheck(t *testing.T) {
 			}
 			if !tc.allowed && !errors.Is(err, enclave.ErrNotAllowed) {
 				t.Fatalf("Check = %v, want ErrNotAllowed", err)
+			}
+		})
+	}
+	nitro := enclave.Identity{Kind: enclave.KindNitro, Measurement: pcr(1), Signer: pcr(8),
+		PCRs: map[uint32][]byte{1: pcr(2), 2: pcr(3)}}
+	for _, tc := range []struct {
+		name    string
+		rule    enclave.Rule
+		allowed bool
+	}{
+		{"nitro PCR0", enclave.Rule{Kind: enclave.KindNitro, Measurement: pcr(1)}, true},
+		{"nitro PCR0 and PCR2", enclave.Rule{Kind: enclave.KindNitro, Measurement: pcr(1), PCRs: map[uint32][]byte{2: pcr(3)}}, true},
+		{"nitro other PCR2", enclave.Rule{Kind: enclave.KindNitro, Measurement: pcr(1), PCRs: map[uint32][]byte{2: pcr(4)}}, false},
+		{"nitro PCR3 absent", enclave.Rule{Kind: enclave.KindNitro, Measurement: pcr(1), PCRs: map[uint32][]byte{3: pcr(3)}}, false},
+		{"nitro PCR8", enclave.Rule{Kind: enclave.KindNitro, Signer: pcr(8)}, true},
+		{"nitro other PCR8", enclave.Rule{Kind: enclave.KindNitro, Signer: pcr(9)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := enclave.Policy{Allow: []enclave.Rule{tc.rule}}.Check(nitro)
+			if tc.allowed != (err == nil) || (err != nil && !errors.Is(err, enclave.ErrNotAllowed)) {
+				t.Fatalf("Check = %v, want allowed %t", err, tc.allowed)
 			}
 		})
 	}

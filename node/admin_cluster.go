@@ -310,10 +310,17 @@ type PolicyDocument struct {
 func policyRules(p enclave.Policy) []PolicyRule {
 	out := make([]PolicyRule, 0, len(p.Allow))
 	for _, r := range p.Allow {
-		out = append(out, PolicyRule{
+		pr := PolicyRule{
 			Kind: r.Kind.String(), Measurement: hex.EncodeToString(r.Measurement), Signer: hex.EncodeToString(r.Signer),
 			Product: hex.EncodeToString(r.Product), MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug,
-		})
+		}
+		for i, v := range r.PCRs {
+			if pr.PCRs == nil {
+				pr.PCRs = make(map[uint32]string)
+			}
+			pr.PCRs[i] = hex.EncodeToString(v)
+		}
+		out = append(out, pr)
 	}
 	return out
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/backend"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
 )
 
 // Mode says whether a node may run on development-only parts.
@@ -172,7 +173,9 @@ func (c RecoveryConfig) validate() []error {
 // and keyring.
 type EnclaveConfig struct {
 	// Kind is the backend: "sim" (development only) or "sgx" (a binary
-	// built with -tags ego).
+	// built with -tags ego). "nitro" and "gcpcs" (confidential-space) are
+	// refused with what they lack: no backend runs on them yet, though
+	// every node verifies their evidence.
 	Kind string `yaml:"kind"`
 	// KeyPolicy is what sealing binds to: "product" (survives upgrades by
 	// the same signer) or "code" (this exact build).
@@ -187,6 +190,37 @@ type EnclaveConfig struct {
 	// simulated machines whose evidence the sim backend accepts: list each
 	// other machine of a sim cluster (`node status` prints a node's).
 	SimTrustedPlatforms []string `yaml:"sim_trusted_platforms"`
+	// ConfidentialSpace is how every node, of any kind, verifies the
+	// evidence of Confidential Space joiners. Give all nodes the same.
+	ConfidentialSpace ConfidentialSpaceConfig `yaml:"confidential_space"`
+}
+
+// ConfidentialSpaceConfig configures the verification of Confidential
+// Space attestation tokens; empty fields take gcpcs.DefaultConfig's values.
+type ConfidentialSpaceConfig struct {
+	// Issuer is the token issuer (https), by default Google's attestation
+	// service.
+	Issuer string `yaml:"issuer"`
+	// Audience is the audience joiners' tokens are made for.
+	Audience string `yaml:"audience"`
+	// HardwareModels are the hwmodel values admitted, by default
+	// GCP_AMD_SEV and GCP_INTEL_TDX.
+	HardwareModels []string `yaml:"hardware_models"`
+}
+
+// gcpcs returns the verifier configuration c describes.
+func (c ConfidentialSpaceConfig) gcpcs() gcpcs.Config {
+	g := gcpcs.DefaultConfig()
+	if c.Issuer != "" {
+		g.Issuer = c.Issuer
+	}
+	if c.Audience != "" {
+		g.Audience = c.Audience
+	}
+	if len(c.HardwareModels) > 0 {
+		g.HardwareModels = c.HardwareModels
+	}
+	return g
 }
 
 // RaftConfig places the node in its raft cluster.
@@ -228,6 +262,9 @@ type PolicyRule struct {
 	Product            string `yaml:"product,omitempty" json:"product,omitempty"`
 	MinSecurityVersion uint32 `yaml:"min_security_version,omitempty" json:"min_security_version,omitempty"`
 	AllowDebug         bool   `yaml:"allow_debug,omitempty" json:"allow_debug,omitempty"`
+	// PCRs pins a Nitro enclave's PCR1 to PCR4, hex by index; PCR0 is
+	// the measurement and PCR8 the signer.
+	PCRs map[uint32]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
 // AdminConfig configures the admin HTTP API.
@@ -465,7 +502,10 @@ func (c Config) Validate() error {
 	case mode == ModeProduction && kind == enclave.KindSim:
 		bad("mode production refuses enclave.kind sim, which protects nothing")
 	case !slices.Contains(backend.Available(), kind):
-		bad("enclave.kind %s is not built into this binary, which has %v", kind, backend.Available())
+		bad("enclave.kind %s: %v", kind, backend.CheckAvailable(kind))
+	}
+	if err := c.Enclave.ConfidentialSpace.gcpcs().Validate(); err != nil {
+		bad("enclave.confidential_space: %v", err)
 	}
 	if _, err := enclave.ParseKeyPolicy(c.Enclave.KeyPolicy); err != nil {
 		bad("enclave.key_policy %q: %v", c.Enclave.KeyPolicy, err)
@@ -666,6 +706,16 @@ func (c ClusterConfig) policy() (enclave.Policy, error) {
 				return p, fmt.Errorf("rule %d: %s is not hex", i, f.name)
 			}
 			*f.dst = b
+		}
+		for pcr, h := range r.PCRs {
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				return p, fmt.Errorf("rule %d: PCR%d is not hex", i, pcr)
+			}
+			if rule.PCRs == nil {
+				rule.PCRs = make(map[uint32][]byte)
+			}
+			rule.PCRs[pcr] = b
 		}
 		p.Allow = append(p.Allow, rule)
 	}

@@ -87,7 +87,17 @@ func TestParseConfig(t *testing.T) {
 		{name: "missing ca file", yaml: base + "callback:\n  ca_file: ca.pem\n", want: []string{"callback.ca_file"}},
 		{name: "callback client bounds", yaml: base + "callback:\n  timeout: 11m\n  retry_attempts: 20000\n  retry_interval: 25h\n",
 			want: []string{"timeout 11m0s not in", "max attempts 20000", "initial delay 25h0m0s"}},
-		{name: "enclave not built in", yaml: base + "enclave:\n  kind: sgx\n", want: []string{"enclave.kind sgx is not built into this binary"}},
+		{name: "enclave not built in", yaml: base + "enclave:\n  kind: sgx\n", want: []string{"enclave.kind sgx", "needs a build with -tags ego"}},
+		{name: "nitro not runnable", yaml: base + "enclave:\n  kind: nitro\n", want: []string{"enclave.kind nitro", "no build of Coterie runs inside a Nitro enclave yet"}},
+		{name: "gcpcs not runnable", yaml: base + "enclave:\n  kind: gcpcs\n", want: []string{"enclave.kind confidential-space", "Cloud KMS"}},
+		{name: "confidential space verifier", yaml: base + "enclave:\n  confidential_space:\n    issuer: http://plain\n    hardware_models: []\n",
+			want: []string{"enclave.confidential_space", "not an https URL"}},
+		{name: "nitro policy rule", yaml: base + "cluster:\n  policy:\n    - kind: nitro\n      measurement: " + strings.Repeat("ab", 48) +
+			"\n      pcrs: {2: " + strings.Repeat("cd", 48) + ", 9: " + strings.Repeat("cd", 48) + ", 1: zz}\n",
+			want: []string{"cluster.policy", "PCR1 is not hex"}},
+		{name: "nitro policy rule PCR9", yaml: base + "cluster:\n  policy:\n    - kind: nitro\n      measurement: " + strings.Repeat("ab", 48) +
+			"\n      pcrs: {9: " + strings.Repeat("cd", 48) + "}\n",
+			want: []string{"cluster.policy", "PCR9 is not one a rule pins"}},
 		{name: "admin tls half", yaml: base + "admin:\n  tls_cert: c.pem\n", want: []string{"set together or not at all"}},
 		{name: "admin tls files", yaml: base + "admin:\n  tls_cert: c.pem\n  tls_key: k.pem\n", want: []string{"admin.tls_cert, admin.tls_key", "/etc/c/c.pem"}},
 		{name: "production admin off loopback", yaml: base + "mode: production\nenclave:\n  kind: sgx\nadmin:\n  listen: 0.0.0.0:7080\n",
@@ -233,6 +243,14 @@ func normalize(c Config) Config {
 	}
 	if len(c.Recovery.Recipients) == 0 {
 		c.Recovery.Recipients = nil
+	}
+	if len(c.Enclave.ConfidentialSpace.HardwareModels) == 0 {
+		c.Enclave.ConfidentialSpace.HardwareModels = nil
+	}
+	for i := range c.Cluster.Policy {
+		if len(c.Cluster.Policy[i].PCRs) == 0 {
+			c.Cluster.Policy[i].PCRs = nil
+		}
 	}
 	return c
 }

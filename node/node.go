@@ -270,6 +270,8 @@ func (n *Node) backendConfig() backend.Config {
 		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
 	}
 	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
+	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
+	bcfg.ConfidentialSpace = &cs
 	bcfg.Logger = n.componentLogger("enclave")
 	return bcfg
 }

@@ -2181,8 +2181,11 @@ type ClusterPolicyRule struct {
 	Product            []byte                 `protobuf:"bytes,4,opt,name=product,proto3" json:"product,omitempty"`
 	MinSecurityVersion uint32                 `protobuf:"varint,5,opt,name=min_security_version,json=minSecurityVersion,proto3" json:"min_security_version,omitempty"`
 	AllowDebug         bool                   `protobuf:"varint,6,opt,name=allow_debug,json=allowDebug,proto3" json:"allow_debug,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// pcrs pins a Nitro enclave's PCR1 to PCR4 (enclave.Rule.PCRs); PCR0 is
+	// the measurement and PCR8 the signer. Each index appears at most once.
+	Pcrs          []*ClusterPCR `protobuf:"bytes,7,rep,name=pcrs,proto3" json:"pcrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterPolicyRule) Reset() {
@@ -2257,6 +2260,66 @@ func (x *ClusterPolicyRule) GetAllowDebug() bool {
 	return false
 }
 
+func (x *ClusterPolicyRule) GetPcrs() []*ClusterPCR {
+	if x != nil {
+		return x.Pcrs
+	}
+	return nil
+}
+
+// ClusterPCR is one Nitro platform configuration register.
+type ClusterPCR struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPCR) Reset() {
+	*x = ClusterPCR{}
+	mi := &file_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPCR) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPCR) ProtoMessage() {}
+
+func (x *ClusterPCR) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPCR.ProtoReflect.Descriptor instead.
+func (*ClusterPCR) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ClusterPCR) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ClusterPCR) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 // ClusterPolicy is the cluster's attestation policy: a node may join if
 // any rule admits its enclave.
 type ClusterPolicy struct {
@@ -2268,7 +2331,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2343,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2356,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -2315,7 +2378,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2390,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2403,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -2360,7 +2423,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2435,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2448,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -2405,7 +2468,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2480,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2493,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -2453,7 +2516,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2528,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2541,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -2517,7 +2580,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +2592,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +2605,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -2598,7 +2661,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2673,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2686,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -2679,7 +2742,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +2754,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +2767,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -2752,7 +2815,7 @@ type ClusterRequestState struct {
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +2827,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +2840,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2898,7 +2961,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +2973,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +2986,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -2986,7 +3049,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3061,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3074,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -3046,7 +3109,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3121,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3134,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -3148,7 +3211,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3223,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3236,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -3321,7 +3384,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3333,7 +3396,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3346,7 +3409,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -3458,7 +3521,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3533,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3546,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -3519,7 +3582,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3594,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3607,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -3568,7 +3631,7 @@ type ClusterRemovalCheck struct {
 
 func (x *ClusterRemovalCheck) Reset() {
 	*x = ClusterRemovalCheck{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3643,7 @@ func (x *ClusterRemovalCheck) String() string {
 func (*ClusterRemovalCheck) ProtoMessage() {}
 
 func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3656,7 @@ func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
 func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterRemovalCheck) GetId() string {
@@ -3617,7 +3680,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3692,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3705,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3680,7 +3743,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3755,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3768,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3754,7 +3817,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3766,7 +3829,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3779,7 +3842,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3847,7 +3910,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3859,7 +3922,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3872,7 +3935,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3899,7 +3962,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +3974,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +3987,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -3949,7 +4012,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4024,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4037,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -4001,7 +4064,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4013,7 +4076,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4026,7 +4089,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -4047,7 +4110,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4122,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4135,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -4092,7 +4155,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4167,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4180,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -4140,7 +4203,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4152,7 +4215,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4165,7 +4228,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -4213,7 +4276,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4288,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4301,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -4277,7 +4340,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4352,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4365,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{48}
+	return file_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -4337,7 +4400,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4349,7 +4412,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4362,7 +4425,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{49}
+	return file_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -4387,7 +4450,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4399,7 +4462,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4412,7 +4475,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{50}
+	return file_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -4461,7 +4524,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[51]
+	mi := &file_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4473,7 +4536,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[51]
+	mi := &file_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4486,7 +4549,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{51}
+	return file_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -4522,7 +4585,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[52]
+	mi := &file_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4534,7 +4597,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[52]
+	mi := &file_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4547,7 +4610,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{52}
+	return file_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -4598,7 +4661,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[53]
+	mi := &file_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4610,7 +4673,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[53]
+	mi := &file_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4623,7 +4686,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{53}
+	return file_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4775,7 +4838,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06signer\x18\x03 \x01(\fR\x06signer\x12\x18\n" +
 	"\aproduct\x18\x04 \x01(\fR\aproduct\x12)\n" +
 	"\x10security_version\x18\x05 \x01(\rR\x0fsecurityVersion\x12\x14\n" +
-	"\x05debug\x18\x06 \x01(\bR\x05debug\"\xce\x01\n" +
+	"\x05debug\x18\x06 \x01(\bR\x05debug\"\xfa\x01\n" +
 	"\x11ClusterPolicyRule\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12 \n" +
 	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12\x16\n" +
@@ -4783,7 +4846,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\aproduct\x18\x04 \x01(\fR\aproduct\x120\n" +
 	"\x14min_security_version\x18\x05 \x01(\rR\x12minSecurityVersion\x12\x1f\n" +
 	"\vallow_debug\x18\x06 \x01(\bR\n" +
-	"allowDebug\"D\n" +
+	"allowDebug\x12*\n" +
+	"\x04pcrs\x18\a \x03(\v2\x16.coterie.v1.ClusterPCRR\x04pcrs\"8\n" +
+	"\n" +
+	"ClusterPCR\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"D\n" +
 	"\rClusterPolicy\x123\n" +
 	"\x05allow\x18\x01 \x03(\v2\x1d.coterie.v1.ClusterPolicyRuleR\x05allow\"G\n" +
 	"\x12ClusterMemberAdded\x121\n" +
@@ -5025,7 +5093,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -5052,40 +5120,41 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterMember)(nil),              // 22: coterie.v1.ClusterMember
 	(*ClusterEnclaveIdentity)(nil),     // 23: coterie.v1.ClusterEnclaveIdentity
 	(*ClusterPolicyRule)(nil),          // 24: coterie.v1.ClusterPolicyRule
-	(*ClusterPolicy)(nil),              // 25: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),         // 26: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),       // 27: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),           // 28: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),     // 29: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),           // 30: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),          // 31: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),     // 32: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),        // 33: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),   // 34: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),           // 35: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),             // 36: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),               // 37: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),      // 38: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),            // 39: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),        // 40: coterie.v1.ClusterRemoveServer
-	(*ClusterRemovalCheck)(nil),        // 41: coterie.v1.ClusterRemovalCheck
-	(*ClusterProgress)(nil),            // 42: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 43: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 44: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 45: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 46: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 47: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 48: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 49: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 50: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 51: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 52: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 53: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 54: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 55: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 56: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 57: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 58: coterie.v1.ClusterRecordsResealed
+	(*ClusterPCR)(nil),                 // 25: coterie.v1.ClusterPCR
+	(*ClusterPolicy)(nil),              // 26: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 27: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 28: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 29: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 30: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 31: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 32: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 33: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 34: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 35: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 36: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 37: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 38: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 39: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 40: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 41: coterie.v1.ClusterRemoveServer
+	(*ClusterRemovalCheck)(nil),        // 42: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 43: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 44: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 45: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 46: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 47: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 48: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 49: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 50: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 51: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 52: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 53: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 54: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 55: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 56: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 57: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 58: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 59: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	11, // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -5096,18 +5165,18 @@ var file_cluster_proto_depIdxs = []int32{
 	17, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
 	18, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
 	21, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	26, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	27, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	28, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	29, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	27, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	28, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	29, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	30, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	10, // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	50, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	46, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	53, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	54, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	58, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	48, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	49, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	51, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	47, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	54, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	55, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	59, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	49, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	50, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
 	20, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
 	8,  // 21: coterie.v1.ClusterCommand.audit_truncate:type_name -> coterie.v1.ClusterAuditTruncate
 	7,  // 22: coterie.v1.ClusterCommand.decide:type_name -> coterie.v1.ClusterDecide
@@ -5118,50 +5187,51 @@ var file_cluster_proto_depIdxs = []int32{
 	6,  // 27: coterie.v1.ClusterPresignaturesAdded.decision:type_name -> coterie.v1.ClusterDecision
 	19, // 28: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
 	19, // 29: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	25, // 30: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	26, // 30: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
 	22, // 31: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
 	23, // 32: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	24, // 33: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	22, // 34: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	25, // 35: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 36: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	32, // 37: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 38: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	6,  // 39: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
-	2,  // 40: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	34, // 41: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	34, // 42: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	35, // 43: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	33, // 44: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	36, // 45: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	19, // 46: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	19, // 47: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	25, // 48: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	22, // 49: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	30, // 50: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	45, // 51: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	55, // 52: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	56, // 53: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	47, // 54: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
-	9,  // 55: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
-	39, // 56: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	40, // 57: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	42, // 58: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	41, // 59: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
-	3,  // 60: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	45, // 61: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	45, // 62: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	47, // 63: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	22, // 64: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	52, // 65: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	52, // 66: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 67: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	57, // 68: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	69, // [69:69] is the sub-list for method output_type
-	69, // [69:69] is the sub-list for method input_type
-	69, // [69:69] is the sub-list for extension type_name
-	69, // [69:69] is the sub-list for extension extendee
-	0,  // [0:69] is the sub-list for field type_name
+	25, // 33: coterie.v1.ClusterPolicyRule.pcrs:type_name -> coterie.v1.ClusterPCR
+	24, // 34: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	22, // 35: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	26, // 36: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 37: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	33, // 38: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 39: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	6,  // 40: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
+	2,  // 41: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	35, // 42: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	35, // 43: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	36, // 44: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	34, // 45: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	37, // 46: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	19, // 47: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	19, // 48: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	26, // 49: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	22, // 50: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	31, // 51: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	46, // 52: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	56, // 53: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	57, // 54: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	48, // 55: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	9,  // 56: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
+	40, // 57: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	41, // 58: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	43, // 59: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	42, // 60: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 61: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	46, // 62: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	46, // 63: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	48, // 64: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	22, // 65: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	53, // 66: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	53, // 67: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 68: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	58, // 69: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	70, // [70:70] is the sub-list for method output_type
+	70, // [70:70] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -5194,7 +5264,7 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_AuditTruncate)(nil),
 		(*ClusterCommand_Decide)(nil),
 	}
-	file_cluster_proto_msgTypes[33].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[34].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -5207,7 +5277,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

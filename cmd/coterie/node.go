@@ -151,7 +151,7 @@ func newNodeStatusCmd() *cobra.Command {
 			}
 			// A sim cluster across machines lists each other's platform
 			// keys (enclave.sim_trusted_platforms).
-			if p, ok := u.Enclave.(interface{ PlatformKey() ed25519.PublicKey }); ok {
+			if p, ok := enclave.Underlying(u.Enclave).(interface{ PlatformKey() ed25519.PublicKey }); ok {
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "sim platform    %s\n", hex.EncodeToString(p.PlatformKey()))
 			}
 			return err

@@ -319,3 +319,30 @@ func TestDefaultBuildDoesNotImportEgo(t *testing.T) {
 		t.Error("an ego build of cmd/coterie does not import ego: the sgx backend is not wired in, or the check is blind")
 	}
 }
+
+// TestDefaultBuildImportsNoCloudSDK checks the import graph for the cloud
+// enclaves: a default build verifies Nitro and Confidential Space evidence
+// (their pure-Go verifiers are in it), but links no cloud SDK or device
+// library, which only a backend's own build tag may bring in.
+func TestDefaultBuildImportsNoCloudSDK(t *testing.T) {
+	forbidden := []string{"github.com/aws/", "github.com/hf/nsm", "cloud.google.com/go/", "google.golang.org/api/", "golang.org/x/oauth2"}
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, p := range deps {
+		for _, f := range forbidden {
+			if strings.HasPrefix(p, f) {
+				t.Errorf("the default build of cmd/coterie imports %s", p)
+			}
+		}
+	}
+	for _, want := range []string{"github.com/coterie-mpc/coterie/enclave/nitro", "github.com/coterie-mpc/coterie/enclave/gcpcs"} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("the default build does not contain %s: no member could verify that kind (or the check is blind)", want)
+		}
+	}
+}

@@ -2,11 +2,16 @@ package backend
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
+	"github.com/coterie-mpc/coterie/enclave/nitro"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 )
 
@@ -36,6 +41,15 @@ type Config struct {
 	SimTrustedPlatforms []ed25519.PublicKey
 	// AllowDebug lets the sgx backend run in a debug enclave.
 	AllowDebug bool
+	// NitroRoots are the roots a Nitro document must chain to; nil means
+	// the pinned AWS Nitro root. Only tests set it.
+	NitroRoots *x509.CertPool
+	// ConfidentialSpace configures the verifier of Confidential Space
+	// tokens; nil means gcpcs.DefaultConfig with Clock.
+	ConfidentialSpace *gcpcs.Config
+	// Clock tells the time that evidence of other kinds is checked
+	// against; nil means the real clock.
+	Clock clock.Clock
 	// Logger is handed to the backend.
 	Logger *slog.Logger
 }
@@ -61,10 +75,82 @@ func Available() []enclave.Kind {
 	return kinds
 }
 
-// New opens the backend cfg.Kind names. Errors: ErrUnavailable for a kind
-// not built in, sim.ErrProductionMode for sim in production, and each
-// backend's own.
+// New opens the backend cfg.Kind names. The enclave it returns verifies
+// evidence of its own kind with its own verifier, and Nitro evidence on
+// any backend (see Verifiers). Errors: ErrUnavailable for a kind not built
+// in, sim.ErrProductionMode for sim in production, and each backend's own.
 func New(cfg Config) (enclave.Enclave, error) {
+	e, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := Verifiers(cfg, e)
+	if err != nil {
+		return nil, err
+	}
+	return enclave.WithVerifier(e, vs), nil
+}
+
+// Verifiers returns the verifiers of every kind a node of this build can
+// check, with self for its own kind:
+//
+//   - nitro and confidential-space evidence is checked in pure Go on any
+//     node;
+//   - sim evidence only by a sim node, against its trusted platforms;
+//   - sgx evidence only by an sgx node: EGo verifies quotes through the
+//     host's SGX quote provider (DCAP collateral), which needs cgo and
+//     the provider library. A non-SGX member therefore cannot admit an
+//     SGX joiner; mint the SGX joiner's token on an SGX member.
+func Verifiers(cfg Config, self enclave.Verifier) (enclave.Verifiers, error) {
+	ncfg := nitro.DefaultConfig()
+	if cfg.NitroRoots != nil {
+		ncfg.Roots = cfg.NitroRoots
+	}
+	if cfg.Clock != nil {
+		ncfg.Clock = cfg.Clock
+	}
+	nv, err := nitro.New(ncfg)
+	if err != nil {
+		return nil, err
+	}
+	gcfg := gcpcs.DefaultConfig()
+	if cfg.ConfidentialSpace != nil {
+		gcfg = *cfg.ConfidentialSpace
+	}
+	if cfg.Clock != nil {
+		gcfg.Clock = cfg.Clock
+	}
+	gv, err := gcpcs.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	vs := enclave.Verifiers{enclave.KindNitro: nv, enclave.KindConfidentialSpace: gv}
+	vs[cfg.Kind] = self
+	return vs, nil
+}
+
+// CheckAvailable returns nil if this binary can run on kind k, or an error
+// wrapping ErrUnavailable that says what it would take.
+func CheckAvailable(k enclave.Kind) error {
+	switch {
+	case slices.Contains(Available(), k):
+		return nil
+	case k == enclave.KindSGX:
+		_, err := newSGX(Config{})
+		return err
+	case k == enclave.KindNitro:
+		return fmt.Errorf("%w: nitro: no build of Coterie runs inside a Nitro enclave yet (sealing through AWS KMS's "+
+			"Recipient attestation is not written); every build verifies Nitro evidence, so Nitro nodes can be admitted "+
+			"once it is", ErrUnavailable)
+	case k == enclave.KindConfidentialSpace:
+		return fmt.Errorf("%w: confidential-space: no build of Coterie runs as a Confidential Space workload yet "+
+			"(sealing through Cloud KMS and workload identity federation is not written); every build verifies its "+
+			"tokens (enclave.confidential_space)", ErrUnavailable)
+	}
+	return fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, k, Available())
+}
+
+func open(cfg Config) (enclave.Enclave, error) {
 	switch cfg.Kind {
 	case enclave.KindSim:
 		s := sim.DefaultConfig()
@@ -78,6 +164,8 @@ func New(cfg Config) (enclave.Enclave, error) {
 		return sim.New(s)
 	case enclave.KindSGX:
 		return newSGX(cfg)
+	case enclave.KindNitro, enclave.KindConfidentialSpace:
+		return nil, CheckAvailable(cfg.Kind)
 	}
 	return nil, fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, cfg.Kind, Available())
 }

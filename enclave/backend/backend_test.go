@@ -1,13 +1,18 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/enclavetest"
+	"github.com/coterie-mpc/coterie/enclave/nitro"
+	"github.com/coterie-mpc/coterie/enclave/nitro/nitrotest"
 	"github.com/coterie-mpc/coterie/enclave/sim"
 )
 
@@ -52,5 +57,42 @@ func TestUnavailableKinds(t *testing.T) {
 	}
 	if !slices.Contains(Available(), enclave.KindSim) {
 		t.Error("sim is not available")
+	}
+}
+
+// TestNewVerifiesNitro: a sim node's enclave verifies Nitro evidence too,
+// against the roots it is given, and still its own kind's.
+func TestNewVerifiesNitro(t *testing.T) {
+	now := time.Now()
+	pki := nitrotest.NewPKI(t, now)
+	cfg := testConfig(t)
+	cfg.NitroRoots, cfg.Clock = pki.Roots(), clock.NewFake(now.Add(time.Minute))
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &nitrotest.Attester{T: t, PKI: pki, PCRs: nitrotest.PCRs(0xa0), Now: func() time.Time { return now }}
+	ev, err := a.Evidence(context.Background(), []byte("report"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindNitro, Measurement: nitrotest.PCR(0xa0)}}}
+	if id, err := e.Verify(context.Background(), ev, p); err != nil || id.Kind != enclave.KindNitro {
+		t.Fatalf("Verify(nitro evidence) = %s, %v", id, err)
+	}
+	p.Allow[0].Measurement = nitrotest.PCR(0xbb)
+	if _, err := e.Verify(context.Background(), ev, p); !errors.Is(err, nitro.ErrPCRNotAllowed) {
+		t.Fatalf("Verify(nitro evidence, other PCR0) = %v, want ErrPCRNotAllowed", err)
+	}
+	self := e.Self()
+	own, err := e.Evidence(context.Background(), []byte("report"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Verify(context.Background(), own, enclave.Policy{Allow: []enclave.Rule{{Kind: self.Kind, Measurement: self.Measurement}}}); err != nil {
+		t.Fatalf("Verify(own evidence) = %v", err)
+	}
+	if _, ok := enclave.Underlying(e).(*sim.Enclave); !ok {
+		t.Fatalf("Underlying = %T, want the sim backend", enclave.Underlying(e))
 	}
 }

@@ -1,0 +1,215 @@
+package gcpcs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs/gcpcstest"
+)
+
+var start = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+const audience = "https://coterie.test/join"
+
+// digest is the test workload's image digest.
+var digest = bytes.Repeat([]byte{0xd1}, enclave.ImageDigestSize)
+
+func digestClaim(d []byte) string { return "sha256:" + hex.EncodeToString(d) }
+
+func reportData() []byte { return bytes.Repeat([]byte{0x5d}, enclave.MaxReportData) }
+
+type fixture struct {
+	iss   *gcpcstest.Issuer
+	clock *clock.Fake
+	v     *gcpcs.Verifier
+}
+
+func newFixture(t testing.TB) *fixture {
+	f := &fixture{iss: gcpcstest.NewIssuer(t), clock: clock.NewFake(start.Add(time.Minute))}
+	cfg := gcpcs.DefaultConfig()
+	cfg.Issuer, cfg.Audience, cfg.HTTPClient, cfg.Clock = f.iss.URL(), audience, f.iss.Server.Client(), f.clock
+	v, err := gcpcs.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v = v
+	return f
+}
+
+// spec returns a genuine token's spec: issued at start for audience, the
+// test digest, and the report data's nonces.
+func spec(t testing.TB) gcpcstest.Spec {
+	ns, err := gcpcs.Nonces(reportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gcpcstest.Spec{Audience: audience, IssuedAt: start, ImageDigest: digestClaim(digest), Nonces: ns}
+}
+
+func evidence(token string) []byte {
+	return enclave.AppendEvidence(nil, enclave.KindConfidentialSpace, []byte(token))
+}
+
+var allowDigest = enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest}}}
+
+func TestVerifyGenuine(t *testing.T) {
+	f := newFixture(t)
+	id, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, spec(t))), allowDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Kind != enclave.KindConfidentialSpace || !bytes.Equal(id.Measurement, digest) || id.Debug || !bytes.Equal(id.ReportData, reportData()) {
+		t.Fatalf("identity %s report data %x", id, id.ReportData)
+	}
+	// The nonces in another order, beside a nonce of someone else's.
+	s := spec(t)
+	s.Nonces = []string{"someone-else's-nonce", s.Nonces[1], s.Nonces[0]}
+	if _, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), allowDigest); err != nil {
+		t.Fatalf("reordered nonces: %v", err)
+	}
+}
+
+// TestVerifyRefusals: each way a token can be refused gets its own error,
+// which also matches the enclave package's category.
+func TestVerifyRefusals(t *testing.T) {
+	f := newFixture(t)
+	other := gcpcstest.NewIssuer(t)
+	edit := func(change func(*gcpcstest.Spec)) gcpcstest.Spec {
+		s := spec(t)
+		change(&s)
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		token    string
+		policy   enclave.Policy
+		want     error
+		category error
+	}{
+		{"bad signature", f.iss.TokenSignedBy(t, spec(t), gcpcstest.NewKey(t)), allowDigest, gcpcs.ErrBadSignature, enclave.ErrEvidenceUnverified},
+		{"changed claims", func() string {
+			parts := strings.Split(f.iss.Token(t, spec(t)), ".")
+			parts[1] = strings.Split(f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.ImageDigest = digestClaim(make([]byte, 32)) })), ".")[1]
+			return strings.Join(parts, ".")
+		}(), allowDigest, gcpcs.ErrBadSignature, enclave.ErrEvidenceUnverified},
+		{"another issuer's key", other.Token(t, spec(t)), allowDigest, gcpcs.ErrBadSignature, enclave.ErrEvidenceUnverified},
+		{"another issuer named", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.Issuer = gcpcs.GoogleIssuer })), allowDigest,
+			gcpcs.ErrWrongIssuer, enclave.ErrEvidenceUnverified},
+		{"wrong audience", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.Audience = "https://elsewhere" })), allowDigest,
+			gcpcs.ErrWrongAudience, enclave.ErrEvidenceUnverified},
+		{"expired", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.IssuedAt = start.Add(-2 * time.Hour) })), allowDigest,
+			gcpcs.ErrExpired, enclave.ErrEvidenceUnverified},
+		{"issued in the future", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.IssuedAt = start.Add(time.Hour) })), allowDigest,
+			gcpcs.ErrExpired, enclave.ErrEvidenceUnverified},
+		{"not confidential space", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.SWName = "GCE" })), allowDigest,
+			gcpcs.ErrNotConfidentialSpace, enclave.ErrEvidenceUnverified},
+		{"hardware model not allowed", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.HWModel = "GCP_SHIELDED_VM" })), allowDigest,
+			gcpcs.ErrNotConfidentialSpace, enclave.ErrEvidenceUnverified},
+		{"no report data in the nonces", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.Nonces = []string{"a-random-nonce-1234"} })), allowDigest,
+			gcpcs.ErrNonceMismatch, enclave.ErrEvidenceUnverified},
+		{"half the report data", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.Nonces = s.Nonces[:1] })), allowDigest,
+			gcpcs.ErrNonceMismatch, enclave.ErrEvidenceUnverified},
+		{"debug image", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.DebugStatus = "enabled" })), allowDigest,
+			gcpcs.ErrDebugMode, enclave.ErrNotAllowed},
+		{"digest not allowed", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.ImageDigest = digestClaim(bytes.Repeat([]byte{2}, 32)) })), allowDigest,
+			gcpcs.ErrDigestNotAllowed, enclave.ErrNotAllowed},
+		{"no digest", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.ImageDigest = "" })), allowDigest,
+			gcpcs.ErrMalformed, enclave.ErrMalformedEvidence},
+		{"not a JWT", "not.a-jwt", allowDigest, gcpcs.ErrMalformed, enclave.ErrMalformedEvidence},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.v.Verify(context.Background(), evidence(tc.token), tc.policy)
+			if !errors.Is(err, tc.want) || !errors.Is(err, tc.category) {
+				t.Fatalf("Verify = %v, want %v and %v", err, tc.want, tc.category)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestDebugAllowed(t *testing.T) {
+	f := newFixture(t)
+	s := spec(t)
+	s.DebugStatus = "enabled"
+	p := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest, AllowDebug: true}}}
+	if id, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), p); err != nil || !id.Debug {
+		t.Fatalf("Verify = %s, %v; want a debug identity", id, err)
+	}
+}
+
+// TestKeysCached: the issuer's keys are fetched once, kept for KeysTTL on
+// the clock, and fetched again after it.
+func TestKeysCached(t *testing.T) {
+	f := newFixture(t)
+	for range 3 {
+		s := spec(t)
+		s.IssuedAt = f.clock.Now()
+		if _, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), allowDigest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.iss.KeyFetches.Load(); n != 1 {
+		t.Fatalf("%d key fetches for three tokens, want 1", n)
+	}
+	f.clock.Advance(gcpcs.DefaultConfig().KeysTTL)
+	s := spec(t)
+	s.IssuedAt = f.clock.Now()
+	if _, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), allowDigest); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.iss.KeyFetches.Load(); n != 2 {
+		t.Fatalf("%d key fetches after the TTL, want 2", n)
+	}
+}
+
+// TestLauncherEvidence: the Attester asks the launcher's socket for a token
+// with the audience and the report data's nonces, and the verifier admits
+// what it returns.
+func TestLauncherEvidence(t *testing.T) {
+	f := newFixture(t)
+	var asked gcpcstest.LauncherRequest
+	sock := gcpcstest.NewLauncher(t, func(r gcpcstest.LauncherRequest) string {
+		asked = r
+		s := spec(t)
+		s.Audience, s.Nonces = r.Audience, r.Nonces
+		return f.iss.Token(t, s)
+	})
+	a := gcpcs.NewAttester(gcpcs.NewLauncher(sock), audience, f.v)
+	ev, err := a.Evidence(context.Background(), reportData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked.Audience != audience || asked.TokenType != "OIDC" || len(asked.Nonces) != 2 {
+		t.Fatalf("the launcher was asked %+v", asked)
+	}
+	for _, n := range asked.Nonces {
+		if len(n) < 10 || len(n) > 74 {
+			t.Fatalf("nonce of %d bytes is outside the launcher's 10 to 74", len(n))
+		}
+	}
+	id, err := a.Verify(context.Background(), ev, allowDigest)
+	if err != nil || !bytes.Equal(id.ReportData, reportData()) {
+		t.Fatalf("Verify = %s, %v", id, err)
+	}
+	if _, err := a.Evidence(context.Background(), make([]byte, 65)); !errors.Is(err, enclave.ErrReportDataTooLong) {
+		t.Fatalf("Evidence(65 bytes) = %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := gcpcs.Config{Issuer: "http://plain"}
+	err := cfg.Validate()
+	for _, want := range []string{"https", "Audience", "HardwareModels", "KeysTTL", "Clock"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem with %s", err, want)
+		}
+	}
+}
