@@ -255,9 +255,13 @@ func runAuditVerify(cmd *cobra.Command, configPath string, files []string, asJSO
 		}
 	} else {
 		for _, v := range verdicts {
-			if v.OK {
+			switch {
+			case v.OK && v.Head.Seq == 0:
+				// Nothing to check: say so rather than "ok".
+				fmt.Fprintf(out, "%s: no entries yet (a node that has not caught up with its cluster holds none)\n", v.Source)
+			case v.OK:
 				fmt.Fprintf(out, "%s: ok, entries %d to %d (%d), head %s\n", v.Source, v.Anchor.Seq+1, v.Head.Seq, v.Entries, v.Head.Hash)
-			} else {
+			default:
 				fmt.Fprintf(out, "%s: BROKEN: %s\n", v.Source, v.Error)
 			}
 		}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -196,12 +198,24 @@ func printSnapshot(w io.Writer, h snapfile.Header, s snapfile.Summary) error {
 	fmt.Fprintf(tw, "cluster\t%s\n", h.ClusterID)
 	fmt.Fprintf(tw, "index\t%d\n", h.Index)
 	fmt.Fprintf(tw, "saved\t%s by %s\n", h.SavedAt.Format(time.RFC3339), s.Signer)
-	fmt.Fprintf(tw, "members\t%v\n", s.Members)
+	fmt.Fprintf(tw, "members\t%s\n", strings.Join(s.Members, ", "))
 	fmt.Fprintf(tw, "keyring version\t%d\n", s.KeyringVersion)
 	fmt.Fprintf(tw, "API users\t%d (%d key records)\n", s.APIUsers, s.KeyRecords)
-	fmt.Fprintf(tw, "requests\t%v\n", s.Requests)
+	fmt.Fprintf(tw, "requests\t%s\n", counts(s.Requests))
 	for _, k := range s.Keys() {
-		fmt.Fprintf(tw, "pool %s\t%v\n", k, s.Pools[k])
+		fmt.Fprintf(tw, "pool %s\t%s\n", k, counts(s.Pools[k]))
 	}
 	return tw.Flush()
+}
+
+// counts writes counts by status as "completed 18, claimed 2", or "none".
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(out, ", ")
 }
