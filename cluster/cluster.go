@@ -541,6 +541,14 @@ func (c *Cluster) AddAPIUser(ctx context.Context, r Record) error {
 	return err
 }
 
+// RecordKeyringExport commits, for the audit log, that this node is about
+// to hand out the keyring versions encrypted to the age recipients. A node
+// hands the file out only once this returned nil.
+func (c *Cluster) RecordKeyringExport(ctx context.Context, recipients []string, versions []uint32) error {
+	_, err := c.Propose(ctx, KeyringExportedCommand(recipients, versions))
+	return err
+}
+
 // RefreshKey proposes that key record key, whose share is of epoch from,
 // hold sealed instead: the share a refresh produced, of epoch epoch. Every
 // live presignature of the key burns in the same entry. ErrStaleKey when

@@ -153,6 +153,8 @@ func validateCommand(cmd *protocol.ClusterCommand) error {
 		return validateRecordsResealed(b.RecordsResealed)
 	case *protocol.ClusterCommand_KeyRefreshed:
 		return validateKeyRefreshed(b.KeyRefreshed)
+	case *protocol.ClusterCommand_KeyringExported:
+		return validateKeyringExported(b.KeyringExported)
 	case *protocol.ClusterCommand_AuditTruncate:
 		if b.AuditTruncate.GetUpTo() == 0 || len(b.AuditTruncate.GetHash()) != audit.HashSize {
 			return errorf(ErrBadCommand, "audit truncation needs an entry number and its %d-byte hash", audit.HashSize)
@@ -174,6 +176,47 @@ func KeyRefreshedCommand(key string, from, epoch, sealed []byte) *protocol.Clust
 	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyRefreshed{KeyRefreshed: &protocol.ClusterKeyRefreshed{
 		KeyId: key, FromEpoch: from, Epoch: epoch, Sealed: sealed,
 	}}}
+}
+
+// KeyringExportedCommand returns a command recording a keyring export to
+// the age recipients, of the keyring versions.
+func KeyringExportedCommand(recipients []string, versions []uint32) *protocol.ClusterCommand {
+	return &protocol.ClusterCommand{Body: &protocol.ClusterCommand_KeyringExported{KeyringExported: &protocol.ClusterKeyringExported{
+		Recipients: recipients, Versions: versions,
+	}}}
+}
+
+// Bounds on a keyring export's record: age X25519 recipients are 62
+// characters.
+const (
+	maxExportRecipients = 16
+	maxRecipientLen     = 128
+	maxExportVersions   = 1024
+)
+
+func validateKeyringExported(c *protocol.ClusterKeyringExported) error {
+	if n := len(c.GetRecipients()); n == 0 || n > maxExportRecipients {
+		return errorf(ErrBadCommand, "keyring export to %d recipients, want 1..%d", n, maxExportRecipients)
+	}
+	for _, r := range c.GetRecipients() {
+		if r == "" || len(r) > maxRecipientLen || !printable(r) {
+			return errorf(ErrBadCommand, "keyring export: a recipient of %d bytes that is not printable ASCII", len(r))
+		}
+	}
+	if n := len(c.GetVersions()); n == 0 || n > maxExportVersions {
+		return errorf(ErrBadCommand, "keyring export of %d versions, want 1..%d", n, maxExportVersions)
+	}
+	return nil
+}
+
+// printable reports whether s is printable ASCII.
+func printable(s string) bool {
+	for i := range len(s) {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // maxEpoch bounds a key share's epoch (32 bytes from the MPC library).

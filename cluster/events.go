@@ -42,6 +42,9 @@ const (
 	// EventUserCallbackCleared: an API user's own callback handler was
 	// removed (APIUserID names the user record).
 	EventUserCallbackCleared
+	// EventKeyringExported: member Node handed out the keyring encrypted
+	// to Count recovery keys.
+	EventKeyringExported
 	// EventKeyRefreshed: a refresh replaced the share in key record
 	// KeyID and burned Count live presignatures of it.
 	EventKeyRefreshed
@@ -96,6 +99,8 @@ func (k EventKind) String() string {
 		return "user-callback-cleared"
 	case EventKeyRefreshed:
 		return "key-refreshed"
+	case EventKeyringExported:
+		return "keyring-exported"
 	case EventDecided:
 		return "decided"
 	case EventAuditTruncated:

@@ -155,6 +155,13 @@ func (s *state) apply(cmd *protocol.ClusterCommand) ([]Event, error) {
 		return s.addRecord(s.users, EventAPIUserAdded, at, b.ApiUserAdded.GetUser())
 	case *protocol.ClusterCommand_KeyRecordAdded:
 		return s.addRecord(s.keys, EventKeyRecordAdded, at, b.KeyRecordAdded.GetKey())
+	case *protocol.ClusterCommand_KeyringExported:
+		if s.clusterID != "" {
+			if _, err := s.member(node); err != nil {
+				return nil, err
+			}
+		}
+		return []Event{{Kind: EventKeyringExported, Node: node, Count: len(b.KeyringExported.GetRecipients())}}, nil
 	case *protocol.ClusterCommand_KeyRefreshed:
 		if s.clusterID != "" {
 			if _, err := s.member(node); err != nil {

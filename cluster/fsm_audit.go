@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/coterie-mpc/coterie/cluster/audit"
@@ -217,6 +218,11 @@ func (s *state) recordAudit(index uint64, cmd *protocol.ClusterCommand, evs []Ev
 		case EventRecordsResealed:
 			e.Kind = audit.KindRecordsResealed
 			e.Number = uint64(ev.Count)
+		case EventKeyringExported:
+			e.Kind = audit.KindKeyringExported
+			x := cmd.GetKeyringExported()
+			e.Number = uint64(len(x.GetRecipients()))
+			e.Detail = fmt.Sprintf("recipients=%s versions=%v", strings.Join(x.GetRecipients(), ","), x.GetVersions())
 		case EventKeyRefreshed:
 			e.Kind = audit.KindKeyRefreshed
 			e.Key, e.APIUser = ev.KeyID, s.keys[ev.KeyID].GetOwnerId()

@@ -92,6 +92,16 @@ func (d *fsmDriver) run(c scriptCase) string {
 		return d.apply(c, APIUserAddedCommand(d.record(c)))
 	case "add-key":
 		return d.apply(c, KeyRecordAddedCommand(d.record(c)))
+	case "keyring-export":
+		var versions []uint32
+		for _, v := range splitList(arg("versions")) {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				d.t.Fatalf("%s: versions: %v", c.pos, err)
+			}
+			versions = append(versions, uint32(n))
+		}
+		return d.apply(c, KeyringExportedCommand(splitList(arg("recipients")), versions))
 	case "refresh-key":
 		return d.apply(c, KeyRefreshedCommand(arg("key"), []byte(arg("from")), []byte(arg("epoch")), []byte(arg("sealed"))))
 	case "init":

@@ -46,6 +46,7 @@ const (
 	KindUserCallbackSet     = "user_callback_set"
 	KindUserCallbackCleared = "user_callback_cleared"
 	KindKeyRefreshed        = "key_refreshed"
+	KindKeyringExported     = "keyring_exported"
 	KindAuditTruncate       = "audit_truncate"
 	KindDecide              = "decide"
 	// KindInvalid is a command entry that does not decode or validate:
@@ -205,6 +206,8 @@ func describeCommand(e *LogEntry, cmd *protocol.ClusterCommand) {
 		e.Kind = KindUserCallbackSet
 	case *protocol.ClusterCommand_UserCallbackCleared:
 		e.Kind = KindUserCallbackCleared
+	case *protocol.ClusterCommand_KeyringExported:
+		e.Kind = KindKeyringExported
 	case *protocol.ClusterCommand_KeyRefreshed:
 		e.Kind, e.KeyID = KindKeyRefreshed, b.KeyRefreshed.GetKeyId()
 	case *protocol.ClusterCommand_AuditTruncate:

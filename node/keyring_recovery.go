@@ -31,13 +31,24 @@ type ExportRequest struct {
 	Recipient string `json:"recipient,omitempty"`
 }
 
+// exportNotRecorded is the cluster's refusal to record an export, which
+// then hands nothing out.
+type exportNotRecorded struct{ err error }
+
+func (e *exportNotRecorded) Error() string {
+	return "node: the keyring export could not be recorded in the audit log: " + e.err.Error()
+}
+func (e *exportNotRecorded) Unwrap() error { return e.err }
+
 // ErrNotRecipient is returned when an export names a key that the node's
 // config does not list in recovery.recipients, or the config lists none.
 var ErrNotRecipient = errors.New("node: not a recovery recipient of this node's config")
 
 // exportKeyring returns the node's keyring as a recovery file encrypted
 // to recipient (one of the configured ones), or to every configured one.
-func (n *Node) exportKeyring(recipient string) ([]byte, error) {
+// The export enters the audit log first: a node that cannot record it
+// hands nothing out.
+func (n *Node) exportKeyring(ctx context.Context, recipient string) ([]byte, error) {
 	listed := n.cfg.Recovery.Recipients
 	switch {
 	case len(listed) == 0:
@@ -64,6 +75,9 @@ func (n *Node) exportKeyring(recipient string) ([]byte, error) {
 	if err := n.kr.ExportRecovery(&buf, h, rs...); err != nil {
 		return nil, err
 	}
+	if err := n.cluster.RecordKeyringExport(ctx, listed, n.kr.Versions()); err != nil {
+		return nil, &exportNotRecorded{err}
+	}
 	return buf.Bytes(), nil
 }
 
@@ -73,13 +87,18 @@ func (a *adminServer) keyringExport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, "the body is not an export request: "+err.Error())
 		return
 	}
-	file, err := a.n.exportKeyring(req.Recipient)
+	ctx, cancel := context.WithTimeout(r.Context(), clusterOpTimeout)
+	defer cancel()
+	file, err := a.n.exportKeyring(ctx, req.Recipient)
 	switch {
 	case errors.Is(err, ErrNotRecipient):
 		writeError(w, http.StatusForbidden, codeNotRecipient, err.Error())
 		return
 	case errors.Is(err, ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
+		return
+	case errors.As(err, new(*exportNotRecorded)):
+		a.clusterError(w, "record the keyring export", err)
 		return
 	case err != nil:
 		a.n.log.Error("keyring export failed", "err", err)

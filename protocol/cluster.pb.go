@@ -417,6 +417,7 @@ type ClusterCommand struct {
 	//	*ClusterCommand_UserCallbackSet
 	//	*ClusterCommand_UserCallbackCleared
 	//	*ClusterCommand_KeyRefreshed
+	//	*ClusterCommand_KeyringExported
 	//	*ClusterCommand_AuditTruncate
 	//	*ClusterCommand_Decide
 	Body          isClusterCommand_Body `protobuf_oneof:"body"`
@@ -671,6 +672,15 @@ func (x *ClusterCommand) GetKeyRefreshed() *ClusterKeyRefreshed {
 	return nil
 }
 
+func (x *ClusterCommand) GetKeyringExported() *ClusterKeyringExported {
+	if x != nil {
+		if x, ok := x.Body.(*ClusterCommand_KeyringExported); ok {
+			return x.KeyringExported
+		}
+	}
+	return nil
+}
+
 func (x *ClusterCommand) GetAuditTruncate() *ClusterAuditTruncate {
 	if x != nil {
 		if x, ok := x.Body.(*ClusterCommand_AuditTruncate); ok {
@@ -777,6 +787,10 @@ type ClusterCommand_KeyRefreshed struct {
 	KeyRefreshed *ClusterKeyRefreshed `protobuf:"bytes,40,opt,name=key_refreshed,json=keyRefreshed,proto3,oneof"`
 }
 
+type ClusterCommand_KeyringExported struct {
+	KeyringExported *ClusterKeyringExported `protobuf:"bytes,41,opt,name=keyring_exported,json=keyringExported,proto3,oneof"`
+}
+
 type ClusterCommand_AuditTruncate struct {
 	AuditTruncate *ClusterAuditTruncate `protobuf:"bytes,30,opt,name=audit_truncate,json=auditTruncate,proto3,oneof"`
 }
@@ -826,6 +840,8 @@ func (*ClusterCommand_UserCallbackSet) isClusterCommand_Body() {}
 func (*ClusterCommand_UserCallbackCleared) isClusterCommand_Body() {}
 
 func (*ClusterCommand_KeyRefreshed) isClusterCommand_Body() {}
+
+func (*ClusterCommand_KeyringExported) isClusterCommand_Body() {}
 
 func (*ClusterCommand_AuditTruncate) isClusterCommand_Body() {}
 
@@ -1845,6 +1861,62 @@ func (x *ClusterRecord) GetRefreshedAtUnixNano() int64 {
 	return 0
 }
 
+// ClusterKeyringExported records, for the audit log, that the proposing
+// member is about to hand out the cluster keyring encrypted to operators'
+// recovery keys: the age recipients (public keys) and the keyring versions.
+// It changes no state; the node hands the file out only once it committed.
+type ClusterKeyringExported struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Recipients    []string               `protobuf:"bytes,1,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	Versions      []uint32               `protobuf:"varint,2,rep,packed,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterKeyringExported) Reset() {
+	*x = ClusterKeyringExported{}
+	mi := &file_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterKeyringExported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterKeyringExported) ProtoMessage() {}
+
+func (x *ClusterKeyringExported) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterKeyringExported.ProtoReflect.Descriptor instead.
+func (*ClusterKeyringExported) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ClusterKeyringExported) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *ClusterKeyringExported) GetVersions() []uint32 {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 // ClusterKeyRefreshed replaces the MPC key share of a key record with the
 // share a refresh produced (the same public key, new secret shares), and
 // burns every live presignature of that key: they belong to the old shares.
@@ -1864,7 +1936,7 @@ type ClusterKeyRefreshed struct {
 
 func (x *ClusterKeyRefreshed) Reset() {
 	*x = ClusterKeyRefreshed{}
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1948,7 @@ func (x *ClusterKeyRefreshed) String() string {
 func (*ClusterKeyRefreshed) ProtoMessage() {}
 
 func (x *ClusterKeyRefreshed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[15]
+	mi := &file_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1961,7 @@ func (x *ClusterKeyRefreshed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyRefreshed.ProtoReflect.Descriptor instead.
 func (*ClusterKeyRefreshed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{15}
+	return file_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterKeyRefreshed) GetKeyId() string {
@@ -1935,7 +2007,7 @@ type ClusterInit struct {
 
 func (x *ClusterInit) Reset() {
 	*x = ClusterInit{}
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2019,7 @@ func (x *ClusterInit) String() string {
 func (*ClusterInit) ProtoMessage() {}
 
 func (x *ClusterInit) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[16]
+	mi := &file_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2032,7 @@ func (x *ClusterInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInit.ProtoReflect.Descriptor instead.
 func (*ClusterInit) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{16}
+	return file_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterInit) GetClusterId() string {
@@ -2009,7 +2081,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2093,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[17]
+	mi := &file_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2106,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{17}
+	return file_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -2102,7 +2174,7 @@ type ClusterEnclaveIdentity struct {
 
 func (x *ClusterEnclaveIdentity) Reset() {
 	*x = ClusterEnclaveIdentity{}
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2186,7 @@ func (x *ClusterEnclaveIdentity) String() string {
 func (*ClusterEnclaveIdentity) ProtoMessage() {}
 
 func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[18]
+	mi := &file_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2199,7 @@ func (x *ClusterEnclaveIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterEnclaveIdentity.ProtoReflect.Descriptor instead.
 func (*ClusterEnclaveIdentity) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{18}
+	return file_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClusterEnclaveIdentity) GetKind() string {
@@ -2190,7 +2262,7 @@ type ClusterPolicyRule struct {
 
 func (x *ClusterPolicyRule) Reset() {
 	*x = ClusterPolicyRule{}
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2274,7 @@ func (x *ClusterPolicyRule) String() string {
 func (*ClusterPolicyRule) ProtoMessage() {}
 
 func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[19]
+	mi := &file_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2287,7 @@ func (x *ClusterPolicyRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicyRule.ProtoReflect.Descriptor instead.
 func (*ClusterPolicyRule) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{19}
+	return file_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClusterPolicyRule) GetKind() string {
@@ -2278,7 +2350,7 @@ type ClusterPCR struct {
 
 func (x *ClusterPCR) Reset() {
 	*x = ClusterPCR{}
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2362,7 @@ func (x *ClusterPCR) String() string {
 func (*ClusterPCR) ProtoMessage() {}
 
 func (x *ClusterPCR) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[20]
+	mi := &file_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,7 +2375,7 @@ func (x *ClusterPCR) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPCR.ProtoReflect.Descriptor instead.
 func (*ClusterPCR) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{20}
+	return file_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterPCR) GetIndex() uint32 {
@@ -2331,7 +2403,7 @@ type ClusterPolicy struct {
 
 func (x *ClusterPolicy) Reset() {
 	*x = ClusterPolicy{}
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2415,7 @@ func (x *ClusterPolicy) String() string {
 func (*ClusterPolicy) ProtoMessage() {}
 
 func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[21]
+	mi := &file_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2428,7 @@ func (x *ClusterPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicy.ProtoReflect.Descriptor instead.
 func (*ClusterPolicy) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{21}
+	return file_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterPolicy) GetAllow() []*ClusterPolicyRule {
@@ -2378,7 +2450,7 @@ type ClusterMemberAdded struct {
 
 func (x *ClusterMemberAdded) Reset() {
 	*x = ClusterMemberAdded{}
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2462,7 @@ func (x *ClusterMemberAdded) String() string {
 func (*ClusterMemberAdded) ProtoMessage() {}
 
 func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[22]
+	mi := &file_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2475,7 @@ func (x *ClusterMemberAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberAdded.ProtoReflect.Descriptor instead.
 func (*ClusterMemberAdded) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{22}
+	return file_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterMemberAdded) GetMember() *ClusterMember {
@@ -2423,7 +2495,7 @@ type ClusterMemberRemoved struct {
 
 func (x *ClusterMemberRemoved) Reset() {
 	*x = ClusterMemberRemoved{}
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2507,7 @@ func (x *ClusterMemberRemoved) String() string {
 func (*ClusterMemberRemoved) ProtoMessage() {}
 
 func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[23]
+	mi := &file_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2520,7 @@ func (x *ClusterMemberRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMemberRemoved.ProtoReflect.Descriptor instead.
 func (*ClusterMemberRemoved) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{23}
+	return file_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterMemberRemoved) GetId() string {
@@ -2468,7 +2540,7 @@ type ClusterPolicySet struct {
 
 func (x *ClusterPolicySet) Reset() {
 	*x = ClusterPolicySet{}
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2552,7 @@ func (x *ClusterPolicySet) String() string {
 func (*ClusterPolicySet) ProtoMessage() {}
 
 func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[24]
+	mi := &file_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2565,7 @@ func (x *ClusterPolicySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPolicySet.ProtoReflect.Descriptor instead.
 func (*ClusterPolicySet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{24}
+	return file_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClusterPolicySet) GetPolicy() *ClusterPolicy {
@@ -2516,7 +2588,7 @@ type ClusterJoinTokenIssued struct {
 
 func (x *ClusterJoinTokenIssued) Reset() {
 	*x = ClusterJoinTokenIssued{}
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2600,7 @@ func (x *ClusterJoinTokenIssued) String() string {
 func (*ClusterJoinTokenIssued) ProtoMessage() {}
 
 func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[25]
+	mi := &file_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2613,7 @@ func (x *ClusterJoinTokenIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTokenIssued.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTokenIssued) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{25}
+	return file_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterJoinTokenIssued) GetId() string {
@@ -2580,7 +2652,7 @@ type ClusterJoinToken struct {
 
 func (x *ClusterJoinToken) Reset() {
 	*x = ClusterJoinToken{}
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2664,7 @@ func (x *ClusterJoinToken) String() string {
 func (*ClusterJoinToken) ProtoMessage() {}
 
 func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[26]
+	mi := &file_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2677,7 @@ func (x *ClusterJoinToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinToken.ProtoReflect.Descriptor instead.
 func (*ClusterJoinToken) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{26}
+	return file_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterJoinToken) GetId() string {
@@ -2661,7 +2733,7 @@ type ClusterJoinTicket struct {
 
 func (x *ClusterJoinTicket) Reset() {
 	*x = ClusterJoinTicket{}
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2745,7 @@ func (x *ClusterJoinTicket) String() string {
 func (*ClusterJoinTicket) ProtoMessage() {}
 
 func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[27]
+	mi := &file_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2758,7 @@ func (x *ClusterJoinTicket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinTicket.ProtoReflect.Descriptor instead.
 func (*ClusterJoinTicket) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{27}
+	return file_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ClusterJoinTicket) GetClusterId() string {
@@ -2742,7 +2814,7 @@ type ClusterPresignatureRef struct {
 
 func (x *ClusterPresignatureRef) Reset() {
 	*x = ClusterPresignatureRef{}
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2826,7 @@ func (x *ClusterPresignatureRef) String() string {
 func (*ClusterPresignatureRef) ProtoMessage() {}
 
 func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[28]
+	mi := &file_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2839,7 @@ func (x *ClusterPresignatureRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureRef.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureRef) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{28}
+	return file_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterPresignatureRef) GetKeyId() string {
@@ -2815,7 +2887,7 @@ type ClusterRequestState struct {
 
 func (x *ClusterRequestState) Reset() {
 	*x = ClusterRequestState{}
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2827,7 +2899,7 @@ func (x *ClusterRequestState) String() string {
 func (*ClusterRequestState) ProtoMessage() {}
 
 func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[29]
+	mi := &file_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2840,7 +2912,7 @@ func (x *ClusterRequestState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRequestState.ProtoReflect.Descriptor instead.
 func (*ClusterRequestState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{29}
+	return file_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterRequestState) GetId() string {
@@ -2961,7 +3033,7 @@ type ClusterPresignatureState struct {
 
 func (x *ClusterPresignatureState) Reset() {
 	*x = ClusterPresignatureState{}
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3045,7 @@ func (x *ClusterPresignatureState) String() string {
 func (*ClusterPresignatureState) ProtoMessage() {}
 
 func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[30]
+	mi := &file_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3058,7 @@ func (x *ClusterPresignatureState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterPresignatureState.ProtoReflect.Descriptor instead.
 func (*ClusterPresignatureState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{30}
+	return file_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterPresignatureState) GetId() string {
@@ -3049,7 +3121,7 @@ type ClusterHighWater struct {
 
 func (x *ClusterHighWater) Reset() {
 	*x = ClusterHighWater{}
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3061,7 +3133,7 @@ func (x *ClusterHighWater) String() string {
 func (*ClusterHighWater) ProtoMessage() {}
 
 func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[31]
+	mi := &file_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3074,7 +3146,7 @@ func (x *ClusterHighWater) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterHighWater.ProtoReflect.Descriptor instead.
 func (*ClusterHighWater) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{31}
+	return file_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterHighWater) GetNode() string {
@@ -3109,7 +3181,7 @@ type ClusterKeyPool struct {
 
 func (x *ClusterKeyPool) Reset() {
 	*x = ClusterKeyPool{}
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3193,7 @@ func (x *ClusterKeyPool) String() string {
 func (*ClusterKeyPool) ProtoMessage() {}
 
 func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[32]
+	mi := &file_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3206,7 @@ func (x *ClusterKeyPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyPool.ProtoReflect.Descriptor instead.
 func (*ClusterKeyPool) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{32}
+	return file_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClusterKeyPool) GetKeyId() string {
@@ -3211,7 +3283,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3295,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[33]
+	mi := &file_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3308,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{33}
+	return file_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ClusterState) GetVersion() uint32 {
@@ -3384,7 +3456,7 @@ type ClusterForwardRequest struct {
 
 func (x *ClusterForwardRequest) Reset() {
 	*x = ClusterForwardRequest{}
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3396,7 +3468,7 @@ func (x *ClusterForwardRequest) String() string {
 func (*ClusterForwardRequest) ProtoMessage() {}
 
 func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[34]
+	mi := &file_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3409,7 +3481,7 @@ func (x *ClusterForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardRequest.ProtoReflect.Descriptor instead.
 func (*ClusterForwardRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{34}
+	return file_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ClusterForwardRequest) GetBody() isClusterForwardRequest_Body {
@@ -3521,7 +3593,7 @@ type ClusterAddVoter struct {
 
 func (x *ClusterAddVoter) Reset() {
 	*x = ClusterAddVoter{}
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3605,7 @@ func (x *ClusterAddVoter) String() string {
 func (*ClusterAddVoter) ProtoMessage() {}
 
 func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[35]
+	mi := &file_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3618,7 @@ func (x *ClusterAddVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterAddVoter.ProtoReflect.Descriptor instead.
 func (*ClusterAddVoter) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{35}
+	return file_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterAddVoter) GetId() string {
@@ -3582,7 +3654,7 @@ type ClusterRemoveServer struct {
 
 func (x *ClusterRemoveServer) Reset() {
 	*x = ClusterRemoveServer{}
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3666,7 @@ func (x *ClusterRemoveServer) String() string {
 func (*ClusterRemoveServer) ProtoMessage() {}
 
 func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[36]
+	mi := &file_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3679,7 @@ func (x *ClusterRemoveServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemoveServer.ProtoReflect.Descriptor instead.
 func (*ClusterRemoveServer) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{36}
+	return file_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterRemoveServer) GetId() string {
@@ -3631,7 +3703,7 @@ type ClusterRemovalCheck struct {
 
 func (x *ClusterRemovalCheck) Reset() {
 	*x = ClusterRemovalCheck{}
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3643,7 +3715,7 @@ func (x *ClusterRemovalCheck) String() string {
 func (*ClusterRemovalCheck) ProtoMessage() {}
 
 func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[37]
+	mi := &file_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3656,7 +3728,7 @@ func (x *ClusterRemovalCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRemovalCheck.ProtoReflect.Descriptor instead.
 func (*ClusterRemovalCheck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{37}
+	return file_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterRemovalCheck) GetId() string {
@@ -3680,7 +3752,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3764,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[38]
+	mi := &file_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3777,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{38}
+	return file_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ClusterProgress) GetTerm() uint64 {
@@ -3743,7 +3815,7 @@ type ClusterForwardResponse struct {
 
 func (x *ClusterForwardResponse) Reset() {
 	*x = ClusterForwardResponse{}
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3827,7 @@ func (x *ClusterForwardResponse) String() string {
 func (*ClusterForwardResponse) ProtoMessage() {}
 
 func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[39]
+	mi := &file_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,7 +3840,7 @@ func (x *ClusterForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterForwardResponse.ProtoReflect.Descriptor instead.
 func (*ClusterForwardResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{39}
+	return file_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterForwardResponse) GetIndex() uint64 {
@@ -3817,7 +3889,7 @@ type ClusterJoinRequest struct {
 
 func (x *ClusterJoinRequest) Reset() {
 	*x = ClusterJoinRequest{}
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +3901,7 @@ func (x *ClusterJoinRequest) String() string {
 func (*ClusterJoinRequest) ProtoMessage() {}
 
 func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[40]
+	mi := &file_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3842,7 +3914,7 @@ func (x *ClusterJoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinRequest.ProtoReflect.Descriptor instead.
 func (*ClusterJoinRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{40}
+	return file_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ClusterJoinRequest) GetTokenId() string {
@@ -3910,7 +3982,7 @@ type ClusterCallback struct {
 
 func (x *ClusterCallback) Reset() {
 	*x = ClusterCallback{}
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +3994,7 @@ func (x *ClusterCallback) String() string {
 func (*ClusterCallback) ProtoMessage() {}
 
 func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[41]
+	mi := &file_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4007,7 @@ func (x *ClusterCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallback.ProtoReflect.Descriptor instead.
 func (*ClusterCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{41}
+	return file_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ClusterCallback) GetUrl() string {
@@ -3962,7 +4034,7 @@ type ClusterCallbackSet struct {
 
 func (x *ClusterCallbackSet) Reset() {
 	*x = ClusterCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3974,7 +4046,7 @@ func (x *ClusterCallbackSet) String() string {
 func (*ClusterCallbackSet) ProtoMessage() {}
 
 func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[42]
+	mi := &file_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3987,7 +4059,7 @@ func (x *ClusterCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{42}
+	return file_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ClusterCallbackSet) GetCallback() *ClusterCallback {
@@ -4012,7 +4084,7 @@ type ClusterUserCallback struct {
 
 func (x *ClusterUserCallback) Reset() {
 	*x = ClusterUserCallback{}
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4024,7 +4096,7 @@ func (x *ClusterUserCallback) String() string {
 func (*ClusterUserCallback) ProtoMessage() {}
 
 func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[43]
+	mi := &file_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4037,7 +4109,7 @@ func (x *ClusterUserCallback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallback.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallback) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{43}
+	return file_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ClusterUserCallback) GetUserId() string {
@@ -4064,7 +4136,7 @@ type ClusterUserCallbackSet struct {
 
 func (x *ClusterUserCallbackSet) Reset() {
 	*x = ClusterUserCallbackSet{}
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4076,7 +4148,7 @@ func (x *ClusterUserCallbackSet) String() string {
 func (*ClusterUserCallbackSet) ProtoMessage() {}
 
 func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[44]
+	mi := &file_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4089,7 +4161,7 @@ func (x *ClusterUserCallbackSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackSet.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackSet) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{44}
+	return file_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClusterUserCallbackSet) GetUserCallback() *ClusterUserCallback {
@@ -4110,7 +4182,7 @@ type ClusterUserCallbackCleared struct {
 
 func (x *ClusterUserCallbackCleared) Reset() {
 	*x = ClusterUserCallbackCleared{}
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +4194,7 @@ func (x *ClusterUserCallbackCleared) String() string {
 func (*ClusterUserCallbackCleared) ProtoMessage() {}
 
 func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[45]
+	mi := &file_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +4207,7 @@ func (x *ClusterUserCallbackCleared) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterUserCallbackCleared.ProtoReflect.Descriptor instead.
 func (*ClusterUserCallbackCleared) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{45}
+	return file_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClusterUserCallbackCleared) GetUserId() string {
@@ -4155,7 +4227,7 @@ type ClusterSync struct {
 
 func (x *ClusterSync) Reset() {
 	*x = ClusterSync{}
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4239,7 @@ func (x *ClusterSync) String() string {
 func (*ClusterSync) ProtoMessage() {}
 
 func (x *ClusterSync) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[46]
+	mi := &file_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4252,7 @@ func (x *ClusterSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSync.ProtoReflect.Descriptor instead.
 func (*ClusterSync) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{46}
+	return file_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 // ClusterJoinResponse is the member's answer to a ClusterJoinRequest.
@@ -4203,7 +4275,7 @@ type ClusterJoinResponse struct {
 
 func (x *ClusterJoinResponse) Reset() {
 	*x = ClusterJoinResponse{}
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4215,7 +4287,7 @@ func (x *ClusterJoinResponse) String() string {
 func (*ClusterJoinResponse) ProtoMessage() {}
 
 func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[47]
+	mi := &file_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4228,7 +4300,7 @@ func (x *ClusterJoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterJoinResponse.ProtoReflect.Descriptor instead.
 func (*ClusterJoinResponse) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{47}
+	return file_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterJoinResponse) GetClusterId() string {
@@ -4276,7 +4348,7 @@ type ClusterWrappedKey struct {
 
 func (x *ClusterWrappedKey) Reset() {
 	*x = ClusterWrappedKey{}
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4288,7 +4360,7 @@ func (x *ClusterWrappedKey) String() string {
 func (*ClusterWrappedKey) ProtoMessage() {}
 
 func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[48]
+	mi := &file_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4301,7 +4373,7 @@ func (x *ClusterWrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterWrappedKey.ProtoReflect.Descriptor instead.
 func (*ClusterWrappedKey) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{48}
+	return file_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ClusterWrappedKey) GetMemberId() string {
@@ -4340,7 +4412,7 @@ type ClusterKeyringRotated struct {
 
 func (x *ClusterKeyringRotated) Reset() {
 	*x = ClusterKeyringRotated{}
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4424,7 @@ func (x *ClusterKeyringRotated) String() string {
 func (*ClusterKeyringRotated) ProtoMessage() {}
 
 func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[49]
+	mi := &file_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4437,7 @@ func (x *ClusterKeyringRotated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringRotated.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringRotated) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{49}
+	return file_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterKeyringRotated) GetVersion() uint32 {
@@ -4400,7 +4472,7 @@ type ClusterKeyringAdopted struct {
 
 func (x *ClusterKeyringAdopted) Reset() {
 	*x = ClusterKeyringAdopted{}
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4484,7 @@ func (x *ClusterKeyringAdopted) String() string {
 func (*ClusterKeyringAdopted) ProtoMessage() {}
 
 func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[50]
+	mi := &file_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4497,7 @@ func (x *ClusterKeyringAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAdopted.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAdopted) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{50}
+	return file_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ClusterKeyringAdopted) GetVersion() uint32 {
@@ -4450,7 +4522,7 @@ type ClusterKeyringVersion struct {
 
 func (x *ClusterKeyringVersion) Reset() {
 	*x = ClusterKeyringVersion{}
-	mi := &file_cluster_proto_msgTypes[51]
+	mi := &file_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4462,7 +4534,7 @@ func (x *ClusterKeyringVersion) String() string {
 func (*ClusterKeyringVersion) ProtoMessage() {}
 
 func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[51]
+	mi := &file_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4475,7 +4547,7 @@ func (x *ClusterKeyringVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringVersion.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringVersion) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{51}
+	return file_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ClusterKeyringVersion) GetVersion() uint32 {
@@ -4524,7 +4596,7 @@ type ClusterKeyringAck struct {
 
 func (x *ClusterKeyringAck) Reset() {
 	*x = ClusterKeyringAck{}
-	mi := &file_cluster_proto_msgTypes[52]
+	mi := &file_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4536,7 +4608,7 @@ func (x *ClusterKeyringAck) String() string {
 func (*ClusterKeyringAck) ProtoMessage() {}
 
 func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[52]
+	mi := &file_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4549,7 +4621,7 @@ func (x *ClusterKeyringAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterKeyringAck.ProtoReflect.Descriptor instead.
 func (*ClusterKeyringAck) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{52}
+	return file_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClusterKeyringAck) GetMemberId() string {
@@ -4585,7 +4657,7 @@ type ClusterResealedRecord struct {
 
 func (x *ClusterResealedRecord) Reset() {
 	*x = ClusterResealedRecord{}
-	mi := &file_cluster_proto_msgTypes[53]
+	mi := &file_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4597,7 +4669,7 @@ func (x *ClusterResealedRecord) String() string {
 func (*ClusterResealedRecord) ProtoMessage() {}
 
 func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[53]
+	mi := &file_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4610,7 +4682,7 @@ func (x *ClusterResealedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterResealedRecord.ProtoReflect.Descriptor instead.
 func (*ClusterResealedRecord) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{53}
+	return file_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ClusterResealedRecord) GetKind() ClusterSealedKind {
@@ -4661,7 +4733,7 @@ type ClusterRecordsResealed struct {
 
 func (x *ClusterRecordsResealed) Reset() {
 	*x = ClusterRecordsResealed{}
-	mi := &file_cluster_proto_msgTypes[54]
+	mi := &file_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4673,7 +4745,7 @@ func (x *ClusterRecordsResealed) String() string {
 func (*ClusterRecordsResealed) ProtoMessage() {}
 
 func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[54]
+	mi := &file_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4686,7 +4758,7 @@ func (x *ClusterRecordsResealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecordsResealed.ProtoReflect.Descriptor instead.
 func (*ClusterRecordsResealed) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{54}
+	return file_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ClusterRecordsResealed) GetRecords() []*ClusterResealedRecord {
@@ -4701,7 +4773,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\rcluster.proto\x12\n" +
-	"coterie.v1\"\xa9\r\n" +
+	"coterie.v1\"\xfa\r\n" +
 	"\x0eClusterCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x121\n" +
@@ -4728,7 +4800,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x10records_resealed\x18\x1b \x01(\v2\".coterie.v1.ClusterRecordsResealedH\x00R\x0frecordsResealed\x12P\n" +
 	"\x11user_callback_set\x18\x1c \x01(\v2\".coterie.v1.ClusterUserCallbackSetH\x00R\x0fuserCallbackSet\x12\\\n" +
 	"\x15user_callback_cleared\x18\x1d \x01(\v2&.coterie.v1.ClusterUserCallbackClearedH\x00R\x13userCallbackCleared\x12F\n" +
-	"\rkey_refreshed\x18( \x01(\v2\x1f.coterie.v1.ClusterKeyRefreshedH\x00R\fkeyRefreshed\x12I\n" +
+	"\rkey_refreshed\x18( \x01(\v2\x1f.coterie.v1.ClusterKeyRefreshedH\x00R\fkeyRefreshed\x12O\n" +
+	"\x10keyring_exported\x18) \x01(\v2\".coterie.v1.ClusterKeyringExportedH\x00R\x0fkeyringExported\x12I\n" +
 	"\x0eaudit_truncate\x18\x1e \x01(\v2 .coterie.v1.ClusterAuditTruncateH\x00R\rauditTruncate\x123\n" +
 	"\x06decide\x18\x1f \x01(\v2\x19.coterie.v1.ClusterDecideH\x00R\x06decideB\x06\n" +
 	"\x04body\"\xa1\x01\n" +
@@ -4811,7 +4884,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06sealed\x18\x04 \x01(\fR\x06sealed\x12+\n" +
 	"\x12added_at_unix_nano\x18\x05 \x01(\x03R\x0faddedAtUnixNano\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\fR\x05epoch\x123\n" +
-	"\x16refreshed_at_unix_nano\x18\a \x01(\x03R\x13refreshedAtUnixNano\"y\n" +
+	"\x16refreshed_at_unix_nano\x18\a \x01(\x03R\x13refreshedAtUnixNano\"T\n" +
+	"\x16ClusterKeyringExported\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x01 \x03(\tR\n" +
+	"recipients\x12\x1a\n" +
+	"\bversions\x18\x02 \x03(\rR\bversions\"y\n" +
 	"\x13ClusterKeyRefreshed\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
@@ -5093,7 +5171,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_cluster_proto_goTypes = []any{
 	(ClusterOutcome)(0),                // 0: coterie.v1.ClusterOutcome
 	(ClusterRequestStatus)(0),          // 1: coterie.v1.ClusterRequestStatus
@@ -5115,46 +5193,47 @@ var file_cluster_proto_goTypes = []any{
 	(*ClusterAPIUserAdded)(nil),        // 17: coterie.v1.ClusterAPIUserAdded
 	(*ClusterKeyRecordAdded)(nil),      // 18: coterie.v1.ClusterKeyRecordAdded
 	(*ClusterRecord)(nil),              // 19: coterie.v1.ClusterRecord
-	(*ClusterKeyRefreshed)(nil),        // 20: coterie.v1.ClusterKeyRefreshed
-	(*ClusterInit)(nil),                // 21: coterie.v1.ClusterInit
-	(*ClusterMember)(nil),              // 22: coterie.v1.ClusterMember
-	(*ClusterEnclaveIdentity)(nil),     // 23: coterie.v1.ClusterEnclaveIdentity
-	(*ClusterPolicyRule)(nil),          // 24: coterie.v1.ClusterPolicyRule
-	(*ClusterPCR)(nil),                 // 25: coterie.v1.ClusterPCR
-	(*ClusterPolicy)(nil),              // 26: coterie.v1.ClusterPolicy
-	(*ClusterMemberAdded)(nil),         // 27: coterie.v1.ClusterMemberAdded
-	(*ClusterMemberRemoved)(nil),       // 28: coterie.v1.ClusterMemberRemoved
-	(*ClusterPolicySet)(nil),           // 29: coterie.v1.ClusterPolicySet
-	(*ClusterJoinTokenIssued)(nil),     // 30: coterie.v1.ClusterJoinTokenIssued
-	(*ClusterJoinToken)(nil),           // 31: coterie.v1.ClusterJoinToken
-	(*ClusterJoinTicket)(nil),          // 32: coterie.v1.ClusterJoinTicket
-	(*ClusterPresignatureRef)(nil),     // 33: coterie.v1.ClusterPresignatureRef
-	(*ClusterRequestState)(nil),        // 34: coterie.v1.ClusterRequestState
-	(*ClusterPresignatureState)(nil),   // 35: coterie.v1.ClusterPresignatureState
-	(*ClusterHighWater)(nil),           // 36: coterie.v1.ClusterHighWater
-	(*ClusterKeyPool)(nil),             // 37: coterie.v1.ClusterKeyPool
-	(*ClusterState)(nil),               // 38: coterie.v1.ClusterState
-	(*ClusterForwardRequest)(nil),      // 39: coterie.v1.ClusterForwardRequest
-	(*ClusterAddVoter)(nil),            // 40: coterie.v1.ClusterAddVoter
-	(*ClusterRemoveServer)(nil),        // 41: coterie.v1.ClusterRemoveServer
-	(*ClusterRemovalCheck)(nil),        // 42: coterie.v1.ClusterRemovalCheck
-	(*ClusterProgress)(nil),            // 43: coterie.v1.ClusterProgress
-	(*ClusterForwardResponse)(nil),     // 44: coterie.v1.ClusterForwardResponse
-	(*ClusterJoinRequest)(nil),         // 45: coterie.v1.ClusterJoinRequest
-	(*ClusterCallback)(nil),            // 46: coterie.v1.ClusterCallback
-	(*ClusterCallbackSet)(nil),         // 47: coterie.v1.ClusterCallbackSet
-	(*ClusterUserCallback)(nil),        // 48: coterie.v1.ClusterUserCallback
-	(*ClusterUserCallbackSet)(nil),     // 49: coterie.v1.ClusterUserCallbackSet
-	(*ClusterUserCallbackCleared)(nil), // 50: coterie.v1.ClusterUserCallbackCleared
-	(*ClusterSync)(nil),                // 51: coterie.v1.ClusterSync
-	(*ClusterJoinResponse)(nil),        // 52: coterie.v1.ClusterJoinResponse
-	(*ClusterWrappedKey)(nil),          // 53: coterie.v1.ClusterWrappedKey
-	(*ClusterKeyringRotated)(nil),      // 54: coterie.v1.ClusterKeyringRotated
-	(*ClusterKeyringAdopted)(nil),      // 55: coterie.v1.ClusterKeyringAdopted
-	(*ClusterKeyringVersion)(nil),      // 56: coterie.v1.ClusterKeyringVersion
-	(*ClusterKeyringAck)(nil),          // 57: coterie.v1.ClusterKeyringAck
-	(*ClusterResealedRecord)(nil),      // 58: coterie.v1.ClusterResealedRecord
-	(*ClusterRecordsResealed)(nil),     // 59: coterie.v1.ClusterRecordsResealed
+	(*ClusterKeyringExported)(nil),     // 20: coterie.v1.ClusterKeyringExported
+	(*ClusterKeyRefreshed)(nil),        // 21: coterie.v1.ClusterKeyRefreshed
+	(*ClusterInit)(nil),                // 22: coterie.v1.ClusterInit
+	(*ClusterMember)(nil),              // 23: coterie.v1.ClusterMember
+	(*ClusterEnclaveIdentity)(nil),     // 24: coterie.v1.ClusterEnclaveIdentity
+	(*ClusterPolicyRule)(nil),          // 25: coterie.v1.ClusterPolicyRule
+	(*ClusterPCR)(nil),                 // 26: coterie.v1.ClusterPCR
+	(*ClusterPolicy)(nil),              // 27: coterie.v1.ClusterPolicy
+	(*ClusterMemberAdded)(nil),         // 28: coterie.v1.ClusterMemberAdded
+	(*ClusterMemberRemoved)(nil),       // 29: coterie.v1.ClusterMemberRemoved
+	(*ClusterPolicySet)(nil),           // 30: coterie.v1.ClusterPolicySet
+	(*ClusterJoinTokenIssued)(nil),     // 31: coterie.v1.ClusterJoinTokenIssued
+	(*ClusterJoinToken)(nil),           // 32: coterie.v1.ClusterJoinToken
+	(*ClusterJoinTicket)(nil),          // 33: coterie.v1.ClusterJoinTicket
+	(*ClusterPresignatureRef)(nil),     // 34: coterie.v1.ClusterPresignatureRef
+	(*ClusterRequestState)(nil),        // 35: coterie.v1.ClusterRequestState
+	(*ClusterPresignatureState)(nil),   // 36: coterie.v1.ClusterPresignatureState
+	(*ClusterHighWater)(nil),           // 37: coterie.v1.ClusterHighWater
+	(*ClusterKeyPool)(nil),             // 38: coterie.v1.ClusterKeyPool
+	(*ClusterState)(nil),               // 39: coterie.v1.ClusterState
+	(*ClusterForwardRequest)(nil),      // 40: coterie.v1.ClusterForwardRequest
+	(*ClusterAddVoter)(nil),            // 41: coterie.v1.ClusterAddVoter
+	(*ClusterRemoveServer)(nil),        // 42: coterie.v1.ClusterRemoveServer
+	(*ClusterRemovalCheck)(nil),        // 43: coterie.v1.ClusterRemovalCheck
+	(*ClusterProgress)(nil),            // 44: coterie.v1.ClusterProgress
+	(*ClusterForwardResponse)(nil),     // 45: coterie.v1.ClusterForwardResponse
+	(*ClusterJoinRequest)(nil),         // 46: coterie.v1.ClusterJoinRequest
+	(*ClusterCallback)(nil),            // 47: coterie.v1.ClusterCallback
+	(*ClusterCallbackSet)(nil),         // 48: coterie.v1.ClusterCallbackSet
+	(*ClusterUserCallback)(nil),        // 49: coterie.v1.ClusterUserCallback
+	(*ClusterUserCallbackSet)(nil),     // 50: coterie.v1.ClusterUserCallbackSet
+	(*ClusterUserCallbackCleared)(nil), // 51: coterie.v1.ClusterUserCallbackCleared
+	(*ClusterSync)(nil),                // 52: coterie.v1.ClusterSync
+	(*ClusterJoinResponse)(nil),        // 53: coterie.v1.ClusterJoinResponse
+	(*ClusterWrappedKey)(nil),          // 54: coterie.v1.ClusterWrappedKey
+	(*ClusterKeyringRotated)(nil),      // 55: coterie.v1.ClusterKeyringRotated
+	(*ClusterKeyringAdopted)(nil),      // 56: coterie.v1.ClusterKeyringAdopted
+	(*ClusterKeyringVersion)(nil),      // 57: coterie.v1.ClusterKeyringVersion
+	(*ClusterKeyringAck)(nil),          // 58: coterie.v1.ClusterKeyringAck
+	(*ClusterResealedRecord)(nil),      // 59: coterie.v1.ClusterResealedRecord
+	(*ClusterRecordsResealed)(nil),     // 60: coterie.v1.ClusterRecordsResealed
 }
 var file_cluster_proto_depIdxs = []int32{
 	11, // 0: coterie.v1.ClusterCommand.claim:type_name -> coterie.v1.ClusterClaim
@@ -5164,74 +5243,75 @@ var file_cluster_proto_depIdxs = []int32{
 	16, // 4: coterie.v1.ClusterCommand.presignatures_added:type_name -> coterie.v1.ClusterPresignaturesAdded
 	17, // 5: coterie.v1.ClusterCommand.api_user_added:type_name -> coterie.v1.ClusterAPIUserAdded
 	18, // 6: coterie.v1.ClusterCommand.key_record_added:type_name -> coterie.v1.ClusterKeyRecordAdded
-	21, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
-	27, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
-	28, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
-	29, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
-	30, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
+	22, // 7: coterie.v1.ClusterCommand.init:type_name -> coterie.v1.ClusterInit
+	28, // 8: coterie.v1.ClusterCommand.member_added:type_name -> coterie.v1.ClusterMemberAdded
+	29, // 9: coterie.v1.ClusterCommand.member_removed:type_name -> coterie.v1.ClusterMemberRemoved
+	30, // 10: coterie.v1.ClusterCommand.policy_set:type_name -> coterie.v1.ClusterPolicySet
+	31, // 11: coterie.v1.ClusterCommand.join_token_issued:type_name -> coterie.v1.ClusterJoinTokenIssued
 	10, // 12: coterie.v1.ClusterCommand.confirm:type_name -> coterie.v1.ClusterConfirm
-	51, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
-	47, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
-	54, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
-	55, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
-	59, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
-	49, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
-	50, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
-	20, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
-	8,  // 21: coterie.v1.ClusterCommand.audit_truncate:type_name -> coterie.v1.ClusterAuditTruncate
-	7,  // 22: coterie.v1.ClusterCommand.decide:type_name -> coterie.v1.ClusterDecide
-	6,  // 23: coterie.v1.ClusterDecide.decision:type_name -> coterie.v1.ClusterDecision
-	6,  // 24: coterie.v1.ClusterReserve.decision:type_name -> coterie.v1.ClusterDecision
-	0,  // 25: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
-	15, // 26: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
-	6,  // 27: coterie.v1.ClusterPresignaturesAdded.decision:type_name -> coterie.v1.ClusterDecision
-	19, // 28: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
-	19, // 29: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
-	26, // 30: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
-	22, // 31: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
-	23, // 32: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
-	25, // 33: coterie.v1.ClusterPolicyRule.pcrs:type_name -> coterie.v1.ClusterPCR
-	24, // 34: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
-	22, // 35: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
-	26, // 36: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
-	1,  // 37: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
-	33, // 38: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
-	0,  // 39: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
-	6,  // 40: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
-	2,  // 41: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
-	35, // 42: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
-	35, // 43: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
-	36, // 44: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
-	34, // 45: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
-	37, // 46: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
-	19, // 47: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
-	19, // 48: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
-	26, // 49: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
-	22, // 50: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
-	31, // 51: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
-	46, // 52: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
-	56, // 53: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
-	57, // 54: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
-	48, // 55: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
-	9,  // 56: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
-	40, // 57: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
-	41, // 58: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
-	43, // 59: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
-	42, // 60: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
-	3,  // 61: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
-	46, // 62: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
-	46, // 63: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
-	48, // 64: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
-	22, // 65: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
-	53, // 66: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
-	53, // 67: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
-	4,  // 68: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
-	58, // 69: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
-	70, // [70:70] is the sub-list for method output_type
-	70, // [70:70] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	52, // 13: coterie.v1.ClusterCommand.sync:type_name -> coterie.v1.ClusterSync
+	48, // 14: coterie.v1.ClusterCommand.callback_set:type_name -> coterie.v1.ClusterCallbackSet
+	55, // 15: coterie.v1.ClusterCommand.keyring_rotated:type_name -> coterie.v1.ClusterKeyringRotated
+	56, // 16: coterie.v1.ClusterCommand.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAdopted
+	60, // 17: coterie.v1.ClusterCommand.records_resealed:type_name -> coterie.v1.ClusterRecordsResealed
+	50, // 18: coterie.v1.ClusterCommand.user_callback_set:type_name -> coterie.v1.ClusterUserCallbackSet
+	51, // 19: coterie.v1.ClusterCommand.user_callback_cleared:type_name -> coterie.v1.ClusterUserCallbackCleared
+	21, // 20: coterie.v1.ClusterCommand.key_refreshed:type_name -> coterie.v1.ClusterKeyRefreshed
+	20, // 21: coterie.v1.ClusterCommand.keyring_exported:type_name -> coterie.v1.ClusterKeyringExported
+	8,  // 22: coterie.v1.ClusterCommand.audit_truncate:type_name -> coterie.v1.ClusterAuditTruncate
+	7,  // 23: coterie.v1.ClusterCommand.decide:type_name -> coterie.v1.ClusterDecide
+	6,  // 24: coterie.v1.ClusterDecide.decision:type_name -> coterie.v1.ClusterDecision
+	6,  // 25: coterie.v1.ClusterReserve.decision:type_name -> coterie.v1.ClusterDecision
+	0,  // 26: coterie.v1.ClusterComplete.outcome:type_name -> coterie.v1.ClusterOutcome
+	15, // 27: coterie.v1.ClusterPresignaturesAdded.presignatures:type_name -> coterie.v1.ClusterSealedPresignature
+	6,  // 28: coterie.v1.ClusterPresignaturesAdded.decision:type_name -> coterie.v1.ClusterDecision
+	19, // 29: coterie.v1.ClusterAPIUserAdded.user:type_name -> coterie.v1.ClusterRecord
+	19, // 30: coterie.v1.ClusterKeyRecordAdded.key:type_name -> coterie.v1.ClusterRecord
+	27, // 31: coterie.v1.ClusterInit.policy:type_name -> coterie.v1.ClusterPolicy
+	23, // 32: coterie.v1.ClusterInit.member:type_name -> coterie.v1.ClusterMember
+	24, // 33: coterie.v1.ClusterMember.enclave:type_name -> coterie.v1.ClusterEnclaveIdentity
+	26, // 34: coterie.v1.ClusterPolicyRule.pcrs:type_name -> coterie.v1.ClusterPCR
+	25, // 35: coterie.v1.ClusterPolicy.allow:type_name -> coterie.v1.ClusterPolicyRule
+	23, // 36: coterie.v1.ClusterMemberAdded.member:type_name -> coterie.v1.ClusterMember
+	27, // 37: coterie.v1.ClusterPolicySet.policy:type_name -> coterie.v1.ClusterPolicy
+	1,  // 38: coterie.v1.ClusterRequestState.status:type_name -> coterie.v1.ClusterRequestStatus
+	34, // 39: coterie.v1.ClusterRequestState.reserved:type_name -> coterie.v1.ClusterPresignatureRef
+	0,  // 40: coterie.v1.ClusterRequestState.outcome:type_name -> coterie.v1.ClusterOutcome
+	6,  // 41: coterie.v1.ClusterRequestState.decision:type_name -> coterie.v1.ClusterDecision
+	2,  // 42: coterie.v1.ClusterPresignatureState.status:type_name -> coterie.v1.ClusterPresignatureStatus
+	36, // 43: coterie.v1.ClusterKeyPool.live:type_name -> coterie.v1.ClusterPresignatureState
+	36, // 44: coterie.v1.ClusterKeyPool.spent:type_name -> coterie.v1.ClusterPresignatureState
+	37, // 45: coterie.v1.ClusterKeyPool.high_water:type_name -> coterie.v1.ClusterHighWater
+	35, // 46: coterie.v1.ClusterState.requests:type_name -> coterie.v1.ClusterRequestState
+	38, // 47: coterie.v1.ClusterState.pools:type_name -> coterie.v1.ClusterKeyPool
+	19, // 48: coterie.v1.ClusterState.api_users:type_name -> coterie.v1.ClusterRecord
+	19, // 49: coterie.v1.ClusterState.key_records:type_name -> coterie.v1.ClusterRecord
+	27, // 50: coterie.v1.ClusterState.policy:type_name -> coterie.v1.ClusterPolicy
+	23, // 51: coterie.v1.ClusterState.members:type_name -> coterie.v1.ClusterMember
+	32, // 52: coterie.v1.ClusterState.join_tokens:type_name -> coterie.v1.ClusterJoinToken
+	47, // 53: coterie.v1.ClusterState.callback:type_name -> coterie.v1.ClusterCallback
+	57, // 54: coterie.v1.ClusterState.keyring_versions:type_name -> coterie.v1.ClusterKeyringVersion
+	58, // 55: coterie.v1.ClusterState.keyring_adopted:type_name -> coterie.v1.ClusterKeyringAck
+	49, // 56: coterie.v1.ClusterState.user_callbacks:type_name -> coterie.v1.ClusterUserCallback
+	9,  // 57: coterie.v1.ClusterState.audit:type_name -> coterie.v1.ClusterAuditEntry
+	41, // 58: coterie.v1.ClusterForwardRequest.add_voter:type_name -> coterie.v1.ClusterAddVoter
+	42, // 59: coterie.v1.ClusterForwardRequest.remove_server:type_name -> coterie.v1.ClusterRemoveServer
+	44, // 60: coterie.v1.ClusterForwardRequest.progress:type_name -> coterie.v1.ClusterProgress
+	43, // 61: coterie.v1.ClusterForwardRequest.removal_check:type_name -> coterie.v1.ClusterRemovalCheck
+	3,  // 62: coterie.v1.ClusterForwardResponse.code:type_name -> coterie.v1.ClusterErrorCode
+	47, // 63: coterie.v1.ClusterCallbackSet.callback:type_name -> coterie.v1.ClusterCallback
+	47, // 64: coterie.v1.ClusterUserCallback.callback:type_name -> coterie.v1.ClusterCallback
+	49, // 65: coterie.v1.ClusterUserCallbackSet.user_callback:type_name -> coterie.v1.ClusterUserCallback
+	23, // 66: coterie.v1.ClusterJoinResponse.members:type_name -> coterie.v1.ClusterMember
+	54, // 67: coterie.v1.ClusterKeyringRotated.copies:type_name -> coterie.v1.ClusterWrappedKey
+	54, // 68: coterie.v1.ClusterKeyringVersion.copies:type_name -> coterie.v1.ClusterWrappedKey
+	4,  // 69: coterie.v1.ClusterResealedRecord.kind:type_name -> coterie.v1.ClusterSealedKind
+	59, // 70: coterie.v1.ClusterRecordsResealed.records:type_name -> coterie.v1.ClusterResealedRecord
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -5261,10 +5341,11 @@ func file_cluster_proto_init() {
 		(*ClusterCommand_UserCallbackSet)(nil),
 		(*ClusterCommand_UserCallbackCleared)(nil),
 		(*ClusterCommand_KeyRefreshed)(nil),
+		(*ClusterCommand_KeyringExported)(nil),
 		(*ClusterCommand_AuditTruncate)(nil),
 		(*ClusterCommand_Decide)(nil),
 	}
-	file_cluster_proto_msgTypes[34].OneofWrappers = []any{
+	file_cluster_proto_msgTypes[35].OneofWrappers = []any{
 		(*ClusterForwardRequest_Command)(nil),
 		(*ClusterForwardRequest_AddVoter)(nil),
 		(*ClusterForwardRequest_RemoveServer)(nil),
@@ -5277,7 +5358,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -76,6 +76,10 @@ const (
 	// head (seq:hash), which links the chains, and Detail counts what the
 	// restore burned, released and brought back.
 	KindRestored
+	// KindKeyringExported: member Node handed out the keyring encrypted to
+	// operators' recovery keys: the age recipients in Detail, Number of
+	// them.
+	KindKeyringExported
 	kindEnd
 )
 
@@ -101,6 +105,7 @@ var kindNames = [...]string{
 	KindTruncated:           "truncated",
 	KindKeyRefreshed:        "key-refreshed",
 	KindRestored:            "restored",
+	KindKeyringExported:     "keyring-exported",
 }
 
 // String returns the kind's lowercase name.
