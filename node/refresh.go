@@ -117,7 +117,10 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 		return RefreshReport{}, fmt.Errorf("node: commit the refreshed share: %w", err)
 	}
 	took := n.clock.Now().Sub(start)
-	n.log.Info("key shares refreshed", "user", id, "epoch", hex.EncodeToString(epochPrefix(fresh.Epoch())), "seconds", took.Seconds())
+	// Once the cloud co-signers switch, the old shares in earlier
+	// snapshots no longer sign: say so where operators look.
+	n.log.Warn("key shares refreshed: snapshots saved before now cannot sign for this user, save a new one",
+		"user", id, "epoch", hex.EncodeToString(epochPrefix(fresh.Epoch())), "seconds", took.Seconds())
 	return RefreshReport{
 		User: id, PublicKey: u.Info.PublicKey,
 		FromEpoch: hex.EncodeToString(epochPrefix(share.Epoch())), Epoch: hex.EncodeToString(epochPrefix(fresh.Epoch())),

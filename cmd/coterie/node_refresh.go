@@ -42,6 +42,7 @@ func newNodeRefreshCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "refreshed the key shares of %s in %.1f s\n", rep.User, rep.Seconds)
 			fmt.Fprintf(cmd.OutOrStdout(), "signing key      %s (unchanged)\n", rep.PublicKey)
 			fmt.Fprintf(cmd.OutOrStdout(), "share epoch      %s -> %s\n", rep.FromEpoch, rep.Epoch)
+			fmt.Fprintln(cmd.OutOrStdout(), "save a new snapshot (coterie node snapshot save): those saved before cannot sign for this user")
 			return nil
 		},
 	}
