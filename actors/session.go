@@ -61,6 +61,8 @@ type (
 	completeDone struct {
 		inc int
 		err error
+		// recorded says the handler's decision committed first.
+		recorded bool
 	}
 	// reload re-reads the request after a failed step.
 	reload struct{ inc int }
@@ -652,11 +654,9 @@ func (s *session) approve(ctx actor.Context) {
 func (s *session) report(ctx actor.Context, kind stepKind, outcome cluster.Outcome, reason string) {
 	s.sh.outcome, s.sh.reason = outcome, reason
 	s.setStep(step{kind: kind})
-	inc, r, ws, cl := s.inc, s.sh.request, s.sh.user.Workspace, s.sys.cfg.Cluster
-	var dec *cluster.Decision
-	if kind == stepReject || kind == stepIgnore {
-		dec = s.sh.decision
-	}
+	// The handler's answer not recorded yet: a rejection or an ignore, or
+	// an APPROVE no Reserve carried before the request failed.
+	inc, r, ws, cl, dec := s.inc, s.sh.request, s.sh.user.Workspace, s.sys.cfg.Cluster, s.sh.decision
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
 		defer cancel()
@@ -734,15 +734,25 @@ func (s *session) complete(ctx actor.Context, outcome cluster.Outcome, reason st
 	}
 	s.sh.outcome, s.sh.reason = outcome, reason
 	s.setStep(step{kind: stepComplete})
-	inc, r, cl := s.inc, s.sh.request, s.sys.cfg.Cluster
+	inc, r, cl, dec := s.inc, s.sh.request, s.sys.cfg.Cluster, s.sh.decision
 	s.run(ctx, func(c context.Context) any {
 		cc, cancel := s.call(c)
 		defer cancel()
-		return &completeDone{inc: inc, err: cl.Complete(cc, r, outcome, reason)}
+		if dec != nil {
+			// An APPROVE no Reserve carried (the workspace had every
+			// digest signed already): the audit log still gets it.
+			if err := cl.Decide(cc, r, *dec); err != nil {
+				return &completeDone{inc: inc, err: err}
+			}
+		}
+		return &completeDone{inc: inc, err: cl.Complete(cc, r, outcome, reason), recorded: dec != nil}
 	})
 }
 
 func (s *session) completed(ctx actor.Context, m *completeDone) {
+	if m.recorded {
+		s.sh.decision = nil
+	}
 	switch {
 	case m.err == nil:
 		s.sys.metrics.Requests.WithLabelValues(s.sh.outcome.String()).Inc()
