@@ -50,6 +50,7 @@ func TestConsoleStateAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTerminal(t, admin, []string{r.GetId()}, time.Minute)
+	waitCompleted(t, n, r.GetId())
 
 	code, body := get(t, base+console.PathState, token)
 	var st console.State

@@ -43,6 +43,7 @@ func TestAuditEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTerminal(t, admin, []string{tx.GetId(), cc.GetId()}, 2*time.Minute)
+	waitCompleted(t, n, tx.GetId(), cc.GetId())
 
 	ac, err := NewAdminClient(cfg)
 	if err != nil {

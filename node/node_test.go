@@ -312,6 +312,25 @@ func mustAPIUser(t testing.TB, n *Node, id string) cluster.Record {
 	return r
 }
 
+// waitCompleted waits until the node's replica shows every request
+// completed: the Session records the outcome in raft just after the
+// workspace has it.
+func waitCompleted(t testing.TB, n *Node, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range ids {
+		for {
+			if info, ok := n.cluster.Request(id); ok && info.Status == cluster.StatusCompleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request %s is not completed in the cluster", id)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // waitTerminal waits until the workspace has every request in a terminal
 // state.
 func waitTerminal(t testing.TB, admin *client.Admin, ids []string, d time.Duration) map[string]*protocol.WsRequest {
@@ -373,6 +392,7 @@ func TestSignAndApproveEndToEnd(t *testing.T) {
 		ids = append(ids, r.GetId())
 	}
 	got := waitTerminal(t, admin, ids, 2*time.Minute)
+	waitCompleted(t, n, ids...)
 	for i, id := range ids {
 		want := protocol.WsRequestState_WS_REQUEST_STATE_APPROVED
 		if i < 2 {
