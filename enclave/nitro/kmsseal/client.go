@@ -72,7 +72,6 @@ func NewClient(c ClientConfig) (*kms.Client, error) {
 	transport := &http.Transport{
 		DialContext:         dial,
 		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.RootCAs},
-		ForceAttemptHTTP2:   false,
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConns:        2,
 		IdleConnTimeout:     time.Minute,

@@ -1,8 +1,6 @@
 package kmsseal
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/coterie-mpc/coterie/enclave/internal/wire"
@@ -58,20 +56,4 @@ func parseDataKeyFile(b []byte) (dataKeyFile, error) {
 	f.check = append([]byte(nil), f.check...)
 	f.blob = append([]byte(nil), f.blob...)
 	return f, nil
-}
-
-// Derivations from the data key. Only these leave the function that
-// holds the data key: the sealing key stays in memory, the check value is
-// public.
-const (
-	infoSeal  = "coterie/nitro/v1/seal"
-	infoCheck = "coterie/nitro/v1/key-check"
-)
-
-func derive(dataKey []byte, info string) []byte {
-	k, err := hkdf.Key(sha256.New, dataKey, nil, info, 32)
-	if err != nil {
-		panic(err) // 32 bytes of SHA-256 HKDF output is always allowed
-	}
-	return k
 }

@@ -7,9 +7,11 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -344,4 +346,20 @@ func (s *Sealer) Unseal(blob, ad []byte) ([]byte, error) {
 // associated data.
 func aeadData(header, ad []byte) []byte {
 	return append(header[:len(header):len(header)], ad...)
+}
+
+// Derivations from the data key. Only these leave the function that
+// holds the data key: the sealing key stays in memory, the check value is
+// public.
+const (
+	infoSeal  = "coterie/nitro/v1/seal"
+	infoCheck = "coterie/nitro/v1/key-check"
+)
+
+func derive(dataKey []byte, info string) []byte {
+	k, err := hkdf.Key(sha256.New, dataKey, nil, info, 32)
+	if err != nil {
+		panic(err) // 32 bytes of SHA-256 HKDF output is always allowed
+	}
+	return k
 }

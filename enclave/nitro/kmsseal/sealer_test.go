@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,12 +66,17 @@ func newFixture(t *testing.T, conditions map[uint32][]byte) *fixture {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	proxy := srv.Listener.Addr().String()
-	var dialed []string
+	var (
+		mu     sync.Mutex
+		dialed []string
+	)
 	client, err := kmsseal.NewClient(kmsseal.ClientConfig{
 		Region:  region,
 		RootCAs: roots,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
 			dialed = append(dialed, addr)
+			mu.Unlock()
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", proxy)
 		},
@@ -82,6 +88,8 @@ func newFixture(t *testing.T, conditions map[uint32][]byte) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, a := range dialed {
 			if a != kmsHost+":443" {
 				t.Errorf("the client dialled %s, want %s:443 through the proxy", a, kmsHost)
