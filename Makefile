@@ -47,6 +47,7 @@ test: $(SKIPCHECK) chromium
 	$(SKIPCHECK) run -json $(TESTLOG)/norace.json -- $(GO) test -json -timeout 15m \
 		-run '^($(subst $(eval) ,|,$(strip $(NORACE_TESTS))))$$' $(NORACE_PKGS)
 	CGO_ENABLED=1 $(SKIPCHECK) run -json $(TESTLOG)/sgx.json -- $(GO) test -json -tags ego,ego_mock_eclient ./enclave/sgx/
+	$(SKIPCHECK) run -json $(TESTLOG)/nitro.json -- $(GO) test -json -race -tags nitro ./enclave/nitro/... ./enclave/backend/
 	$(SKIPCHECK) check -allow .ci/allowed-skips $(TESTLOG)/*.json
 
 check: protoc
@@ -54,6 +55,8 @@ check: protoc
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	CGO_ENABLED=1 $(GO) vet -tags ego,ego_mock_eclient ./enclave/...
+	$(GO) vet -tags nitro ./...
+	$(GO) tool staticcheck -tags nitro ./enclave/... ./node/... ./cmd/...
 	@$(MAKE) --no-print-directory proto-check
 
 # protoc comes from Debian's protobuf-compiler; the Go plugins are the

@@ -18,8 +18,12 @@
 //   - enclave/sgx (build tag ego) runs on Intel SGX through EGo. It proves it
 //     runs inside a real enclave before it seals anything, because EGo
 //     outside SGX "seals" with an all-zero key.
+//   - the nitro backend (build tag nitro) runs in an AWS Nitro enclave:
+//     attestation from the NSM (enclave/nitro/nsm) and sealing under a data
+//     key that AWS KMS releases only against the enclave's attestation
+//     document (enclave/nitro/kmsseal).
 //   - enclave/backend picks one by Kind, so that a binary built without the
-//     ego tag never links EGo.
+//     ego or nitro tag never links EGo or the AWS SDK.
 //
 // # Key policy
 //
@@ -42,17 +46,16 @@
 // are verified only by SGX members, whose EGo reaches the DCAP quote
 // provider.
 //
-// No backend runs on those two platforms yet, because they have no sealing
-// instruction. A Nitro Sealer would, on first start, ask KMS for a data key
-// (GenerateDataKey with the enclave's NSM attestation document as the
-// Recipient), keep the KMS-encrypted data key in the data directory, and on
-// every start have KMS decrypt it, again against an attestation document.
-// The KMS key policy's conditions on PCR0 or PCR8 are the KeyPolicy (code
-// or product). The plaintext data key stays in enclave memory and seals
-// through the same AEAD and SealedHeader as sim. Confidential Space is the
-// same shape: Cloud KMS releases a data key to a workload identity pool
-// only when the token's claims (the image digest) satisfy the pool's
-// conditions.
+// Neither platform has a sealing instruction. The Nitro Sealer, on first
+// start, asks KMS for a data key (GenerateDataKey with the enclave's NSM
+// attestation document as the Recipient), keeps the KMS-encrypted data key
+// in the data directory, and on every start has KMS decrypt it, again
+// against an attestation document. The KMS key policy's conditions on PCR0
+// or PCR8 are the KeyPolicy (code or product). The plaintext data key stays
+// in enclave memory and seals through AES-256-GCM and the SealedHeader.
+// No backend runs on Confidential Space yet; it would be the same shape:
+// Cloud KMS releases a data key to a workload identity pool only when the
+// token's claims (the image digest) satisfy the pool's conditions.
 //
 // # Errors
 //

@@ -20,7 +20,7 @@ const (
 	// KindSGX is Intel SGX through EGo (package sgx, build tag ego).
 	KindSGX
 	// KindNitro is an AWS Nitro Enclave. Every build verifies its evidence
-	// (package nitro); no backend runs on it yet.
+	// (package nitro); a build with the nitro tag runs on it.
 	KindNitro
 	// KindConfidentialSpace is Google Confidential Space. Every build
 	// verifies its evidence (package gcpcs); no backend runs on it yet.

@@ -172,10 +172,11 @@ func (c RecoveryConfig) validate() []error {
 // EnclaveConfig selects the enclave backend that seals the node's identity
 // and keyring.
 type EnclaveConfig struct {
-	// Kind is the backend: "sim" (development only) or "sgx" (a binary
-	// built with -tags ego). "nitro" and "gcpcs" (confidential-space) are
-	// refused with what they lack: no backend runs on them yet, though
-	// every node verifies their evidence.
+	// Kind is the backend: "sim" (development only), "sgx" (a binary
+	// built with -tags ego) or "nitro" (a binary built with -tags nitro,
+	// run in a Nitro enclave; see Nitro). "gcpcs" (confidential-space) is
+	// refused with what it lacks: no backend runs on it yet, though every
+	// node verifies its evidence.
 	Kind string `yaml:"kind"`
 	// KeyPolicy is what sealing binds to: "product" (survives upgrades by
 	// the same signer) or "code" (this exact build).
@@ -193,6 +194,36 @@ type EnclaveConfig struct {
 	// ConfidentialSpace is how every node, of any kind, verifies the
 	// evidence of Confidential Space joiners. Give all nodes the same.
 	ConfidentialSpace ConfidentialSpaceConfig `yaml:"confidential_space"`
+	// Nitro configures sealing with AWS KMS for kind nitro.
+	Nitro NitroConfig `yaml:"nitro"`
+}
+
+// NitroConfig configures the nitro backend's sealing through AWS KMS and
+// the parent instance's vsock proxies (see backend.NitroConfig).
+type NitroConfig struct {
+	// Region is the KMS key's region, such as eu-west-1.
+	Region string `yaml:"region"`
+	// KMSKeyID is the KMS key: key id, key ARN, alias/NAME or alias ARN.
+	KMSKeyID string `yaml:"kms_key_id"`
+	// KMSProxy is the parent's vsock-proxy to KMS; default vsock://3:8000.
+	KMSProxy string `yaml:"kms_proxy"`
+	// KMSEndpoint overrides https://kms.REGION.amazonaws.com.
+	KMSEndpoint string `yaml:"kms_endpoint"`
+	// IMDSProxy is the parent's vsock-proxy to the instance metadata
+	// service, for the parent role's credentials; default vsock://3:8001.
+	IMDSProxy string `yaml:"imds_proxy"`
+}
+
+// backend returns the backend configuration c describes.
+func (c NitroConfig) backend() backend.NitroConfig {
+	b := backend.NitroConfig{Region: c.Region, KeyID: c.KMSKeyID, KMSProxy: c.KMSProxy, KMSEndpoint: c.KMSEndpoint, IMDSProxy: c.IMDSProxy}
+	if b.KMSProxy == "" {
+		b.KMSProxy = "vsock://3:8000"
+	}
+	if b.IMDSProxy == "" {
+		b.IMDSProxy = "vsock://3:8001"
+	}
+	return b
 }
 
 // ConfidentialSpaceConfig configures the verification of Confidential
@@ -503,6 +534,11 @@ func (c Config) Validate() error {
 		bad("mode production refuses enclave.kind sim, which protects nothing")
 	case !slices.Contains(backend.Available(), kind):
 		bad("enclave.kind %s: %v", kind, backend.CheckAvailable(kind))
+	}
+	if kind == enclave.KindNitro {
+		if err := c.Enclave.Nitro.backend().Validate(); err != nil {
+			bad("enclave.nitro: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 	}
 	if err := c.Enclave.ConfidentialSpace.gcpcs().Validate(); err != nil {
 		bad("enclave.confidential_space: %v", err)

@@ -272,6 +272,7 @@ func (n *Node) backendConfig() backend.Config {
 	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
 	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
 	bcfg.ConfidentialSpace = &cs
+	bcfg.Nitro = n.cfg.Enclave.Nitro.backend()
 	bcfg.Logger = n.componentLogger("enclave")
 	return bcfg
 }

@@ -346,3 +346,21 @@ func TestDefaultBuildImportsNoCloudSDK(t *testing.T) {
 		}
 	}
 }
+
+// TestNitroBuildImportsKMS: a build with the nitro tag links the KMS client
+// and the NSM library, which shows the nitro backend is wired in and that
+// TestDefaultBuildImportsNoCloudSDK can see them.
+func TestNitroBuildImportsKMS(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-tags", "nitro", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, want := range []string{"github.com/aws/aws-sdk-go-v2/service/kms", "github.com/hf/nsm", "github.com/coterie-mpc/coterie/enclave/nitro/kmsseal"} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("a nitro build of cmd/coterie does not import %s", want)
+		}
+	}
+}

@@ -41,6 +41,8 @@ type Config struct {
 	SimTrustedPlatforms []ed25519.PublicKey
 	// AllowDebug lets the sgx backend run in a debug enclave.
 	AllowDebug bool
+	// Nitro configures the nitro backend's KMS sealing.
+	Nitro NitroConfig
 	// NitroRoots are the roots a Nitro document must chain to; nil means
 	// the pinned AWS Nitro root. Only tests set it.
 	NitroRoots *x509.CertPool
@@ -71,6 +73,9 @@ func Available() []enclave.Kind {
 	kinds := []enclave.Kind{enclave.KindSim}
 	if sgxAvailable {
 		kinds = append(kinds, enclave.KindSGX)
+	}
+	if nitroAvailable {
+		kinds = append(kinds, enclave.KindNitro)
 	}
 	return kinds
 }
@@ -139,9 +144,8 @@ func CheckAvailable(k enclave.Kind) error {
 		_, err := newSGX(Config{})
 		return err
 	case k == enclave.KindNitro:
-		return fmt.Errorf("%w: nitro: no build of Coterie runs inside a Nitro enclave yet (sealing through AWS KMS's "+
-			"Recipient attestation is not written); every build verifies Nitro evidence, so Nitro nodes can be admitted "+
-			"once it is", ErrUnavailable)
+		_, err := newNitro(Config{})
+		return err
 	case k == enclave.KindConfidentialSpace:
 		return fmt.Errorf("%w: confidential-space: no build of Coterie runs as a Confidential Space workload yet "+
 			"(sealing through Cloud KMS and workload identity federation is not written); every build verifies its "+
@@ -164,7 +168,9 @@ func open(cfg Config) (enclave.Enclave, error) {
 		return sim.New(s)
 	case enclave.KindSGX:
 		return newSGX(cfg)
-	case enclave.KindNitro, enclave.KindConfidentialSpace:
+	case enclave.KindNitro:
+		return newNitro(cfg)
+	case enclave.KindConfidentialSpace:
 		return nil, CheckAvailable(cfg.Kind)
 	}
 	return nil, fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, cfg.Kind, Available())

@@ -1,10 +1,12 @@
 // Package nitro verifies AWS Nitro Enclaves attestation documents in pure
 // Go, so that any Coterie node — sim, SGX, Confidential Space or Nitro —
 // can admit a Nitro node to the cluster. It needs no NSM device, no cgo and
-// no AWS SDK. A backend that runs inside a Nitro enclave (evidence from the
-// NSM, sealing through KMS's Recipient attestation) is not written yet; it
-// would sit behind a nitro build tag, so that the default build stays free
-// of the SDK.
+// no AWS SDK. The backend that runs inside a Nitro enclave sits behind the
+// nitro build tag, so that the default build stays free of the SDK: its
+// evidence comes from the NSM (package nsm), its sealing from a KMS data
+// key released through the Recipient attestation (package kmsseal, which
+// opens KMS's answer with package cms), over the parent's vsock proxies
+// (packages vsock and imds).
 //
 // # What Verify checks
 //

@@ -208,3 +208,10 @@ func (a *Attester) Evidence(_ context.Context, reportData []byte) ([]byte, error
 	doc := a.PKI.Document(a.T, nitro.Document{Timestamp: a.Now(), PCRs: a.PCRs, UserData: rd})
 	return enclave.AppendEvidence(nil, enclave.KindNitro, doc), nil
 }
+
+// Document returns a raw test document (not framed as evidence) with
+// publicKey in public_key and no user data, as a Nitro enclave asks the
+// NSM for one to put in a KMS Recipient.
+func (a *Attester) Document(_ context.Context, publicKey []byte) ([]byte, error) {
+	return a.PKI.Document(a.T, nitro.Document{Timestamp: a.Now(), PCRs: a.PCRs, PublicKey: publicKey}), nil
+}

@@ -1,0 +1,365 @@
+//go:build nitro
+
+package kmsseal
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/nitro"
+	"github.com/coterie-mpc/coterie/enclave/nitro/cms"
+	"github.com/coterie-mpc/coterie/internal/atomicfile"
+)
+
+// KMS is the part of the AWS KMS API that Open calls. *kms.Client
+// implements it; see NewClient. Implementations must be safe for
+// concurrent use.
+type KMS interface {
+	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+}
+
+// Documents makes attestation documents for KMS's Recipient: the NSM
+// (package nsm) in an enclave, a test PKI in tests.
+type Documents interface {
+	// Document returns a raw attestation document (an untagged
+	// COSE_Sign1, as the NSM makes it) whose public_key is publicKey, a DER
+	// SubjectPublicKeyInfo. It is safe for concurrent use; the result
+	// belongs to the caller.
+	Document(ctx context.Context, publicKey []byte) ([]byte, error)
+}
+
+// encryptionContext binds the data key to its use: KMS refuses to
+// decrypt the blob under any other context.
+var encryptionContext = map[string]string{"coterie": "enclave-sealing-data-key"}
+
+// recipientKeyBits is the size of the one-shot RSA key; KMS takes RSA-2048.
+const recipientKeyBits = 2048
+
+// Config configures Open.
+type Config struct {
+	// KMS is the client Open calls.
+	KMS KMS
+	// KeyID names the KMS key for GenerateDataKey: a key id, key ARN,
+	// alias name or alias ARN. Decrypt uses the key ARN KMS returned then.
+	KeyID string
+	// KeyPolicy is what the KMS key policy binds the data key to, and
+	// what Seal records: PCR0 (code) or PCR8 (product). Open checks only
+	// that the image has a PCR8 for product; the key policy enforces it.
+	KeyPolicy enclave.KeyPolicy
+	// Documents makes the attestation documents of each KMS call.
+	Documents Documents
+	// DataKeyFile holds KMS's encryption of the data key.
+	DataKeyFile string
+	// Create lets Open generate a data key when DataKeyFile does not
+	// exist. Only a node's first initialisation sets it; otherwise a
+	// missing file is ErrNoDataKey, not a silent new key.
+	Create bool
+	// Logger receives lifecycle messages.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem with c at once, or nil.
+func (c Config) Validate() error {
+	var errs []error
+	if c.KMS == nil {
+		errs = append(errs, errors.New("kmsseal: KMS is nil"))
+	}
+	if c.KeyID == "" {
+		errs = append(errs, errors.New("kmsseal: KeyID is empty"))
+	}
+	if !c.KeyPolicy.Valid() {
+		errs = append(errs, fmt.Errorf("kmsseal: invalid KeyPolicy %s", c.KeyPolicy))
+	}
+	if c.Documents == nil {
+		errs = append(errs, errors.New("kmsseal: Documents is nil"))
+	}
+	if c.DataKeyFile == "" {
+		errs = append(errs, errors.New("kmsseal: DataKeyFile is empty"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("kmsseal: Logger is nil"))
+	}
+	return errors.Join(errs...)
+}
+
+// Sealer seals with the data key KMS released. All methods are safe for
+// concurrent use.
+type Sealer struct {
+	policy enclave.KeyPolicy
+	scope  enclave.SealScope
+	aead   cipher.AEAD
+	self   enclave.Identity
+}
+
+var _ enclave.Sealer = (*Sealer)(nil)
+
+// Open gets the node's data key from KMS, generating it on first start
+// when cfg.Create is set, and returns the Sealer. Errors: ErrNoDataKey,
+// ErrBadDataKeyFile, ErrKeyRefused, ErrPlaintextExposed, ErrWrongDataKey,
+// ErrUnsignedImage, package cms's refusals of the envelope, and file and
+// network errors.
+func Open(ctx context.Context, cfg Config) (*Sealer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(cfg.DataKeyFile)
+	create := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case create && !cfg.Create:
+		return nil, fmt.Errorf("%w: %s", ErrNoDataKey, cfg.DataKeyFile)
+	case err != nil && !create:
+		return nil, fmt.Errorf("kmsseal: read %s: %w", cfg.DataKeyFile, err)
+	}
+	var file dataKeyFile
+	if !create {
+		if file, err = parseDataKeyFile(raw); err != nil {
+			return nil, err
+		}
+	}
+
+	r, err := newRecipient(ctx, cfg.Documents)
+	if err != nil {
+		return nil, err
+	}
+	self := nitro.Identity(r.doc)
+	if cfg.KeyPolicy == enclave.KeyPolicyProduct && isZero(self.Signer) {
+		return nil, ErrUnsignedImage
+	}
+
+	var dataKey []byte
+	if create {
+		dataKey, file, err = generate(ctx, cfg, r)
+	} else {
+		dataKey, err = decrypt(ctx, cfg.KMS, file, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dataKey)
+	check := derive(dataKey, infoCheck)
+	if !create && !hmac.Equal(check, file.check) {
+		return nil, ErrWrongDataKey
+	}
+	if create {
+		file.check = check
+		if err := atomicfile.Write(cfg.DataKeyFile, file.encode(), 0o600); err != nil {
+			return nil, fmt.Errorf("kmsseal: write %s: %w", cfg.DataKeyFile, err)
+		}
+	}
+
+	sealKey := derive(dataKey, infoSeal)
+	defer clear(sealKey)
+	block, err := aes.NewCipher(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{policy: cfg.KeyPolicy, aead: aead, self: self}
+	s.scope = enclave.SealScope{
+		Kind:           enclave.KindNitro,
+		Machine:        enclave.HashID("coterie/nitro/v1/machine", check),
+		CodeBinding:    enclave.HashID("coterie/nitro/v1/code", self.Measurement),
+		ProductBinding: enclave.HashID("coterie/nitro/v1/product", self.Signer),
+	}
+	cfg.Logger.Info("nitro data key ready", "key_id", file.keyID, "created", create, "key_policy", cfg.KeyPolicy,
+		"identity", self.String())
+	return s, nil
+}
+
+// recipient is one KMS call's Recipient and the RSA key that opens its
+// answer. It is used once.
+type recipient struct {
+	key  *rsa.PrivateKey
+	doc  nitro.Document
+	info *types.RecipientInfo
+}
+
+func newRecipient(ctx context.Context, docs Documents) (recipient, error) {
+	key, err := rsa.GenerateKey(rand.Reader, recipientKeyBits)
+	if err != nil {
+		return recipient{}, err
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return recipient{}, err
+	}
+	raw, err := docs.Document(ctx, spki)
+	if err != nil {
+		return recipient{}, fmt.Errorf("kmsseal: attestation document: %w", err)
+	}
+	// The document is our own NSM's, so it is parsed, not verified: KMS
+	// verifies it, and the identity read here only labels sealed blobs.
+	doc, err := nitro.ParseDocument(raw)
+	if err != nil {
+		return recipient{}, fmt.Errorf("kmsseal: own attestation document: %w", err)
+	}
+	if !bytes.Equal(doc.PublicKey, spki) {
+		return recipient{}, fmt.Errorf("kmsseal: own attestation document: %w: public_key is not the recipient key", nitro.ErrMalformed)
+	}
+	return recipient{key: key, doc: doc, info: &types.RecipientInfo{
+		AttestationDocument:    raw,
+		KeyEncryptionAlgorithm: types.KeyEncryptionMechanismRsaesOaepSha256,
+	}}, nil
+}
+
+// open returns the data key in the answer to r. Nothing uses r again:
+// its key goes with Open's return.
+func (r recipient) open(envelope, plaintext []byte) ([]byte, error) {
+	if len(plaintext) != 0 {
+		clear(plaintext)
+		return nil, ErrPlaintextExposed
+	}
+	dataKey, err := cms.Open(envelope, r.key)
+	if err != nil {
+		return nil, fmt.Errorf("kmsseal: CiphertextForRecipient: %w", err)
+	}
+	if len(dataKey) != dataKeySize {
+		clear(dataKey)
+		return nil, fmt.Errorf("%w: %d bytes", ErrWrongDataKey, len(dataKey))
+	}
+	return dataKey, nil
+}
+
+func generate(ctx context.Context, cfg Config, r recipient) ([]byte, dataKeyFile, error) {
+	out, err := cfg.KMS.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+		KeyId:             &cfg.KeyID,
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: encryptionContext,
+		Recipient:         r.info,
+	})
+	if err != nil {
+		return nil, dataKeyFile{}, refused("GenerateDataKey", err)
+	}
+	dataKey, err := r.open(out.CiphertextForRecipient, out.Plaintext)
+	if err != nil {
+		return nil, dataKeyFile{}, err
+	}
+	keyID := cfg.KeyID
+	if out.KeyId != nil && *out.KeyId != "" {
+		keyID = *out.KeyId
+	}
+	if len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > maxBlobSize || len(keyID) > maxKeyID {
+		clear(dataKey)
+		return nil, dataKeyFile{}, fmt.Errorf("%w: GenerateDataKey returned no usable CiphertextBlob or key id", ErrKeyRefused)
+	}
+	return dataKey, dataKeyFile{keyID: keyID, blob: out.CiphertextBlob}, nil
+}
+
+func decrypt(ctx context.Context, c KMS, file dataKeyFile, r recipient) ([]byte, error) {
+	out, err := c.Decrypt(ctx, &kms.DecryptInput{
+		CiphertextBlob:      file.blob,
+		KeyId:               &file.keyID,
+		EncryptionContext:   encryptionContext,
+		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
+		Recipient:           r.info,
+	})
+	if err != nil {
+		return nil, refused("Decrypt", err)
+	}
+	return r.open(out.CiphertextForRecipient, out.Plaintext)
+}
+
+// refused wraps a KMS error in ErrKeyRefused with its code. KMS's
+// messages name keys and conditions, never key material.
+func refused(op string, err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return fmt.Errorf("%w: %s: %s: %s", ErrKeyRefused, op, api.ErrorCode(), api.ErrorMessage())
+	}
+	return fmt.Errorf("kmsseal: %s: %w", op, err)
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Kind returns enclave.KindNitro.
+func (s *Sealer) Kind() enclave.Kind { return enclave.KindNitro }
+
+// KeyPolicy returns the policy Seal records.
+func (s *Sealer) KeyPolicy() enclave.KeyPolicy { return s.policy }
+
+// Self returns the identity of the enclave's attestation document, with
+// no report data.
+func (s *Sealer) Self() enclave.Identity { return s.self }
+
+const nonceSize = 12
+
+// Seal implements enclave.Sealer with AES-256-GCM under a key derived
+// from the data key; the public header and ad are authenticated.
+func (s *Sealer) Seal(plaintext, ad []byte) ([]byte, error) {
+	out := s.scope.Header(s.policy, ad).Append(make([]byte, 0, enclave.SealedHeaderSize+nonceSize+len(plaintext)+s.aead.Overhead()))
+	header := out[:enclave.SealedHeaderSize:enclave.SealedHeaderSize]
+	nonce := make([]byte, nonceSize)
+	rand.Read(nonce)
+	out = append(out, nonce...)
+	return s.aead.Seal(out, nonce, plaintext, aeadData(header, ad)), nil
+}
+
+// Unseal implements enclave.Sealer.
+func (s *Sealer) Unseal(blob, ad []byte) ([]byte, error) {
+	h, header, payload, err := enclave.ParseSealed(blob)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.scope.Check(h, ad); err != nil {
+		return nil, err
+	}
+	if len(payload) < nonceSize+s.aead.Overhead() {
+		return nil, fmt.Errorf("%w: payload of %d bytes is truncated", enclave.ErrMalformedBlob, len(payload))
+	}
+	plaintext, err := s.aead.Open(nil, payload[:nonceSize], payload[nonceSize:], aeadData(header, ad))
+	if err != nil {
+		return nil, enclave.ErrTampered
+	}
+	return plaintext, nil
+}
+
+// aeadData authenticates the public header together with the caller's
+// associated data.
+func aeadData(header, ad []byte) []byte {
+	return append(header[:len(header):len(header)], ad...)
+}
+
+// Derivations from the data key. Only these leave the function that
+// holds the data key: the sealing key stays in memory, the check value is
+// public.
+const (
+	infoSeal  = "coterie/nitro/v1/seal"
+	infoCheck = "coterie/nitro/v1/key-check"
+)
+
+func derive(dataKey []byte, info string) []byte {
+	k, err := hkdf.Key(sha256.New, dataKey, nil, info, 32)
+	if err != nil {
+		panic(err) // 32 bytes of SHA-256 HKDF output is always allowed
+	}
+	return k
+}
