@@ -48,6 +48,7 @@ test: $(SKIPCHECK) chromium
 		-run '^($(subst $(eval) ,|,$(strip $(NORACE_TESTS))))$$' $(NORACE_PKGS)
 	CGO_ENABLED=1 $(SKIPCHECK) run -json $(TESTLOG)/sgx.json -- $(GO) test -json -tags ego,ego_mock_eclient ./enclave/sgx/
 	$(SKIPCHECK) run -json $(TESTLOG)/nitro.json -- $(GO) test -json -race -tags nitro ./enclave/nitro/... ./enclave/backend/
+	$(SKIPCHECK) run -json $(TESTLOG)/gcpcs.json -- $(GO) test -json -race -tags gcpcs ./enclave/gcpcs/... ./enclave/backend/
 	$(SKIPCHECK) check -allow .ci/allowed-skips $(TESTLOG)/*.json
 
 check: protoc
@@ -57,6 +58,8 @@ check: protoc
 	CGO_ENABLED=1 $(GO) vet -tags ego,ego_mock_eclient ./enclave/...
 	$(GO) vet -tags nitro ./...
 	$(GO) tool staticcheck -tags nitro ./enclave/... ./node/... ./cmd/...
+	$(GO) vet -tags gcpcs ./...
+	$(GO) tool staticcheck -tags gcpcs ./enclave/... ./node/... ./cmd/...
 	@$(MAKE) --no-print-directory proto-check
 
 # protoc comes from Debian's protobuf-compiler; the Go plugins are the

@@ -23,7 +23,8 @@ const (
 	// (package nitro); a build with the nitro tag runs on it.
 	KindNitro
 	// KindConfidentialSpace is Google Confidential Space. Every build
-	// verifies its evidence (package gcpcs); no backend runs on it yet.
+	// verifies its evidence (package gcpcs); a build with the gcpcs tag
+	// runs on it.
 	KindConfidentialSpace
 )
 

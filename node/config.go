@@ -174,9 +174,9 @@ func (c RecoveryConfig) validate() []error {
 type EnclaveConfig struct {
 	// Kind is the backend: "sim" (development only), "sgx" (a binary
 	// built with -tags ego) or "nitro" (a binary built with -tags nitro,
-	// run in a Nitro enclave; see Nitro). "gcpcs" (confidential-space) is
-	// refused with what it lacks: no backend runs on it yet, though every
-	// node verifies its evidence.
+	// run in a Nitro enclave; see Nitro) or "gcpcs" (confidential-space:
+	// a binary built with -tags gcpcs, run as a Confidential Space
+	// workload; see ConfidentialSpace).
 	Kind string `yaml:"kind"`
 	// KeyPolicy is what sealing binds to: "product" (survives upgrades by
 	// the same signer) or "code" (this exact build).
@@ -237,6 +237,30 @@ type ConfidentialSpaceConfig struct {
 	// HardwareModels are the hwmodel values admitted, by default
 	// GCP_AMD_SEV and GCP_INTEL_TDX.
 	HardwareModels []string `yaml:"hardware_models"`
+
+	// The rest configures sealing with Cloud KMS for kind gcpcs (see
+	// backend.ConfidentialSpaceConfig). Project, Location, KeyRing and
+	// Key name the Cloud KMS key that wraps the data key.
+	Project  string `yaml:"project"`
+	Location string `yaml:"location"`
+	KeyRing  string `yaml:"key_ring"`
+	Key      string `yaml:"key"`
+	// WorkloadIdentityProvider is the workload identity pool provider
+	// whose attribute condition admits the image:
+	// //iam.googleapis.com/projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER.
+	WorkloadIdentityProvider string `yaml:"workload_identity_provider"`
+	// STSEndpoint overrides https://sts.googleapis.com/v1/token.
+	STSEndpoint string `yaml:"sts_endpoint"`
+	// KMSEndpoint overrides https://cloudkms.googleapis.com.
+	KMSEndpoint string `yaml:"kms_endpoint"`
+}
+
+// sealing returns the gcpcs backend's sealing configuration c describes.
+func (c ConfidentialSpaceConfig) sealing() backend.ConfidentialSpaceConfig {
+	return backend.ConfidentialSpaceConfig{
+		Project: c.Project, Location: c.Location, KeyRing: c.KeyRing, Key: c.Key,
+		WorkloadIdentityProvider: c.WorkloadIdentityProvider, STSEndpoint: c.STSEndpoint, KMSEndpoint: c.KMSEndpoint,
+	}
 }
 
 // gcpcs returns the verifier configuration c describes.
@@ -538,6 +562,11 @@ func (c Config) Validate() error {
 	if kind == enclave.KindNitro {
 		if err := c.Enclave.Nitro.backend().Validate(); err != nil {
 			bad("enclave.nitro: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	}
+	if kind == enclave.KindConfidentialSpace {
+		if err := c.Enclave.ConfidentialSpace.sealing().Validate(); err != nil {
+			bad("enclave.confidential_space: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	if err := c.Enclave.ConfidentialSpace.gcpcs().Validate(); err != nil {

@@ -91,7 +91,11 @@ func TestParseConfig(t *testing.T) {
 		{name: "nitro not runnable", yaml: base + "enclave:\n  kind: nitro\n", want: []string{"enclave.kind nitro", "built with -tags nitro", "enclave.nitro", "region", "kms_key_id is required"}},
 		{name: "nitro settings", yaml: base + "enclave:\n  kind: nitro\n  nitro:\n    region: eu-west-1\n    kms_key_id: arn:aws:kms:us-east-1:111122223333:alias/c\n    kms_proxy: 10.0.0.1:8000\n",
 			want: []string{"enclave.nitro", "in region us-east-1, not eu-west-1", "kms_proxy"}},
-		{name: "gcpcs not runnable", yaml: base + "enclave:\n  kind: gcpcs\n", want: []string{"enclave.kind confidential-space", "Cloud KMS"}},
+		{name: "gcpcs not runnable", yaml: base + "enclave:\n  kind: gcpcs\n", want: []string{"enclave.kind confidential-space", "built with -tags gcpcs",
+			"enclave.confidential_space", "project", "workload_identity_provider"}},
+		{name: "gcpcs settings", yaml: base + "enclave:\n  kind: gcpcs\n  confidential_space:\n    project: coterie-prod\n    location: global\n" +
+			"    key_ring: r\n    key: k\n    workload_identity_provider: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov\n" +
+			"    kms_endpoint: http://127.0.0.1:1\n", want: []string{"enclave.confidential_space", "kms_endpoint", "must be https"}},
 		{name: "confidential space verifier", yaml: base + "enclave:\n  confidential_space:\n    issuer: http://plain\n    hardware_models: []\n",
 			want: []string{"enclave.confidential_space", "not an https URL"}},
 		{name: "nitro policy rule", yaml: base + "cluster:\n  policy:\n    - kind: nitro\n      measurement: " + strings.Repeat("ab", 48) +

@@ -273,6 +273,7 @@ func (n *Node) backendConfig() backend.Config {
 	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
 	bcfg.ConfidentialSpace = &cs
 	bcfg.Nitro = n.cfg.Enclave.Nitro.backend()
+	bcfg.ConfidentialSpaceSealing = n.cfg.Enclave.ConfidentialSpace.sealing()
 	bcfg.Logger = n.componentLogger("enclave")
 	return bcfg
 }

@@ -364,3 +364,34 @@ func TestNitroBuildImportsKMS(t *testing.T) {
 		}
 	}
 }
+
+// TestConfidentialSpaceBuildImportsKMSSeal: a build with the gcpcs tag
+// links the Cloud KMS sealer, which calls STS and Cloud KMS with net/http
+// alone, so it brings no Google SDK either; a default build links neither.
+func TestConfidentialSpaceBuildImportsKMSSeal(t *testing.T) {
+	const sealer = "github.com/coterie-mpc/coterie/enclave/gcpcs/kmsseal"
+	deps := func(args ...string) []string {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"list", "-deps"}, args...)...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %v: %v", args, err)
+		}
+		return strings.Fields(string(out))
+	}
+	tagged := deps("-tags", "gcpcs", ".")
+	if !slices.Contains(tagged, sealer) {
+		t.Errorf("a gcpcs build of cmd/coterie does not import %s", sealer)
+	}
+	for _, p := range tagged {
+		for _, f := range []string{"cloud.google.com/go/", "google.golang.org/api/", "golang.org/x/oauth2"} {
+			if strings.HasPrefix(p, f) {
+				t.Errorf("a gcpcs build of cmd/coterie imports %s", p)
+			}
+		}
+	}
+	if slices.Contains(deps("."), sealer) {
+		t.Errorf("the default build of cmd/coterie imports %s", sealer)
+	}
+}

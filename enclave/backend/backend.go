@@ -47,8 +47,12 @@ type Config struct {
 	// the pinned AWS Nitro root. Only tests set it.
 	NitroRoots *x509.CertPool
 	// ConfidentialSpace configures the verifier of Confidential Space
-	// tokens; nil means gcpcs.DefaultConfig with Clock.
+	// tokens; nil means gcpcs.DefaultConfig with Clock. The gcpcs backend
+	// also calls STS and Cloud KMS with its HTTPClient.
 	ConfidentialSpace *gcpcs.Config
+	// ConfidentialSpaceSealing configures the gcpcs backend's sealing
+	// with Cloud KMS.
+	ConfidentialSpaceSealing ConfidentialSpaceConfig
 	// Clock tells the time that evidence of other kinds is checked
 	// against; nil means the real clock.
 	Clock clock.Clock
@@ -76,6 +80,9 @@ func Available() []enclave.Kind {
 	}
 	if nitroAvailable {
 		kinds = append(kinds, enclave.KindNitro)
+	}
+	if gcpcsAvailable {
+		kinds = append(kinds, enclave.KindConfidentialSpace)
 	}
 	return kinds
 }
@@ -147,9 +154,8 @@ func CheckAvailable(k enclave.Kind) error {
 		_, err := newNitro(Config{})
 		return err
 	case k == enclave.KindConfidentialSpace:
-		return fmt.Errorf("%w: confidential-space: no build of Coterie runs as a Confidential Space workload yet "+
-			"(sealing through Cloud KMS and workload identity federation is not written); every build verifies its "+
-			"tokens (enclave.confidential_space)", ErrUnavailable)
+		_, err := newConfidentialSpace(Config{})
+		return err
 	}
 	return fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, k, Available())
 }
@@ -171,7 +177,7 @@ func open(cfg Config) (enclave.Enclave, error) {
 	case enclave.KindNitro:
 		return newNitro(cfg)
 	case enclave.KindConfidentialSpace:
-		return nil, CheckAvailable(cfg.Kind)
+		return newConfidentialSpace(cfg)
 	}
 	return nil, fmt.Errorf("%w: %s (this binary has %v)", ErrUnavailable, cfg.Kind, Available())
 }

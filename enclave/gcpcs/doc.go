@@ -33,7 +33,7 @@
 // launcher's HTTP server on the unix socket
 // /run/container_launcher/teeserver.sock (POST /v1/token).
 //
-// Sealing with Cloud KMS through workload identity federation is not here
-// yet, so a node cannot run on Confidential Space; it can verify and admit
-// one.
+// Sealing with Cloud KMS through workload identity federation is in
+// package kmsseal, which the backend links only in a build with the gcpcs
+// tag.
 package gcpcs

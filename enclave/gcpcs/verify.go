@@ -185,12 +185,11 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 	if err != nil {
 		return enclave.Identity{}, err
 	}
-	digest, err := hex.DecodeString(strings.TrimPrefix(c.SubMods.Container.ImageDigest, digestPrefix))
-	if err != nil || !strings.HasPrefix(c.SubMods.Container.ImageDigest, digestPrefix) || len(digest) != enclave.ImageDigestSize {
-		return enclave.Identity{}, fmt.Errorf("%w: image digest %q", ErrMalformed, c.SubMods.Container.ImageDigest)
+	id, err := c.Identity()
+	if err != nil {
+		return enclave.Identity{}, err
 	}
-	id := enclave.Identity{Kind: enclave.KindConfidentialSpace, Measurement: digest,
-		Debug: c.DebugStatus != debugDisabled, ReportData: rd}
+	id.ReportData = rd
 	if err := p.Check(id); err != nil {
 		if id.Debug {
 			return enclave.Identity{}, fmt.Errorf("%w: dbgstat %q, %s", ErrDebugMode, c.DebugStatus, id)
@@ -198,6 +197,18 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 		return enclave.Identity{}, fmt.Errorf("%w: %s", ErrDigestNotAllowed, id)
 	}
 	return id, nil
+}
+
+// Identity returns the workload the claims describe: the container image
+// digest as the measurement, and Debug for any dbgstat but
+// disabled-since-boot. It sets no report data, and checks nothing but the
+// digest's form (ErrMalformed).
+func (c *Claims) Identity() (enclave.Identity, error) {
+	digest, err := hex.DecodeString(strings.TrimPrefix(c.SubMods.Container.ImageDigest, digestPrefix))
+	if err != nil || !strings.HasPrefix(c.SubMods.Container.ImageDigest, digestPrefix) || len(digest) != enclave.ImageDigestSize {
+		return enclave.Identity{}, fmt.Errorf("%w: image digest %q", ErrMalformed, c.SubMods.Container.ImageDigest)
+	}
+	return enclave.Identity{Kind: enclave.KindConfidentialSpace, Measurement: digest, Debug: c.DebugStatus != debugDisabled}, nil
 }
 
 // Nonces returns the eat_nonce values that carry reportData (padded to

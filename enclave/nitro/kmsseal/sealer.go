@@ -5,13 +5,9 @@ package kmsseal
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -24,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
 	"github.com/coterie-mpc/coterie/enclave/nitro"
 	"github.com/coterie-mpc/coterie/enclave/nitro/cms"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
@@ -104,10 +101,8 @@ func (c Config) Validate() error {
 // Sealer seals with the data key KMS released. All methods are safe for
 // concurrent use.
 type Sealer struct {
-	policy enclave.KeyPolicy
-	scope  enclave.SealScope
-	aead   cipher.AEAD
-	self   enclave.Identity
+	seal *dataseal.Sealer
+	self enclave.Identity
 }
 
 var _ enclave.Sealer = (*Sealer)(nil)
@@ -155,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		return nil, err
 	}
 	defer clear(dataKey)
-	check := derive(dataKey, infoCheck)
+	check := dataseal.Derive(dataKey, infoCheck)
 	if !create && !hmac.Equal(check, file.check) {
 		return nil, ErrWrongDataKey
 	}
@@ -166,23 +161,19 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		}
 	}
 
-	sealKey := derive(dataKey, infoSeal)
-	defer clear(sealKey)
-	block, err := aes.NewCipher(sealKey)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	s := &Sealer{policy: cfg.KeyPolicy, aead: aead, self: self}
-	s.scope = enclave.SealScope{
+	scope := enclave.SealScope{
 		Kind:           enclave.KindNitro,
 		Machine:        enclave.HashID("coterie/nitro/v1/machine", check),
 		CodeBinding:    enclave.HashID("coterie/nitro/v1/code", self.Measurement),
 		ProductBinding: enclave.HashID("coterie/nitro/v1/product", self.Signer),
 	}
+	sealKey := dataseal.Derive(dataKey, infoSeal)
+	defer clear(sealKey)
+	seal, err := dataseal.New(scope, cfg.KeyPolicy, sealKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{seal: seal, self: self}
 	cfg.Logger.Info("nitro data key ready", "key_id", file.keyID, "created", create, "key_policy", cfg.KeyPolicy,
 		"identity", self.String())
 	return s, nil
@@ -304,49 +295,18 @@ func isZero(b []byte) bool {
 func (s *Sealer) Kind() enclave.Kind { return enclave.KindNitro }
 
 // KeyPolicy returns the policy Seal records.
-func (s *Sealer) KeyPolicy() enclave.KeyPolicy { return s.policy }
+func (s *Sealer) KeyPolicy() enclave.KeyPolicy { return s.seal.KeyPolicy() }
 
 // Self returns the identity of the enclave's attestation document, with
 // no report data.
 func (s *Sealer) Self() enclave.Identity { return s.self }
 
-const nonceSize = 12
-
 // Seal implements enclave.Sealer with AES-256-GCM under a key derived
 // from the data key; the public header and ad are authenticated.
-func (s *Sealer) Seal(plaintext, ad []byte) ([]byte, error) {
-	out := s.scope.Header(s.policy, ad).Append(make([]byte, 0, enclave.SealedHeaderSize+nonceSize+len(plaintext)+s.aead.Overhead()))
-	header := out[:enclave.SealedHeaderSize:enclave.SealedHeaderSize]
-	nonce := make([]byte, nonceSize)
-	rand.Read(nonce)
-	out = append(out, nonce...)
-	return s.aead.Seal(out, nonce, plaintext, aeadData(header, ad)), nil
-}
+func (s *Sealer) Seal(plaintext, ad []byte) ([]byte, error) { return s.seal.Seal(plaintext, ad) }
 
 // Unseal implements enclave.Sealer.
-func (s *Sealer) Unseal(blob, ad []byte) ([]byte, error) {
-	h, header, payload, err := enclave.ParseSealed(blob)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.scope.Check(h, ad); err != nil {
-		return nil, err
-	}
-	if len(payload) < nonceSize+s.aead.Overhead() {
-		return nil, fmt.Errorf("%w: payload of %d bytes is truncated", enclave.ErrMalformedBlob, len(payload))
-	}
-	plaintext, err := s.aead.Open(nil, payload[:nonceSize], payload[nonceSize:], aeadData(header, ad))
-	if err != nil {
-		return nil, enclave.ErrTampered
-	}
-	return plaintext, nil
-}
-
-// aeadData authenticates the public header together with the caller's
-// associated data.
-func aeadData(header, ad []byte) []byte {
-	return append(header[:len(header):len(header)], ad...)
-}
+func (s *Sealer) Unseal(blob, ad []byte) ([]byte, error) { return s.seal.Unseal(blob, ad) }
 
 // Derivations from the data key. Only these leave the function that
 // holds the data key: the sealing key stays in memory, the check value is
@@ -355,11 +315,3 @@ const (
 	infoSeal  = "coterie/nitro/v1/seal"
 	infoCheck = "coterie/nitro/v1/key-check"
 )
-
-func derive(dataKey []byte, info string) []byte {
-	k, err := hkdf.Key(sha256.New, dataKey, nil, info, 32)
-	if err != nil {
-		panic(err) // 32 bytes of SHA-256 HKDF output is always allowed
-	}
-	return k
-}

@@ -1,0 +1,17 @@
+//go:build !gcpcs
+
+package backend
+
+import (
+	"fmt"
+
+	"github.com/coterie-mpc/coterie/enclave"
+)
+
+const gcpcsAvailable = false
+
+func newConfidentialSpace(Config) (enclave.Enclave, error) {
+	return nil, fmt.Errorf("%w: confidential-space needs a binary built with -tags gcpcs and run as a Confidential "+
+		"Space workload (its sealing needs the launcher's attestation tokens and Cloud KMS); every build verifies "+
+		"its tokens (enclave.confidential_space)", ErrUnavailable)
+}

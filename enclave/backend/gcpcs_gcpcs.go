@@ -1,0 +1,76 @@
+//go:build gcpcs
+
+package backend
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs/kmsseal"
+)
+
+const gcpcsAvailable = true
+
+// gcpcsOpenTimeout bounds the launcher, STS and Cloud KMS calls of a start.
+const gcpcsOpenTimeout = time.Minute
+
+// newConfidentialSpace gets the data key from Cloud KMS with a launcher
+// token exchanged at STS, and returns the enclave: tokens from the
+// launcher as evidence, verified by the configured verifier.
+func newConfidentialSpace(cfg Config) (enclave.Enclave, error) {
+	cs := cfg.ConfidentialSpaceSealing
+	if err := cs.Validate(); err != nil {
+		return nil, fmt.Errorf("backend: confidential-space: %w", err)
+	}
+	gcfg := gcpcs.DefaultConfig()
+	if cfg.ConfidentialSpace != nil {
+		gcfg = *cfg.ConfidentialSpace
+	}
+	if cfg.Clock != nil {
+		gcfg.Clock = cfg.Clock
+	}
+	v, err := gcpcs.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	socket := cs.LauncherSocket
+	if socket == "" {
+		socket = gcpcs.DefaultLauncherSocket
+	}
+	launcher := gcpcs.NewLauncher(socket)
+	scfg := kmsseal.DefaultConfig()
+	scfg.Tokens, scfg.Provider, scfg.KeyName = launcher, cs.WorkloadIdentityProvider, cs.KeyName()
+	if cs.STSEndpoint != "" {
+		scfg.STSEndpoint = cs.STSEndpoint
+	}
+	if cs.KMSEndpoint != "" {
+		scfg.KMSEndpoint = cs.KMSEndpoint
+	}
+	if cfg.ConfidentialSpace != nil && cfg.ConfidentialSpace.HTTPClient != nil {
+		scfg.HTTPClient = cfg.ConfidentialSpace.HTTPClient
+	}
+	scfg.KeyPolicy, scfg.DataKeyFile = cfg.KeyPolicy, filepath.Join(cfg.DataDir, kmsseal.FileName)
+	scfg.Create, scfg.Logger = cfg.Initialize, cfg.Logger
+	ctx, cancel := context.WithTimeout(context.Background(), gcpcsOpenTimeout)
+	defer cancel()
+	s, err := kmsseal.Open(ctx, scfg)
+	if err != nil {
+		return nil, err
+	}
+	return &csEnclave{Sealer: s, Attester: gcpcs.NewAttester(launcher, gcfg.Audience, v)}, nil
+}
+
+// csEnclave is the Confidential Space backend: Cloud KMS sealing and
+// launcher attestation.
+type csEnclave struct {
+	*kmsseal.Sealer
+	*gcpcs.Attester
+}
+
+var _ enclave.Enclave = (*csEnclave)(nil)
+
+func (e *csEnclave) Kind() enclave.Kind { return enclave.KindConfidentialSpace }
