@@ -1,10 +1,7 @@
 package sim
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -14,9 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/crypto/hkdf"
-
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
 )
 
 // Errors of New.
@@ -138,7 +134,7 @@ func (c Config) Validate() error {
 type Enclave struct {
 	policy   enclave.KeyPolicy
 	scope    enclave.SealScope
-	aeads    map[enclave.KeyPolicy]cipher.AEAD
+	sealers  map[enclave.KeyPolicy]*dataseal.Sealer
 	platform ed25519.PrivateKey
 	trusted  [][]byte
 	self     enclave.Identity
@@ -178,7 +174,7 @@ func New(cfg Config) (*Enclave, error) {
 	e := &Enclave{
 		policy:   cfg.KeyPolicy,
 		platform: ed25519.NewKeyFromSeed(seed),
-		aeads:    make(map[enclave.KeyPolicy]cipher.AEAD, 2),
+		sealers:  make(map[enclave.KeyPolicy]*dataseal.Sealer, 2),
 	}
 	e.trusted = append(e.trusted, e.PlatformKey())
 	for _, k := range cfg.TrustedPlatforms {
@@ -197,16 +193,12 @@ func New(cfg Config) (*Enclave, error) {
 	var keys map[enclave.KeyPolicy][]byte
 	e.scope, keys = sealKeys(root, seed, measurement, cfg.Signer, product)
 	for p, key := range keys {
-		block, err := aes.NewCipher(key)
+		s, err := dataseal.New(e.scope, p, key)
 		clear(key)
 		if err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-		e.aeads[p] = aead
+		e.sealers[p] = s
 	}
 
 	cfg.Logger.Warn("simulated enclave in use: for development only, it protects no secret and its attestation proves nothing",
@@ -220,33 +212,23 @@ func New(cfg Config) (*Enclave, error) {
 // machine, so a data directory copied to another machine does not unseal
 // there, as with a real enclave. The caller clears the keys.
 func sealKeys(root, platformSeed, measurement, signer, product []byte) (enclave.SealScope, map[enclave.KeyPolicy][]byte) {
-	machineSecret := derive(platformSeed, "coterie/sim/v1/machine-seal-secret")
+	machineSecret := dataseal.Derive(platformSeed, "coterie/sim/v1/machine-seal-secret")
 	defer clear(machineSecret)
 	ikm := append(append([]byte(nil), root...), machineSecret...)
 	defer clear(ikm)
-	sealRoot := derive(ikm, "coterie/sim/v1/seal-root")
+	sealRoot := dataseal.Derive(ikm, "coterie/sim/v1/seal-root")
 	defer clear(sealRoot)
 	scope := enclave.SealScope{
 		Kind:           enclave.KindSim,
-		Machine:        enclave.HashID("coterie/sim/v1/machine", derive(sealRoot, "machine-id")),
+		Machine:        enclave.HashID("coterie/sim/v1/machine", dataseal.Derive(sealRoot, "machine-id")),
 		CodeBinding:    enclave.HashID("coterie/sim/v1/code", measurement),
 		ProductBinding: enclave.HashID("coterie/sim/v1/product", signer, product),
 	}
 	keys := map[enclave.KeyPolicy][]byte{
-		enclave.KeyPolicyCode:    derive(sealRoot, "seal-key/code/"+string(scope.CodeBinding[:])),
-		enclave.KeyPolicyProduct: derive(sealRoot, "seal-key/product/"+string(scope.ProductBinding[:])),
+		enclave.KeyPolicyCode:    dataseal.Derive(sealRoot, "seal-key/code/"+string(scope.CodeBinding[:])),
+		enclave.KeyPolicyProduct: dataseal.Derive(sealRoot, "seal-key/product/"+string(scope.ProductBinding[:])),
 	}
 	return scope, keys
-}
-
-// derive returns 32 bytes of HKDF-SHA256 of secret for info.
-func derive(secret []byte, info string) []byte {
-	out := make([]byte, 32)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte(info)), out); err != nil {
-		// HKDF-SHA256 yields up to 8160 bytes; 32 cannot fail.
-		panic("sim: hkdf: " + err.Error())
-	}
-	return out
 }
 
 func executableHash() ([]byte, error) {
@@ -288,42 +270,22 @@ func (e *Enclave) Self() enclave.Identity {
 	return id
 }
 
-const nonceSize = 12
-
 // Seal implements enclave.Sealer with AES-256-GCM under a key derived from
 // the root, the machine and the key policy's binding.
 func (e *Enclave) Seal(plaintext, ad []byte) ([]byte, error) {
-	aead := e.aeads[e.policy]
-	out := e.scope.Header(e.policy, ad).Append(make([]byte, 0, enclave.SealedHeaderSize+nonceSize+len(plaintext)+aead.Overhead()))
-	header := out[:enclave.SealedHeaderSize:enclave.SealedHeaderSize]
-	nonce := make([]byte, nonceSize)
-	rand.Read(nonce)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plaintext, aeadData(header, ad)), nil
+	return e.sealers[e.policy].Seal(plaintext, ad)
 }
 
-// Unseal implements enclave.Sealer.
+// Unseal implements enclave.Sealer, with the key of the policy the blob's
+// header names.
 func (e *Enclave) Unseal(blob, ad []byte) ([]byte, error) {
-	h, header, payload, err := enclave.ParseSealed(blob)
+	h, _, _, err := enclave.ParseSealed(blob)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.scope.Check(h, ad); err != nil {
-		return nil, err
+	s, ok := e.sealers[h.Policy]
+	if !ok {
+		return nil, fmt.Errorf("%w: key policy %s", enclave.ErrMalformedBlob, h.Policy)
 	}
-	aead := e.aeads[h.Policy]
-	if len(payload) < nonceSize+aead.Overhead() {
-		return nil, fmt.Errorf("%w: payload of %d bytes is truncated", enclave.ErrMalformedBlob, len(payload))
-	}
-	plaintext, err := aead.Open(nil, payload[:nonceSize], payload[nonceSize:], aeadData(header, ad))
-	if err != nil {
-		return nil, enclave.ErrTampered
-	}
-	return plaintext, nil
-}
-
-// aeadData authenticates the public header together with the caller's
-// associated data.
-func aeadData(header, ad []byte) []byte {
-	return append(header[:len(header):len(header)], ad...)
+	return s.Unseal(blob, ad)
 }

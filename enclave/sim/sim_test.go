@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
 )
 
 var testMeasurement = func() []byte { m := sha256.Sum256([]byte("sim test build")); return m[:] }()
@@ -310,7 +311,7 @@ func TestDerivedKeysNotOnDisk(t *testing.T) {
 	seed, _ := os.ReadFile(m.platform)
 	_, keys := sealKeys(root, seed, testMeasurement, DefaultSigner, e.Self().Product)
 	secrets := [][]byte{seed, keys[enclave.KeyPolicyCode], keys[enclave.KeyPolicyProduct],
-		derive(seed, "coterie/sim/v1/machine-seal-secret")}
+		dataseal.Derive(seed, "coterie/sim/v1/machine-seal-secret")}
 	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
