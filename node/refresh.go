@@ -131,13 +131,13 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 func epochPrefix(epoch []byte) []byte { return epoch[:min(8, len(epoch))] }
 
 // refreshDue returns the signer users whose shares are older than their
-// refresh interval (config Refresh) at now, skipping those whose last
-// attempt failed less than refreshRetry ago.
-func (n *Node) refreshDue(now time.Time, failed map[string]time.Time) []string {
+// refresh interval (cfg) at now, skipping those whose last attempt failed
+// less than refreshRetry ago.
+func (n *Node) refreshDue(cfg RefreshConfig, now time.Time, failed map[string]time.Time) []string {
 	var due []string
 	for _, info := range n.Users() {
 		id := userRecordID(info.WorkspaceID, info.ID)
-		every := n.cfg.Refresh.interval(id, info.ID)
+		every := cfg.interval(id, info.ID)
 		if !info.Signer() || every <= 0 || now.Sub(failed[id]) < refreshRetry {
 			continue
 		}
@@ -157,7 +157,7 @@ func (n *Node) refreshDue(now time.Time, failed map[string]time.Time) []string {
 // runs it every refreshCheck. A failed refresh is tried again after
 // refreshRetry (failed holds the last failure of each user).
 func (n *Node) refreshStep(ctx context.Context, failed map[string]time.Time) {
-	for _, id := range n.refreshDue(n.clock.Now(), failed) {
+	for _, id := range n.refreshDue(n.cfg.Refresh, n.clock.Now(), failed) {
 		if _, err := n.Refresh(ctx, id); err != nil {
 			if ctx.Err() != nil {
 				return

@@ -51,13 +51,13 @@ func TestRefreshEndToEnd(t *testing.T) {
 	// The schedule: the user is due an hour after its last refresh (the
 	// fixture user has no pairing time, so it is due now), unless its last
 	// attempt failed less than refreshRetry ago.
-	n.cfg.Refresh.Interval = time.Hour
+	hourly := RefreshConfig{Interval: time.Hour}
 	id := userRecordID(u.Info.WorkspaceID, u.Info.ID)
 	now := n.clock.Now()
-	if due := n.refreshDue(now, nil); len(due) != 1 || due[0] != id {
+	if due := n.refreshDue(hourly, now, nil); len(due) != 1 || due[0] != id {
 		t.Fatalf("due before the refresh: %v, want [%s]", due, id)
 	}
-	if due := n.refreshDue(now, map[string]time.Time{id: now.Add(-time.Minute)}); len(due) != 0 {
+	if due := n.refreshDue(hourly, now, map[string]time.Time{id: now.Add(-time.Minute)}); len(due) != 0 {
 		t.Fatalf("due a minute after a failed attempt: %v", due)
 	}
 
@@ -76,10 +76,10 @@ func TestRefreshEndToEnd(t *testing.T) {
 	if rep.PublicKey != u.Info.PublicKey || rep.Epoch == rep.FromEpoch {
 		t.Fatalf("report %+v", rep)
 	}
-	if due := n.refreshDue(after.RefreshedAt.Add(59*time.Minute), nil); len(due) != 0 {
+	if due := n.refreshDue(hourly, after.RefreshedAt.Add(59*time.Minute), nil); len(due) != 0 {
 		t.Fatalf("due 59 minutes after the refresh: %v", due)
 	}
-	if due := n.refreshDue(after.RefreshedAt.Add(time.Hour), nil); len(due) != 1 {
+	if due := n.refreshDue(hourly, after.RefreshedAt.Add(time.Hour), nil); len(due) != 1 {
 		t.Fatalf("due an hour after the refresh: %v", due)
 	}
 	for _, id := range live {
