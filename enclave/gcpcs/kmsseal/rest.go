@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
 )
 
 // Google's endpoints, the defaults of Config.
@@ -112,7 +114,7 @@ func (r rest) encrypt(ctx context.Context, accessToken, keyName string, plaintex
 	switch {
 	case !out.VerifiedPlain || !out.VerifiedAAD:
 		return nil, fmt.Errorf("%w: Cloud KMS encrypt did not verify the request's checksums", ErrBadResponse)
-	case len(out.Ciphertext) == 0 || len(out.Ciphertext) > maxCiphertext || crc32c(out.Ciphertext) != out.CiphertextCRC32C:
+	case len(out.Ciphertext) == 0 || len(out.Ciphertext) > dataseal.MaxCiphertext || crc32c(out.Ciphertext) != out.CiphertextCRC32C:
 		return nil, fmt.Errorf("%w: Cloud KMS encrypt answered a ciphertext that is empty, too long or fails its CRC32C", ErrBadResponse)
 	case !strings.HasPrefix(out.Name, keyName+"/cryptoKeyVersions/"):
 		return nil, fmt.Errorf("%w: Cloud KMS encrypt used %q, not a version of %s", ErrBadResponse, out.Name, keyName)

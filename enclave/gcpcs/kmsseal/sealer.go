@@ -131,13 +131,13 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	case err != nil && !create:
 		return nil, fmt.Errorf("kmsseal: read %s: %w", cfg.DataKeyFile, err)
 	}
-	file := dataKeyFile{keyName: cfg.KeyName}
+	file := dataseal.KeyFile{KeyName: cfg.KeyName}
 	if !create {
 		if file, err = parseDataKeyFile(raw); err != nil {
 			return nil, err
 		}
-		if file.keyName != cfg.KeyName {
-			return nil, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, file.keyName, cfg.KeyName)
+		if file.KeyName != cfg.KeyName {
+			return nil, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, file.KeyName, cfg.KeyName)
 		}
 	}
 
@@ -157,9 +157,9 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 
 	var dataKey []byte
 	if create {
-		dataKey, file.ciphertext, err = generate(ctx, r, access, cfg.KeyName)
+		dataKey, file.Ciphertext, err = generate(ctx, r, access, cfg.KeyName)
 	} else {
-		dataKey, err = r.decrypt(ctx, access, cfg.KeyName, file.ciphertext, aad)
+		dataKey, err = r.decrypt(ctx, access, cfg.KeyName, file.Ciphertext, aad)
 	}
 	if err != nil {
 		return nil, err
@@ -167,11 +167,11 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	defer clear(dataKey) // the check value also refuses a key of another size
 	check := dataseal.Derive(dataKey, infoCheck)
 	if create {
-		file.check = check
-		if err := atomicfile.Write(cfg.DataKeyFile, file.encode(), 0o600); err != nil {
+		file.Check = check
+		if err := atomicfile.Write(cfg.DataKeyFile, file.Encode(fileMagic), 0o600); err != nil {
 			return nil, fmt.Errorf("kmsseal: write %s: %w", cfg.DataKeyFile, err)
 		}
-	} else if !hmac.Equal(check, file.check) {
+	} else if !hmac.Equal(check, file.Check) {
 		return nil, ErrWrongDataKey
 	}
 

@@ -124,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	case err != nil && !create:
 		return nil, fmt.Errorf("kmsseal: read %s: %w", cfg.DataKeyFile, err)
 	}
-	var file dataKeyFile
+	var file dataseal.KeyFile
 	if !create {
 		if file, err = parseDataKeyFile(raw); err != nil {
 			return nil, err
@@ -151,12 +151,12 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	}
 	defer clear(dataKey)
 	check := dataseal.Derive(dataKey, infoCheck)
-	if !create && !hmac.Equal(check, file.check) {
+	if !create && !hmac.Equal(check, file.Check) {
 		return nil, ErrWrongDataKey
 	}
 	if create {
-		file.check = check
-		if err := atomicfile.Write(cfg.DataKeyFile, file.encode(), 0o600); err != nil {
+		file.Check = check
+		if err := atomicfile.Write(cfg.DataKeyFile, file.Encode(fileMagic), 0o600); err != nil {
 			return nil, fmt.Errorf("kmsseal: write %s: %w", cfg.DataKeyFile, err)
 		}
 	}
@@ -174,7 +174,7 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		return nil, err
 	}
 	s := &Sealer{seal: seal, self: self}
-	cfg.Logger.Info("nitro data key ready", "key_id", file.keyID, "created", create, "key_policy", cfg.KeyPolicy,
+	cfg.Logger.Info("nitro data key ready", "key_id", file.KeyName, "created", create, "key_policy", cfg.KeyPolicy,
 		"identity", self.String())
 	return s, nil
 }
@@ -233,7 +233,7 @@ func (r recipient) open(envelope, plaintext []byte) ([]byte, error) {
 	return dataKey, nil
 }
 
-func generate(ctx context.Context, cfg Config, r recipient) ([]byte, dataKeyFile, error) {
+func generate(ctx context.Context, cfg Config, r recipient) ([]byte, dataseal.KeyFile, error) {
 	out, err := cfg.KMS.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
 		KeyId:             &cfg.KeyID,
 		KeySpec:           types.DataKeySpecAes256,
@@ -241,27 +241,27 @@ func generate(ctx context.Context, cfg Config, r recipient) ([]byte, dataKeyFile
 		Recipient:         r.info,
 	})
 	if err != nil {
-		return nil, dataKeyFile{}, refused("GenerateDataKey", err)
+		return nil, dataseal.KeyFile{}, refused("GenerateDataKey", err)
 	}
 	dataKey, err := r.open(out.CiphertextForRecipient, out.Plaintext)
 	if err != nil {
-		return nil, dataKeyFile{}, err
+		return nil, dataseal.KeyFile{}, err
 	}
 	keyID := cfg.KeyID
 	if out.KeyId != nil && *out.KeyId != "" {
 		keyID = *out.KeyId
 	}
-	if len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > maxBlobSize || len(keyID) > maxKeyID {
+	if len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > dataseal.MaxCiphertext || len(keyID) > dataseal.MaxKeyName {
 		clear(dataKey)
-		return nil, dataKeyFile{}, fmt.Errorf("%w: GenerateDataKey returned no usable CiphertextBlob or key id", ErrKeyRefused)
+		return nil, dataseal.KeyFile{}, fmt.Errorf("%w: GenerateDataKey returned no usable CiphertextBlob or key id", ErrKeyRefused)
 	}
-	return dataKey, dataKeyFile{keyID: keyID, blob: out.CiphertextBlob}, nil
+	return dataKey, dataseal.KeyFile{KeyName: keyID, Ciphertext: out.CiphertextBlob}, nil
 }
 
-func decrypt(ctx context.Context, c KMS, file dataKeyFile, r recipient) ([]byte, error) {
+func decrypt(ctx context.Context, c KMS, file dataseal.KeyFile, r recipient) ([]byte, error) {
 	out, err := c.Decrypt(ctx, &kms.DecryptInput{
-		CiphertextBlob:      file.blob,
-		KeyId:               &file.keyID,
+		CiphertextBlob:      file.Ciphertext,
+		KeyId:               &file.KeyName,
 		EncryptionContext:   encryptionContext,
 		EncryptionAlgorithm: types.EncryptionAlgorithmSpecSymmetricDefault,
 		Recipient:           r.info,
