@@ -1,3 +1,5 @@
+//go:build nitro
+
 package kmsseal
 
 import (
