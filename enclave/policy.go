@@ -154,9 +154,17 @@ func (r Rule) problems() []string {
 			out = append(out, "pins neither PCR0 (measurement) nor PCR8 (signer)")
 		}
 		for name, v := range map[string][]byte{"measurement (PCR0)": r.Measurement, "signer (PCR8)": r.Signer} {
-			if len(v) > 0 && len(v) != NitroPCRSize {
+			switch {
+			case len(v) > 0 && len(v) != NitroPCRSize:
 				out = append(out, fmt.Sprintf("%s has %d bytes, want %d", name, len(v), NitroPCRSize))
+			case len(v) > 0 && AllZero(v):
+				// A debug enclave's PCRs, and an unsigned image's PCR8,
+				// are all zeros: such a pin admits any code.
+				out = append(out, fmt.Sprintf("%s is all zeros, which any debug enclave or unsigned image shows", name))
 			}
+		}
+		if r.AllowDebug {
+			out = append(out, "a debug nitro enclave measures as all zeros, so allow_debug would admit any code")
 		}
 		if len(r.Product) > 0 || r.MinSecurityVersion > 0 {
 			out = append(out, "nitro has no product or security version")
@@ -169,6 +177,8 @@ func (r Rule) problems() []string {
 				out = append(out, fmt.Sprintf("PCR%d is not one a rule pins (1 to 4)", i))
 			case len(r.PCRs[i]) != NitroPCRSize:
 				out = append(out, fmt.Sprintf("PCR%d has %d bytes, want %d", i, len(r.PCRs[i]), NitroPCRSize))
+			case AllZero(r.PCRs[i]):
+				out = append(out, fmt.Sprintf("PCR%d is all zeros, which any debug enclave shows", i))
 			}
 		}
 	case KindConfidentialSpace:
@@ -202,6 +212,18 @@ func (r Rule) matches(id Identity) bool {
 	}
 	for i, v := range r.PCRs {
 		if !bytes.Equal(v, id.PCRs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// AllZero reports whether b is empty or holds only zero bytes, as the
+// measurements of a Nitro enclave started in debug mode, or the PCR8 of an
+// unsigned image, do.
+func AllZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
 			return false
 		}
 	}

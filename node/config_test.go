@@ -89,7 +89,7 @@ func TestParseConfig(t *testing.T) {
 			want: []string{"timeout 11m0s not in", "max attempts 20000", "initial delay 25h0m0s"}},
 		{name: "enclave not built in", yaml: base + "enclave:\n  kind: sgx\n", want: []string{"enclave.kind sgx", "needs a build with -tags ego"}},
 		{name: "nitro not runnable", yaml: base + "enclave:\n  kind: nitro\n", want: []string{"enclave.kind nitro", "built with -tags nitro", "enclave.nitro", "region", "kms_key_id is required"}},
-		{name: "nitro settings", yaml: base + "enclave:\n  kind: nitro\n  nitro:\n    region: eu-west-1\n    kms_key_id: arn:aws:kms:us-east-1:111122223333:alias/c\n    kms_proxy: 10.0.0.1:8000\n",
+		{name: "nitro settings", yaml: base + "enclave:\n  kind: nitro\n  nitro:\n    region: eu-west-1\n    kms_key_id: arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\n    kms_proxy: 10.0.0.1:8000\n",
 			want: []string{"enclave.nitro", "in region us-east-1, not eu-west-1", "kms_proxy"}},
 		{name: "gcpcs not runnable", yaml: base + "enclave:\n  kind: gcpcs\n", want: []string{"enclave.kind confidential-space", "built with -tags gcpcs",
 			"enclave.confidential_space", "project", "workload_identity_provider"}},

@@ -13,8 +13,10 @@ import (
 type NitroConfig struct {
 	// Region is the KMS key's AWS region, such as "eu-west-1".
 	Region string
-	// KeyID names the KMS key: a key id, key ARN, alias name
-	// ("alias/coterie") or alias ARN.
+	// KeyID is the KMS key's full key ARN
+	// (arn:aws:kms:REGION:ACCOUNT:key/ID). Not an alias or a bare key id:
+	// those resolve in whatever account the parent's credentials belong
+	// to, so a parent could name a key of its own.
 	KeyID string
 	// KMSProxy is the parent instance's vsock-proxy to KMS, such as
 	// "vsock://3:8000".
@@ -30,8 +32,7 @@ type NitroConfig struct {
 
 var (
 	regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	keyIDRE  = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[a-zA-Z0-9/_-]+)$`)
-	kmsARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:([a-z0-9-]+):[0-9]{12}:(key/.+|alias/.+)$`)
+	kmsARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:([a-z0-9-]+):[0-9]{12}:key/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$`)
 )
 
 // Validate reports every problem with c at once, or nil.
@@ -44,10 +45,11 @@ func (c NitroConfig) Validate() error {
 	switch m := kmsARNRE.FindStringSubmatch(c.KeyID); {
 	case c.KeyID == "":
 		bad("kms_key_id is required: the KMS key whose policy admits this enclave's PCRs")
-	case m != nil && m[1] != c.Region:
+	case m == nil:
+		bad("kms_key_id %q is not a full KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): an alias or a bare key id "+
+			"resolves in the account of the parent's credentials, which could name a key of its own", c.KeyID)
+	case m[1] != c.Region:
 		bad("kms_key_id %q is in region %s, not %s", c.KeyID, m[1], c.Region)
-	case m == nil && !keyIDRE.MatchString(c.KeyID):
-		bad("kms_key_id %q is not a KMS key id, key ARN, alias/NAME or alias ARN", c.KeyID)
 	}
 	if _, _, err := parseVsock(c.KMSProxy); err != nil {
 		bad("kms_proxy: %v", err)

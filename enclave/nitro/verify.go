@@ -185,7 +185,7 @@ func Identity(doc Document) enclave.Identity {
 		Kind:        enclave.KindNitro,
 		Measurement: bytes.Clone(doc.PCRs[0]),
 		Signer:      bytes.Clone(doc.PCRs[8]),
-		Debug:       isZero(doc.PCRs[0]),
+		Debug:       enclave.AllZero(doc.PCRs[0]),
 		ReportData:  bytes.Clone(doc.UserData),
 	}
 	for _, i := range policyPCRs {
@@ -197,15 +197,4 @@ func Identity(doc Document) enclave.Identity {
 		}
 	}
 	return id
-}
-
-// isZero reports whether b is missing or all zero, as the PCRs of an
-// enclave started in debug mode are.
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -133,8 +133,14 @@ func TestVerifyRefusals(t *testing.T) {
 			0, allowA0, nitro.ErrPCRNotAllowed, enclave.ErrNotAllowed},
 		{"debug mode", f.doc(t, func(d *nitro.Document) { d.PCRs = nitrotest.DebugPCRs() }),
 			0, allowA0, nitro.ErrDebugMode, enclave.ErrNotAllowed},
-		{"debug mode under a zero-PCR0 rule without allow_debug", f.doc(t, func(d *nitro.Document) { d.PCRs = nitrotest.DebugPCRs() }),
-			0, policy(enclave.Rule{Kind: enclave.KindNitro, Measurement: nitrotest.PCR(0)}), nitro.ErrDebugMode, enclave.ErrNotAllowed},
+		// Debug enclaves and unsigned images measure as zeros: a rule that
+		// pins zeros, or allows debug, would admit any code, and is refused.
+		{"a rule pinning a zero PCR0", f.doc(t, func(d *nitro.Document) { d.PCRs = nitrotest.DebugPCRs() }),
+			0, policy(enclave.Rule{Kind: enclave.KindNitro, Measurement: nitrotest.PCR(0)}), enclave.ErrInvalidPolicy, enclave.ErrInvalidPolicy},
+		{"a rule pinning a zero PCR8", f.doc(t, func(d *nitro.Document) { d.PCRs[8] = nitrotest.PCR(0) }),
+			0, policy(enclave.Rule{Kind: enclave.KindNitro, Signer: nitrotest.PCR(0)}), enclave.ErrInvalidPolicy, enclave.ErrInvalidPolicy},
+		{"a rule allowing debug", f.doc(t, func(d *nitro.Document) { d.PCRs = nitrotest.DebugPCRs() }),
+			0, policy(enclave.Rule{Kind: enclave.KindNitro, Measurement: nitrotest.PCR(0xa0), AllowDebug: true}), enclave.ErrInvalidPolicy, enclave.ErrInvalidPolicy},
 		{"no report data", f.doc(t, func(d *nitro.Document) { d.UserData = nil }),
 			0, allowA0, nitro.ErrMalformed, enclave.ErrMalformedEvidence},
 		{"short PCR", f.doc(t, func(d *nitro.Document) { d.PCRs[3] = []byte{1} }),
@@ -162,16 +168,6 @@ func TestVerifyRefusals(t *testing.T) {
 			}
 			t.Log(err)
 		})
-	}
-}
-
-func TestDebugAllowed(t *testing.T) {
-	f := newFixture(t)
-	doc := f.doc(t, func(d *nitro.Document) { d.PCRs = nitrotest.DebugPCRs() })
-	id, err := f.v.Verify(context.Background(), evidence(doc),
-		policy(enclave.Rule{Kind: enclave.KindNitro, Measurement: nitrotest.PCR(0), AllowDebug: true}))
-	if err != nil || !id.Debug {
-		t.Fatalf("Verify = %s, %v; want a debug identity", id, err)
 	}
 }
 

@@ -11,6 +11,9 @@ var (
 
 	// ErrBadDataKeyFile is returned when the data key file does not parse.
 	ErrBadDataKeyFile = errors.New("kmsseal: malformed KMS data key file")
+	// ErrOtherKey is returned when the data key file names another KMS key
+	// than the configured one.
+	ErrOtherKey = errors.New("kmsseal: the data key file names another KMS key")
 
 	// ErrKeyRefused is returned when KMS refuses GenerateDataKey or
 	// Decrypt, for example because the attestation document's PCRs do not

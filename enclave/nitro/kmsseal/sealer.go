@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -55,8 +56,9 @@ const recipientKeyBits = 2048
 type Config struct {
 	// KMS is the client Open calls.
 	KMS KMS
-	// KeyID names the KMS key for GenerateDataKey: a key id, key ARN,
-	// alias name or alias ARN. Decrypt uses the key ARN KMS returned then.
+	// KeyID is the KMS key's full key ARN. GenerateDataKey and Decrypt
+	// name it, and a data key file that names another key is refused: the
+	// file lies on the parent's disk.
 	KeyID string
 	// KeyPolicy is what the KMS key policy binds the data key to, and
 	// what Seal records: PCR0 (code) or PCR8 (product). Open checks only
@@ -80,8 +82,8 @@ func (c Config) Validate() error {
 	if c.KMS == nil {
 		errs = append(errs, errors.New("kmsseal: KMS is nil"))
 	}
-	if c.KeyID == "" {
-		errs = append(errs, errors.New("kmsseal: KeyID is empty"))
+	if !strings.HasPrefix(c.KeyID, "arn:") || !strings.Contains(c.KeyID, ":key/") {
+		errs = append(errs, fmt.Errorf("kmsseal: KeyID %q is not a full key ARN", c.KeyID))
 	}
 	if !c.KeyPolicy.Valid() {
 		errs = append(errs, fmt.Errorf("kmsseal: invalid KeyPolicy %s", c.KeyPolicy))
@@ -129,6 +131,9 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		if file, err = parseDataKeyFile(raw); err != nil {
 			return nil, err
 		}
+		if file.KeyName != cfg.KeyID {
+			return nil, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, file.KeyName, cfg.KeyID)
+		}
 	}
 
 	r, err := newRecipient(ctx, cfg.Documents)
@@ -136,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		return nil, err
 	}
 	self := nitro.Identity(r.doc)
-	if cfg.KeyPolicy == enclave.KeyPolicyProduct && isZero(self.Signer) {
+	if cfg.KeyPolicy == enclave.KeyPolicyProduct && enclave.AllZero(self.Signer) {
 		return nil, ErrUnsignedImage
 	}
 
@@ -247,18 +252,15 @@ func generate(ctx context.Context, cfg Config, r recipient) ([]byte, dataseal.Ke
 	if err != nil {
 		return nil, dataseal.KeyFile{}, err
 	}
-	keyID := cfg.KeyID
-	if out.KeyId != nil && *out.KeyId != "" {
-		keyID = *out.KeyId
-	}
-	if len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > dataseal.MaxCiphertext || len(keyID) > dataseal.MaxKeyName {
+	if len(out.CiphertextBlob) == 0 || len(out.CiphertextBlob) > dataseal.MaxCiphertext || out.KeyId == nil || *out.KeyId != cfg.KeyID {
 		clear(dataKey)
-		return nil, dataseal.KeyFile{}, fmt.Errorf("%w: GenerateDataKey returned no usable CiphertextBlob or key id", ErrKeyRefused)
+		return nil, dataseal.KeyFile{}, fmt.Errorf("%w: GenerateDataKey returned no usable CiphertextBlob, or another key than %s", ErrKeyRefused, cfg.KeyID)
 	}
-	return dataKey, dataseal.KeyFile{KeyName: keyID, Ciphertext: out.CiphertextBlob}, nil
+	return dataKey, dataseal.KeyFile{KeyName: cfg.KeyID, Ciphertext: out.CiphertextBlob}, nil
 }
 
 func decrypt(ctx context.Context, c KMS, file dataseal.KeyFile, r recipient) ([]byte, error) {
+	// Open checked that file.KeyName is the configured key ARN.
 	out, err := c.Decrypt(ctx, &kms.DecryptInput{
 		CiphertextBlob:      file.Ciphertext,
 		KeyId:               &file.KeyName,
@@ -280,15 +282,6 @@ func refused(op string, err error) error {
 		return fmt.Errorf("%w: %s: %s: %s", ErrKeyRefused, op, api.ErrorCode(), api.ErrorMessage())
 	}
 	return fmt.Errorf("kmsseal: %s: %w", op, err)
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Kind returns enclave.KindNitro.

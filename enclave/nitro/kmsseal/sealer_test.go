@@ -127,7 +127,7 @@ func serverCert(t *testing.T, host string, now time.Time) (tls.Certificate, *x50
 // config returns a Config for an enclave whose PCR0 is filled with pcr0.
 func (f *fixture) config(t *testing.T, pcr0 byte, policy enclave.KeyPolicy) kmsseal.Config {
 	return kmsseal.Config{
-		KMS: f.client, KeyID: "alias/coterie", KeyPolicy: policy,
+		KMS: f.client, KeyID: keyARN, KeyPolicy: policy,
 		Documents:   &nitrotest.Attester{T: t, PKI: f.pki, PCRs: nitrotest.PCRs(pcr0), Now: func() time.Time { return f.now }},
 		DataKeyFile: f.file, Create: true, Logger: enclavetest.Logger(t),
 	}
@@ -256,6 +256,12 @@ func TestOpenRefuses(t *testing.T) {
 			b := mustRead(t, f.file)
 			mustWrite(t, f.file, b[:len(b)-1])
 		}, kmsseal.ErrBadDataKeyFile},
+		{"file names another key", func(t *testing.T, f *fixture) {
+			// The parent writes the file: one naming a key of its own
+			// account (with a data key it knows) must not be used.
+			b := mustRead(t, f.file)
+			mustWrite(t, f.file, bytes.Replace(b, []byte("111122223333"), []byte("999999999999"), 1))
+		}, kmsseal.ErrOtherKey},
 		{"file removed", func(t *testing.T, f *fixture) {
 			if err := os.Remove(f.file); err != nil {
 				t.Fatal(err)
