@@ -185,7 +185,8 @@ type EnclaveConfig struct {
 	// Empty means the sim's default under the user's configuration
 	// directory.
 	SimPlatformKey string `yaml:"sim_platform_key"`
-	// AllowDebug lets the sgx backend run in a debug enclave.
+	// AllowDebug lets the sgx and nitro backends run in a debug enclave,
+	// whose memory the host can read: for development only.
 	AllowDebug bool `yaml:"allow_debug"`
 	// SimTrustedPlatforms are the platform public keys (hex) of the other
 	// simulated machines whose evidence the sim backend accepts: list each

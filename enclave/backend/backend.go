@@ -39,7 +39,8 @@ type Config struct {
 	// SimTrustedPlatforms are other simulated machines whose evidence the
 	// sim backend accepts.
 	SimTrustedPlatforms []ed25519.PublicKey
-	// AllowDebug lets the sgx backend run in a debug enclave.
+	// AllowDebug lets the sgx and nitro backends run in a debug enclave,
+	// whose memory the host can read: for development only.
 	AllowDebug bool
 	// Nitro configures the nitro backend's KMS sealing.
 	Nitro NitroConfig

@@ -67,7 +67,7 @@ func openNitro(cfg Config, att *nsm.Attester) (enclave.Enclave, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), nitroOpenTimeout)
 	defer cancel()
 	s, err := kmsseal.Open(ctx, kmsseal.Config{
-		KMS: client, KeyID: cfg.Nitro.KeyID, KeyPolicy: cfg.KeyPolicy, Documents: att,
+		KMS: client, KeyID: cfg.Nitro.KeyID, KeyPolicy: cfg.KeyPolicy, Documents: att, AllowDebug: cfg.AllowDebug,
 		DataKeyFile: filepath.Join(cfg.DataDir, kmsseal.FileName), Create: cfg.Initialize, Logger: cfg.Logger,
 	})
 	if err != nil {

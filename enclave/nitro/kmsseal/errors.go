@@ -30,6 +30,10 @@ var (
 	// a file and a blob of different keys.
 	ErrWrongDataKey = errors.New("kmsseal: the released data key does not match the data key file")
 
+	// ErrDebugEnclave is returned in a debug enclave (all-zero PCRs),
+	// unless Config.AllowDebug is set: its memory is open to the parent.
+	ErrDebugEnclave = errors.New("kmsseal: running in a debug enclave (all-zero PCRs), whose memory the parent can read")
+
 	// ErrUnsignedImage is returned for KeyPolicyProduct in an enclave
 	// whose image is not signed (PCR8 is zero): there is no signer to bind
 	// to.

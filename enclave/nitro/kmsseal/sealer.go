@@ -68,6 +68,9 @@ type Config struct {
 	Documents Documents
 	// DataKeyFile holds KMS's encryption of the data key.
 	DataKeyFile string
+	// AllowDebug lets Open run in a debug enclave (all-zero PCRs), whose
+	// memory the parent can read: for development only.
+	AllowDebug bool
 	// Create lets Open generate a data key when DataKeyFile does not
 	// exist. Only a node's first initialisation sets it; otherwise a
 	// missing file is ErrNoDataKey, not a silent new key.
@@ -141,7 +144,10 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 		return nil, err
 	}
 	self := nitro.Identity(r.doc)
-	if cfg.KeyPolicy == enclave.KeyPolicyProduct && enclave.AllZero(self.Signer) {
+	switch {
+	case self.Debug && !cfg.AllowDebug:
+		return nil, ErrDebugEnclave
+	case cfg.KeyPolicy == enclave.KeyPolicyProduct && enclave.AllZero(self.Signer):
 		return nil, ErrUnsignedImage
 	}
 

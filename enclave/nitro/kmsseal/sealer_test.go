@@ -305,6 +305,17 @@ func TestPlaintextAnswerRefused(t *testing.T) {
 	}
 }
 
+// TestDebugEnclaveRefused: a debug enclave's memory is open to the parent,
+// so the sealer refuses to run in one unless told it is development.
+func TestDebugEnclaveRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	cfg := f.config(t, 0xa0, enclave.KeyPolicyCode)
+	cfg.Documents = &nitrotest.Attester{T: t, PKI: f.pki, PCRs: nitrotest.DebugPCRs(), Now: func() time.Time { return f.now }}
+	if _, err := kmsseal.Open(context.Background(), cfg); !errors.Is(err, kmsseal.ErrDebugEnclave) {
+		t.Fatalf("Open = %v, want ErrDebugEnclave", err)
+	}
+}
+
 func TestProductPolicyNeedsSignedImage(t *testing.T) {
 	f := newFixture(t, nil)
 	cfg := f.config(t, 0xa0, enclave.KeyPolicyProduct)
