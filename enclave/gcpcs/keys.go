@@ -39,9 +39,12 @@ type keySet struct {
 }
 
 // key returns the issuer's key kid, fetching the keys when the cache is
-// older than ttl, or when kid is unknown and the last fetch is older than
-// refetchInterval. It returns ErrKeysUnavailable when a needed fetch fails
-// and ErrBadSignature for a kid the issuer does not have.
+// older than ttl or kid is unknown, at most once per refetchInterval
+// whatever the outcome, so that neither made-up kids nor a failing issuer
+// make a node hammer it; between fetches, and when one fails, a cached key
+// still serves. It returns ErrKeysUnavailable when no cached key serves and
+// a needed fetch fails or must wait, and ErrBadSignature for a kid the
+// issuer does not have.
 func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,13 +54,19 @@ func (s *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	if !stale && ok {
 		return k, nil
 	}
-	if stale || now.Sub(s.triedAt) >= refetchInterval {
+	if s.triedAt.IsZero() || now.Sub(s.triedAt) >= refetchInterval {
 		s.triedAt = now
 		keys, err := s.fetch(ctx)
-		if err != nil {
+		switch {
+		case err == nil:
+			s.keys, s.fetchedAt = keys, now
+		case ok:
+			return k, nil // the issuer is down: the cached key serves
+		default:
 			return nil, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
 		}
-		s.keys, s.fetchedAt = keys, now
+	} else if s.keys == nil {
+		return nil, fmt.Errorf("%w: the last fetch failed less than %s ago", ErrKeysUnavailable, refetchInterval)
 	}
 	if k, ok := s.keys[kid]; ok {
 		return k, nil

@@ -30,6 +30,11 @@ const (
 	digestPrefix    = "sha256:"
 )
 
+// clockLeeway is the skew between this node's clock and the issuer's that
+// a token's times tolerate: a node a second behind Google's would refuse
+// fresh tokens otherwise.
+const clockLeeway = 30 * time.Second
+
 // Config configures a Verifier.
 type Config struct {
 	// Issuer is the token issuer, whose OpenID configuration lists its
@@ -97,7 +102,7 @@ func New(cfg Config) (*Verifier, error) {
 		cfg:  cfg,
 		keys: &keySet{issuer: cfg.Issuer, client: cfg.HTTPClient, clock: cfg.Clock, ttl: cfg.KeysTTL},
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
+			jwt.WithAudience(cfg.Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway),
 			jwt.WithTimeFunc(cfg.Clock.Now)),
 	}, nil
 }

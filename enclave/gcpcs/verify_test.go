@@ -170,6 +170,43 @@ func TestKeysCached(t *testing.T) {
 	}
 }
 
+// TestKeysDuringAnOutage: when the issuer's key set fails, the cached key
+// still serves, and the node asks again at most once per minute however
+// many tokens arrive.
+func TestKeysDuringAnOutage(t *testing.T) {
+	f := newFixture(t)
+	verify := func() error {
+		s := spec(t)
+		s.IssuedAt = f.clock.Now()
+		_, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), allowDigest)
+		return err
+	}
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	f.iss.Down.Store(true)
+	f.clock.Advance(gcpcs.DefaultConfig().KeysTTL)
+	for range 5 {
+		if err := verify(); err != nil {
+			t.Fatalf("with the issuer down and the key cached: %v", err)
+		}
+	}
+	if n := f.iss.KeyFetches.Load(); n != 2 {
+		t.Fatalf("%d key fetches, want 2: one at first, one failed refresh, none more within a minute", n)
+	}
+}
+
+// TestClockSkew: a token stamped a few seconds ahead of this node's clock,
+// as the issuer's clock may be, verifies.
+func TestClockSkew(t *testing.T) {
+	f := newFixture(t)
+	s := spec(t)
+	s.IssuedAt = f.clock.Now().Add(10 * time.Second)
+	if _, err := f.v.Verify(context.Background(), evidence(f.iss.Token(t, s)), allowDigest); err != nil {
+		t.Fatalf("a token 10 s ahead: %v", err)
+	}
+}
+
 // TestLauncherEvidence: the Attester asks the launcher's socket for a token
 // with the audience and the report data's nonces, and the verifier admits
 // what it returns.

@@ -29,6 +29,8 @@ type Issuer struct {
 	kid    string
 	// KeyFetches counts the requests for the key set.
 	KeyFetches atomic.Int32
+	// Down makes the key set answer 503, as an issuer in an outage.
+	Down atomic.Bool
 }
 
 // NewIssuer starts a test issuer; it stops when t ends.
@@ -47,6 +49,10 @@ func NewIssuer(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		iss.KeyFetches.Add(1)
+		if iss.Down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 			{Key: &iss.key.PublicKey, KeyID: iss.kid, Algorithm: "RS256", Use: "sig"},
 		}})
