@@ -28,6 +28,7 @@ const (
 	swName          = "CONFIDENTIAL_SPACE"
 	debugDisabled   = "disabled-since-boot"
 	digestPrefix    = "sha256:"
+	supportStable   = "STABLE"
 )
 
 // clockLeeway is the skew between this node's clock and the issuer's that
@@ -119,6 +120,12 @@ type Claims struct {
 			ImageReference string `json:"image_reference"`
 			ImageDigest    string `json:"image_digest"`
 		} `json:"container"`
+		ConfidentialSpace struct {
+			// SupportAttributes says how Google supports the
+			// Confidential Space image the VM booted: STABLE for a
+			// production image still under support.
+			SupportAttributes []string `json:"support_attributes"`
+		} `json:"confidential_space"`
 	} `json:"submods"`
 }
 
@@ -195,6 +202,12 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 		return enclave.Identity{}, err
 	}
 	id.ReportData = rd
+	if attrs := c.SubMods.ConfidentialSpace.SupportAttributes; !id.Debug && !slices.Contains(attrs, supportStable) {
+		// Google's own advice for key release: a production image still
+		// under support.
+		return enclave.Identity{}, fmt.Errorf("%w: the Confidential Space image is not %s (support_attributes %q)",
+			ErrNotConfidentialSpace, supportStable, attrs)
+	}
 	if err := p.Check(id); err != nil {
 		if id.Debug {
 			return enclave.Identity{}, fmt.Errorf("%w: dbgstat %q, %s", ErrDebugMode, c.DebugStatus, id)

@@ -76,6 +76,9 @@ type Spec struct {
 	DebugStatus string        // disabled-since-boot when empty
 	ImageDigest string
 	Nonces      []string
+	// SupportAttributes of the Confidential Space image: LATEST, STABLE
+	// and USABLE when nil.
+	SupportAttributes []string
 }
 
 // Token returns a token of s signed by the issuer's key.
@@ -102,14 +105,21 @@ func (i *Issuer) sign(t testing.TB, s Spec, key *rsa.PrivateKey, kid string) str
 	if s.Lifetime == 0 {
 		s.Lifetime = time.Hour
 	}
+	supportAttributes := s.SupportAttributes
+	if supportAttributes == nil {
+		supportAttributes = []string{"LATEST", "STABLE", "USABLE"}
+	}
 	claims := jwt.MapClaims{
 		"iss": def(s.Issuer, i.URL()), "aud": s.Audience, "sub": "https://www.googleapis.com/compute/v1/projects/p/zones/z/instances/test",
 		"iat": s.IssuedAt.Unix(), "nbf": s.IssuedAt.Unix(), "exp": s.IssuedAt.Add(s.Lifetime).Unix(),
 		"swname": def(s.SWName, "CONFIDENTIAL_SPACE"), "hwmodel": def(s.HWModel, "GCP_AMD_SEV"),
 		"dbgstat": def(s.DebugStatus, "disabled-since-boot"), "eat_nonce": s.Nonces,
-		"submods": map[string]any{"container": map[string]any{
-			"image_reference": "europe-docker.pkg.dev/p/coterie/coterie:test", "image_digest": s.ImageDigest,
-		}},
+		"submods": map[string]any{
+			"container": map[string]any{
+				"image_reference": "europe-docker.pkg.dev/p/coterie/coterie:test", "image_digest": s.ImageDigest,
+			},
+			"confidential_space": map[string]any{"support_attributes": supportAttributes},
+		},
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = kid
