@@ -1,11 +1,5 @@
 package kmsseal
 
-import (
-	"fmt"
-
-	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
-)
-
 // The data key file is public: a dataseal.KeyFile under fileMagic, with
 // the Cloud KMS key (projects/…/cryptoKeys/K) and its ciphertext.
 const (
@@ -15,13 +9,3 @@ const (
 
 	dataKeySize = 32
 )
-
-// parseDataKeyFile decodes a data key file, or returns an error wrapping
-// ErrBadDataKeyFile.
-func parseDataKeyFile(b []byte) (dataseal.KeyFile, error) {
-	f, err := dataseal.ParseKeyFile(b, fileMagic)
-	if err != nil {
-		return dataseal.KeyFile{}, fmt.Errorf("%w: %w", ErrBadDataKeyFile, err)
-	}
-	return f, nil
-}

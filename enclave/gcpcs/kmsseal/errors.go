@@ -1,6 +1,10 @@
 package kmsseal
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
+)
 
 // Errors of Open. None holds a token or key material.
 var (
@@ -10,11 +14,11 @@ var (
 	ErrNoDataKey = errors.New("kmsseal: no Cloud KMS data key file")
 
 	// ErrBadDataKeyFile is returned when the data key file does not parse.
-	ErrBadDataKeyFile = errors.New("kmsseal: malformed Cloud KMS data key file")
+	ErrBadDataKeyFile = dataseal.ErrBadKeyFile
 
 	// ErrOtherKey is returned when the data key file was written under
 	// another Cloud KMS key than Config.KeyName.
-	ErrOtherKey = errors.New("kmsseal: the data key file belongs to another Cloud KMS key")
+	ErrOtherKey = dataseal.ErrOtherKey
 
 	// ErrKeyRefused is returned when STS refuses the attestation token
 	// (for example, the provider's attribute condition does not admit the

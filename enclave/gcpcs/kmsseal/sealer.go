@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -123,23 +121,15 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	raw, err := os.ReadFile(cfg.DataKeyFile)
-	create := errors.Is(err, fs.ErrNotExist)
+	file, found, err := dataseal.ReadKeyFile(cfg.DataKeyFile, fileMagic, cfg.KeyName)
 	switch {
-	case create && !cfg.Create:
+	case err != nil:
+		return nil, fmt.Errorf("kmsseal: %s: %w", cfg.DataKeyFile, err)
+	case !found && !cfg.Create:
 		return nil, fmt.Errorf("%w: %s", ErrNoDataKey, cfg.DataKeyFile)
-	case err != nil && !create:
-		return nil, fmt.Errorf("kmsseal: read %s: %w", cfg.DataKeyFile, err)
 	}
-	file := dataseal.KeyFile{KeyName: cfg.KeyName}
-	if !create {
-		if file, err = parseDataKeyFile(raw); err != nil {
-			return nil, err
-		}
-		if file.KeyName != cfg.KeyName {
-			return nil, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, file.KeyName, cfg.KeyName)
-		}
-	}
+	create := !found
+	file.KeyName = cfg.KeyName
 
 	token, err := cfg.Tokens.Token(ctx, cfg.Provider, nil)
 	if err != nil {

@@ -3,6 +3,8 @@ package dataseal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/coterie-mpc/coterie/enclave/internal/wire"
 )
@@ -21,8 +23,15 @@ type KeyFile struct {
 	Ciphertext []byte
 }
 
-// ErrBadKeyFile is returned by ParseKeyFile for a file it cannot read.
-var ErrBadKeyFile = errors.New("dataseal: malformed data key file")
+// Errors of ParseKeyFile and ReadKeyFile.
+var (
+	// ErrBadKeyFile: the file does not parse.
+	ErrBadKeyFile = errors.New("dataseal: malformed data key file")
+	// ErrOtherKey: the file names another KMS key than the configured
+	// one. The file lies outside the enclave's trust, so the key it names
+	// is never used.
+	ErrOtherKey = errors.New("dataseal: the data key file names another KMS key")
+)
 
 const keyFileVersion = 1
 
@@ -59,4 +68,24 @@ func ParseKeyFile(b []byte, magic string) (KeyFile, error) {
 	f.Check = append([]byte(nil), f.Check...)
 	f.Ciphertext = append([]byte(nil), f.Ciphertext...)
 	return f, nil
+}
+
+// ReadKeyFile reads the data key file at path, written under magic for the
+// KMS key keyName; found is false when there is none. Errors wrap
+// ErrBadKeyFile or ErrOtherKey, or are the file system's.
+func ReadKeyFile(path, magic, keyName string) (f KeyFile, found bool, err error) {
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return KeyFile{}, false, nil
+	case err != nil:
+		return KeyFile{}, false, err
+	}
+	if f, err = ParseKeyFile(raw, magic); err != nil {
+		return KeyFile{}, false, err
+	}
+	if f.KeyName != keyName {
+		return KeyFile{}, false, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, f.KeyName, keyName)
+	}
+	return f, true, nil
 }

@@ -2,12 +2,6 @@
 
 package kmsseal
 
-import (
-	"fmt"
-
-	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
-)
-
 // The data key file is public: a dataseal.KeyFile under fileMagic, with
 // the key ARN and KMS's CiphertextBlob.
 const (
@@ -17,13 +11,3 @@ const (
 
 	dataKeySize = 32
 )
-
-// parseDataKeyFile decodes a data key file, or returns an error wrapping
-// ErrBadDataKeyFile.
-func parseDataKeyFile(b []byte) (dataseal.KeyFile, error) {
-	f, err := dataseal.ParseKeyFile(b, fileMagic)
-	if err != nil {
-		return dataseal.KeyFile{}, fmt.Errorf("%w: %w", ErrBadDataKeyFile, err)
-	}
-	return f, nil
-}

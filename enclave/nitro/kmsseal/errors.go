@@ -1,6 +1,10 @@
 package kmsseal
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/coterie-mpc/coterie/enclave/internal/dataseal"
+)
 
 // Errors of Open. None holds key material.
 var (
@@ -10,10 +14,10 @@ var (
 	ErrNoDataKey = errors.New("kmsseal: no KMS data key file")
 
 	// ErrBadDataKeyFile is returned when the data key file does not parse.
-	ErrBadDataKeyFile = errors.New("kmsseal: malformed KMS data key file")
+	ErrBadDataKeyFile = dataseal.ErrBadKeyFile
 	// ErrOtherKey is returned when the data key file names another KMS key
 	// than the configured one.
-	ErrOtherKey = errors.New("kmsseal: the data key file names another KMS key")
+	ErrOtherKey = dataseal.ErrOtherKey
 
 	// ErrKeyRefused is returned when KMS refuses GenerateDataKey or
 	// Decrypt, for example because the attestation document's PCRs do not

@@ -11,9 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -121,23 +119,15 @@ func Open(ctx context.Context, cfg Config) (*Sealer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	raw, err := os.ReadFile(cfg.DataKeyFile)
-	create := errors.Is(err, fs.ErrNotExist)
+	file, found, err := dataseal.ReadKeyFile(cfg.DataKeyFile, fileMagic, cfg.KeyID)
 	switch {
-	case create && !cfg.Create:
+	case err != nil:
+		return nil, fmt.Errorf("kmsseal: %s: %w", cfg.DataKeyFile, err)
+	case !found && !cfg.Create:
 		return nil, fmt.Errorf("%w: %s", ErrNoDataKey, cfg.DataKeyFile)
-	case err != nil && !create:
-		return nil, fmt.Errorf("kmsseal: read %s: %w", cfg.DataKeyFile, err)
 	}
-	var file dataseal.KeyFile
-	if !create {
-		if file, err = parseDataKeyFile(raw); err != nil {
-			return nil, err
-		}
-		if file.KeyName != cfg.KeyID {
-			return nil, fmt.Errorf("%w: the file names %q, the config %q", ErrOtherKey, file.KeyName, cfg.KeyID)
-		}
-	}
+	create := !found
+	file.KeyName = cfg.KeyID
 
 	r, err := newRecipient(ctx, cfg.Documents)
 	if err != nil {
