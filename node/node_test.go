@@ -317,16 +317,19 @@ func mustAPIUser(t testing.TB, n *Node, id string) cluster.Record {
 // workspace has it.
 func waitCompleted(t testing.TB, n *Node, ids ...string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	events, stop := n.cluster.Subscribe(1024)
+	defer stop()
+	timeout := time.After(30 * time.Second)
 	for _, id := range ids {
 		for {
 			if info, ok := n.cluster.Request(id); ok && info.Status == cluster.StatusCompleted {
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-events: // something applied: look again
+			case <-timeout:
 				t.Fatalf("request %s is not completed in the cluster", id)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
