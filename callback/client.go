@@ -46,6 +46,9 @@ type Config struct {
 	// RootCAs verifies an https handler's certificate. Nil uses the
 	// system's roots.
 	RootCAs *x509.CertPool
+	// Dial connects to the handler's host:port; nil dials directly. A node
+	// without a network of its own dials through its egress proxy.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Timeout bounds one attempt, from sending the request to reading the
 	// whole response, measured on Clock. Default 30 seconds.
 	Timeout time.Duration
@@ -151,9 +154,13 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger.Info("no callback handler configured: requests are approved automatically")
 		return c, nil
 	}
+	dial := cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
+	}
 	transport := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dial,
 		TLSClientConfig:     &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,

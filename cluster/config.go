@@ -27,11 +27,16 @@ type Config struct {
 	DataDir string
 	// BindAddr is the TCP address of the node's mutual-TLS port, which
 	// raft, forwarded proposals and the join handshake share, such as
-	// "127.0.0.1:7000". Required unless Transport is set.
+	// "127.0.0.1:7000", or with a Network any address it listens on.
+	// Required unless Transport is set.
 	BindAddr string
 	// AdvertiseAddr is the address other nodes dial; empty means BindAddr.
-	// It must name a host, not 0.0.0.0.
+	// It must name a host, not 0.0.0.0, and is required when BindAddr is
+	// not a TCP address.
 	AdvertiseAddr string
+	// Network is how the TLS transport listens on BindAddr and dials
+	// peers; nil means plain TCP.
+	Network Network
 
 	// Bootstrap makes a node without raft state start a new cluster whose
 	// voters are itself and Peers. A node that already has state ignores
@@ -212,7 +217,11 @@ func (c Config) Validate() error {
 		if c.BindAddr == "" {
 			bad("BindAddr is required without a Transport")
 		} else if _, _, err := net.SplitHostPort(c.BindAddr); err != nil {
-			bad("BindAddr %q: %v", c.BindAddr, err)
+			if c.Network == nil {
+				bad("BindAddr %q: %v", c.BindAddr, err)
+			} else if c.AdvertiseAddr == "" {
+				bad("AdvertiseAddr is required: BindAddr %q is not a TCP address peers can dial", c.BindAddr)
+			}
 		}
 		if adv := c.advertise(); adv != "" {
 			if host, _, err := net.SplitHostPort(adv); err != nil {
@@ -226,8 +235,8 @@ func (c Config) Validate() error {
 			bad("Identity is required for the TLS transport")
 		}
 	} else {
-		if c.BindAddr != "" || c.AdvertiseAddr != "" {
-			bad("BindAddr and AdvertiseAddr must be empty with a Transport")
+		if c.BindAddr != "" || c.AdvertiseAddr != "" || c.Network != nil {
+			bad("BindAddr, AdvertiseAddr and Network must be empty with a Transport")
 		}
 		if c.Members != nil || c.Join != nil {
 			bad("Members and Join apply only to the TLS transport; they must be empty with a Transport")

@@ -296,6 +296,8 @@ type JoinParams struct {
 	// Policy is what the joiner accepts the member's enclave as: a keyring
 	// is taken only from an attested member it allows.
 	Policy enclave.Policy
+	// Network dials the member; nil means plain TCP.
+	Network Network
 	// MaxBytes bounds the member's answer; 0 means DefaultConfig's
 	// MaxCommandBytes.
 	MaxBytes int
@@ -348,7 +350,7 @@ func Join(ctx context.Context, p JoinParams) (JoinResult, error) {
 		if err != nil {
 			return nil, enclave.Identity{}, fmt.Errorf("cluster: encode join request: %w", err)
 		}
-		b, err := DialJoin(ctx, t.Address, p.Identity, t.MemberPin, req, max)
+		b, err := DialJoin(ctx, p.Network, t.Address, p.Identity, t.MemberPin, req, max)
 		if err != nil {
 			return nil, enclave.Identity{}, err
 		}

@@ -28,7 +28,8 @@ const (
 // neither an answer nor a refusal.
 var errMalformedJoinAnswer = errors.New("cluster: malformed join answer")
 
-// DialJoin runs one join exchange with the member at addr over TLS 1.3,
+// DialJoin runs one join exchange with the member at addr over TLS 1.3
+// (dialled over nw; nil means plain TCP),
 // presenting identity's certificate and accepting the server only if the
 // SHA-256 of its identity public key equals pin (from the join token).
 //
@@ -38,7 +39,7 @@ var errMalformedJoinAnswer = errors.New("cluster: malformed join answer")
 // (ErrForbidden) before req is sent. A refusal by the member's JoinServer
 // is ErrJoinRefused, with the member's text; ErrTooLarge when req is over
 // maxBytes.
-func DialJoin(ctx context.Context, addr string, identity ed25519.PrivateKey, pin [32]byte, req []byte, maxBytes int) (resp []byte, err error) {
+func DialJoin(ctx context.Context, nw Network, addr string, identity ed25519.PrivateKey, pin [32]byte, req []byte, maxBytes int) (resp []byte, err error) {
 	if len(identity) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("cluster: join: identity is %d bytes, not an Ed25519 private key", len(identity))
 	}
@@ -59,7 +60,7 @@ func DialJoin(ctx context.Context, addr string, identity ed25519.PrivateKey, pin
 		}
 		return nil
 	}
-	conn, err := dialStream(ctx, addr, clientTLS(cert, check), streamJoin, 0)
+	conn, err := dialStream(ctx, orTCP(nw), addr, clientTLS(cert, check), streamJoin, 0)
 	if err != nil {
 		return nil, err
 	}

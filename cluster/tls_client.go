@@ -195,7 +195,7 @@ func (t *tlsTransport) putConn(target raft.ServerAddress, c pooledConn) {
 // dial opens a raft or forwarding stream to target, whose server must pass
 // checkServer.
 func (t *tlsTransport) dial(ctx context.Context, target raft.ServerAddress, kind byte, timeout time.Duration) (*tls.Conn, ed25519.PublicKey, error) {
-	conn, err := dialStream(ctx, string(target), clientTLS(t.cert, t.checkServer(target)), kind, timeout)
+	conn, err := dialStream(ctx, t.net, string(target), clientTLS(t.cert, t.checkServer(target)), kind, timeout)
 	t.noteDial(target, err)
 	if err != nil {
 		return nil, nil, err
@@ -228,8 +228,7 @@ func (t *tlsTransport) Gone(addr raft.ServerAddress) bool {
 // Probe implements goneReporter: it opens a TCP connection to addr and
 // closes it at once (the server drops it before any TLS, quietly).
 func (t *tlsTransport) Probe(ctx context.Context, addr raft.ServerAddress) bool {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", string(addr))
+	conn, err := t.net.DialContext(ctx, "tcp", string(addr))
 	if err == nil {
 		conn.Close()
 	}
@@ -268,18 +267,17 @@ func (t *tlsTransport) memberAt(addr raft.ServerAddress) (string, bool) {
 	return "", false
 }
 
-// dialStream opens a stream of kind to addr: TCP, the TLS 1.3 handshake
+// dialStream opens a stream of kind to addr over nw: the connection, the TLS 1.3 handshake
 // (conf decides on the server's key), the kind byte and the server's
 // answer. Each step is bounded by timeout (when positive) and ctx. On any
 // error nothing was sent on the stream.
-func dialStream(ctx context.Context, addr string, conf *tls.Config, kind byte, timeout time.Duration) (*tls.Conn, error) {
+func dialStream(ctx context.Context, nw Network, addr string, conf *tls.Config, kind byte, timeout time.Duration) (*tls.Conn, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := nw.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %s stream to %s: %w", streamName(kind), addr, err)
 	}

@@ -269,7 +269,7 @@ func TestDialJoin(t *testing.T) {
 
 	// The wrong pin: refused in the handshake, before the request leaves.
 	wrong := cluster.IdentityPin(joiner.Public().(ed25519.PublicKey))
-	if _, err := cluster.DialJoin(ctx, addr, joiner, wrong, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrForbidden) || !strings.Contains(err.Error(), "pin") {
+	if _, err := cluster.DialJoin(ctx, nil, addr, joiner, wrong, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrForbidden) || !strings.Contains(err.Error(), "pin") {
 		t.Fatalf("wrong pin: got %v, want ErrForbidden", err)
 	}
 	js.mu.Lock()
@@ -278,7 +278,7 @@ func TestDialJoin(t *testing.T) {
 	}
 	js.mu.Unlock()
 
-	ans, err := cluster.DialJoin(ctx, addr, joiner, pin, []byte("j1"), 1<<10)
+	ans, err := cluster.DialJoin(ctx, nil, addr, joiner, pin, []byte("j1"), 1<<10)
 	if err != nil || string(ans) != "keyring for j1" {
 		t.Fatalf("right pin: %q, %v", ans, err)
 	}
@@ -289,17 +289,17 @@ func TestDialJoin(t *testing.T) {
 	js.err = errors.New("join token expired\x1b[2J")
 	js.mu.Unlock()
 
-	_, err = cluster.DialJoin(ctx, addr, joiner, pin, []byte("j1"), 1<<10)
+	_, err = cluster.DialJoin(ctx, nil, addr, joiner, pin, []byte("j1"), 1<<10)
 	if !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "join token expired?[2J") {
 		t.Fatalf("refusal: got %v, want ErrJoinRefused with the member's text, control characters replaced", err)
 	}
-	if _, err := cluster.DialJoin(ctx, addr, joiner, pin, make([]byte, 2<<10), 1<<10); !errors.Is(err, cluster.ErrTooLarge) {
+	if _, err := cluster.DialJoin(ctx, nil, addr, joiner, pin, make([]byte, 2<<10), 1<<10); !errors.Is(err, cluster.ErrTooLarge) {
 		t.Fatalf("oversized request: got %v, want ErrTooLarge", err)
 	}
 	// A request over the member's bound (MaxCommandBytes) is refused from
 	// its header: the member answers with the reason and closes, so the
 	// joiner, still writing, may see the reset instead.
-	if _, err := cluster.DialJoin(ctx, addr, joiner, pin, make([]byte, 5<<20), 8<<20); err == nil {
+	if _, err := cluster.DialJoin(ctx, nil, addr, joiner, pin, make([]byte, 5<<20), 8<<20); err == nil {
 		t.Fatal("request over the member's bound accepted")
 	}
 	js.mu.Lock()
@@ -308,7 +308,7 @@ func TestDialJoin(t *testing.T) {
 	}
 	js.mu.Unlock()
 
-	if _, err := cluster.DialJoin(ctx, start(nil), joiner, pin, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "serves no joins") {
+	if _, err := cluster.DialJoin(ctx, nil, start(nil), joiner, pin, []byte("j1"), 1<<10); !errors.Is(err, cluster.ErrJoinRefused) || !strings.Contains(err.Error(), "serves no joins") {
 		t.Fatalf("member without a JoinServer: got %v", err)
 	}
 }

@@ -58,6 +58,7 @@ const (
 type tlsTransport struct {
 	*raft.NetworkTransport
 	ln          net.Listener
+	net         Network // dials peers
 	advertise   string
 	timeout     time.Duration
 	maxFrame    int
@@ -113,7 +114,8 @@ func newTLSTransport(cfg Config) (*tlsTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.BindAddr)
+	nw := orTCP(cfg.Network)
+	ln, err := nw.Listen(cfg.BindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.BindAddr, err)
 	}
@@ -123,6 +125,7 @@ func newTLSTransport(cfg Config) (*tlsTransport, error) {
 	}
 	t := &tlsTransport{
 		ln:          ln,
+		net:         nw,
 		advertise:   adv,
 		timeout:     cfg.TransportTimeout,
 		maxFrame:    cfg.maxFrame(),

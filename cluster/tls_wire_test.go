@@ -207,7 +207,7 @@ func openStream(t *testing.T, addr string, key ed25519.PrivateKey, kind byte) (*
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return dialStream(ctx, addr, clientTLS(cert, func(ed25519.PublicKey) error { return nil }), kind, 5*time.Second)
+	return dialStream(ctx, tcpNetwork{}, addr, clientTLS(cert, func(ed25519.PublicKey) error { return nil }), kind, 5*time.Second)
 }
 
 // forwardFrame encodes a forwarded command as a frame body.
@@ -323,7 +323,7 @@ func TestTLSRogueRefusedBeforeAnyFrame(t *testing.T) {
 
 	// Its join stream reaches the JoinServer, with its key.
 	pin := IdentityPin(pubOf(leader.key))
-	ans, err := DialJoin(ctx, leader.addr, rogue, pin, []byte("hello"), 1<<10)
+	ans, err := DialJoin(ctx, nil, leader.addr, rogue, pin, []byte("hello"), 1<<10)
 	if err != nil || string(ans) != "welcome:hello" {
 		t.Fatalf("join from an unlisted key: %q, %v", ans, err)
 	}

@@ -77,7 +77,7 @@ func (n *Node) newUserServer() (userServer, error) {
 		handlers.Close()
 		return nil, err
 	}
-	return &actorServer{sys: sys, metrics: m, retry: cb.Retry, handlers: handlers, dial: n.cfg.Workspace.dialer()}, nil
+	return &actorServer{sys: sys, metrics: m, retry: cb.Retry, handlers: handlers, dial: n.cfg.Workspace.dialer(n.cfg.Network.net())}, nil
 }
 
 // callbackConfig builds the callback client settings every user shares:
@@ -90,6 +90,9 @@ func (n *Node) callbackConfig() (callback.Config, error) {
 	cb := n.cfg.Callback.clientConfig()
 	cb.Logger = n.componentLogger("callback")
 	cb.Clock = n.clock
+	if nw := n.cfg.Network.net(); nw.Egress != nil {
+		cb.Dial = nw.DialContext
+	}
 	var err error
 	if n.cfg.Callback.CAFile != "" {
 		if cb.RootCAs, err = loadCAFile(n.cfg.Callback.CAFile); err != nil {

@@ -148,7 +148,7 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := n.cfg.Network.net().Listen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("node: admin API: %w", err)
 	}
@@ -207,7 +207,14 @@ func newAdminServer(n *Node, cfg AdminConfig, token string) (*adminServer, error
 	return a, nil
 }
 
-func (a *adminServer) addr() string { return a.ln.Addr().String() }
+// addr returns the address the API listens on, in the form of
+// admin.listen.
+func (a *adminServer) addr() string {
+	if la := a.ln.Addr(); la.Network() == "unix" {
+		return "unix:" + la.String()
+	}
+	return a.ln.Addr().String()
+}
 
 func (a *adminServer) url() string { return a.scheme + "://" + a.addr() }
 

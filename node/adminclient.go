@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coterie-mpc/coterie/cluster"
+	"github.com/coterie-mpc/coterie/internal/bridge"
 )
 
 // maxAdminAnswer bounds an answer the admin client reads.
@@ -44,31 +45,41 @@ func NewAdminClient(cfg Config) (*AdminClient, error) {
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminAddressFile)); err == nil {
 		addr = strings.TrimSpace(string(b))
 	}
-	host, port, err := net.SplitHostPort(addr)
+	a, err := bridge.ParseAddr(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: admin address %q", ErrInvalidConfig, addr)
+		return nil, fmt.Errorf("%w: admin address: %v", ErrInvalidConfig, err)
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+	hostPort := "unix" // a placeholder host for a unix socket's URLs
+	switch a.Kind {
+	case bridge.VSock:
+		return nil, fmt.Errorf("%w: the admin API listens on %s, inside an enclave: call it through the TCP port the parent forwards to it, with a config whose admin.listen is that port", ErrInvalidConfig, addr)
+	case bridge.TCP:
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		hostPort = net.JoinHostPort(host, port)
 	}
 	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminTokenFile))
 	if err != nil {
 		return nil, fmt.Errorf("node: admin token (has the node started once?): %w", err)
 	}
-	c := &AdminClient{
-		base:  "http://" + net.JoinHostPort(host, port),
-		token: strings.TrimSpace(string(tok)),
-		http:  &http.Client{Timeout: adminCallTimeout},
+	transport := &http.Transport{}
+	if a.Kind == bridge.Unix {
+		transport.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return a.Dial(ctx) }
 	}
+	scheme := "http"
 	if cfg.Admin.tls() {
-		tcfg, err := pinnedTLS(cfg.Admin.TLSCert)
-		if err != nil {
+		if transport.TLSClientConfig, err = pinnedTLS(cfg.Admin.TLSCert); err != nil {
 			return nil, err
 		}
-		c.base = "https://" + net.JoinHostPort(host, port)
-		c.http.Transport = &http.Transport{TLSClientConfig: tcfg}
+		scheme = "https"
 	}
-	return c, nil
+	return &AdminClient{
+		base:  scheme + "://" + hostPort,
+		token: strings.TrimSpace(string(tok)),
+		http:  &http.Client{Timeout: adminCallTimeout, Transport: transport},
+	}, nil
 }
 
 // pinnedTLS returns a TLS 1.3 client config that accepts one server

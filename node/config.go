@@ -28,6 +28,7 @@ import (
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/backend"
 	"github.com/coterie-mpc/coterie/enclave/gcpcs"
+	"github.com/coterie-mpc/coterie/internal/bridge"
 )
 
 // Mode says whether a node may run on development-only parts.
@@ -100,6 +101,7 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	Recovery  RecoveryConfig  `yaml:"recovery"`
 	Audit     AuditConfig     `yaml:"audit"`
+	Network   NetworkConfig   `yaml:"network"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
@@ -279,11 +281,35 @@ func (c ConfidentialSpaceConfig) gcpcs() gcpcs.Config {
 	return g
 }
 
+// NetworkConfig is how the node reaches the network when it has none of
+// its own, as inside a Nitro enclave (see internal/bridge).
+type NetworkConfig struct {
+	// EgressProxy is the HTTP CONNECT proxy every outgoing connection goes
+	// through (peers, workspace, callback handler, the Confidential Space
+	// issuer): vsock://CID:PORT, unix:PATH or host:port, such as
+	// `coterie bridge --proxy` on the parent instance. Empty dials
+	// directly.
+	EgressProxy string `yaml:"egress_proxy"`
+}
+
+// net returns the node's bridge.Net; Validate has checked the proxy's
+// address.
+func (c NetworkConfig) net() bridge.Net {
+	if c.EgressProxy == "" {
+		return bridge.Net{}
+	}
+	a, _ := bridge.ParseAddr(c.EgressProxy)
+	return bridge.Net{Egress: &a}
+}
+
 // RaftConfig places the node in its raft cluster.
 type RaftConfig struct {
-	// Bind is the TCP address raft and forwarded proposals listen on.
+	// Bind is the address raft and forwarded proposals listen on: a TCP
+	// host:port, or vsock://:PORT (or unix:PATH) for a node whose
+	// parent forwards a TCP port to it.
 	Bind string `yaml:"bind"`
 	// Advertise is the address other nodes dial; empty means Bind.
+	// Required when Bind is not TCP.
 	Advertise string `yaml:"advertise"`
 	// Bootstrap makes a node without raft state start a new cluster of
 	// itself alone; the other nodes join it with join tokens. It is ignored
@@ -328,7 +354,9 @@ type AdminConfig struct {
 	// Listen is the admin API's address. The default is loopback; the API
 	// serves health and metrics without authentication, and the status,
 	// pairing, the user list and the cluster operations with the admin
-	// token. In production mode an address off loopback needs TLS.
+	// token. In production mode a TCP address off loopback needs TLS.
+	// vsock://:PORT or unix:PATH serve only the parent instance or the
+	// machine's users, as loopback does.
 	Listen string `yaml:"listen"`
 	// TLSCert and TLSKey are PEM files of the admin API's certificate
 	// (chain) and private key. Set, the API serves HTTPS with TLS 1.3 only,
@@ -576,11 +604,18 @@ func (c Config) Validate() error {
 	if _, err := enclave.ParseKeyPolicy(c.Enclave.KeyPolicy); err != nil {
 		bad("enclave.key_policy %q: %v", c.Enclave.KeyPolicy, err)
 	}
-	if !validHostPort(c.Raft.Bind) {
-		bad("raft.bind %q is not host:port", c.Raft.Bind)
+	if bind, err := bridge.ParseAddr(c.Raft.Bind); err != nil {
+		bad("raft.bind: %v", err)
+	} else if bind.Kind != bridge.TCP && c.Raft.Advertise == "" {
+		bad("raft.advertise is required: raft.bind %s is not an address peers can dial", c.Raft.Bind)
 	}
 	if c.Raft.Advertise != "" && !validHostPort(c.Raft.Advertise) {
 		bad("raft.advertise %q is not host:port", c.Raft.Advertise)
+	}
+	if c.Network.EgressProxy != "" {
+		if _, err := bridge.ParseAddr(c.Network.EgressProxy); err != nil {
+			bad("network.egress_proxy: %v", err)
+		}
 	}
 	errs = append(errs, c.Audit.validate()...)
 	if len(c.Cluster.Location) > 128 {
@@ -592,9 +627,9 @@ func (c Config) Validate() error {
 	if _, err := c.Enclave.trustedPlatforms(); err != nil {
 		bad("enclave.sim_trusted_platforms: %v", err)
 	}
-	if !validHostPort(c.Admin.Listen) {
-		bad("admin.listen %q is not host:port", c.Admin.Listen)
-	} else if mode == ModeProduction && !loopbackHostPort(c.Admin.Listen) && !c.Admin.tls() {
+	if admin, err := bridge.ParseAddr(c.Admin.Listen); err != nil {
+		bad("admin.listen: %v", err)
+	} else if mode == ModeProduction && admin.Kind == bridge.TCP && !loopbackHostPort(c.Admin.Listen) && !c.Admin.tls() {
 		bad("admin.listen %q is not loopback: in production the admin API serves other hosts only over TLS (admin.tls_cert, admin.tls_key)", c.Admin.Listen)
 	}
 	errs = append(errs, c.Admin.tlsProblems()...)
@@ -672,8 +707,6 @@ func (c CallbackConfig) fileProblems() []error {
 	return errs
 }
 
-// backoff is the callback client's retry budget: RetryAttempts tries,
-// RetryInterval apart.
 // clientConfig is the callback client's config as these settings make
 // it, without the parts the node adds at start (key, URL, clock, logger).
 func (c CallbackConfig) clientConfig() callback.Config {

@@ -118,6 +118,7 @@ func (n *Node) join(ctx context.Context, token string) (cluster.JoinResult, erro
 	res, err := cluster.Join(ctx, cluster.JoinParams{
 		Token: token, NodeID: n.cfg.NodeID, Address: addr, Location: n.cfg.Cluster.Location,
 		Identity: n.identityKey, Attester: n.enclave, Policy: n.clusterPolicy(), Now: n.clock.Now,
+		Network: n.cfg.Network.net(),
 	})
 	if err != nil {
 		return cluster.JoinResult{}, err

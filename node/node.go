@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -271,6 +272,9 @@ func (n *Node) backendConfig() backend.Config {
 	}
 	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
 	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
+	if nw := n.cfg.Network.net(); nw.Egress != nil {
+		cs.HTTPClient = &http.Client{Timeout: cs.HTTPClient.Timeout, Transport: &http.Transport{DialContext: nw.DialContext}}
+	}
 	bcfg.ConfidentialSpace = &cs
 	bcfg.Nitro = n.cfg.Enclave.Nitro.backend()
 	bcfg.ConfidentialSpaceSealing = n.cfg.Enclave.ConfidentialSpace.sealing()
@@ -352,6 +356,7 @@ func (n *Node) openCluster() error {
 	ccfg.DataDir = n.cfg.DataDir
 	ccfg.BindAddr = n.cfg.Raft.Bind
 	ccfg.AdvertiseAddr = n.cfg.Raft.Advertise
+	ccfg.Network = n.cfg.Network.net()
 	ccfg.Identity, ccfg.Attester, ccfg.Keyring = n.identityKey, n.enclave, n.kr
 	known, _, err := n.knownMembers()
 	if err != nil {

@@ -89,7 +89,7 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	log.Info("pairing", "role", store.RoleName(role), "address", f.GetAddress())
 	creds, resp, err := client.Pair(ctx, client.PairConfig{
 		Token: req.Token, ApprovalKey: approvalPub, CallbackKey: &cbKey.PublicKey, Clock: n.clock,
-	}, n.cfg.Workspace.dialer()...)
+	}, n.cfg.Workspace.dialer(n.cfg.Network.net())...)
 	if err != nil {
 		return UserInfo{}, fmt.Errorf("node: pair with the workspace: %w", err)
 	}
@@ -102,7 +102,7 @@ func (n *Node) Pair(ctx context.Context, req PairRequest) (UserInfo, error) {
 	}
 	sec := userSecrets{approvalKey: approvalKey}
 	if store.IsSigner(role) {
-		c, err := client.Dial(creds, n.cfg.Workspace.dialer()...)
+		c, err := client.Dial(creds, n.cfg.Workspace.dialer(n.cfg.Network.net())...)
 		if err != nil {
 			return UserInfo{}, err
 		}

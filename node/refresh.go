@@ -89,7 +89,7 @@ func (n *Node) Refresh(ctx context.Context, name string) (RefreshReport, error) 
 	if err != nil {
 		return RefreshReport{}, fmt.Errorf("node: key record %s: %w", rec.ID, err)
 	}
-	c, err := client.Dial(u.Credentials, n.cfg.Workspace.dialer()...)
+	c, err := client.Dial(u.Credentials, n.cfg.Workspace.dialer(n.cfg.Network.net())...)
 	if err != nil {
 		return RefreshReport{}, err
 	}

@@ -42,6 +42,9 @@ type clusterNode struct {
 	ac   *node.AdminClient
 	runs int
 	cut  bool // partitioned from its peers: its view is stale
+	// netns is the network namespace the node runs in, when it runs
+	// without a network of its own (TestEnclosedNode).
+	netns string
 }
 
 // newTestCluster starts the workspace, with cosigners cloud co-signers
@@ -70,27 +73,47 @@ func newTestClusterOn(t testing.TB, cosigners, nodes int, net *testNet) *testClu
 		if net != nil {
 			raftAddr, adminAddr = net.raftAddr(i-1), net.adminAddr(i-1)
 		}
-		n := &clusterNode{id: fmt.Sprintf("n%d", i), conf: filepath.Join(c.dir, fmt.Sprintf("n%d.yaml", i))}
-		join := ""
-		if i > 1 {
-			tok := c.cli(0, "node", "cluster", "join-token", "--config", c.nodes[0].conf)
-			tokPath := filepath.Join(c.dir, n.id+".token")
-			if err := os.WriteFile(tokPath, []byte(tok), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			join = "  join_token_file: " + tokPath + "\n"
+		c.addNode(nodeNet{bind: raftAddr, admin: adminAddr})
+	}
+	c.waitMembers(nodes)
+	return c
+}
+
+// nodeNet is where a test node listens and how it reaches the network.
+type nodeNet struct {
+	bind, advertise, admin string
+	egress                 string // network.egress_proxy
+	netns                  string // the namespace the node runs in, if any
+}
+
+// addNode writes the next node's config, with net, and starts it. The
+// first node bootstraps; the others join with a token minted on it.
+func (c *testCluster) addNode(net nodeNet) *clusterNode {
+	i := len(c.nodes) + 1
+	n := &clusterNode{id: fmt.Sprintf("n%d", i), conf: filepath.Join(c.dir, fmt.Sprintf("n%d.yaml", i)), netns: net.netns}
+	join := ""
+	if i > 1 {
+		tok := c.cli(0, "node", "cluster", "join-token", "--config", c.nodes[0].conf)
+		tokPath := filepath.Join(c.dir, n.id+".token")
+		if err := os.WriteFile(tokPath, []byte(tok), 0o600); err != nil {
+			c.t.Fatal(err)
 		}
-		conf := fmt.Sprintf(`node_id: %s
+		join = "  join_token_file: " + tokPath + "\n"
+	}
+	conf := fmt.Sprintf(`node_id: %s
 data_dir: %s
 enclave:
   sim_platform_key: platform.key
 raft:
   bind: %q
+  advertise: %q
   bootstrap: %t
 cluster:
   location: onprem:dc%d
 %sadmin:
   listen: %q
+network:
+  egress_proxy: %q
 presign:
   target_depth: 2
   max_depth: 3
@@ -98,20 +121,18 @@ owner_timeout: 1s
 shutdown_grace: 10s
 log:
   level: info
-`, n.id, n.id, raftAddr, i == 1, i, join, adminAddr)
-		if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := node.LoadConfig(n.conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.cfg = cfg
-		c.nodes = append(c.nodes, n)
-		c.run(i - 1)
+`, n.id, n.id, net.bind, net.advertise, i == 1, i, join, net.admin, net.egress)
+	if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
+		c.t.Fatal(err)
 	}
-	c.waitMembers(nodes)
-	return c
+	cfg, err := node.LoadConfig(n.conf)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n.cfg = cfg
+	c.nodes = append(c.nodes, n)
+	c.run(i - 1)
+	return n
 }
 
 // run starts node i's process and waits until it serves.
@@ -121,6 +142,9 @@ func (c *testCluster) run(i int) {
 	bin, args := c.bin, []string{"node", "run", "--config", n.conf}
 	if c.net != nil {
 		bin, args = c.net.exec(i, bin, args...)
+	}
+	if n.netns != "" {
+		bin, args = "ip", append([]string{"netns", "exec", n.netns, bin}, args...)
 	}
 	n.proc = startProc(c.t, bin, c.dir, fmt.Sprintf("%s-run%d", n.id, n.runs), args...)
 	waitFor(c.t, 90*time.Second, n.id+" to serve", func() bool {

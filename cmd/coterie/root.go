@@ -24,6 +24,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newDemoCmd())
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newDrillCmd())
+	root.AddCommand(newBridgeCmd())
 	return root
 }
 

@@ -2,6 +2,8 @@ package vsock
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
 )
 
@@ -27,5 +29,26 @@ func TestDialCanceled(t *testing.T) {
 func TestAddrString(t *testing.T) {
 	if got := (Addr{CID: 3, Port: 8000}).String(); got != "vsock://3:8000" {
 		t.Fatalf("String = %q", got)
+	}
+}
+
+// TestListenClose: a listener binds (no vsock peer can connect here), and
+// Close ends a blocked Accept with net.ErrClosed.
+func TestListenClose(t *testing.T) {
+	ln, err := Listen(47123)
+	if err != nil {
+		t.Skipf("no vsock listener on this machine: %v", err)
+	}
+	if got := ln.Addr().String(); got != "vsock://:47123" {
+		t.Errorf("Addr = %s", got)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ln.Accept()
+		done <- err
+	}()
+	ln.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close = %v, want net.ErrClosed", err)
 	}
 }

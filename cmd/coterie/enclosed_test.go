@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEnclosedNode: a node with no network of its own, as inside a Nitro
+// enclave, serves in a cluster through `coterie bridge`. It runs in a
+// network namespace without a single usable interface (loopback stays
+// down), so any connection it made by itself would fail. It listens on
+// unix sockets, as an enclave node listens on vsock: the bridge forwards a
+// loopback TCP port to its raft socket, and the commands reach its admin
+// socket. It dials its peer and the workspace through the bridge's CONNECT
+// proxy, which allows exactly those. It joins, pairs an API user with the
+// workspace, and signs the requests it owns.
+func TestEnclosedNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a workspace, two nodes and a bridge")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the enclosed node runs in a network namespace of its own, which needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("the enclosed node's network namespace needs the ip command (iproute2)")
+	}
+	c := &testCluster{t: t, bin: buildBinary(t), dir: t.TempDir()}
+	wsAddr := loopbackAddr(t)
+	c.ws, c.admin = startWorkspaceAt(t, c.bin, c.dir, 1, wsAddr)
+	n1 := c.addNode(nodeNet{bind: loopbackAddr(t), admin: loopbackAddr(t)})
+	c.waitMembers(1)
+
+	ns := fmt.Sprintf("coterie-%d-enclosed", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del: %v\n%s", err, out)
+		}
+	})
+	sock := func(name string) string { return "unix:" + filepath.Join(c.dir, name+".sock") }
+	raftPort := loopbackAddr(t)
+	bridge := startProc(t, c.bin, c.dir, "bridge", "bridge",
+		"--forward", raftPort+"="+sock("n2-raft"),
+		"--proxy", sock("n2-egress"), "--allow", n1.cfg.Raft.Bind, "--allow", wsAddr)
+	waitFor(t, 10*time.Second, "the bridge", func() bool {
+		b, _ := os.ReadFile(bridge.log)
+		return strings.Contains(string(b), "egress proxy")
+	}, bridge)
+	n2 := c.addNode(nodeNet{bind: sock("n2-raft"), advertise: raftPort, admin: sock("n2-admin"), egress: sock("n2-egress"), netns: ns})
+	c.waitMembers(2)
+
+	// Pairing through n2 takes it to the workspace through the proxy.
+	c.pair(1)
+	ids := c.submit(4, "enclosed")
+	owner, owned, ids := c.mustOwnerOf([]*clusterNode{n2}, ids)
+	t.Logf("%s owns %v", owner.id, owned)
+	c.waitDone(ids, 120*time.Second)
+	c.checkInvariants()
+	if b, _ := os.ReadFile(bridge.log); strings.Contains(string(b), "not allowed") {
+		t.Errorf("the enclosed node dialled a destination the bridge does not allow:\n%s", bridge.tail())
+	}
+}

@@ -1,0 +1,332 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		kind Kind
+		out  string
+	}{
+		{"127.0.0.1:7000", TCP, "127.0.0.1:7000"},
+		{"[::1]:0", TCP, "[::1]:0"},
+		{"kms.eu-west-1.amazonaws.com:443", TCP, "kms.eu-west-1.amazonaws.com:443"},
+		{"unix:/run/coterie/raft.sock", Unix, "unix:/run/coterie/raft.sock"},
+		{"unix:///run/raft.sock", Unix, "unix:/run/raft.sock"},
+		{"vsock://3:8000", VSock, "vsock://3:8000"},
+		{"vsock://:7000", VSock, "vsock://:7000"},
+	} {
+		a, err := ParseAddr(tc.in)
+		if err != nil {
+			t.Errorf("ParseAddr(%q): %v", tc.in, err)
+			continue
+		}
+		if a.Kind != tc.kind || a.String() != tc.out {
+			t.Errorf("ParseAddr(%q) = %v %q, want %v %q", tc.in, a.Kind, a, tc.kind, tc.out)
+		}
+	}
+	for _, bad := range []string{"", "7000", "host", "unix:", "vsock://3", "vsock://x:1", "vsock://4294967295:1",
+		"vsock://3:99999999999", "tcp://1.2.3.4:5", "http://proxy:3128", "host:port", "host:70000"} {
+		if _, err := ParseAddr(bad); !errors.Is(err, ErrAddr) {
+			t.Errorf("ParseAddr(%q) = %v, want ErrAddr", bad, err)
+		}
+	}
+}
+
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:1", "unix:/a", "vsock://3:8000", "vsock://:1", "[::1]:2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := ParseAddr(s)
+		if err != nil {
+			return
+		}
+		b, err := ParseAddr(a.String())
+		if err != nil || b != a {
+			t.Fatalf("ParseAddr(%q) = %+v, but its String %q parses as %+v, %v", s, a, a.String(), b, err)
+		}
+	})
+}
+
+// echo serves on a loopback TCP port: it answers each connection with
+// "echo:" and everything it read, once the client half-closes. It counts
+// the connections it accepted.
+type echo struct {
+	ln       net.Listener
+	accepted atomic.Int32
+}
+
+func newEcho(t *testing.T) *echo {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &echo{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			e.accepted.Add(1)
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				c.Write(append([]byte("echo:"), b...))
+			}()
+		}
+	}()
+	return e
+}
+
+func (e *echo) addr() string { return e.ln.Addr().String() }
+
+// startProxy serves a proxy on a unix socket in a test directory and
+// returns the Net that dials through it.
+func startProxy(t *testing.T, cfg Config) Net {
+	t.Helper()
+	a := Addr{Kind: Unix, Path: filepath.Join(t.TempDir(), "egress.sock")}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Proxy(ctx, ln, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Proxy returned %v, want context.Canceled", err)
+		}
+	})
+	return Net{Egress: &a}
+}
+
+func testConfig(allow ...string) Config {
+	c := DefaultConfig()
+	c.Allow = allow
+	return c
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// roundTrip sends msg on c, half-closes, and returns the whole answer.
+func roundTrip(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	defer c.Close()
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestProxyAllowed: an allowed destination is reached through the proxy,
+// and a half close crosses it, so the destination's answer comes back.
+func TestProxyAllowed(t *testing.T) {
+	e := newEcho(t)
+	n := startProxy(t, testConfig(e.addr()))
+	c, err := n.DialContext(ctxT(t), "tcp", e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, c, "hello"); got != "echo:hello" {
+		t.Fatalf("answer %q", got)
+	}
+}
+
+// TestProxyRefusals: a destination not allowed gets 403 and is never
+// dialled; one that refuses shows as ECONNREFUSED to the dialer; a
+// request that is not CONNECT, or not HTTP, is answered with an error.
+func TestProxyRefusals(t *testing.T) {
+	e := newEcho(t)
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := closed.Addr().String()
+	closed.Close()
+	n := startProxy(t, testConfig(refusing))
+
+	_, err = n.DialContext(ctxT(t), "tcp", e.addr())
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("dial of a destination not allowed = %v, want a 403", err)
+	}
+	if e.accepted.Load() != 0 {
+		t.Errorf("the proxy dialled a destination it does not allow")
+	}
+	_, err = n.DialContext(ctxT(t), "tcp", refusing)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial of a refusing destination = %v, want ECONNREFUSED", err)
+	}
+	if _, err := n.DialContext(ctxT(t), "udp", refusing); err == nil {
+		t.Errorf("a udp dial through the proxy succeeded")
+	}
+	for req, want := range map[string]string{
+		"GET http://" + e.addr() + "/ HTTP/1.1\r\nHost: x\r\n\r\n":           "405",
+		"\x16\x03\x01 not http\r\n\r\n":                                      "400",
+		"CONNECT " + strings.Repeat("a", maxRequest) + ":1 HTTP/1.1\r\n\r\n": "400",
+	} {
+		c, err := n.Egress.Dial(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, req)
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if !strings.Contains(line, want) {
+			t.Errorf("answer to %.20q = %q, want %s", req, line, want)
+		}
+	}
+}
+
+// TestProxyBound: beyond MaxConns a new connection is closed at once, and
+// served again once one ends.
+func TestProxyBound(t *testing.T) {
+	e := newEcho(t)
+	cfg := testConfig(e.addr())
+	cfg.MaxConns = 1
+	n := startProxy(t, cfg)
+	first, err := n.DialContext(ctxT(t), "tcp", e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.DialContext(ctxT(t), "tcp", e.addr()); err == nil {
+		t.Fatal("a second tunnel opened beyond MaxConns 1")
+	}
+	if got := roundTrip(t, first, "a"); got != "echo:a" {
+		t.Fatalf("answer %q", got)
+	}
+	// The first tunnel's slot frees once the proxy sees both ends close;
+	// a bounded number of tries covers that moment.
+	for i := 0; ; i++ {
+		c, err := n.DialContext(ctxT(t), "tcp", e.addr())
+		if err == nil {
+			if got := roundTrip(t, c, "b"); got != "echo:b" {
+				t.Fatalf("answer %q", got)
+			}
+			return
+		}
+		if i == 100 {
+			t.Fatalf("no tunnel after the first ended: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProxyStopClosesTunnels: when the proxy's context ends, its open
+// tunnels close.
+func TestProxyStopClosesTunnels(t *testing.T) {
+	e := newEcho(t)
+	a := Addr{Kind: Unix, Path: filepath.Join(t.TempDir(), "p.sock")}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Proxy(ctx, ln, testConfig(e.addr())) }()
+	c, err := Net{Egress: &a}.DialContext(ctxT(t), "tcp", e.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Proxy = %v", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a tunnel stayed open after the proxy stopped")
+	}
+}
+
+// TestForward: a TCP listener forwarded to a unix socket reaches the
+// server behind it; a forward whose target is down closes the connection.
+func TestForward(t *testing.T) {
+	dir := t.TempDir()
+	target := Addr{Kind: Unix, Path: filepath.Join(dir, "node.sock")}
+	tln, err := target.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := tln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				c.Write(append([]byte("node:"), b...))
+			}()
+		}
+	}()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Forward(ctx, ln, target, DefaultConfig()) }()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if got := roundTrip(t, dial(), "raft"); got != "node:raft" {
+		t.Fatalf("answer %q", got)
+	}
+	tln.Close()
+	c := dial()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Fatalf("answer %q from a forward whose target is down", b)
+	}
+	c.Close()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Forward = %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := DefaultConfig()
+	c.Allow = []string{"no-port"}
+	c.MaxConns = 0
+	c.Logger = nil
+	err := c.Validate()
+	for _, want := range []string{"no-port", "MaxConns", "Logger"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to name %s", err, want)
+		}
+	}
+}
