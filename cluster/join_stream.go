@@ -28,10 +28,10 @@ const (
 // neither an answer nor a refusal.
 var errMalformedJoinAnswer = errors.New("cluster: malformed join answer")
 
-// DialJoin runs one join exchange with the member at addr over TLS 1.3
-// (dialled over nw; nil means plain TCP),
-// presenting identity's certificate and accepting the server only if the
-// SHA-256 of its identity public key equals pin (from the join token).
+// DialJoin runs one join exchange with the member at addr over TLS 1.3,
+// dialled over nw (nil means plain TCP), presenting identity's certificate
+// and accepting the server only if the SHA-256 of its identity public key
+// equals pin (from the join token).
 //
 // req and the answer are each at most maxBytes. ctx bounds the whole
 // exchange, including the member's work on the request; give it a deadline.

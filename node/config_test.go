@@ -128,6 +128,14 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "recovery recipients are age keys", yaml: base + "recovery:\n  recipients: [ssh-ed25519 AAAA]\n", want: []string{`recovery.recipients: "ssh-ed25519 AAAA" is not an age X25519 recipient`}},
 		{name: "workspace routes need host:port", yaml: base + "workspace:\n  routes:\n    ws.example.com: 127.0.0.1:9400\n", want: []string{`workspace.routes: "ws.example.com" is not host:port`}},
+		{name: "enclave networking", yaml: base + "raft:\n  bind: vsock://:7000\n  advertise: 10.0.1.5:7000\nadmin:\n  listen: vsock://:7080\nnetwork:\n  egress_proxy: vsock://3:8002\n",
+			check: func(t *testing.T, c Config) {
+				if nw := c.Network.net(); nw.Egress == nil || nw.Egress.String() != "vsock://3:8002" {
+					t.Errorf("egress %+v", nw.Egress)
+				}
+			}},
+		{name: "enclave networking needs advertise", yaml: base + "raft:\n  bind: vsock://:7000\nnetwork:\n  egress_proxy: http://proxy:3128\n",
+			want: []string{"raft.advertise is required", "network.egress_proxy", "http://proxy:3128"}},
 		{name: "shutdown grace too long", yaml: base + "shutdown_grace: 6m\n", want: []string{"shutdown_grace 6m0s is not in [0s, 5m0s]"}},
 		{name: "shutdown grace negative", yaml: base + "shutdown_grace: -1s\n", want: []string{"shutdown_grace -1s"}},
 	}

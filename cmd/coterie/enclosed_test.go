@@ -16,12 +16,14 @@ import (
 // down), so any connection it made by itself would fail. It listens on
 // unix sockets, as an enclave node listens on vsock: the bridge forwards a
 // loopback TCP port to its raft socket, and the commands reach its admin
-// socket. It dials its peer and the workspace through the bridge's CONNECT
-// proxy, which allows exactly those. It joins, pairs an API user with the
-// workspace, and signs the requests it owns.
+// socket. It dials its peers and the workspace through the bridge's
+// CONNECT proxy, which allows exactly those. It joins, pairs an API user
+// with the workspace, and signs the requests it owns; when its bridge is
+// killed, the others finish its requests, and once a new bridge runs, and
+// the node itself is killed and restarted, it signs again.
 func TestEnclosedNode(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a workspace, two nodes and a bridge")
+		t.Skip("starts a workspace, three nodes and a bridge")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("the enclosed node runs in a network namespace of its own, which needs root")
@@ -45,25 +47,52 @@ func TestEnclosedNode(t *testing.T) {
 		}
 	})
 	sock := func(name string) string { return "unix:" + filepath.Join(c.dir, name+".sock") }
-	raftPort := loopbackAddr(t)
-	bridge := startProc(t, c.bin, c.dir, "bridge", "bridge",
-		"--forward", raftPort+"="+sock("n2-raft"),
-		"--proxy", sock("n2-egress"), "--allow", n1.cfg.Raft.Bind, "--allow", wsAddr)
-	waitFor(t, 10*time.Second, "the bridge", func() bool {
-		b, _ := os.ReadFile(bridge.log)
-		return strings.Contains(string(b), "egress proxy")
-	}, bridge)
+	raftPort, n3Raft := loopbackAddr(t), loopbackAddr(t)
+	bridges := 0
+	startBridge := func() *proc {
+		bridges++
+		p := startProc(t, c.bin, c.dir, fmt.Sprintf("bridge-%d", bridges), "bridge",
+			"--forward", raftPort+"="+sock("n2-raft"),
+			"--proxy", sock("n2-egress"), "--allow", n1.cfg.Raft.Bind, "--allow", n3Raft, "--allow", wsAddr)
+		waitFor(t, 10*time.Second, "the bridge", func() bool {
+			b, _ := os.ReadFile(p.log)
+			return strings.Contains(string(b), "egress proxy")
+		}, p)
+		return p
+	}
+	bridge := startBridge()
 	n2 := c.addNode(nodeNet{bind: sock("n2-raft"), advertise: raftPort, admin: sock("n2-admin"), egress: sock("n2-egress"), netns: ns})
-	c.waitMembers(2)
+	c.addNode(nodeNet{bind: n3Raft, admin: loopbackAddr(t)})
+	c.waitMembers(3)
 
 	// Pairing through n2 takes it to the workspace through the proxy.
 	c.pair(1)
-	ids := c.submit(4, "enclosed")
-	owner, owned, ids := c.mustOwnerOf([]*clusterNode{n2}, ids)
-	t.Logf("%s owns %v", owner.id, owned)
+	enclosed := []*clusterNode{n2}
+	_, owned, ids := c.mustOwnerOf(enclosed, c.submit(4, "enclosed"))
+	t.Logf("n2 owns %v", owned)
+	c.waitDone(ids, 120*time.Second)
+
+	// Without its bridge n2 reaches nothing: the others finish what it
+	// owned.
+	_, owned, ids = c.mustOwnerOf(enclosed, c.submit(4, "bridge killed"))
+	bridge.kill()
+	t.Logf("bridge killed while n2 owned %v", owned)
+	c.waitDone(ids, 120*time.Second)
+
+	// A new bridge, and n2 killed and restarted (its sockets left behind):
+	// it serves and signs again.
+	bridge = startBridge()
+	n2.proc.kill()
+	c.run(1)
+	c.waitMembers(3)
+	_, owned, ids = c.mustOwnerOf(enclosed, c.submit(4, "restarted"))
+	t.Logf("restarted n2 owns %v", owned)
 	c.waitDone(ids, 120*time.Second)
 	c.checkInvariants()
-	if b, _ := os.ReadFile(bridge.log); strings.Contains(string(b), "not allowed") {
-		t.Errorf("the enclosed node dialled a destination the bridge does not allow:\n%s", bridge.tail())
+	for i := 1; i <= bridges; i++ {
+		b, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("bridge-%d.log", i)))
+		if strings.Contains(string(b), "not allowed") {
+			t.Errorf("the enclosed node dialled a destination the bridge does not allow:\n%s", b)
+		}
 	}
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/coterie-mpc/coterie/enclave/nitro/vsock"
 )
@@ -101,10 +105,14 @@ func (a Addr) String() string {
 	return a.Path
 }
 
-// Listen listens on a.
+// Listen listens on a. A unix socket left behind by a process that was
+// killed is replaced; one that a live process serves is not.
 func (a Addr) Listen() (net.Listener, error) {
 	switch a.Kind {
 	case Unix:
+		if err := removeStaleSocket(a.Path); err != nil {
+			return nil, err
+		}
 		return net.Listen("unix", a.Path)
 	case VSock:
 		return vsock.Listen(a.VSock.Port)
@@ -126,4 +134,25 @@ func (a Addr) Dial(ctx context.Context) (net.Conn, error) {
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", a.Path)
+}
+
+// removeStaleSocket removes the unix socket at path when nothing answers
+// on it. Anything else at path is left for Listen to fail on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("bridge: %s is in use by a running process", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("bridge: remove the stale socket %s: %w", path, err)
+	}
+	return nil
 }

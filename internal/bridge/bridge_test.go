@@ -330,3 +330,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestListenStaleSocket: a unix socket whose listener is gone without
+// removing it (a killed process) is replaced; a live one is not.
+func TestListenStaleSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Addr{Kind: Unix, Path: path}
+	if _, err := a.Listen(); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Listen on a live socket = %v, want in use", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	again, err := a.Listen()
+	if err != nil {
+		t.Fatalf("Listen on a stale socket: %v", err)
+	}
+	again.Close()
+}
