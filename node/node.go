@@ -270,8 +270,6 @@ func (n *Node) backendConfig() backend.Config {
 		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
 	}
 	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
-	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
-	bcfg.ConfidentialSpace = &cs
 	bcfg.Nitro = n.cfg.Enclave.Nitro.backend()
 	bcfg.ConfidentialSpaceSealing = n.cfg.Enclave.ConfidentialSpace.sealing()
 	bcfg.Logger = n.componentLogger("enclave")
