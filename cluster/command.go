@@ -287,7 +287,11 @@ const (
 	maxAddressLen  = 256
 	maxLocationLen = 128
 	maxRules       = 64
-	maxIdentityLen = 64 // a measurement, signer or product
+	maxIdentityLen = 64 // a measurement, signer, product or hardware model
+	// maxIssuerLen bounds a confidential-space rule's issuer URL.
+	maxIssuerLen = 512
+	// maxHardwareModels bounds a confidential-space rule's hardware models.
+	maxHardwareModels = 16
 )
 
 func validateMember(m *protocol.ClusterMember, joined bool) error {
@@ -328,6 +332,17 @@ func validatePolicy(p *protocol.ClusterPolicy) error {
 	for _, r := range p.GetAllow() {
 		if err := checkIdentityBytes("policy rule", r.GetMeasurement(), r.GetSigner(), r.GetProduct()); err != nil {
 			return err
+		}
+		if len(r.GetIssuer()) > maxIssuerLen {
+			return errorf(ErrBadCommand, "policy rule: issuer longer than %d bytes", maxIssuerLen)
+		}
+		if len(r.GetHardwareModels()) > maxHardwareModels {
+			return errorf(ErrBadCommand, "policy rule: %d hardware models, at most %d", len(r.GetHardwareModels()), maxHardwareModels)
+		}
+		for _, m := range r.GetHardwareModels() {
+			if len(m) > maxIdentityLen {
+				return errorf(ErrBadCommand, "policy rule: hardware model longer than %d bytes", maxIdentityLen)
+			}
 		}
 		seen := map[uint32]bool{}
 		for _, pcr := range r.GetPcrs() {

@@ -163,7 +163,7 @@ func clonePolicy(p *protocol.ClusterPolicy) *protocol.ClusterPolicy {
 		out.Allow = append(out.Allow, &protocol.ClusterPolicyRule{
 			Kind: r.GetKind(), Measurement: slices.Clone(r.GetMeasurement()), Signer: slices.Clone(r.GetSigner()),
 			Product: slices.Clone(r.GetProduct()), MinSecurityVersion: r.GetMinSecurityVersion(), AllowDebug: r.GetAllowDebug(),
-			Pcrs: clonePCRs(r.GetPcrs()),
+			Pcrs: clonePCRs(r.GetPcrs()), Issuer: r.GetIssuer(), HardwareModels: slices.Clone(r.GetHardwareModels()),
 		})
 	}
 	return out

@@ -213,15 +213,38 @@ func scriptKey(seed string) ed25519.PublicKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte(seed)[:1], 32)).Public().(ed25519.PublicKey)
 }
 
-// scriptPolicy parses "kind:measurement,..." into a policy.
+// scriptPolicy parses "kind:measurement[;issuer=URL][;hw=MODEL+MODEL],..."
+// into a policy.
 func scriptPolicy(s string) enclave.Policy {
 	var p enclave.Policy
 	for _, r := range splitList(s) {
+		r, opts, _ := strings.Cut(r, ";")
 		kind, m, _ := strings.Cut(r, ":")
 		k, _ := enclave.ParseKind(kind)
-		p.Allow = append(p.Allow, enclave.Rule{Kind: k, Measurement: []byte(m), AllowDebug: true})
+		rule := enclave.Rule{Kind: k, Measurement: []byte(m), AllowDebug: true}
+		for _, opt := range strings.Split(opts, ";") {
+			switch name, v, _ := strings.Cut(opt, "="); name {
+			case "issuer":
+				rule.Issuer = v
+			case "hw":
+				rule.HardwareModels = strings.Split(v, "+")
+			}
+		}
+		p.Allow = append(p.Allow, rule)
 	}
 	return p
+}
+
+// formatRule is the inverse of scriptPolicy for one rule.
+func formatRule(r enclave.Rule) string {
+	out := r.Kind.String() + ":" + string(r.Measurement)
+	if r.Issuer != "" {
+		out += ";issuer=" + r.Issuer
+	}
+	if len(r.HardwareModels) > 0 {
+		out += ";hw=" + strings.Join(r.HardwareModels, "+")
+	}
+	return out
 }
 
 func cmpOr(a, b string) string {
@@ -236,7 +259,7 @@ func formatMembers(f *FSM) string {
 	if p, ok := f.Policy(); ok {
 		var rules []string
 		for _, r := range p.Allow {
-			rules = append(rules, r.Kind.String()+":"+string(r.Measurement))
+			rules = append(rules, formatRule(r))
 		}
 		out = append(out, "policy="+strings.Join(rules, ","))
 	}

@@ -67,6 +67,7 @@ func PolicyProto(p enclave.Policy) *protocol.ClusterPolicy {
 		pr := &protocol.ClusterPolicyRule{
 			Kind: r.Kind.String(), Measurement: slices.Clone(r.Measurement), Signer: slices.Clone(r.Signer),
 			Product: slices.Clone(r.Product), MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug,
+			Issuer: r.Issuer, HardwareModels: slices.Clone(r.HardwareModels),
 		}
 		for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
 			pr.Pcrs = append(pr.Pcrs, &protocol.ClusterPCR{Index: i, Value: slices.Clone(r.PCRs[i])})
@@ -85,6 +86,7 @@ func policyFromProto(p *protocol.ClusterPolicy) enclave.Policy {
 		rule := enclave.Rule{
 			Kind: kind, Measurement: slices.Clone(r.GetMeasurement()), Signer: slices.Clone(r.GetSigner()),
 			Product: slices.Clone(r.GetProduct()), MinSecurityVersion: r.GetMinSecurityVersion(), AllowDebug: r.GetAllowDebug(),
+			Issuer: r.GetIssuer(), HardwareModels: slices.Clone(r.GetHardwareModels()),
 		}
 		for _, pcr := range r.GetPcrs() {
 			if rule.PCRs == nil {

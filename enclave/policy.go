@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -72,7 +73,8 @@ type Policy struct {
 //   - nitro: PCR0 (Measurement) or PCR8 (Signer), or both, and any of
 //     PCR1 to PCR4 in PCRs; PCR0 and PCR8 go only in Measurement and Signer;
 //   - confidential-space: the container image digest (Measurement), and
-//     nothing else.
+//     optionally whose tokens and which machines it admits (Issuer and
+//     HardwareModels).
 type Rule struct {
 	Kind        Kind
 	Measurement []byte
@@ -84,6 +86,19 @@ type Rule struct {
 	MinSecurityVersion uint32
 	// AllowDebug admits debug enclaves, whose memory the host can read.
 	AllowDebug bool
+	// Issuer is, for a confidential-space rule, the https URL of the
+	// attestation service whose tokens the rule admits; empty means
+	// Google's. It is a trust anchor: its OpenID configuration supplies
+	// the keys that tokens are checked with.
+	Issuer string
+	// HardwareModels are, for a confidential-space rule, the hwmodel values
+	// it admits; empty means AMD SEV and Intel TDX.
+	//
+	// Issuer and HardwareModels describe the token, not the Identity it
+	// proves, so Check does not look at them: the confidential-space
+	// verifier (package gcpcs) applies them, and hands Check only the
+	// rules that admit the token's issuer and hardware model.
+	HardwareModels []string
 }
 
 // String describes the rule for logs and errors.
@@ -101,6 +116,12 @@ func (r Rule) String() string {
 	}
 	for _, i := range slices.Sorted(maps.Keys(r.PCRs)) {
 		fmt.Fprintf(&b, " pcr%d=%x", i, r.PCRs[i])
+	}
+	if r.Issuer != "" {
+		b.WriteString(" issuer=" + r.Issuer)
+	}
+	if len(r.HardwareModels) > 0 {
+		b.WriteString(" hardware-models=" + strings.Join(r.HardwareModels, ","))
 	}
 	fmt.Fprintf(&b, " min-svn=%d debug=%t", r.MinSecurityVersion, r.AllowDebug)
 	return b.String()
@@ -188,11 +209,41 @@ func (r Rule) problems() []string {
 		if len(r.Signer) > 0 || len(r.Product) > 0 || r.MinSecurityVersion > 0 || len(r.PCRs) > 0 {
 			out = append(out, "a confidential-space rule pins the image digest only")
 		}
+		if r.Issuer != "" {
+			if problem := issuerProblem(r.Issuer); problem != "" {
+				out = append(out, problem)
+			}
+		}
+		for _, m := range r.HardwareModels {
+			if m == "" || strings.ContainsFunc(m, func(c rune) bool { return c <= ' ' || c > '~' }) {
+				out = append(out, fmt.Sprintf("hardware model %q is empty or not printable ASCII", m))
+			}
+		}
 	default:
 		out = append(out, fmt.Sprintf("unknown enclave kind %s", r.Kind))
 	}
+	if r.Kind != KindConfidentialSpace && (r.Issuer != "" || len(r.HardwareModels) > 0) {
+		out = append(out, fmt.Sprintf("issuer and hardware models are for confidential-space rules, not %s", r.Kind))
+	}
 	slices.Sort(out)
 	return out
+}
+
+// issuerProblem says what is wrong with a confidential-space rule's
+// issuer, or "". The issuer must be an https URL without query, fragment
+// or credentials: its OpenID configuration is fetched from it, and a token
+// names it in iss exactly.
+func issuerProblem(issuer string) string {
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("issuer %q is not a URL", issuer)
+	case u.Scheme != "https" || u.Host == "":
+		return fmt.Sprintf("issuer %q is not an https URL", issuer)
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Sprintf("issuer %q has credentials, a query or a fragment", issuer)
+	}
+	return ""
 }
 
 func (r Rule) matches(id Identity) bool {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -313,6 +314,7 @@ func policyRules(p enclave.Policy) []PolicyRule {
 		pr := PolicyRule{
 			Kind: r.Kind.String(), Measurement: hex.EncodeToString(r.Measurement), Signer: hex.EncodeToString(r.Signer),
 			Product: hex.EncodeToString(r.Product), MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug,
+			Issuer: r.Issuer, HardwareModels: slices.Clone(r.HardwareModels),
 		}
 		for i, v := range r.PCRs {
 			if pr.PCRs == nil {

@@ -231,14 +231,16 @@ func TestClusterAdminAPI(t *testing.T) {
 	if err != nil || len(rules) != 1 || rules[0].Kind != "sim" || rules[0].Measurement != hex.EncodeToString(self0.Measurement) {
 		t.Fatalf("policy %+v %v", rules, err)
 	}
-	want := []PolicyRule{{Kind: "sim", Measurement: "abcd"}, {Kind: "sgx", Signer: "0102", Product: "03", MinSecurityVersion: 2}}
+	want := []PolicyRule{{Kind: "sim", Measurement: "abcd"}, {Kind: "sgx", Signer: "0102", Product: "03", MinSecurityVersion: 2},
+		{Kind: "confidential-space", Measurement: strings.Repeat("c5", 32), Issuer: "https://attest.example", HardwareModels: []string{"GCP_INTEL_TDX"}}}
 	if got, err := ac.SetPolicy(ctx, want); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("set policy: %+v %v", got, err)
 	}
 	if got, _ := ac.Policy(ctx); !reflect.DeepEqual(got, want) {
 		t.Fatalf("policy after set: %+v", got)
 	}
-	for _, bad := range [][]PolicyRule{nil, {{Kind: "sgx", Signer: "zz"}}, {{Kind: "tdx", Measurement: "ab"}}, {{Kind: "sgx", Signer: "01"}}} {
+	for _, bad := range [][]PolicyRule{nil, {{Kind: "sgx", Signer: "zz"}}, {{Kind: "tdx", Measurement: "ab"}}, {{Kind: "sgx", Signer: "01"}},
+		{{Kind: "confidential-space", Measurement: strings.Repeat("c5", 32), Issuer: "http://attest.example"}}} {
 		if _, err := ac.SetPolicy(ctx, bad); !errors.Is(err, ErrAdminAPI) || !strings.Contains(err.Error(), "polic") {
 			t.Errorf("policy %+v: %v", bad, err)
 		}

@@ -194,8 +194,9 @@ type EnclaveConfig struct {
 	// simulated machines whose evidence the sim backend accepts: list each
 	// other machine of a sim cluster (`node status` prints a node's).
 	SimTrustedPlatforms []string `yaml:"sim_trusted_platforms"`
-	// ConfidentialSpace is how every node, of any kind, verifies the
-	// evidence of Confidential Space joiners. Give all nodes the same.
+	// ConfidentialSpace configures sealing with Cloud KMS for kind gcpcs.
+	// Which Confidential Space tokens a node trusts is not here but in the
+	// cluster's policy (see PolicyRule.Issuer).
 	ConfidentialSpace ConfidentialSpaceConfig `yaml:"confidential_space"`
 	// Nitro configures sealing with AWS KMS for kind nitro.
 	Nitro NitroConfig `yaml:"nitro"`
@@ -229,21 +230,22 @@ func (c NitroConfig) backend() backend.NitroConfig {
 	return b
 }
 
-// ConfidentialSpaceConfig configures the verification of Confidential
-// Space attestation tokens; empty fields take gcpcs.DefaultConfig's values.
+// ConfidentialSpaceConfig configures the gcpcs backend's sealing with
+// Cloud KMS (see backend.ConfidentialSpaceConfig).
 type ConfidentialSpaceConfig struct {
-	// Issuer is the token issuer (https), by default Google's attestation
-	// service.
-	Issuer string `yaml:"issuer"`
-	// Audience is the audience joiners' tokens are made for.
-	Audience string `yaml:"audience"`
-	// HardwareModels are the hwmodel values admitted, by default
-	// GCP_AMD_SEV and GCP_INTEL_TDX.
-	HardwareModels []string `yaml:"hardware_models"`
+	// Issuer, Audience and HardwareModels are refused by Validate, with a
+	// message that says where they went: they were how a node verified
+	// Confidential Space joiners, and a node's config file may come from
+	// its untrusted host (an SGX node's does), which could then name an
+	// issuer of its own. The issuer and hardware models are now fields of
+	// the cluster policy's confidential-space rules, recorded through
+	// raft; the audience is fixed (gcpcs.Audience).
+	Issuer         string   `yaml:"issuer,omitempty"`
+	Audience       string   `yaml:"audience,omitempty"`
+	HardwareModels []string `yaml:"hardware_models,omitempty"`
 
-	// The rest configures sealing with Cloud KMS for kind gcpcs (see
-	// backend.ConfidentialSpaceConfig). Project, Location, KeyRing and
-	// Key name the Cloud KMS key that wraps the data key.
+	// Project, Location, KeyRing and Key name the Cloud KMS key that
+	// wraps the data key.
 	Project  string `yaml:"project"`
 	Location string `yaml:"location"`
 	KeyRing  string `yaml:"key_ring"`
@@ -266,19 +268,21 @@ func (c ConfidentialSpaceConfig) sealing() backend.ConfidentialSpaceConfig {
 	}
 }
 
-// gcpcs returns the verifier configuration c describes.
-func (c ConfidentialSpaceConfig) gcpcs() gcpcs.Config {
-	g := gcpcs.DefaultConfig()
+// movedProblems lists the fields of c that moved to the cluster policy.
+func (c ConfidentialSpaceConfig) movedProblems() []string {
+	const where = "the confidential-space rules of the cluster's attestation policy (cluster.policy when bootstrapping, " +
+		"`coterie node cluster policy --set` on a running cluster), recorded through raft, since a node's own config file may come from its untrusted host"
+	var out []string
 	if c.Issuer != "" {
-		g.Issuer = c.Issuer
-	}
-	if c.Audience != "" {
-		g.Audience = c.Audience
+		out = append(out, "enclave.confidential_space.issuer moved: set issuer on "+where)
 	}
 	if len(c.HardwareModels) > 0 {
-		g.HardwareModels = c.HardwareModels
+		out = append(out, "enclave.confidential_space.hardware_models moved: set hardware_models on "+where)
 	}
-	return g
+	if c.Audience != "" {
+		out = append(out, fmt.Sprintf("enclave.confidential_space.audience is no longer set: every node asks for and accepts tokens for %s", gcpcs.Audience))
+	}
+	return out
 }
 
 // NetworkConfig is how the node reaches the network when it has none of
@@ -347,6 +351,13 @@ type PolicyRule struct {
 	// PCRs pins a Nitro enclave's PCR1 to PCR4, hex by index; PCR0 is
 	// the measurement and PCR8 the signer.
 	PCRs map[uint32]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
+	// Issuer is, for a confidential-space rule, the https URL of the
+	// attestation service whose tokens it admits; empty means Google's
+	// (gcpcs.GoogleIssuer). It must equal the tokens' iss exactly.
+	Issuer string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
+	// HardwareModels are, for a confidential-space rule, the hwmodel
+	// values it admits; empty means GCP_AMD_SEV and GCP_INTEL_TDX.
+	HardwareModels []string `yaml:"hardware_models,omitempty" json:"hardware_models,omitempty"`
 }
 
 // AdminConfig configures the admin HTTP API.
@@ -598,8 +609,8 @@ func (c Config) Validate() error {
 			bad("enclave.confidential_space: %v", strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
-	if err := c.Enclave.ConfidentialSpace.gcpcs().Validate(); err != nil {
-		bad("enclave.confidential_space: %v", err)
+	for _, problem := range c.Enclave.ConfidentialSpace.movedProblems() {
+		bad("%s", problem)
 	}
 	if _, err := enclave.ParseKeyPolicy(c.Enclave.KeyPolicy); err != nil {
 		bad("enclave.key_policy %q: %v", c.Enclave.KeyPolicy, err)
@@ -791,7 +802,8 @@ func (c ClusterConfig) policy() (enclave.Policy, error) {
 		if err != nil {
 			return p, fmt.Errorf("rule %d: %w", i, err)
 		}
-		rule := enclave.Rule{Kind: kind, MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug}
+		rule := enclave.Rule{Kind: kind, MinSecurityVersion: r.MinSecurityVersion, AllowDebug: r.AllowDebug,
+			Issuer: r.Issuer, HardwareModels: slices.Clone(r.HardwareModels)}
 		for _, f := range []struct {
 			name string
 			hex  string

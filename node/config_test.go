@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,8 +97,24 @@ func TestParseConfig(t *testing.T) {
 		{name: "gcpcs settings", yaml: base + "enclave:\n  kind: gcpcs\n  confidential_space:\n    project: coterie-prod\n    location: global\n" +
 			"    key_ring: r\n    key: k\n    workload_identity_provider: //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov\n" +
 			"    kms_endpoint: http://127.0.0.1:1\n", want: []string{"enclave.confidential_space", "kms_endpoint", "must be https"}},
-		{name: "confidential space verifier", yaml: base + "enclave:\n  confidential_space:\n    issuer: http://plain\n    hardware_models: []\n",
-			want: []string{"enclave.confidential_space", "not an https URL"}},
+		// The verifier's trust anchors moved to the cluster's policy: a
+		// config that still sets them is refused, and told where they went.
+		{name: "confidential space trust anchors moved", yaml: base + "enclave:\n  confidential_space:\n    issuer: https://attest.example\n" +
+			"    audience: https://coterie.test\n    hardware_models: [GCP_AMD_SEV]\n",
+			want: []string{"enclave.confidential_space.issuer moved: set issuer on the confidential-space rules of the cluster's attestation policy (cluster.policy",
+				"enclave.confidential_space.hardware_models moved: set hardware_models on the confidential-space rules",
+				"enclave.confidential_space.audience is no longer set"}},
+		{name: "confidential space policy rule", yaml: base + "cluster:\n  policy:\n    - kind: confidential-space\n      measurement: " + strings.Repeat("ab", 32) +
+			"\n      issuer: https://attest.example\n      hardware_models: [GCP_INTEL_TDX]\n",
+			check: func(t *testing.T, c Config) {
+				p, err := c.Cluster.policy()
+				if err != nil || len(p.Allow) != 1 || p.Allow[0].Issuer != "https://attest.example" || !slices.Equal(p.Allow[0].HardwareModels, []string{"GCP_INTEL_TDX"}) {
+					t.Errorf("policy %+v, %v", p, err)
+				}
+			}},
+		{name: "confidential space policy rule over http", yaml: base + "cluster:\n  policy:\n    - kind: confidential-space\n      measurement: " + strings.Repeat("ab", 32) +
+			"\n      issuer: http://attest.example\n",
+			want: []string{"cluster.policy", `issuer "http://attest.example" is not an https URL`}},
 		{name: "nitro policy rule", yaml: base + "cluster:\n  policy:\n    - kind: nitro\n      measurement: " + strings.Repeat("ab", 48) +
 			"\n      pcrs: {2: " + strings.Repeat("cd", 48) + ", 9: " + strings.Repeat("cd", 48) + ", 1: zz}\n",
 			want: []string{"cluster.policy", "PCR1 is not hex"}},
@@ -264,6 +281,9 @@ func normalize(c Config) Config {
 	for i := range c.Cluster.Policy {
 		if len(c.Cluster.Policy[i].PCRs) == 0 {
 			c.Cluster.Policy[i].PCRs = nil
+		}
+		if len(c.Cluster.Policy[i].HardwareModels) == 0 {
+			c.Cluster.Policy[i].HardwareModels = nil
 		}
 	}
 	return c

@@ -22,6 +22,7 @@ import (
 	"github.com/coterie-mpc/coterie/cluster"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/backend"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs"
 	"github.com/coterie-mpc/coterie/enclave/keyring"
 	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
@@ -271,11 +272,13 @@ func (n *Node) backendConfig() backend.Config {
 		bcfg.SimPlatformKeyFile = n.cfg.Enclave.SimPlatformKey
 	}
 	bcfg.SimTrustedPlatforms, _ = n.cfg.Enclave.trustedPlatforms() // Validate checked them
-	cs := n.cfg.Enclave.ConfidentialSpace.gcpcs()
 	if nw := n.cfg.Network.net(); nw.Egress != nil {
+		// The Confidential Space issuer's keys come through the egress
+		// proxy too.
+		cs := gcpcs.DefaultConfig()
 		cs.HTTPClient = &http.Client{Timeout: cs.HTTPClient.Timeout, Transport: &http.Transport{DialContext: nw.DialContext}}
+		bcfg.ConfidentialSpace = &cs
 	}
-	bcfg.ConfidentialSpace = &cs
 	bcfg.Nitro = n.cfg.Enclave.Nitro.backend()
 	bcfg.ConfidentialSpaceSealing = n.cfg.Enclave.ConfidentialSpace.sealing()
 	bcfg.Logger = n.componentLogger("enclave")

@@ -2255,9 +2255,16 @@ type ClusterPolicyRule struct {
 	AllowDebug         bool                   `protobuf:"varint,6,opt,name=allow_debug,json=allowDebug,proto3" json:"allow_debug,omitempty"`
 	// pcrs pins a Nitro enclave's PCR1 to PCR4 (enclave.Rule.PCRs); PCR0 is
 	// the measurement and PCR8 the signer. Each index appears at most once.
-	Pcrs          []*ClusterPCR `protobuf:"bytes,7,rep,name=pcrs,proto3" json:"pcrs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Pcrs []*ClusterPCR `protobuf:"bytes,7,rep,name=pcrs,proto3" json:"pcrs,omitempty"`
+	// issuer is, for a confidential-space rule, the https URL of the
+	// attestation service whose tokens it admits; empty means Google's
+	// (enclave.Rule.Issuer).
+	Issuer string `protobuf:"bytes,8,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// hardware_models are, for a confidential-space rule, the hwmodel values
+	// it admits; empty means AMD SEV and Intel TDX (enclave.Rule.HardwareModels).
+	HardwareModels []string `protobuf:"bytes,9,rep,name=hardware_models,json=hardwareModels,proto3" json:"hardware_models,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterPolicyRule) Reset() {
@@ -2335,6 +2342,20 @@ func (x *ClusterPolicyRule) GetAllowDebug() bool {
 func (x *ClusterPolicyRule) GetPcrs() []*ClusterPCR {
 	if x != nil {
 		return x.Pcrs
+	}
+	return nil
+}
+
+func (x *ClusterPolicyRule) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *ClusterPolicyRule) GetHardwareModels() []string {
+	if x != nil {
+		return x.HardwareModels
 	}
 	return nil
 }
@@ -4916,7 +4937,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06signer\x18\x03 \x01(\fR\x06signer\x12\x18\n" +
 	"\aproduct\x18\x04 \x01(\fR\aproduct\x12)\n" +
 	"\x10security_version\x18\x05 \x01(\rR\x0fsecurityVersion\x12\x14\n" +
-	"\x05debug\x18\x06 \x01(\bR\x05debug\"\xfa\x01\n" +
+	"\x05debug\x18\x06 \x01(\bR\x05debug\"\xbb\x02\n" +
 	"\x11ClusterPolicyRule\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12 \n" +
 	"\vmeasurement\x18\x02 \x01(\fR\vmeasurement\x12\x16\n" +
@@ -4925,7 +4946,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\x14min_security_version\x18\x05 \x01(\rR\x12minSecurityVersion\x12\x1f\n" +
 	"\vallow_debug\x18\x06 \x01(\bR\n" +
 	"allowDebug\x12*\n" +
-	"\x04pcrs\x18\a \x03(\v2\x16.coterie.v1.ClusterPCRR\x04pcrs\"8\n" +
+	"\x04pcrs\x18\a \x03(\v2\x16.coterie.v1.ClusterPCRR\x04pcrs\x12\x16\n" +
+	"\x06issuer\x18\b \x01(\tR\x06issuer\x12'\n" +
+	"\x0fhardware_models\x18\t \x03(\tR\x0ehardwareModels\"8\n" +
 	"\n" +
 	"ClusterPCR\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +

@@ -77,12 +77,13 @@ func TestNodeClusterCommands(t *testing.T) {
 		t.Fatalf("policy: %v\n%s", err, out)
 	}
 	policyFile := filepath.Join(e.dir, "policy.yaml")
-	newPolicy := "- kind: sim\n  measurement: abcd\n- kind: sgx\n  signer: \"0102\"\n  product: \"03\"\n  min_security_version: 2\n"
+	newPolicy := "- kind: sim\n  measurement: abcd\n- kind: sgx\n  signer: \"0102\"\n  product: \"03\"\n  min_security_version: 2\n" +
+		"- kind: confidential-space\n  measurement: " + strings.Repeat("c5", 32) + "\n  issuer: https://attest.example\n  hardware_models:\n    - GCP_INTEL_TDX\n"
 	if err := os.WriteFile(policyFile, []byte(newPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr, err = runIO(t, "", "node", "cluster", "policy", "--config", e.config, "--set", policyFile)
-	if err != nil || out != newPolicy || !strings.Contains(stderr, "2 rules") {
+	if err != nil || out != newPolicy || !strings.Contains(stderr, "3 rules") {
 		t.Fatalf("policy --set: %v\n%s\nwant\n%s", err, out, newPolicy)
 	}
 	if out, _, err = runIO(t, "", "node", "cluster", "policy", "--config", e.config); err != nil || out != newPolicy {

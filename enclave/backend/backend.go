@@ -48,8 +48,10 @@ type Config struct {
 	// the pinned AWS Nitro root. Only tests set it.
 	NitroRoots *x509.CertPool
 	// ConfidentialSpace configures the verifier of Confidential Space
-	// tokens; nil means gcpcs.DefaultConfig with Clock. The gcpcs backend
-	// also calls STS and Cloud KMS with its HTTPClient.
+	// tokens (its key cache and HTTP client; the issuers it trusts come
+	// with each policy it is given); nil means gcpcs.DefaultConfig with
+	// Clock. The gcpcs backend also calls STS and Cloud KMS with its
+	// HTTPClient.
 	ConfidentialSpace *gcpcs.Config
 	// ConfidentialSpaceSealing configures the gcpcs backend's sealing
 	// with Cloud KMS.

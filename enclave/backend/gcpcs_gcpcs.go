@@ -61,7 +61,7 @@ func newConfidentialSpace(cfg Config) (enclave.Enclave, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &csEnclave{Sealer: s, Attester: gcpcs.NewAttester(launcher, gcfg.Audience, v)}, nil
+	return &csEnclave{Sealer: s, Attester: gcpcs.NewAttester(launcher, v)}, nil
 }
 
 // csEnclave is the Confidential Space backend: Cloud KMS sealing and

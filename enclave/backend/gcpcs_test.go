@@ -38,7 +38,7 @@ func TestConfidentialSpaceBackend(t *testing.T) {
 		})
 	}
 	vcfg := gcpcs.DefaultConfig()
-	vcfg.Issuer, vcfg.HTTPClient = iss.URL(), iss.Server.Client()
+	vcfg.HTTPClient = iss.Server.Client()
 	cfg := testConfig(t)
 	cfg.Kind, cfg.KeyPolicy, cfg.Clock = enclave.KindConfidentialSpace, enclave.KeyPolicyCode, clock.NewFake(now.Add(time.Minute))
 	cfg.ConfidentialSpace = &vcfg
@@ -61,9 +61,15 @@ func TestConfidentialSpaceBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest}}}
+	p := enclave.Policy{Allow: []enclave.Rule{{Kind: enclave.KindConfidentialSpace, Measurement: digest, Issuer: iss.URL()}}}
 	if id, err := e.Verify(context.Background(), ev, p); err != nil || id.Kind != enclave.KindConfidentialSpace {
 		t.Fatalf("Verify(own evidence) = %s, %v", id, err)
+	}
+	// The issuer is trusted because the policy names it, not because the
+	// backend's client reaches it: under the default (Google's) it is not.
+	p.Allow[0].Issuer = ""
+	if _, err := e.Verify(context.Background(), ev, p); !errors.Is(err, gcpcs.ErrWrongIssuer) {
+		t.Fatalf("Verify(own evidence) under a policy of Google's issuer = %v, want ErrWrongIssuer", err)
 	}
 
 	cfg.Initialize = false

@@ -5,30 +5,43 @@
 //
 // # Verification
 //
-// A token is an OIDC JWT signed with RS256 by the attestation service.
-// Verifier checks, in order:
+// A token is an OIDC JWT signed with RS256 by an attestation service. The
+// trust anchors are not the node's configuration but the policy each
+// Verify is given (on a member, the cluster's policy from raft): its
+// confidential-space rules name the issuers they admit (Google's when a
+// rule names none) and the hardware models (AMD SEV and Intel TDX by
+// default), so that a host which controls a node's config file cannot
+// make the node trust an issuer of its own. Verifier checks, in order:
 //
-//   - the signature, with the issuer's key named by the token's kid; the
+//   - the issuer: the token's iss, read before anything is verified,
+//     must be one that a confidential-space rule admits (ErrWrongIssuer);
+//     no key of any other issuer is ever fetched;
+//   - the signature, with that issuer's key named by the token's kid; the
 //     keys come from the issuer's OpenID configuration (jwks_uri), are
-//     cached for Config.KeysTTL on the injected clock, and fetched again
-//     at most once a minute for an unknown kid (ErrBadSignature);
-//   - the issuer, the audience, and the expiry and issue times against the
-//     injected clock (ErrWrongIssuer, ErrWrongAudience, ErrExpired);
-//   - swname CONFIDENTIAL_SPACE and an allowed hwmodel
-//     (ErrNotConfidentialSpace);
+//     cached per issuer for Config.KeysTTL on the injected clock, and
+//     fetched at most once a minute per issuer whatever the outcome, a
+//     cached key serving through an outage (ErrBadSignature,
+//     ErrKeysUnavailable);
+//   - the audience, always Audience, and the expiry and issue times
+//     against the injected clock (ErrWrongAudience, ErrExpired);
+//   - swname CONFIDENTIAL_SPACE and a hwmodel that a rule of the issuer
+//     admits (ErrNotConfidentialSpace);
 //   - the nonces: Coterie's evidence carries its 64-byte report data in
 //     eat_nonce as two nonces, "0" and "1" followed by the hex of each
 //     half, since a nonce holds at most 74 bytes (ErrNonceMismatch);
+//   - a production image must be STABLE among its support attributes
+//     (ErrNotConfidentialSpace);
 //   - dbgstat: anything but disabled-since-boot is a debug workload, whose
 //     memory its operator can read, refused unless the policy allows debug
 //     (ErrDebugMode);
-//   - submods.container.image_digest against the policy's rules, whose
-//     measurement is the image's SHA-256 digest (ErrDigestNotAllowed).
+//   - submods.container.image_digest against the rules that admit the
+//     token's issuer and hwmodel, whose measurement is the image's
+//     SHA-256 digest (ErrDigestNotAllowed).
 //
 // # Evidence
 //
-// Attester asks a TokenSource for a token with the configured audience and
-// the report data's nonces, and frames it as confidential-space evidence.
+// Attester asks a TokenSource for a token with Audience and the report
+// data's nonces, and frames it as confidential-space evidence.
 // Launcher is the TokenSource inside a Confidential Space VM: the
 // launcher's HTTP server on the unix socket
 // /run/container_launcher/teeserver.sock (POST /v1/token).

@@ -19,9 +19,10 @@ var (
 	// (enclave.ErrEvidenceUnverified).
 	ErrBadSignature = fmt.Errorf("gcpcs: the attestation token's signature does not verify (%w)", enclave.ErrEvidenceUnverified)
 
-	// ErrWrongIssuer is returned for a token of another issuer
+	// ErrWrongIssuer is returned for a token whose issuer no
+	// confidential-space rule of the policy names
 	// (enclave.ErrEvidenceUnverified).
-	ErrWrongIssuer = fmt.Errorf("gcpcs: the attestation token is from another issuer (%w)", enclave.ErrEvidenceUnverified)
+	ErrWrongIssuer = fmt.Errorf("gcpcs: the attestation token is from an issuer the policy does not name (%w)", enclave.ErrEvidenceUnverified)
 
 	// ErrWrongAudience is returned for a token made for another audience
 	// (enclave.ErrEvidenceUnverified).
@@ -32,8 +33,8 @@ var (
 	ErrExpired = fmt.Errorf("gcpcs: the attestation token is expired or not valid yet (%w)", enclave.ErrEvidenceUnverified)
 
 	// ErrNotConfidentialSpace is returned for a genuine token whose swname
-	// is not CONFIDENTIAL_SPACE or whose hwmodel is not allowed
-	// (enclave.ErrEvidenceUnverified).
+	// is not CONFIDENTIAL_SPACE, whose hwmodel no rule of its issuer
+	// admits, or whose image is not STABLE (enclave.ErrEvidenceUnverified).
 	ErrNotConfidentialSpace = fmt.Errorf("gcpcs: the attestation token is not from an allowed Confidential Space VM (%w)", enclave.ErrEvidenceUnverified)
 
 	// ErrNonceMismatch is returned when the token's nonces do not carry

@@ -45,7 +45,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("e30.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
-		_, err := fx.v.Verify(context.Background(), evidence(token), allowDigest)
+		_, err := fx.v.Verify(context.Background(), evidence(token), fx.policy())
 		if err != nil && !errors.Is(err, enclave.ErrMalformedEvidence) && !errors.Is(err, enclave.ErrEvidenceUnverified) &&
 			!errors.Is(err, enclave.ErrNotAllowed) && !errors.Is(err, gcpcs.ErrKeysUnavailable) {
 			t.Fatalf("untyped error %v", err)

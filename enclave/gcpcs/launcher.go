@@ -86,16 +86,15 @@ func (l *Launcher) Token(ctx context.Context, audience string, nonces []string) 
 // with its Verifier.
 type Attester struct {
 	enclave.Verifier
-	source   TokenSource
-	audience string
+	source TokenSource
 }
 
 var _ enclave.Attester = (*Attester)(nil)
 
-// NewAttester returns an Attester that gets tokens for audience from
+// NewAttester returns an Attester that gets tokens for Audience from
 // source and verifies with v.
-func NewAttester(source TokenSource, audience string, v enclave.Verifier) *Attester {
-	return &Attester{Verifier: v, source: source, audience: audience}
+func NewAttester(source TokenSource, v enclave.Verifier) *Attester {
+	return &Attester{Verifier: v, source: source}
 }
 
 // Kind returns enclave.KindConfidentialSpace.
@@ -108,7 +107,7 @@ func (a *Attester) Evidence(ctx context.Context, reportData []byte) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	token, err := a.source.Token(ctx, a.audience, ns)
+	token, err := a.source.Token(ctx, Audience, ns)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -20,61 +21,49 @@ import (
 
 // Values of the token's claims that Verify looks for.
 const (
-	// GoogleIssuer is the Confidential Space attestation service.
+	// GoogleIssuer is the Confidential Space attestation service: the
+	// issuer of a confidential-space policy rule that names none.
 	GoogleIssuer = "https://confidentialcomputing.googleapis.com"
-	// DefaultAudience is the audience Coterie's evidence tokens are made
-	// for. Every node of a cluster must use the same one.
-	DefaultAudience = "https://coterie.invalid/cluster-join"
-	swName          = "CONFIDENTIAL_SPACE"
-	debugDisabled   = "disabled-since-boot"
-	digestPrefix    = "sha256:"
-	supportStable   = "STABLE"
+	// Audience is the audience of Coterie's evidence tokens: the Attester
+	// asks for it and Verify requires it. It is fixed, not configured, as
+	// a joiner asks for its token before it knows the cluster's policy;
+	// the nonces, not the audience, bind a token to one join.
+	Audience      = "https://coterie.invalid/cluster-join"
+	swName        = "CONFIDENTIAL_SPACE"
+	debugDisabled = "disabled-since-boot"
+	digestPrefix  = "sha256:"
+	supportStable = "STABLE"
 )
+
+// defaultHardwareModels are the hwmodel values a confidential-space rule
+// that names none admits: AMD SEV and Intel TDX machines.
+var defaultHardwareModels = []string{"GCP_AMD_SEV", "GCP_INTEL_TDX"}
 
 // clockLeeway is the skew between this node's clock and the issuer's that
 // a token's times tolerate: a node a second behind Google's would refuse
 // fresh tokens otherwise.
 const clockLeeway = 30 * time.Second
 
-// Config configures a Verifier.
+// Config configures a Verifier. The trust anchors (issuers and hardware
+// models) are not here: they come with the policy each Verify is given.
 type Config struct {
-	// Issuer is the token issuer, whose OpenID configuration lists its
-	// keys. It must be https.
-	Issuer string
-	// Audience is the audience tokens must be made for.
-	Audience string
-	// HardwareModels are the hwmodel values admitted.
-	HardwareModels []string
-	// KeysTTL is how long the issuer's keys are cached.
+	// KeysTTL is how long an issuer's keys are cached.
 	KeysTTL time.Duration
-	// HTTPClient fetches the issuer's keys.
+	// HTTPClient fetches the issuers' keys.
 	HTTPClient *http.Client
 	// Clock tells the time tokens and the key cache are checked against.
 	Clock clock.Clock
 }
 
-// DefaultConfig returns a Config for Google's attestation service,
-// DefaultAudience, AMD SEV and Intel TDX machines, keys cached for an hour,
-// on the real clock.
+// DefaultConfig returns a Config with keys cached for an hour, fetched
+// with a 10 s timeout, on the real clock.
 func DefaultConfig() Config {
-	return Config{
-		Issuer: GoogleIssuer, Audience: DefaultAudience, HardwareModels: []string{"GCP_AMD_SEV", "GCP_INTEL_TDX"},
-		KeysTTL: time.Hour, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Clock: clock.Real(),
-	}
+	return Config{KeysTTL: time.Hour, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Clock: clock.Real()}
 }
 
 // Validate reports every problem with c at once, or nil.
 func (c Config) Validate() error {
 	var errs []error
-	if !strings.HasPrefix(c.Issuer, "https://") {
-		errs = append(errs, fmt.Errorf("gcpcs: Issuer %q is not an https URL", c.Issuer))
-	}
-	if c.Audience == "" {
-		errs = append(errs, errors.New("gcpcs: Audience is empty"))
-	}
-	if len(c.HardwareModels) == 0 {
-		errs = append(errs, errors.New("gcpcs: HardwareModels is empty; it would admit no machine"))
-	}
 	if c.KeysTTL <= 0 {
 		errs = append(errs, fmt.Errorf("gcpcs: KeysTTL %v is not positive", c.KeysTTL))
 	}
@@ -85,11 +74,16 @@ func (c Config) Validate() error {
 }
 
 // Verifier checks Confidential Space attestation tokens. It is safe for
-// concurrent use; Verify may fetch the issuer's keys.
+// concurrent use; Verify may fetch an issuer's keys.
 type Verifier struct {
-	cfg    Config
-	keys   *keySet
-	parser *jwt.Parser
+	cfg Config
+
+	mu sync.Mutex
+	// keys holds a key set per issuer that a policy given to Verify
+	// named, so each keeps its own fetch bound and cache. Only a policy
+	// adds an issuer here, never a token alone; on a member the policy is
+	// the cluster's, from the raft log, which admins change rarely.
+	keys map[string]*keySet
 }
 
 var _ enclave.Verifier = (*Verifier)(nil)
@@ -99,13 +93,19 @@ func New(cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Verifier{
-		cfg:  cfg,
-		keys: &keySet{issuer: cfg.Issuer, client: cfg.HTTPClient, clock: cfg.Clock, ttl: cfg.KeysTTL},
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway),
-			jwt.WithTimeFunc(cfg.Clock.Now)),
-	}, nil
+	return &Verifier{cfg: cfg, keys: make(map[string]*keySet)}, nil
+}
+
+// keySet returns issuer's key set, made on first use.
+func (v *Verifier) keySet(issuer string) *keySet {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s, ok := v.keys[issuer]
+	if !ok {
+		s = &keySet{issuer: issuer, client: v.cfg.HTTPClient, clock: v.cfg.Clock, ttl: v.cfg.KeysTTL}
+		v.keys[issuer] = s
+	}
+	return s
 }
 
 // Claims are the claims of a Confidential Space token that Coterie reads.
@@ -141,14 +141,19 @@ func (n *nonces) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*[]string)(n))
 }
 
-// VerifyToken checks the token's signature, issuer, audience and times,
-// and returns its claims. Errors: ErrMalformed, ErrBadSignature,
-// ErrWrongIssuer, ErrWrongAudience, ErrExpired, ErrKeysUnavailable.
-func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, error) {
+// verifyToken checks that token is issuer's, with issuer's keys, and its
+// audience and times, and returns its claims. The caller vouches for
+// issuer (a policy names it): its keys are fetched. Errors: ErrMalformed,
+// ErrBadSignature, ErrWrongIssuer, ErrWrongAudience, ErrExpired,
+// ErrKeysUnavailable.
+func (v *Verifier) verifyToken(ctx context.Context, token, issuer string) (*Claims, error) {
+	keys := v.keySet(issuer)
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(issuer), jwt.WithAudience(Audience),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway), jwt.WithTimeFunc(v.cfg.Clock.Now))
 	var claims Claims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return v.keys.key(ctx, kid)
+		return keys.key(ctx, kid)
 	})
 	switch {
 	case err == nil:
@@ -171,8 +176,13 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) (*Claims, erro
 }
 
 // Verify implements enclave.Verifier for confidential-space evidence: a
-// framed token whose nonces carry the report data. Besides VerifyToken's
-// errors: enclave.ErrUnsupportedKind for evidence of another kind,
+// framed token whose nonces carry the report data. The policy's
+// confidential-space rules are the only trust anchors: the token must
+// name, in iss, an issuer one of them admits (ErrWrongIssuer, before any
+// key is fetched), and only the rules that admit its issuer and hwmodel
+// may admit its image. Errors: ErrMalformed, ErrWrongIssuer,
+// ErrBadSignature, ErrWrongAudience, ErrExpired, ErrKeysUnavailable,
+// enclave.ErrUnsupportedKind for evidence of another kind,
 // ErrNotConfidentialSpace, ErrNonceMismatch, ErrDebugMode,
 // ErrDigestNotAllowed, and enclave.ErrInvalidPolicy.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy) (enclave.Identity, error) {
@@ -186,11 +196,22 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 	if kind != enclave.KindConfidentialSpace {
 		return enclave.Identity{}, fmt.Errorf("%w: the confidential-space verifier got %s evidence", enclave.ErrUnsupportedKind, kind)
 	}
-	c, err := v.VerifyToken(ctx, string(payload))
+	issuer, err := unverifiedIssuer(string(payload))
 	if err != nil {
 		return enclave.Identity{}, err
 	}
-	if c.SWName != swName || !slices.Contains(v.cfg.HardwareModels, c.HWModel) {
+	rules := slices.DeleteFunc(slices.Clone(p.Allow), func(r enclave.Rule) bool {
+		return r.Kind != enclave.KindConfidentialSpace || ruleIssuer(r) != issuer
+	})
+	if len(rules) == 0 {
+		return enclave.Identity{}, fmt.Errorf("%w: %q", ErrWrongIssuer, issuer)
+	}
+	c, err := v.verifyToken(ctx, string(payload), issuer)
+	if err != nil {
+		return enclave.Identity{}, err
+	}
+	rules = slices.DeleteFunc(rules, func(r enclave.Rule) bool { return !slices.Contains(ruleHardwareModels(r), c.HWModel) })
+	if c.SWName != swName || len(rules) == 0 {
 		return enclave.Identity{}, fmt.Errorf("%w: swname %q hwmodel %q", ErrNotConfidentialSpace, c.SWName, c.HWModel)
 	}
 	rd, err := ReportData(c.Nonces)
@@ -208,13 +229,39 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 		return enclave.Identity{}, fmt.Errorf("%w: the Confidential Space image is not %s (support_attributes %q)",
 			ErrNotConfidentialSpace, supportStable, attrs)
 	}
-	if err := p.Check(id); err != nil {
+	if err := (enclave.Policy{Allow: rules}).Check(id); err != nil {
 		if id.Debug {
 			return enclave.Identity{}, fmt.Errorf("%w: dbgstat %q, %s", ErrDebugMode, c.DebugStatus, id)
 		}
 		return enclave.Identity{}, fmt.Errorf("%w: %s", ErrDigestNotAllowed, id)
 	}
 	return id, nil
+}
+
+// unverifiedIssuer returns the iss claim of token without checking
+// anything else: only to choose the rules, and the keys, to check it with.
+func unverifiedIssuer(token string) (string, error) {
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return claims.Issuer, nil
+}
+
+// ruleIssuer is the issuer whose tokens r admits.
+func ruleIssuer(r enclave.Rule) string {
+	if r.Issuer == "" {
+		return GoogleIssuer
+	}
+	return r.Issuer
+}
+
+// ruleHardwareModels are the hwmodel values r admits.
+func ruleHardwareModels(r enclave.Rule) []string {
+	if len(r.HardwareModels) == 0 {
+		return defaultHardwareModels
+	}
+	return r.HardwareModels
 }
 
 // Identity returns the workload the claims describe: the container image

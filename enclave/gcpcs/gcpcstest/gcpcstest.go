@@ -1,8 +1,8 @@
 // Package gcpcstest is for tests only: a token issuer with the shape of
 // the Confidential Space attestation service — an OpenID configuration, a
 // JWKS, RS256 tokens with its claims — on a local TLS test server, and the
-// launcher's token API on a unix socket. Tokens it signs verify only with
-// a verifier configured for its issuer.
+// launcher's token API on a unix socket. Tokens it signs verify only under
+// a policy whose confidential-space rule names its issuer.
 package gcpcstest
 
 import (
