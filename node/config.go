@@ -102,6 +102,7 @@ type Config struct {
 	Recovery  RecoveryConfig  `yaml:"recovery"`
 	Audit     AuditConfig     `yaml:"audit"`
 	Network   NetworkConfig   `yaml:"network"`
+	Storage   StorageConfig   `yaml:"storage"`
 
 	// OwnerTimeout is how long the leader lets a node that owns unfinished
 	// requests be silent before it releases them to other nodes and burns
@@ -319,6 +320,34 @@ type RaftConfig struct {
 	// itself alone; the other nodes join it with join tokens. It is ignored
 	// once raft state exists, and by a node that joined a cluster.
 	Bootstrap bool `yaml:"bootstrap"`
+	// NonVoter keeps the node a non-voter once it joins: it claims and
+	// signs like any member, but neither votes nor counts toward a commit,
+	// so it may lose its raft state (a Nitro enclave's data directory is
+	// in memory) and get it back from the leader. A voter must never lose
+	// it. Set it before the node first joins.
+	NonVoter bool `yaml:"nonvoter"`
+}
+
+// StorageConfig keeps what a node needs after a restart somewhere that
+// outlives its data directory.
+type StorageConfig struct {
+	// Parent is the parent instance's file store (`coterie bridge
+	// --store`): vsock://3:PORT, unix:PATH or host:port. The node keeps
+	// there copies of its sealed store, its enclave's data key file and
+	// its admin token, and restores them into an empty data directory at
+	// start. It requires raft.nonvoter: raft's state stays in the data
+	// directory only. Empty keeps everything in the data directory.
+	Parent string `yaml:"parent"`
+}
+
+// files returns the client of the parent's file store, nil when there is
+// none; Validate has checked the address.
+func (c StorageConfig) files() *bridge.Files {
+	if c.Parent == "" {
+		return nil
+	}
+	a, _ := bridge.ParseAddr(c.Parent)
+	return bridge.NewFiles(a)
 }
 
 // ClusterConfig places the node among its peers.
@@ -622,6 +651,17 @@ func (c Config) Validate() error {
 	}
 	if c.Raft.Advertise != "" && !validHostPort(c.Raft.Advertise) {
 		bad("raft.advertise %q is not host:port", c.Raft.Advertise)
+	}
+	if c.Raft.NonVoter && c.Raft.Bootstrap && c.Cluster.JoinTokenFile == "" {
+		bad("raft.nonvoter: a non-voter cannot bootstrap a cluster; give it cluster.join_token_file (and raft.bootstrap: false)")
+	}
+	if c.Storage.Parent != "" {
+		if _, err := bridge.ParseAddr(c.Storage.Parent); err != nil {
+			bad("storage.parent: %v", err)
+		}
+		if !c.Raft.NonVoter {
+			bad("storage.parent needs raft.nonvoter: true: a data directory that does not outlive the node loses raft's state, which a voter must keep")
+		}
 	}
 	if c.Network.EgressProxy != "" {
 		if _, err := bridge.ParseAddr(c.Network.EgressProxy); err != nil {

@@ -59,7 +59,11 @@ type RotationReport struct {
 // saveKeyring seals the keyring to the node's store, replacing the old one
 // atomically; the cluster calls it after taking in a rotated version.
 func (n *Node) saveKeyring(kr *keyring.Keyring) error {
-	return n.store.SaveKeyring(n.enclave, kr)
+	if err := n.store.SaveKeyring(n.enclave, kr); err != nil {
+		return err
+	}
+	n.storeChanged()
+	return nil
 }
 
 // keyringReport reads the keyring's state from the local replica.

@@ -39,7 +39,11 @@ func (n *Node) saveMembers(k cluster.KnownMembers) error {
 	if err != nil {
 		return err
 	}
-	return n.store.SaveMembers(n.enclave, b)
+	if err := n.store.SaveMembers(n.enclave, b); err != nil {
+		return err
+	}
+	n.storeChanged()
+	return nil
 }
 
 // joinedElsewhere reports whether the node joined a cluster another node
@@ -179,7 +183,12 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !voter {
+	switch {
+	case voter && n.cfg.Raft.NonVoter:
+		n.log.Warn("raft.nonvoter is set, but this node is a voter already: it stays one (a voter must keep its raft state)")
+	case !voter && n.cfg.Raft.NonVoter:
+		n.log.Info("a non-voter, as raft.nonvoter says")
+	case !voter:
 		if err := n.cluster.AddVoter(ctx, n.cfg.NodeID, n.selfMember().Address); err != nil {
 			return fmt.Errorf("node: becoming a voter: %w", err)
 		}

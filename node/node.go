@@ -80,6 +80,9 @@ type Node struct {
 	addMu     sync.Mutex // one addUser at a time
 	closing   sync.Once
 	closeFn   []func() error // run in reverse order by Close
+	// parent saves the sealed store's changes to storage.parent; nil
+	// without one, and until New has made the first save.
+	parent atomic.Pointer[parentSaver]
 
 	mu          sync.Mutex
 	callbackKey *rsa.PrivateKey
@@ -103,6 +106,11 @@ func New(cfg Config) (_ *Node, err error) {
 	}()
 	if err := n.prepareDataDir(); err != nil {
 		return nil, err
+	}
+	if files := cfg.Storage.files(); files != nil {
+		if err := n.restoreFromParent(files); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.openStore(); err != nil {
 		return nil, err
@@ -132,6 +140,22 @@ func New(cfg Config) (_ *Node, err error) {
 	n.closeFn = append(n.closeFn, n.admin.close)
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
+	}
+	if files := cfg.Storage.files(); files != nil {
+		// A node whose identity is not on its parent would come back from a
+		// restart as nobody: it does not start without that copy.
+		save := func(ctx context.Context) error { return n.saveToParent(ctx, files) }
+		ctx, cancel := context.WithTimeout(context.Background(), parentCallTimeout)
+		err := save(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		saver := newParentSaver(save, n.clock, n.log)
+		n.closeFn = append(n.closeFn, saver.close)
+		n.parent.Store(saver)
+		saver.changed() // what changed since the save above
+
 	}
 	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.url(),
 		"identity", hex.EncodeToString(n.identity))

@@ -22,13 +22,15 @@ type bridgeFlags struct {
 	forwards []string
 	proxy    string
 	allow    []string
+	store    string
+	storeDir string
 	maxConns int
 }
 
 func newBridgeCmd() *cobra.Command {
 	var f bridgeFlags
 	cmd := &cobra.Command{
-		Use:   "bridge [--forward LISTEN=TARGET ...] [--proxy LISTEN --allow HOST:PORT ...]",
+		Use:   "bridge [--forward LISTEN=TARGET ...] [--proxy LISTEN --allow HOST:PORT ...] [--store LISTEN --store-dir DIR]",
 		Short: "Carry a node's connections in and out of an enclave that has no network (run it on the parent)",
 		Long: "bridge runs on a Nitro enclave's parent instance (or beside a node in a network namespace " +
 			"without interfaces) and carries the node's connections, which are TLS the node ends itself.\n\n" +
@@ -38,6 +40,9 @@ func newBridgeCmd() *cobra.Command {
 			"--proxy LISTEN serves HTTP CONNECT for the node's network.egress_proxy, and dials only the " +
 			"--allow HOST:PORT destinations (repeatable, exact): its peers' raft addresses, the workspace, " +
 			"the callback handler.\n\n" +
+			"--store LISTEN serves the node's storage.parent from --store-dir: the copies of its sealed " +
+			"store, its enclave's data key file and its admin token, which an enclave's in-memory data " +
+			"directory loses on a restart. Run the node commands on the parent with data_dir: DIR.\n\n" +
 			"Addresses are host:port (TCP), vsock://CID:PORT (vsock://:PORT to listen) or unix:PATH. " +
 			"It stops on SIGINT or SIGTERM.",
 		Args: cobra.NoArgs,
@@ -51,6 +56,8 @@ func newBridgeCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&f.forwards, "forward", nil, "relay connections on LISTEN to TARGET (LISTEN=TARGET, repeatable)")
 	cmd.Flags().StringVar(&f.proxy, "proxy", "", "serve the node's egress CONNECT proxy on this address")
 	cmd.Flags().StringArrayVar(&f.allow, "allow", nil, "a HOST:PORT the proxy may dial (repeatable)")
+	cmd.Flags().StringVar(&f.store, "store", "", "serve the node's storage.parent on this address")
+	cmd.Flags().StringVar(&f.storeDir, "store-dir", "", "the directory --store keeps the node's files in")
 	cmd.Flags().IntVar(&f.maxConns, "max-conns", bridge.DefaultConfig().MaxConns, "connections each listener serves at once")
 	return cmd
 }
@@ -63,8 +70,21 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if len(f.forwards) == 0 && f.proxy == "" {
-		return errors.New("bridge: nothing to do: give --forward or --proxy")
+	if len(f.forwards) == 0 && f.proxy == "" && f.store == "" {
+		return errors.New("bridge: nothing to do: give --forward, --proxy or --store")
+	}
+	if (f.store == "") != (f.storeDir == "") {
+		return errors.New("bridge: --store and --store-dir go together")
+	}
+	var files *bridge.FileStore
+	if f.storeDir != "" {
+		if err := os.MkdirAll(f.storeDir, 0o700); err != nil {
+			return fmt.Errorf("bridge: --store-dir: %w", err)
+		}
+		var err error
+		if files, err = bridge.NewFileStore(f.storeDir, log); err != nil {
+			return err
+		}
 	}
 	if f.proxy == "" && len(f.allow) > 0 {
 		return errors.New("bridge: --allow applies to --proxy, which is not given")
@@ -111,10 +131,16 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 		}
 		forwards = append(forwards, forward{ln, target})
 	}
-	var proxy net.Listener
+	var proxy, store net.Listener
 	if f.proxy != "" {
 		var err error
 		if proxy, err = listen(f.proxy); err != nil {
+			return fail(err)
+		}
+	}
+	if f.store != "" {
+		var err error
+		if store, err = listen(f.store); err != nil {
 			return fail(err)
 		}
 	}
@@ -126,6 +152,10 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 	if proxy != nil {
 		log.Info("bridge: egress proxy", "listen", proxy.Addr().String(), "allow", strings.Join(f.allow, ","))
 		g.Go(func() error { return bridge.Proxy(gctx, proxy, cfg) })
+	}
+	if store != nil {
+		log.Info("bridge: file store", "listen", store.Addr().String(), "dir", f.storeDir)
+		g.Go(func() error { return bridge.ServeFiles(gctx, store, files) })
 	}
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

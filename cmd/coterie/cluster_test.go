@@ -83,6 +83,7 @@ func newTestClusterOn(t testing.TB, cosigners, nodes int, net *testNet) *testClu
 type nodeNet struct {
 	bind, advertise, admin string
 	egress                 string // network.egress_proxy
+	parent                 string // storage.parent, with raft.nonvoter
 	netns                  string // the namespace the node runs in, if any
 }
 
@@ -108,12 +109,15 @@ raft:
   bind: %q
   advertise: %q
   bootstrap: %t
+  nonvoter: %t
 cluster:
   location: onprem:dc%d
 %sadmin:
   listen: %q
 network:
   egress_proxy: %q
+storage:
+  parent: %q
 presign:
   target_depth: 2
   max_depth: 3
@@ -121,7 +125,7 @@ owner_timeout: 1s
 shutdown_grace: 10s
 log:
   level: info
-`, n.id, n.id, net.bind, net.advertise, i == 1, i, join, net.admin, net.egress)
+`, n.id, n.id, net.bind, net.advertise, i == 1, net.parent != "", i, join, net.admin, net.egress, net.parent)
 	if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
 		c.t.Fatal(err)
 	}

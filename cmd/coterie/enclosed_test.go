@@ -8,19 +8,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coterie-mpc/coterie/node"
 )
 
-// TestEnclosedNode: a node with no network of its own, as inside a Nitro
-// enclave, serves in a cluster through `coterie bridge`. It runs in a
-// network namespace without a single usable interface (loopback stays
-// down), so any connection it made by itself would fail. It listens on
-// unix sockets, as an enclave node listens on vsock: the bridge forwards a
-// loopback TCP port to its raft socket, and the commands reach its admin
-// socket. It dials its peers and the workspace through the bridge's
-// CONNECT proxy, which allows exactly those. It joins, pairs an API user
+// TestEnclosedNode: a node with no network and no lasting disk of its own,
+// as inside a Nitro enclave, serves in a cluster through `coterie bridge`.
+// It runs in a network namespace without a single usable interface
+// (loopback stays down), so any connection it made by itself would fail.
+// It listens on unix sockets, as an enclave node listens on vsock: the
+// bridge forwards a loopback TCP port to its raft socket, and the commands
+// reach its admin socket. It dials its peers and the workspace through the
+// bridge's CONNECT proxy, which allows exactly those, and keeps its sealed
+// files in the bridge's store. It joins as a non-voter, pairs an API user
 // with the workspace, and signs the requests it owns; when its bridge is
-// killed, the others finish its requests, and once a new bridge runs, and
-// the node itself is killed and restarted, it signs again.
+// killed, the others finish its requests; once a new bridge runs, the node
+// is killed and its whole data directory deleted, as an enclave's memory
+// is lost: it restarts from the parent's copies as the same member,
+// catches up from the leader, and signs again.
 func TestEnclosedNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a workspace, three nodes and a bridge")
@@ -53,6 +58,7 @@ func TestEnclosedNode(t *testing.T) {
 		bridges++
 		p := startProc(t, c.bin, c.dir, fmt.Sprintf("bridge-%d", bridges), "bridge",
 			"--forward", raftPort+"="+sock("n2-raft"),
+			"--store", sock("n2-store"), "--store-dir", filepath.Join(c.dir, "n2-parent"),
 			"--proxy", sock("n2-egress"), "--allow", n1.cfg.Raft.Bind, "--allow", n3Raft, "--allow", wsAddr)
 		waitFor(t, 10*time.Second, "the bridge", func() bool {
 			b, _ := os.ReadFile(p.log)
@@ -61,9 +67,25 @@ func TestEnclosedNode(t *testing.T) {
 		return p
 	}
 	bridge := startBridge()
-	n2 := c.addNode(nodeNet{bind: sock("n2-raft"), advertise: raftPort, admin: sock("n2-admin"), egress: sock("n2-egress"), netns: ns})
+	n2 := c.addNode(nodeNet{bind: sock("n2-raft"), advertise: raftPort, admin: sock("n2-admin"), egress: sock("n2-egress"),
+		parent: sock("n2-store"), netns: ns})
 	c.addNode(nodeNet{bind: n3Raft, admin: loopbackAddr(t)})
-	c.waitMembers(3)
+	c.waitMembers(2)
+	waitNonvoter := func() {
+		waitFor(t, 60*time.Second, "n2 to serve as a non-voter", func() bool {
+			m, err := n1.ac.Members(c.ctx())
+			if err != nil {
+				return false
+			}
+			for _, v := range m.Members {
+				if v.ID == "n2" {
+					return v.Role == node.RoleNonvoter
+				}
+			}
+			return false
+		}, c.procs()...)
+	}
+	waitNonvoter()
 
 	// Pairing through n2 takes it to the workspace through the proxy.
 	c.pair(1)
@@ -79,12 +101,18 @@ func TestEnclosedNode(t *testing.T) {
 	t.Logf("bridge killed while n2 owned %v", owned)
 	c.waitDone(ids, 120*time.Second)
 
-	// A new bridge, and n2 killed and restarted (its sockets left behind):
-	// it serves and signs again.
+	// A new bridge; n2 killed (its sockets left behind) and its data
+	// directory gone.
 	bridge = startBridge()
 	n2.proc.kill()
+	if err := os.RemoveAll(n2.cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
 	c.run(1)
-	c.waitMembers(3)
+	waitNonvoter()
+	if b, _ := os.ReadFile(n2.proc.log); !strings.Contains(string(b), "data directory restored from the parent") {
+		t.Fatalf("n2 did not restore its data directory from the parent:\n%s", n2.proc.tail())
+	}
 	_, owned, ids = c.mustOwnerOf(enclosed, c.submit(4, "restarted"))
 	t.Logf("restarted n2 owns %v", owned)
 	c.waitDone(ids, 120*time.Second)

@@ -90,6 +90,22 @@ func Available() []enclave.Kind {
 	return kinds
 }
 
+// DataFiles returns the files, besides the sealed store, that a backend of
+// kind k keeps in the data directory and needs to unseal it again: a node
+// whose data directory does not outlive it keeps copies of them (node
+// storage.parent). Each is sealed or public.
+func DataFiles(k enclave.Kind) []string {
+	switch k {
+	case enclave.KindSim:
+		return []string{sim.RootFile}
+	case enclave.KindNitro:
+		return nitroDataFiles
+	case enclave.KindConfidentialSpace:
+		return gcpcsDataFiles
+	}
+	return nil // sgx seals with the CPU's key
+}
+
 // New opens the backend cfg.Kind names. The enclave it returns verifies
 // evidence of its own kind with its own verifier, and Nitro evidence on
 // any backend (see Verifiers). Errors: ErrUnavailable for a kind not built

@@ -10,6 +10,8 @@ import (
 
 const gcpcsAvailable = false
 
+var gcpcsDataFiles []string
+
 func newConfidentialSpace(Config) (enclave.Enclave, error) {
 	return nil, fmt.Errorf("%w: confidential-space needs a binary built with -tags gcpcs and run as a Confidential "+
 		"Space workload (its sealing needs the launcher's attestation tokens and Cloud KMS); every build verifies "+

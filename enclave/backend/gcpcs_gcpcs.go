@@ -15,6 +15,8 @@ import (
 
 const gcpcsAvailable = true
 
+var gcpcsDataFiles = []string{kmsseal.FileName}
+
 // gcpcsOpenTimeout bounds the launcher, STS and Cloud KMS calls of a start.
 const gcpcsOpenTimeout = time.Minute
 

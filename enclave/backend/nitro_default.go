@@ -10,6 +10,8 @@ import (
 
 const nitroAvailable = false
 
+var nitroDataFiles []string
+
 func newNitro(Config) (enclave.Enclave, error) {
 	return nil, fmt.Errorf("%w: nitro needs a binary built with -tags nitro and run inside a Nitro enclave (its "+
 		"sealing needs the NSM and AWS KMS); every build verifies Nitro evidence", ErrUnavailable)

@@ -19,6 +19,8 @@ import (
 
 const nitroAvailable = true
 
+var nitroDataFiles = []string{kmsseal.FileName}
+
 // nitroOpenTimeout bounds the KMS and IMDS calls of a start.
 const nitroOpenTimeout = time.Minute
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -546,6 +547,22 @@ func (s *Store) Members(sealer enclave.Sealer) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("store: member table: %w", err)
 	}
 	return b, true, nil
+}
+
+// Copy returns a consistent copy of the store's file, as of its last
+// write, for a node that keeps a copy elsewhere (its records are sealed).
+func (s *Store) Copy() ([]byte, error) {
+	var buf bytes.Buffer
+	err := guard("copy", func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			_, err := tx.WriteTo(&buf)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // put writes key/value pairs to the node bucket in one transaction.

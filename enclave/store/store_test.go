@@ -473,3 +473,33 @@ func newStoreForScan(t *testing.T, dir string) *Store {
 	}
 	return s
 }
+
+// TestCopy: a copy of an open store, written into another data directory
+// of the same enclave, opens there with the latest records.
+func TestCopy(t *testing.T) {
+	f := newFixture(t)
+	s := f.open(t)
+	if _, err := f.keyring.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveKeyring(f.enclave, f.keyring); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Copy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, FileName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(testConfig(t, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kr, err := c.Keyring(f.enclave)
+	if err != nil || kr.Version() != 2 {
+		t.Fatalf("the copy's keyring: %v, %v", kr, err)
+	}
+}
