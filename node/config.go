@@ -259,6 +259,9 @@ type ConfidentialSpaceConfig struct {
 	STSEndpoint string `yaml:"sts_endpoint"`
 	// KMSEndpoint overrides https://cloudkms.googleapis.com.
 	KMSEndpoint string `yaml:"kms_endpoint"`
+	// StorageEndpoint overrides https://storage.googleapis.com, where
+	// storage.bucket is.
+	StorageEndpoint string `yaml:"storage_endpoint"`
 }
 
 // sealing returns the gcpcs backend's sealing configuration c describes.
@@ -266,6 +269,7 @@ func (c ConfidentialSpaceConfig) sealing() backend.ConfidentialSpaceConfig {
 	return backend.ConfidentialSpaceConfig{
 		Project: c.Project, Location: c.Location, KeyRing: c.KeyRing, Key: c.Key,
 		WorkloadIdentityProvider: c.WorkloadIdentityProvider, STSEndpoint: c.STSEndpoint, KMSEndpoint: c.KMSEndpoint,
+		StorageEndpoint: c.StorageEndpoint,
 	}
 }
 
@@ -329,25 +333,20 @@ type RaftConfig struct {
 }
 
 // StorageConfig keeps what a node needs after a restart somewhere that
-// outlives its data directory.
+// outlives its data directory: copies of its sealed store, its enclave's
+// data key file and its admin token, which the node saves at every start
+// and after each change, and restores into an empty data directory. Both
+// kinds require raft.nonvoter: raft's state stays in the data directory
+// only. Empty keeps everything in the data directory.
 type StorageConfig struct {
 	// Parent is the parent instance's file store (`coterie bridge
-	// --store`): vsock://3:PORT, unix:PATH or host:port. The node keeps
-	// there copies of its sealed store, its enclave's data key file and
-	// its admin token, and restores them into an empty data directory at
-	// start. It requires raft.nonvoter: raft's state stays in the data
-	// directory only. Empty keeps everything in the data directory.
+	// --store`): vsock://3:PORT, unix:PATH or host:port. A nitro node
+	// needs it.
 	Parent string `yaml:"parent"`
-}
-
-// files returns the client of the parent's file store, nil when there is
-// none; Validate has checked the address.
-func (c StorageConfig) files() *bridge.Files {
-	if c.Parent == "" {
-		return nil
-	}
-	a, _ := bridge.ParseAddr(c.Parent)
-	return bridge.NewFiles(a)
+	// Bucket is a Cloud Storage bucket, for a gcpcs node (which needs
+	// it): the files go under NODE_ID/, with the workload's federated
+	// identity, which the bucket must grant roles/storage.objectUser.
+	Bucket string `yaml:"bucket"`
 }
 
 // ClusterConfig places the node among its peers.
@@ -655,14 +654,7 @@ func (c Config) Validate() error {
 	if c.Raft.NonVoter && c.Raft.Bootstrap && c.Cluster.JoinTokenFile == "" {
 		bad("raft.nonvoter: a non-voter cannot bootstrap a cluster; give it cluster.join_token_file (and raft.bootstrap: false)")
 	}
-	if c.Storage.Parent != "" {
-		if _, err := bridge.ParseAddr(c.Storage.Parent); err != nil {
-			bad("storage.parent: %v", err)
-		}
-		if !c.Raft.NonVoter {
-			bad("storage.parent needs raft.nonvoter: true: a data directory that does not outlive the node loses raft's state, which a voter must keep")
-		}
-	}
+	errs = append(errs, c.storageProblems(kind)...)
 	if c.Network.EgressProxy != "" {
 		if _, err := bridge.ParseAddr(c.Network.EgressProxy); err != nil {
 			bad("network.egress_proxy: %v", err)
@@ -924,4 +916,35 @@ func (c Config) logger() (*slog.Logger, io.Closer, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), closer, nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), closer, nil
+}
+
+// storageProblems checks the storage section against the enclave kind: a
+// Nitro enclave's and a Confidential Space workload's files live in
+// memory, so those nodes keep their lasting files elsewhere and are
+// non-voters.
+func (c Config) storageProblems(kind enclave.Kind) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	s := c.Storage
+	if s.Parent != "" {
+		if _, err := bridge.ParseAddr(s.Parent); err != nil {
+			bad("storage.parent: %v", err)
+		}
+	}
+	switch {
+	case s.Parent != "" && s.Bucket != "":
+		bad("storage.parent and storage.bucket: give one")
+	case s.Bucket != "" && kind != enclave.KindConfidentialSpace:
+		bad("storage.bucket is for enclave.kind gcpcs, whose workload identity reaches it")
+	case kind == enclave.KindNitro && s.Parent == "":
+		bad("enclave.kind nitro needs storage.parent: an enclave's data directory is in memory")
+	case kind == enclave.KindConfidentialSpace && s.Bucket == "":
+		bad("enclave.kind gcpcs needs storage.bucket: a Confidential Space workload's data directory is in memory")
+	}
+	if (s.Parent != "" || s.Bucket != "") && !c.Raft.NonVoter {
+		bad("storage.parent or storage.bucket needs raft.nonvoter: true: a data directory that does not outlive the node loses raft's state, which a voter must keep")
+	}
+	return errs
 }

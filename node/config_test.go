@@ -154,13 +154,16 @@ func TestParseConfig(t *testing.T) {
 		{name: "enclave networking needs advertise", yaml: base + "raft:\n  bind: vsock://:7000\nnetwork:\n  egress_proxy: http://proxy:3128\n",
 			want: []string{"raft.advertise is required", "network.egress_proxy", "http://proxy:3128"}},
 		{name: "parent storage needs a non-voter", yaml: base + "storage:\n  parent: vsock://3:8003\n",
-			want: []string{"storage.parent needs raft.nonvoter: true"}},
+			want: []string{"storage.parent or storage.bucket needs raft.nonvoter: true"}},
+		{name: "storage fits the enclave", yaml: base + "storage:\n  parent: unix:/p\n  bucket: b\n", want: []string{"give one"}},
+		{name: "bucket is for gcpcs", yaml: base + "storage:\n  bucket: coterie-nodes\nraft:\n  nonvoter: true\n  bootstrap: false\n",
+			want: []string{"storage.bucket is for enclave.kind gcpcs"}},
 		{name: "a non-voter cannot bootstrap", yaml: base + "raft:\n  nonvoter: true\nstorage:\n  parent: vsock://3\n",
 			want: []string{"raft.nonvoter: a non-voter cannot bootstrap", "storage.parent"}},
 		{name: "enclave node", yaml: base + "raft:\n  nonvoter: true\n  bootstrap: false\n  bind: vsock://:7000\n  advertise: 10.0.1.5:7000\n" +
 			"storage:\n  parent: vsock://3:8003\ncluster:\n  join_token_file: /run/join\n",
 			check: func(t *testing.T, c Config) {
-				if !c.Raft.NonVoter || c.Storage.files() == nil {
+				if !c.Raft.NonVoter || c.Storage.Parent != "vsock://3:8003" {
 					t.Errorf("raft %+v storage %+v", c.Raft, c.Storage)
 				}
 			}},

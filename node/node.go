@@ -80,9 +80,10 @@ type Node struct {
 	addMu     sync.Mutex // one addUser at a time
 	closing   sync.Once
 	closeFn   []func() error // run in reverse order by Close
-	// parent saves the sealed store's changes to storage.parent; nil
-	// without one, and until New has made the first save.
-	parent atomic.Pointer[parentSaver]
+	// saver saves the lasting files after each change of the sealed
+	// store (the storage section); nil without one, and until New has made
+	// the first save.
+	saver atomic.Pointer[fileSaver]
 
 	mu          sync.Mutex
 	callbackKey *rsa.PrivateKey
@@ -107,8 +108,12 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.prepareDataDir(); err != nil {
 		return nil, err
 	}
-	if files := cfg.Storage.files(); files != nil {
-		if err := n.restoreFromParent(files); err != nil {
+	keep, err := n.keeper()
+	if err != nil {
+		return nil, err
+	}
+	if keep != nil {
+		if err := n.restoreFiles(keep); err != nil {
 			return nil, err
 		}
 	}
@@ -141,19 +146,19 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
 	}
-	if files := cfg.Storage.files(); files != nil {
-		// A node whose identity is not on its parent would come back from a
-		// restart as nobody: it does not start without that copy.
-		save := func(ctx context.Context) error { return n.saveToParent(ctx, files) }
-		ctx, cancel := context.WithTimeout(context.Background(), parentCallTimeout)
+	if keep != nil {
+		// A node whose identity is not kept would come back from a restart
+		// as nobody: it does not start without that copy.
+		save := func(ctx context.Context) error { return n.saveFiles(ctx, keep) }
+		ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
 		err := save(ctx)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		saver := newParentSaver(save, n.clock, n.log)
+		saver := newFileSaver(save, n.clock, n.log)
 		n.closeFn = append(n.closeFn, saver.close)
-		n.parent.Store(saver)
+		n.saver.Store(saver)
 		saver.changed() // what changed since the save above
 
 	}

@@ -110,7 +110,7 @@ func TestEnclosedNode(t *testing.T) {
 	}
 	c.run(1)
 	waitNonvoter()
-	if b, _ := os.ReadFile(n2.proc.log); !strings.Contains(string(b), "data directory restored from the parent") {
+	if b, _ := os.ReadFile(n2.proc.log); !strings.Contains(string(b), "data directory restored from its storage") {
 		t.Fatalf("n2 did not restore its data directory from the parent:\n%s", n2.proc.tail())
 	}
 	_, owned, ids = c.mustOwnerOf(enclosed, c.submit(4, "restarted"))

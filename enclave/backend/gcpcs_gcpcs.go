@@ -5,7 +5,6 @@ package backend
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/coterie-mpc/coterie/enclave"
@@ -39,31 +38,14 @@ func newConfidentialSpace(cfg Config) (enclave.Enclave, error) {
 	if err != nil {
 		return nil, err
 	}
-	socket := cs.LauncherSocket
-	if socket == "" {
-		socket = gcpcs.DefaultLauncherSocket
-	}
-	launcher := gcpcs.NewLauncher(socket)
-	scfg := kmsseal.DefaultConfig()
-	scfg.Tokens, scfg.Provider, scfg.KeyName = launcher, cs.WorkloadIdentityProvider, cs.KeyName()
-	if cs.STSEndpoint != "" {
-		scfg.STSEndpoint = cs.STSEndpoint
-	}
-	if cs.KMSEndpoint != "" {
-		scfg.KMSEndpoint = cs.KMSEndpoint
-	}
-	if cfg.ConfidentialSpace != nil && cfg.ConfidentialSpace.HTTPClient != nil {
-		scfg.HTTPClient = cfg.ConfidentialSpace.HTTPClient
-	}
-	scfg.KeyPolicy, scfg.DataKeyFile = cfg.KeyPolicy, filepath.Join(cfg.DataDir, kmsseal.FileName)
-	scfg.Create, scfg.Logger = cfg.Initialize, cfg.Logger
+	scfg := cfg.csSealConfig()
 	ctx, cancel := context.WithTimeout(context.Background(), gcpcsOpenTimeout)
 	defer cancel()
 	s, err := kmsseal.Open(ctx, scfg)
 	if err != nil {
 		return nil, err
 	}
-	return &csEnclave{Sealer: s, Attester: gcpcs.NewAttester(launcher, v)}, nil
+	return &csEnclave{Sealer: s, Attester: gcpcs.NewAttester(scfg.Tokens, v)}, nil
 }
 
 // csEnclave is the Confidential Space backend: Cloud KMS sealing and

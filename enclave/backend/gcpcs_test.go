@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,51 @@ func TestConfidentialSpaceBackend(t *testing.T) {
 	cfg.ConfidentialSpaceSealing.LauncherSocket = launcherFor("sha256:" + hex.EncodeToString(digest))
 	if _, err := New(cfg); !errors.Is(err, kmsseal.ErrKeyRefused) {
 		t.Fatalf("restart as another image: New = %v, want ErrKeyRefused", err)
+	}
+}
+
+// TestConfidentialSpaceFiles: the node's lasting files go to a Cloud
+// Storage bucket with the workload's federated token, under the node's
+// prefix, and come back; another image's workload gets at none of them.
+func TestConfidentialSpaceFiles(t *testing.T) {
+	digest := "sha256:" + hex.EncodeToString(make([]byte, 32))
+	iss := gcpcstest.NewIssuer(t)
+	sts := gcpcstest.NewSTS(t, iss, testProvider, digest)
+	storage := gcpcstest.NewStorage(t, sts, "coterie-nodes")
+	vcfg := gcpcs.DefaultConfig()
+	vcfg.HTTPClient = iss.Server.Client()
+	cfg := testConfig(t)
+	cfg.Kind, cfg.ConfidentialSpace = enclave.KindConfidentialSpace, &vcfg
+	filesOf := func(d string) interface {
+		Get(context.Context, string) ([]byte, error)
+		Put(context.Context, string, []byte) error
+	} {
+		cfg.ConfidentialSpaceSealing = ConfidentialSpaceConfig{
+			Project: "coterie-test", Location: "global", KeyRing: "coterie", Key: "data-key", WorkloadIdentityProvider: testProvider,
+			STSEndpoint: sts.URL(), StorageEndpoint: storage.URL(),
+			LauncherSocket: gcpcstest.NewLauncher(t, func(r gcpcstest.LauncherRequest) string {
+				return iss.Token(t, gcpcstest.Spec{Audience: r.Audience, IssuedAt: time.Now(), ImageDigest: d, Nonces: r.Nonces})
+			}),
+		}
+		f, err := ConfidentialSpaceFiles(cfg, "coterie-nodes", "n3/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := filesOf(digest)
+	if err := f.Put(ctx, "node.db", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.Get(ctx, "node.db"); err != nil || string(b) != "sealed" {
+		t.Fatalf("Get = %q, %v", b, err)
+	}
+	if _, ok := storage.Object("n3/node.db"); !ok {
+		t.Fatal("not stored under the node's prefix")
+	}
+	if _, err := filesOf("sha256:" + strings.Repeat("ee", 32)).Get(ctx, "node.db"); !errors.Is(err, kmsseal.ErrKeyRefused) {
+		t.Fatalf("another image's Get = %v, want the STS refusal", err)
 	}
 }

@@ -30,8 +30,9 @@ const filesPath = "/v1/files/"
 // files, nothing a shell or a path could misread.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// ErrNoFile is returned by Files.Get for a file the parent does not keep.
-var ErrNoFile = errors.New("bridge: the parent keeps no such file")
+// ErrNoFile is returned by Files.Get for a file the parent does not keep;
+// it is an fs.ErrNotExist.
+var ErrNoFile = fmt.Errorf("bridge: the parent keeps no such file: %w", fs.ErrNotExist)
 
 // FileStore keeps, on the parent instance, copies of the few files a node
 // inside an enclave needs after a restart (its sealed store, its data key

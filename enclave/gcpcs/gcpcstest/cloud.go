@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -243,4 +245,92 @@ func (k *KMS) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// Storage is a test Cloud Storage JSON API with one bucket, Bucket: media
+// downloads and uploads of objects, answered only for access tokens its
+// STS issued (401 otherwise); another bucket is 403.
+type Storage struct {
+	Server *httptest.Server
+	Bucket string
+	sts    *STS
+
+	mu      sync.Mutex
+	objects map[string][]byte
+}
+
+// NewStorage starts a test Cloud Storage for bucket that trusts sts's
+// tokens. It stops when t ends.
+func NewStorage(t testing.TB, sts *STS, bucket string) *Storage {
+	t.Helper()
+	s := &Storage{Bucket: bucket, sts: sts, objects: make(map[string][]byte)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /storage/v1/b/{bucket}/o/{object}", s.get)
+	mux.HandleFunc("POST /upload/storage/v1/b/{bucket}/o", s.put)
+	s.Server = httptest.NewTLSServer(mux)
+	t.Cleanup(s.Server.Close)
+	return s
+}
+
+// URL is the JSON API's base URL.
+func (s *Storage) URL() string { return s.Server.URL }
+
+// Object returns the stored object of name, and whether there is one.
+func (s *Storage) Object(name string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.objects[name]
+	return b, ok
+}
+
+// authorized answers 401 or 403 and says false for a request that may not
+// use the bucket.
+func (s *Storage) authorized(w http.ResponseWriter, r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	switch {
+	case !ok || !s.sts.Issued(token):
+		http.Error(w, `{"error": {"code": 401, "message": "Invalid Credentials"}}`, http.StatusUnauthorized)
+		return false
+	case r.PathValue("bucket") != s.Bucket:
+		http.Error(w, `{"error": {"code": 403, "message": "the caller does not have storage.objects access"}}`, http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+func (s *Storage) get(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	if r.URL.Query().Get("alt") != "media" {
+		http.Error(w, "only media downloads", http.StatusBadRequest)
+		return
+	}
+	b, ok := s.Object(r.PathValue("object"))
+	if !ok {
+		http.Error(w, `{"error": {"code": 404, "message": "No such object"}}`, http.StatusNotFound)
+		return
+	}
+	_, _ = w.Write(b)
+}
+
+func (s *Storage) put(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("uploadType") != "media" || q.Get("name") == "" {
+		http.Error(w, "only media uploads with a name", http.StatusBadRequest)
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+	if err != nil {
+		http.Error(w, "unreadable body", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.objects[q.Get("name")] = b
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"bucket": s.Bucket, "name": q.Get("name"), "size": fmt.Sprint(len(b))})
 }

@@ -103,6 +103,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// AccessToken gets a fresh attestation token from cfg.Tokens for
+// cfg.Provider and exchanges it at STS for a federated access token, which
+// the workload's other Google calls carry (its files in Cloud Storage).
+// It uses cfg's Tokens, Provider, STSEndpoint and HTTPClient.
+func AccessToken(ctx context.Context, cfg Config) (string, error) {
+	token, err := cfg.Tokens.Token(ctx, cfg.Provider, nil)
+	if err != nil {
+		return "", fmt.Errorf("kmsseal: attestation token: %w", err)
+	}
+	return rest{client: cfg.HTTPClient, sts: cfg.STSEndpoint}.exchange(ctx, cfg.Provider, token)
+}
+
 // Sealer seals with the data key Cloud KMS released. All methods are safe
 // for concurrent use.
 type Sealer struct {

@@ -1,0 +1,188 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coterie-mpc/coterie/clock"
+	"github.com/coterie-mpc/coterie/enclave"
+	"github.com/coterie-mpc/coterie/enclave/backend"
+	"github.com/coterie-mpc/coterie/enclave/gcpcs/gcsfiles"
+	"github.com/coterie-mpc/coterie/enclave/store"
+	"github.com/coterie-mpc/coterie/internal/atomicfile"
+	"github.com/coterie-mpc/coterie/internal/bridge"
+)
+
+// keeperCallTimeout bounds one save or restore of the lasting files.
+const keeperCallTimeout = 30 * time.Second
+
+// keeperRetry is how long the node waits before saving again after a
+// failed save.
+const keeperRetry = 10 * time.Second
+
+// keeper keeps copies of a node's lasting files outside its data
+// directory: the parent's file store (bridge.Files) or a Cloud Storage
+// bucket (gcsfiles.Files). Get of a file it does not keep is an
+// fs.ErrNotExist. Its methods may be called concurrently.
+type keeper interface {
+	Get(ctx context.Context, name string) ([]byte, error)
+	Put(ctx context.Context, name string, data []byte) error
+}
+
+var (
+	_ keeper = (*bridge.Files)(nil)
+	_ keeper = (*gcsfiles.Files)(nil)
+)
+
+// keeper returns where the node keeps its lasting files (the storage
+// section), nil when its data directory outlives it.
+func (n *Node) keeper() (keeper, error) {
+	switch s := n.cfg.Storage; {
+	case s.Parent != "":
+		a, err := bridge.ParseAddr(s.Parent)
+		if err != nil {
+			return nil, err
+		}
+		return bridge.NewFiles(a), nil
+	case s.Bucket != "":
+		return backend.ConfidentialSpaceFiles(n.backendConfig(), s.Bucket, n.cfg.NodeID+"/")
+	}
+	return nil, nil
+}
+
+// lastingFiles returns the files the node keeps outside its data
+// directory: its sealed store, its enclave's data files, and its admin
+// token. Everything else in the data directory is raft's, which a
+// non-voter gets back from the leader, or rewritten at every start.
+func (n *Node) lastingFiles() []string {
+	kind, _ := enclave.ParseKind(n.cfg.Enclave.Kind)
+	return append(append([]string{store.FileName}, backend.DataFiles(kind)...), AdminTokenFile)
+}
+
+// restoreFiles fills a data directory without a sealed store from the
+// kept copies, so that a node whose data directory did not outlive it (a
+// restarted enclave) comes back as the same member. A data directory with
+// a store keeps its own files; on the first start there is nothing to
+// restore.
+func (n *Node) restoreFiles(k keeper) error {
+	exists, err := store.Exists(n.cfg.DataDir)
+	if err != nil || exists {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
+	defer cancel()
+	var restored []string
+	for _, name := range n.lastingFiles() {
+		b, err := k.Get(ctx, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node: restoring the data directory from its storage: %w", err)
+		}
+		if err := atomicfile.Write(filepath.Join(n.cfg.DataDir, name), b, 0o600); err != nil {
+			return fmt.Errorf("node: restoring %s: %w", name, err)
+		}
+		restored = append(restored, name)
+	}
+	if len(restored) > 0 {
+		n.log.Info("data directory restored from its storage", "files", restored)
+	}
+	return nil
+}
+
+// saveFiles replaces the kept copies with the node's own files.
+func (n *Node) saveFiles(ctx context.Context, k keeper) error {
+	for _, name := range n.lastingFiles() {
+		var b []byte
+		var err error
+		if name == store.FileName {
+			b, err = n.store.Copy()
+		} else if b, err = os.ReadFile(filepath.Join(n.cfg.DataDir, name)); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node: saving %s: %w", name, err)
+		}
+		if err := k.Put(ctx, name, b); err != nil {
+			return fmt.Errorf("node: saving the lasting files: %w", err)
+		}
+	}
+	return nil
+}
+
+// fileSaver saves the node's lasting files in the background after each
+// change of the sealed store, which the FSM's apply can make: it must not
+// wait on the network. Changes that come while a save runs are taken by
+// the next one; a failed save is tried again after keeperRetry, until one
+// succeeds.
+type fileSaver struct {
+	save  func(context.Context) error
+	clock clock.Clock
+	log   *slog.Logger
+
+	dirty  chan struct{} // one pending change at most
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newFileSaver(save func(context.Context) error, clk clock.Clock, log *slog.Logger) *fileSaver {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &fileSaver{save: save, clock: clk, log: log, dirty: make(chan struct{}, 1), cancel: cancel}
+	s.wg.Add(1)
+	go s.run(ctx)
+	return s
+}
+
+// changed asks for a save; it never blocks.
+func (s *fileSaver) changed() {
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (s *fileSaver) run(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+		}
+		for {
+			cctx, cancel := context.WithTimeout(ctx, keeperCallTimeout)
+			err := s.save(cctx)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			s.log.Error("saving the lasting files failed; trying again", "err", err, "in", keeperRetry)
+			if clock.Sleep(ctx, s.clock, keeperRetry) != nil {
+				return
+			}
+		}
+	}
+}
+
+// close stops the saver; a save in progress is cancelled.
+func (s *fileSaver) close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// storeChanged has the lasting files saved, when the node keeps copies.
+// Until New has made the first save, that save covers the change.
+func (n *Node) storeChanged() {
+	if s := n.saver.Load(); s != nil {
+		s.changed()
+	}
+}
