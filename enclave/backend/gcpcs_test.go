@@ -130,7 +130,7 @@ func TestConfidentialSpaceFiles(t *testing.T) {
 	if _, ok := storage.Object("n3/node.db"); !ok {
 		t.Fatal("not stored under the node's prefix")
 	}
-	if _, err := filesOf("sha256:" + strings.Repeat("ee", 32)).Get(ctx, "node.db"); !errors.Is(err, kmsseal.ErrKeyRefused) {
+	if _, err := filesOf("sha256:"+strings.Repeat("ee", 32)).Get(ctx, "node.db"); !errors.Is(err, kmsseal.ErrKeyRefused) {
 		t.Fatalf("another image's Get = %v, want the STS refusal", err)
 	}
 }
