@@ -103,7 +103,7 @@ func TestEnclosedNode(t *testing.T) {
 
 	// A new bridge; n2 killed (its sockets left behind) and its data
 	// directory gone.
-	bridge = startBridge()
+	startBridge()
 	n2.proc.kill()
 	if err := os.RemoveAll(n2.cfg.DataDir); err != nil {
 		t.Fatal(err)
