@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/coterie-mpc/coterie/enclave"
@@ -42,6 +43,10 @@ func FuzzReportData(f *testing.F) {
 func FuzzVerify(f *testing.F) {
 	fx := newFixture(f)
 	f.Add(fx.iss.Token(f, spec(f)))
+	// Google's own tokens, of an issuer the fixture's policy does not name.
+	for _, name := range []string{"oidc-token-flare.jwt", "pki-token-oak.jwt"} {
+		f.Add(strings.TrimSpace(string(readTestdata(f, name))))
+	}
 	f.Add("e30.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
