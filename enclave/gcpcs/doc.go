@@ -24,8 +24,9 @@
 //     ErrKeysUnavailable);
 //   - the audience, always Audience, and the expiry and issue times
 //     against the injected clock (ErrWrongAudience, ErrExpired);
-//   - swname CONFIDENTIAL_SPACE and a hwmodel that a rule of the issuer
-//     admits (ErrNotConfidentialSpace);
+//   - swname CONFIDENTIAL_SPACE, a hwmodel that a rule of the issuer
+//     admits, and secboot true: the VM booted Google's signed chain
+//     (ErrNotConfidentialSpace);
 //   - the nonces: Coterie's evidence carries its 64-byte report data in
 //     eat_nonce as two nonces, "0" and "1" followed by the hex of each
 //     half, since a nonce holds at most 74 bytes (ErrNonceMismatch);

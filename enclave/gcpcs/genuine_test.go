@@ -58,7 +58,7 @@ func TestGenuineTokens(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.Issuer != gcpcs.GoogleIssuer || c.IssuedAt.Unix() != tc.iat || !slices.Equal(c.Audience, jwt.ClaimStrings{tc.audience}) ||
-				c.SWName != "CONFIDENTIAL_SPACE" || c.HWModel != "GCP_AMD_SEV" || c.DebugStatus != "enabled" ||
+				c.SWName != "CONFIDENTIAL_SPACE" || c.HWModel != "GCP_AMD_SEV" || c.DebugStatus != "enabled" || !c.SecureBoot ||
 				c.SubMods.Container.ImageDigest != "sha256:"+tc.digest || !slices.Equal(c.Nonces, []string{tc.nonce}) ||
 				c.SubMods.ConfidentialSpace.SupportAttributes != nil {
 				t.Fatalf("claims %+v", c)

@@ -114,6 +114,9 @@ type Claims struct {
 	SWName      string `json:"swname"`
 	DebugStatus string `json:"dbgstat"`
 	HWModel     string `json:"hwmodel"`
+	// SecureBoot says the VM booted with UEFI Secure Boot, so its boot
+	// chain is Google's signed one.
+	SecureBoot bool `json:"secboot"`
 	Nonces      nonces `json:"eat_nonce"`
 	SubMods     struct {
 		Container struct {
@@ -213,6 +216,9 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, p enclave.Policy
 	rules = slices.DeleteFunc(rules, func(r enclave.Rule) bool { return !slices.Contains(ruleHardwareModels(r), c.HWModel) })
 	if c.SWName != swName || len(rules) == 0 {
 		return enclave.Identity{}, fmt.Errorf("%w: swname %q hwmodel %q", ErrNotConfidentialSpace, c.SWName, c.HWModel)
+	}
+	if !c.SecureBoot {
+		return enclave.Identity{}, fmt.Errorf("%w: the VM did not boot with Secure Boot (secboot false)", ErrNotConfidentialSpace)
 	}
 	rd, err := ReportData(c.Nonces)
 	if err != nil {

@@ -121,6 +121,8 @@ func TestVerifyRefusals(t *testing.T) {
 			gcpcs.ErrExpired, enclave.ErrEvidenceUnverified},
 		{"not confidential space", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.SWName = "GCE" })), allowDigest,
 			gcpcs.ErrNotConfidentialSpace, enclave.ErrEvidenceUnverified},
+		{"no secure boot", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.InsecureBoot = true })), allowDigest,
+			gcpcs.ErrNotConfidentialSpace, enclave.ErrEvidenceUnverified},
 		{"image not STABLE", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.SupportAttributes = []string{"USABLE"} })), allowDigest,
 			gcpcs.ErrNotConfidentialSpace, enclave.ErrEvidenceUnverified},
 		{"hardware model not allowed", f.iss.Token(t, edit(func(s *gcpcstest.Spec) { s.HWModel = "GCP_SHIELDED_VM" })), allowDigest,

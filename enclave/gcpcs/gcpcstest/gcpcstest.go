@@ -79,6 +79,8 @@ type Spec struct {
 	// SupportAttributes of the Confidential Space image: LATEST, STABLE
 	// and USABLE when nil.
 	SupportAttributes []string
+	// InsecureBoot makes secboot false: a VM booted without Secure Boot.
+	InsecureBoot bool
 }
 
 // Token returns a token of s signed by the issuer's key.
@@ -113,7 +115,7 @@ func (i *Issuer) sign(t testing.TB, s Spec, key *rsa.PrivateKey, kid string) str
 		"iss": def(s.Issuer, i.URL()), "aud": s.Audience, "sub": "https://www.googleapis.com/compute/v1/projects/p/zones/z/instances/test",
 		"iat": s.IssuedAt.Unix(), "nbf": s.IssuedAt.Unix(), "exp": s.IssuedAt.Add(s.Lifetime).Unix(),
 		"swname": def(s.SWName, "CONFIDENTIAL_SPACE"), "hwmodel": def(s.HWModel, "GCP_AMD_SEV"),
-		"dbgstat": def(s.DebugStatus, "disabled-since-boot"), "eat_nonce": s.Nonces,
+		"dbgstat": def(s.DebugStatus, "disabled-since-boot"), "eat_nonce": s.Nonces, "secboot": !s.InsecureBoot,
 		"submods": map[string]any{
 			"container": map[string]any{
 				"image_reference": "europe-docker.pkg.dev/p/coterie/coterie:test", "image_digest": s.ImageDigest,
