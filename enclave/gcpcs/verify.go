@@ -116,9 +116,9 @@ type Claims struct {
 	HWModel     string `json:"hwmodel"`
 	// SecureBoot says the VM booted with UEFI Secure Boot, so its boot
 	// chain is Google's signed one.
-	SecureBoot bool `json:"secboot"`
-	Nonces      nonces `json:"eat_nonce"`
-	SubMods     struct {
+	SecureBoot bool   `json:"secboot"`
+	Nonces     nonces `json:"eat_nonce"`
+	SubMods    struct {
 		Container struct {
 			ImageReference string `json:"image_reference"`
 			ImageDigest    string `json:"image_digest"`
