@@ -49,6 +49,8 @@ test: $(SKIPCHECK) chromium
 	CGO_ENABLED=1 $(SKIPCHECK) run -json $(TESTLOG)/sgx.json -- $(GO) test -json -tags ego,ego_mock_eclient ./enclave/sgx/
 	$(SKIPCHECK) run -json $(TESTLOG)/nitro.json -- $(GO) test -json -race -tags nitro ./enclave/nitro/... ./enclave/backend/
 	$(SKIPCHECK) run -json $(TESTLOG)/gcpcs.json -- $(GO) test -json -race -tags gcpcs ./enclave/gcpcs/... ./enclave/backend/
+	$(SKIPCHECK) run -json $(TESTLOG)/deploy-nitro.json -- $(GO) test -json -tags nitro -run TestDeployConfig ./node/
+	$(SKIPCHECK) run -json $(TESTLOG)/deploy-gcpcs.json -- $(GO) test -json -tags gcpcs -run TestDeployConfig ./node/
 	$(SKIPCHECK) check -allow .ci/allowed-skips $(TESTLOG)/*.json
 
 check: protoc

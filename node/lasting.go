@@ -69,8 +69,10 @@ func (n *Node) lastingFiles() []string {
 // restoreFiles fills a data directory without a sealed store from the
 // kept copies, so that a node whose data directory did not outlive it (a
 // restarted enclave) comes back as the same member. A data directory with
-// a store keeps its own files; on the first start there is nothing to
-// restore.
+// a store keeps its own files. On the first start there is nothing to
+// restore but, when cluster.join_token_file is in the data directory, the
+// join token that the operator put beside the copies: an enclave's image
+// cannot carry a one-time token.
 func (n *Node) restoreFiles(k keeper) error {
 	exists, err := store.Exists(n.cfg.DataDir)
 	if err != nil || exists {
@@ -78,8 +80,12 @@ func (n *Node) restoreFiles(k keeper) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
 	defer cancel()
+	names := n.lastingFiles()
+	if jt := n.cfg.Cluster.JoinTokenFile; jt != "" && filepath.Dir(jt) == filepath.Clean(n.cfg.DataDir) {
+		names = append(names, filepath.Base(jt))
+	}
 	var restored []string
-	for _, name := range n.lastingFiles() {
+	for _, name := range names {
 		b, err := k.Get(ctx, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -84,6 +84,7 @@ type nodeNet struct {
 	bind, advertise, admin string
 	egress                 string // network.egress_proxy
 	parent                 string // storage.parent, with raft.nonvoter
+	storeDir               string // the parent's store directory, which gets the join token
 	netns                  string // the namespace the node runs in, if any
 }
 
@@ -95,8 +96,19 @@ func (c *testCluster) addNode(net nodeNet) *clusterNode {
 	join := ""
 	if i > 1 {
 		tok := c.cli(0, "node", "cluster", "join-token", "--config", c.nodes[0].conf)
-		tokPath := filepath.Join(c.dir, n.id+".token")
-		if err := os.WriteFile(tokPath, []byte(tok), 0o600); err != nil {
+		tokPath, writeTo := filepath.Join(c.dir, n.id+".token"), ""
+		if net.storeDir != "" {
+			// As for an enclave: the token waits beside the parent's copies,
+			// and the node restores it into its data directory.
+			tokPath, writeTo = filepath.Join(c.dir, n.id, "join-token"), filepath.Join(net.storeDir, "join-token")
+		}
+		if writeTo == "" {
+			writeTo = tokPath
+		}
+		if err := os.MkdirAll(filepath.Dir(writeTo), 0o700); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(writeTo, []byte(tok), 0o600); err != nil {
 			c.t.Fatal(err)
 		}
 		join = "  join_token_file: " + tokPath + "\n"

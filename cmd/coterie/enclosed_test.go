@@ -20,7 +20,7 @@ import (
 // bridge forwards a loopback TCP port to its raft socket, and the commands
 // reach its admin socket. It dials its peers and the workspace through the
 // bridge's CONNECT proxy, which allows exactly those, and keeps its sealed
-// files in the bridge's store. It joins as a non-voter, pairs an API user
+// files in the bridge's store, where it also finds its join token. It joins as a non-voter, pairs an API user
 // with the workspace, and signs the requests it owns; when its bridge is
 // killed, the others finish its requests; once a new bridge runs, the node
 // is killed and its whole data directory deleted, as an enclave's memory
@@ -53,12 +53,13 @@ func TestEnclosedNode(t *testing.T) {
 	})
 	sock := func(name string) string { return "unix:" + filepath.Join(c.dir, name+".sock") }
 	raftPort, n3Raft := loopbackAddr(t), loopbackAddr(t)
+	storeDir := filepath.Join(c.dir, "n2-parent")
 	bridges := 0
 	startBridge := func() *proc {
 		bridges++
 		p := startProc(t, c.bin, c.dir, fmt.Sprintf("bridge-%d", bridges), "bridge",
 			"--forward", raftPort+"="+sock("n2-raft"),
-			"--store", sock("n2-store"), "--store-dir", filepath.Join(c.dir, "n2-parent"),
+			"--store", sock("n2-store"), "--store-dir", storeDir,
 			"--proxy", sock("n2-egress"), "--allow", n1.cfg.Raft.Bind, "--allow", n3Raft, "--allow", wsAddr)
 		waitFor(t, 10*time.Second, "the bridge", func() bool {
 			b, _ := os.ReadFile(p.log)
@@ -68,7 +69,7 @@ func TestEnclosedNode(t *testing.T) {
 	}
 	bridge := startBridge()
 	n2 := c.addNode(nodeNet{bind: sock("n2-raft"), advertise: raftPort, admin: sock("n2-admin"), egress: sock("n2-egress"),
-		parent: sock("n2-store"), netns: ns})
+		parent: sock("n2-store"), storeDir: storeDir, netns: ns})
 	c.addNode(nodeNet{bind: n3Raft, admin: loopbackAddr(t)})
 	c.waitMembers(2)
 	waitNonvoter := func() {
