@@ -61,9 +61,9 @@ func (c Config) Validate() error {
 }
 
 // Proxy serves HTTP CONNECT on ln: for each allowed destination it dials
-// it and relays bytes both ways. It returns when ctx ends (nil error
-// then is ctx.Err()) or ln is closed, after closing ln and every
-// connection it serves.
+// it and relays bytes both ways. It returns ctx.Err() when ctx ends, or
+// nil when ln is closed, after closing ln and every connection it serves;
+// cfg.Validate's error at once.
 func Proxy(ctx context.Context, ln net.Listener, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		ln.Close()
