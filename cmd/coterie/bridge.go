@@ -123,7 +123,7 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 		}
 		target, err := bridge.ParseAddr(to)
 		if err != nil {
-			return fail(fmt.Errorf("bridge: --forward %q: %w", spec, err))
+			return fail(fmt.Errorf("--forward %q: %w", spec, err))
 		}
 		ln, err := listen(from)
 		if err != nil {
