@@ -14,7 +14,6 @@ import (
 	"github.com/coterie-mpc/coterie/clock"
 	"github.com/coterie-mpc/coterie/enclave"
 	"github.com/coterie-mpc/coterie/enclave/backend"
-	"github.com/coterie-mpc/coterie/enclave/gcpcs/gcsfiles"
 	"github.com/coterie-mpc/coterie/enclave/store"
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
 	"github.com/coterie-mpc/coterie/internal/bridge"
@@ -29,7 +28,7 @@ const keeperRetry = 10 * time.Second
 
 // keeper keeps copies of a node's lasting files outside its data
 // directory: the parent's file store (bridge.Files) or a Cloud Storage
-// bucket (gcsfiles.Files). Get of a file it does not keep is an
+// bucket (backend.ConfidentialSpaceFiles). Get of a file it does not keep is an
 // fs.ErrNotExist. Its methods may be called concurrently.
 type keeper interface {
 	Get(ctx context.Context, name string) ([]byte, error)
@@ -38,7 +37,7 @@ type keeper interface {
 
 var (
 	_ keeper = (*bridge.Files)(nil)
-	_ keeper = (*gcsfiles.Files)(nil)
+	_ keeper = (backend.Files)(nil)
 )
 
 // keeper returns where the node keeps its lasting files (the storage
