@@ -146,10 +146,15 @@ func (c *Cluster) handle(ctx context.Context, peer string, req *protocol.Cluster
 		if err := checkID("voter", id); err != nil || addr == "" {
 			return errorResponse(errorf(ErrBadCommand, "add voter needs an id and an address"))
 		}
-		// Once there is a member table, only its members join raft.
+		// Once there is a member table, only its members join raft, and a
+		// node asks to be a voter only for itself: one whose data directory
+		// does not outlive it stays a non-voter, which only it knows.
 		if c.fsm.ClusterID() != "" {
 			if m, ok := c.fsm.MemberByID(id); !ok || m.Address != addr {
 				return errorResponse(errorf(ErrMember, "%q at %s is not in the member table", id, addr))
+			}
+			if !b.AddVoter.GetNonvoter() && id != peer {
+				return errorResponse(errorf(ErrForbidden, "member %q asked to make %q a voter; a node promotes only itself", peer, id))
 			}
 		}
 		if b.AddVoter.GetNonvoter() {

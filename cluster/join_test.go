@@ -107,6 +107,11 @@ func TestJoin(t *testing.T) {
 	if cb.ClusterID() != ca.ClusterID() {
 		t.Fatalf("the joiner's replica has cluster %q", cb.ClusterID())
 	}
+	// A member promotes only itself: whether a node may be a voter (does
+	// its data directory outlive it?) is the node's to say.
+	if err := cb.AddVoter(ctx, "n1", a.member().Address); !errors.Is(err, cluster.ErrForbidden) {
+		t.Fatalf("n2 asking to make n1 a voter: %v, want ErrForbidden", err)
+	}
 	if err := cb.AddVoter(ctx, "n2", b.cfg.BindAddr); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,12 +58,15 @@ func (n *Node) keeper() (keeper, error) {
 }
 
 // lastingFiles returns the files the node keeps outside its data
-// directory: its sealed store, its enclave's data files, and its admin
-// token. Everything else in the data directory is raft's, which a
-// non-voter gets back from the leader, or rewritten at every start.
+// directory: its enclave's data files, then its sealed store, which is
+// saved last and restored last, so that its presence says the set is
+// whole. Everything else in the data directory is raft's, which a
+// non-voter gets back from the leader, or made anew at every start: the
+// admin token above all, which would let whoever keeps the copies (the
+// parent instance) change what the cluster trusts and approves.
 func (n *Node) lastingFiles() []string {
 	kind, _ := enclave.ParseKind(n.cfg.Enclave.Kind)
-	return append(append([]string{store.FileName}, backend.DataFiles(kind)...), AdminTokenFile)
+	return append(slices.Clone(backend.DataFiles(kind)), store.FileName)
 }
 
 // restoreFiles fills a data directory without a sealed store from the
@@ -81,7 +85,7 @@ func (n *Node) restoreFiles(k keeper) error {
 	defer cancel()
 	names := n.lastingFiles()
 	if jt := n.cfg.Cluster.JoinTokenFile; jt != "" && filepath.Dir(jt) == filepath.Clean(n.cfg.DataDir) {
-		names = append(names, filepath.Base(jt))
+		names = append([]string{filepath.Base(jt)}, names...)
 	}
 	var restored []string
 	for _, name := range names {
@@ -127,11 +131,14 @@ func (n *Node) saveFiles(ctx context.Context, k keeper) error {
 // change of the sealed store, which the FSM's apply can make: it must not
 // wait on the network. Changes that come while a save runs are taken by
 // the next one; a failed save is tried again after keeperRetry, until one
-// succeeds.
+// succeeds. Saves never overlap, so a later save always copies a later
+// store.
 type fileSaver struct {
 	save  func(context.Context) error
 	clock clock.Clock
 	log   *slog.Logger
+
+	saving sync.Mutex // held during each save
 
 	dirty  chan struct{} // one pending change at most
 	cancel context.CancelFunc
@@ -164,28 +171,60 @@ func (s *fileSaver) run(ctx context.Context) {
 		}
 		for {
 			cctx, cancel := context.WithTimeout(ctx, keeperCallTimeout)
-			err := s.save(cctx)
+			err := s.saveNow(cctx)
 			cancel()
-			if err == nil || ctx.Err() != nil {
+			if err == nil {
 				break
 			}
-			s.log.Error("saving the lasting files failed; trying again", "err", err, "in", keeperRetry)
-			if clock.Sleep(ctx, s.clock, keeperRetry) != nil {
+			if ctx.Err() != nil || clock.Sleep(ctx, s.clock, keeperRetry) != nil {
+				s.changed() // close makes the last try
 				return
 			}
+			s.log.Error("saving the lasting files failed; trying again", "err", err, "in", keeperRetry)
 		}
 	}
 }
 
-// close stops the saver; a save in progress is cancelled.
+// saveNow saves at once, after any save in progress.
+func (s *fileSaver) saveNow(ctx context.Context) error {
+	s.saving.Lock()
+	defer s.saving.Unlock()
+	return s.save(ctx)
+}
+
+// close stops the saver, then makes one last save, bounded by
+// keeperCallTimeout, if a change waits: the node calls it once the store
+// can change no more.
 func (s *fileSaver) close() error {
 	s.cancel()
 	s.wg.Wait()
+	select {
+	case <-s.dirty:
+	default:
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
+	defer cancel()
+	if err := s.saveNow(ctx); err != nil {
+		s.log.Error("the last save of the lasting files failed: the kept copies are older than this data directory", "err", err)
+	}
 	return nil
 }
 
+// saveLasting saves the lasting files at once, when the node keeps copies:
+// a node whose identity is not kept would come back from a restart as
+// nobody, so New fails without that copy.
+func (n *Node) saveLasting() error {
+	s := n.saver.Load()
+	if s == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
+	defer cancel()
+	return s.saveNow(ctx)
+}
+
 // storeChanged has the lasting files saved, when the node keeps copies.
-// Until New has made the first save, that save covers the change.
 func (n *Node) storeChanged() {
 	if s := n.saver.Load(); s != nil {
 		s.changed()

@@ -185,7 +185,10 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	}
 	switch {
 	case voter && n.cfg.Raft.NonVoter:
-		n.log.Warn("raft.nonvoter is set, but this node is a voter already: it stays one (a voter must keep its raft state)")
+		// Its raft state does not outlive it (storage.parent or bucket):
+		// as a voter it would forget its votes and acknowledged entries.
+		return fmt.Errorf("%w: raft.nonvoter is set, but raft has %s as a voter, which must keep its raft state: "+
+			"remove it (`coterie node cluster remove %s` on another member) and join it again", ErrInvalidConfig, n.cfg.NodeID, n.cfg.NodeID)
 	case !voter && n.cfg.Raft.NonVoter:
 		n.log.Info("a non-voter, as raft.nonvoter says")
 	case !voter:

@@ -81,8 +81,7 @@ type Node struct {
 	closing   sync.Once
 	closeFn   []func() error // run in reverse order by Close
 	// saver saves the lasting files after each change of the sealed
-	// store (the storage section); nil without one, and until New has made
-	// the first save.
+	// store (the storage section); nil without one.
 	saver atomic.Pointer[fileSaver]
 
 	mu          sync.Mutex
@@ -120,6 +119,17 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.openStore(); err != nil {
 		return nil, err
 	}
+	if keep != nil {
+		// Closed after the cluster, whose apply changes the store, and
+		// before the store.
+		saver := newFileSaver(func(ctx context.Context) error { return n.saveFiles(ctx, keep) }, n.clock, n.log)
+		n.closeFn = append(n.closeFn, saver.close)
+		n.saver.Store(saver)
+		// Kept before a join spends the token, and again once New is done.
+		if err := n.saveLasting(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.joinIfAsked(); err != nil {
 		return nil, err
 	}
@@ -146,21 +156,8 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, AdminAddressFile), []byte(n.admin.addr()+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("node: write %s: %w", AdminAddressFile, err)
 	}
-	if keep != nil {
-		// A node whose identity is not kept would come back from a restart
-		// as nobody: it does not start without that copy.
-		save := func(ctx context.Context) error { return n.saveFiles(ctx, keep) }
-		ctx, cancel := context.WithTimeout(context.Background(), keeperCallTimeout)
-		err := save(ctx)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		saver := newFileSaver(save, n.clock, n.log)
-		n.closeFn = append(n.closeFn, saver.close)
-		n.saver.Store(saver)
-		saver.changed() // what changed since the save above
-
+	if err := n.saveLasting(); err != nil {
+		return nil, err
 	}
 	n.log.Info("node opened", "node", cfg.NodeID, "raft", n.cluster.Addr(), "admin", n.admin.url(),
 		"identity", hex.EncodeToString(n.identity))

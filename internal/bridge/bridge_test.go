@@ -351,3 +351,51 @@ func TestListenStaleSocket(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestEgressDownIsNotRefused: when the egress proxy itself refuses (its
+// socket is left, its process gone), the error is ErrEgress and does not
+// read as the destination's refusal, which the cluster would take for a
+// node that is not running.
+func TestEgressDownIsNotRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "egress.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	n := Net{Egress: &Addr{Kind: Unix, Path: path}}
+	_, err = n.DialContext(ctxT(t), "tcp", "10.0.0.9:7000")
+	if !errors.Is(err, ErrEgress) || errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial through a dead proxy = %v, want ErrEgress and not ECONNREFUSED", err)
+	}
+}
+
+// TestEgressAnswerBounded: a proxy that answers with an endless header
+// gets an error once maxRequest bytes are read, not the enclave's memory.
+func TestEgressAnswerBounded(t *testing.T) {
+	a := Addr{Kind: Unix, Path: filepath.Join(t.TempDir(), "evil.sock")}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := []byte("X-Filler: " + strings.Repeat("x", 1000) + "\r\n")
+		for range 64 << 10 { // 64 MiB at most
+			if _, err := c.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	_, err = Net{Egress: &a}.DialContext(ctxT(t), "tcp", "10.0.0.9:7000")
+	if !errors.Is(err, ErrEgress) {
+		t.Fatalf("dial through a proxy with an endless answer = %v, want ErrEgress", err)
+	}
+}

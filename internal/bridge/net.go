@@ -3,7 +3,10 @@ package bridge
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"syscall"
@@ -14,6 +17,11 @@ import (
 // refused the connection. Dialers turn it back into ECONNREFUSED, which
 // the cluster transport reads as "that node is not running".
 const refusedHeader = "Coterie-Refused"
+
+// ErrEgress is returned when the egress proxy itself cannot be reached or
+// answers nonsense. Its cause is not wrapped: a refused connection to the
+// proxy must not read as the destination's refusal.
+var ErrEgress = errors.New("bridge: the egress proxy failed")
 
 // exchangeTimeout bounds the CONNECT exchange when the caller's context
 // has no deadline.
@@ -59,7 +67,7 @@ func (n Net) DialContext(ctx context.Context, network, addr string) (net.Conn, e
 func dialConnect(ctx context.Context, proxy Addr, target string) (net.Conn, error) {
 	c, err := proxy.Dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bridge: egress proxy %s: %w", proxy, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrEgress, proxy, err)
 	}
 	dl, ok := ctx.Deadline()
 	if !ok {
@@ -76,12 +84,15 @@ func dialConnect(ctx context.Context, proxy Addr, target string) (net.Conn, erro
 		return nil, err
 	}
 	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		return fail(fmt.Errorf("bridge: egress proxy %s: %w", proxy, err))
+		return fail(fmt.Errorf("%w: %s: %v", ErrEgress, proxy, err))
 	}
-	br := bufio.NewReader(c)
+	// The answer's header is bounded: the parent must not fill the
+	// enclave's memory.
+	lim := &io.LimitedReader{R: c, N: maxRequest}
+	br := bufio.NewReader(lim)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		return fail(fmt.Errorf("bridge: egress proxy %s: reading its answer for %s: %w", proxy, target, err))
+		return fail(fmt.Errorf("%w: %s: reading its answer for %s: %v", ErrEgress, proxy, target, err))
 	}
 	resp.Body.Close()
 	switch {
@@ -91,6 +102,8 @@ func dialConnect(ctx context.Context, proxy Addr, target string) (net.Conn, erro
 	default:
 		return fail(fmt.Errorf("bridge: egress proxy %s answered %q for %s", proxy, resp.Status, target))
 	}
+	// The tunnel itself is not bounded: read past the header from c.
+	lim.N = math.MaxInt64
 	if !stop() {
 		c.Close()
 		return nil, ctx.Err()
