@@ -72,7 +72,10 @@ func TestEnclosedNode(t *testing.T) {
 		parent: sock("n2-store"), storeDir: storeDir, netns: ns})
 	c.addNode(nodeNet{bind: n3Raft, admin: loopbackAddr(t)})
 	c.waitMembers(2)
-	waitNonvoter := func() {
+	// waitNonvoter waits until n1 lists n2 as a non-voter, and returns n2's
+	// identity key.
+	waitNonvoter := func() string {
+		var key string
 		waitFor(t, 60*time.Second, "n2 to serve as a non-voter", func() bool {
 			m, err := n1.ac.Members(c.ctx())
 			if err != nil {
@@ -80,13 +83,15 @@ func TestEnclosedNode(t *testing.T) {
 			}
 			for _, v := range m.Members {
 				if v.ID == "n2" {
+					key = v.IdentityKey
 					return v.Role == node.RoleNonvoter
 				}
 			}
 			return false
 		}, c.procs()...)
+		return key
 	}
-	waitNonvoter()
+	identity := waitNonvoter()
 
 	// Pairing through n2 takes it to the workspace through the proxy.
 	c.pair(1)
@@ -109,8 +114,14 @@ func TestEnclosedNode(t *testing.T) {
 	if err := os.RemoveAll(n2.cfg.DataDir); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(filepath.Join(storeDir, node.AdminTokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("the parent keeps n2's admin token (%v), with which it could change what the cluster trusts", err)
+	}
+	n2.ac = nil // its admin token is new: it never leaves the node
 	c.run(1)
-	waitNonvoter()
+	if again := waitNonvoter(); again != identity {
+		t.Fatalf("n2 came back with identity %s, not %s", again, identity)
+	}
 	if b, _ := os.ReadFile(n2.proc.log); !strings.Contains(string(b), "data directory restored from its storage") {
 		t.Fatalf("n2 did not restore its data directory from the parent:\n%s", n2.proc.tail())
 	}
