@@ -298,6 +298,14 @@ type JoinParams struct {
 	Policy enclave.Policy
 	// Network dials the member; nil means plain TCP.
 	Network Network
+	// UnverifiableKinds are the kinds of member this joiner joins through
+	// without checking their evidence, because its build cannot (SGX
+	// quotes need the host's DCAP collateral, which a Nitro or Confidential
+	// Space node lacks). The join token's pin of the member's identity key
+	// is then all it checks, so whoever hands it the token chooses the
+	// cluster it joins; it brings no secret of its own there. The cluster
+	// still checks the joiner's evidence before it hands over its keyring.
+	UnverifiableKinds []enclave.Kind
 	// MaxBytes bounds the member's answer; 0 means DefaultConfig's
 	// MaxCommandBytes.
 	MaxBytes int
@@ -362,6 +370,11 @@ func Join(ctx context.Context, p JoinParams) (JoinResult, error) {
 			return nil, enclave.Identity{}, fmt.Errorf("%w: the member is in cluster %q, the token names %q", ErrMemberNotAttested, resp.GetClusterId(), t.ClusterID)
 		}
 		id, err := p.Attester.Verify(ctx, resp.GetMemberEvidence(), p.Policy)
+		if errors.Is(err, enclave.ErrUnsupportedKind) {
+			if kind, _, perr := enclave.ParseEvidence(resp.GetMemberEvidence()); perr == nil && slices.Contains(p.UnverifiableKinds, kind) {
+				return &resp, enclave.Identity{Kind: kind}, nil
+			}
+		}
 		if err != nil {
 			return nil, enclave.Identity{}, fmt.Errorf("%w: %w", ErrMemberNotAttested, err)
 		}

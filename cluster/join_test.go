@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -259,4 +260,67 @@ func TestJoinRefused(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+// blindAttester is an attester that can check no evidence, as a Nitro
+// node cannot check an SGX member's quote.
+type blindAttester struct{ enclave.Attester }
+
+func (blindAttester) Verify(context.Context, []byte, enclave.Policy) (enclave.Identity, error) {
+	return enclave.Identity{}, fmt.Errorf("%w: this test node verifies nothing", enclave.ErrUnsupportedKind)
+}
+
+// TestJoinThroughUnverifiableMember: a joiner that cannot check the
+// member's kind of evidence refuses the member, unless it names the kind
+// in UnverifiableKinds; the member checks the joiner's evidence either
+// way.
+func TestJoinThroughUnverifiableMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := enclavetest.NewMachine(t)
+	kr, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newJoinNode(t, m, "n1", nil)
+	a.cfg.Bootstrap, a.cfg.Keyring = true, kr
+	policy := selfPolicy(a.enc)
+	ca := startTLS(t, a.cfg)
+	if err := ca.Init(ctx, policy, a.member()); err != nil {
+		t.Fatal(err)
+	}
+	ticket, err := ca.IssueJoinToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newJoinNode(t, m, "n2", nil)
+	p := b.params(ticket.String(), policy)
+	p.Attester = blindAttester{b.enc}
+	if _, err := cluster.Join(ctx, p); !errors.Is(err, cluster.ErrMemberNotAttested) {
+		t.Fatalf("join through a member it cannot verify = %v, want ErrMemberNotAttested", err)
+	}
+	p.UnverifiableKinds = []enclave.Kind{enclave.KindSGX}
+	if _, err := cluster.Join(ctx, p); !errors.Is(err, cluster.ErrMemberNotAttested) {
+		t.Fatalf("join through a member of a kind not named = %v, want ErrMemberNotAttested", err)
+	}
+	p.UnverifiableKinds = []enclave.Kind{a.enc.Self().Kind}
+	res, err := cluster.Join(ctx, p)
+	if err != nil {
+		t.Fatalf("join through a member of a kind named unverifiable: %v", err)
+	}
+	if res.Member.Kind != a.enc.Self().Kind || len(res.Member.Measurement) != 0 {
+		t.Fatalf("the unverified member's identity: %s", res.Member)
+	}
+	// The member still checks the joiner: evidence of a machine it does
+	// not trust gets no keyring.
+	stranger := newJoinNode(t, enclavetest.NewMachine(t), "n3", nil)
+	ticket2, err := ca.IssueJoinToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p3 := stranger.params(ticket2.String(), policy)
+	p3.Attester, p3.UnverifiableKinds = blindAttester{stranger.enc}, []enclave.Kind{a.enc.Self().Kind}
+	if _, err := cluster.Join(ctx, p3); err == nil {
+		t.Fatal("a joiner of an untrusted machine joined")
+	}
 }

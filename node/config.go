@@ -333,8 +333,8 @@ type RaftConfig struct {
 }
 
 // StorageConfig keeps what a node needs after a restart somewhere that
-// outlives its data directory: copies of its sealed store, its enclave's
-// data key file and its admin token, which the node saves at every start
+// outlives its data directory: copies of its sealed store and its
+// enclave's data key file, which the node saves at every start
 // and after each change, and restores into an empty data directory. Both
 // kinds require raft.nonvoter: raft's state stays in the data directory
 // only. Empty keeps everything in the data directory.
@@ -364,6 +364,26 @@ type ClusterConfig struct {
 	// keyring only from a member it allows. Empty means this node's own
 	// enclave kind and code measurement.
 	Policy []PolicyRule `yaml:"policy"`
+	// UnverifiableJoinKinds are the kinds of member this node joins
+	// through without checking their evidence, because its build cannot:
+	// a nitro or gcpcs build cannot check SGX quotes (they need the host's
+	// DCAP collateral), so such a node joins a cluster of SGX voters with
+	// [sgx]. It then trusts the join token's pin of the member's key: whoever
+	// hands it the token chooses the cluster it joins (it brings no secret
+	// there). The member still checks this node's evidence.
+	UnverifiableJoinKinds []string `yaml:"unverifiable_join_kinds,omitempty"`
+}
+
+// unverifiableKinds returns UnverifiableJoinKinds parsed; Validate has
+// checked them.
+func (c ClusterConfig) unverifiableKinds() []enclave.Kind {
+	var out []enclave.Kind
+	for _, s := range c.UnverifiableJoinKinds {
+		if k, err := enclave.ParseKind(s); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // PolicyRule admits enclave identities of one kind: an exact code
@@ -666,6 +686,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Cluster.policy(); err != nil {
 		bad("cluster.policy: %v", err)
+	}
+	for _, s := range c.Cluster.UnverifiableJoinKinds {
+		if _, err := enclave.ParseKind(s); err != nil {
+			bad("cluster.unverifiable_join_kinds: %q: %v", s, err)
+		}
 	}
 	if _, err := c.Enclave.trustedPlatforms(); err != nil {
 		bad("enclave.sim_trusted_platforms: %v", err)

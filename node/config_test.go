@@ -32,6 +32,7 @@ func TestExampleConfigParses(t *testing.T) {
 	want.NodeID = "node-1"
 	want.DataDir = "/etc/coterie/node-1-data"
 	want.Cluster.Policy = []PolicyRule{}
+	want.Cluster.UnverifiableJoinKinds = []string{}
 	want.Enclave.SimTrustedPlatforms = []string{}
 	want.Recovery.Recipients = []string{}
 	if !reflect.DeepEqual(cfg, want) {
@@ -167,6 +168,7 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("raft %+v storage %+v", c.Raft, c.Storage)
 				}
 			}},
+		{name: "unverifiable join kinds", yaml: base + "cluster:\n  unverifiable_join_kinds: [sgx, tpm]\n", want: []string{`cluster.unverifiable_join_kinds: "tpm"`}},
 		{name: "shutdown grace too long", yaml: base + "shutdown_grace: 6m\n", want: []string{"shutdown_grace 6m0s is not in [0s, 5m0s]"}},
 		{name: "shutdown grace negative", yaml: base + "shutdown_grace: -1s\n", want: []string{"shutdown_grace -1s"}},
 	}

@@ -41,4 +41,9 @@ func checkDeployConfig(t *testing.T, path string, kind enclave.Kind) {
 	if k, _ := enclave.ParseKind(cfg.Enclave.Kind); k != kind || cfg.mode() != ModeProduction || !cfg.Raft.NonVoter {
 		t.Fatalf("%s: kind %s, mode %s, nonvoter %t", path, cfg.Enclave.Kind, cfg.Mode, cfg.Raft.NonVoter)
 	}
+	// A joiner whose policy is empty accepts only its own measurement, and
+	// every node has its own image; and SGX voters it cannot check.
+	if len(cfg.Cluster.Policy) == 0 || !slices.Contains(cfg.Cluster.unverifiableKinds(), enclave.KindSGX) {
+		t.Fatalf("%s: a joiner with policy %v and unverifiable kinds %v could join no cluster of SGX voters", path, cfg.Cluster.Policy, cfg.Cluster.UnverifiableJoinKinds)
+	}
 }

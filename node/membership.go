@@ -122,7 +122,7 @@ func (n *Node) join(ctx context.Context, token string) (cluster.JoinResult, erro
 	res, err := cluster.Join(ctx, cluster.JoinParams{
 		Token: token, NodeID: n.cfg.NodeID, Address: addr, Location: n.cfg.Cluster.Location,
 		Identity: n.identityKey, Attester: n.enclave, Policy: n.clusterPolicy(), Now: n.clock.Now,
-		Network: n.cfg.Network.net(),
+		Network: n.cfg.Network.net(), UnverifiableKinds: n.cfg.Cluster.unverifiableKinds(),
 	})
 	if err != nil {
 		return cluster.JoinResult{}, err
@@ -136,6 +136,10 @@ func (n *Node) join(ctx context.Context, token string) (cluster.JoinResult, erro
 	}
 	n.kr = res.Keyring
 	n.log.Info("joined the cluster", "cluster", res.ClusterID, "members", len(res.Members), "member_enclave", res.Member.String())
+	if len(res.Member.Measurement) == 0 {
+		n.log.Warn("joined through a member whose evidence this build cannot check (cluster.unverifiable_join_kinds): "+
+			"the join token's pin was all this node checked", "member_kind", res.Member.Kind)
+	}
 	return res, nil
 }
 

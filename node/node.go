@@ -283,6 +283,19 @@ func (n *Node) openStore() error {
 	n.enclave, n.identityKey, n.kr = u.Enclave, u.Identity, u.Keyring
 	n.identity = u.Identity.Public().(ed25519.PublicKey)
 	n.closeFn = append(n.closeFn, func() error { clear(n.identityKey); return nil })
+	// A store restored from elsewhere (storage.parent) may be another
+	// member's: its identity must be the one the member table has for this
+	// node_id.
+	known, ok, err := n.knownMembers()
+	if err != nil {
+		return err
+	}
+	for _, m := range known.Members {
+		if ok && m.ID == n.cfg.NodeID && !m.IdentityKey.Equal(n.identity) {
+			return fmt.Errorf("%w: the sealed store in %s holds the identity of another member than %s (%x, the member table has %x)",
+				ErrInvalidConfig, n.cfg.DataDir, n.cfg.NodeID, n.identity[:8], m.IdentityKey[:8])
+		}
+	}
 	return nil
 }
 

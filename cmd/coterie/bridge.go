@@ -41,8 +41,8 @@ func newBridgeCmd() *cobra.Command {
 			"--allow HOST:PORT destinations (repeatable, exact): its peers' raft addresses, the workspace, " +
 			"the callback handler.\n\n" +
 			"--store LISTEN serves the node's storage.parent from --store-dir: the copies of its sealed " +
-			"store, its enclave's data key file and its admin token, which an enclave's in-memory data " +
-			"directory loses on a restart. Run the node commands on the parent with data_dir: DIR.\n\n" +
+			"store and its enclave's data key file, which an enclave's in-memory data directory loses on a " +
+			"restart, and the join token of its first start, which the operator puts there as join-token.\n\n" +
 			"Addresses are host:port (TCP), vsock://CID:PORT (vsock://:PORT to listen) or unix:PATH. " +
 			"It stops on SIGINT or SIGTERM.",
 		Args: cobra.NoArgs,
