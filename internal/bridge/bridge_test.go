@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -216,8 +217,8 @@ func TestProxyBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.DialContext(ctxT(t), "tcp", e.addr()); err == nil {
-		t.Fatal("a second tunnel opened beyond MaxConns 1")
+	if _, err := n.DialContext(ctxT(t), "tcp", e.addr()); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a second tunnel beyond MaxConns 1: %v, want a 503", err)
 	}
 	if got := roundTrip(t, first, "a"); got != "echo:a" {
 		t.Fatalf("answer %q", got)
@@ -398,4 +399,38 @@ func TestEgressAnswerBounded(t *testing.T) {
 	if !errors.Is(err, ErrEgress) {
 		t.Fatalf("dial through a proxy with an endless answer = %v, want ErrEgress", err)
 	}
+}
+
+// TestProxyHalfClose: a tunnel whose client has finished sending closes
+// HalfCloseTimeout later even when the destination never answers nor
+// closes, so it holds no slot for ever.
+func TestProxyHalfClose(t *testing.T) {
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := mute.Accept()
+		if err == nil {
+			held <- c // read nothing, answer nothing, close nothing
+		}
+	}()
+	cfg := testConfig(mute.Addr().String())
+	cfg.HalfCloseTimeout = 100 * time.Millisecond
+	n := startProxy(t, cfg)
+	c, err := n.DialContext(ctxT(t), "tcp", mute.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read from a half-closed tunnel = %v, want it closed by the proxy", err)
+	}
+	(<-held).Close()
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +113,38 @@ func TestFilesNoParent(t *testing.T) {
 	}
 	if err := f.Put(ctxT(t), "node.db", []byte("x")); err == nil {
 		t.Fatal("Put without a parent succeeded")
+	}
+}
+
+// TestFileStoreNames: the store itself, not only its client, refuses
+// names that could leave its directory or reach its temporary files.
+func TestFileStoreNames(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler))
+	if err == nil {
+		t.Fatal("NewFileStore accepted a directory that does not exist")
+	}
+	if err := os.Mkdir(filepath.Join(dir, "store"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/v1/files/..%2Fescape", "/v1/files/.hidden", "/v1/files/a%2Fb", "/v1/files/", "/v1/other/x"} {
+		req := httptest.NewRequest(http.MethodPut, target, strings.NewReader("x"))
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("PUT %s = %d, want 404", target, w.Code)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d entries beside the store, want none", len(entries)-1)
+	}
+	req := httptest.NewRequest(http.MethodDelete, "/v1/files/node.db", nil)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE = %d, want 405", w.Code)
 	}
 }

@@ -30,14 +30,19 @@ type Config struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds the reading of a CONNECT request.
 	RequestTimeout time.Duration
+	// HalfCloseTimeout bounds how long a connection stays open once one
+	// side has finished sending.
+	HalfCloseTimeout time.Duration
 	// Logger receives refusals and failures; never payloads.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns a Config that allows no destination, serves 1024
-// connections per listener, and gives dials and requests ten seconds.
+// connections per listener, gives dials and requests ten seconds and a
+// half-closed connection a minute.
 func DefaultConfig() Config {
-	return Config{MaxConns: 1024, DialTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+	return Config{MaxConns: 1024, DialTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second, HalfCloseTimeout: time.Minute,
+		Logger: slog.New(slog.DiscardHandler)}
 }
 
 // Validate reports every problem with c at once, or nil.
@@ -51,8 +56,8 @@ func (c Config) Validate() error {
 	if c.MaxConns <= 0 {
 		errs = append(errs, fmt.Errorf("bridge: MaxConns %d is not positive", c.MaxConns))
 	}
-	if c.DialTimeout <= 0 || c.RequestTimeout <= 0 {
-		errs = append(errs, errors.New("bridge: DialTimeout and RequestTimeout must be positive"))
+	if c.DialTimeout <= 0 || c.RequestTimeout <= 0 || c.HalfCloseTimeout <= 0 {
+		errs = append(errs, errors.New("bridge: DialTimeout, RequestTimeout and HalfCloseTimeout must be positive"))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("bridge: Logger is nil"))
@@ -73,7 +78,8 @@ func Proxy(ctx context.Context, ln net.Listener, cfg Config) error {
 	for _, a := range cfg.Allow {
 		allow[strings.ToLower(a)] = true
 	}
-	r := newRelay(ln, cfg.MaxConns, cfg.Logger)
+	busy := func(c net.Conn) { answer(c, http.StatusServiceUnavailable, "") }
+	r := newRelay(ln, cfg.MaxConns, cfg.Logger, busy)
 	return r.serve(ctx, func(ctx context.Context, c net.Conn) {
 		proxyConn(ctx, c, allow, cfg)
 	})
@@ -125,7 +131,7 @@ func proxyConn(ctx context.Context, c net.Conn, allow map[string]bool, cfg Confi
 			return
 		}
 	}
-	splice(c, up)
+	splice(c, up, cfg.HalfCloseTimeout)
 }
 
 // answer writes a bodiless HTTP answer, marked as a refusal when refused
@@ -147,7 +153,7 @@ func Forward(ctx context.Context, ln net.Listener, to Addr, cfg Config) error {
 		ln.Close()
 		return err
 	}
-	r := newRelay(ln, cfg.MaxConns, cfg.Logger)
+	r := newRelay(ln, cfg.MaxConns, cfg.Logger, func(net.Conn) {})
 	return r.serve(ctx, func(ctx context.Context, c net.Conn) {
 		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 		up, err := to.Dial(dctx)
@@ -157,6 +163,6 @@ func Forward(ctx context.Context, ln net.Listener, to Addr, cfg Config) error {
 			return
 		}
 		defer up.Close()
-		splice(c, up)
+		splice(c, up, cfg.HalfCloseTimeout)
 	})
 }

@@ -18,9 +18,10 @@ const acceptBackoff = 50 * time.Millisecond
 // at most max at a time; Close, or the end of serve's context, stops it
 // and closes every connection it holds.
 type relay struct {
-	ln  net.Listener
-	sem chan struct{}
-	log *slog.Logger
+	ln     net.Listener
+	sem    chan struct{}
+	log    *slog.Logger
+	onBusy func(net.Conn) // tells a connection over the bound why it closes
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -28,8 +29,8 @@ type relay struct {
 	done  bool
 }
 
-func newRelay(ln net.Listener, max int, log *slog.Logger) *relay {
-	return &relay{ln: ln, sem: make(chan struct{}, max), log: log, conns: map[net.Conn]struct{}{}}
+func newRelay(ln net.Listener, max int, log *slog.Logger, onBusy func(net.Conn)) *relay {
+	return &relay{ln: ln, sem: make(chan struct{}, max), log: log, onBusy: onBusy, conns: map[net.Conn]struct{}{}}
 }
 
 // serve runs handle for each accepted connection until ctx ends or the
@@ -56,6 +57,7 @@ func (r *relay) serve(ctx context.Context, handle func(context.Context, net.Conn
 		case r.sem <- struct{}{}:
 		default:
 			r.log.Warn("bridge: connection bound reached; closing a new connection", "listener", r.ln.Addr().String(), "max", cap(r.sem))
+			r.onBusy(c)
 			c.Close()
 			continue
 		}
@@ -109,9 +111,9 @@ func (r *relay) close() {
 
 // splice copies between a and b both ways until both directions end. An
 // end of stream is passed on as a half close, so a peer that waits for
-// EOF before it answers still gets its answer back; an error ends both
-// directions.
-func splice(a, b net.Conn) {
+// EOF before it answers still gets its answer back, within halfClose; an
+// error ends both directions.
+func splice(a, b net.Conn, halfClose time.Duration) {
 	done := make(chan struct{}, 2)
 	copyHalf := func(dst, src net.Conn) {
 		defer func() { done <- struct{}{} }()
@@ -128,6 +130,10 @@ func splice(a, b net.Conn) {
 	go copyHalf(a, b)
 	go copyHalf(b, a)
 	<-done
+	// A peer that never closes its half holds no slot for ever.
+	dl := time.Now().Add(halfClose)
+	_ = a.SetDeadline(dl)
+	_ = b.SetDeadline(dl)
 	<-done
 	a.Close()
 	b.Close()

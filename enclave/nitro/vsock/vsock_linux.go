@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,16 +51,25 @@ func Dial(ctx context.Context, a Addr) (net.Conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("vsock: %w", err)
 	}
-	return &conn{File: os.NewFile(uintptr(fd), a.String()), remote: a}, nil
+	return &conn{f: os.NewFile(uintptr(fd), a.String()), remote: a}, nil
 }
 
-// conn is a connected vsock stream.
+// conn is a connected vsock stream. It keeps its *os.File in a field, not
+// embedded, so that io.Copy uses plain reads and writes rather than the
+// file's ReadFrom and WriteTo, which are not for sockets.
 type conn struct {
-	*os.File
+	f      *os.File
 	remote Addr
 }
 
 var _ net.Conn = (*conn)(nil)
+
+func (c *conn) Read(b []byte) (int, error)         { return c.f.Read(b) }
+func (c *conn) Write(b []byte) (int, error)        { return c.f.Write(b) }
+func (c *conn) Close() error                       { return c.f.Close() }
+func (c *conn) SetDeadline(t time.Time) error      { return c.f.SetDeadline(t) }
+func (c *conn) SetReadDeadline(t time.Time) error  { return c.f.SetReadDeadline(t) }
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.f.SetWriteDeadline(t) }
 
 func (c *conn) LocalAddr() net.Addr  { return Addr{CID: unix.VMADDR_CID_ANY} }
 func (c *conn) RemoteAddr() net.Addr { return c.remote }
@@ -67,7 +77,7 @@ func (c *conn) RemoteAddr() net.Addr { return c.remote }
 // CloseWrite shuts down the sending side, as net.TCPConn's does: the peer
 // reads EOF while this side can still read its answer.
 func (c *conn) CloseWrite() error {
-	rc, err := c.SyscallConn()
+	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -138,7 +148,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	if vm, ok := peer.(*unix.SockaddrVM); ok {
 		remote = Addr{CID: vm.CID, Port: vm.Port}
 	}
-	return &conn{File: os.NewFile(uintptr(nfd), remote.String()), remote: remote}, nil
+	return &conn{f: os.NewFile(uintptr(nfd), remote.String()), remote: remote}, nil
 }
 
 // closedErr turns the poller's error for a closed file into net.ErrClosed,
