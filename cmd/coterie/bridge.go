@@ -19,12 +19,13 @@ import (
 
 // bridgeFlags are the flags of `coterie bridge`.
 type bridgeFlags struct {
-	forwards []string
-	proxy    string
-	allow    []string
-	store    string
-	storeDir string
-	maxConns int
+	forwards   []string
+	proxy      string
+	allow      []string
+	store      string
+	storeDir   string
+	enclaveCID uint32
+	maxConns   int
 }
 
 func newBridgeCmd() *cobra.Command {
@@ -44,6 +45,8 @@ func newBridgeCmd() *cobra.Command {
 			"store and its enclave's data key file, which an enclave's in-memory data directory loses on a " +
 			"restart, and the join token of its first start, which the operator puts there as join-token.\n\n" +
 			"Addresses are host:port (TCP), vsock://CID:PORT (vsock://:PORT to listen) or unix:PATH. " +
+			"With any vsock listener, --enclave-cid names the one enclave it serves; connections from " +
+			"other enclaves or VMs on the machine are closed. " +
 			"It stops on SIGINT or SIGTERM.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,6 +61,7 @@ func newBridgeCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&f.allow, "allow", nil, "a HOST:PORT the proxy may dial (repeatable)")
 	cmd.Flags().StringVar(&f.store, "store", "", "serve the node's storage.parent on this address")
 	cmd.Flags().StringVar(&f.storeDir, "store-dir", "", "the directory --store keeps the node's files in")
+	cmd.Flags().Uint32Var(&f.enclaveCID, "enclave-cid", 0, "the context id of the enclave the vsock listeners serve")
 	cmd.Flags().IntVar(&f.maxConns, "max-conns", bridge.DefaultConfig().MaxConns, "connections each listener serves at once")
 	return cmd
 }
@@ -102,11 +106,17 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 		if err != nil {
 			return nil, err
 		}
+		if a.Kind == bridge.VSock && f.enclaveCID == 0 {
+			return nil, fmt.Errorf("bridge: %s is a vsock listener: give --enclave-cid, the enclave it serves", addr)
+		}
 		ln, err := a.Listen()
 		if err != nil {
 			return nil, fmt.Errorf("bridge: listen on %s: %w", addr, err)
 		}
 		listeners = append(listeners, ln)
+		if a.Kind == bridge.VSock {
+			ln = bridge.OnlyFrom(ln, f.enclaveCID)
+		}
 		return ln, nil
 	}
 	fail := func(err error) error {
@@ -155,7 +165,7 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 	}
 	if store != nil {
 		log.Info("bridge: file store", "listen", store.Addr().String(), "dir", f.storeDir)
-		g.Go(func() error { return bridge.ServeFiles(gctx, store, files) })
+		g.Go(func() error { return bridge.ServeFiles(gctx, store, files, cfg.MaxConns) })
 	}
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -156,3 +156,27 @@ func removeStaleSocket(path string) error {
 	}
 	return nil
 }
+
+// OnlyFrom returns ln, refusing (closing at once) every vsock connection
+// that does not come from context id cid: the parent's proxy and file
+// store serve its one enclave, not every enclave or VM on the machine.
+// Connections of other kinds pass.
+func OnlyFrom(ln net.Listener, cid uint32) net.Listener { return &cidListener{Listener: ln, cid: cid} }
+
+type cidListener struct {
+	net.Listener
+	cid uint32
+}
+
+func (l *cidListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := c.RemoteAddr().(vsock.Addr); !ok || a.CID == l.cid {
+			return c, nil
+		}
+		c.Close()
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coterie-mpc/coterie/enclave/nitro/vsock"
 )
 
 func TestParseAddr(t *testing.T) {
@@ -433,4 +435,52 @@ func TestProxyHalfClose(t *testing.T) {
 		t.Fatalf("read from a half-closed tunnel = %v, want it closed by the proxy", err)
 	}
 	(<-held).Close()
+}
+
+// fakeListener hands out the conns given, then fails.
+type fakeListener struct {
+	net.Listener
+	conns chan net.Conn
+}
+
+func (l *fakeListener) Accept() (net.Conn, error) {
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// fromConn is a conn that says it comes from remote.
+type fromConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c fromConn) RemoteAddr() net.Addr { return c.remote }
+
+// TestOnlyFrom: a vsock connection from another context id is closed and
+// never accepted; one from the enclave, and any unix or TCP one, is.
+func TestOnlyFrom(t *testing.T) {
+	l := &fakeListener{conns: make(chan net.Conn, 3)}
+	other, _ := net.Pipe()
+	mine, _ := net.Pipe()
+	local, _ := net.Pipe()
+	l.conns <- fromConn{other, vsock.Addr{CID: 17, Port: 1}}
+	l.conns <- fromConn{mine, vsock.Addr{CID: 16, Port: 2}}
+	l.conns <- fromConn{local, &net.UnixAddr{Name: "@", Net: "unix"}}
+	close(l.conns)
+	ln := OnlyFrom(l, 16)
+	for _, want := range []net.Conn{mine, local} {
+		c, err := ln.Accept()
+		if err != nil || c.(fromConn).Conn != want {
+			t.Fatalf("Accept = %v, %v", c, err)
+		}
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept at the end = %v", err)
+	}
+	if _, err := other.Write([]byte("x")); err == nil {
+		t.Fatal("the connection from another enclave was left open")
+	}
 }

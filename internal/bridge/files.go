@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/coterie-mpc/coterie/internal/atomicfile"
 )
 
@@ -97,11 +99,12 @@ func (s *FileStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ServeFiles serves s on ln until ctx ends; it returns ctx.Err() then, or
-// the server's error.
-func ServeFiles(ctx context.Context, ln net.Listener, s *FileStore) error {
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+// ServeFiles serves s on ln, at most maxConns connections at once, until
+// ctx ends; it returns ctx.Err() then, or the server's error.
+func ServeFiles(ctx context.Context, ln net.Listener, s *FileStore, maxConns int) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	ln = netutil.LimitListener(ln, maxConns)
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

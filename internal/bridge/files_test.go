@@ -29,7 +29,7 @@ func startFiles(t *testing.T) (string, *Files) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeFiles(ctx, ln, s) }()
+	go func() { done <- ServeFiles(ctx, ln, s, 8) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
