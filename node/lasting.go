@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coterie-mpc/coterie/clock"
@@ -138,7 +139,8 @@ type fileSaver struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	saving sync.Mutex // held during each save
+	saving  sync.Mutex  // held during each save
+	failing atomic.Bool // the last save failed
 
 	dirty  chan struct{} // one pending change at most
 	cancel context.CancelFunc
@@ -189,7 +191,17 @@ func (s *fileSaver) run(ctx context.Context) {
 func (s *fileSaver) saveNow(ctx context.Context) error {
 	s.saving.Lock()
 	defer s.saving.Unlock()
-	return s.save(ctx)
+	err := s.save(ctx)
+	s.failing.Store(err != nil)
+	return err
+}
+
+// stale is 1 while the last save failed, for a gauge.
+func (s *fileSaver) stale() float64 {
+	if s.failing.Load() {
+		return 1
+	}
+	return 0
 }
 
 // close stops the saver, then makes one last save, bounded by

@@ -59,12 +59,18 @@ func TestFileSaver(t *testing.T) {
 		t.Fatal("a save ran before the retry delay")
 	default:
 	}
+	if s.stale() != 1 {
+		t.Fatal("a failed save does not show as stale")
+	}
 	clk.Advance(keeperRetry)
 	next() <- nil
 	select {
 	case <-calls:
 		t.Fatal("a save ran with no change asked for")
 	case <-time.After(50 * time.Millisecond):
+	}
+	if s.stale() != 0 {
+		t.Fatal("a successful save still shows as stale")
 	}
 	if err := s.close(); err != nil {
 		t.Fatal(err)

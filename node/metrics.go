@@ -44,6 +44,15 @@ func newNodeMetrics(users func() float64, ready func() float64) *nodeMetrics {
 	return m
 }
 
+// watchLasting exports whether the node's kept copies of its lasting files
+// are stale (storage.parent or bucket): 1 while saves fail.
+func (m *nodeMetrics) watchLasting(stale func() float64) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "coterie", Name: "node_lasting_files_stale",
+		Help: "1 while the node fails to save its sealed store and data key file to storage.parent or storage.bucket.",
+	}, stale))
+}
+
 // result names an error for a metric label: a fixed set of values, never
 // an error's text.
 func result(err error) string {

@@ -139,6 +139,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.engine = eng
 	n.metrics = newNodeMetrics(n.userCount, n.readyGauge)
+	if s := n.saver.Load(); s != nil {
+		n.metrics.watchLasting(s.stale)
+	}
 	if err := n.openCluster(); err != nil {
 		return nil, err
 	}
