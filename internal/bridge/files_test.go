@@ -120,14 +120,14 @@ func TestFilesNoParent(t *testing.T) {
 // names that could leave its directory or reach its temporary files.
 func TestFileStoreNames(t *testing.T) {
 	dir := t.TempDir()
-	s, err := NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler))
-	if err == nil {
+	if _, err := NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("NewFileStore accepted a directory that does not exist")
 	}
 	if err := os.Mkdir(filepath.Join(dir, "store"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler)); err != nil {
+	s, err := NewFileStore(filepath.Join(dir, "store"), slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, target := range []string{"/v1/files/..%2Fescape", "/v1/files/.hidden", "/v1/files/a%2Fb", "/v1/files/", "/v1/other/x"} {
