@@ -52,7 +52,8 @@ func NewAdminClient(cfg Config) (*AdminClient, error) {
 	hostPort := "unix" // a placeholder host for a unix socket's URLs
 	switch a.Kind {
 	case bridge.VSock:
-		return nil, fmt.Errorf("%w: the admin API listens on %s, inside an enclave: call it through the TCP port the parent forwards to it, with a config whose admin.listen is that port", ErrInvalidConfig, addr)
+		return nil, fmt.Errorf("%w: the admin API listens on %s, inside an enclave, whose admin token never leaves it: "+
+			"run the node commands on a voter (health and metrics answer on the port the parent forwards)", ErrInvalidConfig, addr)
 	case bridge.TCP:
 		host, port, _ := net.SplitHostPort(addr)
 		if host == "" || host == "0.0.0.0" || host == "::" {
