@@ -291,6 +291,9 @@ func normalize(c Config) Config {
 	if len(c.Recovery.Recipients) == 0 {
 		c.Recovery.Recipients = nil
 	}
+	if len(c.Cluster.UnverifiableJoinKinds) == 0 {
+		c.Cluster.UnverifiableJoinKinds = nil
+	}
 	if len(c.Enclave.ConfidentialSpace.HardwareModels) == 0 {
 		c.Enclave.ConfidentialSpace.HardwareModels = nil
 	}
