@@ -75,22 +75,39 @@ type payload struct {
 	Nonce       []byte            `cbor:"nonce"`
 }
 
-// decMode decodes strictly: no duplicate keys, no indefinite lengths, no
-// tags inside the message, and bounded nesting and sizes.
-var decMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		TagsMd:           cbor.TagsForbidden,
-		MaxNestedLevels:  4,
-		MaxArrayElements: maxCABundle + 4,
-		MaxMapPairs:      maxPCRs + 16,
-	}.DecMode()
+// strict are the options for every CBOR item of a document: no duplicate
+// keys, no indefinite lengths, no tags inside the message, and bounded
+// nesting and sizes.
+var strict = cbor.DecOptions{
+	DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+	IndefLength:      cbor.IndefLengthForbidden,
+	TagsMd:           cbor.TagsForbidden,
+	MaxNestedLevels:  4,
+	MaxArrayElements: maxCABundle + 4,
+	MaxMapPairs:      maxPCRs + 16,
+}
+
+// decMode decodes the COSE_Sign1 and its protected header strictly.
+var decMode = mustDecMode(strict)
+
+// payloadDecMode decodes the payload as strictly, except that it admits
+// indefinite lengths: genuine documents come both ways, the payload a
+// definite-length map in some and an indefinite-length one in others (see
+// testdata/README.md), and the signature covers whichever bytes the
+// hypervisor wrote.
+var payloadDecMode = func() cbor.DecMode {
+	o := strict
+	o.IndefLength = cbor.IndefLengthAllowed
+	return mustDecMode(o)
+}()
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	m, err := o.DecMode()
 	if err != nil {
 		panic(err)
 	}
 	return m
-}()
+}
 
 // encMode encodes the signature structure canonically.
 var encMode = func() cbor.EncMode {
@@ -135,7 +152,7 @@ func parse(raw []byte) (parsed, error) {
 		return parsed{}, fmt.Errorf("%w: signature of %d bytes, want %d", ErrMalformed, len(p.msg.Signature), signatureBytes)
 	}
 	var w payload
-	if err := decMode.Unmarshal(p.msg.Payload, &w); err != nil {
+	if err := payloadDecMode.Unmarshal(p.msg.Payload, &w); err != nil {
 		return parsed{}, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	if problem := w.check(); problem != "" {

@@ -24,6 +24,11 @@ func FuzzParseDocument(f *testing.F) {
 	}
 	f.Add(genuine)
 	f.Add(append([]byte{0xd2}, genuine...))
+	// Documents AWS signed for other projects' enclaves, one with a
+	// definite-length payload map and one with an indefinite-length one.
+	for _, g := range genuineDocs {
+		f.Add(readDocument(f, g.file))
+	}
 	f.Add([]byte{0x84, 0x40, 0xa0, 0x40, 0x40})
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
