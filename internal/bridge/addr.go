@@ -21,10 +21,11 @@ var ErrAddr = errors.New("bridge: bad address")
 // Kind is the transport an Addr names.
 type Kind int
 
+// The kinds of address.
 const (
-	TCP Kind = iota
-	Unix
-	VSock
+	TCP   Kind = iota // host:port
+	Unix              // unix:PATH
+	VSock             // vsock://CID:PORT
 )
 
 // String returns "tcp", "unix" or "vsock".

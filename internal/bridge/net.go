@@ -49,7 +49,8 @@ func (n Net) Listen(addr string) (net.Listener, error) {
 // DialContext connects to addr, a host:port, over network "tcp", "tcp4"
 // or "tcp6" (the proxy chooses the family). When the destination refuses
 // the connection, the error wraps syscall.ECONNREFUSED, directly or
-// through the proxy.
+// through the proxy; when the proxy itself fails, it is ErrEgress, never
+// ECONNREFUSED.
 func (n Net) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if n.Egress == nil {
 		var d net.Dialer
