@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coterie-mpc/coterie/internal/bridge"
+	"github.com/coterie-mpc/coterie/internal/logthrottle"
 )
 
 // bridgeFlags are the flags of `coterie bridge`.
@@ -52,8 +53,13 @@ func newBridgeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			return runBridge(ctx, f, log)
+			// Refusals under a flood repeat: identical records are throttled.
+			h, err := logthrottle.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}), logthrottle.DefaultConfig())
+			if err != nil {
+				return err
+			}
+			defer h.Flush()
+			return runBridge(ctx, f, slog.New(h))
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.forwards, "forward", nil, "relay connections on LISTEN to TARGET (LISTEN=TARGET, repeatable)")
