@@ -83,6 +83,12 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 	if len(f.forwards) == 0 && f.proxy == "" && f.store == "" {
 		return errors.New("bridge: nothing to do: give --forward, --proxy or --store")
 	}
+	if f.proxy == "" && len(f.allow) > 0 {
+		return errors.New("bridge: --allow applies to --proxy, which is not given")
+	}
+	if f.proxy != "" && len(f.allow) == 0 {
+		return errors.New("bridge: --proxy allows no destination: give --allow HOST:PORT for each peer and service")
+	}
 	if (f.store == "") != (f.storeDir == "") {
 		return errors.New("bridge: --store and --store-dir go together")
 	}
@@ -95,12 +101,6 @@ func runBridge(ctx context.Context, f bridgeFlags, log *slog.Logger) error {
 		if files, err = bridge.NewFileStore(f.storeDir, log); err != nil {
 			return err
 		}
-	}
-	if f.proxy == "" && len(f.allow) > 0 {
-		return errors.New("bridge: --allow applies to --proxy, which is not given")
-	}
-	if f.proxy != "" && len(f.allow) == 0 {
-		return errors.New("bridge: --proxy allows no destination: give --allow HOST:PORT for each peer and service")
 	}
 	type forward struct {
 		ln     net.Listener
