@@ -278,12 +278,13 @@ func TestJoinThroughUnverifiableMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	m := enclavetest.NewMachine(t)
-	kr, err := keyring.Generate()
-	if err != nil {
+	// TestJoin's first member, without its saved member tables.
+	a := newJoinNode(t, m, "n1", nil)
+	a.cfg.Bootstrap = true
+	var err error
+	if a.cfg.Keyring, err = keyring.Generate(); err != nil {
 		t.Fatal(err)
 	}
-	a := newJoinNode(t, m, "n1", nil)
-	a.cfg.Bootstrap, a.cfg.Keyring = true, kr
 	policy := selfPolicy(a.enc)
 	ca := startTLS(t, a.cfg)
 	if err := ca.Init(ctx, policy, a.member()); err != nil {
