@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -208,13 +209,23 @@ func TestProxyRefusals(t *testing.T) {
 	}
 }
 
-// TestProxyBound: beyond MaxConns a new connection is closed at once, and
+// TestProxyBound: beyond MaxConns a new connection gets a 503, and is
 // served again once one ends.
 func TestProxyBound(t *testing.T) {
 	e := newEcho(t)
 	cfg := testConfig(e.addr())
 	cfg.MaxConns = 1
-	n := startProxy(t, cfg)
+	a := Addr{Kind: Unix, Path: filepath.Join(t.TempDir(), "p.sock")}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{}, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Proxy(ctx, &signalListener{Listener: ln, closed: closed}, cfg) }()
+	defer func() { cancel(); <-done }()
+	n := Net{Egress: &a}
 	first, err := n.DialContext(ctxT(t), "tcp", e.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -222,24 +233,48 @@ func TestProxyBound(t *testing.T) {
 	if _, err := n.DialContext(ctxT(t), "tcp", e.addr()); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("a second tunnel beyond MaxConns 1: %v, want a 503", err)
 	}
+	<-closed // the refused one
 	if got := roundTrip(t, first, "a"); got != "echo:a" {
 		t.Fatalf("answer %q", got)
 	}
-	// The first tunnel's slot frees once the proxy sees both ends close;
-	// a bounded number of tries covers that moment.
-	for i := 0; ; i++ {
-		c, err := n.DialContext(ctxT(t), "tcp", e.addr())
-		if err == nil {
-			if got := roundTrip(t, c, "b"); got != "echo:b" {
-				t.Fatalf("answer %q", got)
-			}
-			return
-		}
-		if i == 100 {
-			t.Fatalf("no tunnel after the first ended: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The proxy frees the first tunnel's slot before it closes its end.
+	select {
+	case <-closed:
+	case <-ctxT(t).Done():
+		t.Fatal("the proxy never closed the first tunnel")
 	}
+	c, err := n.DialContext(ctxT(t), "tcp", e.addr())
+	if err != nil {
+		t.Fatalf("no tunnel after the first ended: %v", err)
+	}
+	if got := roundTrip(t, c, "b"); got != "echo:b" {
+		t.Fatalf("answer %q", got)
+	}
+}
+
+// signalListener's conns say on closed when the server closes them.
+type signalListener struct {
+	net.Listener
+	closed chan struct{}
+}
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &signalConn{UnixConn: c.(*net.UnixConn), closed: l.closed}, nil
+}
+
+type signalConn struct {
+	*net.UnixConn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *signalConn) Close() error {
+	c.once.Do(func() { c.closed <- struct{}{} })
+	return c.UnixConn.Close()
 }
 
 // TestProxyStopClosesTunnels: when the proxy's context ends, its open

@@ -84,16 +84,21 @@ func dialConnect(ctx context.Context, proxy Addr, target string) (net.Conn, erro
 		}
 		return nil, err
 	}
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
-		return fail(fmt.Errorf("%w: %s: %v", ErrEgress, proxy, err))
-	}
+	// A proxy at its connection bound answers 503 and closes before it
+	// reads: a failed write still leaves its answer to read.
+	_, werr := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
 	// The answer's header is bounded: the parent must not fill the
 	// enclave's memory.
 	lim := &io.LimitedReader{R: c, N: maxRequest}
 	br := bufio.NewReader(lim)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
+	switch {
+	case err != nil && werr != nil:
+		return fail(fmt.Errorf("%w: %s: %v", ErrEgress, proxy, werr))
+	case err != nil:
 		return fail(fmt.Errorf("%w: %s: reading its answer for %s: %v", ErrEgress, proxy, target, err))
+	case werr != nil && resp.StatusCode == http.StatusOK:
+		return fail(fmt.Errorf("%w: %s: %v", ErrEgress, proxy, werr))
 	}
 	resp.Body.Close()
 	switch {

@@ -68,8 +68,8 @@ func (r *relay) serve(ctx context.Context, handle func(context.Context, net.Conn
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			defer func() { <-r.sem }()
 			defer r.untrack(c)
+			defer func() { <-r.sem }() // the slot is free before c closes
 			handle(ctx, c)
 		}()
 	}
